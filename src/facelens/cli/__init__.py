@@ -1,0 +1,25 @@
+"""The facelens command line: `facelens <group> <command>`, AWS CLI names and flags."""
+
+from __future__ import annotations
+
+import typer
+
+from facelens.cli import bench, collections, faces, users
+
+
+def build_app() -> typer.Typer:
+    app = typer.Typer(
+        name="facelens",
+        help="Open person identification with Rekognition's vocabulary.",
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+    )
+    app.add_typer(collections.app, name="collections")
+    app.add_typer(faces.app, name="faces")
+    app.add_typer(users.app, name="users")
+    app.add_typer(bench.app, name="bench")
+    return app
+
+
+def main() -> None:
+    build_app()()

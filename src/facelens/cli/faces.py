@@ -1,0 +1,175 @@
+"""`facelens faces index|search|search-by-id|list|delete`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import Progress
+
+from facelens.api import shapes
+from facelens.cli.context import Context
+from facelens.cli.options import (
+    CollectionId,
+    FaceIds,
+    MaxFaces,
+    MaxResults,
+    NextToken,
+    Quality,
+    Threshold,
+    split_ids,
+)
+from facelens.cli.output import ERROR_EXIT, aws_errors, emit, run
+from facelens.collection import enroll
+from facelens.collection.models import QualityFilter
+from facelens.collection.service import DEFAULT_FACE_MATCH_THRESHOLD, DEFAULT_SEARCH_MAX_FACES
+
+app = typer.Typer(help="Faces: index, search, list, delete.", no_args_is_help=True)
+
+ImagePath = Annotated[str, typer.Argument(help="Image file (fileb:// prefix accepted).")]
+
+
+@app.command()
+def index(
+    path: Annotated[str, typer.Argument(help="An image file, or a folder to enrol.")],
+    collection_id: CollectionId,
+    external_image_id: Annotated[
+        str | None, typer.Option("--external-image-id", help="Your id for the image.")
+    ] = None,
+    max_faces: Annotated[
+        int | None, typer.Option("--max-faces", min=1, max=4096, help="Index the largest N.")
+    ] = None,
+    quality_filter: Quality = QualityFilter.AUTO,
+) -> None:
+    """IndexFaces. A folder enrols every photo: ExternalImageId from the file name, and
+    one user per sub-folder (its photos' largest faces associated to it)."""
+    ctx = Context()
+    folder = Path(path.removeprefix("fileb://"))
+    if folder.is_dir():
+        _index_folder(ctx, folder, collection_id, quality_filter)
+        return
+    run(
+        lambda: shapes.index_faces(
+            ctx.collections.index_faces(
+                collection_id,
+                ctx.read_image(path),
+                external_image_id=external_image_id,
+                max_faces=max_faces,
+                quality_filter=quality_filter,
+            )
+        )
+    )
+
+
+def _index_folder(ctx: Context, folder: Path, collection_id: str, quality: QualityFilter) -> None:
+    with aws_errors():
+        ctx.collections.require_compatible(collection_id)
+        items = enroll.plan(folder)
+        with Progress(transient=True) as progress:
+            task = progress.add_task(f"Enrolling {folder}", total=len(items))
+            outcomes = enroll.enrol(
+                ctx.collections,
+                ctx.users,
+                collection_id,
+                items,
+                read=lambda p: ctx.read_image(str(p)),
+                quality_filter=quality,
+                advance=lambda: progress.advance(task),
+            )
+    images: list[dict[str, Any]] = []
+    for o in outcomes:
+        entry: dict[str, Any] = {"Path": str(o.item.path), "ExternalImageId": o.item.external_image_id}
+        if o.item.user_id:
+            entry["UserId"] = o.item.user_id
+            entry["AssociatedFaces"] = o.associated
+        if o.result is not None:
+            entry["FaceIds"] = [r.face.face_id for r in o.result.face_records]
+            entry["UnindexedFaces"] = len(o.result.unindexed_faces)
+        if o.error is not None:
+            entry.update(o.error.to_dict())
+        images.append(entry)
+    failed = sum(o.error is not None for o in outcomes)
+    emit(
+        {
+            "Images": images,
+            "IndexedFaces": sum(len(e.get("FaceIds", [])) for e in images),
+            "FailedImages": failed,
+        }
+    )
+    if failed:
+        raise typer.Exit(ERROR_EXIT)
+
+
+@app.command()
+def search(
+    image: ImagePath,
+    collection_id: CollectionId,
+    max_faces: MaxFaces = DEFAULT_SEARCH_MAX_FACES,
+    face_match_threshold: Threshold = DEFAULT_FACE_MATCH_THRESHOLD,
+    quality_filter: Quality = QualityFilter.NONE,
+) -> None:
+    """SearchFacesByImage: the largest face in IMAGE against the collection."""
+    ctx = Context()
+    run(
+        lambda: shapes.search_faces_by_image(
+            ctx.collections.search_faces_by_image(
+                collection_id,
+                ctx.read_image(image),
+                max_faces=max_faces,
+                face_match_threshold=face_match_threshold,
+                quality_filter=quality_filter,
+            )
+        )
+    )
+
+
+@app.command("search-by-id")
+def search_by_id(
+    collection_id: CollectionId,
+    face_id: Annotated[str, typer.Option("--face-id", help="A stored face's id.")],
+    max_faces: MaxFaces = DEFAULT_SEARCH_MAX_FACES,
+    face_match_threshold: Threshold = DEFAULT_FACE_MATCH_THRESHOLD,
+) -> None:
+    """SearchFaces: stored faces like a stored face."""
+    ctx = Context()
+    run(
+        lambda: shapes.search_faces(
+            ctx.collections.search_faces(
+                collection_id,
+                face_id,
+                max_faces=max_faces,
+                face_match_threshold=face_match_threshold,
+            )
+        )
+    )
+
+
+@app.command("list")
+def list_(
+    collection_id: CollectionId,
+    max_results: MaxResults = 1000,
+    next_token: NextToken = None,
+    user_id: Annotated[str | None, typer.Option("--user-id", help="Only this user's faces.")] = None,
+) -> None:
+    """ListFaces, a page at a time (pass NextToken back for the next)."""
+    ctx = Context()
+    run(
+        lambda: shapes.list_faces(
+            ctx.collections.list_faces(
+                collection_id, max_results=max_results, next_token=next_token, user_id=user_id
+            ),
+            model_version=ctx.collections.face_model_version,
+        )
+    )
+
+
+@app.command()
+def delete(collection_id: CollectionId, face_ids: FaceIds) -> None:
+    """DeleteFaces (faces that belong to a user must be disassociated first)."""
+    ctx = Context()
+    run(
+        lambda: shapes.delete_faces(
+            ctx.collections.delete_faces(collection_id, split_ids(face_ids))
+        )
+    )

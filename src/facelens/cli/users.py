@@ -1,0 +1,122 @@
+"""`facelens users create|associate|disassociate|list|delete|search`."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from facelens.api import shapes
+from facelens.cli.context import Context
+from facelens.cli.options import CollectionId, FaceIds, NextToken, Quality, UserIdOpt, split_ids
+from facelens.cli.output import run
+from facelens.collection.models import QualityFilter
+from facelens.collection.users import DEFAULT_USER_MATCH_THRESHOLD
+
+app = typer.Typer(help="Users: one person, several faces.", no_args_is_help=True)
+
+UserThreshold = Annotated[
+    float,
+    typer.Option("--user-match-threshold", min=0, max=100, help="Lowest similarity (0-100)."),
+]
+
+
+@app.command()
+def create(collection_id: CollectionId, user_id: UserIdOpt) -> None:
+    """CreateUser."""
+    ctx = Context()
+
+    def action() -> dict[str, Any]:
+        ctx.users.create_user(collection_id, user_id)
+        return {}
+
+    run(action)
+
+
+@app.command()
+def associate(
+    collection_id: CollectionId,
+    user_id: UserIdOpt,
+    face_ids: FaceIds,
+    user_match_threshold: UserThreshold = DEFAULT_USER_MATCH_THRESHOLD,
+) -> None:
+    """AssociateFaces: each face must match the user's faces at the threshold."""
+    ctx = Context()
+    run(
+        lambda: shapes.associate_faces(
+            ctx.users.associate_faces(
+                collection_id,
+                user_id,
+                split_ids(face_ids),
+                user_match_threshold=user_match_threshold,
+            )
+        )
+    )
+
+
+@app.command()
+def disassociate(collection_id: CollectionId, user_id: UserIdOpt, face_ids: FaceIds) -> None:
+    """DisassociateFaces."""
+    ctx = Context()
+    run(
+        lambda: shapes.disassociate_faces(
+            ctx.users.disassociate_faces(collection_id, user_id, split_ids(face_ids))
+        )
+    )
+
+
+@app.command("list")
+def list_(
+    collection_id: CollectionId,
+    max_results: Annotated[int, typer.Option("--max-results", min=1, max=500)] = 500,
+    next_token: NextToken = None,
+) -> None:
+    """ListUsers."""
+    ctx = Context()
+    run(
+        lambda: shapes.list_users(
+            ctx.users.list_users(collection_id, max_results=max_results, next_token=next_token)
+        )
+    )
+
+
+@app.command()
+def delete(
+    collection_id: CollectionId,
+    user_id: UserIdOpt,
+    delete_faces: Annotated[
+        bool,
+        typer.Option("--delete-faces", help="Also delete the user's faces (forget the person)."),
+    ] = False,
+) -> None:
+    """DeleteUser. Its faces stay in the collection unless --delete-faces."""
+    ctx = Context()
+
+    def action() -> dict[str, Any]:
+        deleted = ctx.users.delete_user(collection_id, user_id, delete_faces=delete_faces)
+        return {"DeletedFaces": deleted} if delete_faces else {}
+
+    run(action)
+
+
+@app.command()
+def search(
+    image: Annotated[str, typer.Argument(help="Image file (fileb:// prefix accepted).")],
+    collection_id: CollectionId,
+    max_users: Annotated[int, typer.Option("--max-users", min=1, max=500)] = 10,
+    user_match_threshold: UserThreshold = DEFAULT_USER_MATCH_THRESHOLD,
+    quality_filter: Quality = QualityFilter.NONE,
+) -> None:
+    """SearchUsersByImage: the largest face in IMAGE against every user's combined template."""
+    ctx = Context()
+    run(
+        lambda: shapes.search_users_by_image(
+            ctx.users.search_users_by_image(
+                collection_id,
+                ctx.read_image(image),
+                max_users=max_users,
+                user_match_threshold=user_match_threshold,
+                quality_filter=quality_filter,
+            )
+        )
+    )

@@ -1,0 +1,71 @@
+"""From image bytes to the faces a collection operation works on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from facelens.collection.models import QualityFilter
+from facelens.collection.quality_filter import quality_reasons
+from facelens.engine.images import DecodedImage, decode_image
+from facelens.engine.protocol import FaceEngine
+from facelens.engine.types import FaceDetail
+from facelens.errors import InvalidParameterException
+
+ImageInput = bytes | DecodedImage
+"""Raw bytes (checked and decoded here) or an image the caller already decoded."""
+
+
+@dataclass(frozen=True, slots=True)
+class ImageLimits:
+    """max_bytes: bytes of the encoded image; max_pixels: width x height."""
+
+    max_bytes: int = 15 * 1024 * 1024
+    max_pixels: int = 50_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeFace:
+    """The face a search uses: the largest that passes the quality filter."""
+
+    detail: FaceDetail
+    embedding: npt.NDArray[np.float32]
+    others: list[FaceDetail]
+
+
+class FaceAnalyzer:
+    """Decodes an image, detects faces (largest first) and embeds the ones asked for."""
+
+    def __init__(self, engine: FaceEngine, *, limits: ImageLimits | None = None) -> None:
+        self.engine = engine
+        self.limits = limits or ImageLimits()
+
+    def decode(self, image: ImageInput) -> DecodedImage:
+        if isinstance(image, DecodedImage):
+            return image
+        return decode_image(
+            image, max_bytes=self.limits.max_bytes, max_pixels=self.limits.max_pixels
+        )
+
+    def detect(self, image: DecodedImage) -> list[FaceDetail]:
+        return self.engine.detect(image.pixels)
+
+    def embed(self, image: DecodedImage, faces: list[FaceDetail]) -> npt.NDArray[np.float32]:
+        return self.engine.embed(image.pixels, faces)
+
+    def probe(self, image: ImageInput, quality: QualityFilter) -> ProbeFace:
+        """The largest face passing ``quality``; InvalidParameterException when there is none."""
+        decoded = self.decode(image)
+        faces = self.detect(decoded)
+        if not faces:
+            raise InvalidParameterException("There are no faces in the image. Should be at least 1.")
+        passing = [f for f in faces if not quality_reasons(f, quality)]
+        if not passing:
+            raise InvalidParameterException(
+                f"No face in the image passes the quality filter {quality.value}"
+            )
+        chosen = passing[0]
+        embedding = self.embed(decoded, [chosen])[0]
+        return ProbeFace(chosen, embedding, [f for f in faces if f is not chosen])

@@ -1,0 +1,43 @@
+"""Calibrated similarity: Euclidean distance between unit embeddings -> 0-100.
+
+similarity = 100 / (1 + exp(SLOPE * (distance - MIDPOINT)))
+
+A logistic curve fitted to the LFW development pairs
+(../shared/testdata/lfw, 1500 same and 1500 different pairs; regenerate the
+figures with ``facelens bench lfw``):
+
+* MIDPOINT is the distance where similarity is 50: the accuracy-optimal
+  threshold on LFW (same and different people are equally likely).
+* SLOPE puts similarity 80 (Rekognition's default FaceMatchThreshold) at the
+  largest distance where the false-match rate on LFW's different-people
+  pairs is at most 0.1%, less a safety margin.
+
+So: threshold 80 means at most 1 false match per 1000 comparisons of
+strangers on LFW-like photos; higher thresholds mean fewer false matches and
+more missed ones. The mapping is monotone, so ranking is unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+
+MIDPOINT = 0.55
+DISTANCE_AT_80 = 0.45
+SLOPE = math.log(4.0) / (MIDPOINT - DISTANCE_AT_80)
+
+
+def similarity(distance: float) -> float:
+    """0-100 from a distance in 0-2 (unit vectors); 100 is identical."""
+    z = SLOPE * (distance - MIDPOINT)
+    if z > 700:  # exp overflow: as dissimilar as it gets
+        return 0.0
+    return 100.0 / (1.0 + math.exp(z))
+
+
+def distance_for_similarity(threshold: float) -> float:
+    """The largest distance whose similarity is >= ``threshold`` (0-100)."""
+    if threshold <= 0:
+        return 2.0
+    if threshold >= 100:
+        return 0.0
+    return max(0.0, MIDPOINT + math.log(100.0 / threshold - 1.0) / SLOPE)

@@ -1,0 +1,62 @@
+"""The engine ports: a detector, an embedder, and the face engine built from them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from facelens.engine.types import DetectedFace, FaceDetail, RGBImage
+
+
+class Detector(Protocol):
+    """Finds faces: pixel box, five landmarks and a 0-100 confidence each."""
+
+    name: str
+
+    def prepare(self) -> None:
+        """Loads the model (idempotent). Raises ConfigurationError if it cannot."""
+        ...
+
+    def detect(self, image: RGBImage) -> list[DetectedFace]:
+        """Faces in ``image`` (RGB uint8, any size the caller chose), in its pixels."""
+        ...
+
+
+class Embedder(Protocol):
+    """Turns an aligned face chip into an L2-normalised float32 vector."""
+
+    model_version: str
+    dimension: int
+    chip_size: int
+
+    def prepare(self) -> None: ...
+
+    def align(self, image: RGBImage, face: DetectedFace) -> RGBImage:
+        """The aligned chip (chip_size x chip_size RGB) the embedding is computed from."""
+        ...
+
+    def embed(self, chips: Sequence[RGBImage]) -> npt.NDArray[np.float32]:
+        """One unit row per chip, shape (len(chips), dimension); batched for speed."""
+        ...
+
+
+class FaceEngine(Protocol):
+    """Pixels to faces: detection with quality and pose, alignment, embedding."""
+
+    model_version: str
+    """Identifies the embedding space; collections refuse embeddings from another."""
+
+    def prepare(self) -> None: ...
+
+    def detect(self, image: RGBImage) -> list[FaceDetail]:
+        """Faces with box (pixels and ratios), landmarks, pose, quality; largest first."""
+        ...
+
+    def align(self, image: RGBImage, face: FaceDetail) -> RGBImage: ...
+
+    def embed(self, image: RGBImage, faces: Sequence[FaceDetail]) -> npt.NDArray[np.float32]:
+        """Embeddings of ``faces`` (found in ``image``), one unit row each, in one batch."""
+        ...

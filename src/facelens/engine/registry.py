@@ -1,0 +1,61 @@
+"""Builds the configured face engine by name; an unknown name is an error, never a fallback."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+from facelens.config import Settings
+from facelens.engine.dlib_embedder import DlibEmbedder
+from facelens.engine.hog import HogDetector
+from facelens.engine.pipeline import PipelineEngine
+from facelens.engine.protocol import Detector, FaceEngine
+from facelens.errors import ConfigurationError
+
+
+def _hog(settings: Settings) -> Detector:
+    return HogDetector()
+
+
+def _yunet(settings: Settings) -> Detector:
+    from facelens.engine.yunet import YuNetDetector, find_model
+
+    path = find_model(settings.models_dir) if settings.models_dir else None
+    if path is None:
+        raise ConfigurationError(
+            "detector 'yunet' needs face_detection_yunet_2023mar.onnx in the models directory "
+            f"(FACELENS_MODELS_DIR, now {settings.models_dir})"
+        )
+    return YuNetDetector(path)
+
+
+DETECTORS: dict[str, Callable[[Settings], Detector]] = {"hog": _hog, "yunet": _yunet}
+
+
+def _dlib(settings: Settings) -> FaceEngine:
+    return PipelineEngine(
+        build_detector(settings), DlibEmbedder(), detect_max_side=settings.detect_max_side
+    )
+
+
+ENGINES: dict[str, Callable[[Settings], FaceEngine]] = {"dlib": _dlib}
+
+_T = TypeVar("_T")
+
+
+def _pick(table: dict[str, _T], kind: str, name: str) -> _T:
+    try:
+        return table[name]
+    except KeyError:
+        known = ", ".join(sorted(table))
+        raise ConfigurationError(f"unknown {kind} {name!r}; known: {known}") from None
+
+
+def build_detector(settings: Settings) -> Detector:
+    """The detector named by ``settings.detector`` (not yet prepared)."""
+    return _pick(DETECTORS, "detector", settings.detector)(settings)
+
+
+def build_engine(settings: Settings) -> FaceEngine:
+    """The engine named by ``settings.engine`` (not yet prepared: call ``prepare()``)."""
+    return _pick(ENGINES, "engine", settings.engine)(settings)

@@ -1,0 +1,108 @@
+"""The one exception tree of facelens.
+
+Every error carries the AWS-style ``code`` that Rekognition (or S3, DynamoDB)
+would use for the same condition, and the HTTP status an AWS endpoint would
+answer with, so the CLI and the HTTP API can render it without a lookup
+table of their own. Library errors are wrapped where they enter facelens
+(``raise StorageError(...) from exc``); one place per front end turns these
+into output (see :mod:`facelens.cli.output`).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class FacelensError(Exception):
+    """Base of every error facelens raises on purpose."""
+
+    code: ClassVar[str] = "InternalServerError"
+    http_status: ClassVar[int] = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def to_dict(self) -> dict[str, dict[str, str]]:
+        """The error as the CLI prints it: ``{"Error": {"Code", "Message"}}``."""
+        return {"Error": {"Code": self.code, "Message": self.message}}
+
+
+class InvalidParameterException(FacelensError):
+    """A parameter is out of range or malformed, or an image has no face."""
+
+    code = "InvalidParameterException"
+    http_status = 400
+
+
+class InvalidImageFormatException(FacelensError):
+    """The bytes are not an image we can decode (corrupt, truncated, empty, other format)."""
+
+    code = "InvalidImageFormatException"
+    http_status = 400
+
+
+class ImageTooLargeException(FacelensError):
+    """The image exceeds the byte or pixel limit."""
+
+    code = "ImageTooLargeException"
+    http_status = 400
+
+
+class ResourceNotFoundException(FacelensError):
+    """A collection, face or user that does not exist."""
+
+    code = "ResourceNotFoundException"
+    http_status = 400
+
+
+class ResourceAlreadyExistsException(FacelensError):
+    """Creating a collection or user whose id is taken."""
+
+    code = "ResourceAlreadyExistsException"
+    http_status = 400
+
+
+class ConflictException(FacelensError):
+    """The request conflicts with the current state (e.g. a face of another user)."""
+
+    code = "ConflictException"
+    http_status = 400
+
+
+class ServiceQuotaExceededException(FacelensError):
+    """A per-collection or per-user quota would be exceeded."""
+
+    code = "ServiceQuotaExceededException"
+    http_status = 400
+
+
+class AccessDeniedException(FacelensError):
+    code = "AccessDeniedException"
+    http_status = 403
+
+
+class ThrottlingException(FacelensError):
+    code = "ThrottlingException"
+    http_status = 400
+
+
+class ConfigurationError(FacelensError):
+    """Settings that cannot work: an unknown engine name, a missing or altered model file."""
+
+    code = "InvalidParameterException"
+    http_status = 400
+
+
+class StorageError(FacelensError):
+    """A back-end store (SQLite, PostgreSQL, S3) failed underneath us."""
+
+    code = "InternalServerError"
+    http_status = 500
+
+
+class EngineError(FacelensError):
+    """The face engine failed on input it accepted (not the caller's fault)."""
+
+    code = "InternalServerError"
+    http_status = 500
