@@ -24,6 +24,8 @@ FloatMatrix = npt.NDArray[np.float32]
 """An n x d float32 matrix, one L2-normalised vector per row."""
 
 _MIN_CAPACITY = 16
+_SQUARED_NOISE = 1e-5
+"""Squared distances below this are float32 rounding of identical vectors (distance < 0.003)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +160,9 @@ class ExactIndex:
         top = top[np.argsort(-scores[top], kind="stable")]
         rows = top if candidates is None else candidates[top]
         squared = np.clip(2.0 - 2.0 * dots[rows].astype(np.float64), 0.0, 4.0)
+        # A float32 unit vector dotted with itself is 1 +- ~1e-6, which sqrt would
+        # blow up to a distance of ~1e-3; below that floor the vectors are equal.
+        squared[squared < _SQUARED_NOISE] = 0.0
         distances = np.sqrt(squared)
         return [
             Neighbor(self._ids[row], distance)

@@ -307,7 +307,7 @@ class SQLiteCollectionStore:
         with self._transaction("BEGIN") as conn:
             index = self._fresh_index(conn, collection_id)
             hits = _search(index.users, query, limit, max_distance)
-        return [UserNeighbor(_user((h.id, index.face_count(h.id))), h.distance) for h in hits]
+            return [UserNeighbor(_user((h.id, index.face_count(h.id))), h.distance) for h in hits]
 
     # -- internals --
     def _set_user(
@@ -525,9 +525,8 @@ def _page(
             state = json.loads(base64.urlsafe_b64decode(token.encode("ascii")))
         except (binascii.Error, ValueError):
             state = None
-        if not isinstance(state, dict) or state.get("c") != scope or state.get("k") != key:
-            raise InvalidParameterException("The pagination token is not valid for this request")
-        if not isinstance(state.get("after"), str):
+        valid = isinstance(state, dict) and isinstance(state.get("after"), str)
+        if not valid or state.get("c") != scope or state.get("k") != key:
             raise InvalidParameterException("The pagination token is not valid for this request")
         sql, params = f"{sql} AND {key} > ?", [*params, state["after"]]
     rows = conn.execute(f"{sql} ORDER BY {key} LIMIT ?", (*params, max_results + 1)).fetchall()

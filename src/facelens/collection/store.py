@@ -89,7 +89,7 @@ class CollectionStore(Protocol):
 
     # -- users --
     def create_user(self, collection_id: str, user_id: str) -> UserInfo:
-        """Raises ResourceAlreadyExistsException (actually ConflictException in AWS) if taken."""
+        """Raises ConflictException when the user id is taken (as Rekognition does)."""
         ...
 
     def get_user(self, collection_id: str, user_id: str) -> UserInfo:
