@@ -55,4 +55,4 @@ def cli_env(home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, s
         if key.startswith("FACELENS_") and key not in ("FACELENS_TESTDATA", "FACELENS_MODELS_DIR"):
             monkeypatch.delenv(key)
     monkeypatch.setenv("FACELENS_HOME", str(home))
-    yield {"FACELENS_HOME": str(home)}
+    return {"FACELENS_HOME": str(home)}

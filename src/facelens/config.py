@@ -39,7 +39,7 @@ class Settings(BaseSettings):
     )
     engine: str = Field(
         default="dlib",
-        description="Face engine by name (see facelens.engine.registry). Unknown names are an error.",
+        description="Face engine by name (facelens.engine.registry); an unknown name is an error.",
     )
     detector: str = Field(
         default="hog",
@@ -60,7 +60,7 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(
         default=50_000_000,
         gt=0,
-        description="Largest accepted image in pixels (width x height); guards against decompression bombs.",
+        description="Largest accepted image, width x height in pixels (decompression-bomb guard).",
     )
     detect_max_side: int = Field(
         default=1600,
@@ -74,7 +74,7 @@ class Settings(BaseSettings):
     workers: int = Field(
         default=2,
         ge=1,
-        description="Processes used for bulk work (enrolling folders, LFW): the embedding holds the GIL.",
+        description="Processes for bulk work (LFW benchmark): dlib's embedding holds the GIL.",
     )
 
     def database_url(self) -> str:

@@ -14,7 +14,9 @@ import pytest
 ERROR_EXIT = 254
 
 
-def facelens(*args: str, env: dict[str, str], check: bool = True) -> subprocess.CompletedProcess[str]:
+def facelens(
+    *args: str, env: dict[str, str], check: bool = True
+) -> subprocess.CompletedProcess[str]:
     done = subprocess.run(
         [sys.executable, "-m", "facelens", *args],
         env={**os.environ, **env},
@@ -44,22 +46,39 @@ def test_collections_faces_and_search_end_to_end(cli_env: dict[str, str], testda
 
     indexed = out(
         facelens(
-            "faces", "index", str(testdata / "people/obama/obama_1.jpg"),
-            "--collection-id", "friends", "--external-image-id", "obama",
+            "faces",
+            "index",
+            str(testdata / "people/obama/obama_1.jpg"),
+            "--collection-id",
+            "friends",
+            "--external-image-id",
+            "obama",
             env=cli_env,
         )
     )
     record = indexed["FaceRecords"][0]
     face_id = record["Face"]["FaceId"]
     assert record["Face"]["ExternalImageId"] == "obama"
-    assert {"BoundingBox", "Landmarks", "Pose", "Quality", "Confidence"} <= set(record["FaceDetail"])
+    assert {"BoundingBox", "Landmarks", "Pose", "Quality", "Confidence"} <= set(
+        record["FaceDetail"]
+    )
     assert [lm["Type"] for lm in record["FaceDetail"]["Landmarks"]] == [
-        "eyeLeft", "eyeRight", "nose", "mouthLeft", "mouthRight"
+        "eyeLeft",
+        "eyeRight",
+        "nose",
+        "mouthLeft",
+        "mouthRight",
     ]
 
     found = out(
-        facelens("faces", "search", f"fileb://{testdata / 'people/obama/obama_2.jpg'}",
-                 "--collection-id", "friends", env=cli_env)
+        facelens(
+            "faces",
+            "search",
+            f"fileb://{testdata / 'people/obama/obama_2.jpg'}",
+            "--collection-id",
+            "friends",
+            env=cli_env,
+        )
     )
     assert found["FaceMatches"][0]["Face"]["FaceId"] == face_id
     assert found["FaceMatches"][0]["Similarity"] >= 80
@@ -69,18 +88,31 @@ def test_collections_faces_and_search_end_to_end(cli_env: dict[str, str], testda
     assert described["FaceCount"] == 1
     assert out(facelens("collections", "list", env=cli_env))["CollectionIds"] == ["friends"]
 
-    by_id = out(facelens("faces", "search-by-id", "--collection-id", "friends", "--face-id", face_id, env=cli_env))
-    assert by_id["SearchedFaceId"] == face_id and by_id["FaceMatches"] == []
+    by_id = out(
+        facelens(
+            "faces", "search-by-id", "--collection-id", "friends", "--face-id", face_id, env=cli_env
+        )
+    )
+    assert by_id["SearchedFaceId"] == face_id
+    assert by_id["FaceMatches"] == []
 
     listed = out(facelens("faces", "list", "--collection-id", "friends", env=cli_env))
     assert [f["FaceId"] for f in listed["Faces"]] == [face_id]
 
-    deleted = out(facelens("faces", "delete", "--collection-id", "friends", "--face-ids", face_id, env=cli_env))
+    deleted = out(
+        facelens(
+            "faces", "delete", "--collection-id", "friends", "--face-ids", face_id, env=cli_env
+        )
+    )
     assert deleted["DeletedFaces"] == [face_id]
-    assert out(facelens("collections", "delete", "--collection-id", "friends", env=cli_env)) == {"StatusCode": 200}
+    assert out(facelens("collections", "delete", "--collection-id", "friends", env=cli_env)) == {
+        "StatusCode": 200
+    }
 
 
-def test_enrol_a_folder_with_one_user_per_sub_folder(cli_env: dict[str, str], testdata: Path, tmp_path: Path) -> None:
+def test_enrol_a_folder_with_one_user_per_sub_folder(
+    cli_env: dict[str, str], testdata: Path, tmp_path: Path
+) -> None:
     photos = tmp_path / "photos"
     (photos / "obama").mkdir(parents=True)
     (photos / "biden").mkdir()
@@ -100,34 +132,97 @@ def test_enrol_a_folder_with_one_user_per_sub_folder(cli_env: dict[str, str], te
     assert len(by_path["obama_2.jpg"]["AssociatedFaces"]) == 1
 
     users = out(facelens("users", "list", "--collection-id", "c", env=cli_env))["Users"]
-    assert users == [{"UserId": "biden", "UserStatus": "ACTIVE"}, {"UserId": "obama", "UserStatus": "ACTIVE"}]
-    match = out(facelens("users", "search", str(testdata / "people/obama/obama_3.jpg"), "--collection-id", "c", env=cli_env))
+    assert users == [
+        {"UserId": "biden", "UserStatus": "ACTIVE"},
+        {"UserId": "obama", "UserStatus": "ACTIVE"},
+    ]
+    match = out(
+        facelens(
+            "users",
+            "search",
+            str(testdata / "people/obama/obama_3.jpg"),
+            "--collection-id",
+            "c",
+            env=cli_env,
+        )
+    )
     assert match["UserMatches"][0]["User"]["UserId"] == "obama"
 
     forgotten = out(
-        facelens("users", "delete", "--collection-id", "c", "--user-id", "obama", "--delete-faces", env=cli_env)
+        facelens(
+            "users",
+            "delete",
+            "--collection-id",
+            "c",
+            "--user-id",
+            "obama",
+            "--delete-faces",
+            env=cli_env,
+        )
     )
     assert len(forgotten["DeletedFaces"]) == 2
-    assert out(facelens("collections", "describe", "--collection-id", "c", env=cli_env))["FaceCount"] == 3
+    assert (
+        out(facelens("collections", "describe", "--collection-id", "c", env=cli_env))["FaceCount"]
+        == 3
+    )
 
 
 def test_users_commands(cli_env: dict[str, str], testdata: Path) -> None:
     facelens("collections", "create", "--collection-id", "c", env=cli_env)
     face_id = out(
-        facelens("faces", "index", str(testdata / "people/biden/biden_1.jpg"), "--collection-id", "c", env=cli_env)
+        facelens(
+            "faces",
+            "index",
+            str(testdata / "people/biden/biden_1.jpg"),
+            "--collection-id",
+            "c",
+            env=cli_env,
+        )
     )["FaceRecords"][0]["Face"]["FaceId"]
-    assert out(facelens("users", "create", "--collection-id", "c", "--user-id", "joe", env=cli_env)) == {}
-    associated = out(
-        facelens("users", "associate", "--collection-id", "c", "--user-id", "joe", "--face-ids", face_id, env=cli_env)
+    assert (
+        out(facelens("users", "create", "--collection-id", "c", "--user-id", "joe", env=cli_env))
+        == {}
     )
-    assert associated == {"AssociatedFaces": [{"FaceId": face_id}], "UnsuccessfulFaceAssociations": [], "UserStatus": "ACTIVE"}
-    again = facelens("users", "create", "--collection-id", "c", "--user-id", "joe", env=cli_env, check=False)
+    associated = out(
+        facelens(
+            "users",
+            "associate",
+            "--collection-id",
+            "c",
+            "--user-id",
+            "joe",
+            "--face-ids",
+            face_id,
+            env=cli_env,
+        )
+    )
+    assert associated == {
+        "AssociatedFaces": [{"FaceId": face_id}],
+        "UnsuccessfulFaceAssociations": [],
+        "UserStatus": "ACTIVE",
+    }
+    again = facelens(
+        "users", "create", "--collection-id", "c", "--user-id", "joe", env=cli_env, check=False
+    )
     assert error(again)["Code"] == "ConflictException"
     disassociated = out(
-        facelens("users", "disassociate", "--collection-id", "c", "--user-id", "joe", "--face-ids", face_id, env=cli_env)
+        facelens(
+            "users",
+            "disassociate",
+            "--collection-id",
+            "c",
+            "--user-id",
+            "joe",
+            "--face-ids",
+            face_id,
+            env=cli_env,
+        )
     )
     assert disassociated["UserStatus"] == "CREATED"
-    assert out(facelens("users", "delete", "--collection-id", "c", "--user-id", "joe", env=cli_env)) == {}
+    assert (
+        out(facelens("users", "delete", "--collection-id", "c", "--user-id", "joe", env=cli_env))
+        == {}
+    )
 
 
 @pytest.mark.parametrize(
@@ -136,12 +231,17 @@ def test_users_commands(cli_env: dict[str, str], testdata: Path) -> None:
         (lambda d: d.write_bytes(b""), "InvalidImageFormatException"),
         (lambda d: d.write_bytes(os.urandom(4096)), "InvalidImageFormatException"),
         (lambda d: d.write_text("hello, I am not a photo\n"), "InvalidImageFormatException"),
-        (lambda d: d.write_bytes(b"\xff\xd8\xff\xe0" + b"\x00" * 64), "InvalidImageFormatException"),
+        (
+            lambda d: d.write_bytes(b"\xff\xd8\xff\xe0" + b"\x00" * 64),
+            "InvalidImageFormatException",
+        ),
         (lambda d: d.write_bytes(b"\0" * (16 * 1024 * 1024)), "ImageTooLargeException"),
     ],
     ids=["zero-byte", "random-bytes", "text", "truncated-jpeg", "huge"],
 )
-def test_bad_input_gets_its_code(cli_env: dict[str, str], tmp_path: Path, make: Any, code: str) -> None:
+def test_bad_input_gets_its_code(
+    cli_env: dict[str, str], tmp_path: Path, make: Any, code: str
+) -> None:
     facelens("collections", "create", "--collection-id", "c", env=cli_env)
     bad = tmp_path / "bad.jpg"
     make(bad)
@@ -150,36 +250,84 @@ def test_bad_input_gets_its_code(cli_env: dict[str, str], tmp_path: Path, make: 
         assert error(done)["Code"] == code, (command, done.stderr)
 
 
-def test_truncated_real_photo_and_missing_things(cli_env: dict[str, str], testdata: Path, tmp_path: Path) -> None:
+def test_truncated_real_photo_and_missing_things(
+    cli_env: dict[str, str], testdata: Path, tmp_path: Path
+) -> None:
     facelens("collections", "create", "--collection-id", "c", env=cli_env)
     whole = (testdata / "people/obama/obama_1.jpg").read_bytes()
     truncated = tmp_path / "truncated.jpg"
     truncated.write_bytes(whole[: len(whole) // 2])
-    assert error(facelens("faces", "index", str(truncated), "--collection-id", "c", env=cli_env, check=False))[
-        "Code"
-    ] == "InvalidImageFormatException"
+    assert (
+        error(
+            facelens(
+                "faces", "index", str(truncated), "--collection-id", "c", env=cli_env, check=False
+            )
+        )["Code"]
+        == "InvalidImageFormatException"
+    )
     noface = str(testdata / "noface/compreface_no-faces.jpg")
-    assert error(facelens("faces", "search", noface, "--collection-id", "c", env=cli_env, check=False))[
-        "Code"
-    ] == "InvalidParameterException"
-    missing = facelens("faces", "search", str(tmp_path / "nope.jpg"), "--collection-id", "c", env=cli_env, check=False)
+    assert (
+        error(
+            facelens("faces", "search", noface, "--collection-id", "c", env=cli_env, check=False)
+        )["Code"]
+        == "InvalidParameterException"
+    )
+    missing = facelens(
+        "faces",
+        "search",
+        str(tmp_path / "nope.jpg"),
+        "--collection-id",
+        "c",
+        env=cli_env,
+        check=False,
+    )
     assert error(missing)["Code"] == "InvalidParameterException"
-    unknown = facelens("collections", "describe", "--collection-id", "nope", env=cli_env, check=False)
+    unknown = facelens(
+        "collections", "describe", "--collection-id", "nope", env=cli_env, check=False
+    )
     assert error(unknown)["Code"] == "ResourceNotFoundException"
     dup = facelens("collections", "create", "--collection-id", "c", env=cli_env, check=False)
     assert error(dup)["Code"] == "ResourceAlreadyExistsException"
-    bad_id = facelens("collections", "create", "--collection-id", "bad id!", env=cli_env, check=False)
+    bad_id = facelens(
+        "collections", "create", "--collection-id", "bad id!", env=cli_env, check=False
+    )
     assert error(bad_id)["Code"] == "InvalidParameterException"
     bad_ext = facelens(
-        "faces", "index", noface, "--collection-id", "c", "--external-image-id", "no spaces", env=cli_env, check=False
+        "faces",
+        "index",
+        noface,
+        "--collection-id",
+        "c",
+        "--external-image-id",
+        "no spaces",
+        env=cli_env,
+        check=False,
     )
     assert error(bad_ext)["Code"] == "InvalidParameterException"
-    bad_token = facelens("faces", "list", "--collection-id", "c", "--next-token", "garbage", env=cli_env, check=False)
+    bad_token = facelens(
+        "faces", "list", "--collection-id", "c", "--next-token", "garbage", env=cli_env, check=False
+    )
     assert error(bad_token)["Code"] == "InvalidParameterException"
-    bad_face = facelens("faces", "search-by-id", "--collection-id", "c", "--face-id", "not-a-uuid", env=cli_env, check=False)
+    bad_face = facelens(
+        "faces",
+        "search-by-id",
+        "--collection-id",
+        "c",
+        "--face-id",
+        "not-a-uuid",
+        env=cli_env,
+        check=False,
+    )
     assert error(bad_face)["Code"] == "InvalidParameterException"
-    unknown_engine = facelens("faces", "search", noface, "--collection-id", "c",
-                              env={**cli_env, "FACELENS_DETECTOR": "nope"}, check=False)
+    unknown_engine = facelens(
+        "faces",
+        "search",
+        noface,
+        "--collection-id",
+        "c",
+        env={**cli_env, "FACELENS_DETECTOR": "nope"},
+        check=False,
+    )
     assert error(unknown_engine)["Code"] == "InvalidParameterException"
     assert "unknown detector 'nope'" in error(unknown_engine)["Message"]
 
@@ -194,10 +342,28 @@ def test_bench_lfw_on_a_few_pairs(cli_env: dict[str, str], testdata: Path, tmp_p
     pairs = tmp_path / "pairs.txt"
     pairs.write_text("\n".join(few) + "\n")
     report = out(
-        facelens("bench", "lfw", "--pairs", str(pairs), "--images", str(testdata / "lfw/images"),
-                 "--workers", "1", "--output", str(tmp_path / "lfw.json"), env=cli_env)
+        facelens(
+            "bench",
+            "lfw",
+            "--pairs",
+            str(pairs),
+            "--images",
+            str(testdata / "lfw/images"),
+            "--workers",
+            "1",
+            "--output",
+            str(tmp_path / "lfw.json"),
+            env=cli_env,
+        )
     )
-    assert report["pairs"] == 12 and report["folds"] == 2
-    assert {"accuracy", "tar_at_far_1e3", "far_at_default", "tar_at_default", "images_per_second"} <= set(report)
+    assert report["pairs"] == 12
+    assert report["folds"] == 2
+    assert {
+        "accuracy",
+        "tar_at_far_1e3",
+        "far_at_default",
+        "tar_at_default",
+        "images_per_second",
+    } <= set(report)
     assert report["accuracy"] >= 0.8
     assert json.loads((tmp_path / "lfw.json").read_text()) == report

@@ -29,7 +29,9 @@ def photo(testdata: Path, relative: str) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def enrolled(engine: FaceEngine, testdata: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Services, str, str]]:
+def enrolled(
+    engine: FaceEngine, testdata: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Services, str, str]]:
     """obama and biden, enrolled from one photo each."""
     services = open_services(engine, tmp_path_factory.mktemp("enrolled") / "facelens.db")
     services.collections.create_collection("people")
@@ -47,7 +49,10 @@ def enrolled(engine: FaceEngine, testdata: Path, tmp_path_factory: pytest.TempPa
 
 @pytest.mark.parametrize(
     ("relative", "own"),
-    [*((f"people/obama/{name}", "obama") for name in OBAMA_OTHERS), ("people/biden/biden_2.jpg", "biden")],
+    [
+        *((f"people/obama/{name}", "obama") for name in OBAMA_OTHERS),
+        ("people/biden/biden_2.jpg", "biden"),
+    ],
 )
 def test_every_other_photo_finds_its_own_face_and_never_the_other(
     enrolled: tuple[Services, str, str], testdata: Path, relative: str, own: str
@@ -63,13 +68,17 @@ def test_every_other_photo_finds_its_own_face_and_never_the_other(
     assert result.face_matches[0].face.face_id == own_id
 
 
-def test_search_by_image_reports_the_searched_face(enrolled: tuple[Services, str, str], testdata: Path) -> None:
+def test_search_by_image_reports_the_searched_face(
+    enrolled: tuple[Services, str, str], testdata: Path
+) -> None:
     services, _, _ = enrolled
     result = services.collections.search_faces_by_image(
         "people", photo(testdata, "groups/obama_biden_1.jpg"), face_match_threshold=0, max_faces=2
     )
     box = result.searched_face.bounding_box
-    assert 0 <= box.left < 1 and 0 <= box.top < 1 and 0 < box.width <= 1
+    assert 0 <= box.left < 1
+    assert 0 <= box.top < 1
+    assert 0 < box.width <= 1
     assert result.searched_face.confidence > 50
     similarities = [m.similarity for m in result.face_matches]
     assert similarities == sorted(similarities, reverse=True)
@@ -91,10 +100,16 @@ def test_a_user_with_several_faces_is_found_by_search_users_by_image(
     c, u = services.collections, services.users
     c.create_collection("team")
     obama_faces = [
-        c.index_faces("team", photo(testdata, f"people/obama/{n}"), max_faces=1).face_records[0].face.face_id
+        c.index_faces("team", photo(testdata, f"people/obama/{n}"), max_faces=1)
+        .face_records[0]
+        .face.face_id
         for n in ("obama_1.jpg", "obama_2.jpg", "obama_3.jpg")
     ]
-    biden_face = c.index_faces("team", photo(testdata, "people/biden/biden_1.jpg")).face_records[0].face.face_id
+    biden_face = (
+        c.index_faces("team", photo(testdata, "people/biden/biden_1.jpg"))
+        .face_records[0]
+        .face.face_id
+    )
     u.create_user("team", "obama")
     u.create_user("team", "biden")
     associated = u.associate_faces("team", "obama", obama_faces)
@@ -115,7 +130,9 @@ def test_a_user_with_several_faces_is_found_by_search_users_by_image(
     assert all(f.reasons[0].value == "FACE_NOT_LARGEST" for f in group.unsearched_faces)
 
     # a stranger's face is not associated to obama
-    stranger = c.index_faces("team", photo(testdata, "people/brad_pitt/brad_pitt_1.jpg")).face_records[0]
+    stranger = c.index_faces(
+        "team", photo(testdata, "people/brad_pitt/brad_pitt_1.jpg")
+    ).face_records[0]
     refused = u.associate_faces("team", "obama", [stranger.face.face_id])
     assert refused.associated_face_ids == []
     assert refused.unsuccessful[0].reasons == ("LOW_MATCH_CONFIDENCE",)
@@ -140,7 +157,10 @@ def test_group_photos_index_every_face_with_one_image_id(
 ) -> None:
     services.collections.create_collection("groups")
     result = services.collections.index_faces(
-        "groups", photo(testdata, relative), external_image_id="group", quality_filter=QualityFilter.NONE
+        "groups",
+        photo(testdata, relative),
+        external_image_id="group",
+        quality_filter=QualityFilter.NONE,
     )
     assert len(result.face_records) == count
     assert len({r.face.image_id for r in result.face_records}) == 1
@@ -153,17 +173,26 @@ def test_group_photos_index_every_face_with_one_image_id(
 def test_max_faces_keeps_the_largest(services: Services, testdata: Path) -> None:
     services.collections.create_collection("groups")
     result = services.collections.index_faces(
-        "groups", photo(testdata, "groups/compreface_six-faces.jpg"), max_faces=2, quality_filter=QualityFilter.NONE
+        "groups",
+        photo(testdata, "groups/compreface_six-faces.jpg"),
+        max_faces=2,
+        quality_filter=QualityFilter.NONE,
     )
     kept = [r.detail.face.box.area for r in result.face_records]
     dropped = [u.detail.face.box.area for u in result.unindexed_faces]
-    assert len(kept) == 2 and len(dropped) == 4
+    assert len(kept) == 2
+    assert len(dropped) == 4
     assert min(kept) >= max(dropped)
     assert all(u.reasons == ("EXCEEDS_MAX_FACES",) for u in result.unindexed_faces)
 
 
 @pytest.mark.parametrize(
-    "relative", ["noface/compreface_NoFace-img1.jpg", "noface/compreface_NoFace-img2.jpg", "noface/compreface_no-faces.jpg"]
+    "relative",
+    [
+        "noface/compreface_NoFace-img1.jpg",
+        "noface/compreface_NoFace-img2.jpg",
+        "noface/compreface_no-faces.jpg",
+    ],
 )
 def test_images_without_a_face(services: Services, testdata: Path, relative: str) -> None:
     services.collections.create_collection("c")
@@ -172,13 +201,18 @@ def test_images_without_a_face(services: Services, testdata: Path, relative: str
     with pytest.raises(InvalidParameterException):
         services.users.search_users_by_image("c", photo(testdata, relative))
     indexed = services.collections.index_faces("c", photo(testdata, relative))
-    assert indexed.face_records == [] and indexed.unindexed_faces == []
+    assert indexed.face_records == []
+    assert indexed.unindexed_faces == []
 
 
 def test_a_restart_keeps_everything(engine: FaceEngine, services: Services, testdata: Path) -> None:
     c = services.collections
     c.create_collection("durable")
-    face_id = c.index_faces("durable", photo(testdata, "people/obama/obama_1.jpg")).face_records[0].face.face_id
+    face_id = (
+        c.index_faces("durable", photo(testdata, "people/obama/obama_1.jpg"))
+        .face_records[0]
+        .face.face_id
+    )
     services.users.create_user("durable", "obama")
     services.users.associate_faces("durable", "obama", [face_id])
     services.store.close()
@@ -192,7 +226,9 @@ def test_a_restart_keeps_everything(engine: FaceEngine, services: Services, test
         ).face_matches
         assert [m.face.face_id for m in match] == [face_id]
         assert match[0].face.user_id == "obama"
-        users = reopened.users.search_users_by_image("durable", photo(testdata, "people/obama/obama_2.jpg"))
+        users = reopened.users.search_users_by_image(
+            "durable", photo(testdata, "people/obama/obama_2.jpg")
+        )
         assert [m.user.user_id for m in users.user_matches] == ["obama"]
     finally:
         reopened.store.close()
@@ -201,7 +237,9 @@ def test_a_restart_keeps_everything(engine: FaceEngine, services: Services, test
 def test_a_deleted_face_is_never_found_again(services: Services, testdata: Path) -> None:
     c = services.collections
     c.create_collection("c")
-    face_id = c.index_faces("c", photo(testdata, "people/obama/obama_1.jpg")).face_records[0].face.face_id
+    face_id = (
+        c.index_faces("c", photo(testdata, "people/obama/obama_1.jpg")).face_records[0].face.face_id
+    )
     result = c.delete_faces("c", [face_id, "00000000-0000-4000-8000-000000000000"])
     assert result.deleted_faces == [face_id]
     assert [f.reasons for f in result.unsuccessful] == [("FACE_NOT_FOUND",)]
@@ -212,10 +250,14 @@ def test_a_deleted_face_is_never_found_again(services: Services, testdata: Path)
         c.search_faces("c", face_id)
 
 
-def test_a_face_of_a_user_is_not_deleted_until_disassociated(services: Services, testdata: Path) -> None:
+def test_a_face_of_a_user_is_not_deleted_until_disassociated(
+    services: Services, testdata: Path
+) -> None:
     c, u = services.collections, services.users
     c.create_collection("c")
-    face_id = c.index_faces("c", photo(testdata, "people/obama/obama_1.jpg")).face_records[0].face.face_id
+    face_id = (
+        c.index_faces("c", photo(testdata, "people/obama/obama_1.jpg")).face_records[0].face.face_id
+    )
     u.create_user("c", "obama")
     u.associate_faces("c", "obama", [face_id])
     refused = c.delete_faces("c", [face_id])
@@ -230,7 +272,11 @@ def test_pagination_walks_every_face_exactly_once(services: Services, testdata: 
     c = services.collections
     c.create_collection("c")
     indexed = set()
-    for relative in ("groups/compreface_six-faces.jpg", "groups/compreface_four-faces.jpg", "people/obama/obama_1.jpg"):
+    for relative in (
+        "groups/compreface_six-faces.jpg",
+        "groups/compreface_four-faces.jpg",
+        "people/obama/obama_1.jpg",
+    ):
         result = c.index_faces("c", photo(testdata, relative), quality_filter=QualityFilter.NONE)
         indexed |= {r.face.face_id for r in result.face_records}
     assert len(indexed) == 11

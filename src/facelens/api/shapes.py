@@ -99,7 +99,10 @@ def describe_collection(info: CollectionInfo) -> Json:
 
 
 def list_collections(page: CollectionPage) -> Json:
-    out: Json = {"CollectionIds": page.collection_ids, "FaceModelVersions": page.face_model_versions}
+    out: Json = {
+        "CollectionIds": page.collection_ids,
+        "FaceModelVersions": page.face_model_versions,
+    }
     if page.next_token:
         out["NextToken"] = page.next_token
     return out
@@ -150,7 +153,11 @@ def delete_faces(result: DeleteFacesResult) -> Json:
     return {
         "DeletedFaces": result.deleted_faces,
         "UnsuccessfulFaceDeletions": [
-            {"FaceId": f.face_id, **({"UserId": f.user_id} if f.user_id else {}), "Reasons": list(f.reasons)}
+            {
+                "FaceId": f.face_id,
+                **({"UserId": f.user_id} if f.user_id else {}),
+                "Reasons": list(f.reasons),
+            }
             for f in result.unsuccessful
         ],
     }
@@ -168,9 +175,7 @@ def _association_failure(f: FaceAssociationFailure) -> Json:
 def associate_faces(result: AssociateFacesResult) -> Json:
     return {
         "AssociatedFaces": [{"FaceId": f} for f in result.associated_face_ids],
-        "UnsuccessfulFaceAssociations": [
-            _association_failure(f) for f in result.unsuccessful
-        ],
+        "UnsuccessfulFaceAssociations": [_association_failure(f) for f in result.unsuccessful],
         "UserStatus": result.user_status.value,
     }
 
@@ -178,9 +183,7 @@ def associate_faces(result: AssociateFacesResult) -> Json:
 def disassociate_faces(result: DisassociateFacesResult) -> Json:
     return {
         "DisassociatedFaces": [{"FaceId": f} for f in result.disassociated_face_ids],
-        "UnsuccessfulFaceDisassociations": [
-            _association_failure(f) for f in result.unsuccessful
-        ],
+        "UnsuccessfulFaceDisassociations": [_association_failure(f) for f in result.unsuccessful],
         "UserStatus": result.user_status.value,
     }
 

@@ -21,7 +21,9 @@ app = typer.Typer(help="Benchmarks.", no_args_is_help=True)
 @app.command()
 def lfw(
     pairs: Annotated[Path, typer.Option("--pairs", help="LFW pairs file (with folds header).")],
-    images: Annotated[Path, typer.Option("--images", help="LFW images folder (Name/Name_0001.jpg).")],
+    images: Annotated[
+        Path, typer.Option("--images", help="LFW images folder (Name/Name_0001.jpg).")
+    ],
     workers: Annotated[
         int | None, typer.Option("--workers", min=1, help="Processes (default: the setting).")
     ] = None,
@@ -32,7 +34,9 @@ def lfw(
     """Accuracy (threshold chosen on the other folds), TAR at FAR <= 0.001, FAR and TAR at
     the default FaceMatchThreshold, and images per second; printed as JSON."""
     ctx = Context()
-    settings = ctx.settings if workers is None else ctx.settings.model_copy(update={"workers": workers})
+    settings = (
+        ctx.settings if workers is None else ctx.settings.model_copy(update={"workers": workers})
+    )
     with aws_errors(), Progress(console=Console(stderr=True), transient=True) as progress:
         task = progress.add_task("Embedding LFW images", total=None)
         report, _, _ = run_lfw(

@@ -79,7 +79,10 @@ def _index_folder(ctx: Context, folder: Path, collection_id: str, quality: Quali
             )
     images: list[dict[str, Any]] = []
     for o in outcomes:
-        entry: dict[str, Any] = {"Path": str(o.item.path), "ExternalImageId": o.item.external_image_id}
+        entry: dict[str, Any] = {
+            "Path": str(o.item.path),
+            "ExternalImageId": o.item.external_image_id,
+        }
         if o.item.user_id:
             entry["UserId"] = o.item.user_id
             entry["AssociatedFaces"] = o.associated
@@ -150,7 +153,9 @@ def list_(
     collection_id: CollectionId,
     max_results: MaxResults = 1000,
     next_token: NextToken = None,
-    user_id: Annotated[str | None, typer.Option("--user-id", help="Only this user's faces.")] = None,
+    user_id: Annotated[
+        str | None, typer.Option("--user-id", help="Only this user's faces.")
+    ] = None,
 ) -> None:
     """ListFaces, a page at a time (pass NextToken back for the next)."""
     ctx = Context()

@@ -9,7 +9,9 @@ import typer
 from facelens.collection.models import QualityFilter
 
 CollectionId = Annotated[str, typer.Option("--collection-id", help="The collection's id.")]
-MaxFaces = Annotated[int, typer.Option("--max-faces", min=1, max=4096, help="Most faces to return.")]
+MaxFaces = Annotated[
+    int, typer.Option("--max-faces", min=1, max=4096, help="Most faces to return.")
+]
 Threshold = Annotated[
     float,
     typer.Option(

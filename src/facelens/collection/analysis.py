@@ -60,7 +60,9 @@ class FaceAnalyzer:
         decoded = self.decode(image)
         faces = self.detect(decoded)
         if not faces:
-            raise InvalidParameterException("There are no faces in the image. Should be at least 1.")
+            raise InvalidParameterException(
+                "There are no faces in the image. Should be at least 1."
+            )
         passing = [f for f in faces if not quality_reasons(f, quality)]
         if not passing:
             raise InvalidParameterException(

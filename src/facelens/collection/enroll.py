@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -57,7 +58,11 @@ def plan(folder: Path) -> list[EnrolItem]:
 
     def images(directory: Path) -> Iterator[Path]:
         for path in sorted(directory.iterdir()):
-            if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith("."):
+            if (
+                path.is_file()
+                and path.suffix.lower() in IMAGE_SUFFIXES
+                and not path.name.startswith(".")
+            ):
                 yield path
 
     items = [EnrolItem(p, external_image_id(p), None) for p in images(folder)]
@@ -94,10 +99,9 @@ def enrol(
             outcome.result = result
             if item.user_id and result.face_records:
                 if item.user_id not in known_users:
-                    try:
+                    # a user from an earlier run is extended, not an error
+                    with suppress(ConflictException):
                         users.create_user(collection_id, item.user_id)
-                    except ConflictException:
-                        pass  # the user exists from an earlier run: extend it
                     known_users.add(item.user_id)
                 face_ids = [r.face.face_id for r in result.face_records]
                 association = users.associate_faces(collection_id, item.user_id, face_ids)

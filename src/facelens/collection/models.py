@@ -1,4 +1,7 @@
-"""Values that cross the collection boundary; Rekognition-shaped dicts are built only at the edge."""
+"""Values that cross the collection boundary.
+
+Rekognition-shaped dicts are built only at the edge (facelens.api.shapes).
+"""
 
 from __future__ import annotations
 

@@ -31,7 +31,7 @@ from facelens.collection.models import (
 from facelens.collection.quality_filter import quality_reasons
 from facelens.collection.similarity import distance_for_similarity, similarity
 from facelens.collection.store import CollectionStore
-from facelens.engine.types import Embedding
+from facelens.engine.types import Embedding, FaceDetail
 from facelens.errors import InvalidParameterException, ResourceNotFoundException
 
 DEFAULT_FACE_MATCH_THRESHOLD = 80.0
@@ -102,7 +102,8 @@ class CollectionService:
         self.require_compatible(collection_id)
         decoded = self.analyzer.decode(image)
         faces = self.analyzer.detect(decoded)
-        keep, unindexed = [], []
+        keep: list[FaceDetail] = []
+        unindexed: list[UnindexedFace] = []
         for detail in faces:
             reasons = quality_reasons(detail, quality_filter)
             if reasons:

@@ -37,14 +37,17 @@ MAX_FACES_PER_USER = 100
 
 
 def _template(embeddings: Sequence[Embedding]) -> Embedding:
-    mean = np.mean(np.stack(embeddings), axis=0)
-    return (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
+    mean = np.mean(np.stack(embeddings), axis=0).astype(np.float32)
+    unit: Embedding = mean / np.float32(max(float(np.linalg.norm(mean)), 1e-12))
+    return unit
 
 
 class UserService:
     """CreateUser, AssociateFaces, DisassociateFaces, ListUsers, DeleteUser, SearchUsersByImage."""
 
-    def __init__(self, collections: CollectionService, analyzer: FaceAnalyzer, store: CollectionStore) -> None:
+    def __init__(
+        self, collections: CollectionService, analyzer: FaceAnalyzer, store: CollectionStore
+    ) -> None:
         self.collections = collections
         self.analyzer = analyzer
         self.store = store
@@ -61,7 +64,9 @@ class UserService:
             validation.collection_id(collection_id), max_results=max_results, next_token=next_token
         )
 
-    def delete_user(self, collection_id: str, user_id: str, *, delete_faces: bool = False) -> list[str]:
+    def delete_user(
+        self, collection_id: str, user_id: str, *, delete_faces: bool = False
+    ) -> list[str]:
         """Deletes the user. Its faces stay, unassociated (Rekognition), unless ``delete_faces``:
         then they are deleted too, so that deleting a person forgets their biometrics.
         Returns the ids of the faces deleted.
@@ -187,7 +192,9 @@ class UserService:
         unsearched = [
             UnindexedFace((UnindexedReason.FACE_NOT_LARGEST,), other) for other in probe.others
         ]
-        return SearchUsersResult(probe.detail, matches, unsearched, self.collections.face_model_version)
+        return SearchUsersResult(
+            probe.detail, matches, unsearched, self.collections.face_model_version
+        )
 
     def _face_ids(self, collection_id: str, user_id: str) -> list[str]:
         ids: list[str] = []

@@ -1,4 +1,7 @@
-"""Parameter checks with Rekognition's patterns and ranges; each failure is InvalidParameterException."""
+"""Parameter checks with Rekognition's patterns and ranges.
+
+Each failure is an InvalidParameterException naming the parameter.
+"""
 
 from __future__ import annotations
 

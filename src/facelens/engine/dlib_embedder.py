@@ -35,7 +35,9 @@ ALIGN_TEMPLATE = np.array(
 )
 
 
-def similarity_transform(src: npt.NDArray[np.float64], dst: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+def similarity_transform(
+    src: npt.NDArray[np.float64], dst: npt.NDArray[np.float64]
+) -> npt.NDArray[np.float64]:
     """The 2x3 rotation+uniform-scale+translation mapping ``src`` onto ``dst`` (least squares).
 
     Umeyama's closed form restricted to 2-D; no reflection.
@@ -88,7 +90,10 @@ class DlibEmbedder:
     def align(self, image: RGBImage, face: DetectedFace) -> RGBImage:
         lm = face.landmarks
         src = np.array(
-            [(p.x, p.y) for p in (lm.eye_left, lm.eye_right, lm.nose, lm.mouth_left, lm.mouth_right)],
+            [
+                (p.x, p.y)
+                for p in (lm.eye_left, lm.eye_right, lm.nose, lm.mouth_left, lm.mouth_right)
+            ],
             dtype=np.float64,
         )
         matrix = similarity_transform(src, ALIGN_TEMPLATE)
@@ -111,4 +116,5 @@ class DlibEmbedder:
             raise EngineError(f"dlib failed to embed {len(chips)} chip(s): {exc}") from exc
         vectors = np.asarray([np.asarray(v) for v in raw], dtype=np.float32)
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
+        unit: npt.NDArray[np.float32] = (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
+        return unit

@@ -91,6 +91,8 @@ class HogDetector:
                 bottom=float(min(height, rect.bottom() + 1)),
             )
             faces.append(
-                DetectedFace(box=box, landmarks=landmarks_from_68(points), confidence=hog_confidence(score))
+                DetectedFace(
+                    box=box, landmarks=landmarks_from_68(points), confidence=hog_confidence(score)
+                )
             )
         return faces

@@ -22,7 +22,9 @@ from facelens.engine.types import BoundingBox, DetectedFace, FaceDetail, RGBImag
 class PipelineEngine:
     """FaceEngine protocol: one detector + one embedder."""
 
-    def __init__(self, detector: Detector, embedder: Embedder, *, detect_max_side: int = 1600) -> None:
+    def __init__(
+        self, detector: Detector, embedder: Embedder, *, detect_max_side: int = 1600
+    ) -> None:
         self.detector = detector
         self.embedder = embedder
         self.detect_max_side = detect_max_side

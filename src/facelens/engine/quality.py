@@ -66,8 +66,8 @@ def estimate_quality(image: RGBImage, face: DetectedFace) -> Quality:
     box = face.box
     left = max(0, int(box.left))
     top = max(0, int(box.top))
-    right = min(width, int(math.ceil(box.right)))
-    bottom = min(height, int(math.ceil(box.bottom)))
+    right = min(width, math.ceil(box.right))
+    bottom = min(height, math.ceil(box.bottom))
     if right - left < 2 or bottom - top < 2:
         return Quality(brightness=0.0, sharpness=0.0)
     gray = cv2.cvtColor(np.ascontiguousarray(image[top:bottom, left:right]), cv2.COLOR_RGB2GRAY)

@@ -88,7 +88,11 @@ class Landmarks:
             return Point(p.x * fx, p.y * fy)
 
         return Landmarks(
-            s(self.eye_left), s(self.eye_right), s(self.nose), s(self.mouth_left), s(self.mouth_right)
+            s(self.eye_left),
+            s(self.eye_right),
+            s(self.nose),
+            s(self.mouth_left),
+            s(self.mouth_right),
         )
 
     def as_named(self) -> dict[str, Point]:

@@ -183,7 +183,7 @@ def verification_figures(
         threshold = _best_threshold(dist[~test], same[~test])
         accuracies.append(float(((dist[test] <= threshold) == same[test]).mean()))
     negatives = np.sort(dist[~same])
-    allowed = int(math.floor(0.001 * len(negatives)))  # false accepts tolerated
+    allowed = math.floor(0.001 * len(negatives))  # false accepts tolerated
     # accept d < negatives[allowed]: exactly `allowed` impostor pairs fall below
     far_cut = float(negatives[allowed]) if len(negatives) > allowed else math.inf
     tar = float((dist[same] < far_cut).mean())
