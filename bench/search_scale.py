@@ -315,6 +315,8 @@ def main(argv: list[str] | None = None) -> None:
                 "cold_first_search_ms is a fresh store instance's first search (open, read all "
                 "embeddings, build the cache, search); the operating system's page cache still "
                 "holds the file, which was just written, so it is not a cold-disk figure. "
+                "peak_rss_bytes_so_far includes the generated vectors and ids for the largest "
+                "size, held for the whole run. "
                 "Timings in ms; memory in bytes."
             ),
         },

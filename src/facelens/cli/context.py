@@ -16,6 +16,12 @@ from facelens.engine.images import DecodedImage, read_image_file
 from facelens.engine.registry import build_engine
 
 
+def build_analyzer(settings: Settings) -> FaceAnalyzer:
+    """The analyzer for ``settings`` (module-level so worker processes can build their own)."""
+    limits = ImageLimits(max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels)
+    return FaceAnalyzer(build_engine(settings), limits=limits)
+
+
 @dataclass
 class Context:
     settings: Settings = field(default_factory=Settings)
@@ -29,10 +35,7 @@ class Context:
 
     @cached_property
     def analyzer(self) -> FaceAnalyzer:
-        limits = ImageLimits(
-            max_bytes=self.settings.max_image_bytes, max_pixels=self.settings.max_image_pixels
-        )
-        return FaceAnalyzer(build_engine(self.settings), limits=limits)
+        return build_analyzer(self.settings)
 
     @cached_property
     def collections(self) -> CollectionService:

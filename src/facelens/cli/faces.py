@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -9,7 +10,7 @@ import typer
 from rich.progress import Progress
 
 from facelens.api import shapes
-from facelens.cli.context import Context
+from facelens.cli.context import Context, build_analyzer
 from facelens.cli.options import (
     CollectionId,
     FaceIds,
@@ -41,13 +42,17 @@ def index(
         int | None, typer.Option("--max-faces", min=1, max=4096, help="Index the largest N.")
     ] = None,
     quality_filter: Quality = QualityFilter.AUTO,
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", min=1, help="Processes for a folder (default: the setting)."),
+    ] = None,
 ) -> None:
     """IndexFaces. A folder enrols every photo: ExternalImageId from the file name, and
     one user per sub-folder (its photos' largest faces associated to it)."""
     ctx = Context()
     folder = Path(path.removeprefix("fileb://"))
     if folder.is_dir():
-        _index_folder(ctx, folder, collection_id, quality_filter)
+        _index_folder(ctx, folder, collection_id, quality_filter, workers or ctx.settings.workers)
         return
     run(
         lambda: shapes.index_faces(
@@ -62,9 +67,10 @@ def index(
     )
 
 
-def _index_folder(ctx: Context, folder: Path, collection_id: str, quality: QualityFilter) -> None:
+def _index_folder(
+    ctx: Context, folder: Path, collection_id: str, quality: QualityFilter, workers: int
+) -> None:
     with aws_errors():
-        ctx.collections.require_compatible(collection_id)
         items = enroll.plan(folder)
         with Progress(transient=True) as progress:
             task = progress.add_task(f"Enrolling {folder}", total=len(items))
@@ -73,8 +79,9 @@ def _index_folder(ctx: Context, folder: Path, collection_id: str, quality: Quali
                 ctx.users,
                 collection_id,
                 items,
-                read=lambda p: ctx.read_image(str(p)),
                 quality_filter=quality,
+                workers=workers,
+                make_analyzer=partial(build_analyzer, ctx.settings),
                 advance=lambda: progress.advance(task),
             )
     images: list[dict[str, Any]] = []

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from facelens.collection.models import QualityFilter
+from facelens.collection.models import QualityFilter, UnindexedFace, UnindexedReason
 from facelens.collection.quality_filter import quality_reasons
 from facelens.engine.images import DecodedImage, decode_image
 from facelens.engine.protocol import FaceEngine
@@ -35,6 +35,19 @@ class ProbeFace:
     others: list[FaceDetail]
 
 
+@dataclass(frozen=True, slots=True)
+class IndexPlan:
+    """What IndexFaces will store for one image, computed without touching a store.
+
+    Separating it lets bulk enrolment compute plans on several processes and
+    store them from one.
+    """
+
+    keep: list[FaceDetail]
+    embeddings: npt.NDArray[np.float32]
+    unindexed: list[UnindexedFace]
+
+
 class FaceAnalyzer:
     """Decodes an image, detects faces (largest first) and embeds the ones asked for."""
 
@@ -54,6 +67,23 @@ class FaceAnalyzer:
 
     def embed(self, image: DecodedImage, faces: list[FaceDetail]) -> npt.NDArray[np.float32]:
         return self.engine.embed(image.pixels, faces)
+
+    def plan_index(
+        self, image: ImageInput, *, max_faces: int | None, quality_filter: QualityFilter
+    ) -> IndexPlan:
+        """Faces passing ``quality_filter``, largest ``max_faces`` kept, embedded in one batch."""
+        decoded = self.decode(image)
+        keep: list[FaceDetail] = []
+        unindexed: list[UnindexedFace] = []
+        for detail in self.detect(decoded):
+            reasons = quality_reasons(detail, quality_filter)
+            if reasons:
+                unindexed.append(UnindexedFace(reasons, detail))
+            elif max_faces is not None and len(keep) >= max_faces:
+                unindexed.append(UnindexedFace((UnindexedReason.EXCEEDS_MAX_FACES,), detail))
+            else:
+                keep.append(detail)
+        return IndexPlan(keep, self.embed(decoded, keep), unindexed)
 
     def probe(self, image: ImageInput, quality: QualityFilter) -> ProbeFace:
         """The largest face passing ``quality``; InvalidParameterException when there is none."""

@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Sequence
 
 from facelens.collection import validation
-from facelens.collection.analysis import FaceAnalyzer, ImageInput
+from facelens.collection.analysis import FaceAnalyzer, ImageInput, IndexPlan
 from facelens.collection.models import (
     CollectionInfo,
     CollectionPage,
@@ -25,13 +25,10 @@ from facelens.collection.models import (
     QualityFilter,
     SearchByIdResult,
     SearchByImageResult,
-    UnindexedFace,
-    UnindexedReason,
 )
-from facelens.collection.quality_filter import quality_reasons
 from facelens.collection.similarity import distance_for_similarity, similarity
 from facelens.collection.store import CollectionStore
-from facelens.engine.types import Embedding, FaceDetail
+from facelens.engine.types import Embedding
 from facelens.errors import InvalidParameterException, ResourceNotFoundException
 
 DEFAULT_FACE_MATCH_THRESHOLD = 80.0
@@ -100,19 +97,14 @@ class CollectionService:
         if max_faces is not None:
             validation.in_range(max_faces, "MaxFaces", 1, MAX_FACES_LIMIT)
         self.require_compatible(collection_id)
-        decoded = self.analyzer.decode(image)
-        faces = self.analyzer.detect(decoded)
-        keep: list[FaceDetail] = []
-        unindexed: list[UnindexedFace] = []
-        for detail in faces:
-            reasons = quality_reasons(detail, quality_filter)
-            if reasons:
-                unindexed.append(UnindexedFace(reasons, detail))
-            elif max_faces is not None and len(keep) >= max_faces:
-                unindexed.append(UnindexedFace((UnindexedReason.EXCEEDS_MAX_FACES,), detail))
-            else:
-                keep.append(detail)
-        embeddings = self.analyzer.embed(decoded, keep)
+        plan = self.analyzer.plan_index(image, max_faces=max_faces, quality_filter=quality_filter)
+        return self.store_plan(collection_id, plan, external_image_id=external_image_id)
+
+    def store_plan(
+        self, collection_id: str, plan: IndexPlan, *, external_image_id: str | None = None
+    ) -> IndexFacesResult:
+        """Stores the faces of a plan under fresh FaceIds and one shared ImageId."""
+        validation.external_image_id(external_image_id)
         image_id = str(uuid.uuid4())
         new = [
             NewFace(
@@ -123,11 +115,11 @@ class CollectionService:
                 confidence=detail.confidence,
                 embedding=embedding,
             )
-            for detail, embedding in zip(keep, embeddings, strict=True)
+            for detail, embedding in zip(plan.keep, plan.embeddings, strict=True)
         ]
         stored = self.store.add_faces(collection_id, new) if new else []
-        records = [IndexedFace(face, detail) for face, detail in zip(stored, keep, strict=True)]
-        return IndexFacesResult(records, unindexed, self.face_model_version)
+        records = [IndexedFace(face, d) for face, d in zip(stored, plan.keep, strict=True)]
+        return IndexFacesResult(records, plan.unindexed, self.face_model_version)
 
     def search_faces_by_image(
         self,
