@@ -291,3 +291,15 @@ def test_pagination_walks_every_face_exactly_once(services: Services, testdata: 
             break
     assert len(seen) == len(set(seen)) == 11
     assert set(seen) == indexed
+
+
+def test_a_collection_of_another_model_is_refused_before_any_work(
+    services: Services, testdata: Path
+) -> None:
+    services.store.create_collection("foreign", face_model_version="some-other-model")
+    with pytest.raises(InvalidParameterException, match="some-other-model"):
+        services.collections.index_faces("foreign", photo(testdata, "people/obama/obama_1.jpg"))
+    with pytest.raises(ResourceNotFoundException):
+        services.collections.search_faces_by_image(
+            "missing", photo(testdata, "people/obama/obama_1.jpg")
+        )

@@ -20,7 +20,9 @@ def yunet_service(models_dir: Path, tmp_path: Path) -> CollectionService:
     return CollectionService(FaceAnalyzer(engine), SQLiteCollectionStore(str(tmp_path / "y.db")))
 
 
-def test_yunet_enrols_and_finds_obama_not_biden(yunet_service: CollectionService, testdata: Path) -> None:
+def test_yunet_enrols_and_finds_obama_not_biden(
+    yunet_service: CollectionService, testdata: Path
+) -> None:
     service = yunet_service
     service.create_collection("y")
     obama = service.index_faces("y", (testdata / "people/obama/obama_1.jpg").read_bytes())
@@ -28,10 +30,14 @@ def test_yunet_enrols_and_finds_obama_not_biden(yunet_service: CollectionService
     obama_id = obama.face_records[0].face.face_id
     biden_id = biden.face_records[0].face.face_id
     for name in ("obama_2.jpg", "obama_480p.jpg", "obama_1080p.jpg"):
-        matches = service.search_faces_by_image("y", (testdata / "people/obama" / name).read_bytes()).face_matches
+        matches = service.search_faces_by_image(
+            "y", (testdata / "people/obama" / name).read_bytes()
+        ).face_matches
         assert [m.face.face_id for m in matches] == [obama_id], name
         assert matches[0].similarity >= 80
-    matches = service.search_faces_by_image("y", (testdata / "people/biden/biden_2.jpg").read_bytes()).face_matches
+    matches = service.search_faces_by_image(
+        "y", (testdata / "people/biden/biden_2.jpg").read_bytes()
+    ).face_matches
     assert [m.face.face_id for m in matches] == [biden_id]
 
 

@@ -25,7 +25,9 @@ def test_importing_loads_no_model_and_reads_no_environment() -> None:
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-def test_settings_forbid_unknown_fields_and_read_the_prefix(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_settings_forbid_unknown_fields_and_read_the_prefix(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     with pytest.raises(ValidationError):
         Settings(colour="blue")  # type: ignore[call-arg]
     monkeypatch.setenv("FACELENS_HOME", str(tmp_path))

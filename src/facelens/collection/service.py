@@ -42,6 +42,10 @@ class CollectionService:
     def __init__(self, analyzer: FaceAnalyzer, store: CollectionStore) -> None:
         self.analyzer = analyzer
         self.store = store
+        # Collections already checked to hold this engine's embeddings. A model
+        # version never changes, and describing counts every face (63 ms at 1M),
+        # so the check is paid once per collection, not per call.
+        self._compatible: set[str] = set()
 
     @property
     def face_model_version(self) -> str:
@@ -65,17 +69,24 @@ class CollectionService:
         return self.store.list_collections(max_results=max_results, next_token=next_token)
 
     def delete_collection(self, collection_id: str) -> None:
+        self._compatible.discard(collection_id)
         self.store.delete_collection(validation.collection_id(collection_id))
 
-    def require_compatible(self, collection_id: str) -> CollectionInfo:
-        """The collection, checked to hold embeddings of this engine's model."""
+    def require_compatible(self, collection_id: str) -> None:
+        """Checks the collection exists and holds embeddings of this engine's model.
+
+        Raises ResourceNotFoundException or InvalidParameterException; called
+        before detection so a bad collection id costs no engine time.
+        """
+        if collection_id in self._compatible:
+            return
         info = self.describe_collection(collection_id)
         if info.face_model_version != self.face_model_version:
             raise InvalidParameterException(
                 f"collection {collection_id} holds {info.face_model_version} faces; "
                 f"this engine makes {self.face_model_version} embeddings, which do not compare"
             )
-        return info
+        self._compatible.add(collection_id)
 
     # -- faces --
 

@@ -8,7 +8,16 @@ import pytest
 from facelens.collection import similarity, validation
 from facelens.collection.models import QualityFilter, UnindexedReason
 from facelens.collection.quality_filter import BARS, quality_reasons
-from facelens.engine.types import BoundingBox, DetectedFace, FaceDetail, Landmarks, PixelBox, Point, Pose, Quality
+from facelens.engine.types import (
+    BoundingBox,
+    DetectedFace,
+    FaceDetail,
+    Landmarks,
+    PixelBox,
+    Point,
+    Pose,
+    Quality,
+)
 from facelens.errors import InvalidParameterException
 
 
@@ -34,10 +43,19 @@ def test_threshold_80_sits_at_the_calibrated_distance() -> None:
     assert similarity.distance_for_similarity(100) == 0.0
 
 
-def _detail(*, confidence: float = 99, size: float = 200, sharp: float = 90, bright: float = 50, yaw: float = 0) -> FaceDetail:
+def _detail(
+    *,
+    confidence: float = 99,
+    size: float = 200,
+    sharp: float = 90,
+    bright: float = 50,
+    yaw: float = 0,
+) -> FaceDetail:
     p = Point(0, 0)
     face = DetectedFace(PixelBox(0, 0, size, size), Landmarks(p, p, p, p, p), confidence)
-    return FaceDetail(face, BoundingBox(0.5, 0.5, 0, 0), Pose(0, yaw, 0), Quality(bright, sharp), 400, 400)
+    return FaceDetail(
+        face, BoundingBox(0.5, 0.5, 0, 0), Pose(0, yaw, 0), Quality(bright, sharp), 400, 400
+    )
 
 
 def test_quality_filter_levels_get_stricter() -> None:

@@ -8,7 +8,12 @@ import cv2
 import numpy as np
 import pytest
 
-from facelens.engine.dlib_embedder import ALIGN_TEMPLATE, CHIP_SIZE, DlibEmbedder, similarity_transform
+from facelens.engine.dlib_embedder import (
+    ALIGN_TEMPLATE,
+    CHIP_SIZE,
+    DlibEmbedder,
+    similarity_transform,
+)
 from facelens.engine.pipeline import PipelineEngine
 from facelens.engine.quality import estimate_pose, estimate_quality
 from facelens.engine.types import DetectedFace, Landmarks, PixelBox, Point, RGBImage
@@ -68,7 +73,12 @@ def test_quality_brightness_and_sharpness() -> None:
 
 def test_similarity_transform_recovers_rotation_scale_and_shift() -> None:
     angle = math.radians(25)
-    matrix = np.array([[2 * math.cos(angle), -2 * math.sin(angle), 40], [2 * math.sin(angle), 2 * math.cos(angle), -7]])
+    matrix = np.array(
+        [
+            [2 * math.cos(angle), -2 * math.sin(angle), 40],
+            [2 * math.sin(angle), 2 * math.cos(angle), -7],
+        ]
+    )
     src = ALIGN_TEMPLATE
     dst = src @ matrix[:, :2].T + matrix[:, 2]
     assert np.allclose(similarity_transform(src, dst), matrix, atol=1e-9)
@@ -84,7 +94,9 @@ def test_align_puts_the_landmarks_on_the_template() -> None:
     points = ALIGN_TEMPLATE @ rot.T * 1.7 + 120
     for x, y in points:
         cv2.circle(image, (round(x), round(y)), 3, (255, 255, 255), -1)
-    chip = DlibEmbedder().align(image, DetectedFace(PixelBox(0, 0, 400, 400), landmarks(points), 99))
+    chip = DlibEmbedder().align(
+        image, DetectedFace(PixelBox(0, 0, 400, 400), landmarks(points), 99)
+    )
     assert chip.shape == (CHIP_SIZE, CHIP_SIZE, 3)
     for x, y in ALIGN_TEMPLATE:
         assert chip[round(y), round(x)].max() > 100
@@ -105,7 +117,11 @@ class _FixedDetector:
         h, w = image.shape[:2]
         self.seen.append((w, h))
         box = PixelBox(w * 0.25, h * 0.5, w * 0.5, h * 0.75)
-        return [DetectedFace(box, landmarks(ALIGN_TEMPLATE / 150 * (w * 0.25) + [w * 0.25, h * 0.5]), 90)]
+        return [
+            DetectedFace(
+                box, landmarks(ALIGN_TEMPLATE / 150 * (w * 0.25) + [w * 0.25, h * 0.5]), 90
+            )
+        ]
 
 
 def test_large_images_are_detected_downscaled_and_mapped_back_exactly() -> None:
@@ -115,7 +131,9 @@ def test_large_images_are_detected_downscaled_and_mapped_back_exactly() -> None:
     (face,) = engine.detect(image)
     assert max(detector.seen[0]) == 500
     box = face.face.box
-    assert (box.left, box.top, box.right, box.bottom) == pytest.approx((750.25, 500.5, 1500.5, 750.75))
+    assert (box.left, box.top, box.right, box.bottom) == pytest.approx(
+        (750.25, 500.5, 1500.5, 750.75)
+    )
     assert face.bounding_box.left == pytest.approx(0.25)
     assert face.bounding_box.height == pytest.approx(0.25)
     assert (face.image_width, face.image_height) == (3001, 1001)
