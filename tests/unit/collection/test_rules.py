@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -24,7 +26,7 @@ from facelens.errors import InvalidParameterException
 def test_similarity_is_monotone_and_bounded() -> None:
     distances = np.linspace(0, 2, 201)
     values = [similarity.similarity(float(d)) for d in distances]
-    assert all(a > b for a, b in zip(values, values[1:], strict=False))
+    assert all(a > b for a, b in itertools.pairwise(values))
     assert values[0] > 99.9
     assert values[-1] >= 0
 
@@ -60,10 +62,12 @@ def _detail(
 
 def test_quality_filter_levels_get_stricter() -> None:
     order = [QualityFilter.LOW, QualityFilter.AUTO, QualityFilter.MEDIUM, QualityFilter.HIGH]
-    for looser, stricter in zip(order, order[1:], strict=False):
+    for looser, stricter in itertools.pairwise(order):
         a, b = BARS[looser], BARS[stricter]
-        assert a is not None and b is not None
-        assert a.min_confidence <= b.min_confidence and a.min_face_pixels <= b.min_face_pixels
+        assert a is not None
+        assert b is not None
+        assert a.min_confidence <= b.min_confidence
+        assert a.min_face_pixels <= b.min_face_pixels
         assert a.max_pose_degrees >= b.max_pose_degrees
 
 
