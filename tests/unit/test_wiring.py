@@ -19,7 +19,7 @@ def test_importing_loads_no_model_and_reads_no_environment() -> None:
     code = (
         "import os, sys\n"
         "os.environ['FACELENS_ENGINE'] = 'no-such-engine'\n"
-        "import facelens.cli, facelens.collection.service, facelens.collection.users, facelens.evaluation.lfw\n"
+        "import facelens.cli, facelens.collection.users, facelens.evaluation.lfw\n"
         "assert 'dlib' not in sys.modules, 'dlib imported at import time'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
@@ -41,7 +41,7 @@ def test_settings_forbid_unknown_fields_and_read_the_prefix(
 def test_unknown_names_are_errors_never_fallbacks(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="unknown engine 'nope'"):
         build_engine(Settings(home=tmp_path, engine="nope"))
-    with pytest.raises(ConfigurationError, match="unknown detector 'nope'.*hog, yunet"):
+    with pytest.raises(ConfigurationError, match=r"unknown detector 'nope'.*hog, yunet"):
         build_engine(Settings(home=tmp_path, detector="nope"))
     with pytest.raises(ConfigurationError, match="yunet"):
         build_engine(Settings(home=tmp_path, detector="yunet", models_dir=tmp_path))
