@@ -45,6 +45,13 @@ class Settings(BaseSettings):
         default="hog",
         description="Face detector by name: 'hog' (dlib, built in) or 'yunet' (ONNX, models_dir).",
     )
+    embed_flip: bool = Field(
+        default=True,
+        description=(
+            "Also embed each face mirrored and average: +0.1% LFW accuracy for ~1.8x embedding "
+            "time. Collections stay comparable either way."
+        ),
+    )
     collections_url: str | None = Field(
         default=None,
         description=(

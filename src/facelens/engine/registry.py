@@ -34,7 +34,9 @@ DETECTORS: dict[str, Callable[[Settings], Detector]] = {"hog": _hog, "yunet": _y
 
 def _dlib(settings: Settings) -> FaceEngine:
     return PipelineEngine(
-        build_detector(settings), DlibEmbedder(), detect_max_side=settings.detect_max_side
+        build_detector(settings),
+        DlibEmbedder(flip=settings.embed_flip),
+        detect_max_side=settings.detect_max_side,
     )
 
 

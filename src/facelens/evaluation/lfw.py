@@ -23,7 +23,16 @@ from facelens.config import Settings
 from facelens.engine.images import read_image_file
 from facelens.engine.protocol import FaceEngine
 from facelens.engine.registry import build_engine
-from facelens.engine.types import FaceDetail
+from facelens.engine.types import (
+    BoundingBox,
+    DetectedFace,
+    FaceDetail,
+    Landmarks,
+    PixelBox,
+    Point,
+    Pose,
+    Quality,
+)
 from facelens.errors import InvalidParameterException
 
 DEFAULT_THRESHOLD = 80.0
@@ -107,20 +116,64 @@ def _init_worker(settings: Settings) -> None:
     _worker_engine.prepare()
 
 
-def _embed_paths(paths: Sequence[Path], settings: Settings) -> list[npt.NDArray[np.float32] | None]:
-    engine = _worker_engine
-    if engine is None:  # running in-process
+def _engine(settings: Settings) -> FaceEngine:
+    if _worker_engine is None:  # running in this process
         _init_worker(settings)
-        engine = _worker_engine
-    if engine is None:
+    if _worker_engine is None:
         raise RuntimeError("engine did not start")
-    out: list[npt.NDArray[np.float32] | None] = []
+    return _worker_engine
+
+
+def _points(face: FaceDetail) -> npt.NDArray[np.float64]:
+    lm = face.face.landmarks
+    return np.array(
+        [(p.x, p.y) for p in (lm.eye_left, lm.eye_right, lm.nose, lm.mouth_left, lm.mouth_right)]
+    )
+
+
+def _face_at(points: npt.NDArray[np.float64], width: int, height: int) -> FaceDetail:
+    """A face placed at given landmarks, for images where the detector found none."""
+    box = PixelBox(width * 0.28, height * 0.28, width * 0.72, height * 0.72)
+    landmarks = Landmarks(*(Point(float(x), float(y)) for x, y in points))
+    return FaceDetail(
+        face=DetectedFace(box, landmarks, 0.0),
+        bounding_box=BoundingBox.from_pixels(box, width, height),
+        pose=Pose(0.0, 0.0, 0.0),
+        quality=Quality(0.0, 0.0),
+        image_width=width,
+        image_height=height,
+    )
+
+
+def _read(path: Path, settings: Settings) -> npt.NDArray[np.uint8]:
+    return read_image_file(
+        path, max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels
+    ).pixels
+
+
+_Found = tuple[npt.NDArray[np.float32], npt.NDArray[np.float64]] | None
+
+
+def _embed_paths(paths: Sequence[Path], settings: Settings) -> list[_Found]:
+    """(embedding, landmarks) of the central face of each image, or None if none was found."""
+    engine = _engine(settings)
+    out: list[_Found] = []
     for path in paths:
-        image = read_image_file(
-            path, max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels
-        ).pixels
+        image = _read(path, settings)
         face = _central_face(engine.detect(image))
-        out.append(None if face is None else engine.embed(image, [face])[0])
+        out.append(None if face is None else (engine.embed(image, [face])[0], _points(face)))
+    return out
+
+
+def _embed_undetected(
+    paths: Sequence[Path], points: npt.NDArray[np.float64], settings: Settings
+) -> list[npt.NDArray[np.float32]]:
+    engine = _engine(settings)
+    out = []
+    for path in paths:
+        image = _read(path, settings)
+        height, width = image.shape[:2]
+        out.append(engine.embed(image, [_face_at(points, width, height)])[0])
     return out
 
 
@@ -130,36 +183,47 @@ def embed_images(
     *,
     progress: Callable[[int], None] | None = None,
     chunk: int = 16,
-) -> dict[Path, npt.NDArray[np.float32] | None]:
-    """Embeds every image on ``settings.workers`` processes (the dlib embedding holds the GIL)."""
+) -> tuple[dict[Path, npt.NDArray[np.float32]], list[Path]]:
+    """Embeds every image on ``settings.workers`` processes (the dlib embedding holds the GIL).
+
+    LFW images are centred on their person by construction, so an image where
+    the detector finds no face is embedded at the median landmark positions of
+    the images where it did, as LFW evaluations commonly do. Returns the
+    embeddings and the paths that needed this fallback.
+    """
     chunks = [list(paths[i : i + chunk]) for i in range(0, len(paths), chunk)]
-    results: dict[Path, npt.NDArray[np.float32] | None] = {}
+    found: dict[Path, _Found] = {}
     if settings.workers <= 1:
         for part in chunks:
-            results.update(zip(part, _embed_paths(part, settings), strict=True))
+            found.update(zip(part, _embed_paths(part, settings), strict=True))
             if progress:
                 progress(len(part))
-        return results
-    with ProcessPoolExecutor(
-        max_workers=settings.workers, initializer=_init_worker, initargs=(settings,)
-    ) as pool:
-        futures = [(part, pool.submit(_embed_paths, part, settings)) for part in chunks]
-        for part, future in futures:
-            results.update(zip(part, future.result(), strict=True))
-            if progress:
-                progress(len(part))
-    return results
+    else:
+        with ProcessPoolExecutor(
+            max_workers=settings.workers, initializer=_init_worker, initargs=(settings,)
+        ) as pool:
+            futures = [(part, pool.submit(_embed_paths, part, settings)) for part in chunks]
+            for part, future in futures:
+                found.update(zip(part, future.result(), strict=True))
+                if progress:
+                    progress(len(part))
+    embeddings = {p: f[0] for p, f in found.items() if f is not None}
+    missing = [p for p, f in found.items() if f is None]
+    if missing:
+        if not embeddings:
+            raise InvalidParameterException("the detector found no face in any LFW image")
+        median = np.median(np.stack([f[1] for f in found.values() if f is not None]), axis=0)
+        embeddings.update(zip(missing, _embed_undetected(missing, median, settings), strict=True))
+    return embeddings, missing
 
 
 def pair_distances(
-    pairs: Sequence[Pair], embeddings: dict[Path, npt.NDArray[np.float32] | None]
+    pairs: Sequence[Pair], embeddings: dict[Path, npt.NDArray[np.float32]]
 ) -> npt.NDArray[np.float64]:
-    """Euclidean distance per pair; a pair with an undetected face gets distance 2 (max)."""
-    out = np.empty(len(pairs), dtype=np.float64)
-    for i, pair in enumerate(pairs):
-        a, b = embeddings[pair.left], embeddings[pair.right]
-        out[i] = 2.0 if a is None or b is None else float(np.linalg.norm(a - b))
-    return out
+    """Euclidean distance (0-2) between the two unit embeddings of each pair."""
+    return np.array(
+        [float(np.linalg.norm(embeddings[p.left] - embeddings[p.right])) for p in pairs]
+    )
 
 
 def _best_threshold(dist: npt.NDArray[np.float64], same: npt.NDArray[np.bool_]) -> float:
@@ -217,7 +281,7 @@ def run_lfw(
             progress(done, len(unique))
 
     start = time.perf_counter()
-    embeddings = embed_images(unique, settings, progress=step)
+    embeddings, undetected = embed_images(unique, settings, progress=step)
     seconds = time.perf_counter() - start
     dist = pair_distances(pairs, embeddings)
     same = np.array([p.same for p in pairs])
@@ -228,7 +292,7 @@ def run_lfw(
         folds=int(folds.max()) + 1,
         default_threshold=DEFAULT_THRESHOLD,
         images=len(unique),
-        undetected=sum(v is None for v in embeddings.values()),
+        undetected=len(undetected),
         seconds=seconds,
         images_per_second=len(unique) / seconds if seconds else 0.0,
         workers=settings.workers if settings.workers > 1 else 1,
