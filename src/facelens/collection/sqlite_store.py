@@ -11,8 +11,6 @@ truncated or foreign blob is caught on read rather than searched.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import sqlite3
 import threading
@@ -37,6 +35,7 @@ from facelens.collection.models import (
     UserPage,
     UserStatus,
 )
+from facelens.collection.pagination import keyset_page
 from facelens.engine.types import BoundingBox, Embedding
 from facelens.errors import (
     ConflictException,
@@ -51,6 +50,8 @@ SCHEMA_VERSION = 1
 
 _BUSY_TIMEOUT_S = 30.0
 _BLOB_DTYPE = np.dtype("<f4")
+_READ_ROWS = 8192
+"""Rows per fetch when a search index is rebuilt: 4 MB of blobs, small enough to stay in cache."""
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS collections (
     collection_id TEXT PRIMARY KEY, face_model_version TEXT NOT NULL,
@@ -150,7 +151,7 @@ class SQLiteCollectionStore:
     ) -> CollectionPage:
         sql = "SELECT collection_id, face_model_version FROM collections WHERE 1"
         with self._transaction("BEGIN") as conn:
-            rows, token = _page(conn, sql, [], "collection_id", max_results, next_token, "")
+            rows, token = keyset_page(conn, sql, [], "collection_id", max_results, next_token, "")
         return CollectionPage([r[0] for r in rows], [r[1] for r in rows], token)
 
     def delete_collection(self, collection_id: str) -> None:
@@ -208,7 +209,7 @@ class SQLiteCollectionStore:
                 f"SELECT face_id, embedding_dim, embedding FROM faces WHERE {_IN_IDS}",
                 (collection_id, json.dumps(list(face_ids))),
             ).fetchall()
-        return {r[0]: _decode_matrix([r], r[1])[0] for r in rows}
+        return {r[0]: _decode([r[1]], [r[2]], r[1])[0].astype(np.float32) for r in rows}
 
     def list_faces(
         self,
@@ -227,7 +228,7 @@ class SQLiteCollectionStore:
             sql, params = sql + f" AND face_id IN {_IDS}", [*params, json.dumps(list(face_ids))]
         with self._transaction("BEGIN") as conn:
             _collection_token(conn, collection_id)
-            rows, token = _page(
+            rows, token = keyset_page(
                 conn, sql, params, "face_id", max_results, next_token, collection_id
             )
         return FacePage([_face(r) for r in rows], token)
@@ -280,7 +281,7 @@ class SQLiteCollectionStore:
     ) -> UserPage:
         with self._transaction("BEGIN") as conn:
             _collection_token(conn, collection_id)
-            rows, token = _page(
+            rows, token = keyset_page(
                 conn, _USERS, [collection_id], "u.user_id", max_results, next_token, collection_id
             )
         return UserPage([_user(r) for r in rows], token)
@@ -386,15 +387,7 @@ class SQLiteCollectionStore:
         cached = self._caches.pop(collection_id, None)  # a stale one is freed before rebuilding
         index = cached[1] if cached is not None and cached[0] == token else None
         if index is None:
-            rows = conn.execute(
-                "SELECT face_id, embedding_dim, embedding, user_id FROM faces"
-                " WHERE collection_id = ?",
-                (collection_id,),
-            ).fetchall()
-            index = CollectionIndex()
-            if rows:
-                matrix = _decode_matrix(rows, rows[0][1])
-                index = CollectionIndex.build([r[0] for r in rows], matrix, [r[3] for r in rows])
+            index = _load_index(conn, collection_id)
         self._caches[collection_id] = (token, index)
         return index
 
@@ -488,12 +481,56 @@ def _user(row: Sequence[Any]) -> UserInfo:
     return UserInfo(row[0], UserStatus.ACTIVE if row[1] else UserStatus.CREATED, row[1])
 
 
-def _decode_matrix(rows: Sequence[Sequence[Any]], dim: int) -> Embedding:
-    """Rows of (face_id, embedding_dim, embedding, ...) as one n x dim float32 matrix."""
-    if dim <= 0 or any(r[1] != dim or len(r[2]) != 4 * dim for r in rows):
-        raise StorageError("Stored embeddings do not match their recorded dimension")
-    flat = np.frombuffer(b"".join(r[2] for r in rows), dtype=_BLOB_DTYPE)
-    return flat.astype(np.float32).reshape(len(rows), dim)
+def _load_index(conn: sqlite3.Connection, collection_id: str) -> CollectionIndex:
+    """Every face of the collection, read into a new search index (a cold start).
+
+    Why this shape: at 1M faces, a fetchall holds about 0.6 GB of row
+    objects at once and joining every blob copies 512 MB more. Reading
+    ``_READ_ROWS`` rows at a time into one preallocated float32 matrix keeps
+    the row objects small and short-lived, and the index adopts that matrix
+    without a further copy. Only the columns the index needs are read.
+    """
+    count, dim = conn.execute(
+        "SELECT COUNT(*), (SELECT embedding_dim FROM faces WHERE collection_id = ?1 LIMIT 1)"
+        " FROM faces WHERE collection_id = ?1",
+        (collection_id,),
+    ).fetchone()
+    if count == 0:
+        return CollectionIndex()
+    if dim <= 0:
+        raise _bad_embeddings()
+    matrix = np.empty((count, dim), dtype=np.float32)
+    face_ids: list[str] = []
+    user_ids: list[str | None] = []
+    cursor = conn.execute(
+        "SELECT face_id, user_id, embedding_dim, embedding FROM faces WHERE collection_id = ?",
+        (collection_id,),
+    )
+    while rows := cursor.fetchmany(_READ_ROWS):
+        start, stop = len(face_ids), len(face_ids) + len(rows)
+        if stop > count:  # cannot happen within one read transaction
+            raise StorageError("The faces changed while the search index was being read")
+        matrix[start:stop] = _decode([r[2] for r in rows], [r[3] for r in rows], dim)
+        face_ids += [r[0] for r in rows]
+        user_ids += [r[1] for r in rows]
+    if len(face_ids) != count:
+        raise StorageError("The faces changed while the search index was being read")
+    return CollectionIndex.build(face_ids, matrix, user_ids, copy=False)
+
+
+def _decode(dims: Sequence[int], blobs: Sequence[bytes], dim: int) -> Embedding:
+    """Blobs recorded as ``dim``-dimensional, as a read-only len(blobs) x dim matrix.
+
+    One join and no per-blob numpy call; every blob is checked first, so a
+    truncated or foreign one raises StorageError instead of being searched.
+    """
+    if dim <= 0 or set(dims) != {dim} or set(map(len, blobs)) != {4 * dim}:
+        raise _bad_embeddings()
+    return np.frombuffer(b"".join(blobs), dtype=_BLOB_DTYPE).reshape(len(blobs), dim)
+
+
+def _bad_embeddings() -> StorageError:
+    return StorageError("Stored embeddings do not match their recorded dimension")
 
 
 def _search(index: ExactIndex, query: Embedding, limit: int, max_distance: float) -> list[Neighbor]:
@@ -502,36 +539,3 @@ def _search(index: ExactIndex, query: Embedding, limit: int, max_distance: float
         message = f"The query has shape {q.shape}; the collection holds dimension {index.dim}"
         raise InvalidParameterException(message)
     return index.search(q, limit=limit, max_distance=max_distance)
-
-
-def _page(
-    conn: sqlite3.Connection,
-    sql: str,
-    params: list[Any],
-    key: str,
-    max_results: int,
-    token: str | None,
-    scope: str,
-) -> tuple[list[Any], str | None]:
-    """Keyset pagination on ``key``: rows added or removed meanwhile never shift a page.
-
-    The token is urlsafe base64 of {"c": scope, "k": key, "after": last key}; a
-    token from another listing or collection is refused rather than misread.
-    """
-    if max_results < 1:
-        raise InvalidParameterException("MaxResults must be at least 1")
-    if token is not None:
-        try:
-            state = json.loads(base64.urlsafe_b64decode(token.encode("ascii")))
-        except (binascii.Error, ValueError):
-            state = None
-        valid = isinstance(state, dict) and isinstance(state.get("after"), str)
-        if not valid or state.get("c") != scope or state.get("k") != key:
-            raise InvalidParameterException("The pagination token is not valid for this request")
-        sql, params = f"{sql} AND {key} > ?", [*params, state["after"]]
-    rows = conn.execute(f"{sql} ORDER BY {key} LIMIT ?", (*params, max_results + 1)).fetchall()
-    if len(rows) <= max_results:
-        return rows, None
-    state = {"c": scope, "k": key, "after": rows[max_results - 1][0]}
-    encoded = json.dumps(state, separators=(",", ":")).encode()
-    return rows[:max_results], base64.urlsafe_b64encode(encoded).decode()
