@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import math
 
-MIDPOINT = 0.55
-DISTANCE_AT_80 = 0.45
+MIDPOINT = 0.42
+DISTANCE_AT_80 = 0.39
 SLOPE = math.log(4.0) / (MIDPOINT - DISTANCE_AT_80)
 
 

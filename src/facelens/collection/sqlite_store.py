@@ -51,7 +51,8 @@ SCHEMA_VERSION = 1
 _BUSY_TIMEOUT_S = 30.0
 _BLOB_DTYPE = np.dtype("<f4")
 _READ_ROWS = 8192
-"""Rows per fetch when a search index is rebuilt: 4 MB of blobs, small enough to stay in cache."""
+"""Rows per fetch when a search index is rebuilt (4 MB of 128-d blobs): enough that the
+per-fetch overhead vanishes, few enough that row objects never pile up."""
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS collections (
     collection_id TEXT PRIMARY KEY, face_model_version TEXT NOT NULL,
@@ -526,7 +527,11 @@ def _decode(dims: Sequence[int], blobs: Sequence[bytes], dim: int) -> Embedding:
     """
     if dim <= 0 or set(dims) != {dim} or set(map(len, blobs)) != {4 * dim}:
         raise _bad_embeddings()
-    return np.frombuffer(b"".join(blobs), dtype=_BLOB_DTYPE).reshape(len(blobs), dim)
+    try:
+        joined = b"".join(blobs)
+    except TypeError as exc:  # a TEXT value of the right length, written by someone else
+        raise _bad_embeddings() from exc
+    return np.frombuffer(joined, dtype=_BLOB_DTYPE).reshape(len(blobs), dim)
 
 
 def _bad_embeddings() -> StorageError:

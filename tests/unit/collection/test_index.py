@@ -194,3 +194,93 @@ def test_collection_index_ignores_unknown_faces(rng: np.random.Generator) -> Non
     index.add_faces(["f"], unit(rng, 1))
     index.assign(["f"], "alice")
     assert index.face_count("alice") == 1
+
+
+def answers(index: ExactIndex, queries: npt.NDArray[np.float32]) -> list[list[tuple[str, float]]]:
+    """Every query at several limits and distances, as plain (id, distance) lists."""
+    return [
+        [(h.id, h.distance) for h in index.search(q, limit=limit, max_distance=distance)]
+        for q in queries
+        for limit in (1, 10, 10_000)
+        for distance in (0.0, 0.9, 1.3, 2.0)
+    ]
+
+
+@pytest.mark.parametrize("copy", [True, False])
+def test_bulk_built_index_answers_exactly_like_an_incremental_one(
+    rng: np.random.Generator, copy: bool
+) -> None:
+    """from_matrix (the cold-start path) against add in uneven chunks, then the same edits."""
+    vectors = unit(rng, 2_000)
+    ids = [f"face-{i:05d}" for i in rng.permutation(2_000)]
+    queries = np.concatenate([unit(rng, 8), vectors[[0, 7, 1999]]])
+    incremental = ExactIndex()
+    for start, stop in ((0, 1), (1, 17), (17, 1_000), (1_000, 1_999), (1_999, 2_000)):
+        incremental.add(ids[start:stop], vectors[start:stop])
+    bulk = ExactIndex.from_matrix(ids, vectors.copy(), copy=copy)
+    assert (len(bulk), bulk.dim) == (len(incremental), incremental.dim) == (2_000, DIM)
+    assert answers(bulk, queries) == answers(incremental, queries)
+    np.testing.assert_array_equal(bulk.vectors(ids[::7]), incremental.vectors(ids[::7]))
+
+    removed = [ids[i] for i in rng.choice(2_000, size=300, replace=False)]
+    gone = set(removed)
+    kept = [item for item in ids if item not in gone]
+    extra = unit(rng, 40)
+    extra_ids = [*removed[:20], *(f"extra-{i}" for i in range(20))]  # re-added and new ids
+    for index in (bulk, incremental):  # an adopted matrix is edited and grown like any other
+        index.remove([*removed, "never-added"])
+        index.add(extra_ids, extra)
+        index.add(kept[:3], vectors[8:11])  # overwrites take the per-id path
+    assert len(bulk) == len(incremental) == 2_000 - 300 + 40
+    assert answers(bulk, queries) == answers(incremental, queries)
+    assert all((item in bulk) == (item in incremental) for item in [*ids, *extra_ids])
+
+
+def test_from_matrix_adopts_only_what_it_may(rng: np.random.Generator) -> None:
+    vectors = unit(rng, 5)
+    ids = list("abcde")
+    adopted = ExactIndex.from_matrix(ids, vectors, copy=False)
+    assert adopted._matrix is vectors  # white box: no copy of a large matrix
+    copied = ExactIndex.from_matrix(ids, vectors)
+    assert not np.shares_memory(copied._matrix, vectors)
+    readonly = np.frombuffer(vectors.tobytes(), dtype=np.float32).reshape(5, DIM)
+    strided = np.asfortranarray(vectors)
+    wider = vectors.astype(np.float64)
+    for other in (readonly, strided, wider):
+        index = ExactIndex.from_matrix(ids, other, copy=False)
+        assert not np.shares_memory(index._matrix, other)
+        np.testing.assert_array_equal(index.vectors(ids), vectors.astype(np.float32))
+    with pytest.raises(ValueError, match="duplicate"):
+        ExactIndex.from_matrix(["a", "b", "a", "d", "e"], vectors, copy=False)
+    with pytest.raises(ValueError, match="matrix"):
+        ExactIndex.from_matrix(ids[:4], vectors, copy=False)
+    empty = ExactIndex.from_matrix([], np.empty((0, DIM), np.float32), copy=False)
+    assert (len(empty), empty.dim) == (0, None)
+
+
+def test_failed_add_leaves_the_index_unchanged(rng: np.random.Generator) -> None:
+    vectors = unit(rng, 4)
+    index = ExactIndex()
+    index.add(["a", "b"], vectors[:2])
+    with pytest.raises(ValueError, match="duplicate"):
+        index.add(["c", "c"], vectors[2:])
+    with pytest.raises(ValueError, match="dimension"):
+        index.add(["c"], unit(rng, 1, dim=64))
+    assert len(index) == 2
+    assert "c" not in index
+    index.add(["c", "d"], vectors[2:])  # the fast path after a refused add
+    assert [h.id for h in index.search(vectors[3], limit=1, max_distance=2.0)] == ["d"]
+
+
+def test_collection_index_build_without_copy_matches(rng: np.random.Generator) -> None:
+    vectors = unit(rng, 50)
+    ids = [f"f{i}" for i in range(50)]
+    owners = [("u1", "u2", None)[i % 3] for i in range(50)]
+    copied = CollectionIndex.build(ids, vectors, owners)
+    adopted = CollectionIndex.build(ids, vectors.copy(), owners, copy=False)
+    for query in unit(rng, 5):
+        for part in ("faces", "users"):
+            a = getattr(copied, part).search(query, limit=50, max_distance=2.0)
+            b = getattr(adopted, part).search(query, limit=50, max_distance=2.0)
+            assert a == b
+    assert adopted.face_count("u1") == copied.face_count("u1") == 17

@@ -411,6 +411,81 @@ def test_incremental_cache_matches_a_rebuilt_one(db: str, rng: np.random.Generat
     writer.close()
 
 
+def test_cold_rebuild_in_many_reads_matches_the_patched_cache(
+    db: str, rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A restart reads the faces in chunks (7 rows here) into one matrix the index adopts.
+
+    The reader's bulk-built index must answer like the writer's cache, which
+    was built empty and then patched write by write, and like brute force.
+    """
+    monkeypatch.setattr("facelens.collection.sqlite_store._READ_ROWS", 7)
+    writer = SQLiteCollectionStore(db)
+    writer.create_collection("c", face_model_version=MODEL)
+    writer.create_collection("other", face_model_version=MODEL)  # rows the reads must skip
+    assert writer.search_faces("c", unit(rng, 1)[0], limit=1, max_distance=2.0) == []
+    vectors = unit(rng, 100)
+    ids = add(writer, "c", "f", vectors[:60]) + add(writer, "c", "g", vectors[60:])
+    add(writer, "other", "f", unit(rng, 30))
+    for user, members in (("amy", ids[3:9]), ("bob", ids[40:41]), ("cy", ids[70:95:5])):
+        writer.create_user("c", user)
+        writer.associate_faces("c", user, members)
+    writer.delete_faces("c", [ids[4], ids[50], ids[99]])
+    kept = [i for i in range(100) if i not in (4, 50, 99)]
+    queries = np.concatenate([unit(rng, 5), vectors[[0, 3, 72]]])
+
+    reader = SQLiteCollectionStore(db)
+    for q in queries:
+        cold = reader.search_faces("c", q, limit=100, max_distance=2.0)
+        warm = writer.search_faces("c", q, limit=100, max_distance=2.0)
+        assert [h.face for h in cold] == [h.face for h in warm]
+        assert [h.distance for h in cold] == pytest.approx([h.distance for h in warm], abs=1e-6)
+        expected = np.sort(np.linalg.norm(vectors[kept] - q, axis=1))
+        assert [h.distance for h in cold] == pytest.approx(expected.tolist(), abs=1e-5)
+        cold_users = reader.search_users("c", q, limit=10, max_distance=2.0)
+        warm_users = writer.search_users("c", q, limit=10, max_distance=2.0)
+        assert [h.user for h in cold_users] == [h.user for h in warm_users]
+        assert [h.distance for h in cold_users] == pytest.approx(
+            [h.distance for h in warm_users], abs=1e-6
+        )
+    assert {u.user_id: u.face_count for u in (h.user for h in cold_users)} == {
+        "amy": 5,
+        "bob": 1,
+        "cy": 5,
+    }
+    reader.close()
+    writer.close()
+
+
+@pytest.mark.parametrize(
+    "corruption",
+    [
+        "UPDATE faces SET embedding_dim = 64 WHERE face_id = 'f0013'",  # a foreign blob
+        "UPDATE faces SET embedding = zeroblob(508) WHERE face_id = 'f0013'",  # truncated
+        "UPDATE faces SET embedding = printf('%.*c', 512, 'x') WHERE face_id = 'f0013'",  # text
+        "UPDATE faces SET embedding_dim = 0",
+    ],
+)
+def test_corrupt_embeddings_are_refused_on_rebuild(
+    db: str, rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch, corruption: str
+) -> None:
+    monkeypatch.setattr("facelens.collection.sqlite_store._READ_ROWS", 4)  # f0013: a late read
+    s = SQLiteCollectionStore(db)
+    s.create_collection("c", face_model_version=MODEL)
+    vectors = unit(rng, 20)
+    add(s, "c", "f", vectors)
+    assert s.get_embeddings("c", ["f0013"])["f0013"].flags.writeable
+    raw = sqlite3.connect(db)
+    raw.execute(corruption)
+    raw.commit()
+    raw.close()
+    with pytest.raises(StorageError, match="recorded dimension"):
+        s.search_faces("c", vectors[0], limit=1, max_distance=2.0)
+    with pytest.raises(StorageError, match="recorded dimension"):
+        s.get_embeddings("c", ["f0013"])
+    s.close()
+
+
 # -- durability, processes and threads --
 
 

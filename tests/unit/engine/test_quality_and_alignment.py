@@ -141,3 +141,20 @@ def test_large_images_are_detected_downscaled_and_mapped_back_exactly() -> None:
     # small images are passed through untouched
     engine.detect(np.zeros((300, 400, 3), np.uint8))
     assert detector.seen[1] == (400, 300)
+
+
+def test_flip_averaging_makes_the_embedding_mirror_invariant() -> None:
+    rng = np.random.default_rng(1)
+    chip = cv2.GaussianBlur(
+        rng.integers(0, 256, (CHIP_SIZE, CHIP_SIZE, 3), dtype=np.uint8), (0, 0), 2
+    )
+    mirrored = np.ascontiguousarray(chip[:, ::-1])
+    flipping = DlibEmbedder(flip=True)
+    a, b = flipping.embed([chip, mirrored])
+    assert np.allclose(a, b, atol=1e-5)
+    assert np.linalg.norm(a) == pytest.approx(1.0, abs=1e-5)
+    plain = DlibEmbedder(flip=False).embed([chip, mirrored])
+    assert plain.shape == (2, 128)
+    assert plain.dtype == np.float32
+    assert not np.allclose(plain[0], plain[1], atol=1e-3)
+    assert flipping.embed([]).shape == (0, 128)
