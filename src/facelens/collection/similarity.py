@@ -13,10 +13,11 @@ averaging); regenerate the figures with ``facelens bench lfw``:
 * DISTANCE_AT_80 (0.39) is where similarity is 80, Rekognition's default
   FaceMatchThreshold: the strictest distance that lets at most 0.1% of LFW's
   different-people pairs through (``distance_at_far_1e3``: 0.401), less a
-  0.011 safety margin. Measured there: FAR 0.067% (1 of 1500), TAR 96%.
+  0.011 safety margin. Measured there: FAR 0 of 1500, TAR 96.1%.
 * SLOPE follows from the two: ln(4) / (MIDPOINT - DISTANCE_AT_80), about 46
-  per unit distance. Same-person photos typically sit at 0.2-0.35
-  (similarity 99-100); different people at 0.5-0.8 (similarity < 3).
+  per unit distance. On LFW, same-person pairs sit at 0.20-0.38 (5th-95th
+  percentile; similarity 90-100) and different people at 0.43-0.57 and
+  beyond (1st percentile to median; similarity 39 down to 0.1).
 
 So: threshold 80 means at most 1 false match per 1000 comparisons of
 strangers on LFW-like photos; higher thresholds mean fewer false matches and
