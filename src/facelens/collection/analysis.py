@@ -28,7 +28,11 @@ class ImageLimits:
 
 @dataclass(frozen=True, slots=True)
 class ProbeFace:
-    """The face a search uses: the largest that passes the quality filter."""
+    """The face a search uses: the largest that passes the quality filter.
+
+    ``others`` are the other faces found; detection ran with ``largest_only``,
+    so faces too small to matter may be missing from it.
+    """
 
     detail: FaceDetail
     embedding: npt.NDArray[np.float32]
@@ -62,8 +66,8 @@ class FaceAnalyzer:
             image, max_bytes=self.limits.max_bytes, max_pixels=self.limits.max_pixels
         )
 
-    def detect(self, image: DecodedImage) -> list[FaceDetail]:
-        return self.engine.detect(image.pixels)
+    def detect(self, image: DecodedImage, *, largest_only: bool = False) -> list[FaceDetail]:
+        return self.engine.detect(image.pixels, largest_only=largest_only)
 
     def embed(self, image: DecodedImage, faces: list[FaceDetail]) -> npt.NDArray[np.float32]:
         return self.engine.embed(image.pixels, faces)
@@ -88,7 +92,7 @@ class FaceAnalyzer:
     def probe(self, image: ImageInput, quality: QualityFilter) -> ProbeFace:
         """The largest face passing ``quality``; InvalidParameterException when there is none."""
         decoded = self.decode(image)
-        faces = self.detect(decoded)
+        faces = self.detect(decoded, largest_only=True)
         if not faces:
             raise InvalidParameterException(
                 "There are no faces in the image. Should be at least 1."

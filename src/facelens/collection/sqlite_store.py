@@ -489,7 +489,8 @@ def _load_index(conn: sqlite3.Connection, collection_id: str) -> CollectionIndex
     objects at once and joining every blob copies 512 MB more. Reading
     ``_READ_ROWS`` rows at a time into one preallocated float32 matrix keeps
     the row objects small and short-lived, and the index adopts that matrix
-    without a further copy. Only the columns the index needs are read.
+    without a further copy. Only the columns the index needs are read, with
+    the recorded dimension to check each blob against.
     """
     count, dim = conn.execute(
         "SELECT COUNT(*), (SELECT embedding_dim FROM faces WHERE collection_id = ?1 LIMIT 1)"
@@ -498,7 +499,7 @@ def _load_index(conn: sqlite3.Connection, collection_id: str) -> CollectionIndex
     ).fetchone()
     if count == 0:
         return CollectionIndex()
-    if dim <= 0:
+    if not isinstance(dim, int) or dim <= 0:
         raise _bad_embeddings()
     matrix = np.empty((count, dim), dtype=np.float32)
     face_ids: list[str] = []
@@ -525,7 +526,8 @@ def _decode(dims: Sequence[int], blobs: Sequence[bytes], dim: int) -> Embedding:
     One join and no per-blob numpy call; every blob is checked first, so a
     truncated or foreign one raises StorageError instead of being searched.
     """
-    if dim <= 0 or set(dims) != {dim} or set(map(len, blobs)) != {4 * dim}:
+    valid = isinstance(dim, int) and dim > 0 and set(dims) == {dim}
+    if not valid or set(map(len, blobs)) != {4 * dim}:
         raise _bad_embeddings()
     try:
         joined = b"".join(blobs)

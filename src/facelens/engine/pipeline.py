@@ -34,8 +34,11 @@ class PipelineEngine:
         self.detector.prepare()
         self.embedder.prepare()
 
-    def detect(self, image: RGBImage) -> list[FaceDetail]:
-        faces = [self._describe(image, face) for face in self._detect_scaled(image)]
+    def detect(self, image: RGBImage, *, largest_only: bool = False) -> list[FaceDetail]:
+        faces = [
+            self._describe(image, face)
+            for face in self._detect_scaled(image, largest_only=largest_only)
+        ]
         faces.sort(key=lambda f: f.face.box.area, reverse=True)
         return faces
 
@@ -46,11 +49,11 @@ class PipelineEngine:
         chips = [self.embedder.align(image, f.face) for f in faces]
         return self.embedder.embed(chips)
 
-    def _detect_scaled(self, image: RGBImage) -> list[DetectedFace]:
+    def _detect_scaled(self, image: RGBImage, *, largest_only: bool) -> list[DetectedFace]:
         height, width = image.shape[:2]
         longer = max(height, width)
         if longer <= self.detect_max_side:
-            return self.detector.detect(image)
+            return self.detector.detect(image, largest_only=largest_only)
         scale = self.detect_max_side / longer
         small_w = max(1, round(width * scale))
         small_h = max(1, round(height * scale))
@@ -62,7 +65,7 @@ class PipelineEngine:
                 landmarks=f.landmarks.scaled(fx, fy),
                 confidence=f.confidence,
             )
-            for f in self.detector.detect(np.ascontiguousarray(small))
+            for f in self.detector.detect(np.ascontiguousarray(small), largest_only=largest_only)
         ]
 
     @staticmethod

@@ -20,8 +20,13 @@ class Detector(Protocol):
         """Loads the model (idempotent). Raises ConfigurationError if it cannot."""
         ...
 
-    def detect(self, image: RGBImage) -> list[DetectedFace]:
-        """Faces in ``image`` (RGB uint8, any size the caller chose), in its pixels."""
+    def detect(self, image: RGBImage, *, largest_only: bool = False) -> list[DetectedFace]:
+        """Faces in ``image`` (RGB uint8, any size the caller chose), in its pixels.
+
+        largest_only: the caller needs only the largest face (a search), so a
+        detector may skip work that can only find smaller ones; it may still
+        return several faces.
+        """
         ...
 
 
@@ -51,8 +56,11 @@ class FaceEngine(Protocol):
 
     def prepare(self) -> None: ...
 
-    def detect(self, image: RGBImage) -> list[FaceDetail]:
-        """Faces with box (pixels and ratios), landmarks, pose, quality; largest first."""
+    def detect(self, image: RGBImage, *, largest_only: bool = False) -> list[FaceDetail]:
+        """Faces with box (pixels and ratios), landmarks, pose, quality; largest first.
+
+        largest_only: as for Detector.detect (the first face is what matters).
+        """
         ...
 
     def align(self, image: RGBImage, face: FaceDetail) -> RGBImage: ...

@@ -116,8 +116,10 @@ class YuNetDetector:
                 f"OpenCV could not load the YuNet model {self.model_path}: {exc}"
             ) from exc
 
-    def detect(self, image: RGBImage) -> list[DetectedFace]:
+    def detect(self, image: RGBImage, *, largest_only: bool = False) -> list[DetectedFace]:
         """Faces in ``image`` (H x W x 3 uint8 RGB), in its pixels, largest box first.
+
+        ``largest_only`` changes nothing: YuNet sees every scale in one pass.
 
         Boxes are clipped to the image; landmarks are left as YuNet placed them
         (they may lie outside the image for a face cut by its edge). ``eye_left``

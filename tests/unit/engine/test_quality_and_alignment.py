@@ -114,7 +114,7 @@ class _FixedDetector:
     def prepare(self) -> None:
         pass
 
-    def detect(self, image: RGBImage) -> list[DetectedFace]:
+    def detect(self, image: RGBImage, *, largest_only: bool = False) -> list[DetectedFace]:
         h, w = image.shape[:2]
         self.seen.append((w, h))
         box = PixelBox(w * 0.25, h * 0.5, w * 0.5, h * 0.75)
