@@ -36,50 +36,28 @@ from facelens.collection.models import (
     UserStatus,
 )
 from facelens.collection.pagination import keyset_page
-from facelens.engine.types import BoundingBox, Embedding
+from facelens.collection.sqlite_schema import (
+    FACE_COLUMNS,
+    IDS,
+    IN_IDS,
+    USERS,
+    decode_embeddings,
+    face_from_row,
+    face_row,
+    load_index,
+    open_database,
+    select_faces,
+    stored_face,
+    user_from_row,
+)
+from facelens.collection.sqlite_schema import SCHEMA_VERSION as SCHEMA_VERSION
+from facelens.engine.types import Embedding
 from facelens.errors import (
     ConflictException,
     InvalidParameterException,
     ResourceAlreadyExistsException,
     ResourceNotFoundException,
     StorageError,
-)
-
-SCHEMA_VERSION = 1
-"""Kept in ``PRAGMA user_version``; a file written by a newer schema is refused."""
-
-_BUSY_TIMEOUT_S = 30.0
-_BLOB_DTYPE = np.dtype("<f4")
-_READ_ROWS = 8192
-"""Rows per fetch when a search index is rebuilt (4 MB of 128-d blobs): enough that the
-per-fetch overhead vanishes, few enough that row objects never pile up."""
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS collections (
-    collection_id TEXT PRIMARY KEY, face_model_version TEXT NOT NULL,
-    created_at TEXT NOT NULL, generation INTEGER NOT NULL DEFAULT 0);
-CREATE TABLE IF NOT EXISTS faces (
-    collection_id TEXT NOT NULL REFERENCES collections(collection_id) ON DELETE CASCADE,
-    face_id TEXT NOT NULL, image_id TEXT NOT NULL, external_image_id TEXT,
-    box_width REAL NOT NULL, box_height REAL NOT NULL, box_left REAL NOT NULL,
-    box_top REAL NOT NULL, confidence REAL NOT NULL, user_id TEXT, indexed_at TEXT NOT NULL,
-    embedding_dim INTEGER NOT NULL, embedding BLOB NOT NULL,
-    PRIMARY KEY (collection_id, face_id));
-CREATE INDEX IF NOT EXISTS faces_by_user ON faces(collection_id, user_id);
-CREATE TABLE IF NOT EXISTS users (
-    collection_id TEXT NOT NULL REFERENCES collections(collection_id) ON DELETE CASCADE,
-    user_id TEXT NOT NULL, created_at TEXT NOT NULL,
-    PRIMARY KEY (collection_id, user_id))
-"""
-_FACE_COLUMNS = (
-    "face_id, image_id, external_image_id, box_width, box_height, box_left, box_top,"
-    " confidence, user_id, indexed_at"
-)
-_IDS = "(SELECT value FROM json_each(?))"  # one bound JSON array: no variable-count limit
-_IN_IDS = f"collection_id = ? AND face_id IN {_IDS}"
-_USERS = (
-    "SELECT u.user_id, (SELECT COUNT(*) FROM faces f"
-    " WHERE f.collection_id = u.collection_id AND f.user_id = u.user_id)"
-    " FROM users u WHERE u.collection_id = ?"
 )
 
 _Token = tuple[str, int]
@@ -185,32 +163,32 @@ class SQLiteCollectionStore:
                 message = f"Embedding dimension {dim} does not match the collection's {row[0]}"
                 raise InvalidParameterException(message)
             taken = tx.conn.execute(
-                f"SELECT face_id FROM faces WHERE {_IN_IDS} LIMIT 1",
+                f"SELECT face_id FROM faces WHERE {IN_IDS} LIMIT 1",
                 (collection_id, json.dumps(ids)),
             ).fetchone()
             if taken is not None:
                 raise ResourceAlreadyExistsException(f"The face id: {taken[0]} already exists")
             tx.conn.executemany(
                 "INSERT INTO faces VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?)",
-                [_face_row(collection_id, f, v, now) for f, v in zip(faces, vectors, strict=True)],
+                [face_row(collection_id, f, v, now) for f, v in zip(faces, vectors, strict=True)],
             )
             matrix = np.stack(vectors)
             tx.updates.append(lambda index: index.add_faces(ids, matrix))
-        return [_stored(face, now) for face in faces]
+        return [stored_face(face, now) for face in faces]
 
     def get_faces(self, collection_id: str, face_ids: Sequence[str]) -> dict[str, StoredFace]:
         with self._transaction("BEGIN") as conn:
             _collection_token(conn, collection_id)
-            return _select_faces(conn, collection_id, face_ids)
+            return select_faces(conn, collection_id, face_ids)
 
     def get_embeddings(self, collection_id: str, face_ids: Sequence[str]) -> dict[str, Embedding]:
         with self._transaction("BEGIN") as conn:
             _collection_token(conn, collection_id)
             rows = conn.execute(
-                f"SELECT face_id, embedding_dim, embedding FROM faces WHERE {_IN_IDS}",
+                f"SELECT face_id, embedding_dim, embedding FROM faces WHERE {IN_IDS}",
                 (collection_id, json.dumps(list(face_ids))),
             ).fetchall()
-        return {r[0]: _decode([r[1]], [r[2]], r[1])[0].astype(np.float32) for r in rows}
+        return {r[0]: decode_embeddings([r[1]], [r[2]], r[1])[0].astype(np.float32) for r in rows}
 
     def list_faces(
         self,
@@ -221,27 +199,27 @@ class SQLiteCollectionStore:
         user_id: str | None = None,
         face_ids: Sequence[str] | None = None,
     ) -> FacePage:
-        sql = f"SELECT {_FACE_COLUMNS} FROM faces WHERE collection_id = ?"
+        sql = f"SELECT {FACE_COLUMNS} FROM faces WHERE collection_id = ?"
         params: list[Any] = [collection_id]
         if user_id is not None:
             sql, params = sql + " AND user_id = ?", [*params, user_id]
         if face_ids is not None:
-            sql, params = sql + f" AND face_id IN {_IDS}", [*params, json.dumps(list(face_ids))]
+            sql, params = sql + f" AND face_id IN {IDS}", [*params, json.dumps(list(face_ids))]
         with self._transaction("BEGIN") as conn:
             _collection_token(conn, collection_id)
             rows, token = keyset_page(
                 conn, sql, params, "face_id", max_results, next_token, collection_id
             )
-        return FacePage([_face(r) for r in rows], token)
+        return FacePage([face_from_row(r) for r in rows], token)
 
     def delete_faces(self, collection_id: str, face_ids: Sequence[str]) -> list[str]:
         params = (collection_id, json.dumps(list(face_ids)))
         with self._write(collection_id) as tx:
             found = {
-                r[0] for r in tx.conn.execute(f"SELECT face_id FROM faces WHERE {_IN_IDS}", params)
+                r[0] for r in tx.conn.execute(f"SELECT face_id FROM faces WHERE {IN_IDS}", params)
             }
             if found:
-                tx.conn.execute(f"DELETE FROM faces WHERE {_IN_IDS}", params)
+                tx.conn.execute(f"DELETE FROM faces WHERE {IN_IDS}", params)
                 gone = sorted(found)
                 tx.updates.append(lambda index: index.remove_faces(gone))
         return [face_id for face_id in dict.fromkeys(face_ids) if face_id in found]
@@ -252,7 +230,7 @@ class SQLiteCollectionStore:
         with self._transaction("BEGIN") as conn:
             index = self._fresh_index(conn, collection_id)
             hits = _search(index.faces, query, limit, max_distance)
-            faces = _select_faces(conn, collection_id, [h.id for h in hits]) if hits else {}
+            faces = select_faces(conn, collection_id, [h.id for h in hits]) if hits else {}
         return [FaceNeighbor(faces[h.id], h.distance) for h in hits if h.id in faces]
 
     # -- users --
@@ -272,10 +250,10 @@ class SQLiteCollectionStore:
     def get_user(self, collection_id: str, user_id: str) -> UserInfo:
         with self._transaction("BEGIN") as conn:
             _collection_token(conn, collection_id)
-            row = conn.execute(_USERS + " AND u.user_id = ?", (collection_id, user_id)).fetchone()
+            row = conn.execute(USERS + " AND u.user_id = ?", (collection_id, user_id)).fetchone()
         if row is None:
             raise _no_user(collection_id, user_id)
-        return _user(row)
+        return user_from_row(row)
 
     def list_users(
         self, collection_id: str, *, max_results: int, next_token: str | None = None
@@ -283,9 +261,9 @@ class SQLiteCollectionStore:
         with self._transaction("BEGIN") as conn:
             _collection_token(conn, collection_id)
             rows, token = keyset_page(
-                conn, _USERS, [collection_id], "u.user_id", max_results, next_token, collection_id
+                conn, USERS, [collection_id], "u.user_id", max_results, next_token, collection_id
             )
-        return UserPage([_user(r) for r in rows], token)
+        return UserPage([user_from_row(r) for r in rows], token)
 
     def delete_user(self, collection_id: str, user_id: str) -> None:
         key = (collection_id, user_id)
@@ -309,13 +287,16 @@ class SQLiteCollectionStore:
         with self._transaction("BEGIN") as conn:
             index = self._fresh_index(conn, collection_id)
             hits = _search(index.users, query, limit, max_distance)
-            return [UserNeighbor(_user((h.id, index.face_count(h.id))), h.distance) for h in hits]
+            return [
+                UserNeighbor(user_from_row((h.id, index.face_count(h.id))), h.distance)
+                for h in hits
+            ]
 
     # -- internals --
     def _set_user(
         self, collection_id: str, user_id: str, face_ids: Sequence[str], *, associate: bool
     ) -> None:
-        where = _IN_IDS
+        where = IN_IDS
         params: tuple[str, ...] = (collection_id, json.dumps(list(face_ids)))
         if not associate:  # only the faces this user holds
             where, params = where + " AND user_id = ?", (*params, user_id)
@@ -333,7 +314,7 @@ class SQLiteCollectionStore:
         if self._closed:
             raise StorageError("The collection store is closed")
         if self._conn is None:
-            self._conn = _open(self._target)
+            self._conn = open_database(self._target)
         return self._conn
 
     @contextmanager
@@ -388,37 +369,9 @@ class SQLiteCollectionStore:
         cached = self._caches.pop(collection_id, None)  # a stale one is freed before rebuilding
         index = cached[1] if cached is not None and cached[0] == token else None
         if index is None:
-            index = _load_index(conn, collection_id)
+            index = load_index(conn, collection_id)
         self._caches[collection_id] = (token, index)
         return index
-
-
-def _open(target: str) -> sqlite3.Connection:
-    conn = sqlite3.connect(
-        target,
-        timeout=_BUSY_TIMEOUT_S,
-        isolation_level=None,  # autocommit: we issue BEGIN/COMMIT ourselves
-        check_same_thread=False,  # the store's lock serialises all use
-        uri=target.startswith("file:"),
-    )
-    try:
-        conn.execute(f"PRAGMA busy_timeout = {int(_BUSY_TIMEOUT_S * 1000)}")
-        conn.execute("PRAGMA foreign_keys = ON")
-        if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() not in ("wal", "memory"):
-            conn.execute("PRAGMA journal_mode = WAL")
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise StorageError(f"Store schema version {version} is newer than {SCHEMA_VERSION}")
-        if version < SCHEMA_VERSION:
-            conn.execute("BEGIN IMMEDIATE")  # two processes creating the file wait in turn
-            for statement in _SCHEMA.split(";"):
-                conn.execute(statement)
-            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            conn.execute("COMMIT")
-    except BaseException:
-        conn.close()
-        raise
-    return conn
 
 
 def _collection_token(conn: sqlite3.Connection, collection_id: str) -> _Token:
@@ -443,101 +396,6 @@ def _no_collection(collection_id: str) -> ResourceNotFoundException:
 def _no_user(collection_id: str, user_id: str) -> ResourceNotFoundException:
     message = f"The user id: {user_id} does not exist in the collection {collection_id}"
     return ResourceNotFoundException(message)
-
-
-def _select_faces(
-    conn: sqlite3.Connection, collection_id: str, face_ids: Sequence[str]
-) -> dict[str, StoredFace]:
-    params = (collection_id, json.dumps(list(face_ids)))
-    return {
-        r[0]: _face(r)
-        for r in conn.execute(f"SELECT {_FACE_COLUMNS} FROM faces WHERE {_IN_IDS}", params)
-    }
-
-
-def _face_row(
-    collection_id: str, face: NewFace, vector: Embedding, now: datetime
-) -> tuple[Any, ...]:
-    box = face.bounding_box
-    return (
-        *(collection_id, face.face_id, face.image_id, face.external_image_id),
-        *(box.width, box.height, box.left, box.top, face.confidence, now.isoformat()),
-        *(vector.shape[0], vector.astype(_BLOB_DTYPE).tobytes()),
-    )
-
-
-def _stored(face: NewFace, now: datetime) -> StoredFace:
-    return StoredFace(
-        face.face_id, face.image_id, face.external_image_id, face.bounding_box, face.confidence,
-        None, now,
-    )  # fmt: skip
-
-
-def _face(row: Sequence[Any]) -> StoredFace:
-    box = BoundingBox(width=row[3], height=row[4], left=row[5], top=row[6])
-    return StoredFace(row[0], row[1], row[2], box, row[7], row[8], datetime.fromisoformat(row[9]))
-
-
-def _user(row: Sequence[Any]) -> UserInfo:
-    return UserInfo(row[0], UserStatus.ACTIVE if row[1] else UserStatus.CREATED, row[1])
-
-
-def _load_index(conn: sqlite3.Connection, collection_id: str) -> CollectionIndex:
-    """Every face of the collection, read into a new search index (a cold start).
-
-    Why this shape: at 1M faces, a fetchall holds about 0.6 GB of row
-    objects at once and joining every blob copies 512 MB more. Reading
-    ``_READ_ROWS`` rows at a time into one preallocated float32 matrix keeps
-    the row objects small and short-lived, and the index adopts that matrix
-    without a further copy. Only the columns the index needs are read, with
-    the recorded dimension to check each blob against.
-    """
-    count, dim = conn.execute(
-        "SELECT COUNT(*), (SELECT embedding_dim FROM faces WHERE collection_id = ?1 LIMIT 1)"
-        " FROM faces WHERE collection_id = ?1",
-        (collection_id,),
-    ).fetchone()
-    if count == 0:
-        return CollectionIndex()
-    if not isinstance(dim, int) or dim <= 0:
-        raise _bad_embeddings()
-    matrix = np.empty((count, dim), dtype=np.float32)
-    face_ids: list[str] = []
-    user_ids: list[str | None] = []
-    cursor = conn.execute(
-        "SELECT face_id, user_id, embedding_dim, embedding FROM faces WHERE collection_id = ?",
-        (collection_id,),
-    )
-    while rows := cursor.fetchmany(_READ_ROWS):
-        start, stop = len(face_ids), len(face_ids) + len(rows)
-        if stop > count:  # cannot happen within one read transaction
-            raise StorageError("The faces changed while the search index was being read")
-        matrix[start:stop] = _decode([r[2] for r in rows], [r[3] for r in rows], dim)
-        face_ids += [r[0] for r in rows]
-        user_ids += [r[1] for r in rows]
-    if len(face_ids) != count:
-        raise StorageError("The faces changed while the search index was being read")
-    return CollectionIndex.build(face_ids, matrix, user_ids, copy=False)
-
-
-def _decode(dims: Sequence[int], blobs: Sequence[bytes], dim: int) -> Embedding:
-    """Blobs recorded as ``dim``-dimensional, as a read-only len(blobs) x dim matrix.
-
-    One join and no per-blob numpy call; every blob is checked first, so a
-    truncated or foreign one raises StorageError instead of being searched.
-    """
-    valid = isinstance(dim, int) and dim > 0 and set(dims) == {dim}
-    if not valid or set(map(len, blobs)) != {4 * dim}:
-        raise _bad_embeddings()
-    try:
-        joined = b"".join(blobs)
-    except TypeError as exc:  # a TEXT value of the right length, written by someone else
-        raise _bad_embeddings() from exc
-    return np.frombuffer(joined, dtype=_BLOB_DTYPE).reshape(len(blobs), dim)
-
-
-def _bad_embeddings() -> StorageError:
-    return StorageError("Stored embeddings do not match their recorded dimension")
 
 
 def _search(index: ExactIndex, query: Embedding, limit: int, max_distance: float) -> list[Neighbor]:

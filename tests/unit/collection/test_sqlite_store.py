@@ -419,7 +419,7 @@ def test_cold_rebuild_in_many_reads_matches_the_patched_cache(
     The reader's bulk-built index must answer like the writer's cache, which
     was built empty and then patched write by write, and like brute force.
     """
-    monkeypatch.setattr("facelens.collection.sqlite_store._READ_ROWS", 7)
+    monkeypatch.setattr("facelens.collection.sqlite_schema.READ_ROWS", 7)
     writer = SQLiteCollectionStore(db)
     writer.create_collection("c", face_model_version=MODEL)
     writer.create_collection("other", face_model_version=MODEL)  # rows the reads must skip
@@ -469,7 +469,7 @@ def test_cold_rebuild_in_many_reads_matches_the_patched_cache(
 def test_corrupt_embeddings_are_refused_on_rebuild(
     db: str, rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch, corruption: str
 ) -> None:
-    monkeypatch.setattr("facelens.collection.sqlite_store._READ_ROWS", 4)  # f0013: a late read
+    monkeypatch.setattr("facelens.collection.sqlite_schema.READ_ROWS", 4)  # f0013: a late read
     s = SQLiteCollectionStore(db)
     s.create_collection("c", face_model_version=MODEL)
     vectors = unit(rng, 20)
