@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 
 from facelens.collection.analysis import FaceAnalyzer, ImageLimits
 from facelens.collection.registry import open_store
@@ -47,8 +48,6 @@ class Context:
 
     def read_image(self, path: str) -> DecodedImage:
         """Reads an image file (``fileb://`` prefix accepted, as the AWS CLI writes it)."""
-        from pathlib import Path
-
         return read_image_file(
             Path(path.removeprefix("fileb://")),
             max_bytes=self.settings.max_image_bytes,
