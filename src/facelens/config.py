@@ -48,7 +48,7 @@ class Settings(BaseSettings):
     embed_flip: bool = Field(
         default=True,
         description=(
-            "Also embed each face mirrored and average: +0.1% LFW accuracy for ~1.8x embedding "
+            "Also embed each face mirrored and average: +0.1% LFW accuracy for ~1.9x embedding "
             "time. Collections stay comparable either way."
         ),
     )
