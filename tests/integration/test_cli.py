@@ -257,76 +257,26 @@ def test_truncated_real_photo_and_missing_things(
     whole = (testdata / "people/obama/obama_1.jpg").read_bytes()
     truncated = tmp_path / "truncated.jpg"
     truncated.write_bytes(whole[: len(whole) // 2])
-    assert (
-        error(
-            facelens(
-                "faces", "index", str(truncated), "--collection-id", "c", env=cli_env, check=False
-            )
-        )["Code"]
-        == "InvalidImageFormatException"
-    )
     noface = str(testdata / "noface/compreface_no-faces.jpg")
-    assert (
-        error(
-            facelens("faces", "search", noface, "--collection-id", "c", env=cli_env, check=False)
-        )["Code"]
-        == "InvalidParameterException"
-    )
-    missing = facelens(
-        "faces",
-        "search",
-        str(tmp_path / "nope.jpg"),
-        "--collection-id",
-        "c",
-        env=cli_env,
-        check=False,
-    )
-    assert error(missing)["Code"] == "InvalidParameterException"
-    unknown = facelens(
-        "collections", "describe", "--collection-id", "nope", env=cli_env, check=False
-    )
-    assert error(unknown)["Code"] == "ResourceNotFoundException"
-    dup = facelens("collections", "create", "--collection-id", "c", env=cli_env, check=False)
-    assert error(dup)["Code"] == "ResourceAlreadyExistsException"
-    bad_id = facelens(
-        "collections", "create", "--collection-id", "bad id!", env=cli_env, check=False
-    )
-    assert error(bad_id)["Code"] == "InvalidParameterException"
-    bad_ext = facelens(
-        "faces",
-        "index",
-        noface,
-        "--collection-id",
-        "c",
-        "--external-image-id",
-        "no spaces",
-        env=cli_env,
-        check=False,
-    )
-    assert error(bad_ext)["Code"] == "InvalidParameterException"
-    bad_token = facelens(
-        "faces", "list", "--collection-id", "c", "--next-token", "garbage", env=cli_env, check=False
-    )
-    assert error(bad_token)["Code"] == "InvalidParameterException"
-    bad_face = facelens(
-        "faces",
-        "search-by-id",
-        "--collection-id",
-        "c",
-        "--face-id",
-        "not-a-uuid",
-        env=cli_env,
-        check=False,
-    )
-    assert error(bad_face)["Code"] == "InvalidParameterException"
+    c = ("--collection-id", "c")
+    cases: list[tuple[tuple[str, ...], str]] = [
+        (("faces", "index", str(truncated), *c), "InvalidImageFormatException"),
+        (("faces", "search", noface, *c), "InvalidParameterException"),
+        (("faces", "search", str(tmp_path / "nope.jpg"), *c), "InvalidParameterException"),
+        (("collections", "describe", "--collection-id", "nope"), "ResourceNotFoundException"),
+        (("collections", "create", *c), "ResourceAlreadyExistsException"),
+        (("collections", "create", "--collection-id", "bad id!"), "InvalidParameterException"),
+        (
+            ("faces", "index", noface, *c, "--external-image-id", "no spaces"),
+            "InvalidParameterException",
+        ),
+        (("faces", "list", *c, "--next-token", "garbage"), "InvalidParameterException"),
+        (("faces", "search-by-id", *c, "--face-id", "not-a-uuid"), "InvalidParameterException"),
+    ]
+    for args, code in cases:
+        assert error(facelens(*args, env=cli_env, check=False))["Code"] == code, args
     unknown_engine = facelens(
-        "faces",
-        "search",
-        noface,
-        "--collection-id",
-        "c",
-        env={**cli_env, "FACELENS_DETECTOR": "nope"},
-        check=False,
+        "faces", "search", noface, *c, env={**cli_env, "FACELENS_DETECTOR": "nope"}, check=False
     )
     assert error(unknown_engine)["Code"] == "InvalidParameterException"
     assert "unknown detector 'nope'" in error(unknown_engine)["Message"]

@@ -53,7 +53,3 @@ class Context:
             max_bytes=self.settings.max_image_bytes,
             max_pixels=self.settings.max_image_pixels,
         )
-
-    def close(self) -> None:
-        if "store" in self.__dict__:
-            self.store.close()

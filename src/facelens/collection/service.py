@@ -65,7 +65,7 @@ class CollectionService:
     def list_collections(
         self, *, max_results: int = 1000, next_token: str | None = None
     ) -> CollectionPage:
-        validation.in_range(max_results, "MaxResults", 0, 4096)
+        validation.in_range(max_results, "MaxResults", 1, 4096)
         return self.store.list_collections(max_results=max_results, next_token=next_token)
 
     def delete_collection(self, collection_id: str) -> None:
@@ -180,7 +180,7 @@ class CollectionService:
         user_id: str | None = None,
         face_ids: Sequence[str] | None = None,
     ) -> FacePage:
-        validation.in_range(max_results, "MaxResults", 0, 4096)
+        validation.in_range(max_results, "MaxResults", 1, 4096)
         if user_id is not None:
             validation.user_id(user_id)
         ids = validation.face_ids(face_ids, limit=4096) if face_ids else None

@@ -25,7 +25,6 @@ from facelens.collection.models import (
     UserInfo,
     UserMatch,
     UserPage,
-    UserStatus,
 )
 from facelens.collection.service import CollectionService
 from facelens.collection.similarity import distance_for_similarity, similarity
@@ -207,6 +206,3 @@ class UserService:
             token = page.next_token
             if token is None:
                 return ids
-
-
-__all__ = ["DEFAULT_USER_MATCH_THRESHOLD", "UserService", "UserStatus"]

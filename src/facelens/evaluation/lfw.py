@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from facelens.collection.service import DEFAULT_FACE_MATCH_THRESHOLD
 from facelens.collection.similarity import distance_for_similarity
 from facelens.config import Settings
 from facelens.engine.images import read_image_file
@@ -35,7 +36,7 @@ from facelens.engine.types import (
 )
 from facelens.errors import InvalidParameterException
 
-DEFAULT_THRESHOLD = 80.0
+DEFAULT_THRESHOLD = DEFAULT_FACE_MATCH_THRESHOLD
 
 
 @dataclass(frozen=True, slots=True)
