@@ -7,9 +7,10 @@ in from there; library code never reads the environment itself.
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -17,10 +18,145 @@ def _default_home() -> Path:
     return Path.home() / ".facelens"
 
 
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MqttSettings(_Section):
+    """The MQTT broker the recognizer publishes to (and, optionally, takes events from)."""
+
+    url: str | None = Field(
+        default=None,
+        description=(
+            "Broker: 'mqtt://host:1883' or 'mqtts://host:8883' (TLS). None: publish to the log "
+            "only (no broker)."
+        ),
+    )
+    username: str | None = Field(default=None, description="Broker user name.")
+    password: SecretStr | None = Field(default=None, description="Broker password.")
+    ca_file: Path | None = Field(
+        default=None, description="CA bundle for mqtts:// (default: the system's CAs)."
+    )
+    cert_file: Path | None = Field(
+        default=None, description="Client certificate for mqtts:// (AWS IoT Core needs one)."
+    )
+    key_file: Path | None = Field(default=None, description="Client certificate's private key.")
+    client_id: str = Field(
+        default="facelens",
+        min_length=1,
+        description=(
+            "MQTT client id prefix; must be stable across restarts so a persistent session "
+            "(and its unacknowledged events) resumes."
+        ),
+    )
+    spool_max_messages: int = Field(
+        default=100_000,
+        ge=1,
+        description=(
+            "Messages kept on disk while the broker is down; beyond this the oldest are dropped "
+            "(and counted)."
+        ),
+    )
+
+
+class EventSourceKind(StrEnum):
+    OUTBOX = "outbox"
+    MQTT = "mqtt"
+    SQS = "sqs"
+
+
+class EventSettings(_Section):
+    """How ObjectCreated events travel from the object store to recognizer workers."""
+
+    source: EventSourceKind = Field(
+        default=EventSourceKind.OUTBOX,
+        description=(
+            "'outbox': a SQLite outbox in <home> (one host); 'mqtt': an MQTT topic shared by "
+            "workers ($share/group/topic, MinIO's message shape); 'sqs': an SQS queue (AWS)."
+        ),
+    )
+    topic: str = Field(
+        default="facelens/events", description="MQTT topic the object store's events go to."
+    )
+    group: str = Field(
+        default="facelens-recognizers",
+        description="Shared-subscription group: workers in one group split the events.",
+    )
+    sqs_queue_url: str | None = Field(default=None, description="SQS queue URL for source 'sqs'.")
+    visibility_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        description=(
+            "Seconds an event taken by a worker stays hidden from others; if the worker dies "
+            "it is delivered again after this. Longer than the slowest event."
+        ),
+    )
+
+
+class RecognizerSettings(_Section):
+    """What the recognizer searches and where it publishes."""
+
+    collection_id: str = Field(default="faces", description="Collection searched.")
+    prefix: str = Field(default="faces/", description="Only keys starting with this are crops.")
+    suffix: str = Field(default=".jpg", description="Only keys ending with this are crops.")
+    topic: str = Field(
+        default="rekognition",
+        description="MQTT topic of identifications; '<topic>/unknown' and '<topic>/errors' too.",
+    )
+    face_match_threshold: float = Field(
+        default=80.0,
+        ge=0,
+        le=100,
+        description=(
+            "Similarity 0-100 a face (or a user's template) must reach to count as a match; "
+            "higher means fewer false matches and more unknowns."
+        ),
+    )
+    max_faces: int = Field(
+        default=5, ge=1, le=4096, description="Candidate faces considered per search."
+    )
+    worker_id: str = Field(
+        default="recognizer-1",
+        min_length=1,
+        description=(
+            "Stable name of this worker: a restarted worker reclaims the events it held, and "
+            "its MQTT session resumes under it."
+        ),
+    )
+
+
+class NotifyRule(StrEnum):
+    EVERYONE = "everyone"
+    UNKNOWN = "unknown"
+    NAMED = "named"
+
+
+class NotifyChannel(_Section):
+    """One notification channel: an apprise URL or an SNS topic ARN, with its rule."""
+
+    url: SecretStr = Field(
+        description=(
+            "apprise URL (mailto://, ntfy://, slack://, tgram://, json://, ...) or an AWS SNS "
+            "topic ARN (arn:aws:sns:...). Secret: such URLs carry tokens."
+        )
+    )
+    rule: NotifyRule = Field(
+        default=NotifyRule.EVERYONE,
+        description="Who triggers it: 'everyone', 'unknown' faces only, or 'named' people only.",
+    )
+    cooldown_seconds: float = Field(
+        default=300.0,
+        ge=0,
+        description="At most one alert per person (or per 'unknown') per channel in this time.",
+    )
+
+
 class Settings(BaseSettings):
     """facelens configuration; every field can be set as ``FACELENS_<NAME>``."""
 
-    model_config = SettingsConfigDict(env_prefix="FACELENS_", extra="forbid", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="FACELENS_", env_nested_delimiter="__", extra="forbid", frozen=True
+    )
 
     home: Path = Field(
         default_factory=_default_home,
@@ -84,6 +220,41 @@ class Settings(BaseSettings):
         description="Processes for bulk work (LFW benchmark): dlib's embedding holds the GIL.",
     )
 
+    objects_url: str | None = Field(
+        default=None,
+        description=(
+            "Object store for crops: 'file:///dir', 's3://' (AWS; '?endpoint_url=...&region=...' "
+            "for MinIO and others) or 'memory://'. Default: file:// <home>/objects."
+        ),
+    )
+    bucket: str = Field(default="facelens", description="Bucket crops are uploaded to.")
+    profiles_url: str | None = Field(
+        default=None,
+        description=(
+            "Profile store: 'sqlite:///path.db', 'postgresql://...' or 'memory://'. Default: the "
+            "collections database."
+        ),
+    )
+    mqtt: MqttSettings = Field(default_factory=MqttSettings, description="MQTT broker.")
+    events: EventSettings = Field(
+        default_factory=EventSettings, description="ObjectCreated event delivery."
+    )
+    recognizer: RecognizerSettings = Field(
+        default_factory=RecognizerSettings, description="The recognizer."
+    )
+    notify: list[NotifyChannel] = Field(
+        default_factory=list,
+        description="Notification channels (JSON list of {url, rule, cooldown_seconds}).",
+    )
+
     def database_url(self) -> str:
         """The collections URL, defaulting to a SQLite file under ``home``."""
         return self.collections_url or f"sqlite:///{self.home / 'facelens.db'}"
+
+    def objects_store_url(self) -> str:
+        """The object store URL, defaulting to a directory under ``home``."""
+        return self.objects_url or f"file://{self.home / 'objects'}"
+
+    def profile_store_url(self) -> str:
+        """The profiles URL, defaulting to the collections database."""
+        return self.profiles_url or self.database_url()

@@ -106,3 +106,30 @@ class EngineError(FacelensError):
 
     code = "InternalServerError"
     http_status = 500
+
+
+class NoSuchBucketException(ResourceNotFoundException):
+    """An object-store bucket that does not exist (S3's ``NoSuchBucket``)."""
+
+    code = "NoSuchBucket"
+    http_status = 404
+
+
+class NoSuchKeyException(ResourceNotFoundException):
+    """An object key that does not exist in its bucket (S3's ``NoSuchKey``)."""
+
+    code = "NoSuchKey"
+    http_status = 404
+
+
+class InvalidEventException(InvalidParameterException):
+    """An event message that is not an S3/MinIO ObjectCreated notification we can read."""
+
+    code = "InvalidEventException"
+
+
+class ServiceUnavailableException(StorageError):
+    """A back end (broker, object store, database) is unreachable; retrying later may work."""
+
+    code = "ServiceUnavailableException"
+    http_status = 503

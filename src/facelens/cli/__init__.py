@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from facelens.cli import bench, collections, faces, users
+from facelens.cli import bench, collections, faces, objects, profiles, recognizer, users
 
 
 def build_app() -> typer.Typer:
@@ -17,6 +17,9 @@ def build_app() -> typer.Typer:
     app.add_typer(collections.app, name="collections")
     app.add_typer(faces.app, name="faces")
     app.add_typer(users.app, name="users")
+    app.add_typer(profiles.app, name="profiles")
+    app.add_typer(objects.app, name="objects")
+    app.add_typer(recognizer.app, name="recognizer")
     app.add_typer(bench.app, name="bench")
     return app
 

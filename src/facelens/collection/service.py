@@ -146,7 +146,9 @@ class CollectionService:
         validation.in_range(face_match_threshold, "FaceMatchThreshold", 0, 100)
         self.require_compatible(collection_id)
         probe = self.analyzer.probe(image, quality_filter)
-        matches = self._matches(collection_id, probe.embedding, max_faces, face_match_threshold)
+        matches = self.match_embedding(
+            collection_id, probe.embedding, limit=max_faces, threshold=face_match_threshold
+        )
         return SearchByImageResult(probe.detail, matches, self.face_model_version)
 
     def search_faces(
@@ -166,8 +168,12 @@ class CollectionService:
             raise ResourceNotFoundException(
                 f"face {face_id} does not exist in collection {collection_id}"
             )
-        matches = self._matches(
-            collection_id, embedding, max_faces + 1, face_match_threshold, exclude=face_id
+        matches = self.match_embedding(
+            collection_id,
+            embedding,
+            limit=max_faces + 1,
+            threshold=face_match_threshold,
+            exclude=face_id,
         )
         return SearchByIdResult(face_id, matches[:max_faces], self.face_model_version)
 
@@ -211,15 +217,20 @@ class CollectionService:
         deleted = self.store.delete_faces(collection_id, deletable) if deletable else []
         return DeleteFacesResult(deleted, failures)
 
-    def _matches(
+    def match_embedding(
         self,
         collection_id: str,
         embedding: Embedding,
+        *,
         limit: int,
         threshold: float,
-        *,
         exclude: str | None = None,
     ) -> list[FaceMatch]:
+        """Stored faces at ``threshold`` similarity (0-100) or above, most similar first.
+
+        For callers that already hold a probe embedding (the recognizer
+        searches faces and users with one embedding, not one engine run each).
+        """
         neighbors = self.store.search_faces(
             collection_id,
             embedding,

@@ -181,19 +181,27 @@ class UserService:
         validation.in_range(user_match_threshold, "UserMatchThreshold", 0, 100)
         self.collections.require_compatible(collection_id)
         probe = self.analyzer.probe(image, quality_filter)
-        neighbors = self.store.search_users(
-            collection_id,
-            probe.embedding,
-            limit=max_users,
-            max_distance=distance_for_similarity(user_match_threshold),
+        matches = self.match_embedding(
+            collection_id, probe.embedding, limit=max_users, threshold=user_match_threshold
         )
-        matches = [UserMatch(similarity(n.distance), n.user) for n in neighbors]
         unsearched = [
             UnindexedFace((UnindexedReason.FACE_NOT_LARGEST,), other) for other in probe.others
         ]
         return SearchUsersResult(
             probe.detail, matches, unsearched, self.collections.face_model_version
         )
+
+    def match_embedding(
+        self, collection_id: str, embedding: Embedding, *, limit: int, threshold: float
+    ) -> list[UserMatch]:
+        """Users whose template is at ``threshold`` similarity (0-100) or above, best first."""
+        neighbors = self.store.search_users(
+            collection_id,
+            embedding,
+            limit=limit,
+            max_distance=distance_for_similarity(threshold),
+        )
+        return [UserMatch(similarity(n.distance), n.user) for n in neighbors]
 
     def _face_ids(self, collection_id: str, user_id: str) -> list[str]:
         ids: list[str] = []

@@ -1,0 +1,152 @@
+"""The recognizer's ledger: every outcome once, by recognition id.
+
+It makes the worker idempotent (an object already handled is not published
+again), keeps the dead letters (events that can never succeed, with their
+reason) and is the history of identifications the HTTP API pages through.
+SQLite in <home>; one file per host.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from facelens.errors import StorageError
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS recognitions (
+    recognition_id TEXT PRIMARY KEY,
+    status TEXT NOT NULL,
+    bucket TEXT,
+    key TEXT,
+    etag TEXT,
+    topic TEXT NOT NULL,
+    message TEXT NOT NULL,
+    reason TEXT,
+    recognized_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS recognitions_time ON recognitions (recognized_at);
+"""
+
+
+class Status(StrEnum):
+    IDENTIFIED = "identified"
+    UNKNOWN = "unknown"
+    ERROR = "error"
+
+
+@dataclass(frozen=True)
+class Recognition:
+    """One outcome. ``message`` is exactly what was published on ``topic``.
+
+    ``reason`` is the error code for dead letters (``status`` ERROR).
+    """
+
+    recognition_id: str
+    status: Status
+    topic: str
+    message: Mapping[str, Any]
+    recognized_at: datetime
+    bucket: str | None = None
+    key: str | None = None
+    etag: str | None = None
+    reason: str | None = None
+
+
+class RecognitionLedger:
+    """SQLite ledger; thread-safe, opened on first use."""
+
+    def __init__(self, path: Path | str) -> None:
+        self._path = str(path)
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+
+    def get(self, recognition_id: str) -> Recognition | None:
+        with self._transaction() as conn:
+            row = conn.execute(
+                "SELECT * FROM recognitions WHERE recognition_id = ?", (recognition_id,)
+            ).fetchone()
+        return None if row is None else _recognition(row)
+
+    def record(self, recognition: Recognition) -> bool:
+        """Stores the outcome; False when that recognition id was already there."""
+        r = recognition
+        with self._transaction() as conn:
+            cursor = conn.execute(
+                "INSERT OR IGNORE INTO recognitions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    r.recognition_id,
+                    r.status.value,
+                    r.bucket,
+                    r.key,
+                    r.etag,
+                    r.topic,
+                    json.dumps(r.message, ensure_ascii=False, default=str),
+                    r.reason,
+                    r.recognized_at.isoformat(),
+                ),
+            )
+        return cursor.rowcount > 0
+
+    def recent(self, *, limit: int = 50, status: Status | None = None) -> list[Recognition]:
+        """The latest outcomes, newest first."""
+        sql = "SELECT * FROM recognitions"
+        params: list[Any] = []
+        if status is not None:
+            sql += " WHERE status = ?"
+            params.append(status.value)
+        with self._transaction() as conn:
+            rows = conn.execute(
+                f"{sql} ORDER BY recognized_at DESC, recognition_id LIMIT ?", [*params, limit]
+            ).fetchall()
+        return [_recognition(row) for row in rows]
+
+    def dead_letters(self, *, limit: int = 50) -> list[Recognition]:
+        return self.recent(limit=limit, status=Status.ERROR)
+
+    def close(self) -> None:
+        with self._lock:
+            conn, self._conn = self._conn, None
+            if conn is not None:
+                conn.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            try:
+                conn = self._connect()
+                with conn:
+                    yield conn
+            except sqlite3.Error as exc:
+                raise StorageError(f"The recognizer ledger {self._path} failed: {exc}") from exc
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._conn is None:
+            conn = sqlite3.connect(self._path, check_same_thread=False, timeout=30)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.executescript(_SCHEMA)
+            self._conn = conn
+        return self._conn
+
+
+def _recognition(row: tuple[Any, ...]) -> Recognition:
+    rid, status, bucket, key, etag, topic, message, reason, at = row
+    return Recognition(
+        recognition_id=rid,
+        status=Status(status),
+        topic=topic,
+        message=json.loads(message),
+        recognized_at=datetime.fromisoformat(at),
+        bucket=bucket,
+        key=key,
+        etag=etag,
+        reason=reason,
+    )

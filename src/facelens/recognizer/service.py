@@ -1,0 +1,271 @@
+"""The recognizer: one ObjectCreated event in, one published outcome out.
+
+For a crop under the configured prefix and suffix it reads the object,
+finds the largest face, searches users first (a person enrolled from
+several photos matches on their combined template) and faces second, reads
+the profile (UserId's, else FaceId's), publishes, and records the outcome
+in the ledger. The original function crashed when nothing matched and when a
+profile was missing; here both are ordinary outcomes: ``rekognition/unknown``
+and an identification without profile attributes.
+
+Failure policy, which the worker relies on: an event that can never
+succeed (object gone, not an image, no face) becomes a dead letter,
+returned normally; a back end that is down raises ``StorageError`` so the
+event is retried later. Nothing else is swallowed here.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from facelens.bus.notify import Alert, Notifier
+from facelens.bus.publisher import MessagePublisher
+from facelens.collection.analysis import FaceAnalyzer
+from facelens.collection.models import QualityFilter
+from facelens.collection.service import CollectionService
+from facelens.collection.users import UserService
+from facelens.errors import (
+    FacelensError,
+    ImageTooLargeException,
+    InvalidImageFormatException,
+    InvalidParameterException,
+    ResourceNotFoundException,
+)
+from facelens.profiles.store import ProfileStore
+from facelens.recognizer import messages
+from facelens.recognizer.ledger import Recognition, RecognitionLedger, Status
+from facelens.storage.crops import CropMetadata
+from facelens.storage.protocol import ObjectStore
+from facelens.storage.types import ObjectCreated
+
+_log = logging.getLogger(__name__)
+
+_PERMANENT = (
+    InvalidImageFormatException,
+    ImageTooLargeException,
+    InvalidParameterException,
+    ResourceNotFoundException,
+)
+"""Errors no retry can fix: the event becomes a dead letter."""
+
+
+@dataclass(frozen=True)
+class RecognizerOptions:
+    """collection_id: the collection searched; prefix/suffix: which keys are crops;
+    topic: identifications go here, unknowns to '<topic>/unknown', dead letters to
+    '<topic>/errors'; face_match_threshold: similarity 0-100, higher means fewer false
+    matches; max_faces: candidate faces per search."""
+
+    collection_id: str = "faces"
+    prefix: str = "faces/"
+    suffix: str = ".jpg"
+    topic: str = "rekognition"
+    face_match_threshold: float = 80.0
+    max_faces: int = 5
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one event came to. ``duplicate``: already in the ledger, nothing published.
+
+    ``engine_seconds`` is the time spent in the face engine (decode, detect,
+    embed); the rest of ``total_seconds`` is the recognizer's own overhead.
+    """
+
+    recognition: Recognition
+    duplicate: bool
+    engine_seconds: float
+    total_seconds: float
+
+
+class Recognizer:
+    def __init__(
+        self,
+        *,
+        objects: ObjectStore,
+        analyzer: FaceAnalyzer,
+        collections: CollectionService,
+        users: UserService,
+        profiles: ProfileStore,
+        ledger: RecognitionLedger,
+        publisher: MessagePublisher,
+        notifier: Notifier | None = None,
+        options: RecognizerOptions | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.objects = objects
+        self.analyzer = analyzer
+        self.collections = collections
+        self.users = users
+        self.profiles = profiles
+        self.ledger = ledger
+        self.publisher = publisher
+        self.notifier = notifier
+        self.options = options or RecognizerOptions()
+        self._clock = clock
+
+    def prepare(self) -> None:
+        """Loads the engine and makes sure the collection exists (created empty if not)."""
+        self.analyzer.engine.prepare()
+        try:
+            self.collections.describe_collection(self.options.collection_id)
+        except ResourceNotFoundException:
+            _log.warning("collection %s did not exist: created it", self.options.collection_id)
+            self.collections.create_collection(self.options.collection_id)
+
+    def wants(self, event: ObjectCreated) -> bool:
+        return event.key.startswith(self.options.prefix) and event.key.endswith(self.options.suffix)
+
+    def handle(self, event: ObjectCreated) -> Outcome:
+        """Identifies the face in the event's object and publishes the outcome once."""
+        started = time.perf_counter()
+        rid = messages.recognition_id(event)
+        done = self.ledger.get(rid)
+        if done is not None:
+            _log.info("%s/%s already handled as %s", event.bucket, event.key, rid)
+            return Outcome(done, True, 0.0, time.perf_counter() - started)
+        engine_seconds = 0.0
+        crop = CropMetadata()
+        try:
+            stored = self.objects.get_object(event.bucket, event.key)
+            crop = CropMetadata.from_metadata(stored.info.metadata)
+            engine_started = time.perf_counter()
+            probe = self.analyzer.probe(stored.body, QualityFilter.NONE)
+            engine_seconds = time.perf_counter() - engine_started
+            recognition = self._identify(
+                rid, event, crop, probe.embedding, probe.detail.bounding_box
+            )
+        except _PERMANENT as exc:
+            recognition = self._dead_letter(rid, event, crop, exc)
+        self._publish(recognition)
+        return Outcome(recognition, False, engine_seconds, time.perf_counter() - started)
+
+    def reject(self, raw: bytes, reason: str) -> Recognition:
+        """Dead-letters a message that is not a readable event at all."""
+        rid = messages.raw_message_id(raw)
+        message = messages.failed(
+            rid, None, CropMetadata(), self._clock(), code="InvalidEventException", message=reason
+        )
+        recognition = Recognition(
+            rid,
+            Status.ERROR,
+            self._errors_topic,
+            message,
+            self._clock(),
+            reason="InvalidEventException",
+        )
+        if self.ledger.get(rid) is None:
+            self._publish(recognition)
+        return recognition
+
+    @property
+    def _errors_topic(self) -> str:
+        return f"{self.options.topic}/errors"
+
+    def _identify(
+        self,
+        rid: str,
+        event: ObjectCreated,
+        crop: CropMetadata,
+        embedding: Any,
+        box: Any,
+    ) -> Recognition:
+        now = self._clock()
+        identity = self._search(embedding)
+        if identity is None:
+            message = messages.unknown(rid, event, crop, now, box=box)
+            topic = f"{self.options.topic}/unknown"
+            return Recognition(
+                rid, Status.UNKNOWN, topic, message, now, event.bucket, event.key, event.etag
+            )
+        message = messages.identified(
+            rid, event, crop, now, identity=identity, profile=self._profile(identity), box=box
+        )
+        return Recognition(
+            rid,
+            Status.IDENTIFIED,
+            self.options.topic,
+            message,
+            now,
+            event.bucket,
+            event.key,
+            event.etag,
+        )
+
+    def _search(self, embedding: Any) -> messages.Identity | None:
+        o = self.options
+        faces = self.collections.match_embedding(
+            o.collection_id, embedding, limit=o.max_faces, threshold=o.face_match_threshold
+        )
+        users = self.users.match_embedding(
+            o.collection_id, embedding, limit=1, threshold=o.face_match_threshold
+        )
+        if users:
+            user = users[0]
+            own = [m for m in faces if m.face.user_id == user.user.user_id]
+            face = own[0].face if own else None
+            return messages.Identity(
+                similarity=user.similarity,
+                face_id=face.face_id if face else None,
+                user_id=user.user.user_id,
+                external_image_id=face.external_image_id if face else None,
+            )
+        if faces:
+            best = faces[0]
+            return messages.Identity(
+                similarity=best.similarity,
+                face_id=best.face.face_id,
+                user_id=best.face.user_id,
+                external_image_id=best.face.external_image_id,
+            )
+        return None
+
+    def _profile(self, identity: messages.Identity) -> Mapping[str, Any]:
+        for profile_id in (identity.user_id, identity.face_id):
+            if profile_id is not None:
+                profile = self.profiles.get(profile_id)
+                if profile is not None:
+                    return profile.attributes
+        return {}
+
+    def _dead_letter(
+        self, rid: str, event: ObjectCreated, crop: CropMetadata, exc: FacelensError
+    ) -> Recognition:
+        _log.warning("dead letter %s/%s: %s %s", event.bucket, event.key, exc.code, exc.message)
+        now = self._clock()
+        message = messages.failed(rid, event, crop, now, code=exc.code, message=exc.message)
+        return Recognition(
+            rid,
+            Status.ERROR,
+            self._errors_topic,
+            message,
+            now,
+            event.bucket,
+            event.key,
+            event.etag,
+            reason=exc.code,
+        )
+
+    def _publish(self, recognition: Recognition) -> None:
+        # Publish (durably spooled) before recording: a crash between the two
+        # republishes with the same RecognitionId rather than losing the message.
+        self.publisher.publish(recognition.topic, recognition.message)
+        self.ledger.record(recognition)
+        if self.notifier is not None and recognition.status is not Status.ERROR:
+            self.notifier.notify(_alert(recognition))
+
+
+def _alert(recognition: Recognition) -> Alert:
+    m = recognition.message
+    camera = m.get("Camera") or "a camera"
+    if recognition.status is Status.UNKNOWN:
+        return Alert(person=None, title=f"Unknown person at {camera}", body=f"Crop: {m['Key']}")
+    person = m.get("UserId") or m.get("FaceId")
+    name = m.get("Name") or person
+    body = f"{name} ({m['Similarity']:.1f}% similar) at {camera}. Crop: {m['Key']}"
+    return Alert(person=str(person), title=f"{name} at {camera}", body=body)

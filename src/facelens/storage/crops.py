@@ -1,0 +1,84 @@
+"""What the edge runner writes on a crop and the recognizer reads back: the object metadata.
+
+One dataclass on both sides so the two cannot drift. S3 lower-cases user
+metadata names and allows only strings, so every field is a string on the
+wire; reading is lenient (a value that does not parse is dropped, not
+fatal), because a crop from another uploader (``aws s3 cp``) has none.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from facelens.engine.types import PixelBox
+
+CAMERA = "thing"
+TRACK = "track-id"
+CAPTURED = "captured-at"
+CONFIDENCE = "confidence"
+FRAME_BOX = "frame-box"
+
+
+@dataclass(frozen=True)
+class CropMetadata:
+    """camera: the edge runner's thing name; captured_at: frame time (aware, UTC);
+    confidence: detection confidence 0-1; frame_box: the face in the full frame, pixels."""
+
+    camera: str | None = None
+    captured_at: datetime | None = None
+    track_id: str | None = None
+    confidence: float | None = None
+    frame_box: PixelBox | None = None
+
+    def to_metadata(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        if self.camera is not None:
+            out[CAMERA] = self.camera
+        if self.captured_at is not None:
+            out[CAPTURED] = self.captured_at.isoformat()
+        if self.track_id is not None:
+            out[TRACK] = self.track_id
+        if self.confidence is not None:
+            out[CONFIDENCE] = f"{self.confidence:.4f}"
+        if self.frame_box is not None:
+            b = self.frame_box
+            out[FRAME_BOX] = f"{b.left:.1f},{b.top:.1f},{b.right:.1f},{b.bottom:.1f}"
+        return out
+
+    @classmethod
+    def from_metadata(cls, metadata: Mapping[str, str]) -> CropMetadata:
+        meta = {k.lower(): v for k, v in metadata.items()}
+        return cls(
+            camera=meta.get(CAMERA) or None,
+            captured_at=_time(meta.get(CAPTURED)),
+            track_id=meta.get(TRACK) or None,
+            confidence=_number(meta.get(CONFIDENCE)),
+            frame_box=_box(meta.get(FRAME_BOX)),
+        )
+
+
+def _number(text: str | None) -> float | None:
+    try:
+        value = float(text) if text is not None else None
+    except ValueError:
+        return None
+    return value if value is not None and math.isfinite(value) else None
+
+
+def _time(text: str | None) -> datetime | None:
+    try:
+        value = datetime.fromisoformat(text) if text else None
+    except ValueError:
+        return None
+    return value if value is None or value.tzinfo is not None else None
+
+
+def _box(text: str | None) -> PixelBox | None:
+    parts = [_number(p) for p in (text or "").split(",")]
+    if len(parts) != 4 or any(p is None for p in parts):
+        return None
+    left, top, right, bottom = (p for p in parts if p is not None)
+    return PixelBox(left, top, right, bottom) if right > left and bottom > top else None

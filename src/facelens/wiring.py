@@ -1,0 +1,228 @@
+"""Builds facelens' parts from settings: the one place that chooses adapters.
+
+Every part is built on first use (a cached property), so a command that
+lists profiles opens no broker and loads no model. The CLI, and later the
+server and ``facelens up``, wire through this class: one code path,
+different entry points.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from facelens.bus.delivery import EventSink, EventSource
+from facelens.bus.notify import Notifier
+from facelens.bus.outbox import SqliteOutbox
+from facelens.bus.publisher import MemoryPublisher, MessagePublisher
+from facelens.collection.analysis import FaceAnalyzer, ImageLimits
+from facelens.collection.registry import open_store
+from facelens.collection.service import CollectionService
+from facelens.collection.store import CollectionStore
+from facelens.collection.users import UserService
+from facelens.config import EventSourceKind, Settings
+from facelens.engine.registry import build_engine
+from facelens.errors import ConfigurationError
+from facelens.profiles.registry import open_profile_store
+from facelens.profiles.store import ProfileStore
+from facelens.recognizer.ledger import RecognitionLedger
+from facelens.recognizer.service import Recognizer, RecognizerOptions
+from facelens.storage.notifications import NotificationRule, NotifyingObjectStore
+from facelens.storage.protocol import ObjectStore
+from facelens.storage.registry import open_object_store
+
+if TYPE_CHECKING:
+    from facelens.bus.mqtt_config import MqttEndpoint
+    from facelens.bus.mqtt_publisher import MqttPublisher
+
+OUTBOX_RULE = "facelens-recognizer"
+
+
+def build_analyzer(settings: Settings) -> FaceAnalyzer:
+    """The analyzer for ``settings`` (module-level so worker processes can build their own)."""
+    limits = ImageLimits(max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels)
+    return FaceAnalyzer(build_engine(settings), limits=limits)
+
+
+@dataclass
+class Components:
+    settings: Settings = field(default_factory=Settings)
+
+    # -- collections --
+    @cached_property
+    def store(self) -> CollectionStore:
+        return open_store(self._local_url(self.settings.database_url()))
+
+    @cached_property
+    def analyzer(self) -> FaceAnalyzer:
+        return build_analyzer(self.settings)
+
+    @cached_property
+    def collections(self) -> CollectionService:
+        return CollectionService(self.analyzer, self.store)
+
+    @cached_property
+    def users(self) -> UserService:
+        return UserService(self.collections, self.analyzer, self.store)
+
+    @cached_property
+    def profiles(self) -> ProfileStore:
+        return open_profile_store(self._local_url(self.settings.profile_store_url()))
+
+    # -- objects and their events --
+    @cached_property
+    def raw_objects(self) -> ObjectStore:
+        """The object store without event notifications."""
+        url = self.settings.objects_store_url()
+        if url.startswith("file://"):
+            Path(url.removeprefix("file://")).mkdir(parents=True, exist_ok=True, mode=0o700)
+        return open_object_store(url)
+
+    @cached_property
+    def objects(self) -> ObjectStore:
+        """The object store; a put of a crop sends its ObjectCreated event to the recognizers.
+
+        With source 'sqs' the store itself (S3) sends the events, so none are
+        sent from here.
+        """
+        sink = self.event_sink
+        if sink is None:
+            return self.raw_objects
+        r = self.settings.recognizer
+        rule = NotificationRule(OUTBOX_RULE, "recognizer", prefix=r.prefix, suffix=r.suffix)
+        return NotifyingObjectStore(self.raw_objects, rules=[rule], sinks={"recognizer": sink})
+
+    @cached_property
+    def outbox(self) -> SqliteOutbox:
+        e = self.settings.events
+        return SqliteOutbox(
+            self._home_file("events.db"),
+            worker_id=self.settings.recognizer.worker_id,
+            visibility_timeout=e.visibility_timeout,
+        )
+
+    @cached_property
+    def event_sink(self) -> EventSink | None:
+        kind = self.settings.events.source
+        if kind is EventSourceKind.OUTBOX:
+            return self.outbox
+        if kind is EventSourceKind.MQTT:
+            from facelens.bus.mqtt_events import MqttEventSink
+
+            return MqttEventSink(self.mqtt_publisher, self.settings.events.topic)
+        return None
+
+    @cached_property
+    def event_source(self) -> EventSource:
+        e = self.settings.events
+        if e.source is EventSourceKind.OUTBOX:
+            return self.outbox
+        if e.source is EventSourceKind.MQTT:
+            from facelens.bus.mqtt_events import MqttEventSource
+
+            endpoint = self.mqtt_endpoint(suffix=self.settings.recognizer.worker_id)
+            return MqttEventSource(endpoint, topic=e.topic, group=e.group)
+        if e.sqs_queue_url is None:
+            raise ConfigurationError("events.source 'sqs' needs events.sqs_queue_url")
+        from facelens.bus.sqs_events import SqsEventSource
+
+        return SqsEventSource(e.sqs_queue_url, visibility_timeout=e.visibility_timeout)
+
+    # -- publication --
+    def mqtt_endpoint(self, *, suffix: str) -> MqttEndpoint:
+        from facelens.bus.mqtt_config import MqttEndpoint
+
+        m = self.settings.mqtt
+        if m.url is None:
+            raise ConfigurationError("This needs an MQTT broker: set mqtt.url (FACELENS_MQTT__URL)")
+        return MqttEndpoint.from_url(
+            m.url,
+            username=m.username,
+            password=m.password.get_secret_value() if m.password else None,
+            ca_file=m.ca_file,
+            cert_file=m.cert_file,
+            key_file=m.key_file,
+            client_id=f"{m.client_id}-{suffix}",
+        )
+
+    @cached_property
+    def mqtt_publisher(self) -> MqttPublisher:
+        from facelens.bus.mqtt_publisher import MqttPublisher
+        from facelens.bus.spool import Spool
+
+        worker = self.settings.recognizer.worker_id
+        spool = Spool(
+            self._home_file(f"mqtt-spool-{worker}.db"),
+            max_messages=self.settings.mqtt.spool_max_messages,
+        )
+        topic = f"{self.settings.recognizer.topic}/status/{worker}"
+        publisher = MqttPublisher(
+            self.mqtt_endpoint(suffix=f"{worker}-pub"), spool=spool, availability_topic=topic
+        )
+        publisher.start()
+        return publisher
+
+    @cached_property
+    def publisher(self) -> MessagePublisher:
+        if self.settings.mqtt.url is None:
+            return MemoryPublisher()
+        return self.mqtt_publisher
+
+    @cached_property
+    def notifier(self) -> Notifier:
+        notifier = Notifier(self.settings.notify)
+        notifier.start()
+        return notifier
+
+    # -- the recognizer --
+    @cached_property
+    def ledger(self) -> RecognitionLedger:
+        return RecognitionLedger(self._home_file("recognizer.db"))
+
+    @cached_property
+    def recognizer(self) -> Recognizer:
+        r = self.settings.recognizer
+        options = RecognizerOptions(
+            collection_id=r.collection_id,
+            prefix=r.prefix,
+            suffix=r.suffix,
+            topic=r.topic,
+            face_match_threshold=r.face_match_threshold,
+            max_faces=r.max_faces,
+        )
+        return Recognizer(
+            objects=self.raw_objects,
+            analyzer=self.analyzer,
+            collections=self.collections,
+            users=self.users,
+            profiles=self.profiles,
+            ledger=self.ledger,
+            publisher=self.publisher,
+            notifier=self.notifier if self.settings.notify else None,
+            options=options,
+        )
+
+    def close(self) -> None:
+        """Stops and closes whatever was built, publishers last so they can flush."""
+        built = self.__dict__
+        if "notifier" in built:
+            self.notifier.stop()
+        for name in ("event_source", "outbox", "ledger", "profiles", "raw_objects", "store"):
+            part = built.get(name)
+            if part is not None:
+                with contextlib.suppress(Exception):  # closing is best effort at shutdown
+                    part.close()
+        if "mqtt_publisher" in built:
+            self.mqtt_publisher.stop()
+
+    def _home_file(self, name: str) -> Path:
+        self.settings.home.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return self.settings.home / name
+
+    def _local_url(self, url: str) -> str:
+        if url.startswith("sqlite:///"):
+            self.settings.home.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return url

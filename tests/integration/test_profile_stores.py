@@ -1,0 +1,128 @@
+"""One set of profile-store tests, run on SQLite, in-memory SQLite and a real PostgreSQL."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from facelens.errors import InvalidParameterException, ServiceUnavailableException
+from facelens.profiles.postgres_store import PostgresProfileStore
+from facelens.profiles.registry import open_profile_store
+from facelens.profiles.store import ProfileStore
+
+FACE = "11111111-2222-4333-8444-555555555555"
+
+
+@pytest.fixture(params=["sqlite", "memory", "postgres"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ProfileStore]:
+    if request.param == "postgres":
+        url = request.getfixturevalue("postgres_db")
+    elif request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'profiles.db'}"
+    else:
+        url = "memory://"
+    opened = open_profile_store(url)
+    yield opened
+    opened.close()
+
+
+def test_put_get_by_face_id_and_user_id(store: ProfileStore) -> None:
+    face = store.put(FACE, {"Name": "Barack Obama", "Role": "President", "Terms": [2009, 2013]})
+    assert face.item == {
+        "FaceId": FACE,
+        "Name": "Barack Obama",
+        "Role": "President",
+        "Terms": [2009, 2013],
+    }
+    assert face.attributes == {"Name": "Barack Obama", "Role": "President", "Terms": [2009, 2013]}
+    store.put("obama", {"Bio": {"born": 1961, "city": "Honolulu"}, "Score": 9.5, "Vip": True})
+    got = store.get("obama")
+    assert got is not None
+    assert got.item == {
+        "UserId": "obama",
+        "Bio": {"born": 1961, "city": "Honolulu"},
+        "Score": 9.5,
+        "Vip": True,
+    }
+    fetched = store.get(FACE)
+    assert fetched is not None
+    assert fetched.item == face.item
+    assert store.get("nobody") is None
+
+
+def test_put_replaces_and_update_merges(store: ProfileStore) -> None:
+    store.put("anna", {"Name": "Anna", "Role": "Engineer"})
+    store.put("anna", {"Name": "Anna K."})
+    replaced = store.get("anna")
+    assert replaced is not None
+    assert replaced.attributes == {"Name": "Anna K."}
+    store.update("anna", {"Role": "Lead"})
+    merged = store.get("anna")
+    assert merged is not None
+    assert merged.attributes == {"Name": "Anna K.", "Role": "Lead"}
+    created = store.update("bob", {"Name": "Bob"})
+    assert created.attributes == {"Name": "Bob"}
+
+
+def test_delete(store: ProfileStore) -> None:
+    store.put("anna", {"Name": "Anna"})
+    assert store.delete("anna") is True
+    assert store.get("anna") is None
+    assert store.delete("anna") is False
+
+
+def test_list_pages_in_id_order(store: ProfileStore) -> None:
+    ids = sorted([f"user-{i:03d}" for i in range(25)] + [str(uuid.uuid4()) for _ in range(5)])
+    for profile_id in reversed(ids):
+        store.put(profile_id, {"N": profile_id})
+    seen: list[str] = []
+    token = None
+    while True:
+        page = store.list(max_results=7, next_token=token)
+        assert len(page.profiles) <= 7
+        seen.extend(p.profile_id for p in page.profiles)
+        token = page.next_token
+        if token is None:
+            break
+    assert seen == ids
+
+
+@pytest.mark.parametrize(
+    ("profile_id", "attributes"),
+    [
+        ("", {}),
+        ("x" * 1025, {}),
+        ("bad\nid", {}),
+        ("anna", {"UserId": "someone-else"}),
+        ("anna", {"": 1}),
+        ("anna", {"Score": float("nan")}),
+        ("anna", {"Raw": b"bytes"}),
+        ("anna", {"Big": "x" * (400 * 1024)}),
+    ],
+)
+def test_bad_items_are_refused(
+    store: ProfileStore, profile_id: str, attributes: dict[str, object]
+) -> None:
+    with pytest.raises(InvalidParameterException):
+        store.put(profile_id, attributes)
+
+
+def test_bad_page_token_is_refused(store: ProfileStore) -> None:
+    with pytest.raises(InvalidParameterException):
+        store.list(next_token="not-a-token")
+
+
+def test_unicode_round_trips(store: ProfileStore) -> None:
+    store.put("zoë", {"Bio": "Ingeniera de visión 👁", "Name": "Zoë"})
+    got = store.get("zoë")
+    assert got is not None
+    assert got.attributes == {"Bio": "Ingeniera de visión 👁", "Name": "Zoë"}
+
+
+def test_postgres_down_is_service_unavailable() -> None:
+    store = PostgresProfileStore("postgresql://127.0.0.1:1/none", connect_timeout=2)
+    with pytest.raises(ServiceUnavailableException):
+        store.get("anna")
