@@ -15,6 +15,8 @@ import pytest
 
 from facelens.config import Settings
 
+pytest_plugins = ["tests.servers.postgres", "tests.servers.mosquitto", "tests.servers.moto"]
+
 REPO = Path(__file__).resolve().parents[1]
 
 

@@ -133,3 +133,14 @@ class ServiceUnavailableException(StorageError):
 
     code = "ServiceUnavailableException"
     http_status = 503
+
+
+class EventNotRecordedException(StorageError):
+    """An object was stored, but its ObjectCreated event did not reach every destination.
+
+    The put itself succeeded (the object is there); the caller learns that a
+    recognizer may never hear of it, and can put the object again.
+    """
+
+    code = "EventNotRecorded"
+    http_status = 500

@@ -79,7 +79,12 @@ class Components:
         url = self.settings.objects_store_url()
         if url.startswith("file://"):
             Path(url.removeprefix("file://")).mkdir(parents=True, exist_ok=True, mode=0o700)
-        return open_object_store(url)
+        store = open_object_store(url)
+        if not url.startswith("s3://"):
+            # Embedded stores start empty; an S3 bucket is made by its owner (deploy/aws),
+            # since a least-privilege camera or recognizer may not create buckets.
+            store.create_bucket(self.settings.bucket)
+        return store
 
     @cached_property
     def objects(self) -> ObjectStore:
@@ -158,7 +163,7 @@ class Components:
             self._home_file(f"mqtt-spool-{worker}.db"),
             max_messages=self.settings.mqtt.spool_max_messages,
         )
-        topic = f"{self.settings.recognizer.topic}/status/{worker}"
+        topic = f"facelens/status/{worker}"
         publisher = MqttPublisher(
             self.mqtt_endpoint(suffix=f"{worker}-pub"), spool=spool, availability_topic=topic
         )

@@ -64,6 +64,7 @@ class SqliteOutbox:
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._conn: sqlite3.Connection | None = None
+        self._reclaimed = False
 
     # -- sink --
     def send(self, event: ObjectCreated) -> None:
@@ -115,13 +116,20 @@ class SqliteOutbox:
     def _lease(self, limit: int) -> list[tuple[int, str, int]]:
         now = time.time()
         with self._transaction() as conn:
+            if not self._reclaimed:
+                # This worker's first receive: whatever its id still holds, it held when it
+                # died (a live worker of the same id would be a misconfiguration). Redo it now.
+                conn.execute(
+                    "UPDATE outbox SET visible_at = 0, owner = NULL WHERE owner = ?",
+                    (self._worker_id,),
+                )
+                self._reclaimed = True
             rows = conn.execute(
                 "SELECT id, body, attempts FROM outbox WHERE visible_at <= ? ORDER BY id LIMIT ?",
                 (now, limit),
             ).fetchall()
             conn.executemany(
-                "UPDATE outbox SET visible_at = ?, owner = ?, attempts = attempts + 1"
-                " WHERE id = ?",
+                "UPDATE outbox SET visible_at = ?, owner = ?, attempts = attempts + 1 WHERE id = ?",
                 [(now + self._visibility, self._worker_id, row[0]) for row in rows],
             )
         return [(row[0], row[1], row[2] + 1) for row in rows]
@@ -148,11 +156,6 @@ class SqliteOutbox:
             )
             conn.execute("PRAGMA journal_mode=WAL")
             conn.executescript(_SCHEMA)
-            # A restarted worker takes back what it held when it died: redo it now.
-            conn.execute(
-                "UPDATE outbox SET visible_at = 0, owner = NULL WHERE owner = ?",
-                (self._worker_id,),
-            )
             self._conn = conn
         return self._conn
 

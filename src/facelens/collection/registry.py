@@ -25,11 +25,23 @@ def _memory(url: str) -> CollectionStore:
     return SQLiteCollectionStore(":memory:")
 
 
-STORES: dict[str, Callable[[str], CollectionStore]] = {"sqlite": _sqlite, "memory": _memory}
+def _postgres(url: str) -> CollectionStore:
+    """The URL goes to libpq unchanged (both schemes are libpq's); it connects on first use."""
+    from facelens.collection.postgres_store import PostgresCollectionStore
+
+    return PostgresCollectionStore(url)
+
+
+STORES: dict[str, Callable[[str], CollectionStore]] = {
+    "sqlite": _sqlite,
+    "memory": _memory,
+    "postgresql": _postgres,
+    "postgres": _postgres,
+}
 
 
 def open_store(url: str) -> CollectionStore:
-    """The store for ``url`` ('sqlite:///path.db' or 'memory://')."""
+    """The store for ``url``: 'sqlite:///path.db', 'memory://' or 'postgresql://user@host/db'."""
     scheme = urlparse(url).scheme
     factory = STORES.get(scheme)
     if factory is None:

@@ -121,7 +121,8 @@ class DlibEmbedder:
         if self.flip:
             batch += [np.ascontiguousarray(chip[:, ::-1]) for chip in chips]
         try:
-            raw = self._model.compute_face_descriptor(batch)
+            with self._lock:  # as for the detector: one network, one thread at a time
+                raw = self._model.compute_face_descriptor(batch)
         except RuntimeError as exc:
             raise EngineError(f"dlib failed to embed {len(chips)} chip(s): {exc}") from exc
         vectors = np.asarray([np.asarray(v) for v in raw], dtype=np.float32)

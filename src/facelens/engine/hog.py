@@ -79,6 +79,12 @@ class HogDetector:
         """With ``largest_only``, a small image is first scanned as it is (4x cheaper) and
         upsampled only when that finds nothing: upsampling adds only faces under 80 px."""
         self.prepare()
+        # One detector object is not safe to run from two threads at once (dlib releases
+        # the GIL and aborts the process): calls on one instance are serialized.
+        with self._lock:
+            return self._detect(image, largest_only=largest_only)
+
+    def _detect(self, image: RGBImage, *, largest_only: bool) -> list[DetectedFace]:
         height, width = image.shape[:2]
         upsample = 1 if max(height, width) <= _UPSAMPLE_UP_TO else 0
         if largest_only and upsample:

@@ -6,16 +6,17 @@ Rekognition reports. The model file is not shipped with facelens; it lives in
 OpenCV parses it, because a model file is code-like input to a native parser
 and an altered one must not be loaded silently.
 
-Thread safety: one :class:`YuNetDetector` is NOT safe to use from several
-threads at once. OpenCV's detector keeps per-input-size state
-(``setInputSize`` before each image), so concurrent calls would race. Use one
-instance per thread (they are cheap once the model bytes are read).
+Thread safety: OpenCV's detector keeps per-input-size state
+(``setInputSize`` before each image), so calls on one instance are
+serialized by a lock; for parallel detection use one instance per thread or
+process.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
+import threading
 from pathlib import Path
 from typing import Any, Final
 
@@ -90,6 +91,7 @@ class YuNetDetector:
         self.nms_threshold = float(nms_threshold)
         self.top_k = int(top_k)
         self._detector: Any = None  # cv2.FaceDetectorYN once prepared (cv2 is untyped)
+        self._lock = threading.Lock()
 
     def prepare(self) -> None:
         """Verifies the model file's SHA-256 and loads it (once; later calls do nothing).
@@ -138,8 +140,9 @@ class YuNetDetector:
         self.prepare()
         try:
             bgr = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2BGR)
-            self._detector.setInputSize((width, height))
-            _, rows = self._detector.detect(bgr)
+            with self._lock:
+                self._detector.setInputSize((width, height))
+                _, rows = self._detector.detect(bgr)
         except cv2.error as exc:
             raise EngineError(f"YuNet failed on a {width} x {height} image: {exc}") from exc
         if rows is None:

@@ -1,0 +1,218 @@
+"""Recognizer events per second for one and two workers, and its own time per event.
+
+Why: the recognizer is the cloud half's hot loop. Its throughput bounds how
+many cameras one host serves; its overhead beyond the face engine (object
+read, ledger, profile lookup, publish to the MQTT spool, event ack) is the
+part facelens' plumbing adds, and must stay small next to the engine.
+
+How: crops are made from the shared test photos the way the edge runner
+makes them (largest face, 25 % margin, JPEG 90); one photo per identity is
+enrolled (a user with a profile) and the crops come from the others, so most
+events are real identifications and some are strangers. Every crop is put
+into a local object store under ``faces/``, which queues its ObjectCreated
+event in the SQLite outbox. Then N worker processes (each its own engine,
+as ``facelens recognizer`` runs) drain the outbox; the clock runs from the
+moment all workers are ready to the last event acknowledged. Publication
+goes to a real Mosquitto when one is installed, else to the in-memory
+publisher (the JSON says which).
+
+Per event, ``engine`` is decode + detect + embed (the analyzer's probe) and
+``own`` is everything else the recognizer did for that event.
+
+Run from the repository root::
+
+    python -m bench.recognizer_throughput [--events 60] [--workers 1 2]
+
+Writes bench/results/recognizer_throughput.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench._common import machine_facts, summarize_ms, testdata_dir, write_result
+from facelens.config import MqttSettings, RecognizerSettings, Settings
+from facelens.recognizer.worker import RecognizerWorker
+from facelens.storage.crops import CropMetadata
+from facelens.wiring import Components
+
+
+def _settings(home: Path, mqtt_url: str | None, worker_id: str) -> Settings:
+    return Settings(
+        home=home,
+        models_dir=None,
+        mqtt=MqttSettings(url=mqtt_url, client_id="bench"),
+        recognizer=RecognizerSettings(worker_id=worker_id),
+    )
+
+
+def _crop(components: Components, photo: Path) -> bytes | None:
+    import cv2
+
+    from facelens.engine.images import read_image_file
+
+    image = read_image_file(photo, max_bytes=50_000_000, max_pixels=50_000_000).pixels
+    faces = components.analyzer.engine.detect(image, largest_only=True)
+    if not faces:
+        return None
+    box = faces[0].face.box
+    dx, dy = box.width / 4, box.height / 4
+    h, w = image.shape[:2]
+    crop = image[
+        max(0, int(box.top - dy)) : min(h, int(box.bottom + dy)),
+        max(0, int(box.left - dx)) : min(w, int(box.right + dx)),
+    ]
+    ok, jpeg = cv2.imencode(
+        ".jpg", cv2.cvtColor(crop, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90]
+    )
+    return bytes(jpeg.tobytes()) if ok else None
+
+
+def prepare(home: Path, mqtt_url: str | None, events: int) -> int:
+    """Enrols one photo per identity and queues ``events`` crop events; returns the count."""
+    components = Components(_settings(home, mqtt_url, "setup"))
+    collections, users = components.collections, components.users
+    collections.create_collection("faces")
+    crops: list[bytes] = []
+    for person in sorted((testdata_dir() / "people").iterdir()):
+        photos = sorted(p for p in person.iterdir() if p.suffix in (".jpg", ".png"))
+        enrolled = collections.index_faces("faces", photos[0].read_bytes(), max_faces=1)
+        if enrolled.face_records:
+            users.create_user("faces", person.name)
+            users.associate_faces("faces", person.name, [enrolled.face_records[0].face.face_id])
+            components.profiles.put(person.name, {"Name": person.name.replace("_", " ")})
+        crops += [c for c in (_crop(components, p) for p in photos[1:]) if c is not None]
+    components.raw_objects.create_bucket("facelens")
+    meta = CropMetadata(camera="bench").to_metadata()
+    for i in range(events):
+        components.objects.put_object(
+            "facelens", f"faces/bench/{i:05d}.jpg", crops[i % len(crops)], metadata=meta
+        )
+    components.close()
+    return events
+
+
+def _work(home: str, mqtt_url: str | None, worker_id: str, ready: Any, go: Any, out: Any) -> None:
+    components = Components(_settings(Path(home), mqtt_url, worker_id))
+    components.recognizer.prepare()
+    worker = RecognizerWorker(
+        components.event_source, components.recognizer, wait_seconds=0.2, keep_outcomes=True
+    )
+    ready.put(worker_id)
+    go.wait()
+    while worker.run_once():
+        pass
+    finished = time.perf_counter()
+    if mqtt_url is not None:
+        components.mqtt_publisher.flush(30)
+    components.close()
+    outcomes = worker.stats.outcomes
+    out.put(
+        {
+            "finished": finished,
+            "events": len(outcomes),
+            "identified": worker.stats.identified,
+            "unknown": worker.stats.unknown,
+            "dead_letters": worker.stats.dead_letters,
+            "engine": [o.engine_seconds for o in outcomes],
+            "total": [o.total_seconds for o in outcomes],
+        }
+    )
+
+
+def run(home: Path, mqtt_url: str | None, workers: int) -> dict[str, Any]:
+    ctx = mp.get_context("spawn")
+    ready, out, go = ctx.Queue(), ctx.Queue(), ctx.Event()
+    procs = [
+        ctx.Process(target=_work, args=(str(home), mqtt_url, f"bench-{i}", ready, go, out))
+        for i in range(workers)
+    ]
+    for p in procs:
+        p.start()
+    for _ in procs:
+        ready.get(timeout=300)
+    started = time.perf_counter()
+    go.set()
+    results = [out.get(timeout=600) for _ in procs]
+    for p in procs:
+        p.join(60)
+    wall = max(r["finished"] for r in results) - started
+    events = sum(r["events"] for r in results)
+    engine = [s for r in results for s in r["engine"]]
+    total = [s for r in results for s in r["total"]]
+    return {
+        "workers": workers,
+        "events": events,
+        "per_worker_events": [r["events"] for r in results],
+        "identified": sum(r["identified"] for r in results),
+        "unknown": sum(r["unknown"] for r in results),
+        "dead_letters": sum(r["dead_letters"] for r in results),
+        "wall_s": round(wall, 3),
+        "events_per_second": round(events / wall, 2),
+        "event_total": summarize_ms(total),
+        "event_engine": summarize_ms(engine),
+        "event_own": summarize_ms([t - e for t, e in zip(total, engine, strict=True)]),
+    }
+
+
+def _mosquitto(root: Path) -> tuple[subprocess.Popen[bytes], str] | None:
+    binary = shutil.which("mosquitto") or (
+        "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
+    )
+    if binary is None:
+        return None
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = root / "mosquitto.conf"
+    config.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\n")
+    process = subprocess.Popen([binary, "-c", str(config)], stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return process, f"mqtt://127.0.0.1:{port}"
+        time.sleep(0.05)
+    process.kill()
+    return None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--events", type=int, default=60)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    args = parser.parse_args()
+    runs = []
+    with tempfile.TemporaryDirectory() as tmp:
+        broker = _mosquitto(Path(tmp))
+        mqtt_url = broker[1] if broker else None
+        try:
+            for n in args.workers:
+                home = Path(tmp) / f"home-{n}"
+                prepare(home, mqtt_url, args.events)
+                runs.append(run(home, mqtt_url, n))
+        finally:
+            if broker:
+                broker[0].terminate()
+                broker[0].wait(10)
+    write_result(
+        "recognizer_throughput",
+        {
+            "publisher": "mqtt (mosquitto on loopback)" if mqtt_url else "memory",
+            "events_source": "sqlite outbox",
+            "runs": runs,
+            "machine": machine_facts(),
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()

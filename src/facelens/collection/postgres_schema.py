@@ -1,0 +1,277 @@
+"""The PostgreSQL side of the collection store: schema, the connection, SQL.
+
+Why a module of its own: :mod:`facelens.collection.postgres_store` is about
+Rekognition's semantics and cache coherence; this is what the database
+holds, how the one connection lives and fails, and how rows are read and
+written. Rows become models through
+:mod:`facelens.collection.rows`, shared with SQLite, so both back ends
+answer alike.
+
+Choices that keep PostgreSQL's answers identical to SQLite's:
+
+* ids are ``TEXT COLLATE "C"``: byte order, as SQLite compares, whatever
+  locale the database was created with, so pages come in the same order and
+  a page token means the same on both;
+* embeddings are little-endian float32 ``bytea`` with their dimension beside
+  them, checked on read like SQLite's blobs;
+* tables carry a ``facelens_`` prefix, since a PostgreSQL database is often
+  shared with other applications (and with our own profile tables).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg.pq import TransactionStatus
+
+from facelens.collection.index import CollectionIndex
+from facelens.collection.models import StoredFace
+from facelens.collection.rows import (
+    FACE_COLUMNS,
+    INSERT_COLUMNS,
+    READ_ROWS,
+    face_from_row,
+    read_index,
+)
+from facelens.errors import ServiceUnavailableException, StorageError
+
+Connection = psycopg.Connection[tuple[Any, ...]]
+
+SCHEMA_VERSION = 1
+"""Kept in ``facelens_collection_schema``; a database written by a newer schema is refused."""
+SCHEMA_LOCK = 0x66_6C_63_6F_6C_6C_73_31
+"""``pg_advisory_xact_lock`` key ("flcolls1") held while the tables are created, so two
+processes starting on an empty database do not race on ``CREATE TABLE IF NOT EXISTS``."""
+
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS facelens_collection_schema (version INTEGER NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS facelens_collections (
+    collection_id TEXT COLLATE "C" PRIMARY KEY, face_model_version TEXT NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL, generation BIGINT NOT NULL DEFAULT 0)""",
+    """CREATE TABLE IF NOT EXISTS facelens_faces (
+    collection_id TEXT COLLATE "C" NOT NULL
+        REFERENCES facelens_collections(collection_id) ON DELETE CASCADE,
+    face_id TEXT COLLATE "C" NOT NULL, image_id TEXT NOT NULL, external_image_id TEXT,
+    box_width DOUBLE PRECISION NOT NULL, box_height DOUBLE PRECISION NOT NULL,
+    box_left DOUBLE PRECISION NOT NULL, box_top DOUBLE PRECISION NOT NULL,
+    confidence DOUBLE PRECISION NOT NULL, user_id TEXT COLLATE "C",
+    indexed_at TIMESTAMPTZ NOT NULL, embedding_dim INTEGER NOT NULL, embedding BYTEA NOT NULL,
+    PRIMARY KEY (collection_id, face_id))""",
+    "CREATE INDEX IF NOT EXISTS facelens_faces_by_user ON facelens_faces(collection_id, user_id)",
+    """CREATE TABLE IF NOT EXISTS facelens_users (
+    collection_id TEXT COLLATE "C" NOT NULL
+        REFERENCES facelens_collections(collection_id) ON DELETE CASCADE,
+    user_id TEXT COLLATE "C" NOT NULL, created_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (collection_id, user_id))""",
+)
+IN_IDS = "collection_id = %s AND face_id = ANY(%s)"
+"""One bound text array: no limit on how many ids, one plan for any count."""
+USERS = (
+    "SELECT u.user_id, (SELECT COUNT(*) FROM facelens_faces f"
+    " WHERE f.collection_id = u.collection_id AND f.user_id = u.user_id)"
+    " FROM facelens_users u WHERE u.collection_id = %s"
+)
+TOKEN = "SELECT created_at, generation FROM facelens_collections WHERE collection_id = %s"
+
+
+def open_connection(url: str, *, connect_timeout_s: int) -> Connection:
+    """An autocommit connection (we issue BEGIN/COMMIT ourselves) on an up-to-date schema.
+
+    Any failure to connect is ServiceUnavailableException: libpq reports an
+    unreachable server, a server still starting and a missing database alike
+    (no SQLSTATE), and all may heal without a change on our side. Its message
+    names the host and the reason, never the password.
+    """
+    try:
+        conn = psycopg.connect(url, autocommit=True, connect_timeout=connect_timeout_s)
+    except psycopg.OperationalError as exc:
+        raise ServiceUnavailableException(f"PostgreSQL is unavailable: {exc}") from exc
+    except psycopg.Error as exc:  # a malformed URL
+        raise StorageError(f"Connecting to PostgreSQL failed: {exc}") from exc
+    try:
+        ensure_schema(conn)
+    except BaseException as exc:
+        conn.close()
+        if isinstance(exc, psycopg.Error):
+            raise StorageError(f"Preparing the PostgreSQL schema failed: {exc}") from exc
+        raise
+    return conn
+
+
+class Session:
+    """One lazily opened connection and its transactions; the store serialises all use.
+
+    A connection that died while idle (a server restart, a failover) is
+    replaced once, silently, when the next transaction begins; one lost
+    mid-transaction raises ServiceUnavailableException, and the call after
+    reconnects. Any other psycopg error surfaces as StorageError.
+    """
+
+    def __init__(self, url: str, *, connect_timeout_s: int) -> None:
+        self._url = url
+        self._connect_timeout_s = connect_timeout_s
+        self._conn: Connection | None = None
+        self._closed = False
+
+    def close(self) -> None:
+        self._closed = True
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except psycopg.Error as exc:
+                raise StorageError(f"Closing the PostgreSQL store failed: {exc}") from exc
+
+    @contextmanager
+    def transaction(self, begin: str) -> Iterator[Connection]:
+        """``begin`` ... COMMIT, rolled back on any exception."""
+        conn = self._begin(begin)
+        try:
+            yield conn
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            if not conn.broken and conn.info.transaction_status != TransactionStatus.IDLE:
+                with suppress(psycopg.Error):
+                    conn.execute("ROLLBACK")
+            if isinstance(exc, psycopg.Error):
+                raise self._failure(exc) from exc
+            raise
+
+    def _connection(self) -> Connection:
+        if self._closed:
+            raise StorageError("The collection store is closed")
+        if self._conn is None:
+            self._conn = open_connection(self._url, connect_timeout_s=self._connect_timeout_s)
+        return self._conn
+
+    def _begin(self, begin: str) -> Connection:
+        conn = self._connection()
+        try:
+            conn.execute(begin)
+            return conn
+        except psycopg.Error as exc:
+            failure = self._failure(exc)
+            if not isinstance(failure, ServiceUnavailableException):
+                raise failure from exc
+        conn = self._connection()  # the old one died idle: nothing was lost, so try anew
+        try:
+            conn.execute(begin)
+        except psycopg.Error as exc:
+            raise self._failure(exc) from exc
+        return conn
+
+    def _failure(self, exc: psycopg.Error) -> StorageError:
+        """The error to raise for ``exc``; a lost connection is dropped for the next call."""
+        conn = self._conn
+        if conn is not None and conn.broken:
+            self._conn = None
+            with suppress(psycopg.Error):
+                conn.close()
+            return ServiceUnavailableException(f"Lost the PostgreSQL connection: {exc}")
+        return StorageError(f"PostgreSQL failed: {exc}")
+
+
+def ensure_schema(conn: Connection) -> None:
+    """Creates the tables on first use; refuses a database of a newer schema.
+
+    The usual case (already current) costs two small queries and needs no
+    CREATE privilege, so a role limited to reading and writing rows works
+    once the tables exist.
+    """
+    version = _schema_version(conn)
+    if version == SCHEMA_VERSION:
+        return
+    _refuse_newer(version)
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+        version = _schema_version(conn)  # another process may have finished meanwhile
+        _refuse_newer(version)
+        if version < SCHEMA_VERSION:
+            for statement in _SCHEMA:
+                conn.execute(statement)
+            conn.execute("DELETE FROM facelens_collection_schema")
+            conn.execute("INSERT INTO facelens_collection_schema VALUES (%s)", (SCHEMA_VERSION,))
+
+
+def _schema_version(conn: Connection) -> int:
+    exists = one(conn.execute("SELECT to_regclass('facelens_collection_schema') IS NOT NULL"))
+    if not exists[0]:
+        return 0
+    row = one(conn.execute("SELECT COALESCE(MAX(version), 0) FROM facelens_collection_schema"))
+    version: int = row[0]
+    return version
+
+
+def _refuse_newer(version: int) -> None:
+    if version > SCHEMA_VERSION:
+        raise StorageError(f"Store schema version {version} is newer than {SCHEMA_VERSION}")
+
+
+def one(cursor: psycopg.Cursor[tuple[Any, ...]]) -> tuple[Any, ...]:
+    """The single row of a query that always returns one (an aggregate)."""
+    row = cursor.fetchone()
+    if row is None:
+        raise StorageError("PostgreSQL returned no row where one was certain")
+    return row
+
+
+def load_index(conn: Connection, collection_id: str) -> CollectionIndex:
+    """Every face of the collection, read ``READ_ROWS`` at a time into a new search index.
+
+    A server-side cursor, because a plain one would have libpq hold the
+    whole result (about 0.6 GB at 1M faces) before the first row is seen;
+    binary, so the embeddings arrive as raw bytes rather than hex text.
+    Must run inside the transaction that read the collection's token.
+    """
+    count, dim = one(
+        conn.execute(
+            "SELECT COUNT(*), (SELECT embedding_dim FROM facelens_faces"
+            " WHERE collection_id = %(c)s LIMIT 1) FROM facelens_faces WHERE collection_id = %(c)s",
+            {"c": collection_id},
+        )
+    )
+    if count == 0:
+        return CollectionIndex()
+    with conn.cursor(name="facelens_load_index", binary=True) as cursor:
+        cursor.execute(
+            "SELECT face_id, user_id, embedding_dim, embedding FROM facelens_faces"
+            " WHERE collection_id = %s",
+            (collection_id,),
+        )
+        return read_index(count, dim, iter(lambda: cursor.fetchmany(READ_ROWS), []))
+
+
+def select_faces(
+    conn: Connection, collection_id: str, face_ids: Sequence[str]
+) -> dict[str, StoredFace]:
+    rows = conn.execute(
+        f"SELECT {FACE_COLUMNS} FROM facelens_faces WHERE {IN_IDS}",
+        (collection_id, list(face_ids)),
+    )
+    return {r[0]: face_from_row(r) for r in rows}
+
+
+def copy_faces(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Inserts rows in ``rows.INSERT_COLUMNS`` order with COPY: one round trip for any count."""
+    sql = f"COPY facelens_faces ({INSERT_COLUMNS}) FROM STDIN"
+    with conn.cursor() as cursor, cursor.copy(sql) as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+@dataclass(frozen=True, slots=True)
+class QmarkAdapter:
+    """Lets :func:`facelens.collection.pagination.keyset_page` (qmark style) run on psycopg.
+
+    Every ``?`` becomes psycopg's ``%s``, so the SQL handed through must hold
+    no literal question mark (ours never does: ids are always bound).
+    """
+
+    conn: Connection
+
+    def execute(self, sql: str, parameters: Sequence[Any], /) -> psycopg.Cursor[tuple[Any, ...]]:
+        return self.conn.execute(sql.replace("?", "%s"), list(parameters))

@@ -1,0 +1,80 @@
+"""Opens the object store named by a URL: an explicit table of schemes, no guessing.
+
+* ``file:///abs/dir``: :class:`~facelens.storage.local.LocalObjectStore` on that
+  directory. The path is taken literally (not percent-decoded), as
+  ``Settings.objects_store_url`` builds it, and must be absolute.
+* ``s3://`` with optional ``?endpoint_url=...&region=...``:
+  :class:`~facelens.storage.s3.S3ObjectStore`. The bucket is not part of the
+  URL (it is chosen per call, ``Settings.bucket``), so ``s3://name`` is refused
+  rather than silently ignoring ``name``.
+* ``memory://``: a fresh :class:`~facelens.storage.memory.MemoryObjectStore`.
+
+Nothing is connected or created here: stores open lazily.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+from facelens.errors import ConfigurationError
+from facelens.storage.protocol import ObjectStore
+
+
+def _file(url: str) -> ObjectStore:
+    from facelens.storage.local import LocalObjectStore
+
+    path = url.removeprefix("file://")
+    if not path.startswith("/") or path == "/":
+        raise ConfigurationError(
+            f"file URL {url!r} must name an absolute directory: file:///absolute/path"
+        )
+    return LocalObjectStore(Path(path))
+
+
+def _s3(url: str) -> ObjectStore:
+    from facelens.storage.s3 import S3ObjectStore
+
+    parts = urlsplit(url)
+    if parts.netloc or parts.path not in ("", "/") or parts.fragment:
+        raise ConfigurationError(
+            f"s3 URL {url!r} must be 's3://' with an optional '?endpoint_url=...&region=...'; "
+            "the bucket is a separate setting"
+        )
+    try:
+        query = parse_qs(parts.query, keep_blank_values=False, strict_parsing=bool(parts.query))
+    except ValueError as exc:
+        raise ConfigurationError(f"s3 URL {url!r} has a malformed query: {exc}") from exc
+    unknown = sorted(set(query) - {"endpoint_url", "region"})
+    if unknown:
+        raise ConfigurationError(
+            f"s3 URL {url!r} has unknown parameters {unknown}; known: endpoint_url, region"
+        )
+    if any(len(values) > 1 for values in query.values()):
+        raise ConfigurationError(f"s3 URL {url!r} repeats a parameter")
+    endpoint = query.get("endpoint_url", [None])[0]
+    region = query.get("region", [None])[0]
+    return S3ObjectStore(endpoint_url=endpoint, region=region)
+
+
+def _memory(url: str) -> ObjectStore:
+    from facelens.storage.memory import MemoryObjectStore
+
+    if url not in ("memory://", "memory:"):
+        raise ConfigurationError(f"memory URL {url!r} takes no path or options: memory://")
+    return MemoryObjectStore()
+
+
+STORES: dict[str, Callable[[str], ObjectStore]] = {"file": _file, "s3": _s3, "memory": _memory}
+
+
+def open_object_store(url: str) -> ObjectStore:
+    """The object store for ``url`` ('file:///dir', 's3://[?endpoint_url=...&region=...]',
+    'memory://')."""
+    scheme = urlsplit(url).scheme
+    factory = STORES.get(scheme)
+    if factory is None:
+        known = ", ".join(f"{s}://" for s in sorted(STORES))
+        raise ConfigurationError(f"unknown object store URL scheme in {url!r}; known: {known}")
+    return factory(url)
