@@ -124,3 +124,43 @@ def test_put_a_crop_then_drain_the_recognizer(
     # Nothing is left to do: a second drain handles no event and publishes nothing twice.
     again = out(facelens("recognizer", "--drain", env=cli_env))
     assert again["Events"] == 0
+    # Forgetting the person removes faces, profile, the crops that named them and the records.
+    facelens("users", "create", "--collection-id", "faces", "--user-id", "obama", env=cli_env)
+    facelens(
+        "users",
+        "associate",
+        "--collection-id",
+        "faces",
+        "--user-id",
+        "obama",
+        "--face-ids",
+        face_id,
+        env=cli_env,
+    )
+    forgotten = out(
+        facelens(
+            "users",
+            "delete",
+            "--collection-id",
+            "faces",
+            "--user-id",
+            "obama",
+            "--delete-faces",
+            env=cli_env,
+        )
+    )
+    assert forgotten == {
+        "DeletedFaces": [face_id],
+        "DeletedProfiles": [face_id],
+        "DeletedCrops": ["faces/11_26/10_30/1_0.jpg"],
+        "DeletedRecords": 1,
+    }
+    missing = error(
+        facelens("objects", "head", "faces/11_26/10_30/1_0.jpg", env=cli_env, check=False)
+    )
+    assert missing["Code"] == "NoSuchKey"
+    assert error(facelens("profiles", "get", face_id, env=cli_env, check=False))["Code"] == (
+        "ResourceNotFoundException"
+    )
+    left = out(facelens("recognizer", "recent", env=cli_env))["Recognitions"]
+    assert "faces/11_26/10_30/1_0.jpg" not in {r["Message"].get("Key") for r in left}

@@ -12,6 +12,7 @@ from facelens.cli.options import CollectionId, FaceIds, NextToken, Quality, User
 from facelens.cli.output import run
 from facelens.collection.models import QualityFilter
 from facelens.collection.users import DEFAULT_USER_MATCH_THRESHOLD
+from facelens.recognizer.forget import forget_user
 
 app = typer.Typer(help="Users: one person, several faces.", no_args_is_help=True)
 
@@ -86,15 +87,33 @@ def delete(
     user_id: UserIdOpt,
     delete_faces: Annotated[
         bool,
-        typer.Option("--delete-faces", help="Also delete the user's faces (forget the person)."),
+        typer.Option(
+            "--delete-faces",
+            help="Forget the person: also their faces, profiles, crops and identification records.",
+        ),
     ] = False,
 ) -> None:
     """DeleteUser. Its faces stay in the collection unless --delete-faces."""
     ctx = Context()
 
     def action() -> dict[str, Any]:
-        deleted = ctx.users.delete_user(collection_id, user_id, delete_faces=delete_faces)
-        return {"DeletedFaces": deleted} if delete_faces else {}
+        if not delete_faces:
+            ctx.users.delete_user(collection_id, user_id)
+            return {}
+        report = forget_user(
+            collection_id,
+            user_id,
+            users=ctx.users,
+            profiles=ctx.profiles,
+            ledger=ctx.ledger,
+            objects=ctx.raw_objects,
+        )
+        return {
+            "DeletedFaces": list(report.deleted_faces),
+            "DeletedProfiles": list(report.deleted_profiles),
+            "DeletedCrops": list(report.deleted_crops),
+            "DeletedRecords": report.deleted_records,
+        }
 
     run(action)
 

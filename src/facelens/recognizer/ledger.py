@@ -112,6 +112,27 @@ class RecognitionLedger:
     def dead_letters(self, *, limit: int = 50) -> list[Recognition]:
         return self.recent(limit=limit, status=Status.ERROR)
 
+    def forget(self, *, user_id: str | None, face_ids: list[str]) -> list[Recognition]:
+        """Deletes and returns the records that name ``user_id`` or one of ``face_ids``.
+
+        The records carry the person's profile and crop keys: forgetting a person
+        removes them (the caller deletes the crops they point to).
+        """
+        clauses, params = [], []
+        if user_id is not None:
+            clauses.append("json_extract(message, '$.UserId') = ?")
+            params.append(user_id)
+        if face_ids:
+            clauses.append("json_extract(message, '$.FaceId') IN (SELECT value FROM json_each(?))")
+            params.append(json.dumps(face_ids))
+        if not clauses:
+            return []
+        where = " OR ".join(clauses)
+        with self._transaction() as conn:
+            rows = conn.execute(f"SELECT * FROM recognitions WHERE {where}", params).fetchall()
+            conn.execute(f"DELETE FROM recognitions WHERE {where}", params)
+        return [_recognition(row) for row in rows]
+
     def close(self) -> None:
         with self._lock:
             conn, self._conn = self._conn, None

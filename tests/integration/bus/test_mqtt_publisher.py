@@ -113,13 +113,13 @@ def test_availability_is_online_while_connected_and_offline_after_stop(
 ) -> None:
     topic = "things/cam-1/status"
     publisher = MqttPublisher(mqtt_broker.endpoint(), spool=spool, availability_topic=topic)
-    publisher.start()
     with Subscriber(mqtt_broker, topic) as subscriber:
-        online = subscriber.wait_for(1)
-        assert [(m.payload, m.retain) for m in online] == [(b"online", True)]  # retained for us
+        publisher.start()
+        assert [m.payload for m in subscriber.wait_for(1)] == [b"online"]
+        with Subscriber(mqtt_broker, topic) as late:  # the broker has it by now: retained
+            assert [(m.payload, m.retain) for m in late.wait_for(1)] == [(b"online", True)]
         publisher.stop()
-        got = subscriber.wait_for(2)
-        assert got[-1].payload == b"offline"
+        assert [m.payload for m in subscriber.wait_for(2)] == [b"online", b"offline"]
     with Subscriber(mqtt_broker, topic) as late:
         assert [(m.payload, m.retain) for m in late.wait_for(1)] == [(b"offline", True)]
 
