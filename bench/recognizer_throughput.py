@@ -7,8 +7,9 @@ part facelens' plumbing adds, and must stay small next to the engine.
 
 How: crops are made from the shared test photos the way the edge runner
 makes them (largest face, 25 % margin, JPEG 90); one photo per identity is
-enrolled (a user with a profile) and the crops come from the others, so most
-events are real identifications and some are strangers. Every crop is put
+enrolled (a user with a profile) and the crops come from that identity's
+other photos, so every event is a real identification (search, user match,
+profile read, publish), the recognizer's most expensive path. Every crop is put
 into a local object store under ``faces/``, which queues its ObjectCreated
 event in the SQLite outbox. Then N worker processes (each its own engine,
 as ``facelens recognizer`` runs) drain the outbox; the clock runs from the

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -23,6 +24,10 @@ _log = logging.getLogger(__name__)
 
 _UNKNOWN = "\0unknown"
 """Cooldown key for unknown faces: strangers share one cooldown per channel."""
+
+_SNS_SUBJECT_CHARS = 99
+"""SNS subjects must be under 100 characters, without line breaks or control characters."""
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 
 
 @dataclass(frozen=True)
@@ -40,6 +45,7 @@ class Sender:
     def __init__(self, url: str) -> None:
         self.url = url
         self._apprise: Any = None
+        self._apprise_refused = False
         self._sns: Any = None
 
     def send(self, alert: Alert) -> bool:
@@ -50,24 +56,35 @@ class Sender:
     def _send_apprise(self, alert: Alert) -> bool:
         import apprise
 
+        if self._apprise_refused:
+            return False
         if self._apprise is None:
-            self._apprise = apprise.Apprise()
-            if not self._apprise.add(self.url):
+            client = apprise.Apprise()
+            if not client.add(self.url):
+                # Said once: the URL will not change while we run.
+                self._apprise_refused = True
                 _log.error(
                     "notification URL not understood by apprise (scheme %s)", _scheme(self.url)
                 )
                 return False
+            self._apprise = client
         return bool(self._apprise.notify(body=alert.body, title=alert.title))
 
     def _send_sns(self, alert: Alert) -> bool:
-        import boto3
         from botocore.exceptions import BotoCoreError, ClientError
 
-        region = self.url.split(":")[3]
+        from facelens.storage.aws import make_client
+
         if self._sns is None:
-            self._sns = boto3.client("sns", region_name=region)
+            # A session of its own (boto3's default one is not thread-safe); the endpoint comes
+            # from boto3's chain (AWS_ENDPOINT_URL_SNS...), the region from the ARN.
+            self._sns = make_client("sns", region=self.url.split(":")[3])
+        kwargs: dict[str, Any] = {"TopicArn": self.url, "Message": alert.body}
+        subject = _sns_subject(alert.title)
+        if subject:
+            kwargs["Subject"] = subject
         try:
-            self._sns.publish(TopicArn=self.url, Subject=alert.title[:100], Message=alert.body)
+            self._sns.publish(**kwargs)
         except (BotoCoreError, ClientError) as exc:
             _log.error("SNS publish to %s failed: %s", self.url, exc)
             return False
@@ -87,6 +104,7 @@ class Notifier:
         self._channels = [(c, Sender(c.url.get_secret_value())) for c in channels]
         self._clock = clock
         self._last: dict[tuple[int, str], float] = {}
+        self._cooldown_lock = threading.Lock()  # notify() may be called by several workers
         self._queue: queue.Queue[tuple[Sender, Alert] | None] = queue.Queue(max_pending)
         self._thread: threading.Thread | None = None
         self.sent = 0
@@ -105,16 +123,19 @@ class Notifier:
             if not _rule_allows(channel.rule, alert):
                 continue
             key = (index, alert.person or _UNKNOWN)
-            last = self._last.get(key)
-            if last is not None and now - last < channel.cooldown_seconds:
-                self.suppressed += 1
-                continue
-            self._last[key] = now
-            try:
-                self._queue.put_nowait((sender, alert))
-            except queue.Full:
-                self.failed += 1
-                _log.error("notification queue full: alert %r dropped", alert.title)
+            with self._cooldown_lock:
+                last = self._last.get(key)
+                if last is not None and now - last < channel.cooldown_seconds:
+                    self.suppressed += 1
+                    continue
+                try:
+                    self._queue.put_nowait((sender, alert))
+                except queue.Full:
+                    # Not stamped: a dropped alert must not silence the person for the cooldown.
+                    self.failed += 1
+                    _log.error("notification queue full: alert %r dropped", alert.title)
+                    continue
+                self._last[key] = now
 
     def flush(self, timeout: float = 10.0) -> None:
         """Waits until queued alerts have been sent (or ``timeout`` seconds passed)."""
@@ -154,6 +175,11 @@ def _rule_allows(rule: NotifyRule, alert: Alert) -> bool:
     if rule is NotifyRule.NAMED:
         return alert.person is not None
     return True
+
+
+def _sns_subject(title: str) -> str:
+    """The title as SNS takes a subject: control characters to spaces, under 100 characters."""
+    return _CONTROL.sub(" ", title).strip()[:_SNS_SUBJECT_CHARS].rstrip()
 
 
 def _scheme(url: str) -> str:

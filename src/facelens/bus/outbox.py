@@ -81,7 +81,7 @@ class SqliteOutbox:
     def receive(self, *, max_events: int = 10, wait_seconds: float = 1.0) -> list[Delivery]:
         deadline = time.monotonic() + wait_seconds
         while True:
-            rows = self._lease(max_events)
+            rows = self._lease(max(1, max_events))  # SQLite's LIMIT -1 would mean "all"
             if rows:
                 return [_delivery(row_id, body, attempts) for row_id, body, attempts in rows]
             remaining = deadline - time.monotonic()

@@ -9,15 +9,35 @@ be S3's event itself or an SNS envelope around it (S3 -> SNS -> SQS fan-out).
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from facelens.bus.delivery import Delivery
 from facelens.errors import InvalidEventException, ServiceUnavailableException, StorageError
+from facelens.storage.aws import check_client_limits, make_client
 from facelens.storage.events import parse_message
+
+_MAX_WAIT_SECONDS = 20
+"""SQS's longest long poll."""
+
+_UNAVAILABLE_CODES = frozenset(
+    {"ServiceUnavailable", "RequestThrottled", "ThrottlingException", "InternalError", "503"}
+)
+"""Error codes that say "later" (after botocore's own retries), not "never"."""
 
 
 class SqsEventSource:
-    """:class:`~facelens.bus.delivery.EventSource` on one SQS queue (boto3, lazily)."""
+    """:class:`~facelens.bus.delivery.EventSource` on one SQS queue (boto3, lazily).
+
+    ``visibility_timeout``: seconds a received message stays invisible (SQS
+    takes whole seconds, at least 1). ``retry_delay``: seconds before a
+    released message is visible again. ``connect_timeout`` and
+    ``read_timeout`` are seconds per attempt, ``max_attempts`` counts the
+    first try (see :mod:`facelens.storage.aws`); a long poll never waits as
+    long as ``read_timeout``, so a quiet queue is not mistaken for a dead
+    endpoint. ``client``: a ready boto3 SQS client (tests, special set-ups);
+    endpoint and timeouts are then its own, and ``close`` leaves it open.
+    """
 
     def __init__(
         self,
@@ -28,20 +48,31 @@ class SqsEventSource:
         region: str | None = None,
         endpoint_url: str | None = None,
         client: Any = None,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 30.0,
+        max_attempts: int = 3,
     ) -> None:
+        check_client_limits(
+            connect_timeout=connect_timeout, read_timeout=read_timeout, max_attempts=max_attempts
+        )
         self.queue_url = queue_url
         self._visibility = max(1, int(visibility_timeout))
         self._retry_delay = retry_delay
         self._region = region
         self._endpoint_url = endpoint_url
         self._client = client
+        self._owns_client = client is None
+        self._timeouts = (connect_timeout, read_timeout, max_attempts)
+        self._lock = threading.Lock()
 
     def receive(self, *, max_events: int = 10, wait_seconds: float = 1.0) -> list[Delivery]:
+        # SQS long-polls for 0..20 whole seconds; stay a second under the read timeout.
+        longest = min(_MAX_WAIT_SECONDS, max(0, int(self._timeouts[1]) - 1))
         response = self._call(
             "receive_message",
             QueueUrl=self.queue_url,
             MaxNumberOfMessages=max(1, min(max_events, 10)),
-            WaitTimeSeconds=max(0, min(int(wait_seconds), 20)),
+            WaitTimeSeconds=max(0, min(int(wait_seconds), longest)),
             VisibilityTimeout=self._visibility,
             MessageSystemAttributeNames=["ApproximateReceiveCount"],
         )
@@ -59,35 +90,43 @@ class SqsEventSource:
         )
 
     def close(self) -> None:
-        self._client = None
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None and self._owns_client:
+            client.close()
 
     def _call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
-        from botocore.exceptions import (
-            BotoCoreError,
-            ClientError,
-            ConnectionClosedError,
-            EndpointConnectionError,
-        )
+        from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
+        from botocore.exceptions import ConnectionError as BotoConnectionError
 
         try:
             result: dict[str, Any] = getattr(self._sqs(), operation)(**kwargs)
-        except (EndpointConnectionError, ConnectionClosedError) as exc:
+        except (BotoConnectionError, HTTPClientError) as exc:
+            # Refused, timed out (connect or read), closed mid-answer: all may pass.
             raise ServiceUnavailableException(f"SQS is unreachable: {exc}") from exc
         except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "Unknown")
+            code = str(exc.response.get("Error", {}).get("Code", "Unknown"))
+            if code in _UNAVAILABLE_CODES:
+                raise ServiceUnavailableException(f"SQS is unavailable: {code}: {exc}") from exc
             raise StorageError(f"SQS {operation} failed: {code}: {exc}") from exc
         except BotoCoreError as exc:
             raise StorageError(f"SQS {operation} failed: {exc}") from exc
         return result
 
     def _sqs(self) -> Any:
-        if self._client is None:
-            import boto3
-
-            self._client = boto3.client(
-                "sqs", region_name=self._region, endpoint_url=self._endpoint_url
-            )
-        return self._client
+        with self._lock:
+            if self._client is None:
+                connect_timeout, read_timeout, max_attempts = self._timeouts
+                self._client = make_client(
+                    "sqs",
+                    endpoint_url=self._endpoint_url,
+                    region=self._region,
+                    connect_timeout=connect_timeout,
+                    read_timeout=read_timeout,
+                    max_attempts=max_attempts,
+                )
+                self._owns_client = True
+            return self._client
 
 
 def _delivery(message: dict[str, Any]) -> Delivery:

@@ -29,6 +29,7 @@ from facelens.collection.analysis import FaceAnalyzer
 from facelens.collection.models import QualityFilter
 from facelens.collection.service import CollectionService
 from facelens.collection.users import UserService
+from facelens.engine.types import BoundingBox, Embedding
 from facelens.errors import (
     FacelensError,
     ImageTooLargeException,
@@ -172,8 +173,8 @@ class Recognizer:
         rid: str,
         event: ObjectCreated,
         crop: CropMetadata,
-        embedding: Any,
-        box: Any,
+        embedding: Embedding,
+        box: BoundingBox,
     ) -> Recognition:
         now = self._clock()
         identity = self._search(embedding)
@@ -197,7 +198,7 @@ class Recognizer:
             event.etag,
         )
 
-    def _search(self, embedding: Any) -> messages.Identity | None:
+    def _search(self, embedding: Embedding) -> messages.Identity | None:
         o = self.options
         faces = self.collections.match_embedding(
             o.collection_id, embedding, limit=o.max_faces, threshold=o.face_match_threshold
