@@ -37,6 +37,7 @@ from facelens.storage.registry import open_object_store
 if TYPE_CHECKING:
     from facelens.bus.mqtt_config import MqttEndpoint
     from facelens.bus.mqtt_publisher import MqttPublisher
+    from facelens.bus.spool import Spool
 
 OUTBOX_RULE = "facelens-recognizer"
 
@@ -154,18 +155,25 @@ class Components:
         )
 
     @cached_property
-    def mqtt_publisher(self) -> MqttPublisher:
-        from facelens.bus.mqtt_publisher import MqttPublisher
+    def mqtt_spool(self) -> Spool:
+        """Messages waiting for the broker, on disk: one file per worker id."""
         from facelens.bus.spool import Spool
 
-        worker = self.settings.recognizer.worker_id
-        spool = Spool(
-            self._home_file(f"mqtt-spool-{worker}.db"),
+        return Spool(
+            self._home_file(f"mqtt-spool-{self.settings.recognizer.worker_id}.db"),
             max_messages=self.settings.mqtt.spool_max_messages,
         )
+
+    @cached_property
+    def mqtt_publisher(self) -> MqttPublisher:
+        from facelens.bus.mqtt_publisher import MqttPublisher
+
+        worker = self.settings.recognizer.worker_id
         topic = f"facelens/status/{worker}"
         publisher = MqttPublisher(
-            self.mqtt_endpoint(suffix=f"{worker}-pub"), spool=spool, availability_topic=topic
+            self.mqtt_endpoint(suffix=f"{worker}-pub"),
+            spool=self.mqtt_spool,
+            availability_topic=topic,
         )
         publisher.start()
         return publisher
@@ -222,6 +230,8 @@ class Components:
                     part.close()
         if "mqtt_publisher" in built:
             self.mqtt_publisher.stop()
+        if "mqtt_spool" in built:
+            self.mqtt_spool.close()
 
     def _home_file(self, name: str) -> Path:
         self.settings.home.mkdir(parents=True, exist_ok=True, mode=0o700)
