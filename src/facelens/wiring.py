@@ -50,7 +50,15 @@ def build_analyzer(settings: Settings) -> FaceAnalyzer:
 
 @dataclass
 class Components:
+    """``instance`` names this process's MQTT client and spool file; default: the worker id.
+    Two live processes must not share one (both would drain the same spool)."""
+
     settings: Settings = field(default_factory=Settings)
+    instance: str | None = None
+
+    @property
+    def instance_name(self) -> str:
+        return self.instance or self.settings.recognizer.worker_id
 
     # -- collections --
     @cached_property
@@ -160,7 +168,7 @@ class Components:
         from facelens.bus.spool import Spool
 
         return Spool(
-            self._home_file(f"mqtt-spool-{self.settings.recognizer.worker_id}.db"),
+            self._home_file(f"mqtt-spool-{self.instance_name}.db"),
             max_messages=self.settings.mqtt.spool_max_messages,
         )
 
@@ -168,7 +176,7 @@ class Components:
     def mqtt_publisher(self) -> MqttPublisher:
         from facelens.bus.mqtt_publisher import MqttPublisher
 
-        worker = self.settings.recognizer.worker_id
+        worker = self.instance_name
         topic = f"facelens/status/{worker}"
         publisher = MqttPublisher(
             self.mqtt_endpoint(suffix=f"{worker}-pub"),

@@ -55,18 +55,20 @@ def put(
     ] = None,
 ) -> None:
     """Uploads a file (and, for crops, triggers the recognizer)."""
-    ctx = Context()
+    ctx = Context(instance="cli")
 
     def action() -> dict[str, Any]:
         name = bucket or ctx.settings.bucket
-        ctx.raw_objects.create_bucket(name)
-        info = ctx.objects.put_object(
-            name,
-            key,
-            file.read_bytes(),
-            content_type=content_type,
-            metadata=_metadata(metadata or []),
-        )
+        try:
+            info = ctx.objects.put_object(
+                name,
+                key,
+                file.read_bytes(),
+                content_type=content_type,
+                metadata=_metadata(metadata or []),
+            )
+        finally:
+            ctx.close()  # an event sent over MQTT leaves the spool before the process exits
         return {"ETag": f'"{info.etag}"', "Key": info.key, "Size": info.size}
 
     run(action)

@@ -265,14 +265,12 @@ def test_a_malformed_body_is_a_delivery_with_an_error(
     assert source.receive(wait_seconds=0) == []
 
 
-def test_an_injected_client_is_used_and_left_open(
-    sqs: Any, queue_url: str
-) -> None:
-    source = SqsEventSource(queue_url, client=sqs)
+def test_an_injected_client_brings_its_own_endpoint(sqs: Any, queue_url: str) -> None:
+    nowhere = f"http://127.0.0.1:{_closed_port()}"
+    source = SqsEventSource(queue_url, client=sqs, endpoint_url=nowhere, max_attempts=1)
     send_event(sqs, queue_url, an_event("faces/b.jpg"))
     assert [e.key for d in receive_until(source, 1) for e in d.events] == ["faces/b.jpg"]
     source.close()
-    assert sqs.get_queue_attributes(QueueUrl=queue_url)["Attributes"], "still open"
 
 
 def test_a_missing_queue_is_a_storage_error_not_unavailable(
@@ -311,6 +309,27 @@ def test_an_unreachable_endpoint_raises_service_unavailable(aws_env: dict[str, s
         source.release(handle)
     assert time.monotonic() - started < 10, "few attempts, short timeouts"
     source.close()
+
+
+def test_an_endpoint_that_never_answers_raises_service_unavailable(
+    aws_env: dict[str, str],
+) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # the kernel accepts connections; nobody ever answers
+        endpoint = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        source = SqsEventSource(
+            f"{endpoint}/123456789012/q",
+            region=REGION,
+            endpoint_url=endpoint,
+            read_timeout=0.5,
+            max_attempts=1,
+        )
+        started = time.monotonic()
+        with pytest.raises(ServiceUnavailableException, match="unreachable"):
+            source.receive(wait_seconds=5)  # capped below the read timeout: not a long poll
+        assert time.monotonic() - started < 5
+        source.close()
 
 
 @pytest.mark.parametrize(
