@@ -28,11 +28,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from facelens.bus.mqtt_config import MqttCallbacks, MqttEndpoint, connect_client
+from tests.servers._common import find_binary, free_port, missing
 
 if TYPE_CHECKING:
     from paho.mqtt.client import Client, ConnectFlags, MQTTMessage
@@ -48,23 +49,7 @@ START_ATTEMPTS = 3
 
 
 def _binary() -> Path | None:
-    found = shutil.which("mosquitto")
-    if found is not None:
-        return Path(found)
-    return DEBIAN_BINARY if DEBIAN_BINARY.is_file() else None
-
-
-def _missing(message: str) -> NoReturn:
-    if os.environ.get("CI") == "true":
-        pytest.fail(message)
-    pytest.skip(message)
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+    return find_binary("mosquitto", DEBIAN_BINARY)
 
 
 def _accepts(port: int) -> bool:
@@ -126,8 +111,8 @@ class MosquittoBroker:
             self._launch()
             return
         for attempt in range(START_ATTEMPTS):
-            self.port = _free_port()
-            self.tls_port = _free_port() if self.tls is not None else 0
+            self.port = free_port()
+            self.tls_port = free_port() if self.tls is not None else 0
             try:
                 self._launch()
                 return
@@ -209,7 +194,7 @@ def mosquitto_binary() -> Path:
     """The broker binary; skips the test if there is none (fails it when ``CI=true``)."""
     binary = _binary()
     if binary is None:
-        _missing(f"mosquitto not found on PATH or at {DEBIAN_BINARY}")
+        missing(f"mosquitto not found on PATH or at {DEBIAN_BINARY}")
     return binary
 
 

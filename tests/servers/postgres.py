@@ -18,15 +18,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import NoReturn
 
 import pytest
+
+from tests.servers._common import find_binary, free_port, missing
 
 DEBIAN_BIN = Path("/usr/lib/postgresql/15/bin")
 START_TIMEOUT_S = 60
@@ -44,24 +44,7 @@ SETTINGS = {
 
 
 def _binary(name: str) -> Path | None:
-    found = shutil.which(name)
-    if found is not None:
-        return Path(found)
-    candidate = DEBIAN_BIN / name
-    return candidate if candidate.is_file() else None
-
-
-def _missing(message: str) -> NoReturn:
-    if os.environ.get("CI") == "true":
-        pytest.fail(message)
-    pytest.skip(message)
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+    return find_binary(name, DEBIAN_BIN / name)
 
 
 class _Cluster:
@@ -97,7 +80,7 @@ class _Cluster:
         conf = self.data / "postgresql.conf"
         base = conf.read_text()
         for attempt in range(START_ATTEMPTS):
-            self.port = _free_port()
+            self.port = free_port()
             extra = {
                 **SETTINGS,
                 "port": str(self.port),
@@ -124,9 +107,9 @@ def postgres_url() -> Iterator[str]:
     """A ``postgresql://`` URL of a superuser on a throwaway cluster (database ``postgres``)."""
     initdb, pg_ctl = _binary("initdb"), _binary("pg_ctl")
     if initdb is None or pg_ctl is None:
-        _missing(f"PostgreSQL initdb/pg_ctl not found on PATH or in {DEBIAN_BIN}")
+        missing(f"PostgreSQL initdb/pg_ctl not found on PATH or in {DEBIAN_BIN}")
     if os.geteuid() == 0 and shutil.which("runuser") is None:
-        _missing("running as root, but runuser is missing to run PostgreSQL as postgres")
+        missing("running as root, but runuser is missing to run PostgreSQL as postgres")
     root = Path(tempfile.mkdtemp(prefix="facelens-pg-"))  # not under pytest's 0700 tmp dirs
     cluster = _Cluster(initdb, pg_ctl, root)
     try:

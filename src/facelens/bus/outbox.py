@@ -13,15 +13,13 @@ what S3 or MinIO would have sent.
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from facelens.bus.delivery import Delivery
-from facelens.errors import InvalidEventException, StorageError
+from facelens.errors import InvalidEventException
+from facelens.sqlite import SqliteDatabase
 from facelens.storage.events import parse_message, to_s3_event
 from facelens.storage.types import ObjectCreated
 
@@ -57,24 +55,23 @@ class SqliteOutbox:
         visibility_timeout: float = 30.0,
         retry_delay: float = 2.0,
     ) -> None:
-        self._path = str(path)
         self._worker_id = worker_id
         self._visibility = visibility_timeout
         self._retry_delay = retry_delay
-        self._lock = threading.Lock()
-        self._wake = threading.Condition(self._lock)
-        self._conn: sqlite3.Connection | None = None
+        self._db = SqliteDatabase(path, schema=_SCHEMA, what="The event outbox")
+        self._wake = threading.Condition()
         self._reclaimed = False
 
     # -- sink --
     def send(self, event: ObjectCreated) -> None:
         body = json.dumps(to_s3_event([event]), separators=(",", ":"))
         now = time.time()
-        with self._transaction() as conn:
+        with self._db.transaction() as conn:
             conn.execute(
                 "INSERT INTO outbox (body, enqueued_at, visible_at) VALUES (?, ?, ?)",
                 (body, now, now),
             )
+        with self._wake:
             self._wake.notify_all()
 
     # -- source --
@@ -91,11 +88,11 @@ class SqliteOutbox:
                 self._wake.wait(min(remaining, _POLL_SECONDS))
 
     def ack(self, delivery: Delivery) -> None:
-        with self._transaction() as conn:
+        with self._db.transaction() as conn:
             conn.execute("DELETE FROM outbox WHERE id = ?", (int(delivery.delivery_id),))
 
     def release(self, delivery: Delivery) -> None:
-        with self._transaction() as conn:
+        with self._db.transaction() as conn:
             conn.execute(
                 "UPDATE outbox SET visible_at = ?, owner = NULL WHERE id = ?",
                 (time.time() + self._retry_delay, int(delivery.delivery_id)),
@@ -103,19 +100,16 @@ class SqliteOutbox:
 
     def pending(self) -> int:
         """Events not yet acknowledged (leased or waiting)."""
-        with self._transaction() as conn:
+        with self._db.transaction() as conn:
             row = conn.execute("SELECT COUNT(*) FROM outbox").fetchone()
         return int(row[0])
 
     def close(self) -> None:
-        with self._lock:
-            conn, self._conn = self._conn, None
-            if conn is not None:
-                conn.close()
+        self._db.close()
 
     def _lease(self, limit: int) -> list[tuple[int, str, int]]:
         now = time.time()
-        with self._transaction() as conn:
+        with self._db.transaction() as conn:
             if not self._reclaimed:
                 # This worker's first receive: whatever its id still holds, it held when it
                 # died (a live worker of the same id would be a misconfiguration). Redo it now.
@@ -133,31 +127,6 @@ class SqliteOutbox:
                 [(now + self._visibility, self._worker_id, row[0]) for row in rows],
             )
         return [(row[0], row[1], row[2] + 1) for row in rows]
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            try:
-                conn = self._connect()
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    yield conn
-                except BaseException:
-                    conn.rollback()
-                    raise
-                conn.commit()
-            except sqlite3.Error as exc:
-                raise StorageError(f"The event outbox {self._path} failed: {exc}") from exc
-
-    def _connect(self) -> sqlite3.Connection:
-        if self._conn is None:
-            conn = sqlite3.connect(
-                self._path, isolation_level=None, check_same_thread=False, timeout=30
-            )
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.executescript(_SCHEMA)
-            self._conn = conn
-        return self._conn
 
 
 def _delivery(row_id: int, body: str, attempts: int) -> Delivery:

@@ -16,15 +16,13 @@ newest rows were deleted: id order is enqueue order, across restarts.
 from __future__ import annotations
 
 import logging
-import sqlite3
-import threading
 import time
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from facelens.errors import InvalidParameterException, StorageError
+from facelens.sqlite import SqliteDatabase
 
 _log = logging.getLogger(__name__)
 
@@ -90,17 +88,7 @@ class Spool:
             raise InvalidParameterException(f"max_messages must be positive, not {max_messages}")
         self._path = path
         self._max = max_messages
-        self._lock = threading.Lock()
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute(f"PRAGMA synchronous={'FULL' if fsync else 'NORMAL'}")
-            conn.execute("PRAGMA busy_timeout=5000")
-            conn.executescript(_SCHEMA)
-        except (sqlite3.Error, OSError) as exc:
-            raise StorageError(f"Opening the MQTT spool {path} failed: {exc}") from exc
-        self._conn: sqlite3.Connection | None = conn
+        self._db = SqliteDatabase(path, schema=_SCHEMA, what="The MQTT spool", fsync=fsync)
 
     @property
     def path(self) -> Path:
@@ -113,7 +101,7 @@ class Spool:
     def put(self, message: OutgoingMessage) -> int:
         """Append ``message`` (dropping the oldest if full) and return its id once it is on disk."""
         enqueued_at = message.enqueued_at or time.time()
-        with self._transaction() as conn:
+        with self._db.transaction() as conn:
             cursor = conn.execute(
                 "INSERT INTO messages (topic, payload, qos, retain, enqueued_at)"
                 " VALUES (?, ?, ?, ?, ?)",
@@ -133,7 +121,7 @@ class Spool:
                 )
         if new_id is None:
             raise StorageError("The MQTT spool did not return an id for the new message")
-        return new_id
+        return int(new_id)
 
     def peek(self, n: int) -> list[SpooledMessage]:
         """The oldest ``n`` messages, oldest first, left in place.
@@ -142,7 +130,7 @@ class Spool:
         older version) could never be sent and would block everything behind
         it: it is deleted, logged and counted in ``dropped``.
         """
-        with self._transaction() as conn:
+        with self._db.transaction() as conn:
             rows = conn.execute(
                 "SELECT id, topic, payload, qos, retain, enqueued_at FROM messages"
                 " ORDER BY id LIMIT ?",
@@ -165,44 +153,20 @@ class Spool:
         chosen = [(message_id,) for message_id in ids]
         if not chosen:
             return
-        with self._transaction() as conn:
+        with self._db.transaction() as conn:
             conn.executemany("DELETE FROM messages WHERE id = ?", chosen)
 
     @property
     def dropped(self) -> int:
         """Messages dropped (the spool was full, or a row was unreadable) over the file's life."""
-        with self._transaction() as conn:
+        with self._db.transaction() as conn:
             (value,) = conn.execute("SELECT value FROM counters WHERE name = 'dropped'").fetchone()
         return int(value)
 
     def __len__(self) -> int:
-        with self._transaction() as conn:
+        with self._db.transaction() as conn:
             (count,) = conn.execute("SELECT COUNT(*) FROM messages").fetchone()
         return int(count)
 
     def close(self) -> None:
-        with self._lock:
-            conn, self._conn = self._conn, None
-            if conn is not None:
-                try:
-                    conn.close()
-                except sqlite3.Error as exc:
-                    raise StorageError(f"Closing the MQTT spool failed: {exc}") from exc
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """One transaction under the lock; BEGIN IMMEDIATE so another process cannot interleave."""
-        with self._lock:
-            conn = self._conn
-            if conn is None:
-                raise StorageError(f"The MQTT spool {self._path} is closed")
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    yield conn
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
-                conn.execute("COMMIT")
-            except sqlite3.Error as exc:
-                raise StorageError(f"The MQTT spool {self._path} failed: {exc}") from exc
+        self._db.close()

@@ -8,16 +8,13 @@ so a pool would buy nothing.
 from __future__ import annotations
 
 import json
-import sqlite3
-import threading
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from facelens.collection.pagination import keyset_page
-from facelens.errors import StorageError
 from facelens.profiles.types import Profile, ProfilePage, check_profile_id, make_item
+from facelens.sqlite import SqliteDatabase
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS profiles (
@@ -33,14 +30,12 @@ class SQLiteProfileStore:
     """:class:`~facelens.profiles.store.ProfileStore` on one SQLite file (or ``:memory:``)."""
 
     def __init__(self, path: str) -> None:
-        self._path = path
-        self._lock = threading.RLock()
-        self._conn: sqlite3.Connection | None = None
+        self._db = SqliteDatabase(path, schema=_SCHEMA, what="The profile store")
 
     def put(self, profile_id: str, attributes: Mapping[str, Any]) -> Profile:
         item = make_item(profile_id, attributes)
         now = datetime.now(UTC)
-        with self._transaction() as conn:
+        with self._db.transaction() as conn:
             conn.execute(
                 "INSERT OR REPLACE INTO profiles VALUES (?, ?, ?)",
                 (profile_id, json.dumps(item, ensure_ascii=False), now.isoformat()),
@@ -49,14 +44,14 @@ class SQLiteProfileStore:
 
     def update(self, profile_id: str, attributes: Mapping[str, Any]) -> Profile:
         check_profile_id(profile_id)
-        with self._transaction():
+        with self._db.transaction():
             current = self.get(profile_id)
             merged = {**(current.item if current else {}), **attributes}
             return self.put(profile_id, merged)
 
     def get(self, profile_id: str) -> Profile | None:
         check_profile_id(profile_id)
-        with self._transaction() as conn:
+        with self._db.transaction() as conn:
             row = conn.execute(
                 "SELECT profile_id, item, updated_at FROM profiles WHERE profile_id = ?",
                 (profile_id,),
@@ -65,49 +60,18 @@ class SQLiteProfileStore:
 
     def delete(self, profile_id: str) -> bool:
         check_profile_id(profile_id)
-        with self._transaction() as conn:
+        with self._db.transaction() as conn:
             cursor = conn.execute("DELETE FROM profiles WHERE profile_id = ?", (profile_id,))
         return cursor.rowcount > 0
 
     def list(self, *, max_results: int = 100, next_token: str | None = None) -> ProfilePage:
         sql = "SELECT profile_id, item, updated_at FROM profiles WHERE 1"
-        with self._transaction() as conn:
+        with self._db.transaction() as conn:
             rows, token = keyset_page(conn, sql, [], "profile_id", max_results, next_token, _SCOPE)
         return ProfilePage(tuple(_profile(r) for r in rows), token)
 
     def close(self) -> None:
-        with self._lock:
-            conn, self._conn = self._conn, None
-            if conn is not None:
-                conn.close()
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            try:
-                conn = self._connect()
-                if conn.in_transaction:  # nested (update -> put): join the outer one
-                    yield conn
-                    return
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    yield conn
-                except BaseException:
-                    conn.rollback()
-                    raise
-                conn.commit()
-            except sqlite3.Error as exc:
-                raise StorageError(f"The SQLite profile store failed: {exc}") from exc
-
-    def _connect(self) -> sqlite3.Connection:
-        if self._conn is None:
-            conn = sqlite3.connect(
-                self._path, isolation_level=None, check_same_thread=False, timeout=30
-            )
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute(_SCHEMA)
-            self._conn = conn
-        return self._conn
+        self._db.close()
 
 
 def _profile(row: tuple[str, str, str]) -> Profile:

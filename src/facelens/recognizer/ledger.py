@@ -9,17 +9,14 @@ SQLite in <home>; one file per host.
 from __future__ import annotations
 
 import json
-import sqlite3
-import threading
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from facelens.errors import StorageError
+from facelens.sqlite import SqliteDatabase
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS recognitions (
@@ -65,12 +62,10 @@ class RecognitionLedger:
     """SQLite ledger; thread-safe, opened on first use."""
 
     def __init__(self, path: Path | str) -> None:
-        self._path = str(path)
-        self._lock = threading.Lock()
-        self._conn: sqlite3.Connection | None = None
+        self._db = SqliteDatabase(path, schema=_SCHEMA, what="The recognizer ledger")
 
     def get(self, recognition_id: str) -> Recognition | None:
-        with self._transaction() as conn:
+        with self._db.transaction() as conn:
             row = conn.execute(
                 "SELECT * FROM recognitions WHERE recognition_id = ?", (recognition_id,)
             ).fetchone()
@@ -79,7 +74,7 @@ class RecognitionLedger:
     def record(self, recognition: Recognition) -> bool:
         """Stores the outcome; False when that recognition id was already there."""
         r = recognition
-        with self._transaction() as conn:
+        with self._db.transaction() as conn:
             cursor = conn.execute(
                 "INSERT OR IGNORE INTO recognitions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
@@ -103,7 +98,7 @@ class RecognitionLedger:
         if status is not None:
             sql += " WHERE status = ?"
             params.append(status.value)
-        with self._transaction() as conn:
+        with self._db.transaction() as conn:
             rows = conn.execute(
                 f"{sql} ORDER BY recognized_at DESC, recognition_id LIMIT ?", [*params, limit]
             ).fetchall()
@@ -128,34 +123,13 @@ class RecognitionLedger:
         if not clauses:
             return []
         where = " OR ".join(clauses)
-        with self._transaction() as conn:
+        with self._db.transaction() as conn:
             rows = conn.execute(f"SELECT * FROM recognitions WHERE {where}", params).fetchall()
             conn.execute(f"DELETE FROM recognitions WHERE {where}", params)
         return [_recognition(row) for row in rows]
 
     def close(self) -> None:
-        with self._lock:
-            conn, self._conn = self._conn, None
-            if conn is not None:
-                conn.close()
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            try:
-                conn = self._connect()
-                with conn:
-                    yield conn
-            except sqlite3.Error as exc:
-                raise StorageError(f"The recognizer ledger {self._path} failed: {exc}") from exc
-
-    def _connect(self) -> sqlite3.Connection:
-        if self._conn is None:
-            conn = sqlite3.connect(self._path, check_same_thread=False, timeout=30)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.executescript(_SCHEMA)
-            self._conn = conn
-        return self._conn
+        self._db.close()
 
 
 def _recognition(row: tuple[Any, ...]) -> Recognition:

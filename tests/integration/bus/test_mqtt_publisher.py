@@ -203,7 +203,9 @@ def test_an_unsendable_spooled_message_is_dropped_without_blocking_the_rest(
     mqtt_broker: MosquittoBroker, tmp_path: Path
 ) -> None:
     path = tmp_path / "spool.db"
-    Spool(path).close()
+    made = Spool(path)
+    assert len(made) == 0  # the file and its tables exist from the first use
+    made.close()
     with sqlite3.connect(path) as conn:  # as an older version might have left it
         conn.execute(
             "INSERT INTO messages (topic, payload, qos, retain, enqueued_at)"

@@ -72,7 +72,9 @@ def receiver() -> Iterator[Receiver]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     state = Receiver(server.server_address[1])
-    thread = threading.Thread(target=server.serve_forever, name="receiver", daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="receiver", daemon=True
+    )
     thread.start()
     yield state
     server.shutdown()
@@ -88,7 +90,9 @@ def closed_port() -> int:
     return port
 
 
-def channel(url: str, rule: NotifyRule = NotifyRule.EVERYONE, cooldown: float = 300) -> NotifyChannel:
+def channel(
+    url: str, rule: NotifyRule = NotifyRule.EVERYONE, cooldown: float = 300
+) -> NotifyChannel:
     return NotifyChannel(url=SecretStr(url), rule=rule, cooldown_seconds=cooldown)
 
 
@@ -187,7 +191,9 @@ def test_unknown_faces_share_one_cooldown_per_channel(receiver: Receiver) -> Non
     notifier.stop()
 
 
-def test_a_channel_that_is_down_fails_alone(receiver: Receiver) -> None:
+def test_a_channel_that_is_down_fails_alone(
+    receiver: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
     notifier = Notifier(
         [
             channel(f"json://127.0.0.1:{closed_port()}/down", cooldown=0),
@@ -204,6 +210,23 @@ def test_a_channel_that_is_down_fails_alone(receiver: Receiver) -> None:
         "ana seen (crop 2)",
     ]
     assert (notifier.sent, notifier.failed) == (2, 4)
+    refused = [r for r in caplog.records if "not understood by apprise" in r.getMessage()]
+    assert len(refused) == 1, "a URL apprise cannot read is reported once, not per alert"
+    notifier.stop()
+
+
+def test_an_alert_dropped_on_a_full_queue_does_not_start_a_cooldown(receiver: Receiver) -> None:
+    notifier = Notifier([channel(receiver.url("q"))], max_pending=1)
+    notifier.notify(alert("ana"))  # not started yet: waits in the queue, which is now full
+    notifier.notify(alert("bob"))  # dropped
+    assert (notifier.failed, notifier.suppressed) == (1, 0)
+    notifier.start()
+    notifier.flush()
+    notifier.notify(alert("bob"))  # bob was never told of: not in a cooldown
+    notifier.notify(alert("ana"))  # ana was: suppressed
+    notifier.flush()
+    assert [r.payload["title"] for r in receiver.requests] == ["ana at door", "bob at door"]
+    assert (notifier.sent, notifier.failed, notifier.suppressed) == (2, 1, 1)
     notifier.stop()
 
 
@@ -247,9 +270,7 @@ def test_alerts_go_to_an_sns_topic(
     topic = sns.create_topic(Name=f"alerts-{uuid.uuid4().hex[:12]}")["TopicArn"]
     queue = sqs.create_queue(QueueName=f"alerts-{uuid.uuid4().hex[:12]}")["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])
-    sns.subscribe(
-        TopicArn=topic, Protocol="sqs", Endpoint=queue_arn["Attributes"]["QueueArn"]
-    )
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn["Attributes"]["QueueArn"])
     missing = f"arn:aws:sns:{REGION}:123456789012:no-such-topic-{uuid.uuid4().hex[:8]}"
     notifier = Notifier([channel(topic, cooldown=0), channel(missing, cooldown=0)])
     notifier.start()

@@ -183,7 +183,9 @@ def test_s3_events_wrapped_by_sns_are_unwrapped(
     s3.close()
 
 
-def test_an_acked_message_is_gone_for_good(sqs: Any, queue_url: str, source: SqsEventSource) -> None:
+def test_an_acked_message_is_gone_for_good(
+    sqs: Any, queue_url: str, source: SqsEventSource
+) -> None:
     send_event(sqs, queue_url, an_event())
     (delivery,) = receive_until(source, 1)  # acked
     assert delivery.events == (an_event(),)
@@ -255,7 +257,8 @@ def test_a_malformed_body_is_a_delivery_with_an_error(
     deliveries = receive_until(source, 2, ack=False)
     errors = sorted(d.error or "" for d in deliveries)
     assert [d.events for d in deliveries] == [(), ()]
-    assert "not JSON" in errors[1] and "'Records' list" in errors[0]
+    assert "not JSON" in errors[1]
+    assert "'Records' list" in errors[0]
     assert {d.raw for d in deliveries} == {
         b"this is not an S3 event",
         json.dumps({"Records": "none"}).encode(),

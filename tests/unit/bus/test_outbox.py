@@ -176,7 +176,9 @@ def test_another_workers_leases_come_back_only_after_they_expire(db: Path) -> No
         box.close()
 
 
-def test_a_malformed_row_comes_out_as_a_delivery_with_an_error(outbox: SqliteOutbox, db: Path) -> None:
+def test_a_malformed_row_comes_out_as_a_delivery_with_an_error(
+    outbox: SqliteOutbox, db: Path
+) -> None:
     outbox.send(event(1))  # creates the schema
     with sqlite3.connect(db) as raw:
         raw.execute(
@@ -189,12 +191,15 @@ def test_a_malformed_row_comes_out_as_a_delivery_with_an_error(outbox: SqliteOut
         )
     raw.close()
     good, not_json, incomplete = outbox.receive(max_events=10, wait_seconds=0)
-    assert good.error is None and good.events == (event(1),)
+    assert good.error is None
+    assert good.events == (event(1),)
     assert not_json.events == ()
     assert not_json.raw == b"{not json"
-    assert not_json.error is not None and "not JSON" in not_json.error
+    assert not_json.error is not None
+    assert "not JSON" in not_json.error
     assert incomplete.events == ()
-    assert incomplete.error is not None and "s3 is missing" in incomplete.error
+    assert incomplete.error is not None
+    assert "s3 is missing" in incomplete.error
     for d in (good, not_json, incomplete):
         outbox.ack(d)
     assert outbox.pending() == 0
@@ -264,7 +269,8 @@ def test_two_processes_draining_one_outbox_share_the_events_without_overlap(db: 
     assert not set(first) & set(second), "no event went to both workers"
     assert sorted(first + second) == sorted(sent), "every event went to one of them"
     assert len(first) + len(second) == len(sent), "and exactly once"
-    assert first == sorted(first) and second == sorted(second), "each saw them in FIFO order"
+    assert first == sorted(first), "each saw them in FIFO order"
+    assert second == sorted(second)
     reopened = SqliteOutbox(db)
     assert reopened.pending() == 0
     reopened.close()
