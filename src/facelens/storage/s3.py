@@ -30,13 +30,13 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 from facelens.errors import (
-    ConfigurationError,
     InvalidParameterException,
     NoSuchBucketException,
     NoSuchKeyException,
     ServiceUnavailableException,
     StorageError,
 )
+from facelens.storage.aws import check_client_limits, make_client
 from facelens.storage.keys import (
     check_bucket,
     check_content_type,
@@ -80,10 +80,9 @@ class S3ObjectStore:
         read_timeout: float = 30.0,
         max_attempts: int = 3,
     ) -> None:
-        if connect_timeout <= 0 or read_timeout <= 0 or max_attempts < 1:
-            raise ConfigurationError(
-                "connect_timeout and read_timeout must be positive and max_attempts at least 1"
-            )
+        check_client_limits(
+            connect_timeout=connect_timeout, read_timeout=read_timeout, max_attempts=max_attempts
+        )
         self._endpoint_url = endpoint_url
         self._region = region
         self._client = client
@@ -224,21 +223,15 @@ class S3ObjectStore:
             return self._client
 
     def _make_client(self) -> Any:
-        import boto3
-        from botocore.config import Config
-
         connect_timeout, read_timeout, max_attempts = self._timeouts
-        config = Config(
+        return make_client(
+            "s3",
+            endpoint_url=self._endpoint_url,
+            region=self._region,
             connect_timeout=connect_timeout,
             read_timeout=read_timeout,
-            retries={"total_max_attempts": max_attempts, "mode": "standard"},
-            request_checksum_calculation="when_required",
-            response_checksum_validation="when_required",
-        )
-        # A session per store: boto3's default session is shared and not thread-safe.
-        session = boto3.session.Session()
-        return session.client(
-            "s3", endpoint_url=self._endpoint_url, region_name=self._region, config=config
+            max_attempts=max_attempts,
+            checksums_when_required=True,
         )
 
     @contextmanager
