@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -57,6 +58,22 @@ USERS = (
 )
 
 
+def _use_wal(conn: sqlite3.Connection) -> None:
+    """Switches a new file to WAL. The switch needs the file to itself and SQLite answers
+    "locked" at once rather than waiting (no busy handler), so processes opening a new
+    file together retry here, within the busy timeout."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() not in ("wal", "memory"):
+                conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 def open_database(target: str) -> sqlite3.Connection:
     conn = sqlite3.connect(
         target,
@@ -68,8 +85,7 @@ def open_database(target: str) -> sqlite3.Connection:
     try:
         conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
         conn.execute("PRAGMA foreign_keys = ON")
-        if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() not in ("wal", "memory"):
-            conn.execute("PRAGMA journal_mode = WAL")
+        _use_wal(conn)
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
             raise StorageError(f"Store schema version {version} is newer than {SCHEMA_VERSION}")

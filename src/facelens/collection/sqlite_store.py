@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -22,7 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from facelens.collection.index import CollectionIndex, ExactIndex, Neighbor
+from facelens.collection.index import CollectionIndex
+from facelens.collection.index_cache import Caches, Token, Update, fresh_index, patch_index, search
 from facelens.collection.models import (
     CollectionInfo,
     CollectionPage,
@@ -36,6 +37,7 @@ from facelens.collection.models import (
     UserStatus,
 )
 from facelens.collection.pagination import keyset_page
+from facelens.collection.rows import no_collection, no_user
 from facelens.collection.sqlite_schema import (
     FACE_COLUMNS,
     IDS,
@@ -56,12 +58,8 @@ from facelens.errors import (
     ConflictException,
     InvalidParameterException,
     ResourceAlreadyExistsException,
-    ResourceNotFoundException,
     StorageError,
 )
-
-_Token = tuple[str, int]
-"""(created_at, generation): created_at tells a re-created collection from the old one."""
 
 
 @dataclass
@@ -69,8 +67,8 @@ class _Tx:
     """A write transaction on one collection, and the cache updates it implies."""
 
     conn: sqlite3.Connection
-    token: _Token
-    updates: list[Callable[[CollectionIndex], None]] = field(default_factory=list)
+    token: Token
+    updates: list[Update] = field(default_factory=list)
 
 
 class SQLiteCollectionStore:
@@ -85,7 +83,7 @@ class SQLiteCollectionStore:
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
         self._closed = False
-        self._caches: dict[str, tuple[_Token, CollectionIndex]] = {}
+        self._caches: Caches = {}
 
     def close(self) -> None:
         with self._lock:
@@ -122,7 +120,7 @@ class SQLiteCollectionStore:
                 (collection_id,),
             ).fetchone()
         if row is None:
-            raise _no_collection(collection_id)
+            raise no_collection(collection_id)
         return CollectionInfo(collection_id, row[0], datetime.fromisoformat(row[1]), row[2], row[3])
 
     def list_collections(
@@ -141,7 +139,7 @@ class SQLiteCollectionStore:
                 )
             self._caches.pop(collection_id, None)
         if cursor.rowcount == 0:
-            raise _no_collection(collection_id)
+            raise no_collection(collection_id)
 
     # -- faces --
     def add_faces(self, collection_id: str, faces: Sequence[NewFace]) -> list[StoredFace]:
@@ -229,7 +227,7 @@ class SQLiteCollectionStore:
     ) -> list[FaceNeighbor]:
         with self._transaction("BEGIN") as conn:
             index = self._fresh_index(conn, collection_id)
-            hits = _search(index.faces, query, limit, max_distance)
+            hits = search(index.faces, query, limit, max_distance)
             faces = select_faces(conn, collection_id, [h.id for h in hits]) if hits else {}
         return [FaceNeighbor(faces[h.id], h.distance) for h in hits if h.id in faces]
 
@@ -252,7 +250,7 @@ class SQLiteCollectionStore:
             _collection_token(conn, collection_id)
             row = conn.execute(USERS + " AND u.user_id = ?", (collection_id, user_id)).fetchone()
         if row is None:
-            raise _no_user(collection_id, user_id)
+            raise no_user(collection_id, user_id)
         return user_from_row(row)
 
     def list_users(
@@ -286,7 +284,7 @@ class SQLiteCollectionStore:
     ) -> list[UserNeighbor]:
         with self._transaction("BEGIN") as conn:
             index = self._fresh_index(conn, collection_id)
-            hits = _search(index.users, query, limit, max_distance)
+            hits = search(index.users, query, limit, max_distance)
             return [
                 UserNeighbor(user_from_row((h.id, index.face_count(h.id))), h.distance)
                 for h in hits
@@ -355,52 +353,26 @@ class SQLiteCollectionStore:
                         " WHERE collection_id = ?",
                         (collection_id,),
                     )
-            cached = self._caches.get(collection_id)
-            if tx.updates and cached is not None:
-                del self._caches[collection_id]
-                if cached[0] == tx.token:
-                    for update in tx.updates:
-                        update(cached[1])
-                    self._caches[collection_id] = ((tx.token[0], tx.token[1] + 1), cached[1])
+            patch_index(self._caches, collection_id, tx.token, tx.updates)
 
     def _fresh_index(self, conn: sqlite3.Connection, collection_id: str) -> CollectionIndex:
         """The collection's search index, rebuilt first if any process wrote since."""
         token = _collection_token(conn, collection_id)
-        cached = self._caches.pop(collection_id, None)  # a stale one is freed before rebuilding
-        index = cached[1] if cached is not None and cached[0] == token else None
-        if index is None:
-            index = load_index(conn, collection_id)
-        self._caches[collection_id] = (token, index)
-        return index
+        return fresh_index(
+            self._caches, collection_id, token, lambda: load_index(conn, collection_id)
+        )
 
 
-def _collection_token(conn: sqlite3.Connection, collection_id: str) -> _Token:
+def _collection_token(conn: sqlite3.Connection, collection_id: str) -> Token:
     row = conn.execute(
         "SELECT created_at, generation FROM collections WHERE collection_id = ?", (collection_id,)
     ).fetchone()
     if row is None:
-        raise _no_collection(collection_id)
+        raise no_collection(collection_id)
     return (row[0], row[1])
 
 
 def _require_user(conn: sqlite3.Connection, collection_id: str, user_id: str) -> None:
     sql = "SELECT 1 FROM users WHERE collection_id = ? AND user_id = ?"
     if conn.execute(sql, (collection_id, user_id)).fetchone() is None:
-        raise _no_user(collection_id, user_id)
-
-
-def _no_collection(collection_id: str) -> ResourceNotFoundException:
-    return ResourceNotFoundException(f"The collection id: {collection_id} does not exist")
-
-
-def _no_user(collection_id: str, user_id: str) -> ResourceNotFoundException:
-    message = f"The user id: {user_id} does not exist in the collection {collection_id}"
-    return ResourceNotFoundException(message)
-
-
-def _search(index: ExactIndex, query: Embedding, limit: int, max_distance: float) -> list[Neighbor]:
-    q = np.asarray(query, dtype=np.float32)
-    if q.ndim != 1 or (len(index) and q.shape[0] != index.dim):
-        message = f"The query has shape {q.shape}; the collection holds dimension {index.dim}"
-        raise InvalidParameterException(message)
-    return index.search(q, limit=limit, max_distance=max_distance)
+        raise no_user(collection_id, user_id)
