@@ -191,7 +191,7 @@ class Settings(BaseSettings):
     collections_url: str | None = Field(
         default=None,
         description=(
-            "Where collections live: 'sqlite:///path/to.db' or 'memory://'. "
+            "Where collections live: 'sqlite:///path/to.db', 'postgresql://...' or 'memory://'. "
             "Default: sqlite in <home>/facelens.db."
         ),
     )
