@@ -51,9 +51,7 @@ def main(
                 if worker.run_once() == 0 and drain:
                     break
         finally:
-            if ctx.settings.mqtt.url is not None:
-                ctx.mqtt_publisher.flush(10.0)
-            ctx.close()
+            ctx.close()  # stops the publisher, which first sends what is spooled
         s = worker.stats
         return {
             "Events": s.events,

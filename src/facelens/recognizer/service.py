@@ -146,20 +146,15 @@ class Recognizer:
         self._publish(recognition)
         return Outcome(recognition, False, engine_seconds, time.perf_counter() - started)
 
-    def reject(self, raw: bytes, reason: str) -> Recognition:
-        """Dead-letters a message that is not a readable event at all."""
+    def reject(
+        self, raw: bytes, reason: str, *, code: str = "InvalidEventException"
+    ) -> Recognition:
+        """Dead-letters a delivery as a whole: a message that is not a readable event
+        (``InvalidEventException``), or one the worker gave up on (``code`` says why)."""
         rid = messages.raw_message_id(raw)
-        message = messages.failed(
-            rid, None, CropMetadata(), self._clock(), code="InvalidEventException", message=reason
-        )
-        recognition = Recognition(
-            rid,
-            Status.ERROR,
-            self._errors_topic,
-            message,
-            self._clock(),
-            reason="InvalidEventException",
-        )
+        now = self._clock()
+        message = messages.failed(rid, None, CropMetadata(), now, code=code, message=reason)
+        recognition = Recognition(rid, Status.ERROR, self._errors_topic, message, now, reason=code)
         if self.ledger.get(rid) is None:
             self._publish(recognition)
         return recognition

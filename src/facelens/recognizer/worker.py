@@ -87,7 +87,8 @@ class RecognizerWorker:
                 self._count(self.recognizer.handle(event))
         except StorageError as exc:
             if delivery.attempt >= self._max_attempts:
-                self._dead_letter(delivery, f"gave up after {delivery.attempt} attempts: {exc}")
+                reason = f"gave up after {delivery.attempt} attempts: {exc.message}"
+                self._dead_letter(delivery, reason, code=exc.code)
                 return
             _log.warning("retrying later (attempt %d): %s", delivery.attempt, exc.message)
             self.stats.retried += 1
@@ -95,7 +96,7 @@ class RecognizerWorker:
             return
         except Exception as exc:  # an unplanned failure must not stop the worker
             _log.exception("event failed unexpectedly; dead-lettered")
-            self._dead_letter(delivery, f"{type(exc).__name__}: {exc}")
+            self._dead_letter(delivery, f"{type(exc).__name__}: {exc}", code="InternalServerError")
             return
         self.source.ack(delivery)
 
@@ -114,9 +115,11 @@ class RecognizerWorker:
         else:
             self.stats.dead_letters += 1
 
-    def _dead_letter(self, delivery: Delivery, reason: str) -> None:
+    def _dead_letter(
+        self, delivery: Delivery, reason: str, *, code: str = "InvalidEventException"
+    ) -> None:
         try:
-            self.recognizer.reject(delivery.raw, reason)
+            self.recognizer.reject(delivery.raw, reason, code=code)
         except StorageError as exc:
             _log.warning("could not record dead letter, will retry: %s", exc.message)
             self.source.release(delivery)
