@@ -151,6 +151,115 @@ class NotifyChannel(_Section):
     )
 
 
+class EdgeSettings(_Section):
+    """The edge runner: one camera (or video) in, crops and status out."""
+
+    topic: str = Field(
+        default="things/{thing}/infer",
+        description="MQTT topic of status messages and per-frame labels; '{thing}' is replaced.",
+    )
+    detect_side: int = Field(
+        default=640,
+        ge=64,
+        le=4096,
+        description=(
+            "Detection runs on a copy of each frame whose longer side is this many pixels "
+            "(boxes are mapped back to the full frame exactly). HOG finds faces of 80 px and "
+            "up in that copy, YuNet of ~20 px: larger finds smaller faces, at roughly "
+            "quadratic cost."
+        ),
+    )
+    min_confidence: float = Field(
+        default=50.0,
+        ge=0,
+        le=100,
+        description="Detections below this confidence (0-100) are ignored.",
+    )
+    margin: float = Field(
+        default=0.3,
+        ge=0,
+        le=2,
+        description=(
+            "Crop margin on each side, as a fraction of the face box's width (left/right) and "
+            "height (top/bottom); clipped to the frame. The recognizer's detector needs context."
+        ),
+    )
+    jpeg_quality: int = Field(default=90, ge=10, le=100, description="JPEG quality of crops.")
+    best_of_seconds: float = Field(
+        default=0.5,
+        ge=0,
+        description=(
+            "A new track's crop is the best (sharp, large, frontal) seen in this many seconds "
+            "of video after it appears; 0 uploads the first sighting at once."
+        ),
+    )
+    reupload_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="A person who stays in view is uploaded again every this many seconds.",
+    )
+    track_timeout_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description=(
+            "A track ends when its face has not been detected for this long (seconds of "
+            "video); a person who returns later starts a new track (and a new upload)."
+        ),
+    )
+    iou_threshold: float = Field(
+        default=0.2,
+        gt=0,
+        lt=1,
+        description="Least box overlap (intersection over union) for a detection to continue a track.",
+    )
+    labels_per_second: float = Field(
+        default=2.0,
+        gt=0,
+        description="Most per-frame label messages ({'face': 0.97}) published per second.",
+    )
+    buffer_max_crops: int = Field(
+        default=2000,
+        ge=1,
+        description=(
+            "Crops kept on disk while the object store is unreachable; when full the oldest "
+            "are dropped (and counted)."
+        ),
+    )
+    reconnect_max_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="Longest wait between attempts to reopen a lost source (backoff doubles).",
+    )
+    stream_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="A network source that sends nothing for this long counts as lost.",
+    )
+    view_host: str = Field(
+        default="127.0.0.1",
+        description=(
+            "Address of the live view (/stream.mjpg, /metrics). Any address but loopback needs "
+            "view_username and view_password."
+        ),
+    )
+    view_port: int | None = Field(
+        default=8554,
+        ge=0,
+        le=65535,
+        description="Port of the live view; 0 picks a free one, None turns the view off.",
+    )
+    view_username: str | None = Field(default=None, description="Live view's HTTP Basic user.")
+    view_password: SecretStr | None = Field(
+        default=None, description="Live view's HTTP Basic password."
+    )
+    view_fps: float = Field(
+        default=10.0, gt=0, le=60, description="Most frames per second sent to each viewer."
+    )
+    stats_seconds: float = Field(
+        default=5.0, gt=0, description="How often fps, queue depth, uploads and drops are logged."
+    )
+
+
 class Settings(BaseSettings):
     """facelens configuration; every field can be set as ``FACELENS_<NAME>``."""
 
@@ -242,6 +351,7 @@ class Settings(BaseSettings):
     recognizer: RecognizerSettings = Field(
         default_factory=RecognizerSettings, description="The recognizer."
     )
+    edge: EdgeSettings = Field(default_factory=EdgeSettings, description="The edge runner.")
     notify: list[NotifyChannel] = Field(
         default_factory=list,
         description="Notification channels (JSON list of {url, rule, cooldown_seconds}).",

@@ -144,3 +144,10 @@ class EventNotRecordedException(StorageError):
 
     code = "EventNotRecorded"
     http_status = 500
+
+
+class SourceUnavailableException(FacelensError):
+    """A camera or stream cannot be opened or read (down, refused, timed out)."""
+
+    code = "SourceUnavailableException"
+    http_status = 503

@@ -55,8 +55,14 @@ class HogDetector:
 
     name = "hog"
 
-    def __init__(self, *, adjust_threshold: float = 0.0) -> None:
+    def __init__(self, *, adjust_threshold: float = 0.0, upsample: int | None = None) -> None:
+        """upsample: times the image is doubled before scanning (each finds faces half as
+        large at 4x the cost); None chooses by image size (see ``_UPSAMPLE_UP_TO``). The
+        edge runner passes 0 and picks the scale itself, per frame size."""
+        if upsample is not None and not 0 <= upsample <= 2:
+            raise ConfigurationError(f"upsample must be 0-2, not {upsample}")
         self._adjust_threshold = adjust_threshold
+        self._upsample = upsample
         self._detector: Any = None
         self._predictor: Any = None
         self._lock = threading.Lock()
@@ -86,8 +92,10 @@ class HogDetector:
 
     def _detect(self, image: RGBImage, *, largest_only: bool) -> list[DetectedFace]:
         height, width = image.shape[:2]
-        upsample = 1 if max(height, width) <= _UPSAMPLE_UP_TO else 0
-        if largest_only and upsample:
+        upsample = self._upsample
+        if upsample is None:
+            upsample = 1 if max(height, width) <= _UPSAMPLE_UP_TO else 0
+        if largest_only and upsample and self._upsample is None:
             rects, scores, _ = self._detector.run(image, 0, self._adjust_threshold)
             if not rects:
                 rects, scores, _ = self._detector.run(image, upsample, self._adjust_threshold)

@@ -1,0 +1,92 @@
+"""What the runner says on ``things/{thing}/infer``: status messages and per-frame labels.
+
+Status messages (started, model loaded, source opened / lost / ended,
+uploaded, upload failed, stopped) are QoS 1 and spooled by the publisher:
+they arrive even after a broker outage. Per-frame labels keep the original
+recipe's shape (``{"face": 0.97}``: the highest detection confidence, 0-1)
+with the face count and tracks added; they are QoS 0, at most
+``labels_per_second``, and only sent while the broker is connected: a label
+from ten minutes ago is noise, not news. Publishing never blocks (the
+publisher's contract).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from facelens.bus.publisher import MessagePublisher
+from facelens.edge.types import TrackedFace
+from facelens.errors import FacelensError, InvalidParameterException
+
+_log = logging.getLogger(__name__)
+
+
+def infer_topic(template: str, thing: str) -> str:
+    """The topic for ``thing``; MQTT wildcards in the thing name are refused."""
+    if not thing or any(c in thing for c in "+#/\x00"):
+        raise InvalidParameterException(
+            f"A thing name must be non-empty without '+', '#' or '/': {thing!r}"
+        )
+    return template.replace("{thing}", thing)
+
+
+class Reporter:
+    """Publishes the runner's status and labels for one thing."""
+
+    def __init__(
+        self,
+        publisher: MessagePublisher,
+        *,
+        thing: str,
+        topic: str,
+        labels_per_second: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._publisher = publisher
+        self.thing = thing
+        self.topic = topic
+        self._interval = 1.0 / labels_per_second
+        self._clock = clock
+        self._next_label = 0.0
+
+    def status(self, status: str, **fields: Any) -> None:
+        """One status message; ``fields`` are added as they are (JSON values)."""
+        payload = {
+            "thing": self.thing,
+            "status": status,
+            "at": datetime.now(UTC).isoformat(),
+            **fields,
+        }
+        self._publish(payload, qos=1)
+
+    def labels(self, faces: Sequence[TrackedFace], *, frame_index: int) -> None:
+        """The frame's face labels, if any and if the rate allows."""
+        if not faces:
+            return
+        now = self._clock()
+        if now < self._next_label or not getattr(self._publisher, "connected", True):
+            return
+        self._next_label = now + self._interval
+        payload = {
+            "face": round(max(face.confidence for face in faces) / 100.0, 3),
+            "faces": len(faces),
+            "tracks": [
+                {"id": face.track_id, "confidence": round(face.confidence / 100.0, 3)}
+                | ({"name": face.name} if face.name else {})
+                for face in faces
+            ],
+            "frame": frame_index,
+            "thing": self.thing,
+            "at": datetime.now(UTC).isoformat(),
+        }
+        self._publish(payload, qos=0)
+
+    def _publish(self, payload: dict[str, Any], *, qos: int) -> None:
+        try:
+            self._publisher.publish(self.topic, payload, qos=qos)
+        except FacelensError as exc:  # the spool's disk: report, never stop the camera
+            _log.error("Could not publish on %s: %s", self.topic, exc)
