@@ -15,7 +15,12 @@ import pytest
 
 from facelens.config import Settings
 
-pytest_plugins = ["tests.servers.postgres", "tests.servers.mosquitto", "tests.servers.moto"]
+pytest_plugins = [
+    "tests.servers.postgres",
+    "tests.servers.mosquitto",
+    "tests.servers.moto",
+    "tests.servers.mjpeg",
+]
 
 REPO = Path(__file__).resolve().parents[1]
 

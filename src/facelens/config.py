@@ -184,13 +184,22 @@ class EdgeSettings(_Section):
             "height (top/bottom); clipped to the frame. The recognizer's detector needs context."
         ),
     )
+    verify_crops: bool = Field(
+        default=True,
+        description=(
+            "Run the recognizer's detector on each chosen crop and upload it only if it finds "
+            "the face (the next-best candidate otherwise): no wasted uploads or dead letters, "
+            "at one small detection per upload."
+        ),
+    )
     jpeg_quality: int = Field(default=90, ge=10, le=100, description="JPEG quality of crops.")
     best_of_seconds: float = Field(
         default=0.5,
         ge=0,
         description=(
             "A new track's crop is the best (sharp, large, frontal) seen in this many seconds "
-            "of video after it appears; 0 uploads the first sighting at once."
+            "of video after it appears; 0 uploads as soon as the track is confirmed (its second "
+            "detection)."
         ),
     )
     reupload_seconds: float = Field(
@@ -210,7 +219,9 @@ class EdgeSettings(_Section):
         default=0.2,
         gt=0,
         lt=1,
-        description="Least box overlap (intersection over union) for a detection to continue a track.",
+        description=(
+            "Least box overlap (intersection over union, 0-1) for a detection to continue a track."
+        ),
     )
     labels_per_second: float = Field(
         default=2.0,

@@ -9,6 +9,7 @@ different entry points.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -24,7 +25,7 @@ from facelens.collection.service import CollectionService
 from facelens.collection.store import CollectionStore
 from facelens.collection.users import UserService
 from facelens.config import EventSourceKind, Settings
-from facelens.engine.registry import build_engine
+from facelens.engine.registry import build_detector, build_engine
 from facelens.errors import ConfigurationError
 from facelens.profiles.registry import open_profile_store
 from facelens.profiles.store import ProfileStore
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     from facelens.bus.mqtt_config import MqttEndpoint
     from facelens.bus.mqtt_publisher import MqttPublisher
     from facelens.bus.spool import Spool
+    from facelens.edge.runner import EdgeRunner
 
 OUTBOX_RULE = "facelens-recognizer"
 
@@ -55,6 +57,7 @@ class Components:
 
     settings: Settings = field(default_factory=Settings)
     instance: str | None = None
+    _closers: list[Callable[[], None]] = field(default_factory=list, init=False, repr=False)
 
     @property
     def instance_name(self) -> str:
@@ -226,9 +229,114 @@ class Components:
             options=options,
         )
 
+    # -- the edge runner --
+    def edge_runner(
+        self, *, source: str, thing: str, realtime: bool = False, max_frames: int | None = None
+    ) -> EdgeRunner:
+        """A runner for one camera, on ``settings.edge``. Build it on
+        ``Components(instance=f"edge-{thing}")``: the instance names its MQTT client and spool,
+        so two runners on one host do not share them."""
+        from facelens.edge.capture import FrameFeed
+        from facelens.edge.detection import CropCheck, FrameDetector, build_edge_detector
+        from facelens.edge.names import NameBoard, RecognitionListener
+        from facelens.edge.reporting import EdgeStatus, Reporter, infer_topic
+        from facelens.edge.runner import EdgeRunner
+        from facelens.edge.server import ViewCredentials, ViewServer, build_app
+        from facelens.edge.sources import open_source, parse_source
+        from facelens.edge.uploads import CropBuffer, Uploader
+        from facelens.edge.view import LiveView
+
+        e = self.settings.edge
+        spec = parse_source(source)
+        status = EdgeStatus(
+            Reporter(
+                self.publisher,
+                thing=thing,
+                topic=infer_topic(e.topic, thing),
+                labels_per_second=e.labels_per_second,
+            )
+        )
+        names = NameBoard()
+        if self.settings.mqtt.url is not None:
+            listener = RecognitionListener(
+                self.mqtt_endpoint(suffix=f"{self.instance_name}-names"),
+                names,
+                topic=self.settings.recognizer.topic,
+            )
+            listener.start()
+            self._closers.append(listener.stop)
+        buffer = CropBuffer(
+            self._home_file(f"{self.instance_name}-crops.db"), max_crops=e.buffer_max_crops
+        )
+        self._closers.append(buffer.close)
+        uploader = Uploader(
+            self.objects,
+            self.settings.bucket,
+            buffer,
+            on_uploaded=status.on_uploaded,
+            on_failed=status.on_upload_failed,
+            retry_max=e.reconnect_max_seconds,
+        )
+        view = server = None
+        if e.view_port is not None:
+            credentials = None
+            if e.view_username is not None or e.view_password is not None:
+                if e.view_username is None or e.view_password is None:
+                    raise ConfigurationError("Set both edge.view_username and edge.view_password")
+                credentials = ViewCredentials(e.view_username, e.view_password)
+            view = LiveView()
+            app = build_app(
+                view,
+                lambda: runner.stats(),
+                credentials=credentials,
+                max_fps=e.view_fps,
+                thing=thing,
+            )
+            server = ViewServer(app, host=e.view_host, port=e.view_port, credentials=credentials)
+        runner = EdgeRunner(
+            thing=thing,
+            settings=e,
+            feed=FrameFeed(
+                lambda: open_source(spec, timeout_seconds=e.stream_timeout_seconds),
+                live=spec.live,
+                realtime=realtime,
+                on_event=status.on_source_event,
+                reconnect_max_seconds=e.reconnect_max_seconds,
+            ),
+            detector=FrameDetector(
+                build_edge_detector(self.settings),
+                detect_side=e.detect_side,
+                min_confidence=e.min_confidence,
+            ),
+            # The recognizer's own detector, as its engine builds it: crops it cannot find
+            # a face in are not uploaded. (For HOG a second instance: ~100 MB of landmarks.)
+            check=(
+                CropCheck(build_detector(self.settings), jpeg_quality=e.jpeg_quality)
+                if e.verify_crops
+                else None
+            ),
+            uploader=uploader,
+            status=status,
+            names=names,
+            view=view,
+            server=server,
+            mqtt_connected=self._mqtt_connected,
+            max_frames=max_frames,
+        )
+        return runner
+
+    def _mqtt_connected(self) -> bool | None:
+        if self.settings.mqtt.url is None:
+            return None
+        return self.mqtt_publisher.connected
+
     def close(self) -> None:
         """Stops and closes whatever was built, publishers last so they can flush."""
         built = self.__dict__
+        for closer in reversed(self._closers):
+            with contextlib.suppress(Exception):  # closing is best effort at shutdown
+                closer()
+        self._closers.clear()
         if "notifier" in built:
             self.notifier.stop()
         for name in ("event_source", "outbox", "ledger", "profiles", "raw_objects", "store"):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from facelens.cli import bench, collections, faces, objects, profiles, recognizer, users
+from facelens.cli import bench, collections, edge, faces, objects, profiles, recognizer, users
 
 
 def build_app() -> typer.Typer:
@@ -20,6 +20,7 @@ def build_app() -> typer.Typer:
     app.add_typer(profiles.app, name="profiles")
     app.add_typer(objects.app, name="objects")
     app.add_typer(recognizer.app, name="recognizer")
+    app.command("edge")(edge.edge)
     app.add_typer(bench.app, name="bench")
     return app
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -22,6 +23,9 @@ from facelens.edge.types import BGRImage
 from facelens.engine.protocol import Detector
 from facelens.engine.types import DetectedFace, PixelBox
 from facelens.errors import InvalidParameterException
+
+if TYPE_CHECKING:
+    from facelens.edge.picking import ChosenCrop
 
 
 def build_edge_detector(settings: Settings) -> Detector:
@@ -70,14 +74,13 @@ class FrameDetector:
         started = time.perf_counter()
         height, width = int(image.shape[0]), int(image.shape[1])
         scale = self.detect_side / max(height, width)
-        if abs(scale - 1.0) < 1e-3:
-            small = image
-        else:
+        small: BGRImage = image
+        if abs(scale - 1.0) >= 1e-3:
             size = (max(1, round(width * scale)), max(1, round(height * scale)))
             # INTER_AREA averages when shrinking (no aliasing); linear when enlarging.
             interpolation = cv2.INTER_AREA if scale < 1.0 else cv2.INTER_LINEAR
-            small = cv2.resize(image, size, interpolation=interpolation)
-        rgb = np.ascontiguousarray(cv2.cvtColor(small, cv2.COLOR_BGR2RGB))
+            small = np.asarray(cv2.resize(image, size, interpolation=interpolation), np.uint8)
+        rgb = np.ascontiguousarray(cv2.cvtColor(small, cv2.COLOR_BGR2RGB), dtype=np.uint8)
         fx = width / small.shape[1]
         fy = height / small.shape[0]
         faces = [
@@ -119,3 +122,50 @@ def cut(image: BGRImage, region: PixelBox) -> BGRImage:
     top, bottom = int(region.top), int(region.bottom)
     left, right = int(region.left), int(region.right)
     return np.ascontiguousarray(image[top:bottom, left:right])
+
+
+class CropCheck:
+    """Whether the recognizer will find the face in a crop: its detector, run on the crop.
+
+    ``detector`` is built as the recognizer's engine builds it (for HOG: with
+    its automatic upsampling of small images), so a crop that passes here is
+    one the recognizer can search with. The face found must be the crop's own
+    face (its centre inside the expected box), not a neighbour's. It looks at
+    the crop after a JPEG round trip at ``jpeg_quality``: exactly the pixels
+    the recognizer will get (a face near the detector's threshold can fall
+    either side of it after compression).
+    """
+
+    def __init__(self, detector: Detector, *, jpeg_quality: int = 90) -> None:
+        self.detector = detector
+        self.jpeg_quality = jpeg_quality
+        self.checked = 0
+        self.failed = 0
+
+    def prepare(self) -> None:
+        self.detector.prepare()
+
+    def __call__(self, crop: ChosenCrop) -> bool:
+        ok, encoded = cv2.imencode(
+            ".jpg", crop.image, [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality]
+        )
+        if not ok:
+            return False
+        decoded = cv2.imdecode(encoded, cv2.IMREAD_COLOR)
+        if decoded is None:
+            return False
+        rgb = np.ascontiguousarray(cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB), dtype=np.uint8)
+        expected = PixelBox(
+            crop.face.box.left - crop.region.left,
+            crop.face.box.top - crop.region.top,
+            crop.face.box.right - crop.region.left,
+            crop.face.box.bottom - crop.region.top,
+        )
+        self.checked += 1
+        for face in self.detector.detect(rgb):
+            cx = (face.box.left + face.box.right) / 2
+            cy = (face.box.top + face.box.bottom) / 2
+            if expected.left <= cx <= expected.right and expected.top <= cy <= expected.bottom:
+                return True
+        self.failed += 1
+        return False

@@ -9,12 +9,19 @@ person stays in view another window opens every ``reupload`` seconds. A
 track that ends before its window closes still uploads what it had, once it
 was seen twice (a single detection is more often a false positive than a
 person who crossed the frame in one frame's time).
+
+Before a crop goes, ``verify`` (the recognizer's own detector, run on the
+crop) must find the face in it: a crop the recognizer cannot find a face
+in is a wasted upload and a dead letter, and this is also where a hand or
+a logo that the fast frame detector took for a face is caught. The window
+keeps its best few candidates, so a rejected best is replaced by the next.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import cv2
@@ -28,6 +35,8 @@ from facelens.errors import InvalidParameterException
 
 MIN_HITS = 2
 """Detections a track needs before its first upload."""
+_KEEP = 3
+"""Candidates a window keeps, best first, in case verification rejects the best."""
 _SIZE_HALF = 80.0
 """Face size (shorter side, pixels) scoring half of the size term; larger saturates towards 1."""
 
@@ -70,7 +79,7 @@ def crop_score(crop: BGRImage, face: DetectedFace, region: PixelBox) -> float:
         landmarks=face.landmarks,  # unused by the quality estimate
         confidence=face.confidence,
     )
-    rgb = np.ascontiguousarray(cv2.cvtColor(crop, cv2.COLOR_BGR2RGB))
+    rgb = np.ascontiguousarray(cv2.cvtColor(crop, cv2.COLOR_BGR2RGB), dtype=np.uint8)
     sharpness = estimate_quality(rgb, local).sharpness / 100.0
     pose = estimate_pose(face.landmarks)
     frontal = max(0.0, math.cos(math.radians(pose.yaw)) * math.cos(math.radians(pose.pitch)))
@@ -83,8 +92,7 @@ def crop_score(crop: BGRImage, face: DetectedFace, region: PixelBox) -> float:
 @dataclass
 class _Window:
     start: float
-    hits: int = 0
-    best: ChosenCrop | None = None
+    candidates: list[ChosenCrop] = field(default_factory=list)
     uploads: int = 0
     total_hits: int = 0
 
@@ -94,10 +102,18 @@ class CropPicker:
 
     best_of: seconds a window stays open collecting candidates (0: upload at
     the first chance); reupload: seconds between windows while a track lives;
-    margin: crop margin as a fraction of the face box on each side.
+    margin: crop margin as a fraction of the face box on each side; verify:
+    whether a crop is fit to upload (None: every crop is).
     """
 
-    def __init__(self, *, best_of: float = 0.5, reupload: float = 30.0, margin: float = 0.3) -> None:
+    def __init__(
+        self,
+        *,
+        best_of: float = 0.5,
+        reupload: float = 30.0,
+        margin: float = 0.3,
+        verify: Callable[[ChosenCrop], bool] | None = None,
+    ) -> None:
         if best_of < 0 or reupload <= 0 or margin < 0:
             raise InvalidParameterException(
                 "best_of and margin must not be negative and reupload must be positive"
@@ -105,7 +121,10 @@ class CropPicker:
         self.best_of = best_of
         self.reupload = reupload
         self.margin = margin
+        self._verify = verify
         self._windows: dict[int, _Window] = {}
+        self.rejected = 0
+        """Windows whose every candidate failed verification (nothing uploaded for them)."""
 
     def observe(self, frame: Frame, track_id: int, face: DetectedFace) -> None:
         """A detection of ``track_id`` in ``frame``: a candidate if its window is open."""
@@ -113,14 +132,16 @@ class CropPicker:
         window.total_hits += 1
         if frame.media_time < window.start:
             return
-        window.hits += 1
         region = crop_region(face.box, margin=self.margin, width=frame.width, height=frame.height)
         if region.width < 2 or region.height < 2:
             return
+        candidates = window.candidates
         image = cut(frame.image, region)
         score = crop_score(image, face, region)
-        if window.best is None or score > window.best.score:
-            window.best = ChosenCrop(
+        if len(candidates) >= _KEEP and score <= candidates[-1].score:
+            return
+        candidates.append(
+            ChosenCrop(
                 track_id=track_id,
                 upload=window.uploads,
                 image=image,
@@ -131,16 +152,23 @@ class CropPicker:
                 captured_at=frame.captured_at,
                 captured_monotonic=frame.monotonic,
             )
+        )
+        candidates.sort(key=lambda c: c.score, reverse=True)
+        del candidates[_KEEP:]
 
     def due(self, media_time: float) -> list[ChosenCrop]:
         """Crops whose window has closed by ``media_time``; their tracks' next windows open."""
         chosen = []
         for window in self._windows.values():
-            if window.best is None or media_time < window.start + self.best_of:
+            if not window.candidates or media_time < window.start + self.best_of:
                 continue
             if window.total_hits < MIN_HITS:
                 continue
-            chosen.append(self._take(window, media_time))
+            crop = self._pick(window)
+            window.uploads += 1
+            window.start = max(window.start + self.reupload, media_time)
+            if crop is not None:
+                chosen.append(crop)
         return chosen
 
     def end(self, track_ids: list[int]) -> list[ChosenCrop]:
@@ -148,16 +176,18 @@ class CropPicker:
         chosen = []
         for track_id in track_ids:
             window = self._windows.pop(track_id, None)
-            if window is not None and window.best is not None and window.total_hits >= MIN_HITS:
-                chosen.append(window.best)
+            if window is None or not window.candidates or window.total_hits < MIN_HITS:
+                continue
+            crop = self._pick(window)
+            if crop is not None:
+                chosen.append(crop)
         return chosen
 
-    def _take(self, window: _Window, media_time: float) -> ChosenCrop:
-        best = window.best
-        if best is None:  # pragma: no cover - callers check
-            raise InvalidParameterException("no crop to take")
-        window.best = None
-        window.hits = 0
-        window.uploads += 1
-        window.start = max(window.start + self.reupload, media_time)
-        return best
+    def _pick(self, window: _Window) -> ChosenCrop | None:
+        """The best candidate that passes verification; the window's candidates are cleared."""
+        candidates, window.candidates = window.candidates, []
+        for candidate in candidates:
+            if self._verify is None or self._verify(candidate):
+                return candidate
+        self.rejected += 1
+        return None

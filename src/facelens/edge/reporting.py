@@ -13,13 +13,15 @@ publisher's contract).
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from facelens.bus.publisher import MessagePublisher
-from facelens.edge.types import TrackedFace
+from facelens.edge.types import SourceEvent, SourceEventKind, TrackedFace
+from facelens.edge.uploads import Uploaded, UploadFailed
 from facelens.errors import FacelensError, InvalidParameterException
 
 _log = logging.getLogger(__name__)
@@ -90,3 +92,39 @@ class Reporter:
             self._publisher.publish(self.topic, payload, qos=qos)
         except FacelensError as exc:  # the spool's disk: report, never stop the camera
             _log.error("Could not publish on %s: %s", self.topic, exc)
+
+
+class EdgeStatus:
+    """The runner's parts' events as status messages; built before them, so it can be their
+    callback. Called from the feed's and the uploader's threads: only quick work here.
+    ``source_lost`` tells the frame loop to end its tracks (their crops go out at once)."""
+
+    def __init__(self, reporter: Reporter) -> None:
+        self.reporter = reporter
+        self.source_lost = threading.Event()
+
+    def on_source_event(self, event: SourceEvent) -> None:
+        fields: dict[str, Any] = {"source": event.description, "attempt": event.attempt}
+        if event.error:
+            fields["error"] = event.error
+        if event.info is not None:
+            fields |= {"width": event.info.width, "height": event.info.height}
+            fields["fps"] = round(event.info.fps, 3)
+        if event.kind is SourceEventKind.LOST:
+            _log.warning("Source lost: %s (%s)", event.description, event.error)
+            self.source_lost.set()
+        else:
+            _log.info("%s: %s", event.kind.value.capitalize(), event.description)
+        self.reporter.status(event.kind.value, **fields)
+
+    def on_uploaded(self, uploaded: Uploaded) -> None:
+        latency = None if uploaded.latency is None else round(uploaded.latency * 1000, 1)
+        self.reporter.status("uploaded", key=uploaded.key, bytes=uploaded.size, latency_ms=latency)
+
+    def on_upload_failed(self, failure: UploadFailed) -> None:
+        self.reporter.status(
+            "upload failed",
+            key=failure.key,
+            error={"Code": failure.error.code, "Message": failure.error.message},
+            retrying=failure.retrying,
+        )

@@ -261,7 +261,9 @@ class Uploader:
                 pause = min(pause * 2, self._retry_max)
                 continue
             if failing:
-                _log.info("The object store is back: uploading %d buffered crop(s)", len(self._buffer))
+                _log.info(
+                    "The object store is back: uploading %d buffered crop(s)", len(self._buffer)
+                )
             failing = False
             pause = self._retry_initial
 

@@ -4,13 +4,10 @@ dropped (and counted) when the buffer is full, the rest kept on disk across a re
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 from facelens.edge.crops import PendingCrop
-from facelens.edge.uploads import CropBuffer, Uploaded, UploadFailed, Uploader
+from facelens.edge.uploads import CropBuffer, Uploaded, Uploader, UploadFailed
 from facelens.errors import ServiceUnavailableException
 from facelens.storage.memory import MemoryObjectStore
 from tests.servers._common import free_port
@@ -80,18 +77,16 @@ def test_uploads_in_order_with_latency(tmp_path: Path) -> None:
     assert uploader.stats.latency_count == 5
 
 
-@pytest.fixture
-def s3_port(moto_server: str) -> Iterator[int]:
-    """A free port for a second moto server this test starts and stops itself."""
-    yield free_port()
-
-
 def test_store_down_then_up_loses_nothing(
-    tmp_path: Path, s3_port: int, aws_env: dict[str, str]
+    tmp_path: Path, moto_server: str, aws_env: dict[str, str]
 ) -> None:
+    """A moto server of the test's own (``moto_server`` only checks moto is there), stopped
+    while crops arrive and started again on the same port."""
     from moto.server import ThreadedMotoServer
 
     from facelens.storage.s3 import S3ObjectStore
+
+    s3_port = free_port()
 
     endpoint = f"http://127.0.0.1:{s3_port}"
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=s3_port, verbose=False)

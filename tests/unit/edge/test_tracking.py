@@ -11,7 +11,9 @@ from facelens.errors import InvalidParameterException
 
 def face(left: float, top: float, size: float = 100.0, confidence: float = 95.0) -> DetectedFace:
     p = Point(left + size / 2, top + size / 2)
-    return DetectedFace(PixelBox(left, top, left + size, top + size), Landmarks(p, p, p, p, p), confidence)
+    return DetectedFace(
+        PixelBox(left, top, left + size, top + size), Landmarks(p, p, p, p, p), confidence
+    )
 
 
 def test_iou() -> None:
