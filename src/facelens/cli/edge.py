@@ -71,6 +71,7 @@ def edge(
             "Buffered": summary.pending,
             "BufferDropped": summary.buffer_dropped,
             "Seconds": round(summary.seconds, 3),
+            "FramesPerSecond": round(summary.fps, 2),
         }
 
     run(action)

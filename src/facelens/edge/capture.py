@@ -108,25 +108,41 @@ class FrameFeed:
 
     # ---- the loop's side -------------------------------------------------------------
 
-    def start(self) -> SourceInfo:
-        """Open the source here (its error raises here) and start the reader thread."""
+    def open(self) -> SourceInfo:
+        """Open the source here (its error raises here), without reading yet.
+
+        Separate from :meth:`start` so a caller can check the source before a
+        slow preparation (loading models) and start reading after it: a
+        realtime file's clock and a live source's mailbox start with the reader.
+        """
         with self._cond:
             if self._started:
                 raise FacelensError("this FrameFeed has already been started")
-            self._started = True
+            if self._info is not None:
+                return self._info
         source = self._open_source()
         try:
             info = source.open()
         except BaseException:
             _close(source)
-            with self._cond:
-                self._started = False
             raise
         with self._cond:
             self._source = source
             self._info = info
             self._connected = True
         self._emit(SourceEvent(SourceEventKind.OPENED, info.description, attempt=0, info=info))
+        return info
+
+    def start(self) -> SourceInfo:
+        """Open the source if :meth:`open` was not called, and start the reader thread."""
+        info = self.open()
+        with self._cond:
+            if self._started:
+                raise FacelensError("this FrameFeed has already been started")
+            self._started = True
+            source = self._source
+        if source is None:  # pragma: no cover - open() set it
+            raise FacelensError("the source is not open")
         thread = threading.Thread(
             target=self._run, args=(source,), name=f"frame-feed {info.description}", daemon=True
         )

@@ -49,6 +49,8 @@ class RunSummary:
     pending: int
     buffer_dropped: int
     seconds: float
+    fps: float
+    """Frames processed per second from the first frame to the last (model loading excluded)."""
 
 
 @dataclass
@@ -61,6 +63,8 @@ class _Counters:
     fps: float = 0.0
     last_tick: float = 0.0
     last_processed: int = 0
+    first_frame_at: float = 0.0
+    last_frame_at: float = 0.0
 
 
 class EdgeRunner:
@@ -131,6 +135,9 @@ class EdgeRunner:
             self.server.start()
             _log.info("Live view on %s/stream.mjpg", self.server.url)
         try:
+            # The source is opened first: a mistyped URL or path is reported in a second,
+            # not after the models have loaded (seconds). Reading starts once they have.
+            self.feed.open()
             began = time.perf_counter()
             self.detector.prepare()
             if self.check is not None:
@@ -140,8 +147,8 @@ class EdgeRunner:
                 detector=self.detector.detector.name,
                 seconds=round(time.perf_counter() - began, 3),
             )
-            self.feed.start()
             self.uploader.start()
+            self.feed.start()
             self._loop()
         except FacelensError as exc:
             self.reporter.status("failed", error={"Code": exc.code, "Message": exc.message})
@@ -174,6 +181,9 @@ class EdgeRunner:
         """One frame through detection, tracking and crop picking; the faces it shows."""
         found = self.detector.detect(frame.image)
         c = self._counters
+        c.last_frame_at = time.monotonic()
+        if c.processed == 0:
+            c.first_frame_at = c.last_frame_at
         c.processed += 1
         c.faces += len(found.faces)
         c.detect_seconds += found.seconds
@@ -270,6 +280,8 @@ class EdgeRunner:
 
     def summary(self) -> RunSummary:
         s = self.stats()
+        c = self._counters
+        span = c.last_frame_at - c.first_frame_at
         return RunSummary(
             frames=s.frames_processed,
             dropped=s.frames_dropped,
@@ -279,4 +291,5 @@ class EdgeRunner:
             pending=s.buffer_depth,
             buffer_dropped=s.buffer_dropped,
             seconds=s.uptime_seconds,
+            fps=(c.processed - 1) / span if c.processed > 1 and span > 0 else 0.0,
         )
