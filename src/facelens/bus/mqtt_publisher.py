@@ -134,16 +134,26 @@ class MqttPublisher:
         retain: bool = False,
     ) -> None:
         """Spool one message (a mapping is sent as compact JSON); never waits for the network."""
-        if isinstance(payload, Mapping):
-            try:
-                body = json.dumps(payload, separators=(",", ":")).encode()
-            except (TypeError, ValueError) as exc:
-                raise InvalidParameterException(f"Payload is not JSON-serialisable: {exc}") from exc
-        else:
-            body = bytes(payload)
+        body = _encode(payload)
         self._spool.put(OutgoingMessage(topic, body, qos=qos, retain=retain))
         with self._cond:
             self._cond.notify_all()
+
+    def publish_now(self, topic: str, payload: bytes | Mapping[str, Any]) -> bool:
+        """QoS 0 straight to paho's queue (its network thread sends it), bypassing the spool:
+        dropped, not kept, while disconnected. Whether it was handed to the connection."""
+        with self._cond:
+            client = self._client if self._connected else None
+        if client is None:
+            return False
+        body = _encode(payload)
+        from paho.mqtt.client import MQTT_ERR_SUCCESS
+
+        try:
+            info = client.publish(topic, body, qos=0)
+        except ValueError as exc:
+            raise InvalidParameterException(f"Cannot publish to {topic!r}: {exc}") from exc
+        return info.rc == MQTT_ERR_SUCCESS
 
     def flush(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for the spool to empty; whether it did."""
@@ -337,3 +347,12 @@ class MqttPublisher:
                 self._cond.wait(left)
             self._acked.pop(mid, None)
             return True
+
+
+def _encode(payload: bytes | Mapping[str, Any]) -> bytes:
+    if not isinstance(payload, Mapping):
+        return bytes(payload)
+    try:
+        return json.dumps(payload, separators=(",", ":")).encode()
+    except (TypeError, ValueError) as exc:
+        raise InvalidParameterException(f"Payload is not JSON-serialisable: {exc}") from exc

@@ -23,6 +23,12 @@ class MessagePublisher(Protocol):
         self, topic: str, payload: bytes | Mapping[str, Any], *, qos: int = 1, retain: bool = False
     ) -> None: ...
 
+    def publish_now(self, topic: str, payload: bytes | Mapping[str, Any]) -> bool:
+        """QoS 0 and never stored: sent if the broker is connected now, else dropped; whether
+        it was handed on. For news that is worthless late (a camera's per-frame labels); no
+        disk write, so it is cheap enough for a frame loop."""
+        ...
+
 
 @dataclass(frozen=True)
 class PublishedMessage:
@@ -50,6 +56,10 @@ class MemoryPublisher:
             del self._messages[: -self._max]
             self._changed.notify_all()
         _log.info("published on %s: %s", topic, body.decode(errors="replace"))
+
+    def publish_now(self, topic: str, payload: bytes | Mapping[str, Any]) -> bool:
+        self.publish(topic, payload, qos=0)
+        return True
 
     @property
     def messages(self) -> list[PublishedMessage]:

@@ -5,7 +5,8 @@ uploaded, upload failed, stopped) are QoS 1 and spooled by the publisher:
 they arrive even after a broker outage. Per-frame labels keep the original
 recipe's shape (``{"face": 0.97}``: the highest detection confidence, 0-1)
 with the face count and tracks added; they are QoS 0, at most
-``labels_per_second``, and only sent while the broker is connected: a label
+``labels_per_second``, and only sent while the broker is connected
+(``publish_now``: not spooled, no disk write on the frame loop): a label
 from ten minutes ago is noise, not news. Publishing never blocks (the
 publisher's contract).
 """
@@ -63,14 +64,14 @@ class Reporter:
             "at": datetime.now(UTC).isoformat(),
             **fields,
         }
-        self._publish(payload, qos=1)
+        self._publish(payload)
 
     def labels(self, faces: Sequence[TrackedFace], *, frame_index: int) -> None:
         """The frame's face labels, if any and if the rate allows."""
         if not faces:
             return
         now = self._clock()
-        if now < self._next_label or not getattr(self._publisher, "connected", True):
+        if now < self._next_label:
             return
         self._next_label = now + self._interval
         payload = {
@@ -85,11 +86,14 @@ class Reporter:
             "thing": self.thing,
             "at": datetime.now(UTC).isoformat(),
         }
-        self._publish(payload, qos=0)
-
-    def _publish(self, payload: dict[str, Any], *, qos: int) -> None:
         try:
-            self._publisher.publish(self.topic, payload, qos=qos)
+            self._publisher.publish_now(self.topic, payload)
+        except FacelensError as exc:
+            _log.error("Could not publish labels on %s: %s", self.topic, exc)
+
+    def _publish(self, payload: dict[str, Any]) -> None:
+        try:
+            self._publisher.publish(self.topic, payload, qos=1)
         except FacelensError as exc:  # the spool's disk: report, never stop the camera
             _log.error("Could not publish on %s: %s", self.topic, exc)
 

@@ -59,6 +59,27 @@ def test_published_messages_reach_a_subscriber_in_order(
     assert (stats.published, stats.pending, stats.dropped) == (11, 0, 0)
 
 
+def test_publish_now_sends_only_while_connected_and_never_spools(
+    mqtt_broker: MosquittoBroker, spool: Spool
+) -> None:
+    publisher = MqttPublisher(mqtt_broker.endpoint(), spool=spool)
+    assert not publisher.publish_now("cams/1/labels", {"face": 0.9})  # not started: dropped
+    with Subscriber(mqtt_broker, "cams/#") as subscriber:
+        publisher.start()
+        try:
+            assert wait_until(lambda: publisher.connected)
+            assert publisher.publish_now("cams/1/labels", {"face": 0.97})
+            [got] = subscriber.wait_for(1)
+            mqtt_broker.stop()
+            assert wait_until(lambda: not publisher.connected)
+            assert not publisher.publish_now("cams/1/labels", {"face": 0.5})
+        finally:
+            publisher.stop(timeout=1)
+    assert json.loads(got.payload) == {"face": 0.97}
+    assert got.qos == 0
+    assert len(spool) == 0
+
+
 def test_messages_published_while_the_broker_is_down_all_arrive_in_order(
     mqtt_broker: MosquittoBroker, spool: Spool
 ) -> None:
