@@ -79,3 +79,41 @@ class SqliteDatabase:
             conn.executescript(self._schema)
             self._conn = conn
         return self._conn
+
+
+COUNTERS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT OR IGNORE INTO counters VALUES ('dropped', 0);
+"""
+"""A ``counters`` table with a ``dropped`` row, for the bounded queues (spool, crop buffer)."""
+
+
+def add_to_counter(conn: sqlite3.Connection, name: str, amount: int) -> None:
+    conn.execute("UPDATE counters SET value = value + ? WHERE name = ?", (amount, name))
+
+
+def read_counter(conn: sqlite3.Connection, name: str) -> int:
+    (value,) = conn.execute("SELECT value FROM counters WHERE name = ?", (name,)).fetchone()
+    return int(value)
+
+
+# ``table`` below is always one of our own constant names, never input: formatting it in is safe.
+
+
+def count_rows(conn: sqlite3.Connection, table: str) -> int:
+    (count,) = conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()
+    return int(count)
+
+
+def drop_oldest(conn: sqlite3.Connection, table: str, *, keep: int) -> int:
+    """Deletes the lowest-id rows of ``table`` beyond ``keep`` and counts them in ``dropped``;
+    how many went. Ids must grow with age (``AUTOINCREMENT``)."""
+    excess = count_rows(conn, table) - keep
+    if excess <= 0:
+        return 0
+    conn.execute(
+        f"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} ORDER BY id LIMIT ?)",
+        (excess,),
+    )
+    add_to_counter(conn, "dropped", excess)
+    return excess

@@ -22,7 +22,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from facelens.errors import InvalidParameterException, StorageError
-from facelens.sqlite import SqliteDatabase
+from facelens.sqlite import (
+    COUNTERS_SCHEMA,
+    SqliteDatabase,
+    add_to_counter,
+    count_rows,
+    drop_oldest,
+    read_counter,
+)
 
 _log = logging.getLogger(__name__)
 
@@ -35,11 +42,6 @@ CREATE TABLE IF NOT EXISTS messages (
     retain INTEGER NOT NULL,
     enqueued_at REAL NOT NULL
 );
-CREATE TABLE IF NOT EXISTS counters (
-    name TEXT PRIMARY KEY,
-    value INTEGER NOT NULL
-);
-INSERT OR IGNORE INTO counters VALUES ('dropped', 0);
 """
 
 
@@ -88,7 +90,9 @@ class Spool:
             raise InvalidParameterException(f"max_messages must be positive, not {max_messages}")
         self._path = path
         self._max = max_messages
-        self._db = SqliteDatabase(path, schema=_SCHEMA, what="The MQTT spool", fsync=fsync)
+        self._db = SqliteDatabase(
+            path, schema=_SCHEMA + COUNTERS_SCHEMA, what="The MQTT spool", fsync=fsync
+        )
 
     @property
     def path(self) -> Path:
@@ -108,17 +112,7 @@ class Spool:
                 (message.topic, message.payload, message.qos, int(message.retain), enqueued_at),
             )
             new_id = cursor.lastrowid
-            (count,) = conn.execute("SELECT COUNT(*) FROM messages").fetchone()
-            excess = count - self._max
-            if excess > 0:
-                conn.execute(
-                    "DELETE FROM messages WHERE id IN"
-                    " (SELECT id FROM messages ORDER BY id LIMIT ?)",
-                    (excess,),
-                )
-                conn.execute(
-                    "UPDATE counters SET value = value + ? WHERE name = 'dropped'", (excess,)
-                )
+            drop_oldest(conn, "messages", keep=self._max)
         if new_id is None:
             raise StorageError("The MQTT spool did not return an id for the new message")
         return int(new_id)
@@ -143,7 +137,7 @@ class Spool:
                 except (InvalidParameterException, TypeError, ValueError) as exc:
                     _log.error("Dropping unreadable spool row %s: %s", row[0], exc)
                     conn.execute("DELETE FROM messages WHERE id = ?", (row[0],))
-                    conn.execute("UPDATE counters SET value = value + 1 WHERE name = 'dropped'")
+                    add_to_counter(conn, "dropped", 1)
                     continue
                 found.append(SpooledMessage(row[0], message))
         return found
@@ -160,13 +154,11 @@ class Spool:
     def dropped(self) -> int:
         """Messages dropped (the spool was full, or a row was unreadable) over the file's life."""
         with self._db.transaction() as conn:
-            (value,) = conn.execute("SELECT value FROM counters WHERE name = 'dropped'").fetchone()
-        return int(value)
+            return read_counter(conn, "dropped")
 
     def __len__(self) -> int:
         with self._db.transaction() as conn:
-            (count,) = conn.execute("SELECT COUNT(*) FROM messages").fetchone()
-        return int(count)
+            return count_rows(conn, "messages")
 
     def close(self) -> None:
         self._db.close()

@@ -26,7 +26,14 @@ from pathlib import Path
 
 from facelens.edge.crops import PendingCrop
 from facelens.errors import FacelensError, InvalidParameterException, StorageError
-from facelens.sqlite import SqliteDatabase
+from facelens.sqlite import (
+    COUNTERS_SCHEMA,
+    SqliteDatabase,
+    add_to_counter,
+    count_rows,
+    drop_oldest,
+    read_counter,
+)
 from facelens.storage.protocol import ObjectStore
 
 _log = logging.getLogger(__name__)
@@ -38,8 +45,6 @@ CREATE TABLE IF NOT EXISTS crops (
     body BLOB NOT NULL,
     metadata TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
-INSERT OR IGNORE INTO counters VALUES ('dropped', 0);
 """
 _QUEUE_MAX = 256
 """Crops between the frame loop and the disk; only a stalled disk fills it (then crops drop)."""
@@ -59,7 +64,9 @@ class CropBuffer:
             raise InvalidParameterException(f"max_crops must be positive, not {max_crops}")
         self.path = path
         self.max_crops = max_crops
-        self._db = SqliteDatabase(path, schema=_SCHEMA, what="The crop buffer", fsync=fsync)
+        self._db = SqliteDatabase(
+            path, schema=_SCHEMA + COUNTERS_SCHEMA, what="The crop buffer", fsync=fsync
+        )
 
     def put(self, crop: PendingCrop) -> int:
         """Appends ``crop`` (dropping the oldest beyond ``max_crops``); its id."""
@@ -68,16 +75,8 @@ class CropBuffer:
                 "INSERT INTO crops (key, body, metadata) VALUES (?, ?, ?)",
                 (crop.key, crop.body, json.dumps(crop.metadata)),
             )
-            (count,) = conn.execute("SELECT COUNT(*) FROM crops").fetchone()
-            excess = count - self.max_crops
-            if excess > 0:
-                conn.execute(
-                    "DELETE FROM crops WHERE id IN (SELECT id FROM crops ORDER BY id LIMIT ?)",
-                    (excess,),
-                )
-                conn.execute(
-                    "UPDATE counters SET value = value + ? WHERE name = 'dropped'", (excess,)
-                )
+            excess = drop_oldest(conn, "crops", keep=self.max_crops)
+            if excess:
                 _log.warning("Crop buffer full (%d): dropped the %d oldest", self.max_crops, excess)
         if cursor.lastrowid is None:
             raise StorageError("The crop buffer did not return an id")
@@ -102,19 +101,17 @@ class CropBuffer:
 
     def count_dropped(self, n: int) -> None:
         with self._db.transaction() as conn:
-            conn.execute("UPDATE counters SET value = value + ? WHERE name = 'dropped'", (n,))
+            add_to_counter(conn, "dropped", n)
 
     @property
     def dropped(self) -> int:
         """Crops given up over the file's life (buffer full, or refused for good by the store)."""
         with self._db.transaction() as conn:
-            (value,) = conn.execute("SELECT value FROM counters WHERE name = 'dropped'").fetchone()
-        return int(value)
+            return read_counter(conn, "dropped")
 
     def __len__(self) -> int:
         with self._db.transaction() as conn:
-            (count,) = conn.execute("SELECT COUNT(*) FROM crops").fetchone()
-        return int(count)
+            return count_rows(conn, "crops")
 
     def close(self) -> None:
         self._db.close()
