@@ -257,14 +257,13 @@ class Components:
             )
         )
         names = NameBoard()
+        listener = None
         if self.settings.mqtt.url is not None:
             listener = RecognitionListener(
                 self.mqtt_endpoint(suffix=f"{self.instance_name}-names"),
                 names,
                 topic=self.settings.recognizer.topic,
             )
-            listener.start()
-            self._closers.append(listener.stop)
         buffer = CropBuffer(
             self._home_file(f"{self.instance_name}-crops.db"), max_crops=e.buffer_max_crops
         )
@@ -318,6 +317,7 @@ class Components:
             uploader=uploader,
             status=status,
             names=names,
+            listener=listener,
             view=view,
             server=server,
             mqtt_connected=self._mqtt_connected,

@@ -21,7 +21,7 @@ from facelens.edge.capture import FrameFeed
 from facelens.edge.crops import DEFAULT_KEY_TEMPLATE, encode_crop
 from facelens.edge.detection import CropCheck, FrameDetector
 from facelens.edge.metrics import format_stats
-from facelens.edge.names import NameBoard
+from facelens.edge.names import NameBoard, RecognitionListener
 from facelens.edge.picking import ChosenCrop, CropPicker
 from facelens.edge.reporting import EdgeStatus
 from facelens.edge.server import ViewServer
@@ -86,6 +86,7 @@ class EdgeRunner:
         uploader: Uploader,
         status: EdgeStatus,
         names: NameBoard,
+        listener: RecognitionListener | None = None,
         view: LiveView | None = None,
         server: ViewServer | None = None,
         mqtt_connected: Callable[[], bool | None] = lambda: None,
@@ -102,6 +103,7 @@ class EdgeRunner:
         self.status = status
         self.reporter = status.reporter
         self.names = names
+        self.listener = listener
         self.view = view
         self.server = server
         self._mqtt_connected = mqtt_connected
@@ -131,10 +133,12 @@ class EdgeRunner:
         self._started = time.monotonic()
         self._counters.last_tick = self._started
         self.reporter.status("started", detector=self.detector.detector.name)
-        if self.server is not None:
-            self.server.start()
-            _log.info("Live view on %s/stream.mjpg", self.server.url)
         try:
+            if self.listener is not None:
+                self.listener.start()
+            if self.server is not None:
+                self.server.start()
+                _log.info("Live view on %s/stream.mjpg", self.server.url)
             # The source is opened first: a mistyped URL or path is reported in a second,
             # not after the models have loaded (seconds). Reading starts once they have.
             self.feed.open()
@@ -244,6 +248,8 @@ class EdgeRunner:
             self.view.close()
         if self.server is not None:
             self.server.stop()
+        if self.listener is not None:
+            self.listener.stop()
 
     # -- figures --
     def stats(self) -> EdgeStats:
