@@ -20,6 +20,7 @@ pytest_plugins = [
     "tests.servers.mosquitto",
     "tests.servers.moto",
     "tests.servers.mjpeg",
+    "tests.servers.facelens_api",
 ]
 
 REPO = Path(__file__).resolve().parents[1]

@@ -271,6 +271,53 @@ class EdgeSettings(_Section):
     )
 
 
+class Camera(_Section):
+    """An edge runner's live view, shown on the dashboard."""
+
+    name: str = Field(min_length=1, description="The camera's thing name.")
+    url: str = Field(description="Its live view, e.g. 'http://127.0.0.1:8554/stream.mjpg'.")
+
+
+class ServeSettings(_Section):
+    """`facelens serve`: the HTTP API, the Rekognition endpoint and the dashboard."""
+
+    host: str = Field(
+        default="127.0.0.1",
+        description=(
+            "Address to listen on. Without API keys (`facelens keys create`) only loopback is "
+            "allowed, and every request is trusted."
+        ),
+    )
+    port: int = Field(default=8080, ge=0, le=65535, description="Port; 0 picks a free one.")
+    max_upload_bytes: int = Field(
+        default=15 * 1024 * 1024,
+        gt=0,
+        description="Largest request body accepted (photos, JSON with base64 images), bytes.",
+    )
+    failed_auth_limit: int = Field(
+        default=10,
+        ge=1,
+        description=(
+            "Failed authentications allowed per client address per minute; beyond it the "
+            "client gets ThrottlingException (HTTP 429) until the minute has passed."
+        ),
+    )
+    session_hours: float = Field(
+        default=12.0, gt=0, description="How long a dashboard login lasts, hours."
+    )
+    collection_id: str | None = Field(
+        default=None,
+        description="Collection the dashboard enrols into (default: recognizer.collection_id).",
+    )
+    region: str = Field(
+        default="us-east-1",
+        description="Region the Rekognition endpoint answers for (SigV4 credential scope).",
+    )
+    cameras: list[Camera] = Field(
+        default_factory=list, description="Edge runners' live views shown on the dashboard."
+    )
+
+
 class Settings(BaseSettings):
     """facelens configuration; every field can be set as ``FACELENS_<NAME>``."""
 
@@ -363,6 +410,9 @@ class Settings(BaseSettings):
         default_factory=RecognizerSettings, description="The recognizer."
     )
     edge: EdgeSettings = Field(default_factory=EdgeSettings, description="The edge runner.")
+    serve: ServeSettings = Field(
+        default_factory=ServeSettings, description="The HTTP API and dashboard."
+    )
     notify: list[NotifyChannel] = Field(
         default_factory=list,
         description="Notification channels (JSON list of {url, rule, cooldown_seconds}).",

@@ -151,3 +151,31 @@ class SourceUnavailableException(FacelensError):
 
     code = "SourceUnavailableException"
     http_status = 503
+
+
+class UnrecognizedClientException(FacelensError):
+    """No credentials, or credentials that name no key facelens issued."""
+
+    code = "UnrecognizedClientException"
+    http_status = 401
+
+
+class InvalidSignatureException(FacelensError):
+    """An AWS Signature Version 4 that does not match the request (or is too old)."""
+
+    code = "InvalidSignatureException"
+    http_status = 403
+
+
+class TooManyFailedAuthenticationsException(ThrottlingException):
+    """A client failed to authenticate too often; it must wait before trying again."""
+
+    code = "ThrottlingException"
+    http_status = 429
+
+
+class RequestEntityTooLargeException(FacelensError):
+    """A request body over the server's upload limit."""
+
+    code = "RequestEntityTooLargeException"
+    http_status = 413

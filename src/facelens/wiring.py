@@ -36,6 +36,7 @@ from facelens.storage.protocol import ObjectStore
 from facelens.storage.registry import open_object_store
 
 if TYPE_CHECKING:
+    from facelens.api.keys import KeyStore
     from facelens.bus.mqtt_config import MqttEndpoint
     from facelens.bus.mqtt_publisher import MqttPublisher
     from facelens.bus.spool import Spool
@@ -229,6 +230,13 @@ class Components:
             options=options,
         )
 
+    # -- the HTTP server --
+    @cached_property
+    def keys(self) -> KeyStore:
+        from facelens.api.keys import KeyStore
+
+        return KeyStore(self._home_file("keys.db"))
+
     # -- the edge runner --
     def edge_runner(
         self, *, source: str, thing: str, realtime: bool = False, max_frames: int | None = None
@@ -339,7 +347,8 @@ class Components:
         self._closers.clear()
         if "notifier" in built:
             self.notifier.stop()
-        for name in ("event_source", "outbox", "ledger", "profiles", "raw_objects", "store"):
+        names = ("event_source", "outbox", "ledger", "profiles", "raw_objects", "store", "keys")
+        for name in names:
             part = built.get(name)
             if part is not None:
                 with contextlib.suppress(Exception):  # closing is best effort at shutdown

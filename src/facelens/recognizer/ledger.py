@@ -104,6 +104,49 @@ class RecognitionLedger:
             ).fetchall()
         return [_recognition(row) for row in rows]
 
+    def history(
+        self,
+        *,
+        limit: int = 50,
+        status: Status | None = None,
+        camera: str | None = None,
+        user_id: str | None = None,
+        before: tuple[str, str] | None = None,
+        after: str | None = None,
+    ) -> list[Recognition]:
+        """Outcomes newest first, filtered, one page at a time.
+
+        before: the (recognized_at ISO text, recognition_id) of the last record
+        of the previous page (a cursor; :func:`cursor_of`); after: only records
+        newer than this ISO time (a live feed's tail). camera / user_id match the
+        message's ``Camera`` / ``UserId``.
+        """
+        clauses: list[str] = []
+        params: list[Any] = []
+        if status is not None:
+            clauses.append("status = ?")
+            params.append(status.value)
+        if camera is not None:
+            clauses.append("json_extract(message, '$.Camera') = ?")
+            params.append(camera)
+        if user_id is not None:
+            clauses.append("json_extract(message, '$.UserId') = ?")
+            params.append(user_id)
+        if before is not None:
+            clauses.append("(recognized_at < ? OR (recognized_at = ? AND recognition_id > ?))")
+            params += [before[0], before[0], before[1]]
+        if after is not None:
+            clauses.append("recognized_at > ?")
+            params.append(after)
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        with self._db.transaction() as conn:
+            rows = conn.execute(
+                f"SELECT * FROM recognitions{where}"
+                " ORDER BY recognized_at DESC, recognition_id LIMIT ?",
+                [*params, limit],
+            ).fetchall()
+        return [_recognition(row) for row in rows]
+
     def dead_letters(self, *, limit: int = 50) -> list[Recognition]:
         return self.recent(limit=limit, status=Status.ERROR)
 
@@ -130,6 +173,11 @@ class RecognitionLedger:
 
     def close(self) -> None:
         self._db.close()
+
+
+def cursor_of(recognition: Recognition) -> tuple[str, str]:
+    """The paging cursor after ``recognition`` for :meth:`RecognitionLedger.history`."""
+    return recognition.recognized_at.isoformat(), recognition.recognition_id
 
 
 def _recognition(row: tuple[Any, ...]) -> Recognition:

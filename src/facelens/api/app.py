@@ -1,0 +1,165 @@
+"""The HTTP server: one FastAPI app with the REST API, the Rekognition endpoint and the dashboard.
+
+Routers stay thin: they parse, call the services ``Components`` built, and
+shape the answer. Every ``FacelensError`` becomes AWS's JSON error shape
+(``{"__type": code, "message": …}``) with its HTTP status, here and only
+here, so boto3 raises its own exception classes and REST clients see the
+same codes as the CLI. Request bodies are capped (``serve.max_upload_bytes``)
+while they stream in, before anything is parsed.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from facelens.api.keys import KeyStore
+from facelens.api.security import Authenticator, FailureLimiter, Sessions
+from facelens.config import ServeSettings
+from facelens.errors import FacelensError, RequestEntityTooLargeException
+from facelens.wiring import Components
+
+_log = logging.getLogger(__name__)
+
+_HTTP_CODES = {
+    401: "UnrecognizedClientException",
+    403: "AccessDeniedException",
+    404: "ResourceNotFoundException",
+    405: "UnknownOperationException",
+    413: "RequestEntityTooLargeException",
+}
+
+
+@dataclass
+class ServerContext:
+    """What the routers use: the services, the key store, the server's settings."""
+
+    components: Components
+    keys: KeyStore
+    settings: ServeSettings
+
+    @property
+    def collection_id(self) -> str:
+        """The collection the dashboard enrols into and the recognizer searches."""
+        return self.settings.collection_id or self.components.settings.recognizer.collection_id
+
+
+def error_response(error: FacelensError) -> JSONResponse:
+    headers = {"x-amzn-ErrorType": error.code}
+    if error.http_status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="facelens"'
+    return JSONResponse(
+        {"__type": error.code, "message": error.message},
+        status_code=error.http_status,
+        headers=headers,
+    )
+
+
+def create_app(
+    components: Components, *, keys: KeyStore, settings: ServeSettings, open_access: bool
+) -> FastAPI:
+    """The app; ``open_access`` (no keys exist) trusts every caller: loopback only."""
+    from facelens.api import dashboard, rekognition, rest
+
+    app = FastAPI(
+        title="facelens",
+        summary="Open person identification: collections, profiles, identifications.",
+        version="0.1.0",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.ctx = ServerContext(components, keys, settings)
+    app.state.authenticator = Authenticator(
+        keys,
+        open_access=open_access,
+        limiter=FailureLimiter(settings.failed_auth_limit),
+        sessions=Sessions(hours=settings.session_hours),
+    )
+
+    @app.exception_handler(FacelensError)
+    async def facelens_error(_request: Request, exc: FacelensError) -> JSONResponse:
+        return error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        detail = "; ".join(
+            f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in exc.errors()
+        )
+        return JSONResponse(
+            {"__type": "ValidationException", "message": detail or "Invalid request"},
+            status_code=400,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = _HTTP_CODES.get(exc.status_code, "ValidationException")
+        return JSONResponse(
+            {"__type": code, "message": str(exc.detail)},
+            status_code=exc.status_code,
+            headers=exc.headers,
+        )
+
+    app.include_router(rest.router, prefix="/api/v1")
+    app.include_router(rekognition.router)
+    app.include_router(dashboard.router)
+
+    @app.get("/", include_in_schema=False)
+    async def root() -> RedirectResponse:
+        return RedirectResponse("/ui/", status_code=303)
+
+    app.add_middleware(BodyLimit, limit=settings.max_upload_bytes)
+    return app
+
+
+class BodyLimit:
+    """ASGI middleware: a body over ``limit`` bytes is refused with 413 as it streams in,
+    whether or not it declared its length, before the app reads (and buffers) it."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers", [])).get(b"content-length")
+        too_large = RequestEntityTooLargeException(
+            f"The request body is over the {self.limit}-byte limit"
+        )
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await error_response(too_large)(scope, receive, send)
+            return
+        seen = 0
+        started = False
+
+        async def counting_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise _TooLarge
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except _TooLarge:
+            if not started:
+                await error_response(too_large)(scope, receive, send)
+
+
+class _TooLarge(Exception):
+    pass

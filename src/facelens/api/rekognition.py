@@ -1,0 +1,7 @@
+"""The Rekognition-compatible endpoint (being written)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()

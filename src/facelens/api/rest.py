@@ -1,0 +1,7 @@
+"""The native REST API (being written)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()

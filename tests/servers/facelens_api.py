@@ -1,0 +1,71 @@
+"""A real facelens HTTP server per test: uvicorn on a free loopback port, a private home.
+
+The server is the one ``facelens serve`` runs (``build_server``), with an
+admin and a read-only API key and a SigV4 access key already issued, so
+tests exercise authentication as deployed. The face engine is loaded on
+first use (the first enrolment or search), once per server.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from facelens.api.keys import Role
+from facelens.api.serve import build_server
+from facelens.config import ServeSettings, Settings
+from facelens.http_server import ThreadedServer
+from facelens.wiring import Components
+
+
+@dataclass
+class ApiServer:
+    url: str
+    components: Components
+    admin_token: str
+    reader_token: str
+    access_key_id: str
+    secret_access_key: str
+    region: str
+    server: ThreadedServer
+
+    def headers(self, *, token: str | None = None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token or self.admin_token}"}
+
+
+def start_api_server(home: Path, *, models_dir: Path | None = None, **serve: object) -> ApiServer:
+    settings = Settings(
+        home=home,
+        models_dir=models_dir,
+        serve=ServeSettings(port=0, **serve),  # type: ignore[arg-type]
+    )
+    components = Components(settings, instance="api-test")
+    admin = components.keys.create_api_key("test-admin", Role.ADMIN)
+    reader = components.keys.create_api_key("test-reader", Role.READ)
+    access = components.keys.create_access_key("test-sdk", Role.ADMIN)
+    server, _ = build_server(components)
+    server.start()
+    return ApiServer(
+        url=server.url,
+        components=components,
+        admin_token=admin.token.get_secret_value(),
+        reader_token=reader.token.get_secret_value(),
+        access_key_id=access.access_key_id,
+        secret_access_key=access.secret_access_key.get_secret_value(),
+        region=settings.serve.region,
+        server=server,
+    )
+
+
+@pytest.fixture
+def api_server(tmp_path: Path) -> Iterator[ApiServer]:
+    """A started server with keys (admin, reader, SigV4) on a private home; stopped after."""
+    started = start_api_server(tmp_path / "home")
+    try:
+        yield started
+    finally:
+        started.server.stop()
+        started.components.close()
