@@ -22,7 +22,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from facelens.api.keys import KeyStore
 from facelens.api.security import Authenticator, FailureLimiter, Sessions
 from facelens.config import ServeSettings
-from facelens.errors import FacelensError, RequestEntityTooLargeException
+from facelens.errors import (
+    ConflictException,
+    FacelensError,
+    RequestEntityTooLargeException,
+    ResourceAlreadyExistsException,
+    ResourceNotFoundException,
+)
 from facelens.wiring import Components
 
 _log = logging.getLogger(__name__)
@@ -50,13 +56,20 @@ class ServerContext:
         return self.settings.collection_id or self.components.settings.recognizer.collection_id
 
 
-def error_response(error: FacelensError) -> JSONResponse:
+def error_response(error: FacelensError, *, rest: bool = False) -> JSONResponse:
+    """AWS's JSON error shape. ``rest``: the native API's statuses (404 for what does not
+    exist, 409 for conflicts) instead of Rekognition's 400s; the ``__type`` is the same."""
     headers = {"x-amzn-ErrorType": error.code}
+    status = error.http_status
+    if rest and isinstance(error, ResourceNotFoundException) and status == 400:
+        status = 404
+    elif rest and isinstance(error, ResourceAlreadyExistsException | ConflictException):
+        status = 409
     if error.http_status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="facelens"'
     return JSONResponse(
         {"__type": error.code, "message": error.message},
-        status_code=error.http_status,
+        status_code=status,
         headers=headers,
     )
 
@@ -83,8 +96,8 @@ def create_app(
     )
 
     @app.exception_handler(FacelensError)
-    async def facelens_error(_request: Request, exc: FacelensError) -> JSONResponse:
-        return error_response(exc)
+    async def facelens_error(request: Request, exc: FacelensError) -> JSONResponse:
+        return error_response(exc, rest=request.url.path.startswith("/api/"))
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -137,29 +150,31 @@ class BodyLimit:
             await error_response(too_large)(scope, receive, send)
             return
         seen = 0
-        started = False
+        started = refused = False
 
         async def counting_receive() -> Message:
-            nonlocal seen
+            # Over the limit: answer 413 at once and tell the app the client has gone, so
+            # it stops reading; whatever it then tries to send is dropped.
+            nonlocal seen, started, refused
+            if refused:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.limit:
-                    raise _TooLarge
+                    refused = True
+                    if not started:
+                        started = True
+                        await error_response(too_large)(scope, receive, send)
+                    return {"type": "http.disconnect"}
             return message
 
-        async def tracking_send(message: Message) -> None:
+        async def guarded_send(message: Message) -> None:
             nonlocal started
+            if refused:
+                return
             if message["type"] == "http.response.start":
                 started = True
             await send(message)
 
-        try:
-            await self.app(scope, counting_receive, tracking_send)
-        except _TooLarge:
-            if not started:
-                await error_response(too_large)(scope, receive, send)
-
-
-class _TooLarge(Exception):
-    pass
+        await self.app(scope, counting_receive, guarded_send)

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import typer
 
-from facelens.cli import bench, collections, edge, faces, objects, profiles, recognizer, users
+from facelens.cli import (
+    bench,
+    collections,
+    edge,
+    faces,
+    objects,
+    profiles,
+    recognizer,
+    serve,
+    users,
+)
 
 
 def build_app() -> typer.Typer:
@@ -21,6 +31,8 @@ def build_app() -> typer.Typer:
     app.add_typer(objects.app, name="objects")
     app.add_typer(recognizer.app, name="recognizer")
     app.command("edge")(edge.edge)
+    app.command("serve")(serve.serve)
+    app.add_typer(serve.keys_app, name="keys")
     app.add_typer(bench.app, name="bench")
     return app
 

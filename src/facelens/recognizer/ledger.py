@@ -147,6 +147,14 @@ class RecognitionLedger:
             ).fetchall()
         return [_recognition(row) for row in rows]
 
+    def count(self, *, status: Status | None = None) -> int:
+        sql, params = "SELECT COUNT(*) FROM recognitions", []
+        if status is not None:
+            sql, params = sql + " WHERE status = ?", [status.value]
+        with self._db.transaction() as conn:
+            (value,) = conn.execute(sql, params).fetchone()
+        return int(value)
+
     def dead_letters(self, *, limit: int = 50) -> list[Recognition]:
         return self.recent(limit=limit, status=Status.ERROR)
 
