@@ -179,3 +179,38 @@ class RequestEntityTooLargeException(FacelensError):
 
     code = "RequestEntityTooLargeException"
     http_status = 413
+
+
+class InvalidS3ObjectException(FacelensError):
+    """An image named by ``S3Object`` that cannot be read: no such bucket, key or version."""
+
+    code = "InvalidS3ObjectException"
+    http_status = 400
+
+
+class MissingAuthenticationTokenException(UnrecognizedClientException):
+    """A request to the Rekognition endpoint that carries no AWS signature at all."""
+
+    code = "MissingAuthenticationTokenException"
+    http_status = 403
+
+
+class IncompleteSignatureException(InvalidSignatureException):
+    """An ``Authorization`` header that is not a well-formed AWS Signature Version 4."""
+
+    code = "IncompleteSignatureException"
+    http_status = 400
+
+
+class UnknownOperationException(FacelensError):
+    """An ``X-Amz-Target`` naming no operation the Rekognition endpoint implements."""
+
+    code = "UnknownOperationException"
+    http_status = 400
+
+
+class SerializationException(FacelensError):
+    """A request body that is not the JSON object the operation expects."""
+
+    code = "SerializationException"
+    http_status = 400

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from facelens.collection.compare import CompareFacesResult
 from facelens.collection.models import (
     AssociateFacesResult,
     CollectionInfo,
@@ -213,3 +214,46 @@ def search_users_by_image(result: SearchUsersResult) -> Json:
             for u in result.unsearched_faces
         ],
     }
+
+
+def delete_collection() -> Json:
+    return {"StatusCode": 200}
+
+
+def detect_faces(details: list[FaceDetail]) -> Json:
+    """FaceDetails with the DEFAULT attributes (facelens computes no others, even for ALL)."""
+    return {"FaceDetails": [face_detail(d) for d in details]}
+
+
+def compare_faces(result: CompareFacesResult) -> Json:
+    """Each compared face is a Rekognition ComparedFace: a FaceDetail's default fields."""
+    source = result.source_face
+    return {
+        "SourceImageFace": {
+            "BoundingBox": bounding_box(source.bounding_box),
+            "Confidence": source.confidence,
+        },
+        "FaceMatches": [
+            {"Similarity": m.similarity, "Face": face_detail(m.detail)} for m in result.face_matches
+        ],
+        "UnmatchedFaces": [face_detail(u.detail) for u in result.unmatched_faces],
+    }
+
+
+def search_users(
+    matches: list[UserMatch],
+    *,
+    face_model_version: str,
+    searched_face_id: str | None = None,
+    searched_user_id: str | None = None,
+) -> Json:
+    """SearchUsers' answer: ``SearchedFace`` or ``SearchedUser`` names what was searched with."""
+    out: Json = {
+        "UserMatches": [_user_match(m) for m in matches],
+        "FaceModelVersion": face_model_version,
+    }
+    if searched_face_id is not None:
+        out["SearchedFace"] = {"FaceId": searched_face_id}
+    if searched_user_id is not None:
+        out["SearchedUser"] = {"UserId": searched_user_id}
+    return out
