@@ -1,7 +1,274 @@
-"""The dashboard (being written)."""
+"""The dashboard: server-rendered pages under ``/ui/``: login, the live feed, crops, cameras.
+
+People, unknown faces and search live in :mod:`facelens.api.dashboard_people`;
+what the pages share (templates, login redirects, same-origin checks) in
+:mod:`facelens.api.dashboard_web`. No framework and nothing from a CDN: one
+stylesheet and one small script, served from the package, so a
+dashboard on a LAN without internet works, and the CSP allows only 'self'.
+
+The live feed is Server-Sent Events: ``/ui/feed`` polls the recognizer's
+ledger every ``FEED_POLL_SECONDS`` (in the thread pool: SQLite blocks) and
+sends each new sighting as a rendered HTML fragment; the page's script puts
+it at the top of the list. Polling the ledger rather than subscribing to
+MQTT works with every deployment (no broker needed) and sees exactly what
+the ledger's history API pages through.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import asyncio
+import json
+import threading
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
 
-router = APIRouter()
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.responses import RedirectResponse, Response, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from facelens.api import dashboard_people
+from facelens.api.dashboard_web import (
+    STATIC,
+    authenticator,
+    check_same_origin,
+    form_text,
+    origin_of,
+    page,
+    public_url,
+    safe_next,
+    server,
+    sightings,
+    templates,
+    viewer,
+)
+from facelens.api.keys import Principal, Role
+from facelens.api.security import SESSION_COOKIE, require
+from facelens.errors import (
+    FacelensError,
+    InvalidParameterException,
+    ResourceNotFoundException,
+    UnrecognizedClientException,
+)
+from facelens.recognizer.ledger import Status
+
+router = APIRouter(include_in_schema=False)
+router.include_router(dashboard_people.router)
+
+Viewer = Annotated[Principal, Depends(viewer)]
+
+FEED_SIZE = 40
+"""Sightings the feed page starts with."""
+FEED_POLL_SECONDS = 0.5
+FEED_LOOKBACK_SECONDS = 10.0
+"""Each poll re-reads this far behind the newest sighting sent, so a record written late
+(a worker that recognized first but recorded second) is still sent; ids already sent
+are skipped."""
+FEED_BATCH = 50
+KEEPALIVE_SECONDS = 15.0
+"""A comment line after this much silence, so proxies keep the stream and a gone client
+is noticed."""
+_STATIC_TYPES = {"style.css": "text/css; charset=utf-8", "app.js": "text/javascript; charset=utf-8"}
+_CROP_TYPES = {"image/jpeg", "image/png", "image/webp"}
+
+
+# -- login --
+
+
+@router.get("/ui/login")
+def login_form(request: Request, next: str | None = None) -> Response:
+    if authenticator(request).open_access:
+        return RedirectResponse(safe_next(next), status_code=303)
+    return page(request, "login.html", next=safe_next(next), active="login")
+
+
+@router.post("/ui/login")
+async def login(request: Request) -> Response:
+    check_same_origin(request)
+    async with request.form() as form:
+        token = form_text(form, "token", max_chars=200)
+        target = safe_next(form_text(form, "next", max_chars=1000))
+    auth = authenticator(request)
+    try:
+        session_id = await run_in_threadpool(auth.login, request, token)
+    except UnrecognizedClientException:
+        return page(
+            request,
+            "login.html",
+            status_code=401,
+            next=target,
+            active="login",
+            login_error="That API key is not valid.",
+        )
+    except FacelensError as exc:  # too many failures from this address
+        return page(
+            request,
+            "login.html",
+            status_code=exc.http_status,
+            next=target,
+            active="login",
+            login_error=exc.message,
+        )
+    response = RedirectResponse(target, status_code=303)
+    response.set_cookie(
+        SESSION_COOKIE,
+        session_id,
+        max_age=auth.sessions.max_age,
+        path="/",
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
+    return response
+
+
+@router.post("/ui/logout")
+def logout(request: Request) -> Response:
+    check_same_origin(request)
+    session_id = request.cookies.get(SESSION_COOKIE)
+    if session_id:
+        authenticator(request).sessions.close(session_id)
+    response = RedirectResponse("/ui/login", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
+    return response
+
+
+# -- the live feed --
+
+
+@router.get("/ui/")
+def live(request: Request, _who: Viewer) -> Response:
+    ctx = server(request)
+    records = ctx.components.ledger.history(limit=FEED_SIZE + 10)
+    shown = sightings(ctx, [r for r in records if r.status is not Status.ERROR][:FEED_SIZE])
+    newest = shown[0].seen_iso if shown else datetime.now(UTC).isoformat()
+    try:
+        ctx.components.collections.describe_collection(ctx.collection_id)
+        has_collection = True
+    except ResourceNotFoundException:
+        has_collection = False
+    return page(
+        request,
+        "feed.html",
+        sightings=shown,
+        after=newest,
+        has_collection=has_collection,
+        active="live",
+    )
+
+
+@router.get("/ui/feed", dependencies=[Depends(require(Role.READ))])
+async def feed(request: Request, after: str | None = None) -> StreamingResponse:
+    """``text/event-stream`` of sightings newer than ``after`` (or the Last-Event-ID)."""
+    start = _time(request.headers.get("last-event-id")) or _time(after) or datetime.now(UTC)
+    return StreamingResponse(
+        _events(request, start),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+async def _events(request: Request, start: datetime) -> AsyncIterator[str]:
+    ctx = server(request)
+    ledger = ctx.components.ledger
+    fragment = templates().get_template("_sighting.html")
+    stopping = _stopping(request.app)
+    newest = start
+    sent: OrderedDict[str, None] = OrderedDict()
+    quiet = 0.0
+    yield "retry: 2000\n\n"
+    while not stopping.is_set() and not await request.is_disconnected():
+        since = (newest - timedelta(seconds=FEED_LOOKBACK_SECONDS)).astimezone(UTC)
+        records = await run_in_threadpool(ledger.history, limit=FEED_BATCH, after=since.isoformat())
+        fresh = [
+            r
+            for r in reversed(records)
+            if r.recognition_id not in sent and r.status is not Status.ERROR
+        ]
+        for s in sightings(ctx, fresh):
+            sent[s.recognition_id] = None
+            if len(sent) > 4 * FEED_BATCH:
+                sent.popitem(last=False)
+            newest = max(newest, s.seen_at)
+            data = json.dumps({"id": s.recognition_id, "html": fragment.render(s=s)})
+            yield f"id: {s.seen_iso}\nevent: sighting\ndata: {data}\n\n"
+        quiet = 0.0 if fresh else quiet + FEED_POLL_SECONDS
+        if quiet >= KEEPALIVE_SECONDS:
+            quiet = 0.0
+            yield ": keepalive\n\n"
+        await asyncio.sleep(FEED_POLL_SECONDS)
+
+
+def _stopping(app: FastAPI) -> threading.Event:
+    """The app's ``stopping`` event, which ThreadedServer sets on stop so streams end."""
+    stopping = getattr(app.state, "stopping", None)
+    if not isinstance(stopping, threading.Event):
+        stopping = threading.Event()  # no await since the read: no other request interleaves
+        app.state.stopping = stopping
+    return stopping
+
+
+def _time(text: str | None) -> datetime | None:
+    try:
+        value = datetime.fromisoformat(text) if text else None
+    except ValueError:
+        return None
+    if value is not None and value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value
+
+
+# -- crops, cameras, static files --
+
+
+@router.get("/ui/crops/{key:path}", dependencies=[Depends(require(Role.READ))])
+async def crop(request: Request, key: str) -> Response:
+    """A crop from the object store: only under the recognizer's prefix, only as an image."""
+    settings = server(request).components.settings
+    if not key.startswith(settings.recognizer.prefix):
+        raise InvalidParameterException("Only crops can be shown")
+    stored = await run_in_threadpool(
+        server(request).components.raw_objects.get_object, settings.bucket, key
+    )
+    media = stored.info.content_type.split(";")[0].strip().lower()
+    return Response(
+        stored.body,
+        media_type=media if media in _CROP_TYPES else "application/octet-stream",
+        headers={
+            "Cache-Control": "private, max-age=3600",
+            "X-Content-Type-Options": "nosniff",
+            "Content-Security-Policy": "default-src 'none'",
+        },
+    )
+
+
+@router.get("/ui/cameras")
+def cameras(request: Request, _who: Viewer) -> Response:
+    ctx = server(request)
+    shown = []
+    for camera in ctx.settings.cameras:
+        last = ctx.components.ledger.history(limit=1, camera=camera.name)
+        url = public_url(camera.url)
+        shown.append(
+            {
+                "name": camera.name,
+                "url": url,
+                "has_credentials": "@" in camera.url.split("//", 1)[-1].split("/", 1)[0],
+                "origin": origin_of(camera.url),
+                "last": sightings(ctx, last)[0] if last else None,
+            }
+        )
+    return page(request, "cameras.html", cameras=shown, active="cameras")
+
+
+@router.get("/ui/static/{name}")
+def static(name: str) -> Response:
+    media = _STATIC_TYPES.get(name)
+    if media is None:
+        raise ResourceNotFoundException(f"No static file {name!r}")
+    return Response(
+        (STATIC / name).read_bytes(),
+        media_type=media,
+        headers={"Cache-Control": "public, max-age=300", "X-Content-Type-Options": "nosniff"},
+    )

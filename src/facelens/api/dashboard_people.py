@@ -1,0 +1,372 @@
+"""The dashboard's people pages: enrol, edit a profile, remove faces or a person, name unknowns.
+
+Anyone logged in may look; changes (every POST here but search) need the
+admin role and come from the dashboard itself (:func:`dashboard_web.editor`).
+Each change redirects back to a page with a notice or an error (post,
+redirect, get), so a reload never repeats it. Engine and store work runs in
+the thread pool (:mod:`facelens.api.dashboard_enrol`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import partial
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData, UploadFile
+
+from facelens.api.app import ServerContext
+from facelens.api.dashboard_enrol import (
+    Photo,
+    enrol_person,
+    name_unknown,
+    remove_face,
+)
+from facelens.api.dashboard_web import (
+    back,
+    check_same_origin,
+    editor,
+    form_text,
+    page,
+    server,
+    sightings,
+    viewer,
+)
+from facelens.api.keys import Principal
+from facelens.errors import FacelensError, InvalidParameterException, ResourceNotFoundException
+from facelens.profiles.types import key_attribute
+from facelens.recognizer.forget import forget_user
+from facelens.recognizer.ledger import Status
+
+router = APIRouter(include_in_schema=False)
+
+Viewer = Annotated[Principal, Depends(viewer)]
+Editor = Annotated[Principal, Depends(editor)]
+
+MAX_PHOTOS = 20
+MAX_PEOPLE_PAGES = 20
+"""ListUsers pages (500 users each) the people page reads: 10,000 people."""
+UNKNOWN_SHOWN = 48
+SEARCH_RESULTS = 5
+
+
+@dataclass(frozen=True)
+class Person:
+    user_id: str
+    name: str
+    face_count: int
+
+    @property
+    def initials(self) -> str:
+        words = [w for w in self.name.split() if w[:1].isalnum()]
+        return "".join(w[0] for w in words[:2]).upper() or "?"
+
+
+def _name_of(ctx: ServerContext, user_id: str) -> str:
+    profile = ctx.components.profiles.get(user_id)
+    name = profile.attributes.get("Name") if profile is not None else None
+    return str(name) if name else user_id
+
+
+def _people(ctx: ServerContext) -> list[Person]:
+    found: list[Person] = []
+    token: str | None = None
+    try:
+        for _ in range(MAX_PEOPLE_PAGES):
+            listed = ctx.components.users.list_users(
+                ctx.collection_id, max_results=500, next_token=token
+            )
+            found += [
+                Person(u.user_id, _name_of(ctx, u.user_id), u.face_count) for u in listed.users
+            ]
+            token = listed.next_token
+            if token is None:
+                break
+    except ResourceNotFoundException:  # no collection yet: nobody is enrolled
+        return []
+    return sorted(found, key=lambda p: (p.name.casefold(), p.user_id))
+
+
+def _person_path(user_id: str) -> str:
+    return f"/ui/people/{quote(user_id, safe='')}"
+
+
+async def _photos(form: FormData, field: str) -> list[Photo]:
+    uploads = [f for f in form.getlist(field) if isinstance(f, UploadFile) and f.filename]
+    if len(uploads) > MAX_PHOTOS:
+        raise InvalidParameterException(f"At most {MAX_PHOTOS} photos at a time")
+    return [Photo(label=f.filename or "photo", body=await f.read()) for f in uploads]
+
+
+# -- people --
+
+
+@router.get("/ui/people")
+def people(request: Request, _who: Viewer) -> Response:
+    return page(request, "people.html", people=_people(server(request)), active="people")
+
+
+@router.post("/ui/people")
+async def enrol(request: Request, _who: Editor) -> Response:
+    ctx = server(request)
+    try:
+        async with request.form() as form:
+            name = form_text(form, "name", max_chars=200)
+            user_id = form_text(form, "user_id", max_chars=128) or None
+            photos = await _photos(form, "photos")
+        report = await run_in_threadpool(
+            partial(enrol_person, user_id=user_id),
+            ctx.components,
+            ctx.collection_id,
+            name,
+            photos,
+        )
+    except FacelensError as exc:
+        if exc.http_status >= 500:
+            raise
+        return back("/ui/people", error=exc.message)
+    added = len(report.face_ids)
+    notice = f"{report.name}: {added} face{'s' if added != 1 else ''} enrolled."
+    if report.problems:
+        notice += " Skipped: " + "; ".join(report.problems)
+    return back(_person_path(report.user_id), notice=notice)
+
+
+@router.get("/ui/people/{user_id}")
+def person(request: Request, user_id: str, _who: Viewer) -> Response:
+    ctx = server(request)
+    c = ctx.components
+    try:
+        user = c.store.get_user(ctx.collection_id, user_id)
+        faces = c.collections.list_faces(ctx.collection_id, user_id=user_id, max_results=100)
+    except ResourceNotFoundException:
+        return page(
+            request,
+            "message.html",
+            status_code=404,
+            title="No such person",
+            text=f"Nobody with the id {user_id!r} is enrolled.",
+            active="people",
+        )
+    profile = c.profiles.get(user_id)
+    attributes = profile.attributes if profile is not None else {}
+    fields = [
+        (k, v if isinstance(v, str) else json.dumps(v, ensure_ascii=False))
+        for k, v in attributes.items()
+    ]
+    seen = sightings(ctx, c.ledger.history(limit=12, user_id=user_id))
+    return page(
+        request,
+        "person.html",
+        person=Person(user.user_id, str(attributes.get("Name") or user.user_id), user.face_count),
+        fields=fields,
+        faces=faces.faces,
+        sightings=seen,
+        active="people",
+    )
+
+
+@router.post("/ui/people/{user_id}/profile")
+async def save_profile(request: Request, user_id: str, _who: Editor) -> Response:
+    ctx = server(request)
+    async with request.form() as form:
+        names = [str(v).strip() for v in form.getlist("field_name")]
+        values = [str(v).strip() for v in form.getlist("field_value")]
+        remove = form_text(form, "remove", max_chars=10)
+    try:
+        attributes = await run_in_threadpool(_edited, ctx, user_id, names, values, remove)
+        await run_in_threadpool(ctx.components.profiles.put, user_id, attributes)
+    except FacelensError as exc:
+        if exc.http_status >= 500:
+            raise
+        return back(_person_path(user_id), error=exc.message)
+    return back(_person_path(user_id), notice="Profile saved.")
+
+
+def _edited(
+    ctx: ServerContext, user_id: str, names: list[str], values: list[str], remove: str
+) -> dict[str, Any]:
+    """The profile the form describes. A value not edited keeps its JSON type (numbers, lists)."""
+    ctx.components.store.get_user(ctx.collection_id, user_id)  # only enrolled people
+    profile = ctx.components.profiles.get(user_id)
+    before = profile.attributes if profile is not None else {}
+    removed = int(remove) if remove.isdigit() else -1
+    key = key_attribute(user_id)
+    attributes: dict[str, Any] = {}
+    for index, (name, value) in enumerate(zip(names, values, strict=False)):
+        if index == removed or (not name and not value) or name == key:
+            continue
+        if not name:
+            raise InvalidParameterException(f"The value {value!r} needs a field name")
+        old = before.get(name)
+        unchanged = not isinstance(old, str) and value == json.dumps(old, ensure_ascii=False)
+        attributes[name] = old if name in before and unchanged else value
+    return attributes
+
+
+@router.post("/ui/people/{user_id}/faces/{face_id}/delete")
+async def delete_face(request: Request, user_id: str, face_id: str, _who: Editor) -> Response:
+    ctx = server(request)
+    try:
+        await run_in_threadpool(remove_face, ctx.components, ctx.collection_id, user_id, face_id)
+    except FacelensError as exc:
+        if exc.http_status >= 500:
+            raise
+        return back(_person_path(user_id), error=exc.message)
+    return back(_person_path(user_id), notice="Face deleted.")
+
+
+@router.post("/ui/people/{user_id}/delete")
+async def forget(request: Request, user_id: str, _who: Editor) -> Response:
+    """Forgets the person: faces, profiles, their crops and identification records."""
+    ctx = server(request)
+    c = ctx.components
+    name = await run_in_threadpool(_name_of, ctx, user_id)
+    try:
+        report = await run_in_threadpool(
+            lambda: forget_user(
+                ctx.collection_id,
+                user_id,
+                users=c.users,
+                profiles=c.profiles,
+                ledger=c.ledger,
+                objects=c.raw_objects,
+            )
+        )
+    except FacelensError as exc:
+        if exc.http_status >= 500:
+            raise
+        return back(_person_path(user_id), error=exc.message)
+    return back(
+        "/ui/people",
+        notice=f"{name} was deleted with {len(report.deleted_faces)} faces, "
+        f"{len(report.deleted_crops)} crops and {report.deleted_records} sightings.",
+    )
+
+
+# -- unknown faces --
+
+
+@router.get("/ui/unknown")
+def unknown(request: Request, _who: Viewer) -> Response:
+    ctx = server(request)
+    records = ctx.components.ledger.history(limit=UNKNOWN_SHOWN, status=Status.UNKNOWN)
+    return page(
+        request,
+        "unknown.html",
+        sightings=sightings(ctx, records),
+        people=_people(ctx),
+        active="unknown",
+    )
+
+
+@router.post("/ui/unknown/{recognition_id}/name")
+async def name_face(request: Request, recognition_id: str, _who: Editor) -> Response:
+    ctx = server(request)
+    try:
+        async with request.form() as form:
+            name = form_text(form, "name", max_chars=200)
+        report = await run_in_threadpool(
+            name_unknown, ctx.components, ctx.collection_id, recognition_id, name
+        )
+    except FacelensError as exc:
+        if exc.http_status >= 500:
+            raise
+        return back("/ui/unknown", error=exc.message)
+    return back(
+        _person_path(report.user_id),
+        notice=f"The face was added to {report.name}; their next sightings will be identified.",
+    )
+
+
+# -- search --
+
+
+@router.get("/ui/search")
+def search_form(request: Request, _who: Viewer) -> Response:
+    threshold = server(request).components.settings.recognizer.face_match_threshold
+    return page(request, "search.html", threshold=threshold, active="search")
+
+
+@router.post("/ui/search")
+async def search(request: Request, _who: Viewer) -> Response:
+    check_same_origin(request)
+    ctx = server(request)
+    threshold = ctx.components.settings.recognizer.face_match_threshold
+    try:
+        async with request.form() as form:
+            photos = await _photos(form, "photo")
+            text = form_text(form, "threshold", max_chars=10)
+        threshold = _threshold(text, threshold)
+        if len(photos) != 1:
+            raise InvalidParameterException("Choose one photo")
+        found = await run_in_threadpool(_search, ctx, photos[0].body, threshold)
+    except ResourceNotFoundException:
+        return page(
+            request,
+            "search.html",
+            status_code=400,
+            threshold=threshold,
+            active="search",
+            search_error="Nobody is enrolled yet.",
+        )
+    except FacelensError as exc:
+        if exc.http_status >= 500:
+            raise
+        return page(
+            request,
+            "search.html",
+            status_code=400,
+            threshold=threshold,
+            active="search",
+            search_error=exc.message,
+        )
+    return page(request, "search.html", threshold=threshold, active="search", **found)
+
+
+def _threshold(text: str, default: float) -> float:
+    try:
+        value = float(text) if text else default
+    except ValueError:
+        raise InvalidParameterException("The similarity must be a number from 0 to 100") from None
+    if not 0 <= value <= 100:
+        raise InvalidParameterException("The similarity must be a number from 0 to 100")
+    return value
+
+
+def _search(ctx: ServerContext, image: bytes, threshold: float) -> dict[str, Any]:
+    c, cid = ctx.components, ctx.collection_id
+    users = c.users.search_users_by_image(
+        cid, image, max_users=SEARCH_RESULTS, user_match_threshold=threshold
+    )
+    faces = c.collections.search_faces_by_image(
+        cid, image, max_faces=SEARCH_RESULTS, face_match_threshold=threshold
+    )
+    user_rows = [
+        {
+            "user_id": m.user.user_id,
+            "name": _name_of(ctx, m.user.user_id),
+            "similarity": m.similarity,
+            "faces": m.user.face_count,
+        }
+        for m in users.user_matches
+    ]
+    face_rows = []
+    for m in faces.face_matches:
+        f = m.face
+        owner = f.user_id or f.face_id
+        name = _name_of(ctx, owner)
+        face_rows.append(
+            {
+                "face_id": f.face_id,
+                "user_id": f.user_id,
+                "similarity": m.similarity,
+                "name": f.external_image_id if name == owner and f.external_image_id else name,
+            }
+        )
+    return {"users": user_rows, "faces": face_rows, "searched": True}

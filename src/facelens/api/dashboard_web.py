@@ -1,0 +1,270 @@
+"""What every dashboard page shares: templates, who is looking, same-origin POSTs, sightings.
+
+The page modules (:mod:`facelens.api.dashboard`, :mod:`facelens.api.dashboard_people`)
+import this one and never each other. Pages are server-rendered HTML: a
+page request without a login is sent to ``/ui/login`` (303), while the
+resources a page loads (crops, the event stream) answer 401 as the API does.
+
+Cross-site request forgery: every state-changing POST must carry an
+``Origin`` (or, failing that, ``Referer``) naming this server's host, and
+the session cookie is ``SameSite=Strict``; either alone stops a foreign
+page from posting with a logged-in browser's cookie.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from fastapi import HTTPException, Request
+from fastapi.responses import RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from starlette.datastructures import FormData
+
+from facelens.api.app import ServerContext
+from facelens.api.keys import Principal, Role
+from facelens.api.security import Authenticator
+from facelens.errors import (
+    AccessDeniedException,
+    InvalidParameterException,
+    UnrecognizedClientException,
+)
+from facelens.recognizer.ledger import Recognition, Status
+
+HERE = Path(__file__).parent
+TEMPLATES = HERE / "templates"
+STATIC = HERE / "static"
+MAX_MESSAGE_CHARS = 300
+"""Longest notice or error shown from a redirect's query string."""
+
+
+@cache
+def templates() -> Jinja2Templates:
+    """The page templates, autoescaped (built on first use: nothing is read at import)."""
+    built = Jinja2Templates(directory=TEMPLATES)
+    built.env.filters["similarity"] = _similarity
+    built.env.filters["url_part"] = lambda text: quote(str(text), safe="")
+    return built
+
+
+def server(request: Request) -> ServerContext:
+    ctx: ServerContext = request.app.state.ctx
+    return ctx
+
+
+def authenticator(request: Request) -> Authenticator:
+    auth: Authenticator = request.app.state.authenticator
+    return auth
+
+
+# -- who is looking --
+
+
+def login_url(request: Request) -> str:
+    """The login page, coming back to this page (GET) afterwards."""
+    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return f"/ui/login?next={quote(here, safe='')}" if request.method == "GET" else "/ui/login"
+
+
+def safe_next(target: str | None) -> str:
+    """Where to go after logging in: only a dashboard path of this server (no open redirect)."""
+    if target and target.startswith("/ui/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return "/ui/"
+
+
+def viewer(request: Request) -> Principal:
+    """Dependency of a page: the caller (any role), or a redirect to the login page."""
+    try:
+        principal = authenticator(request).authenticate(request)
+    except UnrecognizedClientException:
+        raise HTTPException(
+            status_code=303, detail="Log in first", headers={"Location": login_url(request)}
+        ) from None
+    request.state.principal = principal
+    return principal
+
+
+def editor(request: Request) -> Principal:
+    """Dependency of a state-changing POST: same origin, logged in, admin role."""
+    check_same_origin(request)
+    principal = viewer(request)
+    if not principal.role.allows(Role.ADMIN):
+        raise AccessDeniedException(f"{principal.name} ({principal.role}) may only look")
+    return principal
+
+
+def check_same_origin(request: Request) -> None:
+    """Raises AccessDeniedException unless Origin (else Referer) names this server's host."""
+    host = request.headers.get("host", "").lower()
+    claimed = request.headers.get("origin") or request.headers.get("referer")
+    if not host or not claimed:
+        raise AccessDeniedException("A dashboard form must be sent from the dashboard")
+    parts = urlsplit(claimed)
+    if parts.scheme not in ("http", "https") or parts.netloc.lower() != host:
+        raise AccessDeniedException("Cross-origin form posts are refused")
+
+
+# -- responses --
+
+
+def page(request: Request, template: str, *, status_code: int = 200, **context: Any) -> Response:
+    """A rendered page with the navigation's state and this server's security headers."""
+    ctx = server(request)
+    principal: Principal | None = getattr(request.state, "principal", None)
+    base = {
+        "principal": principal,
+        "can_edit": principal is not None and principal.role.allows(Role.ADMIN),
+        "open_access": authenticator(request).open_access,
+        "notice": request.query_params.get("notice", "")[:MAX_MESSAGE_CHARS],
+        "error": request.query_params.get("error", "")[:MAX_MESSAGE_CHARS],
+        "collection_id": ctx.collection_id,
+    }
+    return templates().TemplateResponse(
+        request,
+        template,
+        {**base, **context},
+        status_code=status_code,
+        headers=security_headers(ctx),
+    )
+
+
+def back(path: str, *, notice: str | None = None, error: str | None = None) -> RedirectResponse:
+    """Post/redirect/get: back to a page, with a message to show there."""
+    query = [
+        f"{k}={quote(v[:MAX_MESSAGE_CHARS], safe='')}"
+        for k, v in (("notice", notice), ("error", error))
+        if v
+    ]
+    return RedirectResponse(path + ("?" + "&".join(query) if query else ""), status_code=303)
+
+
+def security_headers(ctx: ServerContext) -> dict[str, str]:
+    """No framing, no foreign scripts; images from here and from the configured cameras."""
+    cameras = " ".join(sorted({o for c in ctx.settings.cameras if (o := origin_of(c.url))}))
+    policy = (
+        "default-src 'self'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+        f"img-src 'self' blob: data: {cameras}".rstrip()
+        + "; frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'"
+    )
+    return {
+        "Content-Security-Policy": policy,
+        "X-Frame-Options": "DENY",
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "same-origin",
+        "Cache-Control": "no-store",
+    }
+
+
+def origin_of(url: str) -> str | None:
+    """``scheme://host[:port]`` of an http(s) URL, without any user:password@."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return f"{parts.scheme}://{host}" + (f":{parts.port}" if parts.port else "")
+
+
+def public_url(url: str) -> str:
+    """A camera URL as put in a page: credentials removed (browsers refuse them in <img>)."""
+    parts = urlsplit(url)
+    origin = origin_of(url)
+    if origin is None:
+        return ""
+    return origin + parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+# -- forms --
+
+
+def form_text(form: FormData, name: str, *, max_chars: int = 1000) -> str:
+    value = form.get(name)
+    text = value.strip() if isinstance(value, str) else ""
+    if len(text) > max_chars:
+        raise InvalidParameterException(f"{name} is over {max_chars} characters")
+    return text
+
+
+def person_id(name: str) -> str:
+    """The UserId for a person's name: a lower-case slug (``Barack Obama`` → ``barack-obama``).
+
+    Names without Latin letters or digits (``李小龍``) get ``person-`` and 10 hex
+    digits of the name's SHA-256, so the same name always gives the same id.
+    """
+    cleaned = " ".join(name.split())
+    if not cleaned or len(cleaned) > 200 or not cleaned.isprintable():
+        raise InvalidParameterException("A name is 1-200 printable characters")
+    ascii_text = unicodedata.normalize("NFKD", cleaned).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")[:64].strip("-")
+    if slug:
+        return slug
+    return "person-" + hashlib.sha256(cleaned.encode()).hexdigest()[:10]
+
+
+# -- what a page shows of one recognition --
+
+
+@dataclass(frozen=True)
+class Sighting:
+    """One ledger record as a feed entry. similarity: 0-100; crop_url None when not ours."""
+
+    recognition_id: str
+    status: str
+    name: str
+    similarity: float | None
+    camera: str | None
+    seen_at: datetime
+    crop_url: str | None
+    user_id: str | None
+    face_id: str | None
+
+    @property
+    def seen_iso(self) -> str:
+        return self.seen_at.astimezone(UTC).isoformat()
+
+    @property
+    def seen_text(self) -> str:
+        """UTC fallback; the page script shows local time."""
+        return self.seen_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def sighting(record: Recognition, *, bucket: str, prefix: str) -> Sighting:
+    message = record.message
+    name = message.get("Name") or message.get("ExternalImageId") or message.get("UserId")
+    if record.status is not Status.IDENTIFIED or not name:
+        name = "Unknown" if record.status is not Status.ERROR else "Error"
+    similarity = message.get("Similarity")
+    crop_url = None
+    if record.bucket == bucket and record.key and record.key.startswith(prefix):
+        crop_url = "/ui/crops/" + quote(record.key, safe="/")
+    return Sighting(
+        recognition_id=record.recognition_id,
+        status=record.status.value,
+        name=str(name),
+        similarity=float(similarity) if isinstance(similarity, int | float) else None,
+        camera=_text_or_none(message.get("Camera")),
+        seen_at=record.recognized_at,
+        crop_url=crop_url,
+        user_id=_text_or_none(message.get("UserId")),
+        face_id=_text_or_none(message.get("FaceId")),
+    )
+
+
+def sightings(ctx: ServerContext, records: list[Recognition]) -> list[Sighting]:
+    s = ctx.components.settings
+    return [sighting(r, bucket=s.bucket, prefix=s.recognizer.prefix) for r in records]
+
+
+def _text_or_none(value: object) -> str | None:
+    return str(value) if isinstance(value, str) and value else None
+
+
+def _similarity(value: float | None) -> str:
+    return "" if value is None else f"{value:.1f} %"
