@@ -178,6 +178,18 @@ def test_errors_are_aws_shaped(api_server: ApiServer, testdata: Path) -> None:
     )
 
 
+def test_profile_and_user_deletion(api_server: ApiServer) -> None:
+    call(api_server, "PUT", "/profiles/p1", json={"Name": "Ada"})
+    call(api_server, "DELETE", "/profiles/p1", token=api_server.reader_token, expect=403)
+    call(api_server, "DELETE", "/profiles/p1", expect=204)
+    call(api_server, "DELETE", "/profiles/p1", expect=404)
+    call(api_server, "POST", "/collections", json={"CollectionId": "c"}, expect=201)
+    call(api_server, "POST", "/collections/c/users", json={"UserId": "ada"}, expect=201)
+    assert call(api_server, "DELETE", "/collections/c/users/ada") == {}
+    assert call(api_server, "GET", "/collections/c/users")["Users"] == []
+    call(api_server, "DELETE", "/collections/c/users/ada", expect=404)
+
+
 def test_authentication_and_roles(api_server: ApiServer) -> None:
     url = f"{api_server.url}/api/v1/collections"
     anonymous = requests.get(url, timeout=10)
