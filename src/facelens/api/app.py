@@ -11,6 +11,7 @@ while they stream in, before anything is parsed.
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 
 from fastapi import FastAPI, Request
@@ -88,6 +89,8 @@ def create_app(
         redoc_url=None,
     )
     app.state.ctx = ServerContext(components, keys, settings)
+    # Set by ThreadedServer.stop(): never-ending responses (the live feed) watch it and end.
+    app.state.stopping = threading.Event()
     app.state.authenticator = Authenticator(
         keys,
         open_access=open_access,

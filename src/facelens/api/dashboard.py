@@ -24,7 +24,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -173,7 +173,7 @@ async def _events(request: Request, start: datetime) -> AsyncIterator[str]:
     ctx = server(request)
     ledger = ctx.components.ledger
     fragment = templates().get_template("_sighting.html")
-    stopping = _stopping(request.app)
+    stopping: threading.Event = request.app.state.stopping
     newest = start
     sent: OrderedDict[str, None] = OrderedDict()
     quiet = 0.0
@@ -198,15 +198,6 @@ async def _events(request: Request, start: datetime) -> AsyncIterator[str]:
             quiet = 0.0
             yield ": keepalive\n\n"
         await asyncio.sleep(FEED_POLL_SECONDS)
-
-
-def _stopping(app: FastAPI) -> threading.Event:
-    """The app's ``stopping`` event, which ThreadedServer sets on stop so streams end."""
-    stopping = getattr(app.state, "stopping", None)
-    if not isinstance(stopping, threading.Event):
-        stopping = threading.Event()  # no await since the read: no other request interleaves
-        app.state.stopping = stopping
-    return stopping
 
 
 def _time(text: str | None) -> datetime | None:
