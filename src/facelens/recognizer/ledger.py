@@ -11,11 +11,12 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from facelens.errors import InvalidParameterException
 from facelens.sqlite import SqliteDatabase
 
 _SCHEMA = """
@@ -86,7 +87,7 @@ class RecognitionLedger:
                     r.topic,
                     json.dumps(r.message, ensure_ascii=False, default=str),
                     r.reason,
-                    r.recognized_at.isoformat(),
+                    stamp(r.recognized_at),
                 ),
             )
         return cursor.rowcount > 0
@@ -133,11 +134,12 @@ class RecognitionLedger:
             clauses.append("json_extract(message, '$.UserId') = ?")
             params.append(user_id)
         if before is not None:
+            at = _restamp(before[0])
             clauses.append("(recognized_at < ? OR (recognized_at = ? AND recognition_id > ?))")
-            params += [before[0], before[0], before[1]]
+            params += [at, at, before[1]]
         if after is not None:
             clauses.append("recognized_at > ?")
-            params.append(after)
+            params.append(_restamp(after))
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
         with self._db.transaction() as conn:
             rows = conn.execute(
@@ -183,9 +185,22 @@ class RecognitionLedger:
         self._db.close()
 
 
+def stamp(moment: datetime) -> str:
+    """A time as the ledger stores it: UTC, always with microseconds, so that text order
+    is time order (``isoformat()`` alone drops a zero microsecond part)."""
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _restamp(text: str) -> str:
+    try:
+        return stamp(datetime.fromisoformat(text))
+    except ValueError as exc:
+        raise InvalidParameterException(f"Not an ISO 8601 time: {text!r}") from exc
+
+
 def cursor_of(recognition: Recognition) -> tuple[str, str]:
     """The paging cursor after ``recognition`` for :meth:`RecognitionLedger.history`."""
-    return recognition.recognized_at.isoformat(), recognition.recognition_id
+    return stamp(recognition.recognized_at), recognition.recognition_id
 
 
 def _recognition(row: tuple[Any, ...]) -> Recognition:
