@@ -21,12 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 
 from facelens.api.app import ServerContext
-from facelens.api.dashboard_enrol import (
-    Photo,
-    enrol_person,
-    name_unknown,
-    remove_face,
-)
+from facelens.api.dashboard_enrol import name_unknown, remove_face
 from facelens.api.dashboard_web import (
     back,
     check_same_origin,
@@ -38,6 +33,7 @@ from facelens.api.dashboard_web import (
     viewer,
 )
 from facelens.api.keys import Principal
+from facelens.enrolment import Photo, enrol_person
 from facelens.errors import FacelensError, InvalidParameterException, ResourceNotFoundException
 from facelens.profiles.types import key_attribute
 from facelens.recognizer.forget import forget_user

@@ -13,9 +13,6 @@ page from posting with a logged-in browser's cookie.
 
 from __future__ import annotations
 
-import hashlib
-import re
-import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
@@ -190,22 +187,6 @@ def form_text(form: FormData, name: str, *, max_chars: int = 1000) -> str:
     if len(text) > max_chars:
         raise InvalidParameterException(f"{name} is over {max_chars} characters")
     return text
-
-
-def person_id(name: str) -> str:
-    """The UserId for a person's name: a lower-case slug (``Barack Obama`` → ``barack-obama``).
-
-    Names without Latin letters or digits (``李小龍``) get ``person-`` and 10 hex
-    digits of the name's SHA-256, so the same name always gives the same id.
-    """
-    cleaned = " ".join(name.split())
-    if not cleaned or len(cleaned) > 200 or not cleaned.isprintable():
-        raise InvalidParameterException("A name is 1-200 printable characters")
-    ascii_text = unicodedata.normalize("NFKD", cleaned).encode("ascii", "ignore").decode()
-    slug = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")[:64].strip("-")
-    if slug:
-        return slug
-    return "person-" + hashlib.sha256(cleaned.encode()).hexdigest()[:10]
 
 
 # -- what a page shows of one recognition --

@@ -8,6 +8,7 @@ from facelens.cli import (
     bench,
     collections,
     edge,
+    enrol,
     faces,
     objects,
     profiles,
@@ -32,6 +33,7 @@ def build_app() -> typer.Typer:
     app.add_typer(recognizer.app, name="recognizer")
     app.command("edge")(edge.edge)
     app.command("serve")(serve.serve)
+    app.command("enroll")(enrol.enroll)
     app.add_typer(serve.keys_app, name="keys")
     app.add_typer(bench.app, name="bench")
     return app

@@ -1,0 +1,97 @@
+"""`facelens enroll PHOTO_OR_DIR --name NAME`: the one-step enrolment a person wants.
+
+Indexes each photo's largest face into the recognizer's collection (made on
+first use), creates or extends the user named after the person, and writes
+the profile (``Name`` plus any ``--attr``). A folder shows a progress bar;
+a photo without a usable face is reported, not fatal, unless none had one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import Progress
+
+from facelens.cli.context import Context
+from facelens.cli.output import run
+from facelens.cli.profiles import parse_attrs
+from facelens.collection.enroll import IMAGE_SUFFIXES
+from facelens.enrolment import Photo, enrol_person
+from facelens.errors import InvalidParameterException, ResourceNotFoundException
+
+
+def enroll(
+    path: Annotated[Path, typer.Argument(help="A photo, or a folder of photos, of one person.")],
+    name: Annotated[str, typer.Option("--name", help="The person's name (profile 'Name').")],
+    attrs: Annotated[
+        list[str] | None,
+        typer.Option("--attr", help="Profile attribute NAME=VALUE or NAME:=JSON; repeatable."),
+    ] = None,
+    collection_id: Annotated[
+        str | None,
+        typer.Option("--collection-id", help="Default: the recognizer's collection."),
+    ] = None,
+) -> None:
+    """Enrols a person from one or more photos, with a profile, in one step."""
+    ctx = Context()
+    collection = collection_id or ctx.settings.recognizer.collection_id
+
+    def action() -> dict[str, Any]:
+        attributes = parse_attrs(attrs or [])
+        photos = _photos(path)
+        face_ids: list[str] = []
+        problems: list[str] = []
+        user_id = created = None
+        with Progress(transient=True, disable=len(photos) < 2) as progress:
+            task = progress.add_task(f"Enrolling {name}", total=len(photos))
+            for photo in photos:
+                try:
+                    report = enrol_person(
+                        ctx, collection, name, [_read(photo)], attributes=attributes
+                    )
+                except InvalidParameterException as exc:
+                    problems.append(exc.message)
+                else:
+                    user_id = report.user_id
+                    created = report.created if created is None else created
+                    face_ids += report.face_ids
+                    problems += report.problems
+                progress.advance(task)
+        if user_id is None:
+            raise InvalidParameterException("No face was enrolled: " + "; ".join(problems))
+        profile = ctx.profiles.get(user_id)
+        out: dict[str, Any] = {
+            "CollectionId": collection,
+            "UserId": user_id,
+            "FaceIds": face_ids,
+            "Profile": dict(profile.item) if profile else {},
+        }
+        if problems:
+            out["Problems"] = problems
+        return out
+
+    try:
+        run(action)
+    finally:
+        ctx.close()
+
+
+def _photos(path: Path) -> list[Path]:
+    if path.is_dir():
+        found = sorted(
+            p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+        )
+        if not found:
+            raise InvalidParameterException(
+                f"No photos ({', '.join(sorted(IMAGE_SUFFIXES))}) in {path}"
+            )
+        return found
+    if not path.is_file():
+        raise ResourceNotFoundException(f"No such photo or folder: {path}")
+    return [path]
+
+
+def _read(path: Path) -> Photo:
+    return Photo(label=path.name, body=path.read_bytes())
