@@ -192,6 +192,15 @@ class EdgeSettings(_Section):
             "at one small detection per upload."
         ),
     )
+    unknown_retries: int = Field(
+        default=2,
+        ge=0,
+        description=(
+            "When the recognizer answers 'unknown' for a track's crop, upload the next best "
+            "crop of the same window, up to this many times per track (small faces are often "
+            "named on a second look)."
+        ),
+    )
     jpeg_quality: int = Field(default=90, ge=10, le=100, description="JPEG quality of crops.")
     best_of_seconds: float = Field(
         default=0.5,

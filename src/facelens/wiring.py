@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from facelens.bus.delivery import EventSink, EventSource
 from facelens.bus.notify import Notifier
 from facelens.bus.outbox import SqliteOutbox
-from facelens.bus.publisher import MemoryPublisher, MessagePublisher
+from facelens.bus.publisher import MemoryPublisher, MessagePublisher, ObservedPublisher, Observer
 from facelens.collection.analysis import FaceAnalyzer, ImageLimits
 from facelens.collection.registry import open_store
 from facelens.collection.service import CollectionService
@@ -58,6 +58,8 @@ class Components:
 
     settings: Settings = field(default_factory=Settings)
     instance: str | None = None
+    publish_observers: list[Observer] = field(default_factory=list)
+    """Shown every JSON message the publisher takes (``facelens up``); add before first use."""
     _closers: list[Callable[[], None]] = field(default_factory=list, init=False, repr=False)
 
     @property
@@ -192,9 +194,12 @@ class Components:
 
     @cached_property
     def publisher(self) -> MessagePublisher:
-        if self.settings.mqtt.url is None:
-            return MemoryPublisher()
-        return self.mqtt_publisher
+        inner: MessagePublisher = (
+            MemoryPublisher() if self.settings.mqtt.url is None else self.mqtt_publisher
+        )
+        if self.publish_observers:
+            return ObservedPublisher(inner, self.publish_observers)
+        return inner
 
     @cached_property
     def notifier(self) -> Notifier:

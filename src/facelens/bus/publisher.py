@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -75,3 +75,50 @@ class MemoryPublisher:
 
 def encode_json(payload: Mapping[str, Any]) -> bytes:
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=False, default=str).encode()
+
+
+Observer = Callable[[str, Mapping[str, Any]], None]
+"""Called with (topic, decoded JSON object) for every message a publisher accepts."""
+
+
+class ObservedPublisher:
+    """A publisher that also shows each JSON message to in-process observers.
+
+    ``facelens up`` runs the recognizer and the edge runner in one process:
+    the identifications are printed and name the live view's tracks through
+    this, with or without a broker. Observers run on the publishing thread;
+    one that raises is logged, never allowed to lose the message.
+    """
+
+    def __init__(self, inner: MessagePublisher, observers: list[Observer]) -> None:
+        self.inner = inner
+        self._observers = observers
+
+    @property
+    def connected(self) -> bool:
+        return bool(getattr(self.inner, "connected", True))
+
+    def publish(
+        self, topic: str, payload: bytes | Mapping[str, Any], *, qos: int = 1, retain: bool = False
+    ) -> None:
+        self.inner.publish(topic, payload, qos=qos, retain=retain)
+        self._show(topic, payload)
+
+    def publish_now(self, topic: str, payload: bytes | Mapping[str, Any]) -> bool:
+        return self.inner.publish_now(topic, payload)
+
+    def _show(self, topic: str, payload: bytes | Mapping[str, Any]) -> None:
+        if isinstance(payload, Mapping):
+            document: Any = payload
+        else:
+            try:
+                document = json.loads(payload)
+            except ValueError:
+                return
+        if not isinstance(document, Mapping):
+            return
+        for observer in self._observers:
+            try:
+                observer(topic, document)
+            except Exception:
+                _log.exception("A publish observer failed on %s", topic)

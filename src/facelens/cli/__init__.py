@@ -14,6 +14,7 @@ from facelens.cli import (
     profiles,
     recognizer,
     serve,
+    up,
     users,
 )
 
@@ -34,6 +35,7 @@ def build_app() -> typer.Typer:
     app.command("edge")(edge.edge)
     app.command("serve")(serve.serve)
     app.command("enroll")(enrol.enroll)
+    app.command("up")(up.up)
     app.add_typer(serve.keys_app, name="keys")
     app.add_typer(bench.app, name="bench")
     return app

@@ -52,6 +52,7 @@ class NameBoard:
         self._max = max_entries
         self._tracks: OrderedDict[str, int] = OrderedDict()
         self._names: OrderedDict[int, str] = OrderedDict()
+        self._unknown: list[int] = []  # tracks answered "unknown" since the last take_unknown
         self._lock = threading.Lock()
 
     def remember(self, key: str, track_id: int) -> None:
@@ -73,11 +74,19 @@ class NameBoard:
             # A later "unknown" does not undo a name: the person was named on a better crop.
             if name == UNKNOWN and self._names.get(track_id, UNKNOWN) != UNKNOWN:
                 return track_id
+            if name == UNKNOWN and len(self._unknown) < self._max:
+                self._unknown.append(track_id)
             self._names[track_id] = name
             self._names.move_to_end(track_id)
             while len(self._names) > self._max:
                 self._names.popitem(last=False)
         return track_id
+
+    def take_unknown(self) -> list[int]:
+        """Tracks the recognizer answered "unknown" for since the last call (each once)."""
+        with self._lock:
+            taken, self._unknown = self._unknown, []
+        return list(dict.fromkeys(taken))
 
     def name_of(self, track_id: int) -> str | None:
         with self._lock:

@@ -20,6 +20,7 @@ keeps its best few candidates, so a rejected best is replaced by the next.
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -36,6 +37,8 @@ from facelens.errors import InvalidParameterException
 MIN_HITS = 2
 """Detections a track needs before its first upload."""
 _KEEP = 3
+_RUNNERS_UP_TRACKS = 256
+"""Tracks whose unused candidates are kept for a retry (the most recent ones)."""
 """Candidates a window keeps, best first, in case verification rejects the best."""
 _SIZE_HALF = 80.0
 """Face size (shorter side, pixels) scoring half of the size term; larger saturates towards 1."""
@@ -113,6 +116,7 @@ class CropPicker:
         reupload: float = 30.0,
         margin: float = 0.3,
         verify: Callable[[ChosenCrop], bool] | None = None,
+        unknown_retries: int = 2,
     ) -> None:
         if best_of < 0 or reupload <= 0 or margin < 0:
             raise InvalidParameterException(
@@ -122,7 +126,10 @@ class CropPicker:
         self.reupload = reupload
         self.margin = margin
         self._verify = verify
+        self._unknown_retries = unknown_retries
         self._windows: dict[int, _Window] = {}
+        self._runners_up: OrderedDict[int, list[ChosenCrop]] = OrderedDict()
+        self._retries: dict[int, int] = {}
         self.rejected = 0
         """Windows whose every candidate failed verification (nothing uploaded for them)."""
 
@@ -183,11 +190,35 @@ class CropPicker:
                 chosen.append(crop)
         return chosen
 
-    def _pick(self, window: _Window) -> ChosenCrop | None:
-        """The best candidate that passes verification; the window's candidates are cleared."""
-        candidates, window.candidates = window.candidates, []
-        for candidate in candidates:
+    def retry(self, track_id: int) -> list[ChosenCrop]:
+        """The recognizer could not name ``track_id``'s crop: its next candidate, if any is
+        left and the track has retries left (``unknown_retries``)."""
+        used = self._retries.get(track_id, 0)
+        if used >= self._unknown_retries:
+            return []
+        candidates = self._runners_up.get(track_id, [])
+        while candidates:
+            candidate = candidates.pop(0)
             if self._verify is None or self._verify(candidate):
+                self._retries[track_id] = used + 1
+                return [candidate]
+        return []
+
+    def _pick(self, window: _Window) -> ChosenCrop | None:
+        """The best candidate that passes verification; the rest are kept for a retry."""
+        candidates, window.candidates = window.candidates, []
+        track_id = candidates[0].track_id if candidates else None
+        for n, candidate in enumerate(candidates):
+            if self._verify is None or self._verify(candidate):
+                if track_id is not None:
+                    self._keep_runners_up(track_id, candidates[n + 1 :])
                 return candidate
         self.rejected += 1
         return None
+
+    def _keep_runners_up(self, track_id: int, candidates: list[ChosenCrop]) -> None:
+        self._runners_up[track_id] = candidates
+        self._runners_up.move_to_end(track_id)
+        while len(self._runners_up) > _RUNNERS_UP_TRACKS:
+            gone, _ = self._runners_up.popitem(last=False)
+            self._retries.pop(gone, None)

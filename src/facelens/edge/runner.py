@@ -118,6 +118,7 @@ class EdgeRunner:
             reupload=settings.reupload_seconds,
             margin=settings.margin,
             verify=check,
+            unknown_retries=settings.unknown_retries,
         )
         self._stop = threading.Event()
         self._counters = _Counters()
@@ -165,6 +166,8 @@ class EdgeRunner:
         stats_every = self.settings.stats_seconds
         next_stats = time.monotonic() + stats_every
         while not self._stop.is_set():
+            for track_id in self.names.take_unknown():
+                self._submit(self.picker.retry(track_id))
             if self.status.source_lost.is_set():
                 self.status.source_lost.clear()
                 self._submit(self.picker.end(self.tracker.end_all()))

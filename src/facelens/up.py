@@ -1,0 +1,193 @@
+"""``facelens up``: the edge runner, the recognizer and the HTTP server in one process.
+
+The same parts as ``facelens edge``, ``facelens recognizer`` and ``facelens
+serve``, built by the same ``Components``: only the wiring differs. Events
+go through the SQLite outbox in ``<home>`` (so a second start picks up what
+the first left: unrecognized crops, buffered uploads), identifications are
+printed one line each and name the live view's tracks in-process (with or
+without an MQTT broker), and the dashboard shows them live.
+
+Threads: the edge runner's frame loop runs on the caller's thread; the
+recognizer worker and the server on their own. ``stop`` (set by Ctrl-C)
+ends the runner, then the worker finishes the event in hand, then the
+server stops and every store closes.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from facelens.edge.runner import EdgeRunner
+from facelens.recognizer.worker import RecognizerWorker
+from facelens.wiring import Components
+
+_log = logging.getLogger(__name__)
+
+_IDLE_WAIT_S = 0.5
+"""How long the worker waits for an event before checking whether it should stop."""
+
+
+@dataclass(frozen=True)
+class UpSummary:
+    frames: int
+    crops: int
+    identified: int
+    unknown: int
+    dead_letters: int
+    url: str | None
+
+
+def identification_line(message: Mapping[str, Any]) -> str | None:
+    """One readable line for a recognizer message; None for messages of other shapes."""
+    status = message.get("Status")
+    if status not in ("identified", "unknown"):
+        return None
+    at = _clock(message.get("CapturedAt")) or _clock(message.get("RecognizedAt")) or "--:--:--"
+    camera = message.get("Camera") or "?"
+    if status == "unknown":
+        return f"{at}  {camera}  unknown face  ({message.get('Key')})"
+    name = message.get("Name") or message.get("ExternalImageId") or message.get("UserId")
+    who = f"{name} ({message.get('UserId') or message.get('FaceId')})"
+    extras = [
+        f"{k}={v}"
+        for k, v in message.items()
+        if k not in _SHOWN and isinstance(v, str | int | float) and not isinstance(v, bool)
+    ]
+    similarity = message.get("Similarity")
+    score = f"{similarity:.1f}%" if isinstance(similarity, int | float) else ""
+    return "  ".join(part for part in (at, camera, who, score, " ".join(extras)) if part)
+
+
+_SHOWN = {
+    "RecognitionId",
+    "Status",
+    "FaceId",
+    "UserId",
+    "ExternalImageId",
+    "Similarity",
+    "Bucket",
+    "Key",
+    "ETag",
+    "Camera",
+    "CapturedAt",
+    "RecognizedAt",
+    "BoundingBox",
+    "Name",
+}
+
+
+def _clock(text: object) -> str | None:
+    if not isinstance(text, str):
+        return None
+    try:
+        return datetime.fromisoformat(text).astimezone().strftime("%H:%M:%S")
+    except ValueError:
+        return None
+
+
+class Up:
+    """One process running a camera, the recognizer and the server on ``components``.
+
+    out: where identification lines go (stdout in the CLI); announce: where the
+    dashboard's address goes, once it listens (default: ``out``). once: stop when
+    the source has ended and every crop it made has been recognized (video
+    files, scripts, tests) instead of serving until ``stop()``.
+    """
+
+    def __init__(
+        self,
+        components: Components,
+        *,
+        source: str,
+        thing: str,
+        realtime: bool = False,
+        once: bool = False,
+        serve: bool = True,
+        out: Callable[[str], None] = print,
+        announce: Callable[[str], None] | None = None,
+    ) -> None:
+        self.components = components
+        self._out = out
+        self._announce = announce or out
+        self._once = once
+        self._stop = threading.Event()
+        self._edge_done = threading.Event()
+        self._stats = {"identified": 0, "unknown": 0}
+        self._lock = threading.Lock()
+        components.publish_observers.append(self._observe)
+        self.runner: EdgeRunner = components.edge_runner(
+            source=source, thing=thing, realtime=realtime
+        )
+        self.server = None
+        if serve:
+            from facelens.api.serve import build_server
+
+            self.server, _ = build_server(components)
+        self.worker = RecognizerWorker(
+            components.event_source, components.recognizer, wait_seconds=_IDLE_WAIT_S
+        )
+        self._worker_thread = threading.Thread(
+            target=self._recognize, name="facelens-recognizer", daemon=True
+        )
+
+    @property
+    def url(self) -> str | None:
+        return self.server.url if self.server is not None else None
+
+    def stop(self) -> None:
+        """Ends the run (safe from a signal handler)."""
+        self._stop.set()
+        self.runner.stop()
+
+    def run(self) -> UpSummary:
+        self.components.recognizer.prepare()
+        if self.server is not None:
+            self.server.start()
+            self._announce(f"facelens up: dashboard at {self.server.url}/ui/")
+        self._worker_thread.start()
+        try:
+            summary = self.runner.run()
+            self._edge_done.set()
+            if self._once:
+                self._worker_thread.join()  # it ends once the outbox is empty
+            else:
+                self._stop.wait()
+        finally:
+            self._stop.set()
+            self._edge_done.set()
+            self._worker_thread.join(30)
+            if self.server is not None:
+                self.server.stop()
+        stats = self.worker.stats
+        return UpSummary(
+            frames=summary.frames,
+            crops=summary.crops,
+            identified=stats.identified,
+            unknown=stats.unknown,
+            dead_letters=stats.dead_letters,
+            url=self.url,
+        )
+
+    def _recognize(self) -> None:
+        while not self._stop.is_set():
+            try:
+                handled = self.worker.run_once()
+            except Exception:  # the worker's own errors are dead letters; this is a bug
+                _log.exception("The recognizer failed; retrying")
+                self._stop.wait(1.0)
+                continue
+            if handled == 0 and self._once and self._edge_done.is_set():
+                return
+
+    def _observe(self, topic: str, message: Mapping[str, Any]) -> None:
+        line = identification_line(message)
+        if line is None:
+            return
+        self.runner.names.apply(message)
+        with self._lock:
+            self._out(line)
