@@ -227,6 +227,8 @@ class Received:
     payload: bytes
     qos: int
     retain: bool
+    received_at: float = 0.0
+    """Unix time (``time.time()``) when the subscriber got it: for latency figures."""
 
 
 class Subscriber:
@@ -294,7 +296,7 @@ class Subscriber:
 
     def _on_message(self, client: Client, userdata: Any, message: MQTTMessage) -> None:
         received = Received(
-            message.topic, bytes(message.payload), message.qos, bool(message.retain)
+            message.topic, bytes(message.payload), message.qos, bool(message.retain), time.time()
         )
         with self._condition:
             self._messages.append(received)

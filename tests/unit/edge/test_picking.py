@@ -135,3 +135,16 @@ def test_key_templates_are_checked() -> None:
         check_key_template("faces/{nope}.jpg")
     with pytest.raises(ConfigurationError):
         check_key_template("faces/{unclosed.jpg")
+
+
+def test_an_unknown_answer_gets_the_next_candidate_a_limited_number_of_times() -> None:
+    picker = CropPicker(best_of=5.0, unknown_retries=1)
+    for i, blur in enumerate((0, 4, 8)):  # three candidates, best (sharpest) first
+        image = textured() if blur == 0 else cv2.GaussianBlur(textured(), (0, 0), blur)
+        picker.observe(frame(i, i / 30, image), 7, frontal_face(200, 100, 120))
+    [first] = picker.end([7])  # the track ended before its window closed
+    assert first.frame_index == 0
+    [second] = picker.retry(7)
+    assert second.frame_index == 1
+    assert picker.retry(7) == []  # one retry allowed
+    assert picker.retry(99) == []  # no such track

@@ -84,3 +84,15 @@ def test_names_from_identified_and_unknown_answers() -> None:
 )
 def test_display_name(message: dict[str, str], name: str | None) -> None:
     assert display_name(message) == name
+
+
+def test_unknown_answers_are_taken_once_and_names_are_not() -> None:
+    board = NameBoard()
+    board.remember("faces/a.jpg", 1)
+    board.remember("faces/b.jpg", 2)
+    board.apply({"Status": "unknown", "Key": "faces/a.jpg"})
+    board.apply({"Status": "identified", "Key": "faces/b.jpg", "Name": "Ada"})
+    assert board.take_unknown() == [1]
+    assert board.take_unknown() == []
+    board.apply({"Status": "unknown", "Key": "faces/b.jpg"})  # named already: no retry
+    assert board.take_unknown() == []
