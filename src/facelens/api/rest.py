@@ -228,12 +228,7 @@ def delete_user(
         ledger=c.ledger,
         objects=c.raw_objects,
     )
-    return {
-        "DeletedFaces": list(report.deleted_faces),
-        "DeletedProfiles": list(report.deleted_profiles),
-        "DeletedCrops": list(report.deleted_crops),
-        "DeletedRecords": report.deleted_records,
-    }
+    return shapes.forget_report(report)
 
 
 @router.post("/collections/{collection_id}/users/search")

@@ -30,6 +30,7 @@ from facelens.collection.models import (
     UserPage,
 )
 from facelens.engine.types import BoundingBox, FaceDetail
+from facelens.recognizer.forget import ForgetReport
 
 Json = dict[str, Any]
 
@@ -257,3 +258,13 @@ def search_users(
     if searched_user_id is not None:
         out["SearchedUser"] = {"UserId": searched_user_id}
     return out
+
+
+def forget_report(report: ForgetReport) -> Json:
+    """What erasing a person deleted (``users delete --delete-faces``, ``?forget=true``)."""
+    return {
+        "DeletedFaces": list(report.deleted_faces),
+        "DeletedProfiles": list(report.deleted_profiles),
+        "DeletedCrops": list(report.deleted_crops),
+        "DeletedRecords": report.deleted_records,
+    }

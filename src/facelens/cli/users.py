@@ -108,12 +108,7 @@ def delete(
             ledger=ctx.ledger,
             objects=ctx.raw_objects,
         )
-        return {
-            "DeletedFaces": list(report.deleted_faces),
-            "DeletedProfiles": list(report.deleted_profiles),
-            "DeletedCrops": list(report.deleted_crops),
-            "DeletedRecords": report.deleted_records,
-        }
+        return shapes.forget_report(report)
 
     run(action)
 
