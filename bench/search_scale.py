@@ -1,4 +1,4 @@
-"""Exact face search over 10k, 100k and 1M stored faces: index alone, through SQLite, memory.
+"""Face search over 10k, 100k and 1M stored faces: index alone, through SQLite, memory, ANN.
 
 Why: facelens searches by brute force (:class:`~facelens.collection.index.ExactIndex`,
 one matrix-vector product per query) on an in-process cache that the SQLite
@@ -25,11 +25,22 @@ to the next):
     IndexFaces and SearchFacesByImage;
 (c) ``memory``: bytes of the index matrix (rows in use, and as allocated,
     since it grows by doubling), the database file size, and the process's
-    peak RSS so far.
+    peak RSS so far;
+(d) ``ann`` (with ``--ann``): :class:`~facelens.collection.ann.HnswIndex`
+    built over the same faces: build time and the RSS it added; search
+    p50/p95 in ms at limit 10 (max_distance 2.0 and the threshold-80
+    distance) over ``--ann-queries`` queries that are stored faces plus
+    noise (a second photo of an enrolled person, about ``--ann-noise``
+    Euclidean distance from the stored one); recall@1 of those queries
+    against exact search (numpy over all faces); recall@1 of the unrelated
+    random queries of (a) for context (those match nobody at any sensible
+    threshold); and ``save``/``load`` times and file sizes (a restart
+    without a rebuild).
 
 Run from the repository root::
 
-    python -m bench.search_scale [--sizes 10000 100000 1000000] [--queries 50]
+    python -m bench.search_scale [--sizes 10000 100000 1000000] [--queries 50] [--ann]
+    python -m bench.search_scale --ann-only --name search_scale_ann  # (d) alone
 
 Writes bench/results/search_scale.json (``--name`` changes the file name).
 
@@ -42,6 +53,7 @@ those threads can cost more than the product itself. Compare a run with
 from __future__ import annotations
 
 import argparse
+import resource
 import tempfile
 import time
 import uuid
@@ -55,6 +67,7 @@ import numpy.typing as npt
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from bench._common import machine_facts, peak_rss_bytes, summarize_ms, write_result
+from facelens.collection.ann import HnswIndex
 from facelens.collection.index import ExactIndex
 from facelens.collection.models import NewFace
 from facelens.collection.similarity import distance_for_similarity
@@ -213,6 +226,92 @@ def file_bytes(path: Path) -> int:
     )
 
 
+def current_rss_bytes() -> int:
+    """Resident memory of this process now, in bytes (Linux: /proc/self/statm)."""
+    pages = int(Path("/proc/self/statm").read_text().split()[1])
+    return pages * resource.getpagesize()
+
+
+def exact_nearest(vectors: FloatMatrix, queries: FloatMatrix) -> npt.NDArray[np.intp]:
+    """Row of the nearest stored vector per query, by brute force in chunks of 16 queries.
+
+    Chunked so that the distance block stays small (16 x 1M float32 = 64 MB).
+    """
+    rows = [np.argmax(vectors @ queries[i : i + 16].T, axis=0) for i in range(0, len(queries), 16)]
+    return np.concatenate(rows)
+
+
+def measure_ann(
+    ids: list[str],
+    vectors: FloatMatrix,
+    random_queries: FloatMatrix,
+    rng: np.random.Generator,
+    count: int,
+    noise: float,
+) -> dict[str, Any]:
+    """(d): build, search latency, recall@1 against exact, memory, save/load."""
+    before = current_rss_bytes()
+    build: list[float] = []
+    with lap(build):
+        index = HnswIndex.from_matrix(ids, vectors)
+    grown = current_rss_bytes() - before
+    sources = rng.choice(len(ids), size=count, replace=False)
+    queries = vectors[sources] + rng.standard_normal((count, DIM), dtype=np.float32) * (
+        noise / np.sqrt(DIM)
+    )
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    large: list[float] = []
+    threshold: list[float] = []
+    found: list[str] = []
+    for query in queries:
+        with lap(large):
+            hits = index.search(query, limit=LIMIT, max_distance=LARGE_DISTANCE)
+        with lap(threshold):
+            index.search(query, limit=LIMIT, max_distance=THRESHOLD_80_DISTANCE)
+        found.append(hits[0].id)
+    truth = exact_nearest(vectors, queries)
+    recall = sum(f == ids[t] for f, t in zip(found, truth.tolist(), strict=True)) / count
+    random_truth = exact_nearest(vectors, random_queries)
+    random_found = [
+        index.search(q, limit=1, max_distance=LARGE_DISTANCE)[0].id for q in random_queries
+    ]
+    random_recall = sum(
+        f == ids[t] for f, t in zip(random_found, random_truth.tolist(), strict=True)
+    ) / len(random_queries)
+    saved: list[float] = []
+    loaded: list[float] = []
+    with tempfile.TemporaryDirectory(prefix="facelens-ann-") as folder:
+        with lap(saved):
+            index.save(folder)
+        files = sum(p.stat().st_size for p in Path(folder).iterdir())
+        with lap(loaded):
+            reloaded = HnswIndex.load(folder)
+        same = reloaded.search(queries[0], limit=LIMIT, max_distance=LARGE_DISTANCE) == (
+            index.search(queries[0], limit=LIMIT, max_distance=LARGE_DISTANCE)
+        )
+        del reloaded
+    return {
+        "build_s": round(build[0], 2),
+        "params": {
+            "m": index._m,
+            "ef_construction": index._ef_construction,
+            "ef_search": index._ef_search,
+        },
+        "queries": count,
+        "query_noise_distance": noise,
+        "search_max_distance_2": summarize_ms(large),
+        "search_threshold_80": summarize_ms(threshold),
+        "recall_at_1": recall,
+        "random_query_recall_at_1": random_recall,
+        "rss_added_by_build_bytes": grown,
+        "peak_rss_bytes_so_far": peak_rss_bytes(),
+        "save_s": round(saved[0], 2),
+        "load_s": round(loaded[0], 2),
+        "saved_files_bytes": files,
+        "load_gives_same_answers": same,
+    }
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -224,6 +323,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--describe-repeat", type=int, default=5, help="describe_collection calls timed per size"
     )
+    parser.add_argument("--ann", action="store_true", help="also measure HnswIndex, (d)")
+    parser.add_argument("--ann-only", action="store_true", help="measure (d) alone")
+    parser.add_argument("--ann-queries", type=int, default=200, help="queries for (d)")
+    parser.add_argument(
+        "--ann-noise", type=float, default=0.4, help="query distance from its stored face, (d)"
+    )
     parser.add_argument(
         "--name",
         default="search_scale",
@@ -233,6 +338,9 @@ def main(argv: list[str] | None = None) -> None:
     sizes = sorted(set(args.sizes))
     if sizes[0] < 1 or args.queries < 1 or args.batch < 1 or args.describe_repeat < 1:
         parser.error("sizes, --queries, --batch and --describe-repeat must be at least 1")
+    if args.ann_queries < 1 or args.ann_queries > sizes[0]:
+        parser.error("--ann-queries must lie between 1 and the smallest size")
+    ann = args.ann or args.ann_only
 
     started = time.perf_counter()
     rng = np.random.default_rng(args.seed)
@@ -257,6 +365,19 @@ def main(argv: list[str] | None = None) -> None:
         stored = 0
         try:
             for size in sizes:
+                if ann:
+                    ann_report = measure_ann(
+                        ids[:size], vectors[:size], queries, rng, args.ann_queries, args.ann_noise
+                    )
+                    bar.console.print(
+                        f"{size:>9,} faces: HNSW build {ann_report['build_s']} s, p50 "
+                        f"{ann_report['search_max_distance_2']['p50_ms']} ms, p95 "
+                        f"{ann_report['search_max_distance_2']['p95_ms']} ms, recall@1 "
+                        f"{ann_report['recall_at_1']}"
+                    )
+                    if args.ann_only:
+                        results.append({"faces": size, "ann": ann_report})
+                        continue
                 index_report, first = measure_index(ids[:size], vectors[:size], queries)
                 inserted = insert(
                     writer,
@@ -272,6 +393,7 @@ def main(argv: list[str] | None = None) -> None:
                 results.append(
                     {
                         "faces": size,
+                        **({"ann": ann_report} if ann else {}),
                         "index": index_report,
                         "store": {**inserted, **store_report},
                         "memory": {
@@ -305,6 +427,10 @@ def main(argv: list[str] | None = None) -> None:
                 "seed": args.seed,
                 "large_max_distance": LARGE_DISTANCE,
                 "threshold_80_max_distance": round(THRESHOLD_80_DISTANCE, 4),
+                "ann": ann,
+                "ann_only": args.ann_only,
+                "ann_queries": args.ann_queries,
+                "ann_noise_distance": args.ann_noise,
             },
             "generate_data_s": round(generate[0], 2),
             "results": results,
@@ -317,6 +443,8 @@ def main(argv: list[str] | None = None) -> None:
                 "holds the file, which was just written, so it is not a cold-disk figure. "
                 "peak_rss_bytes_so_far includes the generated vectors and ids for the largest "
                 "size, held for the whole run. "
+                "ann.rss_added_by_build_bytes is the HNSW graph (with its own copy of the "
+                "vectors) plus the index's live copy of the vectors. "
                 "Timings in ms; memory in bytes."
             ),
         },

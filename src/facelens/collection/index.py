@@ -2,10 +2,12 @@
 
 Stores keep their vectors durable elsewhere; an index is an in-memory,
 rebuildable view used only to answer "which ids are nearest to this query".
-:class:`VectorIndex` is the seam where an approximate index (HNSW, IVF) can
-replace :class:`ExactIndex` once collections outgrow a brute-force scan.
-:class:`CollectionIndex` combines a collection's face index with the user
-templates that SearchUsers needs, so every store back end can share it.
+:class:`VectorIndex` is the seam where an approximate index replaces
+:class:`ExactIndex` once collections outgrow a brute-force scan:
+:class:`CollectionIndex` combines a collection's face index (exact below
+:data:`ANN_THRESHOLD` faces, :class:`~facelens.collection.ann.HnswIndex` from
+there) with the user templates that SearchUsers needs, so every store back
+end can share it.
 
 All distances are Euclidean between unit vectors, so they lie in 0-2
 (0: identical direction, about 1.41: orthogonal, 2: opposite).
@@ -23,6 +25,15 @@ import numpy.typing as npt
 FloatMatrix = npt.NDArray[np.float32]
 """An n x d float32 matrix, one L2-normalised vector per row."""
 
+ANN_THRESHOLD = 50_000
+"""Faces from which a collection's face index is an HNSW graph instead of a scan.
+
+Trade-off, measured on 2 cores with random 128-d vectors (bench/search_scale.py
+``--ann``): exact search p50 is 1.0 ms at 50k and 3.3 ms at 100k, HNSW 1.5 ms
+and 2.8 ms (efSearch 256, set for 1M), so the graph pays off from about 100k
+on; below, an exact index also needs no build, while a graph of 50k takes
+14 s to build (see :mod:`facelens.collection.ann`), which a cold start pays.
+"""
 _MIN_CAPACITY = 16
 _SQUARED_NOISE = 1e-5
 """Squared distances below this are float32 rounding of identical vectors (distance < 0.003)."""
@@ -54,6 +65,19 @@ class VectorIndex(Protocol):
         ...
 
     def __len__(self) -> int: ...
+
+
+class FaceIndex(VectorIndex, Protocol):
+    """What :class:`CollectionIndex` needs of its face index (ExactIndex or HnswIndex)."""
+
+    @property
+    def dim(self) -> int | None: ...
+
+    def __contains__(self, item: object) -> bool: ...
+
+    def vectors(self, ids: Sequence[str]) -> FloatMatrix:
+        """A copy of the vectors of ``ids`` (KeyError for an unknown id)."""
+        ...
 
 
 class ExactIndex:
@@ -160,6 +184,10 @@ class ExactIndex:
                 self._rows[moved] = row
             self._ids.pop()
 
+    def ids(self) -> list[str]:
+        """Every id present, in row order (a new list)."""
+        return list(self._ids)
+
     def vectors(self, ids: Sequence[str]) -> FloatMatrix:
         """A copy of the rows of ``ids`` (KeyError for an unknown id)."""
         rows = np.fromiter((self._rows[i] for i in ids), dtype=np.intp, count=len(ids))
@@ -192,11 +220,7 @@ class ExactIndex:
         top = np.argpartition(scores, -k)[-k:] if k < scores.shape[0] else np.arange(k)
         top = top[np.argsort(-scores[top], kind="stable")]
         rows = top if candidates is None else candidates[top]
-        squared = np.clip(2.0 - 2.0 * dots[rows].astype(np.float64), 0.0, 4.0)
-        # A float32 unit vector dotted with itself is 1 +- ~1e-6, which sqrt would
-        # blow up to a distance of ~1e-3; below that floor the vectors are equal.
-        squared[squared < _SQUARED_NOISE] = 0.0
-        distances = np.sqrt(squared)
+        distances = unit_distances(dots[rows])
         return [
             Neighbor(self._ids[row], distance)
             for row, distance in zip(rows.tolist(), distances.tolist(), strict=True)
@@ -210,6 +234,19 @@ class ExactIndex:
         grown = np.empty((max(needed, 2 * capacity, _MIN_CAPACITY), self._dim or 0), np.float32)
         grown[:capacity] = self._matrix
         self._matrix = grown
+
+
+def unit_distances(dots: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
+    """Euclidean distances (0-2) between unit vectors, from their dot products.
+
+    For unit vectors |a - b|^2 = 2 - 2 a.b, computed in float64 and clipped
+    to 0-4 against rounding.
+    """
+    squared = np.clip(2.0 - 2.0 * dots.astype(np.float64), 0.0, 4.0)
+    # A float32 unit vector dotted with itself is 1 +- ~1e-6, which sqrt would
+    # blow up to a distance of ~1e-3; below that floor the vectors are equal.
+    squared[squared < _SQUARED_NOISE] = 0.0
+    return np.sqrt(squared)
 
 
 def _row_map(ids: Sequence[str], start: int, matrix: FloatMatrix) -> dict[str, int]:
@@ -232,11 +269,18 @@ class CollectionIndex:
     A user's template is the L2-renormalised mean of its faces' embeddings,
     so searching users is one more exact search over far fewer vectors.
     Templates are recomputed only for the users a change touches.
+
+    The face index is exact below ``ann_threshold`` faces and an HNSW graph
+    from there: :meth:`build` picks by size, and :meth:`add_faces` switches
+    an exact index over once it reaches the threshold. It never switches
+    back when faces are removed (no flapping around the threshold); the next
+    :meth:`build` picks again. Users are few, so templates stay exact.
     """
 
-    def __init__(self) -> None:
-        self.faces = ExactIndex()
+    def __init__(self, *, ann_threshold: int = ANN_THRESHOLD) -> None:
+        self.faces: FaceIndex = ExactIndex()
         self.users = ExactIndex()
+        self._ann_threshold = ann_threshold
         self._face_user: dict[str, str] = {}
         self._user_faces: dict[str, set[str]] = {}
 
@@ -248,15 +292,24 @@ class CollectionIndex:
         user_ids: Sequence[str | None],
         *,
         copy: bool = True,
+        ann_threshold: int = ANN_THRESHOLD,
     ) -> CollectionIndex:
         """An index of faces ``face_ids`` (rows of ``vectors``), owned by ``user_ids``.
 
         ``copy=False`` lets the face index adopt ``vectors`` (see
         :meth:`ExactIndex.from_matrix`): a store rebuilding its cache passes
-        a matrix it has just filled and will not touch again.
+        a matrix it has just filled and will not touch again. From
+        ``ann_threshold`` faces on, the face index is an
+        :class:`~facelens.collection.ann.HnswIndex`, whose graph build takes
+        0.3-0.55 ms per face on 2 cores (see its module).
         """
-        index = cls()
-        index.faces = ExactIndex.from_matrix(face_ids, vectors, copy=copy)
+        index = cls(ann_threshold=ann_threshold)
+        if len(face_ids) >= ann_threshold:
+            from facelens.collection.ann import HnswIndex  # faiss loads only when needed
+
+            index.faces = HnswIndex.from_matrix(face_ids, vectors, copy=copy)
+        else:
+            index.faces = ExactIndex.from_matrix(face_ids, vectors, copy=copy)
         for face_id, user_id in zip(face_ids, user_ids, strict=True):
             if user_id is not None:
                 index._face_user[face_id] = user_id
@@ -268,8 +321,12 @@ class CollectionIndex:
         return len(self._user_faces.get(user_id, ()))
 
     def add_faces(self, face_ids: Sequence[str], vectors: FloatMatrix) -> None:
-        """New faces belong to no user yet."""
+        """New faces belong to no user yet; reaching the threshold builds the HNSW graph."""
         self.faces.add(face_ids, vectors)
+        if isinstance(self.faces, ExactIndex) and len(self.faces) >= self._ann_threshold:
+            from facelens.collection.ann import HnswIndex
+
+            self.faces = HnswIndex.from_exact(self.faces)
 
     def remove_faces(self, face_ids: Sequence[str]) -> None:
         self.assign(face_ids, None)

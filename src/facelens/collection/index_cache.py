@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from facelens.collection.index import CollectionIndex, ExactIndex, Neighbor
+from facelens.collection.index import CollectionIndex, FaceIndex, Neighbor
 from facelens.engine.types import Embedding
 from facelens.errors import InvalidParameterException
 
@@ -64,7 +64,7 @@ def patch_index(
         caches[collection_id] = ((before[0], before[1] + 1), cached[1])
 
 
-def search(index: ExactIndex, query: Embedding, limit: int, max_distance: float) -> list[Neighbor]:
+def search(index: FaceIndex, query: Embedding, limit: int, max_distance: float) -> list[Neighbor]:
     """``index.search`` after checking the query's shape against the collection's dimension."""
     q = np.asarray(query, dtype=np.float32)
     if q.ndim != 1 or (len(index) and q.shape[0] != index.dim):
