@@ -25,14 +25,16 @@ import numpy.typing as npt
 FloatMatrix = npt.NDArray[np.float32]
 """An n x d float32 matrix, one L2-normalised vector per row."""
 
-ANN_THRESHOLD = 50_000
+ANN_THRESHOLD = 250_000
 """Faces from which a collection's face index is an HNSW graph instead of a scan.
 
 Trade-off, measured on 2 cores with random 128-d vectors (bench/search_scale.py
-``--ann``): exact search p50 is 1.0 ms at 50k and 3.3 ms at 100k, HNSW 1.5 ms
-and 2.8 ms (efSearch 256, set for 1M), so the graph pays off from about 100k
-on; below, an exact index also needs no build, while a graph of 50k takes
-14 s to build (see :mod:`facelens.collection.ann`), which a cold start pays.
+``--ann``): exact search p50 is 1.0 ms at 50k, 3.3 ms at 100k and 72 ms at 1M;
+HNSW 1.5, 2.8 and 3.9 ms (efSearch 256, set for 1M), so the graph pays off
+from about 100k on. But the stores do not persist the graph yet, so every cold
+start (and every rebuild after another process wrote) pays its build: 35 s
+at 100k, 9.5 min at 1M. Until they load a saved graph, the switch waits until
+a scan costs well over 10 ms.
 """
 _MIN_CAPACITY = 16
 _SQUARED_NOISE = 1e-5
