@@ -22,7 +22,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from facelens.edge.names import display_name
 from facelens.edge.runner import EdgeRunner
+from facelens.recognizer.messages import RESERVED
 from facelens.recognizer.worker import RecognizerWorker
 from facelens.wiring import Components
 
@@ -51,7 +53,7 @@ def identification_line(message: Mapping[str, Any]) -> str | None:
     camera = message.get("Camera") or "?"
     if status == "unknown":
         return f"{at}  {camera}  unknown face  ({message.get('Key')})"
-    name = message.get("Name") or message.get("ExternalImageId") or message.get("UserId")
+    name = display_name(message)
     who = f"{name} ({message.get('UserId') or message.get('FaceId')})"
     extras = [
         f"{k}={v}"
@@ -63,22 +65,8 @@ def identification_line(message: Mapping[str, Any]) -> str | None:
     return "  ".join(part for part in (at, camera, who, score, " ".join(extras)) if part)
 
 
-_SHOWN = {
-    "RecognitionId",
-    "Status",
-    "FaceId",
-    "UserId",
-    "ExternalImageId",
-    "Similarity",
-    "Bucket",
-    "Key",
-    "ETag",
-    "Camera",
-    "CapturedAt",
-    "RecognizedAt",
-    "BoundingBox",
-    "Name",
-}
+_SHOWN = {*RESERVED, "Name"}
+"""The recognizer's own fields (and the name): the rest of a message is the profile."""
 
 
 def _clock(text: object) -> str | None:
