@@ -58,3 +58,24 @@ def test_store_urls(tmp_path: Path) -> None:
     memory.create_collection("c", face_model_version="m")
     assert memory.describe_collection("c").face_count == 0
     memory.close()
+
+
+def test_auto_detector_is_yunet_when_its_model_is_present(models_dir: Path, tmp_path: Path) -> None:
+    from facelens.edge.detection import build_edge_detector
+    from facelens.engine.hog import HogDetector
+    from facelens.engine.registry import build_detector
+    from facelens.engine.yunet import YuNetDetector
+
+    without = Settings(home=tmp_path, models_dir=None)
+    empty = Settings(home=tmp_path, models_dir=tmp_path)
+    present = Settings(home=tmp_path, models_dir=models_dir)
+    assert without.detector == "auto"
+    assert isinstance(build_detector(without), HogDetector)
+    assert isinstance(build_detector(empty), HogDetector)
+    assert isinstance(build_detector(present), YuNetDetector)
+    assert isinstance(build_edge_detector(present), YuNetDetector)
+    edge_hog = build_edge_detector(without)
+    assert isinstance(edge_hog, HogDetector)
+    assert edge_hog._upsample == 0  # the edge scales frames itself
+    chosen = Settings(home=tmp_path, detector="hog", models_dir=models_dir)
+    assert isinstance(build_detector(chosen), HogDetector)

@@ -36,7 +36,7 @@ def edge(
         int | None, typer.Option("--max-frames", min=1, help="Stop after this many frames.")
     ] = None,
     detector: Annotated[
-        str | None, typer.Option("--detector", help="'hog' or 'yunet' (default: settings).")
+        str | None, typer.Option("--detector", help="'auto', 'hog' or 'yunet' (default: settings).")
     ] = None,
     view_port: Annotated[
         int | None,

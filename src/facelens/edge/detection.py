@@ -34,12 +34,12 @@ def build_edge_detector(settings: Settings) -> Detector:
     HOG is built without its automatic upsampling: the frame is already
     scaled to ``edge.detect_side``, and doubling it again would cost 4x.
     """
-    if settings.detector == "hog":
+    from facelens.engine.registry import build_detector, detector_name
+
+    if detector_name(settings) == "hog":
         from facelens.engine.hog import HogDetector
 
         return HogDetector(upsample=0)
-    from facelens.engine.registry import build_detector
-
     return build_detector(settings)
 
 

@@ -53,9 +53,27 @@ def _pick(table: dict[str, _T], kind: str, name: str) -> _T:
         raise ConfigurationError(f"unknown {kind} {name!r}; known: {known}") from None
 
 
+AUTO = "auto"
+
+
+def detector_name(settings: Settings) -> str:
+    """The detector ``settings.detector`` stands for: "auto" is YuNet when its model is present.
+
+    Why YuNet first: on the same 640x360 frames it is about 1.4x faster than
+    HOG on one core and at least as good at every face size, finding 95% of
+    20 px faces where HOG needs 64 px (``python -m bench.detectors``). HOG
+    remains the fallback because it needs no model file.
+    """
+    if settings.detector != AUTO:
+        return settings.detector
+    from facelens.engine.yunet import find_model
+
+    return "yunet" if find_model(settings.models_dir) is not None else "hog"
+
+
 def build_detector(settings: Settings) -> Detector:
     """The detector named by ``settings.detector`` (not yet prepared)."""
-    return _pick(DETECTORS, "detector", settings.detector)(settings)
+    return _pick(DETECTORS, "detector", detector_name(settings))(settings)
 
 
 def build_engine(settings: Settings) -> FaceEngine:
