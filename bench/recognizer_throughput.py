@@ -22,7 +22,14 @@ Per event, ``engine`` is decode + detect + embed (the analyzer's probe) and
 
 Run from the repository root::
 
-    python -m bench.recognizer_throughput [--events 60] [--workers 1 2]
+    python -m bench.recognizer_throughput [--events 60] [--workers 1 2] [--repeat 3]
+
+The crops are made and queued once, in a template home; each run drains its
+own copy of it, ``--repeat`` times per worker count, and
+``events_per_second`` is the median run (``_min``/``_max`` beside it). The
+engine is what the settings build by default, with the models directory of
+``$FACELENS_MODELS_DIR`` (default ../shared/models), so the detector is
+YuNet when its model is there (``detector: auto``); the JSON names both.
 
 Writes bench/results/recognizer_throughput.json.
 """
@@ -40,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from bench._common import machine_facts, summarize_ms, testdata_dir, write_result
+from bench.edge_fps import models_dir
 from facelens.config import MqttSettings, RecognizerSettings, Settings
 from facelens.recognizer.worker import RecognizerWorker
 from facelens.storage.crops import CropMetadata
@@ -49,7 +57,7 @@ from facelens.wiring import Components
 def _settings(home: Path, mqtt_url: str | None, worker_id: str) -> Settings:
     return Settings(
         home=home,
-        models_dir=None,
+        models_dir=models_dir(),
         mqtt=MqttSettings(url=mqtt_url, client_id="bench"),
         recognizer=RecognizerSettings(worker_id=worker_id),
     )
@@ -186,20 +194,52 @@ def _mosquitto(root: Path) -> tuple[subprocess.Popen[bytes], str] | None:
     return None
 
 
-def main() -> None:
+def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run with the median events per second, with the min and max of all runs beside it."""
+    ordered = sorted(runs, key=lambda r: r["events_per_second"])
+    rates = [r["events_per_second"] for r in ordered]
+    return {
+        **ordered[len(ordered) // 2],
+        "events_per_second_min": rates[0],
+        "events_per_second_max": rates[-1],
+        "repeats": len(runs),
+    }
+
+
+def engine_names(home: Path) -> dict[str, str]:
+    """The detector and embedder the default settings build (what the workers ran)."""
+    from facelens.engine.registry import detector_name
+
+    settings = _settings(home, None, "names")
+    names = {"detector": detector_name(settings)}
+    embedder = getattr(settings, "embedder", None)
+    if embedder is not None:
+        names["embedder"] = str(embedder)
+    names["embed_flip"] = str(settings.embed_flip)
+    return names
+
+
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--events", type=int, default=60)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
-    args = parser.parse_args()
+    parser.add_argument("--repeat", type=int, default=1, help="runs per worker count (median)")
+    args = parser.parse_args(argv)
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
         broker = _mosquitto(Path(tmp))
         mqtt_url = broker[1] if broker else None
         try:
+            template = Path(tmp) / "template"
+            prepare(template, mqtt_url, args.events)
             for n in args.workers:
-                home = Path(tmp) / f"home-{n}"
-                prepare(home, mqtt_url, args.events)
-                runs.append(run(home, mqtt_url, n))
+                repeats = []
+                for i in range(args.repeat):
+                    home = Path(tmp) / f"home-{n}-{i}"
+                    shutil.copytree(template, home)
+                    repeats.append(run(home, mqtt_url, n))
+                    shutil.rmtree(home, ignore_errors=True)
+                runs.append(median_run(repeats))
         finally:
             if broker:
                 broker[0].terminate()
@@ -209,6 +249,7 @@ def main() -> None:
         {
             "publisher": "mqtt (mosquitto on loopback)" if mqtt_url else "memory",
             "events_source": "sqlite outbox",
+            "engine": engine_names(Path(tmp)),
             "runs": runs,
             "machine": machine_facts(),
         },
