@@ -22,7 +22,7 @@ track's second detection: the pipeline's own latency).
 
 Run from the repository root::
 
-    python -m bench.edge_fps
+    python -m bench.edge_fps [--repeat 3] [--no-latency]
 
 Writes bench/results/edge_fps.json. YuNet runs only when its model is in
 ``$FACELENS_MODELS_DIR`` (default ../shared/models).
@@ -131,10 +131,15 @@ def run_once(
     return result
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeat", type=int, default=3, help="Runs per configuration (median).")
-    args = parser.parse_args()
+    parser.add_argument(
+        "--no-latency",
+        action="store_true",
+        help="skip the real-time latency runs (bench.up_latency measures end to end)",
+    )
+    args = parser.parse_args(argv)
     from facelens.engine.yunet import find_model
 
     detectors = ["hog"] + (["yunet"] if find_model(models_dir()) else [])
@@ -162,7 +167,7 @@ def main() -> None:
                 )
                 print(throughput[-1])
         hamilton = clips[0]
-        for detector in detectors:
+        for detector in [] if args.no_latency else detectors:
             for best_of in (0.5, 0.0):
                 result = run_once(hamilton, detector, realtime=True, best_of=best_of)
                 latency.append(
