@@ -1,9 +1,11 @@
-"""`facelens bench lfw`: face verification accuracy on LFW-style pairs."""
+"""`facelens bench lfw`: face verification accuracy on LFW-style pairs; `bench all`: the suite."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -13,6 +15,7 @@ from rich.progress import Progress
 
 from facelens.cli.context import Context
 from facelens.cli.output import aws_errors, emit
+from facelens.errors import ConfigurationError
 from facelens.evaluation.lfw import run_lfw
 
 app = typer.Typer(help="Benchmarks.", no_args_is_help=True)
@@ -50,3 +53,42 @@ def lfw(
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(json.dumps(document, indent=2) + "\n")
     emit(document)
+
+
+def checkout_root() -> Path:
+    """The source checkout this facelens runs from, if it has the benchmark suite (bench/).
+
+    The suite is not part of the installed package (it needs the test data
+    and the peer library), so it runs only from a checkout.
+    """
+    root = Path(__file__).resolve().parents[3]
+    if not (root / "bench" / "suite.py").is_file():
+        raise ConfigurationError(
+            "the benchmark suite lives in facelens' source checkout (bench/); install facelens "
+            "from a checkout with pip install -e . and run it there"
+        )
+    return root
+
+
+@app.command(name="all")
+def all_benchmarks(
+    quick: Annotated[
+        bool, typer.Option("--quick", help="Every step small (wiring check).")
+    ] = False,
+    only: Annotated[
+        list[str] | None, typer.Option("--only", help="Run only this step (repeatable).")
+    ] = None,
+    publish: Annotated[
+        Path | None, typer.Option("--publish", help="Also copy the table and plots here.")
+    ] = None,
+) -> None:
+    """Every benchmark (python -m bench): one JSON, a Markdown table and plots in bench/results."""
+    with aws_errors():
+        root = checkout_root()
+    args = ["--quick"] if quick else []
+    if only:
+        args += ["--only", *only]
+    if publish is not None:
+        args += ["--publish", str(publish.resolve())]
+    done = subprocess.run([sys.executable, "-m", "bench", *args], cwd=root, check=False)
+    raise typer.Exit(done.returncode)

@@ -1,0 +1,137 @@
+"""The benchmark suite's wiring and report: steps run as processes, documents become rows,
+the table and the plots, without running a real benchmark."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import bench.report
+import bench.suite
+import pytest
+from bench.report import build_report, cell, comparison, markdown_table
+from bench.report_rows import Figure, Row, compare_rows, detector_rows, edge_rows, latency_rows
+from bench.suite import Step, run_step, select
+
+MACHINE = {"platform": "Linux-test", "cpu_count": 2, "python": "3.11.7"}
+
+COMPARE: dict[str, Any] = {
+    "rows": [
+        {
+            "stage": "embedding",
+            "variant": "per face, single",
+            "unit": "ms",
+            "ours": {"median": 20.0, "min": 18.0, "max": 25.0},
+            "peer": {"median": 90.0, "min": 85.0, "max": 99.0},
+        },
+        {
+            "stage": "lfw",
+            "variant": "accuracy",
+            "unit": "fraction",
+            "ours": {"median": 0.99, "min": None, "max": None},
+            "peer": {"median": 0.985, "min": None, "max": None},
+        },
+        {"stage": "search", "variant": "10,000 faces", "unit": "ms", "faces": 10000,
+         "ours": {"median": 0.4}, "peer": {"median": 3.0}},
+    ]
+}  # fmt: skip
+DETECTORS: dict[str, Any] = {
+    "per_detector": {
+        name: {
+            "recall_by_face_height_px": recall,
+            "ms_per_frame": {"640x360": {"p50_ms": ms, "min_ms": ms - 1, "max_ms": ms + 1}},
+        }
+        for name, recall, ms in (
+            ("hog", {"20": 0.0, "64": 0.97}, 24.0),
+            ("yunet", {"20": 0.95, "64": 1.0}, 17.0),
+        )
+    },
+    "decision": {"edge_default": "yunet"},
+}
+
+
+def test_rows_compare_the_right_way_round() -> None:
+    embed, accuracy, _ = compare_rows(COMPARE)
+    assert embed.advantage() == pytest.approx(4.5)  # 90 ms against 20 ms: 4.5x faster
+    assert comparison(embed) == "4.50x faster"
+    assert accuracy.better == "higher"
+    assert comparison(accuracy) == "+0.5 pp"
+    assert cell(embed.ours, "ms") == "20.0 (18.0–25.0) ms"
+    assert cell(accuracy.ours, "fraction") == "99.0%"
+    slower = Row("x", "y", "ms", Figure(10.0), Figure(5.0))
+    assert comparison(slower) == "2.00x worse"
+    fps = Row("edge", "fps", "fps", Figure(50.0), Figure(10.0), better="higher")
+    assert fps.advantage() == pytest.approx(5.0)
+
+
+def test_readers_pick_headlines_and_targets() -> None:
+    rows = detector_rows(DETECTORS)
+    smallest = {r.measure: r.ours.median for r in rows if r.unit == "px" and r.ours}
+    assert smallest == {
+        "hog: smallest face found 90% of the time": 64.0,
+        "yunet: smallest face found 90% of the time": 20.0,
+    }
+    edge = edge_rows(
+        {"throughput": [{"detector": "yunet", "size": "640x360", "fps_median": 50.0,
+                         "fps_min": 45.0, "fps_max": 51.0}]}
+    )  # fmt: skip
+    assert edge[0].met is True
+    assert "✅" in markdown_table(edge)
+    latency = latency_rows(
+        {
+            "results": {
+                "default": {
+                    "identifications": {
+                        "p50_ms_median_of_runs": 1200.0,
+                        "p50_ms_min": 1100.0,
+                        "p50_ms_max": 1300.0,
+                    },
+                    "all_outcomes": {"pooled": {"n": 0}},
+                }
+            }
+        }
+    )
+    assert [r.met for r in latency] == [False]
+
+
+def test_report_writes_json_table_and_plots(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bench.report, "RESULTS_DIR", tmp_path)
+    (tmp_path / "compare.json").write_text(json.dumps(COMPARE))
+    (tmp_path / "detectors.json").write_text(json.dumps(DETECTORS))
+    (tmp_path / "edge_fps.json").write_text("{not json")  # unreadable: reported missing
+    report = build_report(
+        [], machine=MACHINE, total_s=61.0, quick=False, finished_at="2026-12-01T10:00"
+    )
+    document = json.loads(report.json_path.read_text())
+    assert {r["stage"] for r in document["rows"]} >= {"embedding", "lfw", "detection (edge)"}
+    assert "edge_fps" in document["problems"]
+    assert "| embedding | per face, single | 20.0 (18.0–25.0) ms | 90.0 (85.0–99.0) ms |" in (
+        report.markdown
+    )
+    assert {p.name for p in report.plots} == {"stages.png", "search.png", "detection_recall.png"}
+    for plot in report.plots:
+        assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_steps_run_as_processes_and_a_hung_one_is_stopped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bench.suite, "RESULTS_DIR", tmp_path)
+    fine = Step("fine", "json.tool", ("--help",), (), (), budget_s=20)
+    done = run_step(fine, quick=False, env={})
+    assert done.returncode == 0
+    assert done.log.read_text().startswith("$ python -m json.tool --help")
+    hung = Step("hung", "timeit", ("-n", "1", "import time; time.sleep(30)"), (), (), budget_s=1)
+    stopped = run_step(hung, quick=False, env={})
+    assert stopped.returncode is None
+    assert "timed out after 3 s" in stopped.log.read_text()
+
+
+def test_select_refuses_unknown_steps() -> None:
+    assert [s.name for s in select(["search_scale"], None)] == ["search_scale"]
+    assert "compare" not in [s.name for s in select(None, ["compare"])]
+    with pytest.raises(SystemExit, match="unknown step"):
+        select(["nope"], None)
