@@ -1,0 +1,465 @@
+"""The two sides of ``bench.compare``, each in its own worker process pinned to one core.
+
+Why separate processes: ``face_recognition`` changes Pillow's global state when
+imported (``ImageFile.LOAD_TRUNCATED_IMAGES = True``), which facelens'
+decoder deliberately leaves off, and both sides load dlib models; keeping
+them apart means neither measures the other's set-up. Why one core: ratios
+carry across machines only when both sides get the same, fixed share of
+the machine, so both workers are pinned to the same CPU
+(``os.sched_setaffinity``), OpenCV runs one thread, and the parent sets
+``OPENBLAS_NUM_THREADS`` / ``OMP_NUM_THREADS`` to 1 before spawning them
+(numpy reads them when it loads). The parent calls the two workers in turn
+(ours, peer, ours, peer...), one call at a time, so whatever else loads the
+machine falls on both, and the timing is taken inside the worker
+(``time.perf_counter``), around the measured work only.
+
+Each measuring method returns seconds per operation (the mean over the
+calls of one round) and what the operation found; the parent turns rounds
+into medians. The first call of a task is a warm-up that also chooses how
+many calls one round makes (enough for about ``target_s``), so fast
+operations are not timed one clock-tick at a time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import math
+import multiprocessing
+import os
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+Box = tuple[int, int, int, int]
+"""A face box as face_recognition writes it: (top, right, bottom, left), pixels."""
+
+MAX_REPS = 200
+"""Most calls one round of a fast task makes."""
+
+
+class SideUnavailable(RuntimeError):
+    """The worker could not start its side (e.g. ``face_recognition`` is not importable)."""
+
+
+class SideFailed(RuntimeError):
+    """A call failed in the worker; the message holds the worker's traceback."""
+
+
+def random_unit_vectors(n: int, dim: int, seed: int) -> npt.NDArray[np.float32]:
+    """``n`` random unit float32 vectors of length ``dim``; the same for the same seed."""
+    rng = np.random.default_rng(seed)
+    vectors = rng.standard_normal((n, dim), dtype=np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors
+
+
+class _Timer:
+    """Per task: how many calls a round makes, fixed by the task's first (warm-up) call."""
+
+    def __init__(self, target_s: float) -> None:
+        self.target_s = target_s
+        self.reps: dict[str, int] = {}
+
+    def measure(self, task: str, call: Callable[[int], Any]) -> tuple[float, Any]:
+        """Mean seconds per ``call(i)`` over one round, and the last call's result."""
+        if task not in self.reps:
+            start = time.perf_counter()
+            call(0)
+            first = time.perf_counter() - start
+            self.reps[task] = max(1, min(MAX_REPS, math.ceil(self.target_s / max(first, 1e-6))))
+        reps = self.reps[task]
+        result: Any = None
+        start = time.perf_counter()
+        for i in range(reps):
+            result = call(i)
+        return (time.perf_counter() - start) / reps, result
+
+
+class Ours:
+    """facelens as users get it: ``build_engine(Settings(...))`` and the collection index."""
+
+    def __init__(self, models_dir: Path | None, target_s: float) -> None:
+        from facelens.config import Settings
+
+        self._settings_type = Settings
+        self.models_dir = models_dir
+        self.timer = _Timer(target_s)
+        self.data: dict[str, Any] = {}
+        self._engines: dict[tuple[str, bool | None], Any] = {}
+        self._faces: list[Any] = []
+        self._index: Any = None
+        self._edge_names: dict[str, str] = {}
+
+    def put(self, key: str, value: Any) -> None:
+        """Keeps inputs here (images, bytes, frames), so the timed calls carry none."""
+        self.data[key] = value
+
+    def settings(self, detector: str, overrides: dict[str, Any] | None = None) -> Any:
+        """``Settings`` as the environment configures them, with ``detector`` and ``overrides``."""
+        return self._settings_type(
+            detector=detector, models_dir=self.models_dir, **(overrides or {})
+        )
+
+    def engine(self, detector: str, overrides: dict[str, Any] | None = None) -> Any:
+        """The registry's engine for ``detector`` and ``overrides`` (e.g. ``embed_flip``)."""
+        from facelens.engine.registry import build_engine
+
+        key = (detector, tuple(sorted((overrides or {}).items())))
+        if key not in self._engines:
+            engine = build_engine(self.settings(detector, overrides))
+            engine.prepare()
+            self._engines[key] = engine
+        return self._engines[key]
+
+    def describe(
+        self, detector: str = "hog", overrides: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Which engine, embedder and flip setting the registry built (for the report)."""
+        settings = self.settings(detector, overrides)
+        engine = self.engine(detector, overrides)
+        embedder = getattr(engine, "embedder", None)
+        return {
+            "engine": settings.engine,
+            "engine_class": type(engine).__name__,
+            "model_version": engine.model_version,
+            "detector": detector,
+            "embedder_setting": getattr(settings, "embedder", None),
+            "embedder_class": None if embedder is None else type(embedder).__name__,
+            "embed_flip_setting": getattr(settings, "embed_flip", None),
+            "embedder_flip": None if embedder is None else getattr(embedder, "flip", None),
+            "embed_threads_setting": getattr(settings, "embed_threads", None),
+            "detect_max_side": getattr(settings, "detect_max_side", None),
+            "overrides": overrides or {},
+        }
+
+    def decode(self, key: str) -> tuple[float, list[int]]:
+        from facelens.engine.images import decode_image
+
+        data: bytes = self.data[key]
+
+        def call(_: int) -> Any:
+            return decode_image(data, max_bytes=len(data), max_pixels=50_000_000)
+
+        seconds, decoded = self.timer.measure(f"decode:{key}", call)
+        return seconds, [decoded.width, decoded.height]
+
+    def detect(self, key: str, detector: str) -> tuple[float, int]:
+        engine = self.engine(detector)
+        image = self.data[key]
+        seconds, faces = self.timer.measure(
+            f"detect:{key}:{detector}", lambda _: engine.detect(image)
+        )
+        return seconds, len(faces)
+
+    def embed_faces(self, key: str, count: int) -> list[Box]:
+        """Finds ``count`` faces in image ``key`` (reused cyclically if fewer): their boxes.
+
+        The peer gets these boxes as ``known_face_locations``, so both sides
+        embed the same faces (its own 5-point landmarks found inside them).
+        """
+        image = self.data[key]
+        found = self.engine("hog").detect(image)
+        if not found:
+            raise RuntimeError(f"no face found in {key}")
+        self._faces = [found[i % len(found)] for i in range(count)]
+        return [
+            (round(b.top), round(b.right), round(b.bottom), round(b.left))
+            for b in (f.face.box for f in self._faces)
+        ]
+
+    def embed(self, key: str, batched: bool, overrides: dict[str, Any] | None) -> tuple[float, int]:
+        """Seconds per face of align + embed: one face per call, or all faces in one call."""
+        engine = self.engine("hog", overrides)
+        variant = repr(sorted((overrides or {}).items()))
+        image, faces = self.data[key], self._faces
+        if batched:
+            seconds, _ = self.timer.measure(
+                f"embed:batch:{variant}", lambda _: engine.embed(image, faces)
+            )
+            return seconds / len(faces), len(faces)
+        seconds, _ = self.timer.measure(
+            f"embed:single:{variant}", lambda i: engine.embed(image, [faces[i % len(faces)]])
+        )
+        return seconds, len(faces)
+
+    def search_setup(self, n: int, dim: int, seed: int, allow_ann: bool) -> dict[str, Any]:
+        """The collection index over ``n`` random faces, as ``CollectionIndex.build`` picks it.
+
+        allow_ann False: where the build would pick the HNSW graph, an exact
+        index is built instead (``ann_threshold`` above ``n``), because the
+        graph's build takes minutes; the report says so.
+        """
+        from facelens.collection.index import ANN_THRESHOLD, CollectionIndex
+
+        self._index = None
+        vectors = random_unit_vectors(n, dim, seed)
+        threshold = ANN_THRESHOLD if allow_ann or n < ANN_THRESHOLD else n + 1
+        start = time.perf_counter()
+        self._index = CollectionIndex.build(
+            [f"face-{i}" for i in range(n)],
+            vectors,
+            [None] * n,
+            copy=False,
+            ann_threshold=threshold,
+        )
+        return {
+            "index": type(self._index.faces).__name__,
+            "build_s": round(time.perf_counter() - start, 3),
+            "ann_threshold": ANN_THRESHOLD,
+            "ann_would_be_picked": n >= ANN_THRESHOLD,
+        }
+
+    def search(
+        self, n: int, queries: npt.NDArray[np.float32], limit: int, max_distance: float
+    ) -> tuple[float, int]:
+        faces = self._index.faces
+        seconds, hits = self.timer.measure(
+            f"search:{n}",
+            lambda i: faces.search(
+                queries[i % len(queries)], limit=limit, max_distance=max_distance
+            ),
+        )
+        return seconds, len(hits)
+
+    def search_free(self) -> None:
+        self._index = None
+
+    def edge_setup(self, known: Sequence[tuple[str, bytes]], max_distance: float) -> dict[str, int]:
+        """Enrols the known people's photos (largest face each) into a collection index."""
+        from facelens.collection.index import CollectionIndex
+        from facelens.engine.images import decode_image
+
+        engine = self.engine("hog")
+        ids, vectors, users = [], [], []
+        for i, (name, data) in enumerate(known):
+            image = decode_image(data, max_bytes=len(data), max_pixels=50_000_000).pixels
+            faces = engine.detect(image)
+            if faces:
+                ids.append(f"{name}-{i}")
+                vectors.append(engine.embed(image, faces[:1])[0])
+                users.append(name)
+        self._edge_names = dict(zip(ids, users, strict=True))
+        self._index = CollectionIndex.build(ids, np.stack(vectors), users)
+        self._edge_max_distance = max_distance
+        return {name: users.count(name) for name in sorted(set(users))}
+
+    def edge(self, detector: str) -> tuple[float, int, int, dict[str, int]]:
+        """One pass of the like-for-like loop over the frames: seconds, frames, faces, names."""
+        import cv2
+
+        engine = self.engine(detector)
+        faces_index = self._index.faces
+        frames = self.data["edge_frames"]
+        found = 0
+        named: dict[str, int] = {}
+        start = time.perf_counter()
+        for frame in frames:
+            rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+            faces = engine.detect(rgb)
+            if not faces:
+                continue
+            found += len(faces)
+            for vector in engine.embed(rgb, faces):
+                hits = faces_index.search(vector, limit=1, max_distance=self._edge_max_distance)
+                if hits:
+                    name = self._edge_names[hits[0].id]
+                    named[name] = named.get(name, 0) + 1
+        return time.perf_counter() - start, len(frames), found, named
+
+
+class Peer:
+    """``face_recognition`` 1.3.0 called the way its README and examples call it."""
+
+    def __init__(self, models_dir: Path | None, target_s: float) -> None:
+        import face_recognition
+
+        self.fr = face_recognition
+        self.timer = _Timer(target_s)
+        self.data: dict[str, Any] = {}
+        self._known: npt.NDArray[np.float64] | None = None
+        self._edge_known: list[npt.NDArray[np.float64]] = []
+        self._edge_names: list[str] = []
+
+    def put(self, key: str, value: Any) -> None:
+        self.data[key] = value
+
+    def describe(self) -> dict[str, Any]:
+        from importlib.metadata import version
+
+        import dlib
+
+        return {
+            "face_recognition": version("face_recognition"),
+            "face_recognition_models": version("face_recognition_models"),
+            "dlib": dlib.__version__,
+            "face_locations": "model='hog', number_of_times_to_upsample=1 (its defaults)",
+            "face_encodings": "model='small' (5-point landmarks), num_jitters=1 (its defaults)",
+        }
+
+    def decode(self, key: str) -> tuple[float, list[int]]:
+        data: bytes = self.data[key]
+        seconds, pixels = self.timer.measure(
+            f"decode:{key}", lambda _: self.fr.load_image_file(io.BytesIO(data))
+        )
+        return seconds, [int(pixels.shape[1]), int(pixels.shape[0])]
+
+    def detect(self, key: str, detector: str = "") -> tuple[float, int]:
+        image = self.data[key]
+        seconds, boxes = self.timer.measure(
+            f"detect:{key}", lambda _: self.fr.face_locations(image)
+        )
+        return seconds, len(boxes)
+
+    def embed(self, key: str, boxes: Sequence[Box], batched: bool) -> tuple[float, int]:
+        """Seconds per face of ``face_encodings`` (its 5-point landmarks, then the network)."""
+        image = self.data[key]
+        locations = [tuple(b) for b in boxes]
+        if batched:
+            seconds, _ = self.timer.measure(
+                "embed:batch",
+                lambda _: self.fr.face_encodings(image, known_face_locations=locations),
+            )
+            return seconds / len(locations), len(locations)
+        seconds, _ = self.timer.measure(
+            "embed:single",
+            lambda i: self.fr.face_encodings(
+                image, known_face_locations=[locations[i % len(locations)]]
+            ),
+        )
+        return seconds, len(locations)
+
+    def search_setup(self, n: int, dim: int, seed: int) -> dict[str, Any]:
+        """The same vectors as ours, as float64 rows: ``face_encodings`` returns float64 arrays."""
+        self._known = None
+        self._known = random_unit_vectors(n, dim, seed).astype(np.float64)
+        return {"known": "ndarray float64", "bytes": int(self._known.nbytes)}
+
+    def search(
+        self, n: int, queries: npt.NDArray[np.float32], limit: int = 0, max_distance: float = 0.0
+    ) -> tuple[float, int]:
+        known = self._known
+        as_returned = queries.astype(np.float64)
+        seconds, distances = self.timer.measure(
+            f"search:{n}", lambda i: self.fr.face_distance(known, as_returned[i % len(queries)])
+        )
+        return seconds, len(distances)
+
+    def search_free(self) -> None:
+        self._known = None
+
+    def edge_setup(
+        self, known: Sequence[tuple[str, bytes]], max_distance: float = 0.0
+    ) -> dict[str, int]:
+        """The recipe's known faces: ``face_encodings(load_image_file(photo))[0]`` per photo."""
+        self._edge_known, self._edge_names = [], []
+        for name, data in known:
+            encodings = self.fr.face_encodings(self.fr.load_image_file(io.BytesIO(data)))
+            if encodings:
+                self._edge_known.append(encodings[0])
+                self._edge_names.append(name)
+        return {name: self._edge_names.count(name) for name in sorted(set(self._edge_names))}
+
+    def edge(self, detector: str = "") -> tuple[float, int, int, dict[str, int]]:
+        """facerec_from_webcam_faster.py's loop body on every frame (the recipe skips every
+        other frame; both sides here process all of them)."""
+        import cv2
+
+        fr = self.fr
+        known, names = self._edge_known, self._edge_names
+        frames = self.data["edge_frames"]
+        found = 0
+        named: dict[str, int] = {}
+        start = time.perf_counter()
+        for frame in frames:
+            small_frame = cv2.resize(frame, (0, 0), fx=0.25, fy=0.25)
+            rgb_small_frame = cv2.cvtColor(small_frame, cv2.COLOR_BGR2RGB)
+            face_locations = fr.face_locations(rgb_small_frame)
+            face_encodings = fr.face_encodings(rgb_small_frame, face_locations)
+            found += len(face_locations)
+            for face_encoding in face_encodings:
+                matches = fr.compare_faces(known, face_encoding)
+                face_distances = fr.face_distance(known, face_encoding)
+                best_match_index = int(np.argmin(face_distances))
+                if matches[best_match_index]:
+                    name = names[best_match_index]
+                    named[name] = named.get(name, 0) + 1
+        return time.perf_counter() - start, len(frames), found, named
+
+
+def _serve(
+    side: str, conn: Connection, cpu: int | None, models_dir: Path | None, target_s: float
+) -> None:
+    """The worker's loop: pin, build the side, then answer ``(method, args)`` until None."""
+    if cpu is not None:
+        os.sched_setaffinity(0, {cpu})
+    try:
+        import cv2
+
+        cv2.setNumThreads(1)
+        impl: Any = (Ours if side == "ours" else Peer)(models_dir, target_s)
+    except BaseException:  # face_recognition calls quit() when its models are missing
+        conn.send(("error", traceback.format_exc()))
+        return
+    conn.send(("ok", None))
+    while True:
+        message = conn.recv()
+        if message is None:
+            return
+        method, args = message
+        try:
+            conn.send(("ok", getattr(impl, method)(*args)))
+        except Exception:
+            conn.send(("error", traceback.format_exc()))
+
+
+class SideProcess:
+    """One side's worker process; :meth:`call` runs one of its methods there and waits."""
+
+    def __init__(
+        self, side: str, *, cpu: int | None, models_dir: Path | None, target_s: float
+    ) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.side = side
+        self._conn, child = context.Pipe()
+        self.process = context.Process(
+            target=_serve,
+            args=(side, child, cpu, models_dir, target_s),
+            name=f"compare-{side}",
+            daemon=True,
+        )
+        self.process.start()
+        child.close()
+        try:
+            status, payload = self._conn.recv()
+        except EOFError:
+            status, payload = "error", f"the {side} worker exited while starting"
+        if status != "ok":
+            self.close()
+            raise SideUnavailable(str(payload).strip().splitlines()[-1] if payload else side)
+
+    def call(self, method: str, *args: Any) -> Any:
+        self._conn.send((method, args))
+        try:
+            status, payload = self._conn.recv()
+        except EOFError as exc:
+            raise SideFailed(f"the {self.side} worker died during {method}") from exc
+        if status != "ok":
+            raise SideFailed(f"{self.side}.{method} failed:\n{payload}")
+        return payload
+
+    def close(self) -> None:
+        if self.process.is_alive():
+            with contextlib.suppress(BrokenPipeError, OSError):
+                self._conn.send(None)
+            self.process.join(30)
+        if self.process.is_alive():
+            self.process.terminate()
+            self.process.join(5)
+        self._conn.close()
