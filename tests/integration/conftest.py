@@ -18,8 +18,10 @@ from facelens.engine.registry import build_engine
 
 
 @pytest.fixture(scope="session")
-def engine() -> FaceEngine:
-    built = build_engine(Settings(home=Path("/nonexistent"), models_dir=None))
+def engine(tmp_path_factory: pytest.TempPathFactory) -> FaceEngine:
+    # A real home: the default (onnx) embedder caches its converted model in <home>/models.
+    home = tmp_path_factory.mktemp("engine-home")
+    built = build_engine(Settings(home=home, models_dir=None))
     built.prepare()
     return built
 

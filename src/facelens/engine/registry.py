@@ -8,8 +8,9 @@ from typing import TypeVar
 from facelens.config import Settings
 from facelens.engine.dlib_embedder import DlibEmbedder
 from facelens.engine.hog import HogDetector
+from facelens.engine.onnx_embedder import OnnxEmbedder
 from facelens.engine.pipeline import PipelineEngine
-from facelens.engine.protocol import Detector, FaceEngine
+from facelens.engine.protocol import Detector, Embedder, FaceEngine
 from facelens.errors import ConfigurationError
 
 
@@ -32,10 +33,29 @@ def _yunet(settings: Settings) -> Detector:
 DETECTORS: dict[str, Callable[[Settings], Detector]] = {"hog": _hog, "yunet": _yunet}
 
 
+def _onnx_embedder(settings: Settings) -> Embedder:
+    return OnnxEmbedder(
+        flip=settings.embed_flip,
+        threads=settings.embed_threads,
+        cache_dir=settings.home / "models",
+    )
+
+
+def _dlib_embedder(settings: Settings) -> Embedder:
+    return DlibEmbedder(flip=settings.embed_flip)
+
+
+EMBEDDERS: dict[str, Callable[[Settings], Embedder]] = {
+    "onnx": _onnx_embedder,
+    "dlib": _dlib_embedder,
+}
+"""Both run dlib's ResNet with its weights (model_version "dlib-resnet-v1"): same vectors."""
+
+
 def _dlib(settings: Settings) -> FaceEngine:
     return PipelineEngine(
         build_detector(settings),
-        DlibEmbedder(flip=settings.embed_flip),
+        build_embedder(settings),
         detect_max_side=settings.detect_max_side,
     )
 
@@ -74,6 +94,11 @@ def detector_name(settings: Settings) -> str:
 def build_detector(settings: Settings) -> Detector:
     """The detector named by ``settings.detector`` (not yet prepared)."""
     return _pick(DETECTORS, "detector", detector_name(settings))(settings)
+
+
+def build_embedder(settings: Settings) -> Embedder:
+    """The embedder named by ``settings.embedder`` (not yet prepared)."""
+    return _pick(EMBEDDERS, "embedder", settings.embedder)(settings)
 
 
 def build_engine(settings: Settings) -> FaceEngine:
