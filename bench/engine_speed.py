@@ -3,9 +3,10 @@
 Why: ``collection_latency`` times whole API calls; this splits the engine so
 a reader can see what one frame or one face costs, which detector to pick
 for a frame size, whether batching or the mirrored-chip average
-(``DlibEmbedder(flip=True)``) is worth it, and how many faces a second the
-machine embeds with one process and with one process per core (dlib's
-network holds the GIL, so more cores need more processes).
+(``flip=True``) is worth it, what ONNX Runtime gains over dlib for the same
+network, and how many faces a second the machine embeds with one process and
+with one process per core (each embedder uses one core per process, so more
+cores need more processes).
 
 What is timed (``time.perf_counter``, reported in milliseconds; every
 figure is a summary of several repeats: ``p50_ms`` is the median):
@@ -23,17 +24,25 @@ figure is a summary of several repeats: ``p50_ms`` is the median):
   within each repeat, so load from other processes falls on all of them.
 * ``alignment``: :meth:`DlibEmbedder.align` of one detected face (a
   similarity warp to a 150x150 chip), per face.
-* ``embedding``: :meth:`DlibEmbedder.embed` with ``flip`` False and True,
-  one chip per call (``single``) and 8 chips per call (``batched``, reported
-  per face and per call).
+* ``embedding``: dlib's ResNet run two ways, ``dlib`` (:class:`DlibEmbedder`)
+  and ``onnx`` (:class:`OnnxEmbedder`, the same weights through ONNX Runtime
+  with one thread), with ``flip`` False and True, one chip per call
+  (``single``) and 8 chips per call (``batched``, per face and per call), on
+  one core: every thread of this process is pinned to ``--cpu`` for the
+  section. ``--embed-rounds`` rounds, each timing every chip alone once and
+  ``--embed-repeat`` batched calls per setting, settings interleaved; each
+  figure summarises the rounds' medians (``p50_ms`` the median round, with
+  ``min_ms`` and ``max_ms``). ``max_abs_diff_to_dlib``: the largest
+  difference between the two embedders' raw descriptors (chips and mirrors)
+  and unit embeddings (flip off and on). See :mod:`bench.engine_embedding`.
 * ``throughput``: faces embedded per second by 1 and by 2 worker processes
-  (``ProcessPoolExecutor``, spawn), each worker with its own prepared
-  ``DlibEmbedder`` and the same aligned chips, ``--per-worker`` faces each in
-  batches of 8. The workers start together at a barrier; a round's time runs
-  from the first worker's start to the last one's end (``perf_counter`` is
-  the system-wide monotonic clock on Linux, so the workers' readings
-  compare). ``cpu_per_wall`` (CPU seconds over wall seconds, per worker)
-  shows whether a worker had its core to itself.
+  (``ProcessPoolExecutor``, spawn, not pinned), each worker with its own
+  prepared embedders of both kinds and the same aligned chips,
+  ``--per-worker`` faces each in batches of 8. The workers start together at
+  a barrier; a round's time runs from the first worker's start to the last
+  one's end (``perf_counter`` is the system-wide monotonic clock on Linux, so
+  the workers' readings compare). ``cpu_per_wall`` (CPU seconds over wall
+  seconds, per worker) shows whether a worker had its core to itself.
 
 Not timed: decoding and resizing the photos, building and preparing the
 detectors and embedders (model loading), starting the worker processes, and
@@ -41,7 +50,8 @@ one warm-up call of each thing timed.
 
 Run from the repository root::
 
-    python -m bench.engine_speed [--detect-repeat 10] [--embed-repeat 3] [--rounds 3]
+    python -m bench.engine_speed [--detect-repeat 10] [--embed-rounds 5] [--embed-repeat 2]
+        [--cpu 0] [--rounds 3] [--per-worker 64] [--workers 1 2]
 
 Writes bench/results/engine_speed.json. The machine is shared: the load
 average at the start and at the end is in the document; compare runs only
@@ -51,23 +61,22 @@ at similar load.
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import os
-import statistics
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from threading import BrokenBarrierError
 from typing import Any
 
 import cv2
 import dlib
 import numpy as np
+import onnxruntime
 
 from bench._common import REPO_ROOT, machine_facts, summarize_ms, testdata_dir, write_result
+from bench.engine_embedding import BATCH, embedding, throughput
 from facelens.engine.dlib_embedder import DlibEmbedder
 from facelens.engine.hog import HogDetector
 from facelens.engine.images import decode_image
@@ -85,10 +94,6 @@ SQUARE_PHOTO = "people/obama/obama_1.jpg"
 LANDSCAPE_PHOTO = "groups/obama_biden_1.jpg"
 CHIP_PHOTOS = ("groups/compreface_eight-faces.jpg", LANDSCAPE_PHOTO, SQUARE_PHOTO)
 """Where the aligned chips for the embedding figures come from (first 8 faces found)."""
-BATCH = 8
-"""Chips per ``embed`` call in the batched and throughput figures."""
-BARRIER_TIMEOUT_S = 300.0
-"""How long a worker waits for the others at the start of a round before giving up, in s."""
 MAX_DECODE_PIXELS = 50_000_000
 
 
@@ -266,204 +271,21 @@ def collect_chips(root: Path, count: int) -> tuple[list[RGBImage], list[str]]:
     return chips, origins
 
 
-def embedding(chips: Sequence[RGBImage], repeat: int) -> tuple[dict[str, Any], dict[str, float]]:
-    """``DlibEmbedder.embed`` per face, flip False and True, single chips and batches of 8.
-
-    ``single``: one chip per call, every chip ``repeat`` times. ``batched``:
-    all 8 chips in one call, ``3 * repeat`` calls; ``per_face`` divides each
-    call by 8. Flip settings alternate within each repeat. Returns the report
-    and the untimed preparation times (ms).
-    """
-    embedders = {flip: DlibEmbedder(flip=flip) for flip in (False, True)}
-    prepare_ms: dict[str, float] = {}
-    for flip, embedder in embedders.items():
-        start = time.perf_counter()
-        embedder.prepare()
-        prepare_ms[f"dlib_embedder_flip_{flip}"] = (time.perf_counter() - start) * 1000.0
-        embedder.embed(chips[:1])  # warm-up
-        embedder.embed(chips)
-    single: dict[bool, list[float]] = {flip: [] for flip in embedders}
-    batch_calls: dict[bool, list[float]] = {flip: [] for flip in embedders}
-    for _ in range(repeat):
-        for flip, embedder in embedders.items():
-            for chip in chips:
-                with lap(single[flip]):
-                    embedder.embed([chip])
-            for _ in range(3):
-                with lap(batch_calls[flip]):
-                    embedder.embed(chips)
-    report: dict[str, Any] = {}
-    for flip in embedders:
-        single_s = summarize_ms(single[flip])
-        per_face = summarize_ms([s / len(chips) for s in batch_calls[flip]])
-        report[f"flip_{str(flip).lower()}"] = {
-            "single": single_s,
-            "batched": {
-                "batch_size": len(chips),
-                "per_face": per_face,
-                "per_call": summarize_ms(batch_calls[flip]),
-            },
-            "batched_speedup_p50": round(float(single_s["p50_ms"]) / float(per_face["p50_ms"]), 3),
-        }
-    report["flip_cost_single_p50"] = round(
-        float(report["flip_true"]["single"]["p50_ms"])
-        / float(report["flip_false"]["single"]["p50_ms"]),
-        3,
-    )
-    report["flip_cost_batched_p50"] = round(
-        float(report["flip_true"]["batched"]["per_face"]["p50_ms"])
-        / float(report["flip_false"]["batched"]["per_face"]["p50_ms"]),
-        3,
-    )
-    return report, prepare_ms
-
-
-# --- throughput: worker-process side -------------------------------------------------------
-
-_worker_embedders: dict[bool, DlibEmbedder] = {}
-_worker_chips: list[RGBImage] = []
-_worker_barrier: Any = None  # multiprocessing Barrier (its class is not importable for typing)
-
-
-def _start_worker(chips: list[RGBImage], barrier: Any) -> None:
-    """Pool initializer: builds, prepares and warms this worker's own embedders (untimed)."""
-    global _worker_barrier
-    _worker_chips.extend(chips)
-    _worker_barrier = barrier
-    for flip in (False, True):
-        embedder = DlibEmbedder(flip=flip)
-        embedder.prepare()
-        embedder.embed(chips)
-        _worker_embedders[flip] = embedder
-
-
-def _embed_round(flip: bool, faces: int) -> tuple[float, float, float, int]:
-    """Waits for the other workers, then embeds ``faces`` chips in batches of :data:`BATCH`.
-
-    Returns (start, end) on the ``perf_counter`` clock in s, the CPU seconds
-    this process used in between, and the faces embedded.
-    """
-    embedder = _worker_embedders[flip]
-    chips = _worker_chips
-    _worker_barrier.wait(BARRIER_TIMEOUT_S)
-    cpu = time.process_time()
-    start = time.perf_counter()
-    done = 0
-    while done < faces:
-        take = min(BATCH, faces - done)
-        embedder.embed([chips[(done + i) % len(chips)] for i in range(take)])
-        done += take
-    end = time.perf_counter()
-    return start, end, time.process_time() - cpu, done
-
-
-# --- throughput: parent side ---------------------------------------------------------------
-
-
-@dataclass
-class Pool:
-    """A running pool of ``workers`` processes, all past their initializer."""
-
-    workers: int
-    executor: ProcessPoolExecutor
-    rounds: dict[bool, list[tuple[float, float, list[float]]]] = field(
-        default_factory=lambda: {False: [], True: []}
-    )
-    """Per flip: (faces, wall s, each worker's CPU/wall) of every round."""
-
-    def run(self, flip: bool, per_worker: int) -> None:
-        futures = [
-            self.executor.submit(_embed_round, flip, per_worker) for _ in range(self.workers)
-        ]
-        try:
-            results = [f.result() for f in futures]
-        except BrokenBarrierError as exc:
-            raise SystemExit(f"{self.workers} workers did not all start a round") from exc
-        wall = max(r[1] for r in results) - min(r[0] for r in results)
-        faces = sum(r[3] for r in results)
-        self.rounds[flip].append((faces, wall, [r[2] / (r[1] - r[0]) for r in results]))
-
-
-def start_pool(workers: int, chips: list[RGBImage]) -> tuple[Pool, float]:
-    """A pool of ``workers`` spawned processes, warmed; returns it and its start-up time in ms."""
-    context = multiprocessing.get_context("spawn")
-    barrier = context.Barrier(workers)
-    start = time.perf_counter()
-    executor = ProcessPoolExecutor(
-        max_workers=workers,
-        mp_context=context,
-        initializer=_start_worker,
-        initargs=(chips, barrier),
-    )
-    pool = Pool(workers, executor)
-    # A tiny round per flip makes every worker finish its initializer and
-    # reach the barrier before anything is timed.
-    for flip in (False, True):
-        pool.run(flip, 1)
-    pool.rounds = {False: [], True: []}
-    return pool, (time.perf_counter() - start) * 1000.0
-
-
-def throughput(
-    chips: list[RGBImage], worker_counts: Sequence[int], per_worker: int, rounds: int
-) -> tuple[dict[str, Any], dict[str, float]]:
-    """Faces per second for each worker count and flip setting, ``rounds`` rounds each.
-
-    Worker counts and flip settings alternate within each round. Returns the
-    report and the untimed pool start-up times (ms).
-    """
-    pools: list[Pool] = []
-    startup_ms: dict[str, float] = {}
-    try:
-        for workers in worker_counts:
-            pool, elapsed = start_pool(workers, chips)
-            pools.append(pool)
-            startup_ms[f"pool_{workers}_workers"] = elapsed
-        for _ in range(rounds):
-            for flip in (False, True):
-                for pool in pools:
-                    pool.run(flip, per_worker)
-    finally:
-        for pool in pools:
-            pool.executor.shutdown(wait=True, cancel_futures=True)
-
-    report: dict[str, Any] = {
-        "faces_per_worker_per_round": per_worker,
-        "batch_size": BATCH,
-        "rounds": rounds,
-    }
-    for flip in (False, True):
-        by_workers: dict[str, Any] = {}
-        for pool in pools:
-            samples = pool.rounds[flip]
-            rates = [faces / wall for faces, wall, _ in samples]
-            by_workers[f"{pool.workers}_processes"] = {
-                "faces_per_s_p50": round(statistics.median(rates), 2),
-                "faces_per_s_min": round(min(rates), 2),
-                "faces_per_s_max": round(max(rates), 2),
-                "round_wall": summarize_ms([wall for _, wall, _ in samples]),
-                "ms_per_face_p50": round(1000.0 / statistics.median(rates), 2),
-                "cpu_per_wall_p50": round(
-                    statistics.median(r for _, _, ratios in samples for r in ratios), 3
-                ),
-            }
-        first, last = pools[0], pools[-1]
-        if last is not first:
-            by_workers[f"speedup_{last.workers}_over_{first.workers}_p50"] = round(
-                by_workers[f"{last.workers}_processes"]["faces_per_s_p50"]
-                / by_workers[f"{first.workers}_processes"]["faces_per_s_p50"],
-                3,
-            )
-        report[f"flip_{str(flip).lower()}"] = by_workers
-    return report, startup_ms
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--detect-repeat", type=int, default=10, help="calls per detector, size")
     parser.add_argument("--align-repeat", type=int, default=200, help="alignments per face")
     parser.add_argument(
-        "--embed-repeat", type=int, default=3, help="passes of single and batched embedding"
+        "--embed-rounds", type=int, default=5, help="embedding rounds (figures: their medians)"
+    )
+    parser.add_argument(
+        "--embed-repeat", type=int, default=2, help="batched calls per setting per round"
+    )
+    parser.add_argument(
+        "--cpu",
+        type=int,
+        default=None,
+        help="CPU the embedding section is pinned to (default: the highest this process may use)",
     )
     parser.add_argument("--rounds", type=int, default=3, help="throughput rounds per setting")
     parser.add_argument(
@@ -473,8 +295,13 @@ def main(argv: list[str] | None = None) -> None:
         "--workers", type=int, nargs="+", default=[1, 2], help="worker counts to compare"
     )
     args = parser.parse_args(argv)
-    if min(args.detect_repeat, args.align_repeat, args.embed_repeat, args.rounds) < 1:
+    counts = (args.detect_repeat, args.align_repeat, args.embed_rounds, args.embed_repeat)
+    if min(*counts, args.rounds) < 1:
         parser.error("every repeat count must be at least 1")
+    allowed = os.sched_getaffinity(0)
+    cpu = max(allowed) if args.cpu is None else args.cpu
+    if cpu not in allowed:
+        parser.error(f"--cpu {cpu} is not one of this process's CPUs {sorted(allowed)}")
     if args.per_worker < 1 or min(args.workers) < 1:
         parser.error("--per-worker and --workers must be at least 1")
 
@@ -500,14 +327,18 @@ def main(argv: list[str] | None = None) -> None:
 
     print("embedding ...", flush=True)
     chips, chip_origins = collect_chips(root, BATCH)
-    embed_report, embed_prepare = embedding(chips, args.embed_repeat)
-    untimed.update(embed_prepare)
+    with tempfile.TemporaryDirectory(prefix="facelens-bench-") as cache:
+        # the first prepare converts the model (untimed, in untimed_ms); the rest load it
+        embed_report, embed_prepare = embedding(
+            chips, args.embed_rounds, args.embed_repeat, cpu, Path(cache)
+        )
+        untimed.update(embed_prepare)
 
-    print("throughput ...", flush=True)
-    throughput_report, startup = throughput(
-        chips, sorted(set(args.workers)), args.per_worker, args.rounds
-    )
-    untimed.update(startup)
+        print("throughput ...", flush=True)
+        throughput_report, startup = throughput(
+            chips, sorted(set(args.workers)), args.per_worker, args.rounds, Path(cache)
+        )
+        untimed.update(startup)
 
     write_result(
         "engine_speed",
@@ -523,7 +354,10 @@ def main(argv: list[str] | None = None) -> None:
                 "hog_upsamples_up_to_px": UPSAMPLE_UP_TO,
                 "detect_repeat": args.detect_repeat,
                 "align_repeat": args.align_repeat,
+                "embed_rounds": args.embed_rounds,
                 "embed_repeat": args.embed_repeat,
+                "embed_cpu": cpu,
+                "onnxruntime": onnxruntime.__version__,
                 "chips_from": chip_origins,
             },
             "testdata": str(root),
@@ -535,9 +369,10 @@ def main(argv: list[str] | None = None) -> None:
             "total_run_s": round(time.perf_counter() - began, 1),
             "note": (
                 "hog includes HogDetector's one upsampling for longer side <= 1024 px and the "
-                "68-point landmarks; dlib_hog_upsample_0 is the bare detector. Embedding "
-                "per_face divides an 8-chip call by 8; flip=True embeds each chip and its "
-                "mirror. Throughput: faces / (last worker's end - first worker's start)."
+                "68-point landmarks; dlib_hog_upsample_0 is the bare detector. Embedding: "
+                "one core, medians of rounds; per_face divides an 8-chip call by 8; "
+                "flip=True embeds each chip and its mirror. Throughput: faces / (last "
+                "worker's end - first worker's start)."
             ),
         },
     )
