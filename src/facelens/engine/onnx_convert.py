@@ -38,7 +38,8 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
-from facelens.engine.dlib_format import (
+from facelens.engine.dlib_format import read_dlib_network
+from facelens.engine.dlib_layers import (
     AddPrev,
     Affine,
     AvgPool,
@@ -47,19 +48,16 @@ from facelens.engine.dlib_format import (
     FullyConnected,
     MaxPool,
     Relu,
+    Shape,
     Skip,
     Tag,
     infer_shapes,
-    read_dlib_network,
 )
 from facelens.errors import ConfigurationError
 
 __all__ = ["CONVERTER_VERSION", "INPUT_NAME", "OUTPUT_NAME", "build_onnx_model", "load_or_convert"]
 
 log = logging.getLogger(__name__)
-
-Shape = tuple[int, int, int]
-"""(channels, rows, columns) of one sample."""
 
 CONVERTER_VERSION: Final = 1
 """Part of the cache file name: bump it when the graph built from the same .dat changes."""

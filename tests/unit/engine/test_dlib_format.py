@@ -8,21 +8,23 @@ import numpy as np
 import pytest
 
 from facelens.engine.dlib_format import (
+    Expected,
+    _read_affine,
+    expected_layers,
+    parse_dlib_network,
+    read_dlib_network,
+)
+from facelens.engine.dlib_layers import (
     AddPrev,
     Affine,
     AvgPool,
     Conv,
     DlibNetwork,
-    Expected,
     FullyConnected,
     MaxPool,
     Skip,
     Tag,
-    _read_affine,
-    expected_layers,
     infer_shapes,
-    parse_dlib_network,
-    read_dlib_network,
 )
 from facelens.engine.dlib_serial import DlibReader
 from facelens.engine.onnx_embedder import dlib_model_path

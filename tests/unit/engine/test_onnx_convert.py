@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import onnxruntime
 
-from facelens.engine.dlib_format import (
+from facelens.engine.dlib_layers import (
     AddPrev,
     Affine,
     AvgPool,
