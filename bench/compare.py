@@ -55,6 +55,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -78,6 +79,11 @@ PEER_SEARCH_MEMORY_LIMIT = 4 * 1024**3
 """Skip the peer's scan above this estimated memory, in bytes (see :func:`peer_search_bytes`)."""
 SEARCH_DIM = 128
 SEARCH_LIMIT = 10
+"""MaxFaces of SearchFacesByImage by default."""
+SEARCH_QUERIES = 64
+QUERY_DISTANCE = 0.3
+"""Euclidean distance of each query from the stored face it was made from (a "second photo",
+inside FaceMatchThreshold 80's 0.39, so every search has a match to return)."""
 LFW_DEFAULT_FOLDS = 2
 """All 5 folds (3811 images per side) take about 11 minutes here; 2 folds about 4.5."""
 
@@ -148,6 +154,11 @@ class Run:
         self.args = args
         self.root = testdata_dir()
         self.advance = advance
+        self.default_detector: str | None = None
+
+    def detector_label(self, detector: str) -> str:
+        """``detector``, marked when it is the one the default settings resolve to."""
+        return f"{detector} (default)" if detector == self.default_detector else detector
 
     def rounds(self, stage: str, body: Callable[[int], None], count: int | None = None) -> None:
         for i in range(count or self.args.rounds):
@@ -246,7 +257,7 @@ def stage_detect(
             rows.append(
                 make_row(
                     "detect",
-                    f"{label} {detector}",
+                    f"{label} {run.detector_label(detector)}",
                     "ms",
                     spread(ms(got[label, detector])),
                     peer_ms,
@@ -350,27 +361,31 @@ def stage_embed(
 
 
 def stage_search(run: Run, sides: Sides) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    from bench.compare_sides import random_unit_vectors
     from facelens.collection.service import DEFAULT_FACE_MATCH_THRESHOLD
     from facelens.collection.similarity import distance_for_similarity
 
     ours, peer = sides
     max_distance = distance_for_similarity(DEFAULT_FACE_MATCH_THRESHOLD)
-    queries = random_unit_vectors(64, SEARCH_DIM, run.args.seed + 1)
-    rows, detail = [], {"limit": SEARCH_LIMIT, "max_distance": round(max_distance, 4)}
+    rows: list[dict[str, Any]] = []
+    detail: dict[str, Any] = {
+        "limit": SEARCH_LIMIT,
+        "max_distance": round(max_distance, 4),
+        "queries": f"{SEARCH_QUERIES} stored faces each moved by Euclidean {QUERY_DISTANCE}",
+    }
     available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     for n in run.args.search_sizes:
-        built = ours.call("search_setup", n, SEARCH_DIM, run.args.seed, run.args.search_ann)
+        setup = (n, SEARCH_DIM, run.args.seed, SEARCH_QUERIES, QUERY_DISTANCE)
+        built = ours.call("search_setup", *setup, SEARCH_LIMIT, max_distance)
         needed = peer_search_bytes(n)
         skip_peer = None
         if peer is not None and needed > min(PEER_SEARCH_MEMORY_LIMIT, available // 2):
             skip_peer = (
-                f"peer skipped: its scan needs about {needed / 1024**3:.1f} GB "
-                f"(float64 matrix and two temporaries), over the 4 GB limit"
+                f"peer skipped: its scan needs about {needed / 1024**3:.1f} GB (float64 matrix "
+                f"and two temporaries), over min(4 GB, half the {available / 1024**3:.1f} GB free)"
             )
         peer_info = None
         if peer is not None and skip_peer is None:
-            peer_info = peer.call("search_setup", n, SEARCH_DIM, run.args.seed)
+            peer_info = peer.call("search_setup", *setup)
         got: dict[str, list[float]] = {"ours": [], "peer": []}
 
         def body(
@@ -379,22 +394,17 @@ def stage_search(run: Run, sides: Sides) -> tuple[list[dict[str, Any]], dict[str
             got: dict[str, list[float]] = got,
             with_peer: bool = peer_info is not None,
         ) -> None:
-            got["ours"].append(ours.call("search", n, queries, SEARCH_LIMIT, max_distance)[0])
+            got["ours"].append(ours.call("search", n, SEARCH_LIMIT, max_distance)[0])
             if with_peer and peer is not None:
-                got["peer"].append(peer.call("search", n, queries)[0])
+                got["peer"].append(peer.call("search", n)[0])
 
         run.rounds("search", body)
         both(sides, "search_free")
-        index = built["index"]
         notes = [
-            f"ours: {index}, limit {SEARCH_LIMIT} within FaceMatchThreshold 80; "
-            "peer: face_distance over an (n, 128) float64 ndarray"
+            f"ours: CollectionIndex.build picked {built['index']} (recall@1 "
+            f"{built['recall_at_1']:g}), limit {SEARCH_LIMIT} within FaceMatchThreshold 80; "
+            "peer: face_distance over an (n, 128) float64 ndarray (exact)"
         ]
-        if built["ann_would_be_picked"] and index == "ExactIndex":
-            notes.append(
-                f"CollectionIndex.build picks HNSW from {built['ann_threshold']} faces; its graph "
-                "build takes minutes, so the exact index is measured (--search-ann to build it)"
-            )
         if skip_peer:
             notes.append(skip_peer)
         peer_ms = spread(ms(got["peer"]), digits=4) if got["peer"] else None
@@ -450,7 +460,7 @@ def stage_edge(
     ]
     max_distance = distance_for_similarity(DEFAULT_FACE_MATCH_THRESHOLD)
     both(sides, "put", "edge_frames", frames)
-    enrolled = {"ours": ours.call("edge_setup", known, max_distance)}
+    enrolled: dict[str, Any] = {"ours": ours.call("edge_setup", known, max_distance, detectors)}
     if peer is not None:
         enrolled["peer"] = peer.call("edge_setup", known, max_distance)
     got: dict[str, list[tuple[float, int, int, dict[str, int]]]] = {}
@@ -491,7 +501,12 @@ def stage_edge(
             note += f", peer {theirs['faces_found']}/{sum(theirs['identified'].values())}"
         rows.append(
             make_row(
-                "edge", f"640x360 clip, ours {detector}", "fps", fps(got[detector]), peer_fps, note
+                "edge",
+                f"640x360 clip, ours {run.detector_label(detector)}",
+                "fps",
+                fps(got[detector]),
+                peer_fps,
+                note,
             )
         )
         detail[detector] = {"fps": fps(got[detector]), **mine}
@@ -518,13 +533,17 @@ def stage_lfw(run: Run, with_peer: bool) -> tuple[list[dict[str, Any]], dict[str
         folds=run.args.lfw_folds,
         per_fold=run.args.lfw_pairs_per_fold,
         workers=run.args.lfw_workers,
+        models_dir=models_dir(),
+        detector=run.args.lfw_detector,
         with_peer=with_peer,
         progress=lambda done, total: run.advance("lfw", done=done, total=total),
     )
     ours, peer = report["ours"], report.get("peer")
     scope = (
         f"{report['pairs']} pairs, {report['folds']} of {report['folds_available']} folds, "
-        f"{report['images']} images"
+        f"{report['images']} images; ours: {report['ours_engine']['detector']}, "
+        f"{report['ours_engine']['embedder']} flip={report['ours_engine']['embed_flip']}; "
+        "peer: HOG upsample 1, 5-point, 1 jitter"
     )
     rows = [
         make_row(
@@ -576,11 +595,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--search-sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument(
-        "--search-ann",
-        action="store_true",
-        help="build the HNSW graph where CollectionIndex.build picks it (minutes)",
-    )
-    parser.add_argument(
         "--edge-frames",
         type=int,
         default=24,
@@ -600,6 +614,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="only this many same and as many different pairs per fold",
     )
     parser.add_argument("--lfw-workers", type=int, default=2)
+    parser.add_argument(
+        "--lfw-detector",
+        default=None,
+        help="our detector on LFW (default: the configured one, 'auto' = YuNet with its model)",
+    )
     parser.add_argument(
         "--cpu",
         type=int,
@@ -628,7 +647,7 @@ def main(argv: list[str] | None = None) -> None:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from bench.compare_sides import SideProcess, SideUnavailable
+    from bench.compare_sides import SideFailed, SideProcess, SideUnavailable
 
     args = parse_args(argv)
     # Read by numpy's BLAS when it loads: the workers (spawned below) inherit them.
@@ -636,7 +655,8 @@ def main(argv: list[str] | None = None) -> None:
         os.environ[name] = "1"
     machine = machine_facts()
     began = time.perf_counter()
-    console = Console(stderr=True)
+    # rich renders 80 columns into a file or pipe: the final table needs more
+    console = Console(stderr=True, width=None if sys.stderr.isatty() else 170)
     from facelens.engine.yunet import find_model
 
     yunet = find_model(models_dir())
@@ -685,7 +705,8 @@ def main(argv: list[str] | None = None) -> None:
                         sides.append(peer)
                     except SideUnavailable as exc:
                         peer_skip = f"face_recognition did not start ({exc}); {PEER_PIP}"
-                document["ours"] = ours.call("describe", "hog", None)
+                document["ours"] = ours.call("describe", None, None)
+                run.default_detector = document["ours"]["detector"]
                 if peer is not None:
                     document["peer"] = peer.call("describe")
                 stage_fns: dict[str, Callable[[], tuple[list[dict[str, Any]], dict[str, Any]]]] = {
@@ -697,8 +718,12 @@ def main(argv: list[str] | None = None) -> None:
                 }
                 for stage in timed:
                     start = time.perf_counter()
-                    stage_rows, document[stage] = stage_fns[stage]()
-                    rows += stage_rows
+                    try:
+                        stage_rows, document[stage] = stage_fns[stage]()
+                        rows += stage_rows
+                    except SideFailed as exc:  # one stage's failure leaves the others' figures
+                        document[stage] = {"error": str(exc)}
+                        console.print(f"[red]{stage} failed[/red]: {exc}")
                     stage_seconds[stage] = round(time.perf_counter() - start, 1)
             finally:
                 for side in sides:
@@ -719,7 +744,6 @@ def main(argv: list[str] | None = None) -> None:
         "rounds": args.rounds,
         "target_ms_per_round": args.target_ms,
         "search_sizes": args.search_sizes,
-        "search_ann": args.search_ann,
         "edge_frames": args.edge_frames,
         "edge_rounds": args.edge_rounds,
         "lfw_folds": args.lfw_folds,

@@ -152,6 +152,8 @@ def run(
     folds: int,
     per_fold: int | None,
     workers: int,
+    models_dir: Path | None,
+    detector: str | None,
     with_peer: bool,
     progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
@@ -161,7 +163,8 @@ def run(
     folds = min(folds, available)
     pairs = select_pairs(all_pairs, folds, per_fold)
     unique = sorted({p.left for p in pairs} | {p.right for p in pairs})
-    settings = Settings(workers=workers)
+    chosen = {} if detector is None else {"detector": detector}
+    settings = Settings(workers=workers, models_dir=models_dir, **chosen)
 
     ours = _Side("ours", workers, lfw._init_worker, (settings,))
     peer = _Side("peer", workers, _peer_init, ()) if with_peer else None
@@ -213,6 +216,7 @@ def run(
             "pairs_per_fold_and_kind": per_fold,
             "images": len(unique),
             "workers": workers,
+            "ours_engine": _engine_settings(settings),
             "ours": _figures(pairs, ours_emb, ours_missing, ours.seconds, len(unique)),
         }
         if peer is not None:
@@ -221,6 +225,21 @@ def run(
         for side in sides:
             side.pool.shutdown(wait=True, cancel_futures=True)
     return report
+
+
+def _engine_settings(settings: Settings) -> dict[str, Any]:
+    """The settings that decide our LFW figures, with the detector "auto" resolves to."""
+    from facelens.engine import registry
+
+    resolve = getattr(registry, "detector_name", None)
+    return {
+        "engine": settings.engine,
+        "detector_setting": settings.detector,
+        "detector": resolve(settings) if resolve else settings.detector,
+        "embedder": getattr(settings, "embedder", None),
+        "embed_flip": getattr(settings, "embed_flip", None),
+        "models_dir": str(settings.models_dir) if settings.models_dir else None,
+    }
 
 
 def _peer_report(

@@ -60,6 +60,27 @@ def random_unit_vectors(n: int, dim: int, seed: int) -> npt.NDArray[np.float32]:
     return vectors
 
 
+def second_photo_queries(
+    vectors: npt.NDArray[np.float32], count: int, seed: int, distance: float
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.intp]]:
+    """``count`` queries, each a stored vector moved by exactly ``distance`` (Euclidean).
+
+    A "second photo" of someone enrolled: its nearest stored face is known
+    (the row returned with it), and it lies within FaceMatchThreshold 80 for
+    a ``distance`` under 0.39, so a search has something to return. Both
+    sides make the same queries from the same vectors and seed.
+    """
+    rng = np.random.default_rng(seed)
+    rows = rng.choice(len(vectors), size=count, replace=False)
+    base = vectors[rows].astype(np.float64)
+    step = rng.standard_normal(base.shape)
+    step -= (step * base).sum(axis=1, keepdims=True) * base  # orthogonal to the stored vector
+    step /= np.linalg.norm(step, axis=1, keepdims=True)
+    angle = 2.0 * np.arcsin(distance / 2.0)  # chord length ``distance`` on the unit sphere
+    queries = np.cos(angle) * base + np.sin(angle) * step
+    return queries.astype(np.float32), rows
+
+
 class _Timer:
     """Per task: how many calls a round makes, fixed by the task's first (warm-up) call."""
 
@@ -101,13 +122,13 @@ class Ours:
         """Keeps inputs here (images, bytes, frames), so the timed calls carry none."""
         self.data[key] = value
 
-    def settings(self, detector: str, overrides: dict[str, Any] | None = None) -> Any:
-        """``Settings`` as the environment configures them, with ``detector`` and ``overrides``."""
-        return self._settings_type(
-            detector=detector, models_dir=self.models_dir, **(overrides or {})
-        )
+    def settings(self, detector: str | None, overrides: dict[str, Any] | None = None) -> Any:
+        """``Settings`` as the environment configures them, with ``detector`` (None: the
+        configured default) and ``overrides``."""
+        chosen = {} if detector is None else {"detector": detector}
+        return self._settings_type(models_dir=self.models_dir, **chosen, **(overrides or {}))
 
-    def engine(self, detector: str, overrides: dict[str, Any] | None = None) -> Any:
+    def engine(self, detector: str | None, overrides: dict[str, Any] | None = None) -> Any:
         """The registry's engine for ``detector`` and ``overrides`` (e.g. ``embed_flip``)."""
         from facelens.engine.registry import build_engine
 
@@ -119,17 +140,19 @@ class Ours:
         return self._engines[key]
 
     def describe(
-        self, detector: str = "hog", overrides: dict[str, Any] | None = None
+        self, detector: str | None = None, overrides: dict[str, Any] | None = None
     ) -> dict[str, Any]:
-        """Which engine, embedder and flip setting the registry built (for the report)."""
+        """Which engine, detector, embedder and flip setting the registry built (for the report)."""
         settings = self.settings(detector, overrides)
         engine = self.engine(detector, overrides)
         embedder = getattr(engine, "embedder", None)
+        found = getattr(engine, "detector", None)
         return {
             "engine": settings.engine,
             "engine_class": type(engine).__name__,
             "model_version": engine.model_version,
-            "detector": detector,
+            "detector_setting": settings.detector,
+            "detector": getattr(found, "name", None),
             "embedder_setting": getattr(settings, "embedder", None),
             "embedder_class": None if embedder is None else type(embedder).__name__,
             "embed_flip_setting": getattr(settings, "embed_flip", None),
@@ -189,37 +212,45 @@ class Ours:
         )
         return seconds, len(faces)
 
-    def search_setup(self, n: int, dim: int, seed: int, allow_ann: bool) -> dict[str, Any]:
+    def search_setup(
+        self,
+        n: int,
+        dim: int,
+        seed: int,
+        queries: int,
+        distance: float,
+        limit: int,
+        max_distance: float,
+    ) -> dict[str, Any]:
         """The collection index over ``n`` random faces, as ``CollectionIndex.build`` picks it.
 
-        allow_ann False: where the build would pick the HNSW graph, an exact
-        index is built instead (``ann_threshold`` above ``n``), because the
-        graph's build takes minutes; the report says so.
+        Returns which index it built, the build time (untimed otherwise) and,
+        as a check that the figures are for a working search, the share of
+        queries whose best hit is the face they were made from (recall@1;
+        the peer's scan is exact, so 1 by construction).
         """
-        from facelens.collection.index import ANN_THRESHOLD, CollectionIndex
+        from facelens.collection import index as index_module
 
         self._index = None
         vectors = random_unit_vectors(n, dim, seed)
-        threshold = ANN_THRESHOLD if allow_ann or n < ANN_THRESHOLD else n + 1
+        self._queries, rows = second_photo_queries(vectors, queries, seed + 1, distance)
         start = time.perf_counter()
-        self._index = CollectionIndex.build(
-            [f"face-{i}" for i in range(n)],
-            vectors,
-            [None] * n,
-            copy=False,
-            ann_threshold=threshold,
+        self._index = index_module.CollectionIndex.build(
+            [f"face-{i}" for i in range(n)], vectors, [None] * n, copy=False
         )
+        build_s = time.perf_counter() - start
+        faces = self._index.faces
+        best = [faces.search(q, limit=limit, max_distance=max_distance) for q in self._queries]
+        correct = sum(bool(h) and h[0].id == f"face-{r}" for h, r in zip(best, rows, strict=True))
         return {
-            "index": type(self._index.faces).__name__,
-            "build_s": round(time.perf_counter() - start, 3),
-            "ann_threshold": ANN_THRESHOLD,
-            "ann_would_be_picked": n >= ANN_THRESHOLD,
+            "index": type(faces).__name__,
+            "build_s": round(build_s, 3),
+            "ann_threshold": getattr(index_module, "ANN_THRESHOLD", None),
+            "recall_at_1": round(correct / len(rows), 4),
         }
 
-    def search(
-        self, n: int, queries: npt.NDArray[np.float32], limit: int, max_distance: float
-    ) -> tuple[float, int]:
-        faces = self._index.faces
+    def search(self, n: int, limit: int, max_distance: float) -> tuple[float, int]:
+        faces, queries = self._index.faces, self._queries
         seconds, hits = self.timer.measure(
             f"search:{n}",
             lambda i: faces.search(
@@ -231,31 +262,45 @@ class Ours:
     def search_free(self) -> None:
         self._index = None
 
-    def edge_setup(self, known: Sequence[tuple[str, bytes]], max_distance: float) -> dict[str, int]:
-        """Enrols the known people's photos (largest face each) into a collection index."""
+    def edge_setup(
+        self, known: Sequence[tuple[str, bytes]], max_distance: float, detectors: Sequence[str]
+    ) -> dict[str, dict[str, int]]:
+        """Enrols the known people's photos (largest face each), one collection per detector.
+
+        Each detector's loop searches faces enrolled through the same
+        detector, as a deployment using that detector would have.
+        """
         from facelens.collection.index import CollectionIndex
         from facelens.engine.images import decode_image
 
-        engine = self.engine("hog")
-        ids, vectors, users = [], [], []
-        for i, (name, data) in enumerate(known):
-            image = decode_image(data, max_bytes=len(data), max_pixels=50_000_000).pixels
-            faces = engine.detect(image)
-            if faces:
-                ids.append(f"{name}-{i}")
-                vectors.append(engine.embed(image, faces[:1])[0])
-                users.append(name)
-        self._edge_names = dict(zip(ids, users, strict=True))
-        self._index = CollectionIndex.build(ids, np.stack(vectors), users)
+        images = [
+            (name, decode_image(data, max_bytes=len(data), max_pixels=50_000_000).pixels)
+            for name, data in known
+        ]
+        self._edge: dict[str, tuple[Any, dict[str, str]]] = {}
         self._edge_max_distance = max_distance
-        return {name: users.count(name) for name in sorted(set(users))}
+        enrolled = {}
+        for detector in detectors:
+            engine = self.engine(detector)
+            ids, vectors, users = [], [], []
+            for i, (name, image) in enumerate(images):
+                faces = engine.detect(image)
+                if faces:
+                    ids.append(f"{name}-{i}")
+                    vectors.append(engine.embed(image, faces[:1])[0])
+                    users.append(name)
+            index = CollectionIndex.build(ids, np.stack(vectors), users)
+            self._edge[detector] = (index, dict(zip(ids, users, strict=True)))
+            enrolled[detector] = {name: users.count(name) for name in sorted(set(users))}
+        return enrolled
 
     def edge(self, detector: str) -> tuple[float, int, int, dict[str, int]]:
         """One pass of the like-for-like loop over the frames: seconds, frames, faces, names."""
         import cv2
 
         engine = self.engine(detector)
-        faces_index = self._index.faces
+        index, names = self._edge[detector]
+        faces_index = index.faces
         frames = self.data["edge_frames"]
         found = 0
         named: dict[str, int] = {}
@@ -269,7 +314,7 @@ class Ours:
             for vector in engine.embed(rgb, faces):
                 hits = faces_index.search(vector, limit=1, max_distance=self._edge_max_distance)
                 if hits:
-                    name = self._edge_names[hits[0].id]
+                    name = names[hits[0].id]
                     named[name] = named.get(name, 0) + 1
         return time.perf_counter() - start, len(frames), found, named
 
@@ -335,19 +380,29 @@ class Peer:
         )
         return seconds, len(locations)
 
-    def search_setup(self, n: int, dim: int, seed: int) -> dict[str, Any]:
-        """The same vectors as ours, as float64 rows: ``face_encodings`` returns float64 arrays."""
+    def search_setup(
+        self,
+        n: int,
+        dim: int,
+        seed: int,
+        queries: int,
+        distance: float,
+        limit: int = 0,
+        max_distance: float = 0.0,
+    ) -> dict[str, Any]:
+        """The same vectors and queries as ours, as float64: ``face_encodings`` returns float64."""
         self._known = None
-        self._known = random_unit_vectors(n, dim, seed).astype(np.float64)
-        return {"known": "ndarray float64", "bytes": int(self._known.nbytes)}
+        vectors = random_unit_vectors(n, dim, seed)
+        made, _ = second_photo_queries(vectors, queries, seed + 1, distance)
+        self._queries = made.astype(np.float64)
+        self._known = vectors.astype(np.float64)
+        del vectors
+        return {"known": "(n, 128) float64 ndarray", "bytes": int(self._known.nbytes)}
 
-    def search(
-        self, n: int, queries: npt.NDArray[np.float32], limit: int = 0, max_distance: float = 0.0
-    ) -> tuple[float, int]:
-        known = self._known
-        as_returned = queries.astype(np.float64)
+    def search(self, n: int, limit: int = 0, max_distance: float = 0.0) -> tuple[float, int]:
+        known, queries = self._known, self._queries
         seconds, distances = self.timer.measure(
-            f"search:{n}", lambda i: self.fr.face_distance(known, as_returned[i % len(queries)])
+            f"search:{n}", lambda i: self.fr.face_distance(known, queries[i % len(queries)])
         )
         return seconds, len(distances)
 
@@ -355,7 +410,10 @@ class Peer:
         self._known = None
 
     def edge_setup(
-        self, known: Sequence[tuple[str, bytes]], max_distance: float = 0.0
+        self,
+        known: Sequence[tuple[str, bytes]],
+        max_distance: float = 0.0,
+        detectors: Sequence[str] = (),
     ) -> dict[str, int]:
         """The recipe's known faces: ``face_encodings(load_image_file(photo))[0]`` per photo."""
         self._edge_known, self._edge_names = [], []
