@@ -135,6 +135,14 @@ class ServiceUnavailableException(StorageError):
     http_status = 503
 
 
+class IndexFileError(StorageError):
+    """A saved search index that cannot be used: missing, truncated, corrupt or foreign.
+
+    Never reaches a caller of the stores: they rebuild the index from the
+    database instead (see :mod:`facelens.collection.index_cache`).
+    """
+
+
 class EventNotRecordedException(StorageError):
     """An object was stored, but its ObjectCreated event did not reach every destination.
 

@@ -69,7 +69,9 @@ class Components:
     # -- collections --
     @cached_property
     def store(self) -> CollectionStore:
-        return open_store(self._local_url(self.settings.database_url()))
+        # A PostgreSQL store saves its search indexes under the home (SQLite: beside its file).
+        indexes = self.settings.home / "faceindex"
+        return open_store(self._local_url(self.settings.database_url()), index_directory=indexes)
 
     @cached_property
     def analyzer(self) -> FaceAnalyzer:

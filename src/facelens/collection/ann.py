@@ -1,386 +1,398 @@
-"""Approximate nearest-neighbour search (HNSW) for collections too large to scan.
+"""Approximate face search for collections too large to scan: an inverted file (IVF).
 
-Why: :class:`~facelens.collection.index.ExactIndex` reads every stored vector
-per query, which is tens of milliseconds at 1M x 128 on a small machine. An
-HNSW graph (faiss ``IndexHNSWFlat``) visits a few thousand vectors instead
-(about 4 ms at 1M on 2 cores, see :data:`EF_SEARCH`), and that cost grows
-roughly with the logarithm of the collection's size. Results stay as exact
-as the candidate set allows: the graph proposes ``max(4 * limit, 64)``
-candidates, which are re-ranked by exact distance from the vectors kept
-here, so distances are the same numbers ExactIndex would report.
+Why IVF: :class:`~facelens.collection.index.ExactIndex` reads every vector per
+query (72 ms at 1M x 128 on 2 cores). k-means splits the vectors into
+``nlist`` lists; a query reads only the ``nprobe`` lists whose centroids are
+nearest, from a compact 8-bit copy (faiss ``IndexIVFScalarQuantizer``,
+128 bytes per face), and the best :data:`MIN_CANDIDATES` are re-ranked by
+exact float32 distance, so reported distances are exactly ExactIndex's.
 
-Trade-offs:
+Measured on 2 shared cores (AMD EPYC, AVX-512), random 128-d unit vectors
+queried by "second photos" (a stored vector moved by Euclidean 0.4), the
+hardest data we test; recall@1 is against exact search:
 
-- Build time: inserting a vector walks the graph. On 2 cores at M=32,
-  efConstruction=80 and uniformly random 128-d vectors (the worst case) that
-  is 1.3 s for 10k, 31 s for 100k and 8.5-9 min for 1M; clustered face
-  embeddings build several times faster. A cold start should therefore
-  :meth:`HnswIndex.load` a saved graph (about 4 s at 1M) rather than rebuild.
-- Memory: the graph keeps its own float32 copy of every vector (faiss
-  needs them to walk it) plus 2 * M int32 links per vector on level 0, and
-  the live vectors are kept once more in an ExactIndex (for user templates
-  and exact re-ranking), with the id maps: building 1M x 128 added 1.4 GiB
-  of RSS (512 MB of it the ExactIndex copy).
-- faiss HNSW cannot delete: a removed or overwritten id leaves a tombstone
-  (a graph node no result may name). Once tombstones exceed
-  ``rebuild_ratio`` (20%) of the graph, it is rebuilt from the live vectors,
-  which costs a full build but happens only after that many removals.
+======================  ==========  =========  ===========  ======================
+index at 1M             build       p50        recall@1     memory beyond float32
+======================  ==========  =========  ===========  ======================
+HNSW flat M=32, ef 256  505 s       3.7 ms     0.995        +512 MB copy, +256 MB links
+HNSW SQ8 M=32           55 s @100k  0.4 ms     1.0 @100k    +128 MB codes, +256 MB links
+IVF-SQ8 1024 lists, 64  9 s         1.0 ms     1.0          +128 MB codes
+IVF-SQ8 1024 lists, 32  9 s         0.55 ms    0.99-0.996   +128 MB codes
+======================  ==========  =========  ===========  ======================
+
+At 10M, 2048 lists: recall@1 0.997 at nprobe 64 (3.7 ms p50), 0.987 at 32;
+1024 lists: 1.0 at nprobe 32 but 5.2 ms. Building the graph is what rules
+HNSW out: a restart that cannot load must rebuild, and a benchmark must
+build 1M and 10M in minutes; an IVF build is k-means on a sample plus one
+matrix product per vector against the centroids (BLAS), about 1.5 us per
+vector per 1000 lists. An HNSW coarse quantizer (to assign vectors to lists
+faster) was slower than that product up to 4096 lists (2.3x at 1024) and
+disagreed with it on 3-30% of vectors, so assignment stays brute force.
+
+Memory per face at 128-d: 512 B float32 (re-ranking, user templates), 128 B
+of codes plus 8 B of label in the lists, 36 B of id (see
+:mod:`facelens.collection.keys`), 5 B of row state: about 0.7 KB, 7 GB at
+10M. faiss lists grow by doubling after a bulk build, so codes can reach
+twice their size under steady adds.
+
+Removal takes the row out of its list at once (swap with the list's last
+entry); its float32 row stays as a tombstone until they exceed
+:data:`COMPACT_RATIO` of the rows, then rows are renumbered in place. Growth
+to :data:`RETRAIN_GROWTH` times the trained size re-trains with more lists.
+Not thread-safe for writes, like ExactIndex.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
-import uuid
-import zipfile
-from collections.abc import Callable, Sequence
-from pathlib import Path
+import math
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
-from facelens.collection.index import ExactIndex, FloatMatrix, Neighbor, unit_distances
+from facelens.collection.blocks import BLOCK_ROWS, BlockMatrix
+from facelens.collection.index import FloatMatrix, Neighbor, unit_distances
+from facelens.collection.keys import KeyMap
 
 if TYPE_CHECKING:
     import faiss
 
-HNSW_M = 32
-"""Links per node (level 0 keeps 2 * M, 256 bytes per vector at 32). A common
-choice for 128-d data; a smaller M saves link memory but needs a larger efSearch
-for the same recall (not measured here)."""
-EF_CONSTRUCTION = 80
-"""Candidate list while inserting: higher builds a better graph, linearly slower."""
-EF_SEARCH = 256
-"""Candidate list while searching (raised to the candidate count when that is larger).
-
-Chosen on the hardest data we measure, 1M uniformly random 128-d unit vectors
-queried by "second photos" (a stored vector moved by Euclidean 0.4), 1000
-queries, 2 cores: efSearch 64 -> recall@1 0.865 at 1.4 ms p50, 128 -> 0.97,
-192 -> 0.989, 256 -> 0.995 at 3.7 ms p50, 320 -> 0.997 at 4.7 ms. Clustered,
-face-like data reaches 1.0 with far less; at 100k, 64 already gave 1.0."""
-REBUILD_RATIO = 0.2
-"""Rebuild the graph once tombstones exceed this fraction of its nodes."""
+MAX_LISTS = 2048
+"""Cap on ``nlist``: assignment costs ~1.5 us per vector per 1000 lists, so 10M faces
+build in about a minute on 2 cores; 4096 lists would double that for 2x fewer codes read."""
+POINTS_PER_LIST = 40
+"""k-means training points per list (faiss warns below 39); also caps nlist at n / 40."""
+KMEANS_ITERATIONS = 10
+NPROBE = 64
+"""Lists read per query (all of them when there are fewer). See the module's table."""
 MIN_CANDIDATES = 64
 CANDIDATE_FACTOR = 4
-"""The graph is asked for ``max(CANDIDATE_FACTOR * limit, MIN_CANDIDATES)`` labels,
-so tombstones among them and re-ranking still leave ``limit`` good ones."""
-STATE_FILE = "hnsw.npz"
-"""Inside a save directory: header, ids, labels and live vectors; it names its graph file."""
-_FORMAT = 1
-_SPOT_CHECKS = 16
-"""Live vectors compared against the graph's own copy on load (a cheap "same save" test)."""
+"""Codes hand ``max(CANDIDATE_FACTOR * limit, MIN_CANDIDATES)`` candidates to exact re-ranking."""
+COMPACT_RATIO = 0.2
+"""Tombstoned rows, as a fraction of all rows, that trigger renumbering them away."""
+RETRAIN_GROWTH = 4
+"""Re-train (new centroids, more lists) once the index holds this many times its trained size."""
+SEED = 20240607
 
 
-class HnswIndex:
-    """A :class:`~facelens.collection.index.ExactIndex` look-alike searched through an HNSW graph.
+def lists_for(count: int) -> int:
+    """``nlist`` for ``count`` vectors: the power of two nearest sqrt(count), capped."""
+    if count < 2 * POINTS_PER_LIST:
+        return 1
+    nearest = 1 << round(math.log2(math.sqrt(count)))
+    return int(min(MAX_LISTS, nearest, count // POINTS_PER_LIST))
 
-    Graph labels are positions in the graph (a counter per added vector);
-    ``_owners[label]`` is the id a label stands for, or None once the label
-    is a tombstone. ``_labels`` maps every live id to its current label.
-    Search results are approximate (recall@1 >= 0.99 on face-like data), but
-    their distances are exact. Not thread-safe for writes, like ExactIndex.
+
+class IvfIndex:
+    """A :class:`~facelens.collection.index.FaceIndex` searched through an inverted file.
+
+    Rows are numbered in insertion order and are faiss's labels; ``_alive``
+    flags the rows that still hold an id, ``_lists`` the list of each row.
     """
 
-    def __init__(
-        self,
-        dim: int | None = None,
-        *,
-        m: int = HNSW_M,
-        ef_construction: int = EF_CONSTRUCTION,
-        ef_search: int = EF_SEARCH,
-        rebuild_ratio: float = REBUILD_RATIO,
-    ) -> None:
-        if m < 2 or ef_construction < 1 or ef_search < 1 or not 0.0 < rebuild_ratio < 1.0:
-            raise ValueError("need m >= 2, ef_construction >= 1, ef_search >= 1, 0 < ratio < 1")
-        self._m = m
-        self._ef_construction = ef_construction
-        self._ef_search = ef_search
-        self._rebuild_ratio = rebuild_ratio
-        self._live = ExactIndex(dim)
-        self._graph: faiss.IndexHNSWFlat | None = None
-        self._labels: dict[str, int] = {}
-        self._owners: list[str | None] = []
+    def __init__(self, dim: int | None = None, *, nprobe: int = NPROBE) -> None:
+        if nprobe < 1:
+            raise ValueError("nprobe must be at least 1")
+        self._dim = dim
+        self._nprobe = nprobe
+        self._keys = KeyMap()
+        self._vectors = BlockMatrix(dim or 0)
+        self._alive = np.zeros(0, dtype=bool)
+        self._lists = np.zeros(0, dtype=np.int32)
+        self._ivf: faiss.IndexIVFScalarQuantizer | None = None
+        self._trained_size = 0
 
     @property
     def dim(self) -> int | None:
-        """Vector length, or None while nothing has fixed it."""
-        return self._live.dim
+        return self._dim
+
+    @property
+    def nlist(self) -> int:
+        return 0 if self._ivf is None else int(self._ivf.nlist)
 
     @property
     def tombstones(self) -> int:
-        """Graph nodes that no longer stand for a live id."""
-        return len(self._owners) - len(self._labels)
-
-    @property
-    def graph_size(self) -> int:
-        """Nodes in the graph, live and tombstoned."""
-        return len(self._owners)
+        return self._keys.rows - len(self._keys)
 
     def __len__(self) -> int:
-        return len(self._labels)
+        return len(self._keys)
 
     def __contains__(self, item: object) -> bool:
-        return item in self._labels
+        return isinstance(item, str) and int(self._keys.lookup([item])[0]) >= 0
 
     @classmethod
     def from_matrix(
-        cls,
-        ids: Sequence[str],
-        vectors: FloatMatrix,
-        *,
-        copy: bool = True,
-        m: int = HNSW_M,
-        ef_construction: int = EF_CONSTRUCTION,
-        ef_search: int = EF_SEARCH,
-    ) -> HnswIndex:
-        """An index of ``vectors[i]`` under ``ids[i]``, with its graph built in one step.
+        cls, ids: Sequence[str], vectors: FloatMatrix, *, copy: bool = True, nprobe: int = NPROBE
+    ) -> IvfIndex:
+        """An index of ``vectors[i]`` under ``ids[i]``, trained on them in one step.
 
-        ``copy=False`` lets the live store adopt ``vectors`` as
-        :meth:`ExactIndex.from_matrix` does; the graph always holds its own copy.
+        ``copy=False`` adopts ``vectors`` when it is a C-contiguous float32
+        matrix (the caller hands it over), saving a 5 GB copy at 10M.
         """
-        index = cls(m=m, ef_construction=ef_construction, ef_search=ef_search)
         matrix = np.asarray(vectors, dtype=np.float32)
-        index._live = ExactIndex.from_matrix(ids, matrix, copy=copy)  # validates shape and ids
-        if ids:
-            index._build(list(ids), matrix)
-        return index
-
-    @classmethod
-    def from_exact(cls, exact: ExactIndex, **params: Any) -> HnswIndex:
-        """An index over the vectors of ``exact``, which it adopts: the caller hands it over."""
-        index = cls(**params)
-        index._live = exact
-        ids = exact.ids()
-        if ids:
-            index._build(ids, exact.vectors(ids))
+        _check_shape(matrix, len(ids))
+        if copy or not matrix.flags.c_contiguous:
+            matrix = np.array(matrix, dtype=np.float32, order="C")
+        index = cls(int(matrix.shape[1]) if len(ids) else None, nprobe=nprobe)
+        if not len(ids):
+            return index
+        index._keys = KeyMap.from_ids(ids)
+        index._vectors = BlockMatrix.adopting(matrix)
+        index._alive = np.ones(len(ids), dtype=bool)
+        index._lists = np.zeros(len(ids), dtype=np.int32)
+        index._train()
         return index
 
     def add(self, ids: Sequence[str], vectors: FloatMatrix) -> None:
-        """Inserts or overwrites (the old node of an overwritten id becomes a tombstone)."""
-        matrix = np.asarray(vectors, dtype=np.float32)
-        self._live.add(ids, matrix)  # refuses bad shapes and duplicates before any change
-        if not ids:
+        """Inserts or overwrites (an overwritten id's old row becomes a tombstone)."""
+        matrix = np.ascontiguousarray(vectors, dtype=np.float32)
+        _check_shape(matrix, len(ids))
+        if not len(ids):
             return
-        if self._graph is None or self._graph.d != matrix.shape[1]:
-            # The first vectors, or a new dimension, which the live store takes only when empty.
-            self._build(list(ids), matrix)
-            return
-        if not self._labels.keys().isdisjoint(ids):
-            for item in ids:
-                old = self._labels.get(item)
-                if old is not None:
-                    self._owners[old] = None
-        start = len(self._owners)
-        self._graph.add(np.ascontiguousarray(matrix))
-        self._owners.extend(ids)
-        self._labels.update(zip(ids, range(start, start + len(ids)), strict=True))
-        self._rebuild_if_worn()
+        if self._dim is not None and len(self) and matrix.shape[1] != self._dim:
+            raise ValueError(f"expected dimension {self._dim}, got {matrix.shape[1]}")
+        keys = self._keys.encode(ids)
+        if len(set(keys.tolist())) != len(keys):
+            raise ValueError("duplicate ids in one add")
+        if self._dim != matrix.shape[1]:  # the first vectors, or a new dimension once empty
+            self._reset(int(matrix.shape[1]))
+            keys = self._keys.encode(ids)
+        old = self._keys.lookup_keys(keys)
+        self._drop(old[old >= 0])
+        rows = self._keys.append(keys)
+        self._vectors.append(matrix)
+        self._alive = np.concatenate([self._alive[: rows[0]], np.ones(len(rows), dtype=bool)])
+        self._lists = np.concatenate([self._lists[: rows[0]], np.zeros(len(rows), np.int32)])
+        if self._ivf is None or (
+            len(self) >= RETRAIN_GROWTH * self._trained_size and lists_for(len(self)) > self.nlist
+        ):
+            self._compact()
+            self._train()
+        else:
+            self._lists[rows] = self._assign(matrix)
+            self._fill(rows)
+        self._compact_if_worn()
 
     def remove(self, ids: Sequence[str]) -> None:
-        """Tombstones the ids that are present; unknown ids are ignored."""
-        for item in ids:
-            label = self._labels.pop(item, None)
-            if label is not None:
-                self._owners[label] = None
-        self._live.remove(ids)
-        self._rebuild_if_worn()
+        """Removes the ids that are present; unknown ids are ignored."""
+        rows = self._keys.lookup(list(dict.fromkeys(ids)))
+        self._drop(rows[rows >= 0])
+        self._compact_if_worn()
 
     def vectors(self, ids: Sequence[str]) -> FloatMatrix:
         """A copy of the vectors of ``ids`` (KeyError for an unknown id)."""
-        return self._live.vectors(ids)
+        rows = self._keys.lookup(ids)
+        if (rows < 0).any():
+            raise KeyError(ids[int(np.flatnonzero(rows < 0)[0])])
+        return self._vectors.take(rows)
 
     def search(
         self, query: npt.NDArray[np.float32], *, limit: int, max_distance: float
     ) -> list[Neighbor]:
         """Up to ``limit`` ids within ``max_distance`` (0-2) of ``query``, nearest first.
 
-        Approximate: an id the graph search misses is not returned. When the
-        candidate count would cover the whole index, the search is exact.
+        Approximate: an id outside the probed lists is not returned. When the
+        candidates would cover the whole index, the search is exact.
         """
-        from faiss import SearchParametersHNSW  # type: ignore[attr-defined]  # not in its stubs
-
-        size = len(self._labels)
-        if limit <= 0 or size == 0 or max_distance < 0:
+        if limit <= 0 or not len(self) or max_distance < 0:
             return []
         q = np.asarray(query, dtype=np.float32)
-        if q.shape != (self.dim,):
-            raise ValueError(f"expected a query of shape ({self.dim},), got {q.shape}")
+        if q.shape != (self._dim,):
+            raise ValueError(f"expected a query of shape ({self._dim},), got {q.shape}")
         wanted = max(CANDIDATE_FACTOR * limit, MIN_CANDIDATES)
-        if self._graph is None or wanted >= size:
-            return self._live.search(q, limit=limit, max_distance=max_distance)
-        params = SearchParametersHNSW(efSearch=max(self._ef_search, wanted))
-        _, found = self._graph.search(q[np.newaxis, :], wanted, params=params)
-        owners = self._owners
-        ids = [owners[label] for label in found[0].tolist() if label >= 0]
-        live = [item for item in ids if item is not None]
-        if not live:
-            return []
-        distances = unit_distances(self._live.vectors(live) @ q)
-        order = np.argsort(distances, kind="stable")
-        hits = [
-            Neighbor(live[i], d)
-            for i, d in zip(order.tolist(), distances[order].tolist(), strict=True)
-            if d <= max_distance
-        ]
-        return hits[:limit]
+        if self._ivf is None or wanted >= len(self):
+            rows = np.flatnonzero(self._alive).astype(np.int64)
+        else:
+            _, labels = self._ivf.search(q[np.newaxis, :], wanted)
+            rows = labels[0][labels[0] >= 0]
+            rows = rows[self._alive[rows]]
+        distances = unit_distances(self._vectors.take(rows) @ q)
+        keep = np.flatnonzero(distances <= max_distance)
+        order = keep[np.argsort(distances[keep], kind="stable")][:limit]
+        ids = self._keys.ids(rows[order])
+        return [Neighbor(i, d) for i, d in zip(ids, distances[order].tolist(), strict=True)]
 
-    def save(self, directory: str | os.PathLike[str]) -> None:
-        """Writes the graph and the live state into ``directory`` (created if missing).
-
-        The graph goes to a new uniquely named file first; then the state
-        file, which names that graph file, replaces the old one atomically,
-        so a reader sees the old pair or the new pair, never a mix. Graph
-        files no state names any more are deleted last.
-        """
+    # -- persistence: plain arrays, written and checked by facelens.collection.index_file --
+    def state(self) -> tuple[dict[str, Any], dict[str, npt.NDArray[Any] | list[FloatMatrix]]]:
+        """(meta, arrays) describing the whole index; ``vectors`` as a list of row blocks."""
         import faiss
 
-        folder = Path(directory)
-        folder.mkdir(parents=True, exist_ok=True)
-        graph_name: str | None = None
-        graph_bytes = 0
-        if self._graph is not None:
-            graph = self._graph
-            graph_name = f"graph-{uuid.uuid4().hex}.faiss"
-            _write_atomically(folder / graph_name, lambda path: faiss.write_index(graph, path))
-            graph_bytes = (folder / graph_name).stat().st_size
-        ids = list(self._labels)
-        header = {
-            "format": _FORMAT,
-            "dim": self.dim,
-            "graph": graph_name,
-            "graph_bytes": graph_bytes,
-            "graph_nodes": len(self._owners),
-            "live": len(ids),
-            "m": self._m,
-            "ef_construction": self._ef_construction,
-            "ef_search": self._ef_search,
-            "rebuild_ratio": self._rebuild_ratio,
+        if self._ivf is None or self._dim is None:
+            raise ValueError("an empty index has no state to save")
+        meta = {"dim": self._dim, "nprobe": self._nprobe, "trained_size": self._trained_size}
+        arrays: dict[str, npt.NDArray[Any] | list[FloatMatrix]] = {
+            **self._keys.arrays(),
+            "alive": self._alive,
+            "lists": self._lists,
+            "centroids": self._ivf.quantizer.reconstruct_n(0, self._ivf.nlist),
+            "sq_trained": faiss.vector_to_array(self._ivf.sq.trained),
+            "vectors": self._vectors.blocks(),
         }
-        arrays: dict[str, npt.NDArray[Any]] = {
-            "header": np.frombuffer(json.dumps(header).encode(), dtype=np.uint8),
-            "ids": np.frombuffer(json.dumps(ids).encode(), dtype=np.uint8),  # exact for any str
-            "labels": np.fromiter(self._labels.values(), dtype=np.int64, count=len(ids)),
-            "vectors": self._live.vectors(ids),
-        }
-        _write_atomically(folder / STATE_FILE, lambda path: _save_npz(path, arrays))
-        for stale in folder.glob("graph-*.faiss"):
-            if stale.name != graph_name:
-                stale.unlink(missing_ok=True)
+        return {**meta, "keys_mode": self._keys.mode}, arrays
 
     @classmethod
-    def load(cls, directory: str | os.PathLike[str]) -> HnswIndex:
-        """The index :meth:`save` wrote to ``directory``, without rebuilding its graph.
-
-        Raises ValueError when the saved files are missing, unreadable or do
-        not belong together; the caller then rebuilds from its own data.
-        """
-        import faiss
-
-        folder = Path(directory)
-        try:
-            with np.load(folder / STATE_FILE, allow_pickle=False) as state:
-                header = json.loads(state["header"].tobytes())
-                ids = json.loads(state["ids"].tobytes())
-                labels = state["labels"]
-                vectors = state["vectors"]
-            graph = None
-            if header["graph"] is not None:
-                graph_path = folder / str(header["graph"])
-                if graph_path.stat().st_size != header["graph_bytes"]:
-                    raise ValueError("the graph file is not the one the state was saved with")
-                graph = faiss.read_index(str(graph_path))
-            index = cls(
-                m=int(header["m"]),
-                ef_construction=int(header["ef_construction"]),
-                ef_search=int(header["ef_search"]),
-                rebuild_ratio=float(header["rebuild_ratio"]),
-            )
-            index._restore(header, ids, labels, vectors, graph)
-        except (OSError, KeyError, TypeError, ValueError, RuntimeError, zipfile.BadZipFile) as exc:
-            raise ValueError(f"no usable saved HNSW index in {folder}: {exc}") from exc
+    def from_state(
+        cls, meta: dict[str, Any], arrays: dict[str, npt.NDArray[Any]], vectors: BlockMatrix
+    ) -> IvfIndex:
+        """The index :meth:`state` described, lists re-encoded; ValueError if parts disagree."""
+        dim, rows = int(meta["dim"]), len(vectors)
+        index = cls(dim, nprobe=int(meta["nprobe"]))
+        keys = KeyMap.from_arrays(str(meta["keys_mode"]), arrays)
+        alive, lists, centroids = arrays["alive"], arrays["lists"], arrays["centroids"]
+        if vectors.dim != dim or keys.rows != rows or alive.shape != (rows,):
+            raise ValueError("the saved rows differ in count or dimension")
+        if lists.shape != (rows,) or centroids.ndim != 2 or centroids.shape[1] != dim:
+            raise ValueError("the saved lists do not fit the rows")
+        if int(alive.sum()) != len(keys) or not alive[keys.arrays()["sorted_rows"]].all():
+            raise ValueError("the saved ids and live rows disagree")
+        if len(lists) and (lists.min() < 0 or lists.max() >= len(centroids)):
+            raise ValueError("a row belongs to a list that does not exist")
+        index._keys, index._vectors = keys, vectors
+        index._alive, index._lists = alive.astype(bool), lists.astype(np.int32)
+        index._trained_size = int(meta["trained_size"])
+        index._ivf = _new_ivf(
+            dim, centroids.astype(np.float32), arrays["sq_trained"], index._nprobe
+        )
+        index._fill(np.flatnonzero(index._alive).astype(np.int64))
         return index
 
-    def _restore(
-        self,
-        header: dict[str, Any],
-        ids: list[str],
-        labels: npt.NDArray[np.int64],
-        vectors: FloatMatrix,
-        graph: faiss.Index | None,
-    ) -> None:
-        """Adopts loaded parts after checking that they belong together (ValueError if not)."""
+    # -- internals --
+    def _reset(self, dim: int) -> None:
+        self._dim = dim
+        self._keys, self._vectors = KeyMap(), BlockMatrix(dim)
+        self._alive, self._lists = np.zeros(0, dtype=bool), np.zeros(0, dtype=np.int32)
+        self._ivf, self._trained_size = None, 0
+
+    def _train(self) -> None:
+        """New centroids and scalar-quantizer ranges from a sample, then every live row listed."""
         import faiss
 
-        nodes, dim = int(header["graph_nodes"]), header["dim"]
-        if header["format"] != _FORMAT:
-            raise ValueError(f"unknown format {header['format']}")
-        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
-            raise ValueError("the ids are not a list of strings")
-        count = len(ids)
-        if header["live"] != count or labels.shape != (count,) or vectors.shape[0] != count:
-            raise ValueError("the ids, labels and vectors differ in count")
-        if (graph is None) != (nodes == 0):
-            raise ValueError("a graph is missing or unexpected")
-        if graph is not None:
-            if not isinstance(graph, faiss.IndexHNSWFlat):
-                raise ValueError(f"the graph file holds a {type(graph).__name__}")
-            if graph.ntotal != nodes or graph.d != dim or vectors.shape[1] != dim:
-                raise ValueError("the graph's size or dimension differs from the state's")
-            if count and (labels.min() < 0 or labels.max() >= nodes):
-                raise ValueError("a label lies outside the graph")
-            if np.unique(labels).shape[0] != count:
-                raise ValueError("two ids share a label")
-            for row in np.linspace(0, count - 1, num=min(count, _SPOT_CHECKS), dtype=np.intp):
-                if not np.array_equal(graph.reconstruct(int(labels[row])), vectors[row]):
-                    raise ValueError("the graph holds other vectors than the state")
-            graph.hnsw.efSearch = self._ef_search
-        owners: list[str | None] = [None] * nodes
-        label_list: list[int] = labels.tolist()
-        for item, label in zip(ids, label_list, strict=True):
-            owners[label] = item
-        live = ExactIndex.from_matrix(ids, vectors, copy=False) if count else ExactIndex(dim)
-        self._live, self._graph, self._owners = live, graph, owners
-        self._labels = dict(zip(ids, label_list, strict=True))
+        count, dim = len(self), self._vectors.dim
+        nlist = lists_for(count)
+        rng = np.random.default_rng(SEED)
+        sample_rows = np.sort(
+            rng.choice(count, size=min(count, POINTS_PER_LIST * nlist), replace=False)
+        )
+        sample = self._vectors.take(np.flatnonzero(self._alive)[sample_rows].astype(np.int64))
+        centroids = sample[:1]
+        if nlist > 1:
+            kmeans = faiss.Kmeans(dim, nlist, niter=KMEANS_ITERATIONS, seed=SEED, spherical=True)
+            kmeans.train(sample)
+            centroids = np.asarray(kmeans.centroids, dtype=np.float32)
+        sq = faiss.ScalarQuantizer(dim, faiss.ScalarQuantizer.QT_8bit)
+        sq.train(sample)
+        self._ivf = _new_ivf(dim, centroids, faiss.vector_to_array(sq.trained), self._nprobe)
+        self._trained_size = count
+        start = 0
+        for block in self._vectors.blocks():
+            self._lists[start : start + len(block)] = self._assign(block)
+            start += len(block)
+        self._fill(np.flatnonzero(self._alive).astype(np.int64))
 
-    def _build(self, ids: list[str], matrix: FloatMatrix) -> None:
-        """A new graph of ``matrix`` (rows: ``ids``), replacing any old one and its tombstones."""
+    def _assign(self, matrix: FloatMatrix) -> npt.NDArray[np.int32]:
+        """The nearest list of each row of ``matrix`` (one BLAS product against the centroids)."""
+        if self._ivf is None:
+            raise ValueError("the index is not trained")
+        _, nearest = self._ivf.quantizer.search(matrix, 1)
+        lists: npt.NDArray[np.int32] = nearest[:, 0].astype(np.int32)
+        return lists
+
+    def _fill(self, rows: npt.NDArray[np.int64]) -> None:
+        """Adds ``rows`` (already in ``_lists``) to their lists: one faiss call per list."""
         import faiss
 
-        graph = faiss.IndexHNSWFlat(int(matrix.shape[1]), self._m)
-        graph.hnsw.efConstruction = self._ef_construction
-        graph.hnsw.efSearch = self._ef_search
-        graph.add(np.ascontiguousarray(matrix, dtype=np.float32))
-        self._graph = graph
-        self._owners = list(ids)
-        self._labels = dict(zip(ids, range(len(ids)), strict=True))
-
-    def _rebuild_if_worn(self) -> None:
-        """Rebuilds from the live vectors once tombstones exceed the rebuild ratio."""
-        if self.tombstones <= self._rebuild_ratio * len(self._owners):
+        ivf = self._ivf
+        if ivf is None or not len(rows):
             return
-        ids = list(self._labels)
-        if not ids:
-            self._graph, self._owners = None, []
+        lists = self._lists[rows]
+        order = np.argsort(lists, kind="stable")
+        bounds = np.searchsorted(lists[order], np.arange(ivf.nlist + 1))
+        for number in np.flatnonzero(np.diff(bounds)).tolist():
+            members = np.ascontiguousarray(rows[order[bounds[number] : bounds[number + 1]]])
+            for start in range(0, len(members), BLOCK_ROWS):
+                part = members[start : start + BLOCK_ROWS]
+                codes = ivf.sq.compute_codes(self._vectors.take(part))
+                _invlists(ivf).add_entries(
+                    number, len(part), faiss.swig_ptr(part), faiss.swig_ptr(codes)
+                )
+        ivf.ntotal += len(rows)
+
+    def _drop(self, rows: npt.NDArray[np.int64]) -> None:
+        """Tombstones live ``rows`` and takes them out of their lists (swap with the last)."""
+        import faiss
+
+        if not len(rows):
             return
-        self._build(ids, self._live.vectors(ids))
+        self._keys.discard(rows.tolist())
+        self._alive[rows] = False
+        ivf = self._ivf
+        if ivf is None:
+            return
+        invlists, width = _invlists(ivf), ivf.code_size
+        for number in np.unique(self._lists[rows]).tolist():
+            size = invlists.list_size(number)
+            labels = faiss.rev_swig_ptr(invlists.get_ids(number), size)
+            codes = faiss.rev_swig_ptr(invlists.get_codes(number), size * width)
+            codes = codes.reshape(size, width)
+            for at in sorted(np.flatnonzero(np.isin(labels, rows)).tolist(), reverse=True):
+                size -= 1
+                labels[at], codes[at] = labels[size], codes[size]
+            invlists.resize(number, size)
+        ivf.ntotal -= len(rows)
+
+    def _compact_if_worn(self) -> None:
+        if self.tombstones > COMPACT_RATIO * self._keys.rows:
+            self._compact()
+
+    def _compact(self) -> None:
+        """Renumbers the live rows 0..n-1 in place and relabels the lists to match."""
+        import faiss
+
+        if not self.tombstones:
+            return
+        keep = self._alive[: self._keys.rows]
+        renumbered = np.cumsum(keep, dtype=np.int64) - 1
+        self._vectors.compact(keep)
+        self._keys.compact(keep)
+        self._lists = self._lists[: len(keep)][keep]
+        self._alive = np.ones(len(self._lists), dtype=bool)
+        if self._ivf is not None:
+            invlists = _invlists(self._ivf)
+            for number in range(self._ivf.nlist):
+                size = invlists.list_size(number)
+                if size:
+                    labels = faiss.rev_swig_ptr(invlists.get_ids(number), size)
+                    labels[:] = renumbered[labels]
 
 
-def _save_npz(path: str, arrays: dict[str, npt.NDArray[Any]]) -> None:
-    with open(path, "wb") as file:
-        np.savez(file, **arrays)  # type: ignore[arg-type]  # numpy's stub wants one dtype
+def _invlists(ivf: faiss.IndexIVFScalarQuantizer) -> faiss.InvertedLists:
+    lists = ivf.invlists
+    if lists is None:
+        raise ValueError("the inverted file has no lists")
+    return lists
 
 
-def _write_atomically(target: Path, write: Callable[[str], None]) -> None:
-    """``write(temp path)`` beside ``target``, flushed to disk, then renamed onto ``target``."""
-    fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(temp)
-        with open(temp, "rb+") as file:
-            os.fsync(file.fileno())
-        os.replace(temp, target)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+def _new_ivf(
+    dim: int, centroids: FloatMatrix, sq_trained: npt.NDArray[np.float32], nprobe: int
+) -> faiss.IndexIVFScalarQuantizer:
+    """An empty, trained IVF-SQ8 index with inner-product lists over ``centroids``."""
+    import faiss
+
+    if sq_trained.shape != (2 * dim,):
+        raise ValueError("the scalar quantizer's ranges do not fit the dimension")
+    quantizer = faiss.IndexFlatIP(dim)
+    quantizer.add(np.ascontiguousarray(centroids, dtype=np.float32))
+    ivf = faiss.IndexIVFScalarQuantizer(
+        quantizer, dim, len(centroids), faiss.ScalarQuantizer.QT_8bit,
+        faiss.METRIC_INNER_PRODUCT, False,
+    )  # fmt: skip
+    faiss.copy_array_to_vector(np.asarray(sq_trained, dtype=np.float32), ivf.sq.trained)
+    ivf.is_trained = True
+    ivf.nprobe = min(nprobe, len(centroids))
+    return ivf
+
+
+def _check_shape(matrix: FloatMatrix, count: int) -> None:
+    if matrix.ndim != 2 or matrix.shape[0] != count:
+        raise ValueError(f"expected a {count} x d matrix, got shape {matrix.shape}")

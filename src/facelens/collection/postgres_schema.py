@@ -29,8 +29,10 @@ import psycopg
 from psycopg.pq import TransactionStatus
 
 from facelens.collection.index import CollectionIndex
+from facelens.collection.index_cache import Changes
 from facelens.collection.models import StoredFace
 from facelens.collection.rows import (
+    DELETION_LOG_GENERATIONS,
     FACE_COLUMNS,
     INSERT_COLUMNS,
     READ_ROWS,
@@ -41,8 +43,13 @@ from facelens.errors import ServiceUnavailableException, StorageError
 
 Connection = psycopg.Connection[tuple[Any, ...]]
 
-SCHEMA_VERSION = 1
-"""Kept in ``facelens_collection_schema``; a database written by a newer schema is refused."""
+SCHEMA_VERSION = 2
+"""Kept in ``facelens_collection_schema``; a database written by a newer schema is refused.
+
+2: ``facelens_faces.generation``, ``facelens_face_deletions`` and
+``facelens_collections.deletions_floor``, so a search index can catch up with the
+changes after its generation. Every statement is idempotent (``IF NOT EXISTS``), so
+the same list creates a new database and migrates one of version 1."""
 SCHEMA_LOCK = 0x66_6C_63_6F_6C_6C_73_31
 """``pg_advisory_xact_lock`` key ("flcolls1") held while the tables are created, so two
 processes starting on an empty database do not race on ``CREATE TABLE IF NOT EXISTS``."""
@@ -67,6 +74,18 @@ _SCHEMA = (
         REFERENCES facelens_collections(collection_id) ON DELETE CASCADE,
     user_id TEXT COLLATE "C" NOT NULL, created_at TIMESTAMPTZ NOT NULL,
     PRIMARY KEY (collection_id, user_id))""",
+    # version 2
+    "ALTER TABLE facelens_faces ADD COLUMN IF NOT EXISTS generation BIGINT NOT NULL DEFAULT 0",
+    "CREATE INDEX IF NOT EXISTS facelens_faces_by_generation"
+    " ON facelens_faces(collection_id, generation)",
+    """CREATE TABLE IF NOT EXISTS facelens_face_deletions (
+    collection_id TEXT COLLATE "C" NOT NULL
+        REFERENCES facelens_collections(collection_id) ON DELETE CASCADE,
+    face_id TEXT COLLATE "C" NOT NULL, generation BIGINT NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS facelens_face_deletions_by_generation"
+    " ON facelens_face_deletions(collection_id, generation)",
+    "ALTER TABLE facelens_collections"
+    " ADD COLUMN IF NOT EXISTS deletions_floor BIGINT NOT NULL DEFAULT 0",
 )
 IN_IDS = "collection_id = %s AND face_id = ANY(%s)"
 """One bound text array: no limit on how many ids, one plan for any count."""
@@ -198,7 +217,17 @@ def ensure_schema(conn: Connection) -> None:
 
 
 def _schema_version(conn: Connection) -> int:
-    exists = one(conn.execute("SELECT to_regclass('facelens_collection_schema') IS NOT NULL"))
+    """The schema version, 0 before any. Looks the table up in ``pg_tables`` (a snapshot
+    read) rather than with ``to_regclass``, whose catalog cache can miss a table another
+    session committed while this one waited for the schema lock: the waiter then ran the
+    whole migration again, and its ALTER TABLEs deadlocked with the first one's writers."""
+    exists = one(
+        conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_tables"
+            " WHERE tablename = 'facelens_collection_schema'"
+            " AND schemaname = ANY (current_schemas(false)))"
+        )
+    )
     if not exists[0]:
         return 0
     row = one(conn.execute("SELECT COALESCE(MAX(version), 0) FROM facelens_collection_schema"))
@@ -219,7 +248,7 @@ def one(cursor: psycopg.Cursor[tuple[Any, ...]]) -> tuple[Any, ...]:
     return row
 
 
-def load_index(conn: Connection, collection_id: str) -> CollectionIndex:
+def load_index(conn: Connection, collection_id: str, *, ann_threshold: int) -> CollectionIndex:
     """Every face of the collection, read ``READ_ROWS`` at a time into a new search index.
 
     A server-side cursor, because a plain one would have libpq hold the
@@ -235,14 +264,84 @@ def load_index(conn: Connection, collection_id: str) -> CollectionIndex:
         )
     )
     if count == 0:
-        return CollectionIndex()
+        return CollectionIndex(ann_threshold=ann_threshold)
     with conn.cursor(name="facelens_load_index", binary=True) as cursor:
         cursor.execute(
             "SELECT face_id, user_id, embedding_dim, embedding FROM facelens_faces"
             " WHERE collection_id = %s",
             (collection_id,),
         )
-        return read_index(count, dim, iter(lambda: cursor.fetchmany(READ_ROWS), []))
+        batches = iter(lambda: cursor.fetchmany(READ_ROWS), [])
+        return read_index(count, dim, batches, ann_threshold=ann_threshold)
+
+
+@dataclass(frozen=True, slots=True)
+class IndexRows:
+    """:class:`~facelens.collection.index_cache.IndexSource` on an open read transaction."""
+
+    conn: Connection
+    collection_id: str
+
+    def read_all(self, *, ann_threshold: int) -> CollectionIndex:
+        return load_index(self.conn, self.collection_id, ann_threshold=ann_threshold)
+
+    def face_count(self) -> int:
+        sql = "SELECT COUNT(*) FROM facelens_faces WHERE collection_id = %s"
+        count: int = one(self.conn.execute(sql, (self.collection_id,)))[0]
+        return count
+
+    def changes_since(self, generation: int, *, limit: int) -> Changes | None:
+        key = {"c": self.collection_id, "g": generation}
+        floor, changed, deleted = one(
+            self.conn.execute(
+                "SELECT deletions_floor,"
+                " (SELECT COUNT(*) FROM facelens_faces"
+                "  WHERE collection_id = %(c)s AND generation > %(g)s),"
+                " (SELECT COUNT(*) FROM facelens_face_deletions"
+                "  WHERE collection_id = %(c)s AND generation > %(g)s)"
+                " FROM facelens_collections WHERE collection_id = %(c)s",
+                key,
+            )
+        )
+        if generation < floor or changed + deleted > limit:
+            return None
+        gone = self.conn.execute(
+            "SELECT face_id FROM facelens_face_deletions"
+            " WHERE collection_id = %(c)s AND generation > %(g)s",
+            key,
+        )
+        return Changes([r[0] for r in gone], self._rows(generation) if changed else [])
+
+    def _rows(self, generation: int) -> Iterator[list[tuple[Any, ...]]]:
+        with self.conn.cursor(name="facelens_index_changes", binary=True) as cursor:
+            cursor.execute(
+                "SELECT face_id, user_id, embedding_dim, embedding FROM facelens_faces"
+                " WHERE collection_id = %s AND generation > %s",
+                (self.collection_id, generation),
+            )
+            yield from iter(lambda: cursor.fetchmany(READ_ROWS), [])
+
+
+def log_deletions(
+    conn: Connection, collection_id: str, face_ids: Sequence[str], generation: int
+) -> None:
+    """Records deleted faces for catching-up indexes, and forgets entries too old to matter."""
+    conn.execute(
+        "INSERT INTO facelens_face_deletions"
+        " SELECT %s, face_id, %s FROM unnest(%s::text[]) AS face_id",
+        (collection_id, generation, list(face_ids)),
+    )
+    cutoff = generation - DELETION_LOG_GENERATIONS
+    if cutoff > 0:
+        conn.execute(
+            "DELETE FROM facelens_face_deletions WHERE collection_id = %s AND generation <= %s",
+            (collection_id, cutoff),
+        )
+        conn.execute(
+            "UPDATE facelens_collections SET deletions_floor = GREATEST(deletions_floor, %s)"
+            " WHERE collection_id = %s",
+            (cutoff, collection_id),
+        )
 
 
 def select_faces(

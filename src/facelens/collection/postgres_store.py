@@ -28,12 +28,13 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from facelens.collection.index import CollectionIndex
-from facelens.collection.index_cache import Caches, Token, Update, fresh_index, patch_index, search
+from facelens.collection.index import ANN_THRESHOLD, CollectionIndex
+from facelens.collection.index_cache import IndexCache, Token, Update, search
 from facelens.collection.models import (
     CollectionInfo,
     CollectionPage,
@@ -52,10 +53,11 @@ from facelens.collection.postgres_schema import (
     TOKEN,
     USERS,
     Connection,
+    IndexRows,
     QmarkAdapter,
     Session,
     copy_faces,
-    load_index,
+    log_deletions,
     select_faces,
 )
 from facelens.collection.rows import (
@@ -87,6 +89,13 @@ class _Tx:
     conn: Connection
     token: Token
     updates: list[Update] = field(default_factory=list)
+    changes: int = 0
+    """Faces added, removed or moved: what a saved index would have to catch up on."""
+
+    @property
+    def generation(self) -> int:
+        """The collection's generation once this write commits (rows written record it)."""
+        return int(self.token[1]) + 1
 
 
 class PostgresCollectionStore:
@@ -96,16 +105,30 @@ class PostgresCollectionStore:
     connection opens on first use, and the tables are created then if
     missing. ``connect_timeout_s`` bounds each connection attempt (libpq
     counts whole seconds, at least 2).
+
+    Search indexes of ``ann_threshold`` faces or more are saved in
+    ``index_directory`` (a local cache: one per database, see
+    :func:`facelens.collection.registry.open_store`; None: never saved), so
+    a restart loads them and catches up from the database instead of
+    rebuilding (see :mod:`facelens.collection.index_cache`). ``close()``
+    saves the ones with unsaved changes.
     """
 
-    def __init__(self, url: str, *, connect_timeout_s: int = 10) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        connect_timeout_s: int = 10,
+        ann_threshold: int = ANN_THRESHOLD,
+        index_directory: Path | None = None,
+    ) -> None:
         self._session = Session(url, connect_timeout_s=connect_timeout_s)
         self._lock = threading.RLock()
-        self._caches: Caches = {}
+        self._indexes = IndexCache(index_directory, ann_threshold)
 
     def close(self) -> None:
         with self._lock:
-            self._caches.clear()
+            self._indexes.close()
             self._session.close()
 
     # -- collections --
@@ -113,7 +136,8 @@ class PostgresCollectionStore:
         now = datetime.now(UTC)
         with self._transaction(WRITE) as conn:
             cursor = conn.execute(
-                "INSERT INTO facelens_collections VALUES (%s, %s, %s, 0) ON CONFLICT DO NOTHING",
+                "INSERT INTO facelens_collections (collection_id, face_model_version, created_at)"
+                " VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
                 (collection_id, face_model_version, now),
             )
             if cursor.rowcount == 0:
@@ -150,7 +174,8 @@ class PostgresCollectionStore:
                 cursor = conn.execute(
                     "DELETE FROM facelens_collections WHERE collection_id = %s", (collection_id,)
                 )
-            self._caches.pop(collection_id, None)
+            if cursor.rowcount:
+                self._indexes.forget(collection_id)
         if cursor.rowcount == 0:
             raise no_collection(collection_id)
 
@@ -182,12 +207,13 @@ class PostgresCollectionStore:
             copy_faces(
                 tx.conn,
                 [
-                    face_values(collection_id, f, v, now)
+                    face_values(collection_id, f, v, now, tx.generation)
                     for f, v in zip(faces, vectors, strict=True)
                 ],
             )
             matrix = np.stack(vectors)
             tx.updates.append(lambda index: index.add_faces(ids, matrix))
+            tx.changes += len(ids)
         return [stored_face(face, now) for face in faces]
 
     def get_faces(self, collection_id: str, face_ids: Sequence[str]) -> dict[str, StoredFace]:
@@ -241,7 +267,9 @@ class PostgresCollectionStore:
             found = {r[0] for r in deleted}
             if found:
                 gone = sorted(found)
+                log_deletions(tx.conn, collection_id, gone, tx.generation)
                 tx.updates.append(lambda index: index.remove_faces(gone))
+                tx.changes += len(gone)
         return [face_id for face_id in dict.fromkeys(face_ids) if face_id in found]
 
     def search_faces(
@@ -293,11 +321,14 @@ class PostgresCollectionStore:
             members = [
                 r[0]
                 for r in tx.conn.execute(
-                    f"UPDATE facelens_faces SET user_id = NULL {where} RETURNING face_id", key
+                    f"UPDATE facelens_faces SET user_id = NULL, generation = %s {where}"
+                    " RETURNING face_id",
+                    (tx.generation, *key),
                 )
             ]
             tx.conn.execute(f"DELETE FROM facelens_users {where}", key)
             tx.updates.append(lambda index: index.assign(members, None))
+            tx.changes += len(members)
 
     def associate_faces(self, collection_id: str, user_id: str, face_ids: Sequence[str]) -> None:
         self._set_user(collection_id, user_id, face_ids, associate=True)
@@ -328,12 +359,14 @@ class PostgresCollectionStore:
         with self._write(collection_id) as tx:
             _require_user(tx.conn, collection_id, user_id)
             changed = tx.conn.execute(
-                f"UPDATE facelens_faces SET user_id = %s WHERE {where} RETURNING face_id",
-                (target, *params),
+                f"UPDATE facelens_faces SET user_id = %s, generation = %s WHERE {where}"
+                " RETURNING face_id",
+                (target, tx.generation, *params),
             ).fetchall()
             found = [r[0] for r in changed]
             if found:
                 tx.updates.append(lambda index: index.assign(found, target))
+                tx.changes += len(found)
 
     @contextmanager
     def _transaction(self, begin: str) -> Iterator[Connection]:
@@ -353,14 +386,12 @@ class PostgresCollectionStore:
                         " WHERE collection_id = %s",
                         (collection_id,),
                     )
-            patch_index(self._caches, collection_id, tx.token, tx.updates)
+            self._indexes.patch(collection_id, tx.token, tx.updates, tx.changes)
 
     def _fresh_index(self, conn: Connection, collection_id: str) -> CollectionIndex:
-        """The collection's search index, rebuilt first if anyone wrote since."""
+        """The collection's search index, caught up first if anyone wrote since."""
         token = _collection_token(conn, collection_id)
-        return fresh_index(
-            self._caches, collection_id, token, lambda: load_index(conn, collection_id)
-        )
+        return self._indexes.fresh(collection_id, token, IndexRows(conn, collection_id))
 
 
 def _collection_token(conn: Connection, collection_id: str, *, lock: bool = False) -> Token:

@@ -28,6 +28,9 @@ BLOB_DTYPE = np.dtype("<f4")
 READ_ROWS = 8192
 """Rows per fetch when a search index is rebuilt (4 MB of 128-d blobs): enough that the
 per-fetch overhead vanishes, few enough that row objects never pile up."""
+DELETION_LOG_GENERATIONS = 1_000_000
+"""Generations a face deletion stays in the log: an index further behind than that is
+rebuilt rather than caught up. Bounds the log by the deletions of the last million writes."""
 FACE_COLUMNS = (
     "face_id, image_id, external_image_id, box_width, box_height, box_left, box_top,"
     " confidence, user_id, indexed_at"
@@ -35,20 +38,29 @@ FACE_COLUMNS = (
 """The columns :func:`face_from_row` reads, in its order."""
 INSERT_COLUMNS = (
     "collection_id, face_id, image_id, external_image_id, box_width, box_height, box_left,"
-    " box_top, confidence, indexed_at, embedding_dim, embedding"
+    " box_top, confidence, indexed_at, embedding_dim, embedding, generation"
 )
-"""The columns :func:`face_values` fills, in its order (``user_id`` starts NULL)."""
+"""The columns :func:`face_values` fills, in its order (``user_id`` starts NULL).
+
+``generation`` is the collection's generation after the write that added the
+face or last changed its user: a cached or saved search index at generation
+g catches up by reading the rows above g (see
+:mod:`facelens.collection.index_cache`)."""
 
 
 def face_values(
-    collection_id: str, face: NewFace, vector: Embedding, indexed_at: str | datetime
+    collection_id: str,
+    face: NewFace,
+    vector: Embedding,
+    indexed_at: str | datetime,
+    generation: int,
 ) -> tuple[Any, ...]:
     """One new face in :data:`INSERT_COLUMNS` order; ``indexed_at`` as the database takes it."""
     box = face.bounding_box
     return (
         *(collection_id, face.face_id, face.image_id, face.external_image_id),
         *(box.width, box.height, box.left, box.top, face.confidence, indexed_at),
-        *(vector.shape[0], vector.astype(BLOB_DTYPE).tobytes()),
+        *(vector.shape[0], vector.astype(BLOB_DTYPE).tobytes(), generation),
     )
 
 
@@ -78,7 +90,7 @@ def user_from_row(row: Sequence[Any]) -> UserInfo:
 
 
 def read_index(
-    count: int, dim: object, batches: Iterable[Sequence[Sequence[Any]]]
+    count: int, dim: object, batches: Iterable[Sequence[Sequence[Any]]], *, ann_threshold: int
 ) -> CollectionIndex:
     """A new search index of ``count`` faces of dimension ``dim`` (a cold start).
 
@@ -91,7 +103,7 @@ def read_index(
     a further copy.
     """
     if count == 0:
-        return CollectionIndex()
+        return CollectionIndex(ann_threshold=ann_threshold)
     if not isinstance(dim, int) or dim <= 0:
         raise bad_embeddings()
     matrix = np.empty((count, dim), dtype=np.float32)
@@ -106,7 +118,9 @@ def read_index(
         user_ids += [r[1] for r in rows]
     if len(face_ids) != count:
         raise StorageError("The faces changed while the search index was being read")
-    return CollectionIndex.build(face_ids, matrix, user_ids, copy=False)
+    return CollectionIndex.build(
+        face_ids, matrix, user_ids, copy=False, ann_threshold=ann_threshold
+    )
 
 
 def decode_embeddings(dims: Sequence[int], blobs: Sequence[bytes], dim: int) -> Embedding:

@@ -12,24 +12,34 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from facelens.collection.index import CollectionIndex
+from facelens.collection.index_cache import Changes
 from facelens.collection.models import NewFace, StoredFace
+from facelens.collection.rows import (
+    DELETION_LOG_GENERATIONS,
+    INSERT_COLUMNS,
+    face_values,
+    read_index,
+)
 from facelens.collection.rows import FACE_COLUMNS as FACE_COLUMNS
 from facelens.collection.rows import READ_ROWS as READ_ROWS
 from facelens.collection.rows import decode_embeddings as decode_embeddings
 from facelens.collection.rows import face_from_row as face_from_row
-from facelens.collection.rows import face_values, read_index
 from facelens.collection.rows import stored_face as stored_face
 from facelens.collection.rows import user_from_row as user_from_row
 from facelens.engine.types import Embedding
 from facelens.errors import StorageError
 
-SCHEMA_VERSION = 1
-"""Kept in ``PRAGMA user_version``; a file written by a newer schema is refused."""
+SCHEMA_VERSION = 2
+"""Kept in ``PRAGMA user_version``; a file written by a newer schema is refused.
+
+2: ``faces.generation``, ``face_deletions`` and ``collections.deletions_floor``, so a
+search index can catch up with the changes after its generation (a migration from 1)."""
 
 BUSY_TIMEOUT_S = 30.0
 _SCHEMA = """
@@ -49,6 +59,20 @@ CREATE TABLE IF NOT EXISTS users (
     user_id TEXT NOT NULL, created_at TEXT NOT NULL,
     PRIMARY KEY (collection_id, user_id))
 """
+_MIGRATIONS = {
+    2: """
+ALTER TABLE faces ADD COLUMN generation INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX IF NOT EXISTS faces_by_generation ON faces(collection_id, generation);
+CREATE TABLE IF NOT EXISTS face_deletions (
+    collection_id TEXT NOT NULL REFERENCES collections(collection_id) ON DELETE CASCADE,
+    face_id TEXT NOT NULL, generation INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS face_deletions_by_generation
+    ON face_deletions(collection_id, generation);
+ALTER TABLE collections ADD COLUMN deletions_floor INTEGER NOT NULL DEFAULT 0
+""",
+}
+"""Statements that take a file from the version before to the key's version."""
+INSERT_FACES = f"INSERT INTO faces ({INSERT_COLUMNS}) VALUES ({', '.join('?' * 13)})"
 IDS = "(SELECT value FROM json_each(?))"  # one bound JSON array: no variable-count limit
 IN_IDS = f"collection_id = ? AND face_id IN {IDS}"
 USERS = (
@@ -90,25 +114,51 @@ def open_database(target: str) -> sqlite3.Connection:
         if version > SCHEMA_VERSION:
             raise StorageError(f"Store schema version {version} is newer than {SCHEMA_VERSION}")
         if version < SCHEMA_VERSION:
-            conn.execute("BEGIN IMMEDIATE")  # two processes creating the file wait in turn
-            for statement in _SCHEMA.split(";"):
-                conn.execute(statement)
-            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            conn.execute("COMMIT")
+            _upgrade(conn)
     except BaseException:
         conn.close()
         raise
     return conn
 
 
+def _upgrade(conn: sqlite3.Connection) -> None:
+    """Creates the schema, or migrates it version by version, in one write transaction.
+
+    Two processes opening an old file together wait in turn on BEGIN
+    IMMEDIATE; the second then finds the version already current.
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version >= SCHEMA_VERSION:  # another process got here first
+            conn.execute("COMMIT")
+            if version > SCHEMA_VERSION:
+                raise StorageError(f"Store schema version {version} is newer than {SCHEMA_VERSION}")
+            return
+        if version < 1:
+            for statement in _SCHEMA.split(";"):
+                conn.execute(statement)
+        for target in range(max(version, 1) + 1, SCHEMA_VERSION + 1):
+            for statement in _MIGRATIONS[target].split(";"):
+                conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
 def face_row(
-    collection_id: str, face: NewFace, vector: Embedding, now: datetime
+    collection_id: str, face: NewFace, vector: Embedding, now: datetime, generation: int
 ) -> tuple[Any, ...]:
     """One new face in ``rows.INSERT_COLUMNS`` order, its time as ISO text."""
-    return face_values(collection_id, face, vector, now.isoformat())
+    return face_values(collection_id, face, vector, now.isoformat(), generation)
 
 
-def load_index(conn: sqlite3.Connection, collection_id: str) -> CollectionIndex:
+def load_index(
+    conn: sqlite3.Connection, collection_id: str, *, ann_threshold: int
+) -> CollectionIndex:
     """Every face of the collection, read ``READ_ROWS`` at a time into a new search index.
 
     Only the columns the index needs are read, with the recorded dimension
@@ -120,12 +170,74 @@ def load_index(conn: sqlite3.Connection, collection_id: str) -> CollectionIndex:
         (collection_id,),
     ).fetchone()
     if count == 0:
-        return CollectionIndex()
+        return CollectionIndex(ann_threshold=ann_threshold)
     cursor = conn.execute(
         "SELECT face_id, user_id, embedding_dim, embedding FROM faces WHERE collection_id = ?",
         (collection_id,),
     )
-    return read_index(count, dim, iter(lambda: cursor.fetchmany(READ_ROWS), []))
+    batches = iter(lambda: cursor.fetchmany(READ_ROWS), [])
+    return read_index(count, dim, batches, ann_threshold=ann_threshold)
+
+
+@dataclass(frozen=True, slots=True)
+class IndexRows:
+    """:class:`~facelens.collection.index_cache.IndexSource` on an open read transaction."""
+
+    conn: sqlite3.Connection
+    collection_id: str
+
+    def read_all(self, *, ann_threshold: int) -> CollectionIndex:
+        return load_index(self.conn, self.collection_id, ann_threshold=ann_threshold)
+
+    def face_count(self) -> int:
+        sql = "SELECT COUNT(*) FROM faces WHERE collection_id = ?"
+        count: int = self.conn.execute(sql, (self.collection_id,)).fetchone()[0]
+        return count
+
+    def changes_since(self, generation: int, *, limit: int) -> Changes | None:
+        key = (self.collection_id, generation)
+        floor, changed, deleted = self.conn.execute(
+            "SELECT deletions_floor,"
+            " (SELECT COUNT(*) FROM faces WHERE collection_id = ?1 AND generation > ?2),"
+            " (SELECT COUNT(*) FROM face_deletions WHERE collection_id = ?1 AND generation > ?2)"
+            " FROM collections WHERE collection_id = ?1",
+            key,
+        ).fetchone()
+        if generation < floor or changed + deleted > limit:
+            return None
+        gone = self.conn.execute(
+            "SELECT face_id FROM face_deletions WHERE collection_id = ? AND generation > ?", key
+        )
+        return Changes([r[0] for r in gone], self._rows(generation) if changed else [])
+
+    def _rows(self, generation: int) -> Iterator[list[Any]]:
+        cursor = self.conn.execute(
+            "SELECT face_id, user_id, embedding_dim, embedding FROM faces"
+            " WHERE collection_id = ? AND generation > ?",
+            (self.collection_id, generation),
+        )
+        yield from iter(lambda: cursor.fetchmany(READ_ROWS), [])
+
+
+def log_deletions(
+    conn: sqlite3.Connection, collection_id: str, face_ids: Sequence[str], generation: int
+) -> None:
+    """Records deleted faces for catching-up indexes, and forgets entries too old to matter."""
+    conn.executemany(
+        "INSERT INTO face_deletions VALUES (?, ?, ?)",
+        [(collection_id, face_id, generation) for face_id in face_ids],
+    )
+    cutoff = generation - DELETION_LOG_GENERATIONS
+    if cutoff > 0:
+        conn.execute(
+            "DELETE FROM face_deletions WHERE collection_id = ? AND generation <= ?",
+            (collection_id, cutoff),
+        )
+        conn.execute(
+            "UPDATE collections SET deletions_floor = MAX(deletions_floor, ?)"
+            " WHERE collection_id = ?",
+            (cutoff, collection_id),
+        )
 
 
 def select_faces(

@@ -18,12 +18,14 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlparse
 
 import numpy as np
 
-from facelens.collection.index import CollectionIndex
-from facelens.collection.index_cache import Caches, Token, Update, fresh_index, patch_index, search
+from facelens.collection.index import ANN_THRESHOLD, CollectionIndex
+from facelens.collection.index_cache import IndexCache, Token, Update, search
 from facelens.collection.models import (
     CollectionInfo,
     CollectionPage,
@@ -42,11 +44,13 @@ from facelens.collection.sqlite_schema import (
     FACE_COLUMNS,
     IDS,
     IN_IDS,
+    INSERT_FACES,
     USERS,
+    IndexRows,
     decode_embeddings,
     face_from_row,
     face_row,
-    load_index,
+    log_deletions,
     open_database,
     select_faces,
     stored_face,
@@ -69,6 +73,13 @@ class _Tx:
     conn: sqlite3.Connection
     token: Token
     updates: list[Update] = field(default_factory=list)
+    changes: int = 0
+    """Faces added, removed or moved: what a saved index would have to catch up on."""
+
+    @property
+    def generation(self) -> int:
+        """The collection's generation once this write commits (rows written record it)."""
+        return int(self.token[1]) + 1
 
 
 class SQLiteCollectionStore:
@@ -76,19 +87,36 @@ class SQLiteCollectionStore:
 
     ``path_or_uri`` is a file path, ``":memory:"`` (private to this instance,
     for tests) or a ``file:`` URI. The connection opens on first use.
+
+    Search indexes of ``ann_threshold`` faces or more are saved beside the
+    file, in ``<file>-faceindex/`` (``index_directory`` to put them
+    elsewhere; ``save_indexes=False`` or an in-memory database: never), so a
+    restart loads them instead of rebuilding (see
+    :mod:`facelens.collection.index_cache`). ``close()`` saves the ones
+    with unsaved changes.
     """
 
-    def __init__(self, path_or_uri: str) -> None:
+    def __init__(
+        self,
+        path_or_uri: str,
+        *,
+        ann_threshold: int = ANN_THRESHOLD,
+        index_directory: Path | None = None,
+        save_indexes: bool = True,
+    ) -> None:
         self._target = path_or_uri
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
         self._closed = False
-        self._caches: Caches = {}
+        directory = index_directory or _beside(path_or_uri)
+        self._indexes = IndexCache(directory if save_indexes else None, ann_threshold)
 
     def close(self) -> None:
         with self._lock:
+            if self._closed:
+                return
             self._closed = True
-            self._caches.clear()
+            self._indexes.close()
             conn, self._conn = self._conn, None
             if conn is not None:
                 try:
@@ -102,7 +130,8 @@ class SQLiteCollectionStore:
         with self._transaction("BEGIN IMMEDIATE") as conn:
             try:
                 conn.execute(
-                    "INSERT INTO collections VALUES (?, ?, ?, 0)",
+                    "INSERT INTO collections (collection_id, face_model_version, created_at)"
+                    " VALUES (?, ?, ?)",
                     (collection_id, face_model_version, now.isoformat()),
                 )
             except sqlite3.IntegrityError as exc:
@@ -137,7 +166,8 @@ class SQLiteCollectionStore:
                 cursor = conn.execute(
                     "DELETE FROM collections WHERE collection_id = ?", (collection_id,)
                 )
-            self._caches.pop(collection_id, None)
+            if cursor.rowcount:
+                self._indexes.forget(collection_id)
         if cursor.rowcount == 0:
             raise no_collection(collection_id)
 
@@ -167,11 +197,15 @@ class SQLiteCollectionStore:
             if taken is not None:
                 raise ResourceAlreadyExistsException(f"The face id: {taken[0]} already exists")
             tx.conn.executemany(
-                "INSERT INTO faces VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?)",
-                [face_row(collection_id, f, v, now) for f, v in zip(faces, vectors, strict=True)],
+                INSERT_FACES,
+                [
+                    face_row(collection_id, f, v, now, tx.generation)
+                    for f, v in zip(faces, vectors, strict=True)
+                ],
             )
             matrix = np.stack(vectors)
             tx.updates.append(lambda index: index.add_faces(ids, matrix))
+            tx.changes += len(ids)
         return [stored_face(face, now) for face in faces]
 
     def get_faces(self, collection_id: str, face_ids: Sequence[str]) -> dict[str, StoredFace]:
@@ -219,7 +253,9 @@ class SQLiteCollectionStore:
             if found:
                 tx.conn.execute(f"DELETE FROM faces WHERE {IN_IDS}", params)
                 gone = sorted(found)
+                log_deletions(tx.conn, collection_id, gone, tx.generation)
                 tx.updates.append(lambda index: index.remove_faces(gone))
+                tx.changes += len(gone)
         return [face_id for face_id in dict.fromkeys(face_ids) if face_id in found]
 
     def search_faces(
@@ -269,9 +305,12 @@ class SQLiteCollectionStore:
         with self._write(collection_id) as tx:
             _require_user(tx.conn, collection_id, user_id)
             members = [r[0] for r in tx.conn.execute(f"SELECT face_id FROM faces {where}", key)]
-            tx.conn.execute(f"UPDATE faces SET user_id = NULL {where}", key)
+            tx.conn.execute(
+                f"UPDATE faces SET user_id = NULL, generation = ? {where}", (tx.generation, *key)
+            )
             tx.conn.execute(f"DELETE FROM users {where}", key)
             tx.updates.append(lambda index: index.assign(members, None))
+            tx.changes += len(members)
 
     def associate_faces(self, collection_id: str, user_id: str, face_ids: Sequence[str]) -> None:
         self._set_user(collection_id, user_id, face_ids, associate=True)
@@ -305,8 +344,12 @@ class SQLiteCollectionStore:
                 r[0] for r in tx.conn.execute(f"SELECT face_id FROM faces WHERE {where}", params)
             ]
             if found:
-                tx.conn.execute(f"UPDATE faces SET user_id = ? WHERE {where}", (target, *params))
+                tx.conn.execute(
+                    f"UPDATE faces SET user_id = ?, generation = ? WHERE {where}",
+                    (target, tx.generation, *params),
+                )
                 tx.updates.append(lambda index: index.assign(found, target))
+                tx.changes += len(found)
 
     def _connection(self) -> sqlite3.Connection:
         if self._closed:
@@ -341,7 +384,7 @@ class SQLiteCollectionStore:
 
         The cache is patched after the commit only if it was current when the
         transaction began (so nobody else wrote since it was built); otherwise
-        it is dropped and the next search rebuilds it from the database.
+        the next search catches it up from the database.
         """
         with self._lock:
             with self._transaction("BEGIN IMMEDIATE") as conn:
@@ -353,14 +396,12 @@ class SQLiteCollectionStore:
                         " WHERE collection_id = ?",
                         (collection_id,),
                     )
-            patch_index(self._caches, collection_id, tx.token, tx.updates)
+            self._indexes.patch(collection_id, tx.token, tx.updates, tx.changes)
 
     def _fresh_index(self, conn: sqlite3.Connection, collection_id: str) -> CollectionIndex:
-        """The collection's search index, rebuilt first if any process wrote since."""
+        """The collection's search index, caught up first if any process wrote since."""
         token = _collection_token(conn, collection_id)
-        return fresh_index(
-            self._caches, collection_id, token, lambda: load_index(conn, collection_id)
-        )
+        return self._indexes.fresh(collection_id, token, IndexRows(conn, collection_id))
 
 
 def _collection_token(conn: sqlite3.Connection, collection_id: str) -> Token:
@@ -376,3 +417,15 @@ def _require_user(conn: sqlite3.Connection, collection_id: str, user_id: str) ->
     sql = "SELECT 1 FROM users WHERE collection_id = ? AND user_id = ?"
     if conn.execute(sql, (collection_id, user_id)).fetchone() is None:
         raise no_user(collection_id, user_id)
+
+
+def _beside(target: str) -> Path | None:
+    """``<database file>-faceindex``, or None for a database that lives only in memory."""
+    if target == ":memory:" or not target:
+        return None
+    if target.startswith("file:"):
+        uri = urlparse(target)
+        if "memory" in parse_qs(uri.query).get("mode", []) or not uri.path:
+            return None
+        target = uri.path
+    return Path(f"{target}-faceindex")

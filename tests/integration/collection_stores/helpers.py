@@ -18,7 +18,7 @@ from facelens.collection.sqlite_store import SQLiteCollectionStore
 from facelens.engine.types import BoundingBox
 
 AnyStore: TypeAlias = SQLiteCollectionStore | PostgresCollectionStore
-"""The concrete stores (not the Protocol): tests look at their ``_caches`` white box."""
+"""The concrete stores (not the Protocol): tests look at their ``_indexes`` white box."""
 Connect: TypeAlias = Callable[[], AnyStore]
 """Opens one more store instance on the test's database (a restart, another worker)."""
 

@@ -46,11 +46,12 @@ def test_incremental_cache_matches_a_rebuilt_one(
         lambda: writer.delete_user("c", "u1"),
     ]
     for number, step in enumerate(steps):
-        cached = writer._caches.get("c")  # white box: the writer's own search index
+        cached = writer._indexes.cached("c")  # white box: the writer's own search index
         step()
         if number > 0:  # patched in place, not rebuilt, since nobody else wrote
             assert cached is not None
-            assert writer._caches["c"][1] is cached[1]
+            now = writer._indexes.cached("c")
+            assert now is not None and now[1] is cached[1]
         reader = connect()
         for q in queries:
             faces = writer.search_faces("c", q, limit=50, max_distance=2.0)
