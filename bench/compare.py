@@ -77,6 +77,10 @@ CLIP = "video/short_hamilton_clip.mp4"
 EDGE_PEOPLE = ("alex_lacamoire", "lin_manuel_miranda")
 PEER_SEARCH_MEMORY_LIMIT = 4 * 1024**3
 """Skip the peer's scan above this estimated memory, in bytes (see :func:`peer_search_bytes`)."""
+PEER_RECIPE_SCALE = 0.25
+"""facerec_from_webcam_faster.py shrinks each frame to a quarter before detecting."""
+EdgePass = tuple[float, int, int, dict[str, int]]
+"""One pass of the edge loop: seconds, frames, faces found, identifications per name."""
 SEARCH_DIM = 128
 SEARCH_LIMIT = 10
 """MaxFaces of SearchFacesByImage by default."""
@@ -84,8 +88,11 @@ SEARCH_QUERIES = 64
 QUERY_DISTANCE = 0.3
 """Euclidean distance of each query from the stored face it was made from (a "second photo",
 inside FaceMatchThreshold 80's 0.39, so every search has a match to return)."""
-LFW_DEFAULT_FOLDS = 2
-"""All 5 folds (3811 images per side) take about 11 minutes here; 2 folds about 4.5."""
+LFW_DEFAULT_FOLDS = 3
+"""LFW is most of a run's time, nearly all of it the peer's (about 14 images a second on 2
+workers against our 55): on 2 busy cores 2 folds (1583 images) took 2.5 minutes for both
+sides, so all 5 (3811 images) take about 6 and a whole default run about 8. 3 folds (2320
+images, 1800 pairs) keep a default run near 5.5 minutes."""
 
 Sides = tuple[Any, Any | None]
 """(ours, peer) SideProcess; peer None when it is skipped."""
@@ -463,59 +470,69 @@ def stage_edge(
     enrolled: dict[str, Any] = {"ours": ours.call("edge_setup", known, max_distance, detectors)}
     if peer is not None:
         enrolled["peer"] = peer.call("edge_setup", known, max_distance)
-    got: dict[str, list[tuple[float, int, int, dict[str, int]]]] = {}
+    got: dict[str, list[EdgePass]] = {}
+    peer_scales = {"recipe": PEER_RECIPE_SCALE, "full frame": 1.0}
 
     def body(_: int) -> None:
-        for detector in detectors:
+        for i, detector in enumerate(detectors):
             got.setdefault(detector, []).append(ours.call("edge", detector))
-            if peer is not None and detector == detectors[0]:
-                got.setdefault("peer", []).append(peer.call("edge"))
+            if peer is not None and i < len(peer_scales):  # alternate: ours, peer, ours, peer
+                variant, scale = list(peer_scales.items())[i]
+                got.setdefault(variant, []).append(peer.call("edge", "", scale))
+        if peer is not None:
+            for variant, scale in list(peer_scales.items())[len(detectors) :]:
+                got.setdefault(variant, []).append(peer.call("edge", "", scale))
 
     run.rounds("edge", body, run.args.edge_rounds)
 
-    def fps(results: list[tuple[float, int, int, dict[str, int]]]) -> dict[str, float]:
+    def fps(results: list[EdgePass]) -> dict[str, float]:
         return spread(rates([r[1] for r in results], [r[0] for r in results]), digits=2)
 
-    def outcome(results: list[tuple[float, int, int, dict[str, int]]]) -> dict[str, Any]:
+    def outcome(results: list[EdgePass]) -> dict[str, Any]:
         _, count, found, named = results[-1]
         return {"frames": count, "faces_found": found, "identified": named}
 
-    peer_fps = fps(got["peer"]) if peer is not None else None
-    rows, detail = (
-        [],
-        {
-            "clip": CLIP,
-            "frames": len(frames),
-            "enrolled_photos": enrolled,
-            "ours_max_distance": round(max_distance, 4),
-            "peer_tolerance": 0.6,
-        },
-    )
-    for detector in detectors:
-        mine = outcome(got[detector])
-        note = f"faces found/identified per pass: ours {mine['faces_found']}/" + str(
-            sum(mine["identified"].values())
+    def counts(results: list[EdgePass]) -> str:
+        seen = outcome(results)
+        return f"{seen['faces_found']}/{sum(seen['identified'].values())}"
+
+    rows: list[dict[str, Any]] = []
+    detail: dict[str, Any] = {
+        "clip": CLIP,
+        "frames": len(frames),
+        "enrolled_photos": enrolled,
+        "ours_max_distance": round(max_distance, 4),
+        "peer_tolerance": 0.6,
+    }
+    default = run.default_detector if run.default_detector in detectors else detectors[0]
+    pairs = [(d, "recipe") for d in detectors] + [(default, "full frame")]
+    for detector, variant in pairs:
+        note = f"faces found/identified per pass of {len(frames)} frames: ours " + counts(
+            got[detector]
         )
         if peer is not None:
-            theirs = outcome(got["peer"])
-            note += f", peer {theirs['faces_found']}/{sum(theirs['identified'].values())}"
+            note += f", peer {counts(got[variant])}"
         rows.append(
             make_row(
                 "edge",
-                f"640x360 clip, ours {run.detector_label(detector)}",
+                f"640x360 clip, ours {run.detector_label(detector)} vs peer {variant}",
                 "fps",
                 fps(got[detector]),
-                peer_fps,
+                fps(got[variant]) if peer is not None else None,
                 note,
             )
         )
-        detail[detector] = {"fps": fps(got[detector]), **mine}
-    if peer is not None:
-        detail["peer"] = {"fps": peer_fps, **outcome(got["peer"])}
+    for name in [*detectors, *(peer_scales if peer is not None else ())]:
+        detail[name if name in detectors else f"peer {name}"] = {
+            "fps": fps(got[name]),
+            **outcome(got[name]),
+        }
     detail["note"] = (
-        "peer: facerec_from_webcam_faster.py's body on every frame (resize to 1/4, BGR->RGB, "
-        "face_locations, face_encodings, compare_faces + face_distance best match at 0.6; the "
-        "recipe also skips every other frame, which would double both sides' rate); ours: "
+        "peer recipe: facerec_from_webcam_faster.py's body on every frame (resize to 1/4, "
+        "BGR->RGB, face_locations, face_encodings, compare_faces + face_distance best match at "
+        "0.6; the recipe also skips every other frame, which would double both sides' rate); "
+        "peer full frame: the same without the resize (a quarter of 640x360 leaves faces too "
+        "small for its HOG at upsample 1); ours: "
         "BGR->RGB, engine.detect on the full frame, engine.embed of every face, collection "
         "index search (FaceMatchThreshold 80); enrolment untimed. facelens' real edge runner "
         "(tracking, one embedding per track, in the recognizer) is bench.edge_fps"
@@ -748,8 +765,9 @@ def main(argv: list[str] | None = None) -> None:
         "edge_rounds": args.edge_rounds,
         "lfw_folds": args.lfw_folds,
         "lfw_folds_default_note": (
-            f"default {LFW_DEFAULT_FOLDS} of 5 folds keeps a default run near 6 minutes on "
-            "2 cores; --lfw-folds 5 runs all 3000 pairs (about 11 minutes more)"
+            f"default {LFW_DEFAULT_FOLDS} of 5 folds (1800 of 3000 pairs) keeps a default run "
+            "near 5.5 minutes on 2 cores; --lfw-folds 5 runs all 3000 pairs (about 2.5 minutes "
+            "more)"
         ),
         "lfw_pairs_per_fold": args.lfw_pairs_per_fold,
         "lfw_workers": args.lfw_workers,

@@ -424,9 +424,12 @@ class Peer:
                 self._edge_names.append(name)
         return {name: self._edge_names.count(name) for name in sorted(set(self._edge_names))}
 
-    def edge(self, detector: str = "") -> tuple[float, int, int, dict[str, int]]:
+    def edge(
+        self, detector: str = "", scale: float = 0.25
+    ) -> tuple[float, int, int, dict[str, int]]:
         """facerec_from_webcam_faster.py's loop body on every frame (the recipe skips every
-        other frame; both sides here process all of them)."""
+        other frame; both sides here process all of them). ``scale`` 0.25 is the recipe's
+        resize; 1.0 skips the resize."""
         import cv2
 
         fr = self.fr
@@ -436,7 +439,7 @@ class Peer:
         named: dict[str, int] = {}
         start = time.perf_counter()
         for frame in frames:
-            small_frame = cv2.resize(frame, (0, 0), fx=0.25, fy=0.25)
+            small_frame = frame if scale == 1.0 else cv2.resize(frame, (0, 0), fx=scale, fy=scale)
             rgb_small_frame = cv2.cvtColor(small_frame, cv2.COLOR_BGR2RGB)
             face_locations = fr.face_locations(rgb_small_frame)
             face_encodings = fr.face_encodings(rgb_small_frame, face_locations)
