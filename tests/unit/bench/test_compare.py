@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from bench.compare import parse_args, peer_search_bytes
+from bench.compare import far_allowance, parse_args, peer_search_bytes
 from bench.compare_lfw import select_pairs
 from bench.compare_report import make_row, rates, ratio, single, spread
 from bench.compare_sides import random_unit_vectors
@@ -109,3 +109,9 @@ def test_quick_shrinks_the_run() -> None:
     assert args.lfw_folds == 1
     assert args.lfw_pairs_per_fold == 20
     assert parse_args(["--cpu", "0"]).search_sizes == [10_000, 100_000, 1_000_000]
+
+
+def test_far_allowance_matches_the_lfw_rule() -> None:
+    assert far_allowance(1500).startswith("1 false accept")
+    assert far_allowance(1200).startswith("1 false accept")
+    assert far_allowance(900).startswith("0 false accept")
