@@ -27,24 +27,30 @@ Stages (``--stages``, all by default):
   faces found by each.
 * ``embed``: align + embed per face of the 8 faces of a group photo, one
   face per call and 8 per call: ``engine.embed`` (the registry's default
-  embedder and flip setting, and the other flip setting) vs
-  ``face_encodings(img, known_face_locations=...)`` at the same boxes.
-* ``search``: one query against 10k, 100k and 1M random unit 128-d faces:
-  ``CollectionIndex.build(...).faces.search`` (limit 10, FaceMatchThreshold
-  80) vs ``face_distance(known, one)`` over a float64 matrix.
+  embedder and flip setting, the other flip setting, and dlib's own runtime
+  of the same network) vs ``face_encodings(img, known_face_locations=...)``
+  at the same boxes.
+* ``search``: one query against 10k, 100k and 1M random unit 128-d faces
+  (each query a stored face moved by 0.3, a "second photo"):
+  ``CollectionIndex.build(...).faces.search``, whichever index it picks for
+  the size (limit 10, FaceMatchThreshold 80; its recall@1 is reported) vs
+  ``face_distance(known, one)`` over a float64 matrix (exact).
 * ``edge``: frames of the Hamilton clip (640x360): face_recognition's
   ``facerec_from_webcam_faster.py`` loop body (quarter-size frame,
   ``face_locations``, ``face_encodings``, ``compare_faces`` against the two
-  people in the clip) vs facelens doing the same job (engine detect on the
-  frame, embed each face, search a collection of the same two people).
+  people in the clip), and the same on full-size frames, vs facelens doing
+  the same job (engine detect on the frame, embed each face, search a
+  collection of the same two people); faces found and identified by each.
 * ``lfw``: verification accuracy and TAR at FAR 0.001 on the LFW
   development pairs, both pipelines through the same
   ``verification_figures`` (``bench.compare_lfw``), 2 worker processes
-  each (not pinned), blocks of images interleaved.
+  each (not pinned), blocks of images interleaved; ``--lfw-folds`` (4 of
+  the 5 by default, see :data:`LFW_DEFAULT_FOLDS`).
 
 Run from the repository root::
 
     python -m bench.compare [--stages decode detect embed search edge lfw] [--quick]
+                            [--lfw-folds 5]
 
 Writes bench/results/compare.json: ``rows`` (one flat row per stage and
 variant: ours, peer, ``peer_over_ours``) and one detailed section per stage.
