@@ -45,13 +45,14 @@ Not thread-safe for writes, like ExactIndex.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
-from facelens.collection.blocks import BLOCK_ROWS, BlockMatrix
+from facelens.collection import ivf_lists
+from facelens.collection.blocks import BlockMatrix
 from facelens.collection.index import FloatMatrix, Neighbor, unit_distances
 from facelens.collection.keys import KeyMap
 
@@ -117,6 +118,12 @@ class IvfIndex:
 
     def __len__(self) -> int:
         return len(self._keys)
+
+    def memory_bytes(self) -> int:
+        """Bytes held in arrays: float32 rows, list codes and labels, ids, row state."""
+        lists = 0 if self._ivf is None else self._ivf.ntotal * (self._ivf.code_size + 8)
+        keys = sum(a.nbytes for a in self._keys.arrays().values())
+        return self._vectors.nbytes + lists + keys + self._alive.nbytes + self._lists.nbytes
 
     def __contains__(self, item: object) -> bool:
         return isinstance(item, str) and int(self._keys.lookup([item])[0]) >= 0
@@ -214,47 +221,66 @@ class IvfIndex:
         return [Neighbor(i, d) for i, d in zip(ids, distances[order].tolist(), strict=True)]
 
     # -- persistence: plain arrays, written and checked by facelens.collection.index_file --
-    def state(self) -> tuple[dict[str, Any], dict[str, npt.NDArray[Any] | list[FloatMatrix]]]:
-        """(meta, arrays) describing the whole index; ``vectors`` as a list of row blocks."""
+    def state(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(meta, arrays) describing the whole index, as views (no copies).
+
+        ``vectors`` is a list of row blocks; ``list_labels`` and ``list_codes``
+        are every list's contents in list order, so a load reads them straight
+        into faiss's memory (:func:`facelens.collection.ivf_lists.load`).
+        """
         import faiss
 
         if self._ivf is None or self._dim is None:
             raise ValueError("an empty index has no state to save")
+        contents = ivf_lists.views(self._ivf)
+        store = ivf_lists.invlists(self._ivf)
+        sizes = np.array([store.list_size(n) for n in range(self._ivf.nlist)], dtype=np.int64)
         meta = {"dim": self._dim, "nprobe": self._nprobe, "trained_size": self._trained_size}
-        arrays: dict[str, npt.NDArray[Any] | list[FloatMatrix]] = {
+        arrays: dict[str, Any] = {
             **self._keys.arrays(),
             "alive": self._alive,
-            "lists": self._lists,
             "centroids": self._ivf.quantizer.reconstruct_n(0, self._ivf.nlist),
             "sq_trained": faiss.vector_to_array(self._ivf.sq.trained),
-            "vectors": self._vectors.blocks(),
+            "list_sizes": sizes,
+            "list_labels": [labels for labels, _ in contents] or [np.zeros(0, np.int64)],
+            "list_codes": [codes for _, codes in contents] or [np.zeros((0, 0), np.uint8)],
+            "vectors": self._vectors.blocks() or [np.zeros((0, self._dim), np.float32)],
         }
         return {**meta, "keys_mode": self._keys.mode}, arrays
 
     @classmethod
     def from_state(
-        cls, meta: dict[str, Any], arrays: dict[str, npt.NDArray[Any]], vectors: BlockMatrix
+        cls,
+        meta: dict[str, Any],
+        arrays: dict[str, npt.NDArray[Any]],
+        vectors: BlockMatrix,
+        read: Callable[[str, Iterator[npt.NDArray[Any]]], None],
     ) -> IvfIndex:
-        """The index :meth:`state` described, lists re-encoded; ValueError if parts disagree."""
+        """The index :meth:`state` described; ValueError if its parts disagree.
+
+        ``arrays`` holds the small arrays; ``read`` streams the lists' contents
+        into place (see :func:`facelens.collection.ivf_lists.load`).
+        """
         dim, rows = int(meta["dim"]), len(vectors)
         index = cls(dim, nprobe=int(meta["nprobe"]))
         keys = KeyMap.from_arrays(str(meta["keys_mode"]), arrays)
-        alive, lists, centroids = arrays["alive"], arrays["lists"], arrays["centroids"]
+        alive = arrays["alive"]
         if vectors.dim != dim or keys.rows != rows or alive.shape != (rows,):
             raise ValueError("the saved rows differ in count or dimension")
-        if lists.shape != (rows,) or centroids.ndim != 2 or centroids.shape[1] != dim:
-            raise ValueError("the saved lists do not fit the rows")
         if int(alive.sum()) != len(keys) or not alive[keys.arrays()["sorted_rows"]].all():
             raise ValueError("the saved ids and live rows disagree")
-        if len(lists) and (lists.min() < 0 or lists.max() >= len(centroids)):
-            raise ValueError("a row belongs to a list that does not exist")
-        index._keys, index._vectors = keys, vectors
-        index._alive, index._lists = alive.astype(bool), lists.astype(np.int32)
+        ivf = ivf_lists.new_ivf(dim, arrays["centroids"], arrays["sq_trained"], index._nprobe)
+        ivf_lists.load(ivf, arrays["list_sizes"], read)
+        lists = np.full(rows, -1, dtype=np.int32)
+        for number, (labels, _) in enumerate(ivf_lists.views(ivf)):
+            if len(labels) and (labels.min() < 0 or labels.max() >= rows):
+                raise ValueError("a list holds a row that does not exist")
+            lists[labels] = number
+        if ivf.ntotal != len(keys) or not (lists[alive] >= 0).all():
+            raise ValueError("the saved lists do not hold exactly the live rows")
+        index._keys, index._vectors, index._ivf = keys, vectors, ivf
+        index._alive, index._lists = alive.astype(bool), lists
         index._trained_size = int(meta["trained_size"])
-        index._ivf = _new_ivf(
-            dim, centroids.astype(np.float32), arrays["sq_trained"], index._nprobe
-        )
-        index._fill(np.flatnonzero(index._alive).astype(np.int64))
         return index
 
     # -- internals --
@@ -282,7 +308,9 @@ class IvfIndex:
             centroids = np.asarray(kmeans.centroids, dtype=np.float32)
         sq = faiss.ScalarQuantizer(dim, faiss.ScalarQuantizer.QT_8bit)
         sq.train(sample)
-        self._ivf = _new_ivf(dim, centroids, faiss.vector_to_array(sq.trained), self._nprobe)
+        self._ivf = ivf_lists.new_ivf(
+            dim, centroids, faiss.vector_to_array(sq.trained), self._nprobe
+        )
         self._trained_size = count
         start = 0
         for block in self._vectors.blocks():
@@ -299,47 +327,18 @@ class IvfIndex:
         return lists
 
     def _fill(self, rows: npt.NDArray[np.int64]) -> None:
-        """Adds ``rows`` (already in ``_lists``) to their lists: one faiss call per list."""
-        import faiss
-
-        ivf = self._ivf
-        if ivf is None or not len(rows):
-            return
-        lists = self._lists[rows]
-        order = np.argsort(lists, kind="stable")
-        bounds = np.searchsorted(lists[order], np.arange(ivf.nlist + 1))
-        for number in np.flatnonzero(np.diff(bounds)).tolist():
-            members = np.ascontiguousarray(rows[order[bounds[number] : bounds[number + 1]]])
-            for start in range(0, len(members), BLOCK_ROWS):
-                part = members[start : start + BLOCK_ROWS]
-                codes = ivf.sq.compute_codes(self._vectors.take(part))
-                _invlists(ivf).add_entries(
-                    number, len(part), faiss.swig_ptr(part), faiss.swig_ptr(codes)
-                )
-        ivf.ntotal += len(rows)
+        if self._ivf is not None:
+            lists = self._lists[rows].astype(np.int64)
+            ivf_lists.fill(self._ivf, rows, lists, self._vectors.take)
 
     def _drop(self, rows: npt.NDArray[np.int64]) -> None:
-        """Tombstones live ``rows`` and takes them out of their lists (swap with the last)."""
-        import faiss
-
+        """Tombstones live ``rows`` and takes them out of their lists."""
         if not len(rows):
             return
         self._keys.discard(rows.tolist())
         self._alive[rows] = False
-        ivf = self._ivf
-        if ivf is None:
-            return
-        invlists, width = _invlists(ivf), ivf.code_size
-        for number in np.unique(self._lists[rows]).tolist():
-            size = invlists.list_size(number)
-            labels = faiss.rev_swig_ptr(invlists.get_ids(number), size)
-            codes = faiss.rev_swig_ptr(invlists.get_codes(number), size * width)
-            codes = codes.reshape(size, width)
-            for at in sorted(np.flatnonzero(np.isin(labels, rows)).tolist(), reverse=True):
-                size -= 1
-                labels[at], codes[at] = labels[size], codes[size]
-            invlists.resize(number, size)
-        ivf.ntotal -= len(rows)
+        if self._ivf is not None:
+            ivf_lists.drop(self._ivf, rows, self._lists[rows].astype(np.int64))
 
     def _compact_if_worn(self) -> None:
         if self.tombstones > COMPACT_RATIO * self._keys.rows:
@@ -347,8 +346,6 @@ class IvfIndex:
 
     def _compact(self) -> None:
         """Renumbers the live rows 0..n-1 in place and relabels the lists to match."""
-        import faiss
-
         if not self.tombstones:
             return
         keep = self._alive[: self._keys.rows]
@@ -358,39 +355,7 @@ class IvfIndex:
         self._lists = self._lists[: len(keep)][keep]
         self._alive = np.ones(len(self._lists), dtype=bool)
         if self._ivf is not None:
-            invlists = _invlists(self._ivf)
-            for number in range(self._ivf.nlist):
-                size = invlists.list_size(number)
-                if size:
-                    labels = faiss.rev_swig_ptr(invlists.get_ids(number), size)
-                    labels[:] = renumbered[labels]
-
-
-def _invlists(ivf: faiss.IndexIVFScalarQuantizer) -> faiss.InvertedLists:
-    lists = ivf.invlists
-    if lists is None:
-        raise ValueError("the inverted file has no lists")
-    return lists
-
-
-def _new_ivf(
-    dim: int, centroids: FloatMatrix, sq_trained: npt.NDArray[np.float32], nprobe: int
-) -> faiss.IndexIVFScalarQuantizer:
-    """An empty, trained IVF-SQ8 index with inner-product lists over ``centroids``."""
-    import faiss
-
-    if sq_trained.shape != (2 * dim,):
-        raise ValueError("the scalar quantizer's ranges do not fit the dimension")
-    quantizer = faiss.IndexFlatIP(dim)
-    quantizer.add(np.ascontiguousarray(centroids, dtype=np.float32))
-    ivf = faiss.IndexIVFScalarQuantizer(
-        quantizer, dim, len(centroids), faiss.ScalarQuantizer.QT_8bit,
-        faiss.METRIC_INNER_PRODUCT, False,
-    )  # fmt: skip
-    faiss.copy_array_to_vector(np.asarray(sq_trained, dtype=np.float32), ivf.sq.trained)
-    ivf.is_trained = True
-    ivf.nprobe = min(nprobe, len(centroids))
-    return ivf
+            ivf_lists.relabel(self._ivf, renumbered)
 
 
 def _check_shape(matrix: FloatMatrix, count: int) -> None:

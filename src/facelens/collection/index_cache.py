@@ -32,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,6 +96,12 @@ class CacheStats:
     saves: int = 0
     refused_files: int = 0
     save_failures: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)
+    """Duration of the latest "build", "load" (file read, before any catch-up), "catch_up"
+    and "save", in seconds."""
+
+    def timed(self, what: str, started: float) -> None:
+        self.seconds[what] = time.perf_counter() - started
 
 
 @dataclass
@@ -153,8 +160,10 @@ class IndexCache:
         if caught_up is None:
             caught_up = self._load(collection_id, token, source)
         if caught_up is None:
-            self.stats.builds += 1
+            started = time.perf_counter()
             caught_up = _Entry(token, source.read_all(ann_threshold=self.ann_threshold))
+            self.stats.builds += 1
+            self.stats.timed("build", started)
         self._entries[collection_id] = caught_up
         self._save_if_due(collection_id, caught_up)
         return caught_up.index
@@ -201,6 +210,7 @@ class IndexCache:
     # -- internals --
     def _catch_up(self, entry: _Entry, token: Token, source: IndexSource) -> _Entry | None:
         """``entry`` brought up to ``token`` from the database, or None if it cannot be."""
+        started = time.perf_counter()
         index = entry.index
         limit = max(self.save_min_changes, int(CATCH_UP_FRACTION * len(index.faces)))
         changes = source.changes_since(entry.token[1], limit=limit)
@@ -222,9 +232,10 @@ class IndexCache:
         if len(index.faces) != source.face_count():
             _log.warning("a caught-up face index disagrees with the database; rebuilding it")
             return None
-        self.stats.catch_ups += 1
-        self.stats.caught_up_faces += len(face_ids) + len(changes.deleted)
         changed = len(face_ids) + len(changes.deleted)
+        self.stats.catch_ups += 1
+        self.stats.caught_up_faces += changed
+        self.stats.timed("catch_up", started)
         return _Entry(token, index, entry.unsaved + changed, entry.saved)
 
     def _load(self, collection_id: str, token: Token, source: IndexSource) -> _Entry | None:
@@ -237,11 +248,14 @@ class IndexCache:
         try:
             meta = read_meta(path)
             if not self._fits(meta, collection_id, token):
+                self.stats.refused_files += 1
                 path.unlink(missing_ok=True)  # an old incarnation's, or from another database
                 return None
             if source.changes_since(int(meta["generation"]), limit=self._limit(meta)) is None:
                 return None  # too far behind: rebuilt, then saved over
+            started = time.perf_counter()
             meta, index = load_index(path, ann_threshold=self.ann_threshold)
+            self.stats.timed("load", started)
         except IndexFileError as exc:
             self.stats.refused_files += 1
             _log.warning("ignoring the saved index %s: %s", path, exc)
@@ -287,6 +301,7 @@ class IndexCache:
             "generation": entry.token[1],
             "face_count": len(entry.index.faces),
         }
+        started = time.perf_counter()
         try:
             save_index(path, entry.index, meta)
         except OSError as exc:  # saving is an optimisation: the database has everything
@@ -294,6 +309,7 @@ class IndexCache:
             _log.warning("could not save the face index to %s: %s", path, exc)
             return
         self.stats.saves += 1
+        self.stats.timed("save", started)
         entry.unsaved, entry.saved = 0, True
 
 

@@ -47,8 +47,11 @@ Chunks = npt.NDArray[Any] | list[npt.NDArray[Any]]
 def write_file(path: Path, meta: dict[str, Any], arrays: dict[str, Chunks]) -> int:
     """Writes ``arrays`` and ``meta`` to ``path`` atomically; returns the file's size in bytes.
 
-    The data goes to a temporary file in the same directory, is flushed to
-    disk, then renamed over ``path``.
+    The data goes to a temporary file in the same directory, then is renamed
+    over ``path``. It is not fsync'ed: the file is a cache of what the database
+    holds, and a file the system lost or tore in a crash fails its trailer or
+    checksums on load and is rebuilt, so waiting for the disk (about 20 s for
+    the 7 GB of a 10M-face index here) would buy nothing.
     """
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -61,8 +64,6 @@ def write_file(path: Path, meta: dict[str, Any], arrays: dict[str, Chunks]) -> i
             file.write(header)
             file.write(_TRAILER.pack(offset, len(header), MAGIC))
             size = file.tell()
-            file.flush()
-            os.fsync(file.fileno())
         os.replace(temp, path)
     except BaseException:
         Path(temp).unlink(missing_ok=True)

@@ -75,13 +75,13 @@ def load_index(path: Path, *, ann_threshold: int) -> tuple[dict[str, Any], Colle
                 raise IndexFileError(f"the file holds a {meta.get('kind')!r} index")
             face_meta = meta["faces"]
             dim = int(face_meta["dim"])
-            names = ("keys", "sorted_keys", "sorted_rows", "alive", "lists", "centroids")
-            arrays = {name: file.array(name) for name in (*names, "sq_trained")}
+            names = ("keys", "sorted_keys", "sorted_rows", "alive", "centroids", "sq_trained")
+            arrays = {name: file.array(name) for name in (*names, "list_sizes")}
             rows = file.shape("vectors")
             if len(rows) != 2 or rows[1] != dim:
                 raise IndexFileError("the saved vectors do not have the saved dimension")
             vectors = BlockMatrix.reading(dim, rows[0], lambda b: file.rows_into("vectors", b))
-            faces = IvfIndex.from_state(face_meta, arrays, vectors)
+            faces = IvfIndex.from_state(face_meta, arrays, vectors, file.rows_into)
             links = json.loads(file.array("face_users").tobytes())
             face_users = {str(f): str(u) for f, u in links}
             index = CollectionIndex.restore(faces, face_users, ann_threshold=ann_threshold)
