@@ -44,7 +44,7 @@ Stages (``--stages``, all by default):
 * ``lfw``: verification accuracy and TAR at FAR 0.001 on the LFW
   development pairs, both pipelines through the same
   ``verification_figures`` (``bench.compare_lfw``), 2 worker processes
-  each (not pinned), blocks of images interleaved; ``--lfw-folds`` (4 of
+  each (not pinned), blocks of images interleaved; ``--lfw-folds`` (3 of
   the 5 by default, see :data:`LFW_DEFAULT_FOLDS`).
 
 Run from the repository root::
