@@ -7,33 +7,40 @@ nearest, from a compact 8-bit copy (faiss ``IndexIVFScalarQuantizer``,
 128 bytes per face), and the best :data:`MIN_CANDIDATES` are re-ranked by
 exact float32 distance, so reported distances are exactly ExactIndex's.
 
-Measured on 2 shared cores (AMD EPYC, AVX-512), random 128-d unit vectors
-queried by "second photos" (a stored vector moved by Euclidean 0.4), the
-hardest data we test; recall@1 is against exact search:
+Measured on 2 shared cores (AMD EPYC, AVX-512; other work kept the load
+average at 2-4), random 128-d unit vectors queried by "second photos" (a
+stored vector moved by Euclidean 0.4), the hardest data we test; recall@1
+is against exact search:
 
-======================  ==========  =========  ===========  ======================
-index at 1M             build       p50        recall@1     memory beyond float32
-======================  ==========  =========  ===========  ======================
-HNSW flat M=32, ef 256  505 s       3.7 ms     0.995        +512 MB copy, +256 MB links
-HNSW SQ8 M=32           55 s @100k  0.4 ms     1.0 @100k    +128 MB codes, +256 MB links
-IVF-SQ8 1024 lists, 64  9 s         1.0 ms     1.0          +128 MB codes
-IVF-SQ8 1024 lists, 32  9 s         0.55 ms    0.99-0.996   +128 MB codes
-======================  ==========  =========  ===========  ======================
+========================  ============  ==========  ========  =========================
+index                     build         p50         recall@1  memory beyond float32
+========================  ============  ==========  ========  =========================
+HNSW flat M=32, ef 256    505 s @1M     3.7 ms      0.995     +512 MB copy, +256 MB links
+HNSW SQ8 M=32, ef 64      55 s @100k*   0.4 ms      1.0       +128 MB codes, +256 MB links
+usearch f16 M=16, ef 128  48 s @100k*   0.6 ms      1.0       +256 MB at 1M (graph incl.)
+IVF-SQ8 1024 lists, 64    7.4-10.5 s    1.1-1.2 ms  1.0       +128 MB codes (at 1M)
+IVF-SQ8 1024 lists, 32    same          0.55 ms     0.990     same
+IVF-SQ8 2048 lists @10M   129-147 s     5.1-5.8 ms  1.0       +1.3 GB codes
+========================  ============  ==========  ========  =========================
 
-At 10M, 2048 lists: recall@1 0.997 at nprobe 64 (3.7 ms p50), 0.987 at 32;
-1024 lists: 1.0 at nprobe 32 but 5.2 ms. Building the graph is what rules
-HNSW out: a restart that cannot load must rebuild, and a benchmark must
+(* at load 6, niced: graph builds are about 50x an IVF build of the same size
+under the same load, so 1M takes minutes to hours.) Building the graph is what
+rules HNSW out: a restart that cannot load must rebuild, and a benchmark must
 build 1M and 10M in minutes; an IVF build is k-means on a sample plus one
 matrix product per vector against the centroids (BLAS), about 1.5 us per
-vector per 1000 lists. An HNSW coarse quantizer (to assign vectors to lists
-faster) was slower than that product up to 4096 lists (2.3x at 1024) and
-disagreed with it on 3-30% of vectors, so assignment stays brute force.
+vector per 1000 lists on these cores. An HNSW coarse quantizer (to assign
+vectors to lists faster) was slower than that product up to 4096 lists
+(2.3x at 1024) and disagreed with it on 3-30% of vectors, so assignment stays
+brute force. :data:`NPROBE` 64 rather than 32 buys the margin above 0.99:
+at 10M, 1024 lists gave 0.977 at 16 and 1.0 at 32 probes; 2048 lists 0.987
+at 32 and 0.997-1.0 at 64.
 
 Memory per face at 128-d: 512 B float32 (re-ranking, user templates), 128 B
 of codes plus 8 B of label in the lists, 36 B of id (see
-:mod:`facelens.collection.keys`), 5 B of row state: about 0.7 KB, 7 GB at
-10M. faiss lists grow by doubling after a bulk build, so codes can reach
-twice their size under steady adds.
+:mod:`facelens.collection.keys`), 5 B of row state: about 0.7 KB; a process
+holding a loaded 10M index measured 6.98 GB resident (6.94 GB of it the
+index), and a 10M build peaked at 7.4 GB. faiss lists grow by doubling under
+steady adds after a bulk build or load, which can add up to 1.3 GB at 10M.
 
 Removal takes the row out of its list at once (swap with the list's last
 entry); its float32 row stays as a tombstone until they exceed
@@ -60,8 +67,10 @@ if TYPE_CHECKING:
     import faiss
 
 MAX_LISTS = 2048
-"""Cap on ``nlist``: assignment costs ~1.5 us per vector per 1000 lists, so 10M faces
-build in about a minute on 2 cores; 4096 lists would double that for 2x fewer codes read."""
+"""Cap on ``nlist``: assignment costs ~1.5-3 us per vector per 1000 lists on 2 cores, so 10M
+faces build in about 2 minutes; 4096 lists would double that to read half the codes
+(10M at 2048 lists and 64 probes already searches in about 5 ms). 1024 would halve the
+build but double the codes read (about 10 ms at 10M)."""
 POINTS_PER_LIST = 40
 """k-means training points per list (faiss warns below 39); also caps nlist at n / 40."""
 KMEANS_ITERATIONS = 10
@@ -89,7 +98,8 @@ class IvfIndex:
     """A :class:`~facelens.collection.index.FaceIndex` searched through an inverted file.
 
     Rows are numbered in insertion order and are faiss's labels; ``_alive``
-    flags the rows that still hold an id, ``_lists`` the list of each row.
+    flags the rows that still hold an id, ``_lists`` the list of each row
+    (both over-allocated like a list: use ``[:rows]``).
     """
 
     def __init__(self, dim: int | None = None, *, nprobe: int = NPROBE) -> None:
@@ -124,6 +134,10 @@ class IvfIndex:
         lists = 0 if self._ivf is None else self._ivf.ntotal * (self._ivf.code_size + 8)
         keys = sum(a.nbytes for a in self._keys.arrays().values())
         return self._vectors.nbytes + lists + keys + self._alive.nbytes + self._lists.nbytes
+
+    @property
+    def _rows(self) -> int:
+        return self._keys.rows
 
     def __contains__(self, item: object) -> bool:
         return isinstance(item, str) and int(self._keys.lookup([item])[0]) >= 0
@@ -169,8 +183,9 @@ class IvfIndex:
         self._drop(old[old >= 0])
         rows = self._keys.append(keys)
         self._vectors.append(matrix)
-        self._alive = np.concatenate([self._alive[: rows[0]], np.ones(len(rows), dtype=bool)])
-        self._lists = np.concatenate([self._lists[: rows[0]], np.zeros(len(rows), np.int32)])
+        self._alive = _grown(self._alive, self._rows)
+        self._lists = _grown(self._lists, self._rows)
+        self._alive[rows] = True
         if self._ivf is None or (
             len(self) >= RETRAIN_GROWTH * self._trained_size and lists_for(len(self)) > self.nlist
         ):
@@ -209,7 +224,7 @@ class IvfIndex:
             raise ValueError(f"expected a query of shape ({self._dim},), got {q.shape}")
         wanted = max(CANDIDATE_FACTOR * limit, MIN_CANDIDATES)
         if self._ivf is None or wanted >= len(self):
-            rows = np.flatnonzero(self._alive).astype(np.int64)
+            rows = np.flatnonzero(self._alive[: self._rows]).astype(np.int64)
         else:
             _, labels = self._ivf.search(q[np.newaxis, :], wanted)
             rows = labels[0][labels[0] >= 0]
@@ -238,7 +253,7 @@ class IvfIndex:
         meta = {"dim": self._dim, "nprobe": self._nprobe, "trained_size": self._trained_size}
         arrays: dict[str, Any] = {
             **self._keys.arrays(),
-            "alive": self._alive,
+            "alive": self._alive[: self._rows],
             "centroids": self._ivf.quantizer.reconstruct_n(0, self._ivf.nlist),
             "sq_trained": faiss.vector_to_array(self._ivf.sq.trained),
             "list_sizes": sizes,
@@ -300,7 +315,8 @@ class IvfIndex:
         sample_rows = np.sort(
             rng.choice(count, size=min(count, POINTS_PER_LIST * nlist), replace=False)
         )
-        sample = self._vectors.take(np.flatnonzero(self._alive)[sample_rows].astype(np.int64))
+        live = np.flatnonzero(self._alive[: self._rows]).astype(np.int64)
+        sample = self._vectors.take(live[sample_rows])
         centroids = sample[:1]
         if nlist > 1:
             kmeans = faiss.Kmeans(dim, nlist, niter=KMEANS_ITERATIONS, seed=SEED, spherical=True)
@@ -316,7 +332,7 @@ class IvfIndex:
         for block in self._vectors.blocks():
             self._lists[start : start + len(block)] = self._assign(block)
             start += len(block)
-        self._fill(np.flatnonzero(self._alive).astype(np.int64))
+        self._fill(live)
 
     def _assign(self, matrix: FloatMatrix) -> npt.NDArray[np.int32]:
         """The nearest list of each row of ``matrix`` (one BLAS product against the centroids)."""
@@ -348,7 +364,7 @@ class IvfIndex:
         """Renumbers the live rows 0..n-1 in place and relabels the lists to match."""
         if not self.tombstones:
             return
-        keep = self._alive[: self._keys.rows]
+        keep = self._alive[: self._rows].copy()
         renumbered = np.cumsum(keep, dtype=np.int64) - 1
         self._vectors.compact(keep)
         self._keys.compact(keep)
@@ -356,6 +372,18 @@ class IvfIndex:
         self._alive = np.ones(len(self._lists), dtype=bool)
         if self._ivf is not None:
             ivf_lists.relabel(self._ivf, renumbered)
+
+
+def _grown(array: npt.NDArray[Any], size: int) -> npt.NDArray[Any]:
+    """``array`` if it holds ``size`` items, else a copy with room for a quarter more.
+
+    Per-row state grows like a list, so adding one face to 10M copies nothing
+    (a plain concatenate would copy 50 MB per add)."""
+    if len(array) >= size:
+        return array
+    grown = np.zeros(max(size, len(array) + len(array) // 4 + 1024), dtype=array.dtype)
+    grown[: len(array)] = array
+    return grown
 
 
 def _check_shape(matrix: FloatMatrix, count: int) -> None:

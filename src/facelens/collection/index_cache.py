@@ -36,7 +36,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 import numpy as np
 
@@ -51,6 +51,7 @@ Token = tuple[object, int]
 """(incarnation, generation) of one collection, as read in one transaction."""
 Update = Callable[[CollectionIndex], None]
 """One change a committed write made, replayed on a cached index."""
+C = TypeVar("C")
 SAVE_MIN_CHANGES = 1_000
 SAVE_FRACTION = 0.05
 """Unsaved changes (faces added, removed or moved) that make a save due, as a fraction of
@@ -83,6 +84,22 @@ class IndexSource(Protocol):
         ...
 
     def face_count(self) -> int: ...
+
+
+@dataclass
+class WriteTx(Generic[C]):
+    """A write transaction on one collection, and the cache updates it implies."""
+
+    conn: C
+    token: Token
+    updates: list[Update] = field(default_factory=list)
+    changes: int = 0
+    """Faces added, removed or moved: what a saved index would have to catch up on."""
+
+    @property
+    def generation(self) -> int:
+        """The collection's generation once this write commits (rows written record it)."""
+        return int(self.token[1]) + 1
 
 
 @dataclass

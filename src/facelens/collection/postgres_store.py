@@ -26,7 +26,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -34,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from facelens.collection.index import ANN_THRESHOLD, CollectionIndex
-from facelens.collection.index_cache import IndexCache, Token, Update, search
+from facelens.collection.index_cache import IndexCache, Token, WriteTx, search
 from facelens.collection.models import (
     CollectionInfo,
     CollectionPage,
@@ -80,22 +79,6 @@ from facelens.errors import (
 
 READ = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
 WRITE = "BEGIN ISOLATION LEVEL READ COMMITTED"
-
-
-@dataclass
-class _Tx:
-    """A write transaction on one collection, and the cache updates it implies."""
-
-    conn: Connection
-    token: Token
-    updates: list[Update] = field(default_factory=list)
-    changes: int = 0
-    """Faces added, removed or moved: what a saved index would have to catch up on."""
-
-    @property
-    def generation(self) -> int:
-        """The collection's generation once this write commits (rows written record it)."""
-        return int(self.token[1]) + 1
 
 
 class PostgresCollectionStore:
@@ -374,11 +357,11 @@ class PostgresCollectionStore:
             yield conn
 
     @contextmanager
-    def _write(self, collection_id: str) -> Iterator[_Tx]:
+    def _write(self, collection_id: str) -> Iterator[WriteTx[Connection]]:
         """A write that bumps the generation if it changed anything, then patches the cache."""
         with self._lock:
             with self._transaction(WRITE) as conn:
-                tx = _Tx(conn, _collection_token(conn, collection_id, lock=True))
+                tx = WriteTx(conn, _collection_token(conn, collection_id, lock=True))
                 yield tx
                 if tx.updates:
                     conn.execute(

@@ -15,7 +15,9 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlparse
 
 from facelens.collection.index import CollectionIndex
 from facelens.collection.index_cache import Changes
@@ -248,3 +250,15 @@ def select_faces(
         r[0]: face_from_row(r)
         for r in conn.execute(f"SELECT {FACE_COLUMNS} FROM faces WHERE {IN_IDS}", params)
     }
+
+
+def index_folder(target: str) -> Path | None:
+    """``<database file>-faceindex``, or None for a database that lives only in memory."""
+    if target == ":memory:" or not target:
+        return None
+    if target.startswith("file:"):
+        uri = urlparse(target)
+        if "memory" in parse_qs(uri.query).get("mode", []) or not uri.path:
+            return None
+        target = uri.path
+    return Path(f"{target}-faceindex")

@@ -4,9 +4,12 @@ SQLite is the source of truth; searches run on in-process
 :class:`~facelens.collection.index.CollectionIndex` caches. Every write to a
 collection's faces or users bumps ``collections.generation`` in the same
 transaction, so one cheap query before a search tells whether any process
-changed the collection since its cache was built. Embeddings are
-little-endian float32 blobs with their dimension stored beside them, so a
-truncated or foreign blob is caught on read rather than searched.
+changed the collection since its cache was built; a cache that is behind
+catches up with just those changes, and large ones are saved beside the file
+so a restart loads them (see :mod:`facelens.collection.index_cache`).
+Embeddings are little-endian float32 blobs with their dimension stored
+beside them, so a truncated or foreign blob is caught on read rather than
+searched.
 """
 
 from __future__ import annotations
@@ -16,16 +19,14 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlparse
 
 import numpy as np
 
 from facelens.collection.index import ANN_THRESHOLD, CollectionIndex
-from facelens.collection.index_cache import IndexCache, Token, Update, search
+from facelens.collection.index_cache import IndexCache, Token, WriteTx, search
 from facelens.collection.models import (
     CollectionInfo,
     CollectionPage,
@@ -50,6 +51,7 @@ from facelens.collection.sqlite_schema import (
     decode_embeddings,
     face_from_row,
     face_row,
+    index_folder,
     log_deletions,
     open_database,
     select_faces,
@@ -64,22 +66,6 @@ from facelens.errors import (
     ResourceAlreadyExistsException,
     StorageError,
 )
-
-
-@dataclass
-class _Tx:
-    """A write transaction on one collection, and the cache updates it implies."""
-
-    conn: sqlite3.Connection
-    token: Token
-    updates: list[Update] = field(default_factory=list)
-    changes: int = 0
-    """Faces added, removed or moved: what a saved index would have to catch up on."""
-
-    @property
-    def generation(self) -> int:
-        """The collection's generation once this write commits (rows written record it)."""
-        return int(self.token[1]) + 1
 
 
 class SQLiteCollectionStore:
@@ -108,7 +94,7 @@ class SQLiteCollectionStore:
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
         self._closed = False
-        directory = index_directory or _beside(path_or_uri)
+        directory = index_directory or index_folder(path_or_uri)
         self._indexes = IndexCache(directory if save_indexes else None, ann_threshold)
 
     def close(self) -> None:
@@ -379,7 +365,7 @@ class SQLiteCollectionStore:
                 raise
 
     @contextmanager
-    def _write(self, collection_id: str) -> Iterator[_Tx]:
+    def _write(self, collection_id: str) -> Iterator[WriteTx[sqlite3.Connection]]:
         """A write that bumps the generation if it changed anything.
 
         The cache is patched after the commit only if it was current when the
@@ -388,7 +374,7 @@ class SQLiteCollectionStore:
         """
         with self._lock:
             with self._transaction("BEGIN IMMEDIATE") as conn:
-                tx = _Tx(conn, _collection_token(conn, collection_id))
+                tx = WriteTx(conn, _collection_token(conn, collection_id))
                 yield tx
                 if tx.updates:
                     conn.execute(
@@ -417,15 +403,3 @@ def _require_user(conn: sqlite3.Connection, collection_id: str, user_id: str) ->
     sql = "SELECT 1 FROM users WHERE collection_id = ? AND user_id = ?"
     if conn.execute(sql, (collection_id, user_id)).fetchone() is None:
         raise no_user(collection_id, user_id)
-
-
-def _beside(target: str) -> Path | None:
-    """``<database file>-faceindex``, or None for a database that lives only in memory."""
-    if target == ":memory:" or not target:
-        return None
-    if target.startswith("file:"):
-        uri = urlparse(target)
-        if "memory" in parse_qs(uri.query).get("mode", []) or not uri.path:
-            return None
-        target = uri.path
-    return Path(f"{target}-faceindex")
