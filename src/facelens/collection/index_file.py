@@ -23,8 +23,10 @@ import json
 import os
 import struct
 import tempfile
+import time
 import zlib
 from collections.abc import Iterator
+from contextlib import suppress
 from pathlib import Path
 from typing import IO, Any
 
@@ -37,6 +39,8 @@ MAGIC = b"FLFACEIX"
 FORMAT = 1
 _ALIGN = 64
 _TRAILER = struct.Struct("<QQ8s")
+ABANDONED_AFTER_S = 3600.0
+"""A temporary file this old is no save in progress (a 10M-face save takes about 20 s)."""
 _READ_CHUNK = 1 << 26
 """Bytes per read call (64 MiB): large enough for disk speed, small enough to checksum in cache."""
 
@@ -68,7 +72,17 @@ def write_file(path: Path, meta: dict[str, Any], arrays: dict[str, Chunks]) -> i
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
+    _forget_abandoned(path)
     return size
+
+
+def _forget_abandoned(path: Path) -> None:
+    """Deletes temporary files of ``path`` that a killed process left (older than an hour)."""
+    cutoff = time.time() - ABANDONED_AFTER_S
+    for temp in path.parent.glob(f".{path.name}.*.tmp"):
+        with suppress(OSError):  # another process may be removing it too
+            if temp.stat().st_mtime < cutoff:
+                temp.unlink()
 
 
 def _write_array(file: IO[bytes], chunks: Chunks) -> dict[str, Any]:

@@ -8,6 +8,7 @@ the lists few, so every test runs in well under a second.
 
 from __future__ import annotations
 
+import os
 import uuid
 from pathlib import Path
 
@@ -320,3 +321,17 @@ def test_apply_changes_catches_up_like_a_rebuild(rng: np.random.Generator) -> No
         assert index.face_count(user) == rebuilt.face_count(user)
     for query in second_photos(rng, vectors[::20]):
         assert_same_users(index, rebuilt, query)
+
+
+def test_saving_removes_temporary_files_a_killed_save_left(
+    rng: np.random.Generator, tmp_path: Path
+) -> None:
+    index = CollectionIndex.build(["a", "b"], faces(rng, 2, 2), [None, None], ann_threshold=1)
+    path = tmp_path / "c.faceindex"
+    old, fresh = tmp_path / ".c.faceindex.abc.tmp", tmp_path / ".c.faceindex.def.tmp"
+    for temp in (old, fresh):
+        temp.write_bytes(b"partial")
+    os.utime(old, (0, 0))  # an hour and more ago: abandoned
+    save_index(path, index, {"collection": "c", "generation": 0})
+    assert not old.exists()
+    assert fresh.exists()  # perhaps another process's save in progress
