@@ -772,6 +772,8 @@ def main(argv: list[str] | None = None) -> None:
         if "lfw" in args.stages:
             start = time.perf_counter()
             lfw_rows, document["lfw"] = stage_lfw(run, with_peer=peer_skip is None)
+            if peer_skip is None and "peer_skipped" in document["lfw"]:
+                peer_skip = f"{document['lfw']['peer_skipped']}; {PEER_PIP}"
             rows += lfw_rows
             stage_seconds["lfw"] = round(time.perf_counter() - start, 1)
 

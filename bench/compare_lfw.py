@@ -30,6 +30,7 @@ import multiprocessing
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
@@ -172,8 +173,14 @@ def run(
     try:
         # Warm-up: every worker loads its models and embeds one image, untimed.
         ours.run([(lfw._embed_paths, (unique[:1], settings)) for _ in range(workers)])
+        peer_skipped = None
         if peer is not None:
-            peer.run([(_peer_embed, (unique[:1],)) for _ in range(workers)])
+            try:
+                peer.run([(_peer_embed, (unique[:1],)) for _ in range(workers)])
+            except BrokenProcessPool as exc:  # face_recognition present but not importable
+                peer.pool.shutdown(wait=False, cancel_futures=True)
+                sides.remove(peer)
+                peer, peer_skipped = None, f"face_recognition workers did not start: {exc}"
         ours.seconds = 0.0
         if peer is not None:
             peer.seconds = 0.0
@@ -221,6 +228,8 @@ def run(
         }
         if peer is not None:
             report["peer"] = _peer_report(peer, pairs, peer_found, len(unique))
+        if peer_skipped:
+            report["peer_skipped"] = peer_skipped
     finally:
         for side in sides:
             side.pool.shutdown(wait=True, cancel_futures=True)
