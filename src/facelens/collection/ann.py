@@ -18,16 +18,16 @@ index                     build         p50         recall@1  memory beyond floa
 HNSW flat M=32, ef 256    505 s @1M     3.7 ms      0.995     +512 MB copy, +256 MB links
 HNSW SQ8 M=32, ef 64      55 s @100k*   0.4 ms      1.0       +128 MB codes, +256 MB links
 usearch f16 M=16, ef 128  48 s @100k*   0.6 ms      1.0       +256 MB at 1M (graph incl.)
-IVF-SQ8 1024 lists, 64    7.4-10.5 s    1.1-1.2 ms  1.0       +128 MB codes (at 1M)
+IVF-SQ8 1024 lists, 64    7.4-13.5 s    1.1-1.4 ms  1.0       +128 MB codes (at 1M)
 IVF-SQ8 1024 lists, 32    same          0.55 ms     0.990     same
-IVF-SQ8 2048 lists @10M   129-147 s     5.1-5.8 ms  1.0       +1.3 GB codes
+IVF-SQ8 2048 lists @10M   90-147 s      3.9-5.8 ms  1.0       +1.3 GB codes
 ========================  ============  ==========  ========  =========================
 
 (* at load 6, niced: graph builds are about 50x an IVF build of the same size
 under the same load, so 1M takes minutes to hours.) Building the graph is what
 rules HNSW out: a restart that cannot load must rebuild, and a benchmark must
 build 1M and 10M in minutes; an IVF build is k-means on a sample plus one
-matrix product per vector against the centroids (BLAS), about 1.5 us per
+matrix product per vector against the centroids (BLAS), about 1.5-3 us per
 vector per 1000 lists on these cores. An HNSW coarse quantizer (to assign
 vectors to lists faster) was slower than that product up to 4096 lists
 (2.3x at 1024) and disagreed with it on 3-30% of vectors, so assignment stays
@@ -69,7 +69,7 @@ if TYPE_CHECKING:
 MAX_LISTS = 2048
 """Cap on ``nlist``: assignment costs ~1.5-3 us per vector per 1000 lists on 2 cores, so 10M
 faces build in about 2 minutes; 4096 lists would double that to read half the codes
-(10M at 2048 lists and 64 probes already searches in about 5 ms). 1024 would halve the
+(10M at 2048 lists and 64 probes already searches in 4-6 ms). 1024 would halve the
 build but double the codes read (about 10 ms at 10M)."""
 POINTS_PER_LIST = 40
 """k-means training points per list (faiss warns below 39); also caps nlist at n / 40."""

@@ -32,10 +32,10 @@ ANN_THRESHOLD = 50_000
 
 Trade-off, measured on 2 cores with random 128-d vectors (bench/search_scale.py):
 exact search p50 is about 1 ms at 50k, 3.3 ms at 100k and 72 ms at 1M; the
-inverted file 0.4 ms at 60k, 0.5 ms at 100k and 1.2 ms at 1M, with recall@1
+inverted file 0.4 ms at 60k, 0.5-0.7 ms at 100k and 1.1-1.4 ms at 1M, with recall@1
 1.0 on second-photo queries. It used to be 250k while the HNSW graph took
 35 s to build at 100k and was never saved; an IVF builds in 0.35 s at 60k
-(0.8-1.5 s at 100k) and the stores save it, so the switch comes where a scan
+(0.5-1.5 s at 100k) and the stores save it, so the switch comes where a scan
 starts to cost a millisecond. Below it, search stays exact (recall 1 by
 construction).
 """

@@ -22,7 +22,7 @@ only when no index is at hand, the saved one is unusable or foreign, or the
 database's log no longer reaches back to it.
 
 Saving costs time proportional to the index (about 1.5 s per million faces,
-21 s at 10M once the disk must keep up), so it is amortised: after a build,
+18-24 s at 10M once the disk must keep up), so it is amortised: after a build,
 once unsaved changes reach :data:`SAVE_FRACTION` of the index (at least
 :data:`SAVE_MIN_CHANGES`), and on close.
 """
