@@ -51,7 +51,8 @@ def test_incremental_cache_matches_a_rebuilt_one(
         if number > 0:  # patched in place, not rebuilt, since nobody else wrote
             assert cached is not None
             now = writer._indexes.cached("c")
-            assert now is not None and now[1] is cached[1]
+            assert now is not None
+            assert now[1] is cached[1]
         reader = connect()
         for q in queries:
             faces = writer.search_faces("c", q, limit=50, max_distance=2.0)
