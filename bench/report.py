@@ -88,16 +88,15 @@ def comparison(row: Row) -> str:
     ratio = row.advantage()
     if ratio is None:
         return ""
-    word = {"ms": "faster", "fps": "more", "events/s": "more"}.get(row.unit, "better")
-    if row.better == "lower" and row.unit not in ("ms",):
-        word = "smaller"
+    timed = row.unit in ("s", "ms") or row.unit.startswith("ms/")
+    word = "faster" if timed else ("more" if row.better == "higher" else "smaller")
     return f"{ratio:.2f}x {word}" if ratio >= 1 else f"{1 / ratio:.2f}x worse"
 
 
 def markdown_table(rows: list[Row]) -> str:
     lines = [
-        f"| stage | measure | facelens | {PEER} | facelens vs peer | target |",
-        "|---|---|---|---|---|---|",
+        f"| stage | measure | facelens | {PEER} | facelens vs peer | target | notes |",
+        "|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         target = row.target or ""
@@ -105,7 +104,7 @@ def markdown_table(rows: list[Row]) -> str:
             target += " ✅" if row.met else " ❌"
         lines.append(
             f"| {row.stage} | {row.measure} | {cell(row.ours, row.unit)} | "
-            f"{cell(row.peer, row.unit)} | {comparison(row)} | {target} |"
+            f"{cell(row.peer, row.unit)} | {comparison(row)} | {target} | {row.note} |"
         )
     return "\n".join(lines)
 

@@ -29,7 +29,13 @@ def _pyplot() -> Any:
 
 def stages(rows: list[Row], path: Path) -> Path | None:
     """Horizontal bars: facelens vs the peer for every timed row that has both."""
-    pairs = [r for r in rows if r.unit == "ms" and r.ours is not None and r.peer is not None]
+    pairs = [
+        r
+        for r in rows
+        if (r.unit == "ms" or r.unit.startswith("ms/"))
+        and r.ours is not None
+        and r.peer is not None
+    ]
     if not pairs:
         return None
     plt = _pyplot()
@@ -102,9 +108,9 @@ def peer_search_points(doc: dict[str, Any] | None) -> list[tuple[float, float]]:
         return []
     points = []
     for row in doc.get("rows", []):
-        faces = row.get("faces")
-        if row.get("stage") == "search" and faces and row.get("peer"):
-            points.append((float(faces), float(row["peer"]["median"])))
+        words = str(row.get("variant", "")).split()
+        if row.get("stage") == "search" and row.get("peer") and words and words[0].isdigit():
+            points.append((float(words[0]), float(row["peer"]["median"])))
     return sorted(points)
 
 

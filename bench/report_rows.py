@@ -51,6 +51,7 @@ class Row:
     better: str = "lower"
     target: str | None = None
     met: bool | None = None
+    note: str = ""
 
     def advantage(self) -> float | None:
         """How many times better facelens is (>1: better), from the medians."""
@@ -74,6 +75,7 @@ class Row:
             "advantage": self.advantage(),
             "target": self.target,
             "met": self.met,
+            "note": self.note,
         }
 
 
@@ -86,6 +88,7 @@ def compare_rows(doc: dict[str, Any]) -> list[Row]:
     for r in doc["rows"]:
         unit = r["unit"]
         better = r.get("better") or ("higher" if unit in ("fraction", "fps", "/s") else "lower")
+        note = str(r.get("notes") or "")
         rows.append(
             Row(
                 stage=r["stage"],
@@ -94,8 +97,116 @@ def compare_rows(doc: dict[str, Any]) -> list[Row]:
                 ours=Figure.of(r.get("ours")),
                 peer=Figure.of(r.get("peer")),
                 better=better,
+                note=note if len(note) <= 90 else note.split(";")[0],
             )
         )
+    return rows
+
+
+def engine_rows(doc: dict[str, Any]) -> list[Row]:
+    """The embedder: ONNX Runtime against dlib-bin running the same network, on one core."""
+    embedding = doc["embedding"]
+    rows = []
+    for runtime, label in (("onnx", "ONNX Runtime"), ("dlib", "dlib-bin")):
+        for flip in ("flip_true", "flip_false"):
+            block = embedding[runtime][flip]
+            shown = "flip on (default)" if flip == "flip_true" else "flip off"
+            single = Figure.of(block["single"])
+            rows.append(
+                Row(
+                    "embedding (1 core)",
+                    f"{label}, {shown}: one face per call",
+                    "ms",
+                    single,
+                    target="< 30 ms" if runtime == "onnx" else None,
+                    met=single.median < 30 if runtime == "onnx" and single else None,
+                )
+            )
+            rows.append(
+                Row(
+                    "embedding (1 core)",
+                    f"{label}, {shown}: batch of 8, per face",
+                    "ms",
+                    Figure.of(block["batched"]["per_face"]),
+                )
+            )
+    diff = embedding["max_abs_diff_to_dlib"]["raw_descriptors"]
+    rows.append(
+        Row(
+            "embedding (1 core)",
+            "largest difference to dlib's descriptor",
+            "",
+            Figure(float(diff)),
+            target="<= 1e-4",
+            met=diff <= 1e-4,
+        )
+    )
+    rows.append(Row("embedding (1 core)", "alignment per face", "ms", Figure.of(doc["alignment"])))
+    throughput = doc.get("throughput", {}).get("onnx", {}).get("flip_true", {})
+    for key, processes in (("1_processes", 1), ("2_processes", 2)):
+        if key in throughput:
+            t = throughput[key]
+            rows.append(
+                Row(
+                    "embedding",
+                    f"ONNX, flip on: faces per second, {processes} process(es)",
+                    "faces/s",
+                    Figure(
+                        t["faces_per_s_p50"], t.get("faces_per_s_min"), t.get("faces_per_s_max")
+                    ),
+                    better="higher",
+                )
+            )
+    return rows
+
+
+def search_rows(doc: dict[str, Any]) -> list[Row]:
+    """Search latency, recall and memory by collection size, with the issue's targets."""
+    rows = []
+    for entry in doc["summary"]:
+        faces = int(entry["faces"])
+        size = f"{faces / 1e6:g}M" if faces >= 1_000_000 else f"{faces // 1000}k"
+        p50 = Figure.of(entry["search_p50_ms"])
+        at_1m = faces == 1_000_000
+        rows.append(
+            Row(
+                "search",
+                f"{size} faces ({entry['index']}): p50 per query",
+                "ms",
+                p50,
+                target="< 5 ms" if at_1m else None,
+                met=p50.median < 5 if at_1m and p50 else None,
+            )
+        )
+        rows.append(
+            Row(
+                "search",
+                f"{size} faces: recall@1 against exact search",
+                "fraction",
+                Figure(float(entry["recall_at_1"])),
+                better="higher",
+                target=">= 99%" if entry["index"] != "ExactIndex" else None,
+                met=entry["recall_at_1"] >= 0.99 if entry["index"] != "ExactIndex" else None,
+            )
+        )
+        if entry.get("restart_s") is not None and faces >= 100_000:
+            rows.append(
+                Row("search", f"{size} faces: restart (load the saved index)", "s",
+                    Figure(float(entry["restart_s"])))
+            )  # fmt: skip
+        if faces >= 1_000_000 and entry.get("rss_after_restart_bytes"):
+            at_10m = faces == 10_000_000
+            memory = entry["rss_after_restart_bytes"] / GB
+            rows.append(
+                Row(
+                    "search",
+                    f"{size} faces: resident memory of the process holding the index",
+                    "GB",
+                    Figure(memory),
+                    target="< 10 GB" if at_10m else None,
+                    met=memory < 10 if at_10m else None,
+                )
+            )
     return rows
 
 
@@ -232,6 +343,8 @@ def latency_rows(doc: dict[str, Any]) -> list[Row]:
 
 READERS: dict[str, Reader] = {
     "compare": compare_rows,
+    "engine_speed": engine_rows,
+    "search_scale": search_rows,
     "detectors": detector_rows,
     "edge_fps": edge_rows,
     "recognizer_throughput": throughput_rows,
