@@ -30,6 +30,8 @@ class Report:
     markdown_path: Path
     markdown: str
     plots: list[Path] = field(default_factory=list)
+    headline_path: Path | None = None
+    """The short table (README): the rows in :data:`HEADLINES`."""
 
 
 def load(name: str) -> dict[str, Any] | None:
@@ -91,6 +93,30 @@ def comparison(row: Row) -> str:
     timed = row.unit in ("s", "ms") or row.unit.startswith("ms/")
     word = "faster" if timed else ("more" if row.better == "higher" else "smaller")
     return f"{ratio:.2f}x {word}" if ratio >= 1 else f"{1 / ratio:.2f}x worse"
+
+
+HEADLINES: tuple[tuple[str, str], ...] = (
+    ("decode", "1280x720"),
+    ("detect", "(default)"),
+    ("embed", "single, OnnxEmbedder flip=True"),
+    ("embedding (1 core)", "largest difference"),
+    ("search", "1000000 faces"),
+    ("search", "1M faces (IvfIndex)"),
+    ("search", "1M faces: restart"),
+    ("search", "10M faces: resident"),
+    ("edge", "peer full frame"),
+    ("edge runner (1 core)", "yunet, 640x360"),
+    ("lfw", ""),
+    ("recognizer", "events per second"),
+    ("memory", "recognizer peak RSS, 1M"),
+    ("end to end (facelens up)", "frame to identification"),
+)
+"""(stage, text in the measure) of the rows the README's short table shows."""
+
+
+def headline(rows: list[Row]) -> list[Row]:
+    """The rows a reader of the README needs, in HEADLINES order."""
+    return [r for stage, text in HEADLINES for r in rows if r.stage == stage and text in r.measure]
 
 
 def markdown_table(rows: list[Row]) -> str:
@@ -187,14 +213,17 @@ def build_report(
     )
     markdown_path = RESULTS_DIR / "bench.md"
     markdown_path.write_text(markdown, encoding="utf-8")
-    return Report(json_path, markdown_path, markdown, plots)
+    headline_path = RESULTS_DIR / "headline.md"
+    headline_path.write_text(markdown_table(headline(rows)) + "\n", encoding="utf-8")
+    return Report(json_path, markdown_path, markdown, plots, headline_path)
 
 
 def publish(report: Report, folder: Path) -> None:
     """Copies the table and the plots into ``folder`` (e.g. docs/benchmarks for the README)."""
     from bench.suite import copy_into
 
-    copy_into([report.markdown_path, *report.plots], folder)
+    extra = [report.headline_path] if report.headline_path else []
+    copy_into([report.markdown_path, *extra, *report.plots], folder)
 
 
 __all__ = ["Report", "Row", "asdict", "build_report", "publish"]

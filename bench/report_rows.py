@@ -283,9 +283,16 @@ def memory_rows(doc: dict[str, Any]) -> list[Row]:
         ),
         Row(
             "memory",
-            f"recognizer restart with {label} faces: wall time",
+            f"recognizer peak RSS, {label} faces, restart (saved index loaded)",
+            "GB",
+            Figure(doc["restart"]["peak_rss_bytes"] / GB),
+        ),
+        Row(
+            "memory",
+            f"recognizer with {label} faces: restart to {doc['events_per_run']} events done",
             "s",
             Figure(doc["restart"]["wall_s"]),
+            note=f"first start {doc['first_start']['wall_s']} s (builds the index)",
         ),
         Row(
             "memory",

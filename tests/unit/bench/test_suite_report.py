@@ -111,6 +111,10 @@ def test_report_writes_json_table_and_plots(
     assert "| embedding | per face, single | 20.0 (18.0–25.0) ms | 90.0 (85.0–99.0) ms |" in (
         report.markdown
     )
+    assert report.headline_path is not None
+    short = report.headline_path.read_text()
+    assert "| lfw | accuracy |" in short
+    assert "per face, single" not in short  # only the README's rows
     assert {p.name for p in report.plots} == {"stages.png", "search.png", "detection_recall.png"}
     for plot in report.plots:
         assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
