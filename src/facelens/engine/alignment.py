@@ -13,6 +13,8 @@ whichever runtime computes it.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 import cv2
 import numpy as np
 import numpy.typing as npt
@@ -117,3 +119,23 @@ def average_with_mirror(
     if not flip:
         return unit_rows(raw)
     return unit_rows(unit_rows(raw[:count]) + unit_rows(raw[count:]))
+
+
+def embed_chips(
+    descriptors: Callable[[list[RGBImage]], npt.NDArray[np.float32]],
+    chips: Sequence[RGBImage],
+    *,
+    flip: bool,
+    dimension: int,
+) -> npt.NDArray[np.float32]:
+    """Unit embeddings of ``chips`` from a network's raw ``descriptors`` of a batch.
+
+    With ``flip`` the mirrors ride in the same batch (one network call) and
+    are averaged in by :func:`average_with_mirror`; both embedders share this.
+    """
+    if not chips:
+        return np.zeros((0, dimension), dtype=np.float32)
+    batch = list(chips)
+    if flip:
+        batch += [mirrored(chip) for chip in chips]
+    return average_with_mirror(descriptors(batch), count=len(chips), flip=flip)

@@ -19,8 +19,7 @@ from facelens.engine.alignment import (
     ALIGN_TEMPLATE,
     CHIP_SIZE,
     align_chip,
-    average_with_mirror,
-    mirrored,
+    embed_chips,
     similarity_transform,
 )
 from facelens.engine.types import DetectedFace, RGBImage
@@ -80,10 +79,4 @@ class DlibEmbedder:
         return np.asarray([np.asarray(v) for v in raw], dtype=np.float32)
 
     def embed(self, chips: Sequence[RGBImage]) -> npt.NDArray[np.float32]:
-        if not chips:
-            return np.zeros((0, self.dimension), dtype=np.float32)
-        batch = list(chips)
-        if self.flip:
-            batch += [mirrored(chip) for chip in chips]
-        raw = self.descriptors(batch)
-        return average_with_mirror(raw, count=len(chips), flip=self.flip)
+        return embed_chips(self.descriptors, chips, flip=self.flip, dimension=self.dimension)

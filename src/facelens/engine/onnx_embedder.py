@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from facelens.engine.alignment import CHIP_SIZE, align_chip, average_with_mirror, mirrored
+from facelens.engine.alignment import CHIP_SIZE, align_chip, embed_chips
 from facelens.engine.onnx_convert import INPUT_NAME, OUTPUT_NAME, load_or_convert
 from facelens.engine.types import DetectedFace, RGBImage
 from facelens.errors import ConfigurationError, EngineError
@@ -130,13 +130,7 @@ class OnnxEmbedder:
         return raw
 
     def embed(self, chips: Sequence[RGBImage]) -> npt.NDArray[np.float32]:
-        if not chips:
-            return np.zeros((0, self.dimension), dtype=np.float32)
-        batch = list(chips)
-        if self.flip:
-            batch += [mirrored(chip) for chip in chips]
-        raw = self.descriptors(batch)
-        return average_with_mirror(raw, count=len(chips), flip=self.flip)
+        return embed_chips(self.descriptors, chips, flip=self.flip, dimension=self.dimension)
 
     def _stack(self, chips: Sequence[RGBImage]) -> npt.NDArray[np.uint8]:
         expected = (CHIP_SIZE, CHIP_SIZE, 3)
