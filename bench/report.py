@@ -165,7 +165,18 @@ def render_markdown(
 def build_report(
     runs: list[StepRun], *, machine: dict[str, Any], total_s: float, quick: bool, finished_at: str
 ) -> Report:
-    """Reads every result document, writes bench.json, bench.md and the plots."""
+    """Reads every result document, writes bench.json, bench.md and the plots.
+
+    With no runs (``--report-only``), the last suite run's step times, total,
+    machine and date are kept from the previous bench.json, so a rebuilt
+    report still says how long the run behind its figures took.
+    """
+    previous = load("bench") if not runs else None
+    if previous is not None:
+        machine = previous.get("machine", machine)
+        total_s = float(previous.get("total_s", total_s))
+        quick = bool(previous.get("quick", quick))
+        finished_at = str(previous.get("finished_at", finished_at))
     from bench.report_plots import draw_all
     from bench.suite import STEPS
 
@@ -190,6 +201,8 @@ def build_report(
         }
         for run in runs
     ]
+    if previous is not None:
+        run_table = list(previous.get("steps", []))
     header = {"machine": machine, "total_s": total_s, "quick": quick, "finished_at": finished_at}
     markdown = render_markdown(rows, run_table, problems, header)
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
@@ -226,4 +239,25 @@ def publish(report: Report, folder: Path) -> None:
     copy_into([report.markdown_path, *extra, *report.plots], folder)
 
 
-__all__ = ["Report", "Row", "asdict", "build_report", "publish"]
+README_START = "<!-- bench:headline:start -->"
+README_END = "<!-- bench:headline:end -->"
+
+
+def update_readme(report: Report, readme: Path) -> bool:
+    """Replaces the text between the README's headline markers with the short table.
+
+    Returns False (and changes nothing) when the markers are missing.
+    """
+    if report.headline_path is None:
+        return False
+    text = readme.read_text(encoding="utf-8")
+    start, end = text.find(README_START), text.find(README_END)
+    if start < 0 or end < start:
+        return False
+    table = report.headline_path.read_text(encoding="utf-8")
+    updated = text[: start + len(README_START)] + "\n" + table + text[end:]
+    readme.write_text(updated, encoding="utf-8")
+    return True
+
+
+__all__ = ["Report", "Row", "asdict", "build_report", "publish", "update_readme"]

@@ -15,7 +15,7 @@ Budget: the default run is sized to finish in under 15 minutes on a
 Run from the repository root::
 
     python -m bench [--quick] [--only NAME ...] [--skip NAME ...] [--report-only]
-                    [--publish docs/benchmarks]
+                    [--publish docs/benchmarks] [--update-readme]
 
 Writes bench/results/bench.json, bench/results/bench.md and
 bench/results/plots/*.png.
@@ -205,7 +205,7 @@ def select(only: list[str] | None, skip: list[str] | None) -> list[Step]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from bench.report import build_report, publish
+    from bench.report import build_report, publish, update_readme
 
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="every step small (wiring check)")
@@ -216,6 +216,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument(
         "--publish", type=Path, metavar="DIR", help="also copy the table and plots into DIR"
+    )
+    parser.add_argument(
+        "--update-readme",
+        action="store_true",
+        help="put the short table into README.md between its bench:headline markers",
     )
     args = parser.parse_args(argv)
     steps = select(args.only, args.skip)
@@ -251,6 +256,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.publish:
         publish(report, args.publish)
         print(f"published to {args.publish}")
+    if args.update_readme:
+        readme = REPO_ROOT / "README.md"
+        changed = update_readme(report, readme)
+        print(f"updated {readme}" if changed else f"no bench:headline markers in {readme}")
     failed = [r.step.name for r in runs if r.returncode != 0]
     if failed:
         print(f"failed steps: {', '.join(failed)} (see bench/results/logs/)", file=sys.stderr)

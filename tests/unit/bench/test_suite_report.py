@@ -10,7 +10,7 @@ from typing import Any
 import bench.report
 import bench.suite
 import pytest
-from bench.report import build_report, cell, comparison, markdown_table
+from bench.report import build_report, cell, comparison, markdown_table, update_readme
 from bench.report_rows import Figure, Row, compare_rows, detector_rows, edge_rows, latency_rows
 from bench.suite import Step, run_step, select
 
@@ -139,3 +139,25 @@ def test_select_refuses_unknown_steps() -> None:
     assert "compare" not in [s.name for s in select(None, ["compare"])]
     with pytest.raises(SystemExit, match="unknown step"):
         select(["nope"], None)
+
+
+def test_readme_block_is_replaced_between_its_markers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bench.report, "RESULTS_DIR", tmp_path)
+    (tmp_path / "compare.json").write_text(json.dumps(COMPARE))
+    report = build_report([], machine=MACHINE, total_s=1.0, quick=False, finished_at="2026-12-01")
+    readme = tmp_path / "README.md"
+    readme.write_text(
+        "intro\n<!-- bench:headline:start -->\nold\n<!-- bench:headline:end -->\nend\n"
+    )
+    assert update_readme(report, readme)
+    text = readme.read_text()
+    assert "old" not in text
+    assert "| lfw | accuracy |" in text
+    assert text.startswith("intro\n")
+    assert text.endswith("<!-- bench:headline:end -->\nend\n")
+    unmarked = tmp_path / "OTHER.md"
+    unmarked.write_text("no markers\n")
+    assert not update_readme(report, unmarked)
+    assert unmarked.read_text() == "no markers\n"
