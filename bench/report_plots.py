@@ -53,6 +53,7 @@ def stages(rows: list[Row], path: Path) -> Path | None:
     ax.set_yticks(list(y), labels, fontsize=8)
     ax.invert_yaxis()
     ax.set_xscale("log")
+    ax.set_xlim(right=max(ours + peer) * 6)  # room for the ratio labels
     ax.set_xlabel("milliseconds per call (median; log scale)")
     ax.set_title("facelens vs face_recognition, same machine, same images")
     ax.legend(loc="lower right", fontsize=8)
