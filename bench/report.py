@@ -232,11 +232,12 @@ def build_report(
 
 
 def publish(report: Report, folder: Path) -> None:
-    """Copies the table and the plots into ``folder`` (e.g. docs/benchmarks for the README)."""
+    """Copies the tables and the plots (SVG) into ``folder`` (e.g. docs/benchmarks)."""
     from bench.suite import copy_into
 
     extra = [report.headline_path] if report.headline_path else []
-    copy_into([report.markdown_path, *extra, *report.plots], folder)
+    vectors = [plot.with_suffix(".svg") for plot in report.plots]
+    copy_into([report.markdown_path, *extra, *(v for v in vectors if v.is_file())], folder)
 
 
 README_START = "<!-- bench:headline:start -->"

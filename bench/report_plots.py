@@ -1,5 +1,8 @@
 """The suite's plots (matplotlib, Agg: no display needed), each drawn only when its data is there.
 
+Each is written as PNG and as SVG; the published copy (``--publish``) is the
+SVG, a small text file that diffs in git where a PNG is an opaque blob.
+
 - ``stages.png``: time per call for every stage measured against the peer,
   facelens and face_recognition side by side (log scale), with the ratio.
 - ``search.png``: search latency against collection size (log-log), with
@@ -25,6 +28,12 @@ def _pyplot() -> Any:
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def save(fig: Any, path: Path) -> None:
+    """The figure as PNG at ``path`` and as SVG beside it (text, for a README in git)."""
+    fig.savefig(path, dpi=110)
+    fig.savefig(path.with_suffix(".svg"), metadata={"Date": None})
 
 
 def stages(rows: list[Row], path: Path) -> Path | None:
@@ -58,7 +67,7 @@ def stages(rows: list[Row], path: Path) -> Path | None:
     ax.set_title("facelens vs face_recognition, same machine, same images")
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save(fig, path)
     plt.close(fig)
     return path
 
@@ -84,7 +93,7 @@ def search(documents: dict[str, dict[str, Any]], path: Path) -> Path | None:
     ax.set_title("Searching one face against a collection")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save(fig, path)
     plt.close(fig)
     return path
 
@@ -135,7 +144,7 @@ def detection_recall(doc: dict[str, Any] | None, path: Path) -> Path | None:
     ax.set_title("Edge detectors: faces found by size")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save(fig, path)
     plt.close(fig)
     return path
 

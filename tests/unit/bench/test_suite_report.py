@@ -118,6 +118,7 @@ def test_report_writes_json_table_and_plots(
     assert {p.name for p in report.plots} == {"stages.png", "search.png", "detection_recall.png"}
     for plot in report.plots:
         assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert b"<svg" in plot.with_suffix(".svg").read_bytes()[:1000]
 
 
 def test_steps_run_as_processes_and_a_hung_one_is_stopped(
