@@ -211,12 +211,11 @@ def engine_names(home: Path) -> dict[str, str]:
     from facelens.engine.registry import detector_name
 
     settings = _settings(home, None, "names")
-    names = {"detector": detector_name(settings)}
-    embedder = getattr(settings, "embedder", None)
-    if embedder is not None:
-        names["embedder"] = str(embedder)
-    names["embed_flip"] = str(settings.embed_flip)
-    return names
+    return {
+        "detector": detector_name(settings),
+        "embedder": settings.embedder,
+        "embed_flip": str(settings.embed_flip),
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
