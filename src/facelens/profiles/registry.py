@@ -30,16 +30,24 @@ def _postgres(url: str) -> ProfileStore:
     return PostgresProfileStore(url)
 
 
+def _dynamodb(url: str) -> ProfileStore:
+    from facelens.profiles.dynamodb_store import DynamoDBProfileStore
+
+    return DynamoDBProfileStore.from_url(url)
+
+
 STORES: dict[str, Callable[[str], ProfileStore]] = {
     "sqlite": _sqlite,
     "memory": _memory,
     "postgresql": _postgres,
     "postgres": _postgres,
+    "dynamodb": _dynamodb,
 }
 
 
 def open_profile_store(url: str) -> ProfileStore:
-    """The store for ``url``: 'sqlite:///path.db', 'memory://' or 'postgresql://...'."""
+    """The store for ``url``: 'sqlite:///path.db', 'memory://', 'postgresql://...' or
+    'dynamodb://table?region=...&endpoint_url=...&key=FaceId'."""
     factory = STORES.get(urlparse(url).scheme)
     if factory is None:
         known = ", ".join(f"{s}://" for s in sorted(STORES))
