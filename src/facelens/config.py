@@ -28,8 +28,9 @@ class MqttSettings(_Section):
     url: str | None = Field(
         default=None,
         description=(
-            "Broker: 'mqtt://host:1883' or 'mqtts://host:8883' (TLS). None: publish to the log "
-            "only (no broker)."
+            "Broker: 'mqtt://host:1883' or 'mqtts://host:8883' (TLS); or 'iotdata://<AWS IoT "
+            "data endpoint host>' to publish through AWS IoT Core's HTTPS data plane (AWS "
+            "Lambda: no connection to keep). None: publish to the log only (no broker)."
         ),
     )
     username: str | None = Field(default=None, description="Broker user name.")
@@ -391,8 +392,9 @@ class Settings(BaseSettings):
     collections_url: str | None = Field(
         default=None,
         description=(
-            "Where collections live: 'sqlite:///path/to.db', 'postgresql://...' or 'memory://'. "
-            "Default: sqlite in <home>/facelens.db."
+            "Where collections live: 'sqlite:///path/to.db', 'postgresql://...', 'memory://', "
+            "or 'rekognition://' (AWS Rekognition keeps them and the recognizer asks it; "
+            "'?region=...&endpoint_url=...' optional). Default: sqlite in <home>/facelens.db."
         ),
     )
     max_image_bytes: int = Field(
@@ -431,8 +433,9 @@ class Settings(BaseSettings):
     profiles_url: str | None = Field(
         default=None,
         description=(
-            "Profile store: 'sqlite:///path.db', 'postgresql://...' or 'memory://'. Default: the "
-            "collections database."
+            "Profile store: 'sqlite:///path.db', 'postgresql://...', 'memory://' or "
+            "'dynamodb://<table>' (AWS DynamoDB). Default: the collections database (a SQLite "
+            "file in <home> when collections are rekognition://)."
         ),
     )
     mqtt: MqttSettings = Field(default_factory=MqttSettings, description="MQTT broker.")
@@ -460,5 +463,11 @@ class Settings(BaseSettings):
         return self.objects_url or f"file://{self.home / 'objects'}"
 
     def profile_store_url(self) -> str:
-        """The profiles URL, defaulting to the collections database."""
-        return self.profiles_url or self.database_url()
+        """The profiles URL, defaulting to the collections database (a SQLite file in
+        ``home`` when Rekognition keeps the collections)."""
+        if self.profiles_url:
+            return self.profiles_url
+        database = self.database_url()
+        if database.startswith("rekognition:"):
+            return f"sqlite:///{self.home / 'facelens.db'}"
+        return database

@@ -29,6 +29,7 @@ from facelens.engine.registry import build_detector, build_engine
 from facelens.errors import ConfigurationError
 from facelens.profiles.registry import open_profile_store
 from facelens.profiles.store import ProfileStore
+from facelens.recognizer.finders import EngineFinder, FaceFinder, RekognitionFinder, SearchOptions
 from facelens.recognizer.ledger import RecognitionLedger
 from facelens.recognizer.service import Recognizer, RecognizerOptions
 from facelens.storage.notifications import NotificationRule, NotifyingObjectStore
@@ -40,9 +41,11 @@ if TYPE_CHECKING:
     from facelens.bus.mqtt_config import MqttEndpoint
     from facelens.bus.mqtt_publisher import MqttPublisher
     from facelens.bus.spool import Spool
+    from facelens.collection.rekognition import RekognitionCollections
     from facelens.edge.runner import EdgeRunner
 
 OUTBOX_RULE = "facelens-recognizer"
+REKOGNITION_SCHEME = "rekognition:"
 
 
 def build_analyzer(settings: Settings) -> FaceAnalyzer:
@@ -67,11 +70,29 @@ class Components:
         return self.instance or self.settings.recognizer.worker_id
 
     # -- collections --
+    @property
+    def in_rekognition(self) -> bool:
+        """Whether collections live in AWS Rekognition (``rekognition://``), not in facelens."""
+        return self.settings.database_url().startswith(REKOGNITION_SCHEME)
+
     @cached_property
     def store(self) -> CollectionStore:
+        if self.in_rekognition:
+            raise ConfigurationError(
+                "Collections are in AWS Rekognition (collections_url rekognition://): manage "
+                "them with the AWS CLI or SDK (aws rekognition index-faces ...); facelens "
+                "only searches them"
+            )
         # A PostgreSQL store saves its search indexes under the home (SQLite: beside its file).
         indexes = self.settings.home / "faceindex"
         return open_store(self._local_url(self.settings.database_url()), index_directory=indexes)
+
+    @cached_property
+    def rekognition(self) -> RekognitionCollections:
+        """The Rekognition back-end, for ``collections_url`` 'rekognition://'."""
+        from facelens.collection.rekognition import open_rekognition
+
+        return open_rekognition(self.settings.database_url())
 
     @cached_property
     def analyzer(self) -> FaceAnalyzer:
@@ -215,21 +236,25 @@ class Components:
         return RecognitionLedger(self._home_file("recognizer.db"))
 
     @cached_property
-    def recognizer(self) -> Recognizer:
+    def finder(self) -> FaceFinder:
+        """Who a crop shows: facelens' engine and collections, or Rekognition's collection."""
         r = self.settings.recognizer
-        options = RecognizerOptions(
+        search = SearchOptions(
             collection_id=r.collection_id,
-            prefix=r.prefix,
-            suffix=r.suffix,
-            topic=r.topic,
             face_match_threshold=r.face_match_threshold,
             max_faces=r.max_faces,
         )
+        if self.in_rekognition:
+            return RekognitionFinder(self.rekognition, options=search)
+        return EngineFinder(self.analyzer, self.collections, self.users, options=search)
+
+    @cached_property
+    def recognizer(self) -> Recognizer:
+        r = self.settings.recognizer
+        options = RecognizerOptions(prefix=r.prefix, suffix=r.suffix, topic=r.topic)
         return Recognizer(
             objects=self.raw_objects,
-            analyzer=self.analyzer,
-            collections=self.collections,
-            users=self.users,
+            finder=self.finder,
             profiles=self.profiles,
             ledger=self.ledger,
             publisher=self.publisher,
@@ -354,7 +379,16 @@ class Components:
         self._closers.clear()
         if "notifier" in built:
             self.notifier.stop()
-        names = ("event_source", "outbox", "ledger", "profiles", "raw_objects", "store", "keys")
+        names = (
+            "event_source",
+            "outbox",
+            "ledger",
+            "profiles",
+            "raw_objects",
+            "store",
+            "rekognition",
+            "keys",
+        )
         for name in names:
             part = built.get(name)
             if part is not None:

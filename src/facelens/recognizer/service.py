@@ -1,8 +1,8 @@
 """The recognizer: one ObjectCreated event in, one published outcome out.
 
 For a crop under the configured prefix and suffix it reads the object,
-finds the largest face, searches users first (a person enrolled from
-several photos matches on their combined template) and faces second, reads
+asks its face finder who the largest face is (facelens' engine and
+collections, or AWS Rekognition: :mod:`facelens.recognizer.finders`), reads
 the profile (UserId's, else FaceId's), publishes, and records the outcome
 in the ledger. The original function crashed when nothing matched and when a
 profile was missing; here both are ordinary outcomes: ``rekognition/unknown``
@@ -25,11 +25,7 @@ from typing import Any
 
 from facelens.bus.notify import Alert, Notifier
 from facelens.bus.publisher import MessagePublisher
-from facelens.collection.analysis import FaceAnalyzer
-from facelens.collection.models import QualityFilter
-from facelens.collection.service import CollectionService
-from facelens.collection.users import UserService
-from facelens.engine.types import BoundingBox, Embedding
+from facelens.engine.types import BoundingBox
 from facelens.errors import (
     FacelensError,
     ImageTooLargeException,
@@ -39,6 +35,7 @@ from facelens.errors import (
 )
 from facelens.profiles.store import ProfileStore
 from facelens.recognizer import messages
+from facelens.recognizer.finders import FaceFinder
 from facelens.recognizer.ledger import Recognition, RecognitionLedger, Status
 from facelens.storage.crops import CropMetadata
 from facelens.storage.protocol import ObjectStore
@@ -57,25 +54,22 @@ _PERMANENT = (
 
 @dataclass(frozen=True)
 class RecognizerOptions:
-    """collection_id: the collection searched; prefix/suffix: which keys are crops;
-    topic: identifications go here, unknowns to '<topic>/unknown', dead letters to
-    '<topic>/errors'; face_match_threshold: similarity 0-100, higher means fewer false
-    matches; max_faces: candidate faces per search."""
+    """prefix/suffix: which keys are crops; topic: identifications go here, unknowns to
+    '<topic>/unknown', dead letters to '<topic>/errors'. (What is searched, and how
+    strictly, is the finder's: :class:`facelens.recognizer.finders.SearchOptions`.)"""
 
-    collection_id: str = "faces"
     prefix: str = "faces/"
     suffix: str = ".jpg"
     topic: str = "rekognition"
-    face_match_threshold: float = 80.0
-    max_faces: int = 5
 
 
 @dataclass(frozen=True)
 class Outcome:
     """What one event came to. ``duplicate``: already in the ledger, nothing published.
 
-    ``engine_seconds`` is the time spent in the face engine (decode, detect,
-    embed); the rest of ``total_seconds`` is the recognizer's own overhead.
+    ``engine_seconds`` is the time spent finding the face (decode, detect,
+    embed and search, or the Rekognition call); the rest of ``total_seconds``
+    is the recognizer's own overhead (object store, profile, ledger, publish).
     """
 
     recognition: Recognition
@@ -89,9 +83,7 @@ class Recognizer:
         self,
         *,
         objects: ObjectStore,
-        analyzer: FaceAnalyzer,
-        collections: CollectionService,
-        users: UserService,
+        finder: FaceFinder,
         profiles: ProfileStore,
         ledger: RecognitionLedger,
         publisher: MessagePublisher,
@@ -100,9 +92,7 @@ class Recognizer:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.objects = objects
-        self.analyzer = analyzer
-        self.collections = collections
-        self.users = users
+        self.finder = finder
         self.profiles = profiles
         self.ledger = ledger
         self.publisher = publisher
@@ -111,13 +101,8 @@ class Recognizer:
         self._clock = clock
 
     def prepare(self) -> None:
-        """Loads the engine and makes sure the collection exists (created empty if not)."""
-        self.analyzer.engine.prepare()
-        try:
-            self.collections.describe_collection(self.options.collection_id)
-        except ResourceNotFoundException:
-            _log.warning("collection %s did not exist: created it", self.options.collection_id)
-            self.collections.create_collection(self.options.collection_id)
+        """Readies the finder (the engine loads; a local collection is created if missing)."""
+        self.finder.prepare()
 
     def wants(self, event: ObjectCreated) -> bool:
         return event.key.startswith(self.options.prefix) and event.key.endswith(self.options.suffix)
@@ -136,11 +121,9 @@ class Recognizer:
             stored = self.objects.get_object(event.bucket, event.key)
             crop = CropMetadata.from_metadata(stored.info.metadata)
             engine_started = time.perf_counter()
-            probe = self.analyzer.probe(stored.body, QualityFilter.NONE)
+            sighting = self.finder.find(stored.body)
             engine_seconds = time.perf_counter() - engine_started
-            recognition = self._identify(
-                rid, event, crop, probe.embedding, probe.detail.bounding_box
-            )
+            recognition = self._identify(rid, event, crop, sighting.identity, sighting.box)
         except _PERMANENT as exc:
             recognition = self._dead_letter(rid, event, crop, exc)
         self._publish(recognition)
@@ -168,11 +151,10 @@ class Recognizer:
         rid: str,
         event: ObjectCreated,
         crop: CropMetadata,
-        embedding: Embedding,
+        identity: messages.Identity | None,
         box: BoundingBox,
     ) -> Recognition:
         now = self._clock()
-        identity = self._search(embedding)
         if identity is None:
             message = messages.unknown(rid, event, crop, now, box=box)
             topic = f"{self.options.topic}/unknown"
@@ -192,34 +174,6 @@ class Recognizer:
             event.key,
             event.etag,
         )
-
-    def _search(self, embedding: Embedding) -> messages.Identity | None:
-        o = self.options
-        faces = self.collections.match_embedding(
-            o.collection_id, embedding, limit=o.max_faces, threshold=o.face_match_threshold
-        )
-        users = self.users.match_embedding(
-            o.collection_id, embedding, limit=1, threshold=o.face_match_threshold
-        )
-        if users:
-            user = users[0]
-            own = [m for m in faces if m.face.user_id == user.user.user_id]
-            face = own[0].face if own else None
-            return messages.Identity(
-                similarity=user.similarity,
-                face_id=face.face_id if face else None,
-                user_id=user.user.user_id,
-                external_image_id=face.external_image_id if face else None,
-            )
-        if faces:
-            best = faces[0]
-            return messages.Identity(
-                similarity=best.similarity,
-                face_id=best.face.face_id,
-                user_id=best.face.user_id,
-                external_image_id=best.face.external_image_id,
-            )
-        return None
 
     def _profile(self, identity: messages.Identity) -> Mapping[str, Any]:
         for profile_id in (identity.user_id, identity.face_id):

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 from facelens.errors import ConfigurationError
 from facelens.storage.protocol import ObjectStore
+from facelens.urls import url_options
 
 
 def _file(url: str) -> ObjectStore:
@@ -42,20 +43,8 @@ def _s3(url: str) -> ObjectStore:
             f"s3 URL {url!r} must be 's3://' with an optional '?endpoint_url=...&region=...'; "
             "the bucket is a separate setting"
         )
-    try:
-        query = parse_qs(parts.query, keep_blank_values=False, strict_parsing=bool(parts.query))
-    except ValueError as exc:
-        raise ConfigurationError(f"s3 URL {url!r} has a malformed query: {exc}") from exc
-    unknown = sorted(set(query) - {"endpoint_url", "region"})
-    if unknown:
-        raise ConfigurationError(
-            f"s3 URL {url!r} has unknown parameters {unknown}; known: endpoint_url, region"
-        )
-    if any(len(values) > 1 for values in query.values()):
-        raise ConfigurationError(f"s3 URL {url!r} repeats a parameter")
-    endpoint = query.get("endpoint_url", [None])[0]
-    region = query.get("region", [None])[0]
-    return S3ObjectStore(endpoint_url=endpoint, region=region)
+    options = url_options(url, known=("endpoint_url", "region"))
+    return S3ObjectStore(endpoint_url=options.get("endpoint_url"), region=options.get("region"))
 
 
 def _memory(url: str) -> ObjectStore:

@@ -39,7 +39,7 @@ def test_memory_stores_are_separate() -> None:
         ("file://relative/dir", "absolute"),
         ("file:///", "absolute"),
         ("s3://my-bucket", "bucket is a separate setting"),
-        ("s3://?bucket=x", "unknown parameters"),
+        ("s3://?bucket=x", "unknown options"),
         ("s3://?region=a&region=b", "repeats"),
         ("memory://name", "takes no path"),
     ],

@@ -1,0 +1,1 @@
+"""facelens on AWS Lambda: the entry point that runs the recognizer on S3 events."""

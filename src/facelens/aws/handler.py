@@ -1,0 +1,115 @@
+"""The AWS Lambda entry point: ``facelens.aws.handler.handler``.
+
+S3 (directly, or through SQS or SNS) invokes it with ObjectCreated events
+for crops; it runs them through the same worker and recognizer as
+``facelens recognizer`` (:class:`~facelens.recognizer.worker.RecognizerWorker`),
+so what it publishes, dead-letters and retries is the same on AWS as on the
+user's own hardware. Every record of a batch is handled, not only the first.
+
+What Lambda is told, so nothing is lost:
+
+* SQS batches: the failed records come back as ``batchItemFailures`` (the
+  function's event source mapping needs ``ReportBatchItemFailures``), so
+  only they are retried; the worker dead-letters a record after
+  ``max_attempts`` receives.
+* S3 or SNS invoking directly (asynchronously): if any record failed for a
+  reason that may pass (a back end down, throttled), the invocation raises
+  and Lambda retries it (twice, then the function's dead-letter queue).
+  Records already done are recognised by their RecognitionId in the ledger
+  and not published twice by a warm container; a fresh container publishes
+  them again under the same RecognitionId (at least once, as everywhere).
+
+Settings come from ``FACELENS_*`` environment variables, read once per
+container on the first invocation (``deploy/aws/template.yaml`` sets them):
+on AWS typically ``FACELENS_COLLECTIONS_URL=rekognition://``,
+``FACELENS_PROFILES_URL=dynamodb://<table>``, ``FACELENS_OBJECTS_URL=s3://``,
+``FACELENS_MQTT__URL=iotdata://<endpoint>`` and ``FACELENS_HOME=/tmp/facelens``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from facelens.aws.lambda_events import EventKind, LambdaEventSource
+from facelens.config import Settings
+from facelens.errors import ServiceUnavailableException
+from facelens.recognizer.worker import RecognizerWorker
+from facelens.wiring import Components
+
+_log = logging.getLogger(__name__)
+
+MAX_SQS_ATTEMPTS = 5
+"""Receives of one SQS message before the worker dead-letters it (as ``facelens recognizer``)."""
+
+
+@dataclass
+class LambdaRecognizer:
+    """The recognizer of one Lambda container, built on its first invocation and reused."""
+
+    components: Components
+
+    def __post_init__(self) -> None:
+        self._prepared = False
+
+    def handle(self, event: Any) -> dict[str, Any]:
+        """Handles every record of ``event``; raises to have Lambda retry the invocation."""
+        recognizer = self.components.recognizer
+        if not self._prepared:
+            recognizer.prepare()
+            self._prepared = True
+        source = LambdaEventSource(event)
+        worker = RecognizerWorker(
+            source, recognizer, batch_size=max(1, source.size), max_attempts=MAX_SQS_ATTEMPTS
+        )
+        worker.run_once()
+        stats = worker.stats
+        summary: dict[str, Any] = {
+            "records": source.size,
+            "events": stats.events,
+            "identified": stats.identified,
+            "unknown": stats.unknown,
+            "deadLetters": stats.dead_letters,
+            "duplicates": stats.duplicates,
+            "skipped": stats.skipped,
+            "retried": len(source.released),
+        }
+        _log.info("invocation done: %s", summary)
+        if source.kind is EventKind.SQS:
+            summary["batchItemFailures"] = [
+                {"itemIdentifier": delivery.delivery_id} for delivery in source.released
+            ]
+        elif source.released:
+            raise ServiceUnavailableException(
+                f"{len(source.released)} of {source.size} records failed for a reason that may "
+                "pass; the invocation will be retried"
+            )
+        return summary
+
+
+_lock = threading.Lock()
+_current: LambdaRecognizer | None = None
+
+
+def handler(event: Any, context: Any = None, *, settings: Callable[[], Settings] = Settings) -> Any:
+    """Lambda's entry point. ``settings`` builds the settings on a container's first call
+    (tests pass their own; Lambda does not)."""
+    global _current
+    with _lock:
+        if _current is None:
+            logging.getLogger("facelens").setLevel(logging.INFO)
+            _current = LambdaRecognizer(Components(settings(), instance="lambda"))
+        current = _current
+    return current.handle(event)
+
+
+def reset() -> None:
+    """Forgets the container's recognizer, closing it (tests; a new configuration)."""
+    global _current
+    with _lock:
+        current, _current = _current, None
+    if current is not None:
+        current.components.close()

@@ -1,0 +1,154 @@
+"""Who is in a crop: the recognizer's one question, answered by facelens' engine or by Rekognition.
+
+The recognizer reads the crop, asks a :class:`FaceFinder`, and publishes.
+Two finders answer the same way:
+
+* :class:`EngineFinder`: facelens' own engine and collections (the default,
+  on hardware the user owns). It searches users first (a person enrolled from
+  several photos matches on their combined template) and faces second.
+* :class:`RekognitionFinder`: a collection kept by AWS Rekognition (facelens
+  on AWS). One ``SearchFacesByImage`` call per crop; a matched face's
+  ``UserId`` says which user it belongs to, so no second call is paid for.
+
+Both raise the permanent errors the recognizer dead-letters (no face:
+``InvalidParameterException``; undecodable: ``InvalidImageFormatException``)
+and ``StorageError`` for what a retry may fix.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Protocol
+
+from facelens.collection.analysis import FaceAnalyzer
+from facelens.collection.models import QualityFilter
+from facelens.collection.rekognition import RekognitionCollections
+from facelens.collection.service import CollectionService
+from facelens.collection.users import UserService
+from facelens.engine.types import BoundingBox, Embedding
+from facelens.errors import ResourceNotFoundException
+from facelens.recognizer.messages import Identity
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    """collection_id: the collection searched; face_match_threshold: similarity 0-100 a
+    match must reach (higher means fewer false matches, more unknowns); max_faces:
+    candidate faces per search."""
+
+    collection_id: str = "faces"
+    face_match_threshold: float = 80.0
+    max_faces: int = 5
+
+
+@dataclass(frozen=True)
+class Sighting:
+    """The largest face of a crop (``box``, Rekognition's ratios) and who it is, if anyone."""
+
+    box: BoundingBox
+    identity: Identity | None
+
+
+class FaceFinder(Protocol):
+    def prepare(self) -> None:
+        """Makes the first ``find`` fast (loads models) and checks the collection is there."""
+        ...
+
+    def find(self, image: bytes) -> Sighting:
+        """Who the largest face in ``image`` (encoded bytes) is."""
+        ...
+
+
+class EngineFinder:
+    """facelens' own engine and collections."""
+
+    def __init__(
+        self,
+        analyzer: FaceAnalyzer,
+        collections: CollectionService,
+        users: UserService,
+        *,
+        options: SearchOptions | None = None,
+    ) -> None:
+        self.analyzer = analyzer
+        self.collections = collections
+        self.users = users
+        self.options = options or SearchOptions()
+
+    def prepare(self) -> None:
+        """Loads the engine and makes sure the collection exists (created empty if not)."""
+        self.analyzer.engine.prepare()
+        try:
+            self.collections.describe_collection(self.options.collection_id)
+        except ResourceNotFoundException:
+            _log.warning("collection %s did not exist: created it", self.options.collection_id)
+            self.collections.create_collection(self.options.collection_id)
+
+    def find(self, image: bytes) -> Sighting:
+        probe = self.analyzer.probe(image, QualityFilter.NONE)
+        return Sighting(probe.detail.bounding_box, self.search(probe.embedding))
+
+    def search(self, embedding: Embedding) -> Identity | None:
+        o = self.options
+        faces = self.collections.match_embedding(
+            o.collection_id, embedding, limit=o.max_faces, threshold=o.face_match_threshold
+        )
+        users = self.users.match_embedding(
+            o.collection_id, embedding, limit=1, threshold=o.face_match_threshold
+        )
+        if users:
+            user = users[0]
+            own = [m for m in faces if m.face.user_id == user.user.user_id]
+            face = own[0].face if own else None
+            return Identity(
+                similarity=user.similarity,
+                face_id=face.face_id if face else None,
+                user_id=user.user.user_id,
+                external_image_id=face.external_image_id if face else None,
+            )
+        if faces:
+            best = faces[0]
+            return Identity(
+                similarity=best.similarity,
+                face_id=best.face.face_id,
+                user_id=best.face.user_id,
+                external_image_id=best.face.external_image_id,
+            )
+        return None
+
+
+class RekognitionFinder:
+    """A collection in AWS Rekognition; similarity is on Rekognition's own 0-100 scale."""
+
+    def __init__(
+        self, rekognition: RekognitionCollections, *, options: SearchOptions | None = None
+    ) -> None:
+        self.rekognition = rekognition
+        self.options = options or SearchOptions()
+
+    def prepare(self) -> None:
+        """Nothing to load. The collection is the deployment's (``deploy/aws``): describing
+        it would need a permission the function is not given, and a missing one shows up
+        as ResourceNotFoundException on the first search."""
+
+    def find(self, image: bytes) -> Sighting:
+        o = self.options
+        result = self.rekognition.search_faces_by_image(
+            o.collection_id,
+            image,
+            max_faces=o.max_faces,
+            face_match_threshold=o.face_match_threshold,
+        )
+        if not result.matches:
+            return Sighting(result.searched_box, None)
+        best = result.matches[0]
+        identity = Identity(
+            similarity=best.similarity,
+            face_id=best.face.face_id or None,
+            user_id=best.face.user_id,
+            external_image_id=best.face.external_image_id,
+        )
+        return Sighting(result.searched_box, identity)
