@@ -222,3 +222,32 @@ class SerializationException(FacelensError):
 
     code = "SerializationException"
     http_status = 400
+
+
+class ValidationException(InvalidParameterException):
+    """A DynamoDB request whose parameters do not fit the table or the protocol's rules."""
+
+    code = "ValidationException"
+    http_status = 400
+
+
+class ResourceInUseException(ResourceAlreadyExistsException):
+    """Creating a DynamoDB table whose name is taken (DynamoDB's code for it)."""
+
+    code = "ResourceInUseException"
+    http_status = 400
+
+
+class InvalidRequestException(InvalidParameterException):
+    """An IoT data-plane request that AWS IoT would refuse: a bad topic, QoS or flag."""
+
+    code = "InvalidRequestException"
+    http_status = 400
+
+
+class ForbiddenException(AccessDeniedException):
+    """A signed IoT data-plane request whose key may not do this (AWS IoT's code for it)."""
+
+    code = "ForbiddenException"
+    http_status = 403
+

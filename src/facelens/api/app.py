@@ -1,4 +1,8 @@
-"""The HTTP server: one FastAPI app with the REST API, the Rekognition endpoint and the dashboard.
+"""The HTTP server: one FastAPI app with the REST API, the AWS endpoints and the dashboard.
+
+The AWS endpoints (Rekognition and DynamoDB on ``POST /``, the IoT data plane
+on ``POST /topics/{topic}``) let AWS SDKs and the AWS CLI call facelens
+unchanged; see :mod:`facelens.api.aws_json` and :mod:`facelens.api.iot_data`.
 
 Routers stay thin: they parse, call the services ``Components`` built, and
 shape the answer. Every ``FacelensError`` becomes AWS's JSON error shape
@@ -13,6 +17,8 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -31,6 +37,9 @@ from facelens.errors import (
     ResourceNotFoundException,
 )
 from facelens.wiring import Components
+
+if TYPE_CHECKING:
+    from facelens.api.dynamodb_items import ProfileTables
 
 _log = logging.getLogger(__name__)
 
@@ -56,10 +65,23 @@ class ServerContext:
         """The collection the dashboard enrols into and the recognizer searches."""
         return self.settings.collection_id or self.components.settings.recognizer.collection_id
 
+    @cached_property
+    def tables(self) -> ProfileTables:
+        """The DynamoDB endpoint's tables: views of the one profile store (built on first use)."""
+        from facelens.api.dynamodb_items import ProfileTables
+        from facelens.api.dynamodb_tables import TableCatalogue
 
-def error_response(error: FacelensError, *, rest: bool = False) -> JSONResponse:
+        catalogue = TableCatalogue(self.components.settings.home / "dynamodb-tables.db")
+        return ProfileTables(catalogue, self.components.profiles, region=self.settings.region)
+
+
+def error_response(
+    error: FacelensError, *, rest: bool = False, error_type: str | None = None
+) -> JSONResponse:
     """AWS's JSON error shape. ``rest``: the native API's statuses (404 for what does not
-    exist, 409 for conflicts) instead of Rekognition's 400s; the ``__type`` is the same."""
+    exist, 409 for conflicts) instead of Rekognition's 400s; the ``__type`` is the same.
+    ``error_type``: the ``__type`` when a service qualifies it (DynamoDB's
+    ``com.amazonaws.dynamodb.v20120810#…``); the error's code otherwise."""
     headers = {"x-amzn-ErrorType": error.code}
     status = error.http_status
     if rest and isinstance(error, ResourceNotFoundException) and status == 400:
@@ -69,7 +91,7 @@ def error_response(error: FacelensError, *, rest: bool = False) -> JSONResponse:
     if error.http_status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="facelens"'
     return JSONResponse(
-        {"__type": error.code, "message": error.message},
+        {"__type": error_type or error.code, "message": error.message},
         status_code=status,
         headers=headers,
     )
@@ -79,7 +101,8 @@ def create_app(
     components: Components, *, keys: KeyStore, settings: ServeSettings, open_access: bool
 ) -> FastAPI:
     """The app; ``open_access`` (no keys exist) trusts every caller: loopback only."""
-    from facelens.api import dashboard, rekognition, rest
+    from facelens.api import dashboard, dynamodb, iot_data, rekognition, rest
+    from facelens.api.aws_json import json_router
 
     app = FastAPI(
         title="facelens",
@@ -122,7 +145,8 @@ def create_app(
         )
 
     app.include_router(rest.router, prefix="/api/v1")
-    app.include_router(rekognition.router)
+    app.include_router(json_router(rekognition.SERVICE, dynamodb.SERVICE))
+    app.include_router(iot_data.router)
     app.include_router(dashboard.router)
 
     @app.get("/", include_in_schema=False)
