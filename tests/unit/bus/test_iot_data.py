@@ -115,7 +115,7 @@ def test_json_and_bytes_reach_boto3_as_given() -> None:
     publisher = IotDataPublisher(client=fake)
     publisher.publish("rekognition", {"Name": "Zoë", "Similarity": 99.5})
     publisher.publish("raw/bytes", b"\x00\xff", qos=0, retain=True)
-    publisher.publish("raw/view", bytearray(b"abc"))
+    publisher.publish("raw/view", bytearray(b"abc"))  # type: ignore[arg-type]
     assert fake.calls == [
         {
             "topic": "rekognition",
