@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 
 OUTBOX_RULE = "facelens-recognizer"
 REKOGNITION_SCHEME = "rekognition:"
+IOT_DATA_SCHEME = "iotdata:"
 
 
 def build_analyzer(settings: Settings) -> FaceAnalyzer:
@@ -217,9 +218,18 @@ class Components:
 
     @cached_property
     def publisher(self) -> MessagePublisher:
-        inner: MessagePublisher = (
-            MemoryPublisher() if self.settings.mqtt.url is None else self.mqtt_publisher
-        )
+        url = self.settings.mqtt.url
+        inner: MessagePublisher
+        if url is None:
+            inner = MemoryPublisher()
+        elif url.startswith(IOT_DATA_SCHEME):
+            # AWS IoT Core over HTTPS, one synchronous call per message (AWS Lambda).
+            from facelens.bus.iot_data import IotDataPublisher
+
+            inner = IotDataPublisher.from_url(url)
+            self._closers.append(inner.close)
+        else:
+            inner = self.mqtt_publisher
         if self.publish_observers:
             return ObservedPublisher(inner, self.publish_observers)
         return inner
@@ -298,7 +308,8 @@ class Components:
         )
         names = NameBoard()
         listener = None
-        if self.settings.mqtt.url is not None:
+        url = self.settings.mqtt.url
+        if url is not None and not url.startswith(IOT_DATA_SCHEME):  # HTTPS cannot subscribe
             listener = RecognitionListener(
                 self.mqtt_endpoint(suffix=f"{self.instance_name}-names"),
                 names,
@@ -366,7 +377,8 @@ class Components:
         return runner
 
     def _mqtt_connected(self) -> bool | None:
-        if self.settings.mqtt.url is None:
+        url = self.settings.mqtt.url
+        if url is None or url.startswith(IOT_DATA_SCHEME):
             return None
         return self.mqtt_publisher.connected
 

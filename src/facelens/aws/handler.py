@@ -42,6 +42,9 @@ from facelens.wiring import Components
 
 _log = logging.getLogger(__name__)
 
+NOTIFY_FLUSH_SECONDS = 10.0
+"""Longest wait for queued notifications (apprise, SNS) before the invocation returns."""
+
 MAX_SQS_ATTEMPTS = 5
 """Receives of one SQS message before the worker dead-letters it (as ``facelens recognizer``)."""
 
@@ -66,6 +69,9 @@ class LambdaRecognizer:
             source, recognizer, batch_size=max(1, source.size), max_attempts=MAX_SQS_ATTEMPTS
         )
         worker.run_once()
+        if "notifier" in self.components.__dict__:
+            # Lambda freezes the container when the handler returns: send alerts first.
+            self.components.notifier.flush(NOTIFY_FLUSH_SECONDS)
         stats = worker.stats
         summary: dict[str, Any] = {
             "records": source.size,

@@ -1,0 +1,357 @@
+"""The Lambda handler on S3 events that moto's server produced, with AWS back ends on moto.
+
+Everything AWS is moto in server mode (S3, SQS, SNS, DynamoDB, IoT data),
+reached over HTTP by the same adapters the function uses on AWS. The events
+are the ones moto's S3 sends when a crop is put: to an SQS queue directly,
+or through an SNS topic. The function gets them in each shape Lambda
+delivers: S3 invoking it with several records, an SQS batch, an SNS record.
+
+Faces are searched by facelens' own engine here (the "own engine" variant
+of the serverless set-up, a local collection): moto has no Rekognition
+collections. The Rekognition variant runs against facelens' own
+Rekognition endpoint in ``test_lambda_rekognition.py``, and the adapter
+against botocore's Stubber in ``tests/unit/collection``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from facelens.aws.handler import LambdaRecognizer
+from facelens.collection.analysis import FaceAnalyzer
+from facelens.config import MqttSettings, NotifyChannel, RecognizerSettings, Settings
+from facelens.engine.protocol import FaceEngine
+from facelens.errors import ServiceUnavailableException
+from facelens.storage.crops import CropMetadata
+from facelens.wiring import Components
+from tests.integration.recognizer.conftest import make_crop
+from tests.servers.moto import REGION
+
+COLLECTION = "faces"
+
+
+def iot_messages() -> list[tuple[str, dict[str, Any]]]:
+    """What the function published through moto's IoT data plane, oldest first."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.iotdata.models import iotdata_backends
+
+    backend = iotdata_backends[DEFAULT_ACCOUNT_ID][REGION]
+    return [(topic, json.loads(payload)) for topic, payload in backend.published_payloads]
+
+
+@dataclass
+class Aws:
+    """boto3 clients on the moto server, and the resources one test made."""
+
+    endpoint: str
+    bucket: str
+    table: str
+    queue_url: str
+    sns_queue_url: str
+
+    def client(self, service: str) -> Any:
+        return boto3.session.Session().client(
+            service, endpoint_url=self.endpoint, region_name=REGION
+        )
+
+    def put_crop(self, key: str, body: bytes) -> None:
+        self.client("s3").put_object(
+            Bucket=self.bucket,
+            Key=key,
+            Body=body,
+            ContentType="image/jpeg",
+            Metadata=CropMetadata(camera="front-door").to_metadata(),
+        )
+
+    def s3_events(self, count: int, *, queue_url: str | None = None) -> list[dict[str, Any]]:
+        """The next ``count`` SQS messages holding ObjectCreated events (S3's test event
+        skipped), deleted from the queue as Lambda's poller would."""
+        sqs = self.client("sqs")
+        url = queue_url or self.queue_url
+        found: list[dict[str, Any]] = []
+        deadline = time.monotonic() + 10
+        while len(found) < count and time.monotonic() < deadline:
+            response = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+            for message in response.get("Messages", []):
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+                if "ObjectCreated" in message["Body"]:
+                    found.append(message)
+        if len(found) < count:
+            raise AssertionError(f"moto delivered {len(found)} of {count} S3 events")
+        return found
+
+
+@pytest.fixture
+def aws(moto_server: str, aws_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Aws:
+    """A bucket whose crops (faces/*.jpg) notify an SQS queue and an SNS topic (with an SQS
+    subscriber), and a profile table keyed by FaceId."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SNS", moto_server)
+    name = f"t-{uuid.uuid4().hex[:12]}"
+    session = boto3.session.Session()
+
+    def client(service: str) -> Any:
+        return session.client(service, endpoint_url=moto_server, region_name=REGION)
+
+    sqs, s3 = client("sqs"), client("s3")
+    sns = client("sns")
+    queue_url = sqs.create_queue(QueueName=f"{name}-events")["QueueUrl"]
+    sns_queue_url = sqs.create_queue(QueueName=f"{name}-via-sns")["QueueUrl"]
+
+    def arn(url: str) -> str:
+        attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
+        return str(attributes["Attributes"]["QueueArn"])
+
+    topic = sns.create_topic(Name=f"{name}-crops")["TopicArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn(sns_queue_url))
+    crops = {
+        "Events": ["s3:ObjectCreated:*"],
+        "Filter": {
+            "Key": {
+                "FilterRules": [
+                    {"Name": "prefix", "Value": "faces/"},
+                    {"Name": "suffix", "Value": ".jpg"},
+                ]
+            }
+        },
+    }
+    s3.create_bucket(Bucket=name)
+    s3.put_bucket_notification_configuration(
+        Bucket=name,
+        NotificationConfiguration={
+            "QueueConfigurations": [{"QueueArn": arn(queue_url), **crops}],
+            "TopicConfigurations": [{"TopicArn": topic, **crops}],
+        },
+    )
+    client("dynamodb").create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "FaceId", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "FaceId", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    return Aws(moto_server, name, name, queue_url, sns_queue_url)
+
+
+def lambda_settings(aws: Aws, home: Path, **overrides: Any) -> Settings:
+    """The settings deploy/aws gives the function, on moto (and a local collection)."""
+    on_moto = f"endpoint_url={aws.endpoint}&region={REGION}"
+    fields: dict[str, Any] = {
+        "home": home,
+        "models_dir": None,
+        "objects_url": f"s3://?{on_moto}",
+        "bucket": aws.bucket,
+        "profiles_url": f"dynamodb://{aws.table}?{on_moto}",
+        "mqtt": MqttSettings(url=f"iotdata://?{on_moto}"),
+        "recognizer": RecognizerSettings(collection_id=COLLECTION),
+        **overrides,
+    }
+    return Settings(**fields)
+
+
+@dataclass
+class Function:
+    lambda_: LambdaRecognizer
+    faces: dict[str, str]
+
+
+@pytest.fixture
+def function(aws: Aws, engine: FaceEngine, testdata: Path, tmp_path: Path) -> Iterator[Function]:
+    """The function as one warm Lambda container, with Brad Pitt enrolled and profiled."""
+    components = Components(lambda_settings(aws, tmp_path / "home"), instance="lambda")
+    components.__dict__["analyzer"] = FaceAnalyzer(engine)  # the session's loaded engine
+    photo = testdata / "people" / "brad_pitt" / "brad_pitt_1.jpg"
+    components.collections.create_collection(COLLECTION)
+    indexed = components.collections.index_faces(
+        COLLECTION, photo.read_bytes(), external_image_id="brad_pitt_1.jpg", max_faces=1
+    )
+    brad = indexed.face_records[0].face.face_id
+    aws.client("dynamodb").put_item(
+        TableName=aws.table,
+        Item={"FaceId": {"S": brad}, "Name": {"S": "Brad Pitt"}, "Role": {"S": "Actor"}},
+    )
+    yield Function(LambdaRecognizer(components), {"brad": brad})
+    components.close()
+
+
+@pytest.fixture(scope="module")
+def crops(engine: FaceEngine, testdata: Path) -> dict[str, bytes]:
+    people = testdata / "people"
+    return {
+        "brad": make_crop(engine, people / "brad_pitt" / "brad_pitt_2.jpg"),
+        "biden": make_crop(engine, people / "biden" / "biden_1.jpg"),
+        "no_face": sorted((testdata / "noface").glob("*.jpg"))[0].read_bytes(),
+    }
+
+
+def by_key(messages: list[tuple[str, dict[str, Any]]]) -> dict[str, tuple[str, dict[str, Any]]]:
+    return {payload["Key"]: (topic, payload) for topic, payload in messages}
+
+
+def test_every_record_of_a_direct_s3_invocation_is_recognized(
+    aws: Aws, function: Function, crops: dict[str, bytes]
+) -> None:
+    """S3 invoking the function with three records (the original handled only the first),
+    keys as S3 encodes them: a space and a plus."""
+    keys = ["faces/front door/brad+1.jpg", "faces/front door/biden.jpg", "faces/empty.jpg"]
+    for key, crop in zip(keys, [crops["brad"], crops["biden"], crops["no_face"]], strict=True):
+        aws.put_crop(key, crop)
+    aws.put_crop("faces/notes.txt", b"not a crop")  # filtered out by the notification
+    records = [r for m in aws.s3_events(3) for r in json.loads(m["Body"])["Records"]]
+    encoded = {r["s3"]["object"]["key"] for r in records}
+    # As S3 sends them: a space as '+', a plus as '%2B' (moto also encodes '/' as '%2F').
+    assert any("front+door" in key and "brad%2B1" in key for key in encoded)
+    before = len(iot_messages())
+
+    summary = function.lambda_.handle({"Records": records})
+
+    assert summary["records"] == 3
+    assert (summary["identified"], summary["unknown"], summary["deadLetters"]) == (1, 1, 1)
+    published = by_key(iot_messages()[before:])
+    topic, brad = published["faces/front door/brad+1.jpg"]
+    assert topic == "rekognition"
+    assert (brad["Name"], brad["Role"], brad["FaceId"]) == (
+        "Brad Pitt",
+        "Actor",
+        function.faces["brad"],
+    )
+    assert brad["Camera"] == "front-door"
+    assert published["faces/front door/biden.jpg"][0] == "rekognition/unknown"
+    error_topic, error = published["faces/empty.jpg"]
+    assert error_topic == "rekognition/errors"
+    assert error["Error"]["Code"] == "InvalidParameterException"
+
+
+def test_a_repeated_invocation_publishes_nothing_twice(
+    aws: Aws, function: Function, crops: dict[str, bytes]
+) -> None:
+    aws.put_crop("faces/brad.jpg", crops["brad"])
+    event = json.loads(aws.s3_events(1)[0]["Body"])
+    function.lambda_.handle(event)
+    before = len(iot_messages())
+    summary = function.lambda_.handle(event)  # Lambda's retry of an async invocation
+    assert summary["duplicates"] == 1
+    assert len(iot_messages()) == before
+
+
+def test_an_sqs_batch_reports_only_its_failed_records(
+    aws: Aws, function: Function, crops: dict[str, bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """S3 -> SQS -> Lambda: a record whose crop cannot be read now is handed back by
+    messageId (batchItemFailures), the others are done."""
+    aws.put_crop("faces/a.jpg", crops["brad"])
+    aws.put_crop("faces/b.jpg", crops["biden"])
+    messages = aws.s3_events(2)
+    event = {
+        "Records": [
+            {
+                "eventSource": "aws:sqs",
+                "messageId": m["MessageId"],
+                "body": m["Body"],
+                "attributes": {"ApproximateReceiveCount": "1"},
+            }
+            for m in messages
+        ]
+    }
+    objects = function.lambda_.components.raw_objects
+    real_get = objects.get_object
+
+    def flaky(bucket: str, key: str) -> Any:
+        if key == "faces/b.jpg":
+            raise ServiceUnavailableException("S3 is unavailable for the test")
+        return real_get(bucket, key)
+
+    monkeypatch.setattr(objects, "get_object", flaky)
+    summary = function.lambda_.handle(event)
+    failed_id = next(m["MessageId"] for m in messages if "b.jpg" in m["Body"])
+    assert summary["batchItemFailures"] == [{"itemIdentifier": failed_id}]
+    assert summary["identified"] == 1
+
+    monkeypatch.setattr(objects, "get_object", real_get)
+    retried = function.lambda_.handle(
+        {"Records": [r for r in event["Records"] if r["messageId"] == failed_id]}
+    )
+    assert (retried["batchItemFailures"], retried["unknown"]) == ([], 1)
+
+
+def test_a_direct_invocation_with_a_failed_record_raises_for_lambdas_retry(
+    aws: Aws, engine: FaceEngine, tmp_path: Path, crops: dict[str, bytes]
+) -> None:
+    """The profile table is unreachable (nothing listens on its port): the invocation raises,
+    so Lambda retries it and, after its retries, sends it to the dead-letter queue."""
+    down = f"dynamodb://{aws.table}?endpoint_url=http://127.0.0.1:9&region={REGION}"
+    components = Components(
+        lambda_settings(aws, tmp_path / "home", profiles_url=down), instance="lambda"
+    )
+    components.__dict__["analyzer"] = FaceAnalyzer(engine)
+    photo = crops["brad"]
+    components.collections.create_collection(COLLECTION)
+    components.collections.index_faces(COLLECTION, photo, max_faces=1)
+    aws.put_crop("faces/a.jpg", photo)
+    event = json.loads(aws.s3_events(1)[0]["Body"])
+    before = len(iot_messages())
+    try:
+        with pytest.raises(ServiceUnavailableException, match="will be retried"):
+            LambdaRecognizer(components).handle(event)
+    finally:
+        components.close()
+    assert len(iot_messages()) == before  # nothing published for the failed record
+
+
+def test_events_through_sns_are_unwrapped(
+    aws: Aws, function: Function, crops: dict[str, bytes]
+) -> None:
+    """S3 -> SNS -> Lambda: the function gets SNS records whose Message is the S3 event."""
+    aws.put_crop("faces/sns/brad.jpg", crops["brad"])
+    (message,) = aws.s3_events(1, queue_url=aws.sns_queue_url)
+    envelope = json.loads(message["Body"])
+    assert envelope["Type"] == "Notification"
+    event = {"Records": [{"EventSource": "aws:sns", "Sns": {"Message": envelope["Message"]}}]}
+    summary = function.lambda_.handle(event)
+    assert summary["identified"] == 1
+    topic, payload = iot_messages()[-1]
+    assert (topic, payload["Key"], payload["Name"]) == (
+        "rekognition",
+        "faces/sns/brad.jpg",
+        "Brad Pitt",
+    )
+
+
+def test_malformed_events_are_dead_letters_not_crashes(function: Function) -> None:
+    before = len(iot_messages())
+    summary = function.lambda_.handle({"Records": [{"eventSource": "aws:s3", "eventName": 7}]})
+    assert summary["deadLetters"] == 1
+    topic, payload = iot_messages()[before]
+    assert topic == "rekognition/errors"
+    assert payload["Error"]["Code"] == "InvalidEventException"
+
+
+def test_alerts_go_to_an_sns_topic_before_the_invocation_returns(
+    aws: Aws, engine: FaceEngine, testdata: Path, tmp_path: Path, crops: dict[str, bytes]
+) -> None:
+    """A notification channel on SNS (the recipe's last step, here without the IoT rule)."""
+    sqs, sns = aws.client("sqs"), aws.client("sns")
+    inbox = sqs.create_queue(QueueName=f"{aws.bucket}-alerts")["QueueUrl"]
+    inbox_arn = sqs.get_queue_attributes(QueueUrl=inbox, AttributeNames=["QueueArn"])
+    topic = sns.create_topic(Name=f"{aws.bucket}-alerts")["TopicArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=inbox_arn["Attributes"]["QueueArn"])
+    channel = NotifyChannel(url=topic, rule="unknown", cooldown_seconds=0)
+    settings = lambda_settings(aws, tmp_path / "home", notify=[channel])
+    components = Components(settings, instance="lambda")
+    components.__dict__["analyzer"] = FaceAnalyzer(engine)
+    try:
+        aws.put_crop("faces/stranger.jpg", crops["biden"])
+        summary = LambdaRecognizer(components).handle(json.loads(aws.s3_events(1)[0]["Body"]))
+    finally:
+        components.close()
+    assert summary["unknown"] == 1
+    alerts = sqs.receive_message(QueueUrl=inbox, WaitTimeSeconds=1).get("Messages", [])
+    assert len(alerts) == 1
+    assert "faces/stranger.jpg" in json.loads(alerts[0]["Body"])["Message"]
