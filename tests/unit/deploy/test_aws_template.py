@@ -479,6 +479,7 @@ def test_outputs_name_what_the_readme_uses(template: dict[str, Any]) -> None:
         "RecognizerFunctionArn",
         "CameraPolicyArn",
         "CameraRoleArn",
+        "DeadLetterQueueUrl",
     } <= set(template["Outputs"])
 
 
