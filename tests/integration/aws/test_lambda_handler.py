@@ -16,144 +16,23 @@ against botocore's Stubber in ``tests/unit/collection``.
 from __future__ import annotations
 
 import json
-import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
+from pydantic import SecretStr
 
 from facelens.aws.handler import LambdaRecognizer
 from facelens.collection.analysis import FaceAnalyzer
-from facelens.config import MqttSettings, NotifyChannel, RecognizerSettings, Settings
+from facelens.config import NotifyChannel, NotifyRule
 from facelens.engine.protocol import FaceEngine
 from facelens.errors import ServiceUnavailableException
-from facelens.storage.crops import CropMetadata
 from facelens.wiring import Components
+from tests.integration.aws.moto_aws import COLLECTION, Aws, iot_messages, lambda_settings
 from tests.integration.recognizer.conftest import make_crop
 from tests.servers.moto import REGION
-
-COLLECTION = "faces"
-
-
-def iot_messages() -> list[tuple[str, dict[str, Any]]]:
-    """What the function published through moto's IoT data plane, oldest first."""
-    from moto.core import DEFAULT_ACCOUNT_ID
-    from moto.iotdata.models import iotdata_backends
-
-    backend = iotdata_backends[DEFAULT_ACCOUNT_ID][REGION]
-    return [(topic, json.loads(payload)) for topic, payload in backend.published_payloads]
-
-
-@dataclass
-class Aws:
-    """boto3 clients on the moto server, and the resources one test made."""
-
-    endpoint: str
-    bucket: str
-    table: str
-    queue_url: str
-    sns_queue_url: str
-
-    def client(self, service: str) -> Any:
-        return boto3.session.Session().client(
-            service, endpoint_url=self.endpoint, region_name=REGION
-        )
-
-    def put_crop(self, key: str, body: bytes) -> None:
-        self.client("s3").put_object(
-            Bucket=self.bucket,
-            Key=key,
-            Body=body,
-            ContentType="image/jpeg",
-            Metadata=CropMetadata(camera="front-door").to_metadata(),
-        )
-
-    def s3_events(self, count: int, *, queue_url: str | None = None) -> list[dict[str, Any]]:
-        """The next ``count`` SQS messages holding ObjectCreated events (S3's test event
-        skipped), deleted from the queue as Lambda's poller would."""
-        sqs = self.client("sqs")
-        url = queue_url or self.queue_url
-        found: list[dict[str, Any]] = []
-        deadline = time.monotonic() + 10
-        while len(found) < count and time.monotonic() < deadline:
-            response = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
-            for message in response.get("Messages", []):
-                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-                if "ObjectCreated" in message["Body"]:
-                    found.append(message)
-        if len(found) < count:
-            raise AssertionError(f"moto delivered {len(found)} of {count} S3 events")
-        return found
-
-
-@pytest.fixture
-def aws(moto_server: str, aws_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Aws:
-    """A bucket whose crops (faces/*.jpg) notify an SQS queue and an SNS topic (with an SQS
-    subscriber), and a profile table keyed by FaceId."""
-    monkeypatch.setenv("AWS_ENDPOINT_URL_SNS", moto_server)
-    name = f"t-{uuid.uuid4().hex[:12]}"
-    session = boto3.session.Session()
-
-    def client(service: str) -> Any:
-        return session.client(service, endpoint_url=moto_server, region_name=REGION)
-
-    sqs, s3 = client("sqs"), client("s3")
-    sns = client("sns")
-    queue_url = sqs.create_queue(QueueName=f"{name}-events")["QueueUrl"]
-    sns_queue_url = sqs.create_queue(QueueName=f"{name}-via-sns")["QueueUrl"]
-
-    def arn(url: str) -> str:
-        attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
-        return str(attributes["Attributes"]["QueueArn"])
-
-    topic = sns.create_topic(Name=f"{name}-crops")["TopicArn"]
-    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn(sns_queue_url))
-    crops = {
-        "Events": ["s3:ObjectCreated:*"],
-        "Filter": {
-            "Key": {
-                "FilterRules": [
-                    {"Name": "prefix", "Value": "faces/"},
-                    {"Name": "suffix", "Value": ".jpg"},
-                ]
-            }
-        },
-    }
-    s3.create_bucket(Bucket=name)
-    s3.put_bucket_notification_configuration(
-        Bucket=name,
-        NotificationConfiguration={
-            "QueueConfigurations": [{"QueueArn": arn(queue_url), **crops}],
-            "TopicConfigurations": [{"TopicArn": topic, **crops}],
-        },
-    )
-    client("dynamodb").create_table(
-        TableName=name,
-        KeySchema=[{"AttributeName": "FaceId", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "FaceId", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    return Aws(moto_server, name, name, queue_url, sns_queue_url)
-
-
-def lambda_settings(aws: Aws, home: Path, **overrides: Any) -> Settings:
-    """The settings deploy/aws gives the function, on moto (and a local collection)."""
-    on_moto = f"endpoint_url={aws.endpoint}&region={REGION}"
-    fields: dict[str, Any] = {
-        "home": home,
-        "models_dir": None,
-        "objects_url": f"s3://?{on_moto}",
-        "bucket": aws.bucket,
-        "profiles_url": f"dynamodb://{aws.table}?{on_moto}",
-        "mqtt": MqttSettings(url=f"iotdata://?{on_moto}"),
-        "recognizer": RecognizerSettings(collection_id=COLLECTION),
-        **overrides,
-    }
-    return Settings(**fields)
 
 
 @dataclass
@@ -342,7 +221,7 @@ def test_alerts_go_to_an_sns_topic_before_the_invocation_returns(
     inbox_arn = sqs.get_queue_attributes(QueueUrl=inbox, AttributeNames=["QueueArn"])
     topic = sns.create_topic(Name=f"{aws.bucket}-alerts")["TopicArn"]
     sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=inbox_arn["Attributes"]["QueueArn"])
-    channel = NotifyChannel(url=topic, rule="unknown", cooldown_seconds=0)
+    channel = NotifyChannel(url=SecretStr(topic), rule=NotifyRule.UNKNOWN, cooldown_seconds=0)
     settings = lambda_settings(aws, tmp_path / "home", notify=[channel])
     components = Components(settings, instance="lambda")
     components.__dict__["analyzer"] = FaceAnalyzer(engine)
