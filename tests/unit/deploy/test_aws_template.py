@@ -247,7 +247,6 @@ def test_the_function_may_do_only_its_job(template: dict[str, Any]) -> None:
         "dynamodb:GetItem",
         "iot:Publish",
         "rekognition:SearchFacesByImage",
-        "rekognition:SearchUsersByImage",
         "s3:GetObject",
         "sqs:SendMessage",
     ]
@@ -258,8 +257,9 @@ def test_the_function_may_do_only_its_job(template: dict[str, Any]) -> None:
     assert crops["Fn::Sub"][0] == f"arn:${{AWS::Partition}}:s3:::{name_template}/faces/*"
     # The one collection, the one table, the one queue.
     collection = "arn:${AWS::Partition}:rekognition:${AWS::Region}:${AWS::AccountId}:collection/"
-    for action in ("rekognition:SearchFacesByImage", "rekognition:SearchUsersByImage"):
-        assert grants[action] == [{"Fn::Sub": collection + "${FaceCollection}"}]
+    assert grants["rekognition:SearchFacesByImage"] == [
+        {"Fn::Sub": collection + "${FaceCollection}"}
+    ]
     assert grants["dynamodb:GetItem"] == [{"Fn::GetAtt": ["ProfileTable", "Arn"]}]
     assert grants["sqs:SendMessage"] == [{"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}]
     # Three named topics, no wildcard.
