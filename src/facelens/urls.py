@@ -14,10 +14,10 @@ from facelens.errors import ConfigurationError
 
 
 def url_options(url: str, *, known: Collection[str]) -> dict[str, str]:
-    """The query options of ``url``, each at most once and each one of ``known``."""
+    """The query options of ``url``: each one of ``known``, given at most once, not empty."""
     query = urlsplit(url).query
     try:
-        parsed = parse_qs(query, keep_blank_values=False, strict_parsing=bool(query))
+        parsed = parse_qs(query, keep_blank_values=True, strict_parsing=bool(query))
     except ValueError as exc:
         raise ConfigurationError(f"URL {url!r} has a malformed query: {exc}") from exc
     unknown = sorted(set(parsed) - set(known))
@@ -26,4 +26,6 @@ def url_options(url: str, *, known: Collection[str]) -> dict[str, str]:
         raise ConfigurationError(f"URL {url!r} has unknown options {unknown}; known: {names}")
     if any(len(values) > 1 for values in parsed.values()):
         raise ConfigurationError(f"URL {url!r} repeats an option")
+    if any(not values[0] for values in parsed.values()):
+        raise ConfigurationError(f"URL {url!r} has an empty option")
     return {name: values[0] for name, values in parsed.items()}

@@ -36,7 +36,7 @@ import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import urlparse
 
 from facelens.bus.publisher import encode_json
 from facelens.errors import (
@@ -46,6 +46,7 @@ from facelens.errors import (
     StorageError,
 )
 from facelens.storage.aws import check_client_limits, make_client
+from facelens.urls import url_options
 
 _log = logging.getLogger(__name__)
 
@@ -132,7 +133,7 @@ class IotDataPublisher:
             raise ConfigurationError(f"An iotdata URL names only an endpoint host: {url!r}")
         if "@" in parsed.netloc:
             raise ConfigurationError(f"Credentials never go in an iotdata URL: {url!r}")
-        options = _query(url, parsed.query)
+        options = url_options(url, known=_URL_OPTIONS)
         endpoint_url = options.get("endpoint_url")
         region = options.get("region")
         if endpoint_url is not None:
@@ -287,20 +288,3 @@ def _body(topic: str, payload: bytes | Mapping[str, Any]) -> bytes:
             f"IoT Core takes at most {MAX_PAYLOAD_BYTES} bytes per message, not {len(body)}"
         )
     return body
-
-
-def _query(url: str, query: str) -> dict[str, str]:
-    try:
-        values = parse_qs(query, keep_blank_values=True, strict_parsing=bool(query))
-    except ValueError as exc:
-        raise ConfigurationError(f"Bad query in {url!r}: {exc}") from exc
-    unknown = sorted(set(values) - _URL_OPTIONS)
-    if unknown:
-        known = ", ".join(sorted(_URL_OPTIONS))
-        raise ConfigurationError(f"Unknown option(s) {unknown} in {url!r}; known: {known}")
-    options: dict[str, str] = {}
-    for name, given in values.items():
-        if len(given) != 1 or not given[0]:
-            raise ConfigurationError(f"Option {name!r} must be given once, non-empty, in {url!r}")
-        options[name] = given[0]
-    return options

@@ -46,7 +46,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import urlparse
 
 from facelens.collection.pagination import decode_token, encode_token
 from facelens.errors import (
@@ -65,6 +65,7 @@ from facelens.profiles.types import (
     make_item,
 )
 from facelens.storage.aws import check_client_limits, make_client
+from facelens.urls import url_options
 
 UPDATED_AT = "_updated_at"
 """The hidden attribute holding when the item was last written (ISO 8601, UTC)."""
@@ -143,7 +144,7 @@ class DynamoDBProfileStore:
             raise ConfigurationError(f"Not a dynamodb:// URL: {url!r}")
         if parsed.path not in ("", "/") or parsed.fragment or parsed.params:
             raise ConfigurationError(f"A dynamodb URL names only a table: {url!r}")
-        options = _query(url, parsed.query)
+        options = url_options(url, known=_URL_OPTIONS)
         endpoint_url = options.get("endpoint_url")
         if endpoint_url is not None:
             endpoint = urlparse(endpoint_url)
@@ -349,20 +350,3 @@ def _timestamp(value: Any) -> datetime:
     except ValueError:
         return _EPOCH
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
-
-
-def _query(url: str, query: str) -> dict[str, str]:
-    try:
-        values = parse_qs(query, keep_blank_values=True, strict_parsing=bool(query))
-    except ValueError as exc:
-        raise ConfigurationError(f"Bad query in {url!r}: {exc}") from exc
-    unknown = sorted(set(values) - _URL_OPTIONS)
-    if unknown:
-        known = ", ".join(sorted(_URL_OPTIONS))
-        raise ConfigurationError(f"Unknown option(s) {unknown} in {url!r}; known: {known}")
-    options: dict[str, str] = {}
-    for name, given in values.items():
-        if len(given) != 1 or not given[0]:
-            raise ConfigurationError(f"Option {name!r} must be given once, non-empty, in {url!r}")
-        options[name] = given[0]
-    return options
