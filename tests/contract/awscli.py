@@ -17,7 +17,7 @@ from typing import Any
 CLI_TIMEOUT_S = 60
 
 
-def aws_env(tmp_path: Path, **variables: str) -> dict[str, str]:
+def isolated_env(tmp_path: Path, **variables: str) -> dict[str, str]:
     """This process' environment without any AWS_* variable, plus ``variables``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update(

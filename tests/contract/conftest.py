@@ -22,7 +22,9 @@ ServerFactory = Callable[..., ApiServer]
 
 
 def start_configured_server(home: Path, **settings: object) -> ApiServer:
-    """A started server (keys as ``api_server`` has) on ``Settings(home=home, **settings)``."""
+    """A started server (keys as ``api_server`` has) on ``Settings(home=home, **settings)``;
+    ``models_dir`` is None unless given, so no FACELENS_MODELS_DIR of the shell applies."""
+    settings = {"models_dir": None, **settings}
     config = Settings(home=home, serve=ServeSettings(port=0), **settings)  # type: ignore[arg-type]
     components = Components(config, instance="api-test")
     admin = components.keys.create_api_key("test-admin", Role.ADMIN)

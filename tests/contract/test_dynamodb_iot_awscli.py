@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 from facelens.config import MqttSettings
-from tests.contract.awscli import AwsCli, aws_env
+from tests.contract.awscli import AwsCli, isolated_env
 from tests.contract.conftest import ServerFactory
 from tests.servers.facelens_api import ApiServer
 from tests.servers.mosquitto import MosquittoBroker, Subscriber
@@ -21,7 +21,7 @@ FACE_ID = "0b5c5c1e-6a0e-4a5c-8a39-3c6f1d2e4f50"
 
 
 def cli_for(server: ApiServer, tmp_path: Path) -> AwsCli:
-    env = aws_env(
+    env = isolated_env(
         tmp_path,
         AWS_ACCESS_KEY_ID=server.access_key_id,
         AWS_SECRET_ACCESS_KEY=server.secret_access_key,
