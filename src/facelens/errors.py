@@ -250,4 +250,3 @@ class ForbiddenException(AccessDeniedException):
 
     code = "ForbiddenException"
     http_status = 403
-

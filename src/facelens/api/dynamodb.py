@@ -46,6 +46,7 @@ CONTENT_TYPE = "application/x-amz-json-1.0"
 _SERVICE_NAMESPACE = "com.amazonaws.dynamodb.v20120810"
 _CORAL_SERVICE = "com.amazon.coral.service"
 _CORAL_VALIDATE = "com.amazon.coral.validate"
+_CORAL_AVAILABILITY = "com.amazon.coral.availability"
 _CORAL_CODES = frozenset(
     {
         "AccessDeniedException",
@@ -78,6 +79,8 @@ def error_type(error: FacelensError) -> str:
     common layer (``com.amazon.coral.…``), the rest from DynamoDB's own namespace."""
     if error.code == "ValidationException":
         return f"{_CORAL_VALIDATE}#{error.code}"
+    if error.code == "ThrottlingException":
+        return f"{_CORAL_AVAILABILITY}#{error.code}"
     if error.code in _CORAL_CODES:
         return f"{_CORAL_SERVICE}#{error.code}"
     return f"{_SERVICE_NAMESPACE}#{error.code}"
