@@ -78,7 +78,7 @@ class IotDataPublisher:
     ``endpoint_url``: the account's data endpoint
     (``https://abc123-ats.iot.eu-west-1.amazonaws.com``, from ``aws iot
     describe-endpoint --endpoint-type iot:Data-ATS``), or moto, or None for
-    boto3's default (``AWS_ENDPOINT_URL_IOT_DATA``, else the region's
+    boto3's default (``AWS_ENDPOINT_URL_IOT_DATA_PLANE``, else the region's
     ``data-ats`` endpoint). ``region``: for signing; None takes boto3's.
     ``connect_timeout`` and ``read_timeout`` are seconds per attempt, and
     ``max_attempts`` counts the first try (see :mod:`facelens.storage.aws`).
