@@ -46,10 +46,16 @@ class SearchOptions:
 
 @dataclass(frozen=True)
 class Sighting:
-    """The largest face of a crop (``box``, Rekognition's ratios) and who it is, if anyone."""
+    """The largest face of a crop (``box``, Rekognition's ratios) and who it is, if anyone.
+
+    ``embedding``: the face's unit vector when facelens' own engine made one
+    (None from Rekognition, which never hands them out); what strangers are
+    clustered and corrections compared on.
+    """
 
     box: BoundingBox
     identity: Identity | None
+    embedding: Embedding | None = None
 
 
 class FaceFinder(Protocol):
@@ -89,7 +95,8 @@ class EngineFinder:
 
     def find(self, image: bytes) -> Sighting:
         probe = self.analyzer.probe(image, QualityFilter.NONE)
-        return Sighting(probe.detail.bounding_box, self.search(probe.embedding))
+        identity = self.search(probe.embedding)
+        return Sighting(probe.detail.bounding_box, identity, probe.embedding)
 
     def search(self, embedding: Embedding) -> Identity | None:
         o = self.options
