@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from facelens.bus.spool import Spool
     from facelens.collection.rekognition import RekognitionCollections
     from facelens.edge.runner import EdgeRunner
+    from facelens.people.audit import AuditLog
 
 OUTBOX_RULE = "facelens-recognizer"
 REKOGNITION_SCHEME = "rekognition:"
@@ -279,6 +280,14 @@ class Components:
 
         return KeyStore(self._home_file("keys.db"))
 
+    # -- the audit log (issue 9) --
+    @cached_property
+    def audit(self) -> AuditLog:
+        """Who enrolled, deleted, corrected or read whose data: ``<home>/audit.db``."""
+        from facelens.people.audit import AuditLog
+
+        return AuditLog(self._home_file("audit.db"))
+
     # -- the edge runner --
     def edge_runner(
         self, *, source: str, thing: str, realtime: bool = False, max_frames: int | None = None
@@ -400,6 +409,7 @@ class Components:
             "store",
             "rekognition",
             "keys",
+            "audit",
         )
         for name in names:
             part = built.get(name)

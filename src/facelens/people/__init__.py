@@ -1,0 +1,1 @@
+"""The lifecycle of a person's data: strangers, corrections, retention, forgetting, audit."""

@@ -1,0 +1,279 @@
+"""The audit log: who enrolled, deleted, corrected or read whose data, and when.
+
+One row per action in SQLite ``<home>/audit.db``: time, actor, action,
+target (the person, face or collection acted on), the collection, and a
+small JSON ``details``. Actors are strings the entry points build:
+``api-key:<name>``, ``access-key:<name>`` (SigV4), ``dashboard:<user>``,
+``local`` (open access on loopback), ``cli:<os user>``, ``recognizer``.
+
+Append-only from the API's point of view: nothing here updates or deletes
+a row except :meth:`AuditLog.redact`, which forgetting a person calls to
+replace that person's id by ``forgotten:<first 12 hex of sha256(id)>``:
+accountability stays (who did what, when), the identity goes. The same
+person always gets the same pseudonym, so their rows still group.
+
+A failed write fails the caller's request. This log is the accountability
+trail for biometric data: a change or a read that nobody can account for
+is worse than a visible error. So reads are recorded *before* the data
+leaves (no profile is shown unlogged), changes right *after* they succeed
+(the log never claims what did not happen); if that write fails the
+caller gets the ``StorageError`` rather than a success for an unaudited
+change, and the entry is logged at ERROR level for the operator to
+reconstruct. The failures possible here (full disk, read-only home) break
+the other embedded stores too, so this adds no new way to fail in practice.
+"""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from facelens.errors import InvalidParameterException, StorageError
+from facelens.sqlite import SqliteDatabase
+
+_log = logging.getLogger(__name__)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at REAL NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    target TEXT NOT NULL,
+    collection_id TEXT,
+    details TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_actor ON audit (actor, id);
+CREATE INDEX IF NOT EXISTS audit_target ON audit (target, id);
+CREATE INDEX IF NOT EXISTS audit_action ON audit (action, id);
+"""
+
+MAX_PAGE = 1000
+"""The most entries one call of :meth:`AuditLog.entries` returns."""
+FORGOTTEN_PREFIX = "forgotten:"
+RECOGNIZER = "recognizer"
+"""The actor of what the recognizer or a background job (retention) does on its own."""
+LOCAL = "local"
+"""The actor of a server call with open access (no keys; loopback only)."""
+
+
+class AuditAction(StrEnum):
+    ENROL = "enrol"
+    DELETE_FACE = "delete-face"
+    DELETE_USER = "delete-user"
+    DELETE_COLLECTION = "delete-collection"
+    FORGET = "forget"
+    CORRECT = "correct"
+    UNDO_CORRECTION = "undo-correction"
+    THRESHOLD = "threshold"
+    NAME_STRANGER = "name-stranger"
+    MERGE_STRANGERS = "merge-strangers"
+    SPLIT_STRANGER = "split-stranger"
+    PROFILE_READ = "profile-read"
+    PROFILE_WRITE = "profile-write"
+    PROFILE_DELETE = "profile-delete"
+    RETENTION = "retention"
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One recorded action. ``entry_id`` grows with time (the paging cursor); ``at`` is UTC."""
+
+    entry_id: int
+    at: datetime
+    actor: str
+    action: AuditAction
+    target: str
+    collection_id: str | None
+    details: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class AuditPage:
+    """Entries newest first; ``next_before``: pass as ``before`` for the next page (None: done)."""
+
+    entries: list[AuditEntry]
+    next_before: int | None
+
+
+def pseudonym(person_id: str) -> str:
+    """What a forgotten id becomes: stable (rows still group) and not reversible in practice
+    for random ids (UUIDs); a guessable user id (a name) could be confirmed by hashing it."""
+    return FORGOTTEN_PREFIX + hashlib.sha256(person_id.encode()).hexdigest()[:12]
+
+
+class AuditLog:
+    """The log in one SQLite file; thread-safe, and safe for several processes on one host."""
+
+    def __init__(self, path: Path | str) -> None:
+        self._db = SqliteDatabase(path, schema=_SCHEMA, what="The audit log", fsync=True)
+
+    def record(
+        self,
+        actor: str,
+        action: AuditAction | str,
+        target: str,
+        *,
+        collection_id: str | None = None,
+        details: Mapping[str, Any] | None = None,
+        at: datetime | None = None,
+    ) -> AuditEntry:
+        """Appends one entry; raises StorageError if it cannot (see the module's docstring).
+
+        ``details`` must be JSON-serialisable (ids, counts; never images or secrets).
+        """
+        kind = _action(action)
+        if not actor or not target:
+            raise InvalidParameterException("An audit entry needs an actor and a target")
+        when = (at or datetime.now(UTC)).astimezone(UTC)
+        document = dict(details or {})
+        try:
+            encoded = json.dumps(document, ensure_ascii=False, sort_keys=True)
+        except (TypeError, ValueError) as exc:
+            raise InvalidParameterException(f"Audit details are not JSON: {exc}") from exc
+        try:
+            with self._db.transaction() as conn:
+                cursor = conn.execute(
+                    "INSERT INTO audit (at, actor, action, target, collection_id, details) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (when.timestamp(), actor, kind.value, target, collection_id, encoded),
+                )
+                entry_id = int(cursor.lastrowid or 0)
+        except StorageError:
+            _log.error(
+                "Audit entry NOT recorded: actor=%s action=%s target=%s collection=%s details=%s",
+                actor,
+                kind.value,
+                target,
+                collection_id,
+                encoded,
+            )
+            raise
+        return AuditEntry(entry_id, when, actor, kind, target, collection_id, document)
+
+    def entries(
+        self,
+        *,
+        limit: int = 100,
+        before: int | None = None,
+        actor: str | None = None,
+        action: AuditAction | str | None = None,
+        target: str | None = None,
+        since: datetime | None = None,
+    ) -> AuditPage:
+        """Entries newest first, filtered (all filters must match), one page at a time.
+
+        ``before``: the previous page's ``next_before``; ``since``: only entries at or after it.
+        """
+        if not 1 <= limit <= MAX_PAGE:
+            raise InvalidParameterException(f"limit must be 1-{MAX_PAGE}")
+        clauses: list[str] = []
+        params: list[Any] = []
+        for column, value in (("actor", actor), ("target", target)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        if action is not None:
+            clauses.append("action = ?")
+            params.append(_action(action).value)
+        if before is not None:
+            clauses.append("id < ?")
+            params.append(before)
+        if since is not None:
+            clauses.append("at >= ?")
+            params.append(_aware(since).timestamp())
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        with self._db.transaction() as conn:
+            rows = conn.execute(
+                "SELECT id, at, actor, action, target, collection_id, details FROM audit "
+                f"{where} ORDER BY id DESC LIMIT ?",
+                (*params, limit + 1),
+            ).fetchall()
+        found = [_entry(row) for row in rows[:limit]]
+        more = len(rows) > limit
+        return AuditPage(found, found[-1].entry_id if more and found else None)
+
+    def redact(self, person_id: str) -> int:
+        """Replaces ``person_id`` in earlier entries, as their target and wherever it is a
+        string value, key or list member in their details, by :func:`pseudonym`; how many
+        entries changed. Call it when the person is forgotten, after recording the forget
+        itself (whose target is then redacted too)."""
+        if not person_id:
+            raise InvalidParameterException("redact needs an id")
+        alias = pseudonym(person_id)
+        needle = json.dumps(person_id, ensure_ascii=False)
+        changed = 0
+        with self._db.transaction() as conn:
+            rows = conn.execute(
+                "SELECT id, target, details FROM audit WHERE target = ? OR instr(details, ?) > 0",
+                (person_id, needle),
+            ).fetchall()
+            for entry_id, target, details in rows:
+                cleaned = _replace(json.loads(details), person_id, alias)
+                conn.execute(
+                    "UPDATE audit SET target = ?, details = ? WHERE id = ?",
+                    (
+                        alias if target == person_id else target,
+                        json.dumps(cleaned, ensure_ascii=False, sort_keys=True),
+                        entry_id,
+                    ),
+                )
+                changed += 1
+        return changed
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def _action(value: AuditAction | str) -> AuditAction:
+    try:
+        return AuditAction(value)
+    except ValueError:
+        names = ", ".join(a.value for a in AuditAction)
+        raise InvalidParameterException(f"Unknown audit action {value!r}: one of {names}") from None
+
+
+def _aware(moment: datetime) -> datetime:
+    """A naive time is taken as UTC (what ``--since 2024-05-01T10:00`` means here)."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _replace(value: Any, old: str, new: str) -> Any:
+    if isinstance(value, str):
+        return new if value == old else value
+    if isinstance(value, list):
+        return [_replace(v, old, new) for v in value]
+    if isinstance(value, dict):
+        return {(new if k == old else k): _replace(v, old, new) for k, v in value.items()}
+    return value
+
+
+def _entry(row: tuple[Any, ...]) -> AuditEntry:
+    entry_id, at, actor, action, target, collection_id, details = row
+    return AuditEntry(
+        entry_id=int(entry_id),
+        at=datetime.fromtimestamp(float(at), UTC),
+        actor=actor,
+        action=AuditAction(action),
+        target=target,
+        collection_id=collection_id,
+        details=json.loads(details),
+    )
+
+
+def cli_actor() -> str:
+    """``cli:<os user>``: who ran a command on this host (``cli:uid-<n>`` when the user has
+    no name, e.g. a container's arbitrary uid)."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return f"cli:uid-{os.getuid()}"
