@@ -281,6 +281,48 @@ class EdgeSettings(_Section):
     )
 
 
+class RetentionSettings(_Section):
+    """How long crops (face photos in the object store) are kept before the retention job
+    deletes them. None keeps them forever.
+
+    The defaults keep biometric data no longer than its use needs (data minimisation):
+    a week of identified crops covers "who was at the door last week?" and checking a
+    match; strangers' crops are for naming them the same day. Embeddings, profiles and
+    the ledger's records are not crops and stay (``facelens forget`` erases a person).
+    """
+
+    identified_crops_hours: float | None = Field(
+        default=168.0,
+        gt=0,
+        description=(
+            "Hours a crop of an identified person is kept, counted from its recognition "
+            "(default 168: one week). None: forever."
+        ),
+    )
+    stranger_crops_hours: float | None = Field(
+        default=8.0,
+        gt=0,
+        description=(
+            "Hours a crop of an unknown face (a stranger) is kept, and a dead letter's crop "
+            "(default 8: the same working day). None: forever. Crops with no record at all "
+            "(never recognized) go after the longer of the two times."
+        ),
+    )
+    interval_seconds: float = Field(
+        default=600.0,
+        ge=1,
+        description=(
+            "Seconds between two runs of the retention job in `facelens recognizer` and "
+            "`facelens up` (default 600: a crop outlives its time by at most ten minutes)."
+        ),
+    )
+
+    @property
+    def enabled(self) -> bool:
+        """Whether anything is ever deleted (at least one time is set)."""
+        return self.identified_crops_hours is not None or self.stranger_crops_hours is not None
+
+
 class Camera(_Section):
     """An edge runner's live view, shown on the dashboard."""
 
@@ -452,6 +494,10 @@ class Settings(BaseSettings):
     notify: list[NotifyChannel] = Field(
         default_factory=list,
         description="Notification channels (JSON list of {url, rule, cooldown_seconds}).",
+    )
+    retention: RetentionSettings = Field(
+        default_factory=RetentionSettings,
+        description="How long crops are kept (facelens.people.retention).",
     )
 
     def database_url(self) -> str:
