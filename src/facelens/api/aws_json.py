@@ -50,8 +50,9 @@ from facelens.errors import (
 )
 
 Json = dict[str, Any]
-Runner = Callable[[ServerContext, str, Json], Json]
-"""(server context, operation name, request JSON) -> response JSON; runs on a worker thread."""
+Runner = Callable[[ServerContext, Principal, str, Json], Json]
+"""(server context, the caller, operation name, request JSON) -> response JSON; runs on a
+worker thread. The caller is for the audit log: the role was checked before."""
 
 
 def plain_error_type(error: FacelensError) -> str:
@@ -165,7 +166,7 @@ def _call(
             f"User: {principal.name} ({principal.role}) is not authorized to perform: "
             f"{service.name}:{name}"
         )
-    return service.run(ctx, name, params)
+    return service.run(ctx, principal, name, params)
 
 
 def signed_request(request: Request, body: bytes) -> sigv4.SignedRequest:

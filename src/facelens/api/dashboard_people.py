@@ -21,6 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 
 from facelens.api.app import ServerContext
+from facelens.api.auditing import audit, audit_enrolment, audit_forget
 from facelens.api.dashboard_enrol import name_unknown, remove_face
 from facelens.api.dashboard_web import (
     back,
@@ -35,6 +36,7 @@ from facelens.api.dashboard_web import (
 from facelens.api.keys import Principal
 from facelens.enrolment import Photo, enrol_person
 from facelens.errors import FacelensError, InvalidParameterException, ResourceNotFoundException
+from facelens.people.audit import AuditAction
 from facelens.profiles.types import key_attribute
 from facelens.recognizer.forget import forget_user
 from facelens.recognizer.ledger import Status
@@ -122,6 +124,7 @@ async def enrol(request: Request, _who: Editor) -> Response:
             name,
             photos,
         )
+        await run_in_threadpool(audit_enrolment, request, ctx.collection_id, report)
     except FacelensError as exc:
         if exc.http_status >= 500:
             raise
@@ -150,6 +153,8 @@ def person(request: Request, user_id: str, _who: Viewer) -> Response:
             active="people",
         )
     profile = c.profiles.get(user_id)
+    if profile is not None:
+        audit(request, AuditAction.PROFILE_READ, user_id, details={"Via": "dashboard page"})
     attributes = profile.attributes if profile is not None else {}
     fields = [
         (k, v if isinstance(v, str) else json.dumps(v, ensure_ascii=False))
@@ -177,6 +182,8 @@ async def save_profile(request: Request, user_id: str, _who: Editor) -> Response
     try:
         attributes = await run_in_threadpool(_edited, ctx, user_id, names, values, remove)
         await run_in_threadpool(ctx.components.profiles.put, user_id, attributes)
+        details = {"Attributes": sorted(attributes)}
+        await run_in_threadpool(audit, request, AuditAction.PROFILE_WRITE, user_id, details=details)
     except FacelensError as exc:
         if exc.http_status >= 500:
             raise
@@ -210,6 +217,8 @@ async def delete_face(request: Request, user_id: str, face_id: str, _who: Editor
     ctx = server(request)
     try:
         await run_in_threadpool(remove_face, ctx.components, ctx.collection_id, user_id, face_id)
+        record = partial(audit, collection_id=ctx.collection_id, details={"UserId": user_id})
+        await run_in_threadpool(record, request, AuditAction.DELETE_FACE, face_id)
     except FacelensError as exc:
         if exc.http_status >= 500:
             raise
@@ -234,6 +243,8 @@ async def forget(request: Request, user_id: str, _who: Editor) -> Response:
                 objects=c.raw_objects,
             )
         )
+        faces = report.deleted_faces
+        await run_in_threadpool(audit_forget, request, ctx.collection_id, user_id, faces)
     except FacelensError as exc:
         if exc.http_status >= 500:
             raise
@@ -270,6 +281,8 @@ async def name_face(request: Request, recognition_id: str, _who: Editor) -> Resp
         report = await run_in_threadpool(
             name_unknown, ctx.components, ctx.collection_id, recognition_id, name
         )
+        record = partial(audit_enrolment, RecognitionId=recognition_id)
+        await run_in_threadpool(record, request, ctx.collection_id, report)
     except FacelensError as exc:
         if exc.http_status >= 500:
             raise

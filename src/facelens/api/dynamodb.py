@@ -33,10 +33,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from facelens.api.app import ServerContext
+from facelens.api.auditing import audit_dynamodb
 from facelens.api.aws_json import Json, JsonService
 from facelens.api.dynamodb_items import ProfileTables, item_id, key_id, typed_item, typed_key
 from facelens.api.dynamodb_tables import TableInfo, describe, table_from_request, table_name
-from facelens.api.keys import Role
+from facelens.api.keys import Principal, Role
 from facelens.errors import FacelensError, InvalidParameterException, ValidationException
 
 SIGNING_NAME = "dynamodb"
@@ -230,9 +231,11 @@ OPERATIONS: dict[str, Operation] = {
 """DynamoDB operation name (``X-Amz-Target`` after ``DynamoDB_20120810.``) -> handler."""
 
 
-def _run(ctx: ServerContext, name: str, params: Json) -> Json:
+def _run(ctx: ServerContext, principal: Principal, name: str, params: Json) -> Json:
     try:
-        return OPERATIONS[name].handler(ctx.tables, params)
+        result = OPERATIONS[name].handler(ctx.tables, params)
+        audit_dynamodb(ctx, principal, name, params, result)
+        return result
     except ValidationException:
         raise
     except InvalidParameterException as exc:

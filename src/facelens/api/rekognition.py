@@ -17,7 +17,9 @@ The route, the order of checks and the threading are shared with DynamoDB
 from __future__ import annotations
 
 from facelens.api.app import ServerContext
+from facelens.api.auditing import audit_rekognition
 from facelens.api.aws_json import Json, JsonService
+from facelens.api.keys import Principal
 from facelens.api.rekognition_ops import OPERATIONS, Params
 
 SIGNING_NAME = "rekognition"
@@ -27,8 +29,10 @@ TARGET_PREFIX = "RekognitionService."
 CONTENT_TYPE = "application/x-amz-json-1.1"
 
 
-def _run(ctx: ServerContext, name: str, params: Json) -> Json:
-    return OPERATIONS[name].handler(ctx.components, Params(params))
+def _run(ctx: ServerContext, principal: Principal, name: str, params: Json) -> Json:
+    result = OPERATIONS[name].handler(ctx.components, Params(params))
+    audit_rekognition(ctx, principal, name, params, result)
+    return result
 
 
 SERVICE = JsonService(

@@ -20,11 +20,13 @@ from starlette.concurrency import run_in_threadpool
 
 from facelens.api import shapes
 from facelens.api.app import ServerContext
+from facelens.api.auditing import audit, audit_forget, faces_target
 from facelens.api.keys import Principal, Role
 from facelens.api.metrics import render_metrics
 from facelens.api.security import require
 from facelens.collection.models import QualityFilter
 from facelens.errors import InvalidParameterException, ResourceNotFoundException
+from facelens.people.audit import AuditAction
 from facelens.recognizer.forget import forget_user
 from facelens.recognizer.ledger import Recognition, Status, cursor_of
 
@@ -94,6 +96,7 @@ def describe_collection(request: Request, _: Reader, collection_id: str) -> dict
 @router.delete("/collections/{collection_id}", status_code=204)
 def delete_collection(request: Request, _: Admin, collection_id: str) -> Response:
     _ctx(request).components.collections.delete_collection(collection_id)
+    audit(request, AuditAction.DELETE_COLLECTION, collection_id, collection_id=collection_id)
     return Response(status_code=204)
 
 
@@ -120,6 +123,12 @@ async def index_faces(
             quality_filter=quality_filter,
         )
     )
+    ids = [r.face.face_id for r in result.face_records]
+    details = {"FaceIds": ids, "ExternalImageId": external_image_id}
+    target = faces_target(collection_id, ids)
+    await run_in_threadpool(
+        audit, request, AuditAction.ENROL, target, collection_id=collection_id, details=details
+    )
     return shapes.index_faces(result)
 
 
@@ -144,6 +153,7 @@ def delete_face(request: Request, _: Admin, collection_id: str, face_id: str) ->
     result = _ctx(request).components.collections.delete_faces(collection_id, [face_id])
     if face_id not in result.deleted_faces:
         raise ResourceNotFoundException(f"No face {face_id} in collection {collection_id}")
+    audit(request, AuditAction.DELETE_FACE, face_id, collection_id=collection_id)
     return shapes.delete_faces(result)
 
 
@@ -202,6 +212,8 @@ def associate_faces(
     face_ids: Annotated[list[str], Body(embed=True, alias="FaceIds")],
 ) -> dict[str, Any]:
     result = _ctx(request).components.users.associate_faces(collection_id, user_id, face_ids)
+    details = {"FaceIds": list(result.associated_face_ids)}
+    audit(request, AuditAction.ENROL, user_id, collection_id=collection_id, details=details)
     return shapes.associate_faces(result)
 
 
@@ -219,6 +231,7 @@ def delete_user(
     c = _ctx(request).components
     if not forget:
         c.users.delete_user(collection_id, user_id)
+        audit(request, AuditAction.DELETE_USER, user_id, collection_id=collection_id)
         return {}
     report = forget_user(
         collection_id,
@@ -227,6 +240,10 @@ def delete_user(
         profiles=c.profiles,
         ledger=c.ledger,
         objects=c.raw_objects,
+    )
+    crops, records = len(report.deleted_crops), report.deleted_records
+    audit_forget(
+        request, collection_id, user_id, report.deleted_faces, Crops=crops, Records=records
     )
     return shapes.forget_report(report)
 
@@ -256,6 +273,9 @@ def list_profiles(
     request: Request, _: Reader, max_results: MaxResults = 100, next_token: Token = None
 ) -> dict[str, Any]:
     page = _ctx(request).components.profiles.list(max_results=max_results, next_token=next_token)
+    if page.profiles:
+        read = [p.profile_id for p in page.profiles]
+        audit(request, AuditAction.PROFILE_READ, "*", details={"ProfileIds": read})
     out: dict[str, Any] = {"Items": [dict(p.item) for p in page.profiles]}
     if page.next_token:
         out["NextToken"] = page.next_token
@@ -267,6 +287,7 @@ def get_profile(request: Request, _: Reader, profile_id: str) -> dict[str, Any]:
     profile = _ctx(request).components.profiles.get(profile_id)
     if profile is None:
         raise ResourceNotFoundException(f"No profile {profile_id}")
+    audit(request, AuditAction.PROFILE_READ, profile_id)
     return {"Item": dict(profile.item)}
 
 
@@ -275,7 +296,11 @@ def put_profile(
     request: Request, _: Admin, profile_id: str, attributes: Annotated[dict[str, Any], Body()]
 ) -> dict[str, Any]:
     """Replaces the profile's attributes (strings, numbers, lists, maps)."""
-    return {"Item": dict(_ctx(request).components.profiles.put(profile_id, attributes).item)}
+    profile = _ctx(request).components.profiles.put(profile_id, attributes)
+    audit(
+        request, AuditAction.PROFILE_WRITE, profile_id, details={"Attributes": sorted(attributes)}
+    )
+    return {"Item": dict(profile.item)}
 
 
 @router.patch("/profiles/{profile_id}")
@@ -283,13 +308,17 @@ def update_profile(
     request: Request, _: Admin, profile_id: str, attributes: Annotated[dict[str, Any], Body()]
 ) -> dict[str, Any]:
     """Merges the given attributes into the profile (creating it if needed)."""
-    return {"Item": dict(_ctx(request).components.profiles.update(profile_id, attributes).item)}
+    profile = _ctx(request).components.profiles.update(profile_id, attributes)
+    details = {"Attributes": sorted(attributes), "Merge": True}
+    audit(request, AuditAction.PROFILE_WRITE, profile_id, details=details)
+    return {"Item": dict(profile.item)}
 
 
 @router.delete("/profiles/{profile_id}", status_code=204)
 def delete_profile(request: Request, _: Admin, profile_id: str) -> Response:
     if not _ctx(request).components.profiles.delete(profile_id):
         raise ResourceNotFoundException(f"No profile {profile_id}")
+    audit(request, AuditAction.PROFILE_DELETE, profile_id)
     return Response(status_code=204)
 
 

@@ -96,6 +96,20 @@ class AuditEntry:
     collection_id: str | None
     details: Mapping[str, Any]
 
+    def as_json(self) -> dict[str, Any]:
+        """The entry with the field names the API and the CLI print."""
+        out: dict[str, Any] = {
+            "EntryId": self.entry_id,
+            "At": self.at.isoformat(),
+            "Actor": self.actor,
+            "Action": self.action.value,
+            "Target": self.target,
+        }
+        if self.collection_id is not None:
+            out["CollectionId"] = self.collection_id
+        out["Details"] = dict(self.details)
+        return out
+
 
 @dataclass(frozen=True)
 class AuditPage:
@@ -172,16 +186,20 @@ class AuditLog:
     ) -> AuditPage:
         """Entries newest first, filtered (all filters must match), one page at a time.
 
-        ``before``: the previous page's ``next_before``; ``since``: only entries at or after it.
+        ``before``: the previous page's ``next_before``; ``since``: only entries at or after
+        it; ``target``: entries concerning that id, as their target or anywhere in their
+        details (an enrolment's FaceIds, a merge's second stranger).
         """
         if not 1 <= limit <= MAX_PAGE:
             raise InvalidParameterException(f"limit must be 1-{MAX_PAGE}")
         clauses: list[str] = []
         params: list[Any] = []
-        for column, value in (("actor", actor), ("target", target)):
-            if value is not None:
-                clauses.append(f"{column} = ?")
-                params.append(value)
+        if actor is not None:
+            clauses.append("actor = ?")
+            params.append(actor)
+        if target is not None:
+            clauses.append("(target = ? OR instr(details, ?) > 0)")
+            params += [target, json.dumps(target, ensure_ascii=False)]
         if action is not None:
             clauses.append("action = ?")
             params.append(_action(action).value)

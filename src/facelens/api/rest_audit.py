@@ -1,0 +1,61 @@
+"""``GET /api/v1/audit``: the audit log, newest first, for admins only.
+
+Who enrolled, deleted, corrected or read whose data (see
+:mod:`facelens.people.audit`). Only the admin role may read it: the log
+itself says whose profiles were looked at, and by whom.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from facelens.api.app import ServerContext
+from facelens.api.keys import Principal, Role
+from facelens.api.security import require
+from facelens.errors import InvalidParameterException
+from facelens.people.audit import AuditAction
+
+router = APIRouter(tags=["audit"])
+
+Admin = Annotated[Principal, Depends(require(Role.ADMIN))]
+
+
+@router.get("/audit")
+def audit_log(
+    request: Request,
+    _: Admin,
+    actor: Annotated[str | None, Query(description="e.g. api-key:alice, cli:bob")] = None,
+    action: Annotated[AuditAction | None, Query()] = None,
+    target: Annotated[str | None, Query(description="A person, face or collection id.")] = None,
+    since: Annotated[datetime | None, Query(description="ISO 8601; naive means UTC.")] = None,
+    max_results: Annotated[int, Query(ge=1, le=1000)] = 100,
+    next_token: Annotated[str | None, Query()] = None,
+) -> dict[str, Any]:
+    """Audit entries newest first; all given filters must match; page with ``next_token``."""
+    ctx: ServerContext = request.app.state.ctx
+    page = ctx.components.audit.entries(
+        limit=max_results,
+        before=_decode(next_token),
+        actor=actor,
+        action=action,
+        target=target,
+        since=since,
+    )
+    out: dict[str, Any] = {"Entries": [e.as_json() for e in page.entries]}
+    if page.next_before is not None:
+        out["NextToken"] = base64.urlsafe_b64encode(str(page.next_before).encode()).decode()
+    return out
+
+
+def _decode(token: str | None) -> int | None:
+    if token is None:
+        return None
+    try:
+        return int(base64.urlsafe_b64decode(token.encode()).decode())
+    except (ValueError, UnicodeDecodeError, binascii.Error) as exc:
+        raise InvalidParameterException("Invalid next_token") from exc
