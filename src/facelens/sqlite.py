@@ -6,6 +6,12 @@ first use (nothing at construction), WAL so readers never wait for the
 writer, ``BEGIN IMMEDIATE`` so two processes cannot interleave a
 read-then-write, one lock per connection for threads, and every
 ``sqlite3.Error`` reported as a ``StorageError`` naming the file.
+
+Deleted rows are overwritten with zeros (``secure_delete``) rather than left
+in free pages: these files hold identifications, profiles and messages that
+name people, and a forgotten person must not be readable from them; after a
+deletion that matters, :meth:`SqliteDatabase.checkpoint` also empties the
+write-ahead log, which still holds the pages as they were before.
 """
 
 from __future__ import annotations
@@ -55,6 +61,17 @@ class SqliteDatabase:
             except sqlite3.Error as exc:
                 raise StorageError(f"{self._what} {self.path} failed: {exc}") from exc
 
+    def checkpoint(self) -> bool:
+        """Copies the write-ahead log into the file and truncates it to zero bytes, so pages
+        as they were before a deletion are nowhere in the files. False when another
+        connection's open read kept part of the log (it stays until a later checkpoint)."""
+        with self._lock:
+            try:
+                busy, _, _ = self._connect().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            except sqlite3.Error as exc:
+                raise StorageError(f"Checkpointing {self._what} {self.path} failed: {exc}") from exc
+        return not busy
+
     def close(self) -> None:
         with self._lock:
             self._closed = True
@@ -76,6 +93,7 @@ class SqliteDatabase:
             )
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(f"PRAGMA synchronous={'FULL' if self._fsync else 'NORMAL'}")
+            conn.execute("PRAGMA secure_delete=ON")
             conn.executescript(self._schema)
             self._conn = conn
         return self._conn

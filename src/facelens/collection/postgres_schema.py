@@ -160,6 +160,13 @@ class Session:
                 raise self._failure(exc) from exc
             raise
 
+    def vacuum(self, tables: Sequence[str]) -> None:
+        """``VACUUM`` of our own ``tables`` (constant names), outside any transaction."""
+        try:
+            self._connection().execute(f"VACUUM {', '.join(tables)}")
+        except psycopg.Error as exc:
+            raise self._failure(exc) from exc
+
     def _connection(self) -> Connection:
         if self._closed:
             raise StorageError("The collection store is closed")
@@ -320,6 +327,17 @@ class IndexRows:
                 (self.collection_id, generation),
             )
             yield from iter(lambda: cursor.fetchmany(READ_ROWS), [])
+
+
+def purge_deletion_log(conn: Connection, collection_ids: Sequence[str]) -> None:
+    """Forgets the ids of deleted faces; an index behind the new floor rebuilds instead."""
+    ids = list(collection_ids)
+    conn.execute("DELETE FROM facelens_face_deletions WHERE collection_id = ANY(%s)", (ids,))
+    conn.execute(
+        "UPDATE facelens_collections SET deletions_floor = generation"
+        " WHERE collection_id = ANY(%s)",
+        (ids,),
+    )
 
 
 def log_deletions(

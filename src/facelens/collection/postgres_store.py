@@ -57,6 +57,7 @@ from facelens.collection.postgres_schema import (
     Session,
     copy_faces,
     log_deletions,
+    purge_deletion_log,
     select_faces,
 )
 from facelens.collection.rows import (
@@ -329,6 +330,17 @@ class PostgresCollectionStore:
                 UserNeighbor(user_from_row((h.id, index.face_count(h.id))), h.distance)
                 for h in hits
             ]
+
+    def purge_deleted(self, collection_ids: Sequence[str]) -> bool:
+        """As SQLite's, with a plain VACUUM; False: until a VACUUM FULL the files may still
+        hold deleted rows (see :mod:`facelens.people.forget`)."""
+        with self._lock:
+            with self._transaction(WRITE) as conn:
+                purge_deletion_log(conn, collection_ids)
+            for collection_id in collection_ids:
+                self._indexes.forget(collection_id)
+            self._session.vacuum(["facelens_faces", "facelens_users", "facelens_face_deletions"])
+        return False
 
     # -- internals --
     def _set_user(

@@ -111,6 +111,8 @@ def open_database(target: str) -> sqlite3.Connection:
     try:
         conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
         conn.execute("PRAGMA foreign_keys = ON")
+        # Deleted faces (embeddings: biometric data) are zeroed, not left in free pages.
+        conn.execute("PRAGMA secure_delete = ON")
         _use_wal(conn)
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
@@ -240,6 +242,27 @@ def log_deletions(
             " WHERE collection_id = ?",
             (cutoff, collection_id),
         )
+
+
+def purge_deletion_log(conn: sqlite3.Connection, collection_ids: Sequence[str]) -> None:
+    """Forgets the ids of deleted faces, so no row names a forgotten person's faces.
+
+    The deletion log is only there for indexes catching up; raising the floor
+    to the current generation makes an index that is behind rebuild instead.
+    """
+    ids = json.dumps(list(collection_ids))
+    conn.execute(f"DELETE FROM face_deletions WHERE collection_id IN {IDS}", (ids,))
+    conn.execute(
+        f"UPDATE collections SET deletions_floor = generation WHERE collection_id IN {IDS}",
+        (ids,),
+    )
+
+
+def checkpoint(conn: sqlite3.Connection) -> bool:
+    """WAL checkpoint (TRUNCATE): the log, which still holds pages as they were before a
+    deletion, is emptied. False when another connection's read kept part of it."""
+    busy: int = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+    return not busy
 
 
 def select_faces(

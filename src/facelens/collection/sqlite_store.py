@@ -48,12 +48,14 @@ from facelens.collection.sqlite_schema import (
     INSERT_FACES,
     USERS,
     IndexRows,
+    checkpoint,
     decode_embeddings,
     face_from_row,
     face_row,
     index_folder,
     log_deletions,
     open_database,
+    purge_deletion_log,
     select_faces,
     stored_face,
     user_from_row,
@@ -314,6 +316,19 @@ class SQLiteCollectionStore:
                 UserNeighbor(user_from_row((h.id, index.face_count(h.id))), h.distance)
                 for h in hits
             ]
+
+    def purge_deleted(self, collection_ids: Sequence[str]) -> bool:
+        """No trace of deleted faces in the files: see :mod:`facelens.people.forget`.
+        False when another connection's read kept part of the WAL."""
+        with self._lock:
+            with self._transaction("BEGIN IMMEDIATE") as conn:
+                purge_deletion_log(conn, collection_ids)
+            for collection_id in collection_ids:
+                self._indexes.forget(collection_id)
+            try:
+                return checkpoint(self._connection())
+            except sqlite3.Error as exc:
+                raise StorageError(f"SQLite checkpoint failed: {exc}") from exc
 
     # -- internals --
     def _set_user(

@@ -99,6 +99,21 @@ class PostgresProfileStore:
             token = encode_token(_SCOPE, "id", rows[-1][0])
         return ProfilePage(tuple(_profile(r) for r in rows), token)
 
+    def purge_deleted(self) -> bool:
+        """A plain VACUUM of the table; False: until a VACUUM FULL (the operator's call: an
+        exclusive lock) PostgreSQL's files may still hold deleted profiles' bytes."""
+        import psycopg
+
+        with self._lock:
+            try:
+                self._connect().execute("VACUUM facelens_profiles")
+            except psycopg.OperationalError as exc:
+                self._drop_connection()
+                raise ServiceUnavailableException(f"PostgreSQL is unreachable: {exc}") from exc
+            except psycopg.Error as exc:
+                raise StorageError(f"The PostgreSQL profile store failed: {exc}") from exc
+        return False
+
     def close(self) -> None:
         with self._lock:
             conn, self._conn = self._conn, None

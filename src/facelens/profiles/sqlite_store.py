@@ -70,6 +70,11 @@ class SQLiteProfileStore:
             rows, token = keyset_page(conn, sql, [], "profile_id", max_results, next_token, _SCOPE)
         return ProfilePage(tuple(_profile(r) for r in rows), token)
 
+    def purge_deleted(self) -> bool:
+        """Empties the WAL, so deleted profiles (already zeroed in the file) are in no file;
+        False when another connection's read kept part of it."""
+        return self._db.checkpoint()
+
     def close(self) -> None:
         self._db.close()
 

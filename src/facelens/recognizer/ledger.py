@@ -32,7 +32,12 @@ CREATE TABLE IF NOT EXISTS recognitions (
     recognized_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS recognitions_time ON recognitions (recognized_at);
+CREATE INDEX IF NOT EXISTS recognitions_crops ON recognitions (recognized_at)
+    WHERE key IS NOT NULL;
+CREATE INDEX IF NOT EXISTS recognitions_keys ON recognitions (key) WHERE key IS NOT NULL;
 """
+CROP_DELETED = "CropDeleted"
+"""Set (true) in a record's message once retention deleted its crop (bucket and key go NULL)."""
 
 
 class Status(StrEnum):
@@ -166,6 +171,16 @@ class RecognitionLedger:
         The records carry the person's profile and crop keys: forgetting a person
         removes them (the caller deletes the crops they point to).
         """
+        with self._db.transaction():
+            records = self.naming(user_id=user_id, face_ids=face_ids)
+            self.delete([r.recognition_id for r in records])
+        return records
+
+    def naming(
+        self, *, user_id: str | None, face_ids: list[str], stranger_id: str | None = None
+    ) -> list[Recognition]:
+        """The records whose message names ``user_id``, one of ``face_ids`` or the stranger
+        ``stranger_id`` (an unknown face's ``StrangerId``): one person's history."""
         clauses, params = [], []
         if user_id is not None:
             clauses.append("json_extract(message, '$.UserId') = ?")
@@ -173,13 +188,66 @@ class RecognitionLedger:
         if face_ids:
             clauses.append("json_extract(message, '$.FaceId') IN (SELECT value FROM json_each(?))")
             params.append(json.dumps(face_ids))
+        if stranger_id is not None:
+            clauses.append("json_extract(message, '$.StrangerId') = ?")
+            params.append(stranger_id)
         if not clauses:
             return []
-        where = " OR ".join(clauses)
         with self._db.transaction() as conn:
-            rows = conn.execute(f"SELECT * FROM recognitions WHERE {where}", params).fetchall()
-            conn.execute(f"DELETE FROM recognitions WHERE {where}", params)
+            rows = conn.execute(
+                f"SELECT * FROM recognitions WHERE {' OR '.join(clauses)}", params
+            ).fetchall()
         return [_recognition(row) for row in rows]
+
+    def delete(self, recognition_ids: list[str]) -> int:
+        """Deletes these records; how many there were."""
+        with self._db.transaction() as conn:
+            cursor = conn.execute(
+                "DELETE FROM recognitions WHERE recognition_id IN (SELECT value FROM json_each(?))",
+                (json.dumps(recognition_ids),),
+            )
+        return cursor.rowcount
+
+    # -- retention --
+    def crops_older_than(
+        self, cutoff: datetime, statuses: list[Status], *, limit: int = 1000
+    ) -> list[Recognition]:
+        """Records of ``statuses`` recognized before ``cutoff`` that still name a crop,
+        oldest first: the crops retention deletes."""
+        with self._db.transaction() as conn:
+            rows = conn.execute(
+                "SELECT * FROM recognitions WHERE key IS NOT NULL AND recognized_at < ?"
+                " AND status IN (SELECT value FROM json_each(?))"
+                " ORDER BY recognized_at, recognition_id LIMIT ?",
+                (stamp(cutoff), json.dumps([s.value for s in statuses]), limit),
+            ).fetchall()
+        return [_recognition(row) for row in rows]
+
+    def mark_crop_deleted(self, recognition_id: str) -> None:
+        """The record's crop is gone: bucket and key NULL, ``CropDeleted`` in the message
+        (which keeps the key it was published with, as history)."""
+        with self._db.transaction() as conn:
+            conn.execute(
+                "UPDATE recognitions SET bucket = NULL, key = NULL,"
+                f" message = json_set(message, '$.{CROP_DELETED}', json('true'))"
+                " WHERE recognition_id = ?",
+                (recognition_id,),
+            )
+
+    def known_crops(self, bucket: str, keys: list[str]) -> set[str]:
+        """Which of ``keys`` in ``bucket`` a record names (the others were never recognized)."""
+        with self._db.transaction() as conn:
+            rows = conn.execute(
+                "SELECT key FROM recognitions WHERE key IN (SELECT value FROM json_each(?))"
+                " AND bucket = ?",
+                (json.dumps(keys), bucket),
+            ).fetchall()
+        return {row[0] for row in rows}
+
+    def purge_deleted(self) -> bool:
+        """Empties the WAL so deleted records (zeroed in the file) are in no file; False
+        when another connection's read kept part of it."""
+        return self._db.checkpoint()
 
     def close(self) -> None:
         self._db.close()
