@@ -9,7 +9,7 @@ SQLite in <home>; one file per host.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -32,12 +32,23 @@ CREATE TABLE IF NOT EXISTS recognitions (
     recognized_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS recognitions_time ON recognitions (recognized_at);
+CREATE INDEX IF NOT EXISTS recognitions_stranger
+    ON recognitions (json_extract(message, '$.StrangerId'));
 CREATE INDEX IF NOT EXISTS recognitions_crops ON recognitions (recognized_at)
     WHERE key IS NOT NULL;
 CREATE INDEX IF NOT EXISTS recognitions_keys ON recognitions (key) WHERE key IS NOT NULL;
 """
 CROP_DELETED = "CropDeleted"
 """Set (true) in a record's message once retention deleted its crop (bucket and key go NULL)."""
+
+
+@dataclass(frozen=True)
+class StrangerSeen:
+    """How often and when an anonymous person (``StrangerId``) was sighted."""
+
+    count: int
+    first_seen: datetime
+    last_seen: datetime
 
 
 class Status(StrEnum):
@@ -248,6 +259,46 @@ class RecognitionLedger:
         """Empties the WAL so deleted records (zeroed in the file) are in no file; False
         when another connection's read kept part of it."""
         return self._db.checkpoint()
+
+    # -- strangers (read-only: sightings carry the StrangerId the recognizer gave them) --
+    def sightings(
+        self, stranger_ids: Sequence[str], *, limit: int = 50, largest_first: bool = False
+    ) -> list[Recognition]:
+        """Sightings of these strangers, newest first; ``largest_first``: the largest face box
+        first, among those whose crop is still stored (the best crops to show)."""
+        where = "json_extract(message, '$.StrangerId') IN (SELECT value FROM json_each(?))"
+        order = "recognized_at DESC, recognition_id"
+        if largest_first:
+            where += " AND key IS NOT NULL"
+            order = (
+                "json_extract(message, '$.BoundingBox.Width')"
+                " * json_extract(message, '$.BoundingBox.Height') DESC, " + order
+            )
+        with self._db.transaction() as conn:
+            rows = conn.execute(
+                f"SELECT * FROM recognitions WHERE {where} ORDER BY {order} LIMIT ?",
+                (json.dumps(list(stranger_ids)), limit),
+            ).fetchall()
+        return [_recognition(row) for row in rows]
+
+    def strangers_seen(self, stranger_ids: Sequence[str] | None = None) -> dict[str, StrangerSeen]:
+        """Count, first and last sighting per StrangerId (of these ids, or of every one)."""
+        sql = (
+            "SELECT json_extract(message, '$.StrangerId') AS sid, COUNT(*),"
+            " MIN(recognized_at), MAX(recognized_at) FROM recognitions WHERE "
+        )
+        params: list[Any] = []
+        if stranger_ids is None:
+            sql += "sid IS NOT NULL"
+        else:
+            sql += "sid IN (SELECT value FROM json_each(?))"
+            params.append(json.dumps(list(stranger_ids)))
+        with self._db.transaction() as conn:
+            rows = conn.execute(sql + " GROUP BY sid", params).fetchall()
+        return {
+            str(sid): StrangerSeen(int(n), datetime.fromisoformat(a), datetime.fromisoformat(b))
+            for sid, n, a, b in rows
+        }
 
     def close(self) -> None:
         self._db.close()
