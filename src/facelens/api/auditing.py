@@ -23,7 +23,7 @@ from fastapi import Request
 from facelens.api.app import ServerContext
 from facelens.api.keys import LOCAL, Principal
 from facelens.enrolment import EnrolReport
-from facelens.people.audit import AuditAction, pseudonym
+from facelens.people.audit import AuditAction, faces_target
 
 Json = dict[str, Any]
 
@@ -77,22 +77,13 @@ def audit_forget(
     """Records that ``user_id`` was forgotten, under its pseudonym (never in clear), then
     redacts the person and their faces in every earlier entry."""
     ctx: ServerContext = request.app.state.ctx
-    details = {"Faces": len(face_ids), **details}
-    audit(
-        request,
-        AuditAction.FORGET,
-        pseudonym(user_id),
+    ctx.components.audit.record_forget(
+        request_actor(request),
+        user_id,
+        also=face_ids,
         collection_id=collection_id,
-        details=details,
+        details={"Faces": len(face_ids), **details},
     )
-    for forgotten in (user_id, *face_ids):
-        ctx.components.audit.redact(forgotten)
-
-
-def faces_target(collection_id: str, face_ids: Sequence[str]) -> str:
-    """The target of an operation on faces: the face when there is one, else the collection
-    (the FaceIds go in the details, where a search by target finds them too)."""
-    return face_ids[0] if len(face_ids) == 1 else collection_id
 
 
 # -- the AWS endpoints: (params, result) -> (action, target, collection, details), or None --
@@ -110,8 +101,10 @@ def _index_faces(p: Json, r: Json) -> Entry:
     return AuditAction.ENROL, faces_target(cid, ids), cid, details
 
 
-def _delete_faces(p: Json, r: Json) -> Entry:
+def _delete_faces(p: Json, r: Json) -> Entry | None:
     cid, ids = str(p["CollectionId"]), [str(f) for f in r.get("DeletedFaces", [])]
+    if not ids:
+        return None
     return AuditAction.DELETE_FACE, faces_target(cid, ids), cid, {"FaceIds": ids}
 
 

@@ -20,13 +20,13 @@ from starlette.concurrency import run_in_threadpool
 
 from facelens.api import shapes
 from facelens.api.app import ServerContext
-from facelens.api.auditing import audit, audit_forget, faces_target
+from facelens.api.auditing import audit, audit_forget
 from facelens.api.keys import Principal, Role
 from facelens.api.metrics import render_metrics
 from facelens.api.security import require
 from facelens.collection.models import QualityFilter
 from facelens.errors import InvalidParameterException, ResourceNotFoundException
-from facelens.people.audit import AuditAction
+from facelens.people.audit import AuditAction, faces_target
 from facelens.recognizer.forget import forget_user
 from facelens.recognizer.ledger import Recognition, Status, cursor_of
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from facelens.cli import (
+    audit,
     bench,
     collections,
     edge,
@@ -38,6 +39,7 @@ def build_app() -> typer.Typer:
     app.command("up")(up.up)
     app.add_typer(serve.keys_app, name="keys")
     app.add_typer(bench.app, name="bench")
+    app.command("audit")(audit.audit)
     return app
 
 

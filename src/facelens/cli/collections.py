@@ -8,6 +8,7 @@ from facelens.api import shapes
 from facelens.cli.context import Context
 from facelens.cli.options import CollectionId, MaxResults, NextToken
 from facelens.cli.output import run
+from facelens.people.audit import AuditAction
 
 app = typer.Typer(help="Face collections: create, describe, list, delete.", no_args_is_help=True)
 
@@ -44,6 +45,7 @@ def delete(collection_id: CollectionId) -> None:
 
     def action() -> dict[str, int]:
         ctx.collections.delete_collection(collection_id)
+        ctx.audit_action(AuditAction.DELETE_COLLECTION, collection_id, collection_id=collection_id)
         return {"StatusCode": 200}
 
     run(action)

@@ -20,6 +20,7 @@ from facelens.cli.profiles import parse_attrs
 from facelens.collection.enroll import IMAGE_SUFFIXES
 from facelens.enrolment import Photo, enrol_person
 from facelens.errors import InvalidParameterException, ResourceNotFoundException
+from facelens.people.audit import AuditAction
 
 
 def enroll(
@@ -61,6 +62,9 @@ def enroll(
                 progress.advance(task)
         if user_id is None:
             raise InvalidParameterException("No face was enrolled: " + "; ".join(problems))
+        ctx.audit_action(
+            AuditAction.ENROL, user_id, collection_id=collection, details={"FaceIds": face_ids}
+        )
         profile = ctx.profiles.get(user_id)
         out: dict[str, Any] = {
             "CollectionId": collection,

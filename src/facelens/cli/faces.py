@@ -25,6 +25,7 @@ from facelens.cli.output import ERROR_EXIT, aws_errors, emit, run
 from facelens.collection import enroll
 from facelens.collection.models import QualityFilter
 from facelens.collection.service import DEFAULT_FACE_MATCH_THRESHOLD, DEFAULT_SEARCH_MAX_FACES
+from facelens.people.audit import AuditAction, faces_target
 
 app = typer.Typer(help="Faces: index, search, list, delete.", no_args_is_help=True)
 
@@ -54,17 +55,22 @@ def index(
     if folder.is_dir():
         _index_folder(ctx, folder, collection_id, quality_filter, workers or ctx.settings.workers)
         return
-    run(
-        lambda: shapes.index_faces(
-            ctx.collections.index_faces(
-                collection_id,
-                ctx.read_image(path),
-                external_image_id=external_image_id,
-                max_faces=max_faces,
-                quality_filter=quality_filter,
-            )
+
+    def action() -> dict[str, Any]:
+        result = ctx.collections.index_faces(
+            collection_id,
+            ctx.read_image(path),
+            external_image_id=external_image_id,
+            max_faces=max_faces,
+            quality_filter=quality_filter,
         )
-    )
+        ids = [r.face.face_id for r in result.face_records]
+        details = {"FaceIds": ids, "ExternalImageId": external_image_id}
+        target = faces_target(collection_id, ids)
+        ctx.audit_action(AuditAction.ENROL, target, collection_id=collection_id, details=details)
+        return shapes.index_faces(result)
+
+    run(action)
 
 
 def _index_folder(
@@ -100,6 +106,15 @@ def _index_folder(
             entry.update(o.error.to_dict())
         images.append(entry)
     failed = sum(o.error is not None for o in outcomes)
+    with aws_errors():
+        enrolled = {
+            "Folder": str(folder),
+            "FaceIds": [f for e in images for f in e.get("FaceIds", [])],
+            "UserIds": sorted({e["UserId"] for e in images if "UserId" in e}),
+        }
+        ctx.audit_action(
+            AuditAction.ENROL, collection_id, collection_id=collection_id, details=enrolled
+        )
     emit(
         {
             "Images": images,
@@ -180,8 +195,16 @@ def list_(
 def delete(collection_id: CollectionId, face_ids: FaceIds) -> None:
     """DeleteFaces (faces that belong to a user must be disassociated first)."""
     ctx = Context()
-    run(
-        lambda: shapes.delete_faces(
-            ctx.collections.delete_faces(collection_id, split_ids(face_ids))
-        )
-    )
+
+    def action() -> dict[str, Any]:
+        result = ctx.collections.delete_faces(collection_id, split_ids(face_ids))
+        ids = list(result.deleted_faces)
+        target = faces_target(collection_id, ids)
+        details = {"FaceIds": ids}
+        if ids:
+            ctx.audit_action(
+                AuditAction.DELETE_FACE, target, collection_id=collection_id, details=details
+            )
+        return shapes.delete_faces(result)
+
+    run(action)

@@ -16,6 +16,7 @@ from facelens.cli.context import Context
 from facelens.cli.options import NextToken
 from facelens.cli.output import run
 from facelens.errors import InvalidParameterException, ResourceNotFoundException
+from facelens.people.audit import AuditAction
 from facelens.profiles.dynamo import from_dynamo_item, to_dynamo_item
 from facelens.profiles.types import Profile
 
@@ -82,6 +83,8 @@ def put(
             raise InvalidParameterException("Give the id, or a FaceId or UserId in --item")
         store = ctx.profiles
         profile = store.update(target, attributes) if merge else store.put(target, attributes)
+        details = {"Attributes": sorted(attributes), "Merge": merge}
+        ctx.audit_action(AuditAction.PROFILE_WRITE, target, details=details)
         return dict(profile.item)
 
     run(action)
@@ -101,6 +104,7 @@ def get(
         profile = ctx.profiles.get(profile_id)
         if profile is None:
             raise ResourceNotFoundException(f"No profile for {profile_id}")
+        ctx.audit_action(AuditAction.PROFILE_READ, profile_id)
         return _shape(profile, dynamodb=dynamodb)
 
     run(action)
@@ -114,6 +118,7 @@ def delete(profile_id: ProfileId) -> None:
     def action() -> dict[str, Any]:
         if not ctx.profiles.delete(profile_id):
             raise ResourceNotFoundException(f"No profile for {profile_id}")
+        ctx.audit_action(AuditAction.PROFILE_DELETE, profile_id)
         return {}
 
     run(action)
@@ -129,6 +134,9 @@ def list_(
 
     def action() -> dict[str, Any]:
         page = ctx.profiles.list(max_results=max_results, next_token=next_token)
+        if page.profiles:
+            read = {"ProfileIds": [p.profile_id for p in page.profiles]}
+            ctx.audit_action(AuditAction.PROFILE_READ, "*", details=read)
         out: dict[str, Any] = {"Items": [dict(p.item) for p in page.profiles]}
         if page.next_token:
             out["NextToken"] = page.next_token

@@ -12,6 +12,7 @@ from facelens.cli.options import CollectionId, FaceIds, NextToken, Quality, User
 from facelens.cli.output import run
 from facelens.collection.models import QualityFilter
 from facelens.collection.users import DEFAULT_USER_MATCH_THRESHOLD
+from facelens.people.audit import AuditAction
 from facelens.recognizer.forget import forget_user
 
 app = typer.Typer(help="Users: one person, several faces.", no_args_is_help=True)
@@ -43,16 +44,19 @@ def associate(
 ) -> None:
     """AssociateFaces: each face must match the user's faces at the threshold."""
     ctx = Context()
-    run(
-        lambda: shapes.associate_faces(
-            ctx.users.associate_faces(
-                collection_id,
-                user_id,
-                split_ids(face_ids),
-                user_match_threshold=user_match_threshold,
-            )
+
+    def action() -> dict[str, Any]:
+        result = ctx.users.associate_faces(
+            collection_id,
+            user_id,
+            split_ids(face_ids),
+            user_match_threshold=user_match_threshold,
         )
-    )
+        details = {"FaceIds": list(result.associated_face_ids)}
+        ctx.audit_action(AuditAction.ENROL, user_id, collection_id=collection_id, details=details)
+        return shapes.associate_faces(result)
+
+    run(action)
 
 
 @app.command()
@@ -99,6 +103,7 @@ def delete(
     def action() -> dict[str, Any]:
         if not delete_faces:
             ctx.users.delete_user(collection_id, user_id)
+            ctx.audit_action(AuditAction.DELETE_USER, user_id, collection_id=collection_id)
             return {}
         report = forget_user(
             collection_id,
@@ -108,6 +113,8 @@ def delete(
             ledger=ctx.ledger,
             objects=ctx.raw_objects,
         )
+        crops, records = len(report.deleted_crops), report.deleted_records
+        ctx.audit_forget(collection_id, user_id, report.deleted_faces, Crops=crops, Records=records)
         return shapes.forget_report(report)
 
     run(action)

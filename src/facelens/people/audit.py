@@ -30,7 +30,7 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -117,6 +117,12 @@ class AuditPage:
 
     entries: list[AuditEntry]
     next_before: int | None
+
+
+def faces_target(collection_id: str, face_ids: Sequence[str]) -> str:
+    """The target of an operation on faces: the face when there is one, else the collection
+    (the FaceIds go in the details, where a search by target finds them too)."""
+    return face_ids[0] if len(face_ids) == 1 else collection_id
 
 
 def pseudonym(person_id: str) -> str:
@@ -247,6 +253,29 @@ class AuditLog:
                 )
                 changed += 1
         return changed
+
+    def record_forget(
+        self,
+        actor: str,
+        person_id: str,
+        *,
+        also: Sequence[str] = (),
+        collection_id: str | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> AuditEntry:
+        """Records that ``person_id`` was forgotten, under its pseudonym (the id is never
+        written in clear), then :meth:`redact` s it and the ids in ``also`` (their FaceIds)
+        in every earlier entry."""
+        entry = self.record(
+            actor,
+            AuditAction.FORGET,
+            pseudonym(person_id),
+            collection_id=collection_id,
+            details=details,
+        )
+        for forgotten in (person_id, *also):
+            self.redact(forgotten)
+        return entry
 
     def close(self) -> None:
         self._db.close()
