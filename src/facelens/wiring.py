@@ -44,6 +44,8 @@ if TYPE_CHECKING:
     from facelens.collection.rekognition import RekognitionCollections
     from facelens.edge.runner import EdgeRunner
     from facelens.people.audit import AuditLog
+    from facelens.people.corrections import CorrectionService
+    from facelens.people.matching import MatchPolicy
 
 OUTBOX_RULE = "facelens-recognizer"
 REKOGNITION_SCHEME = "rekognition:"
@@ -257,7 +259,9 @@ class Components:
         )
         if self.in_rekognition:
             return RekognitionFinder(self.rekognition, options=search)
-        return EngineFinder(self.analyzer, self.collections, self.users, options=search)
+        return EngineFinder(
+            self.analyzer, self.collections, self.users, options=search, policy=self.match_policy
+        )
 
     @cached_property
     def recognizer(self) -> Recognizer:
@@ -287,6 +291,31 @@ class Components:
         from facelens.people.audit import AuditLog
 
         return AuditLog(self._home_file("audit.db"))
+
+    # -- corrections and per-person thresholds (issue 9) --
+    @cached_property
+    def match_policy(self) -> MatchPolicy:
+        """Negative examples and per-person thresholds, applied to every identification."""
+        from facelens.people.matching import MatchPolicy
+
+        return MatchPolicy(self.collections, self.users, self.profiles)
+
+    @cached_property
+    def corrections(self) -> CorrectionService:
+        """'Not this person' and threshold overrides, on the recognizer's collection."""
+        from facelens.people.corrections import CorrectionService
+
+        r = self.settings.recognizer
+        return CorrectionService(
+            ledger=self.ledger,
+            objects=self.raw_objects,
+            analyzer=self.analyzer,
+            collections=self.collections,
+            profiles=self.profiles,
+            collection_id=r.collection_id,
+            face_match_threshold=r.face_match_threshold,
+            audit=self.audit,
+        )
 
     # -- the edge runner --
     def edge_runner(

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from facelens.collection.analysis import FaceAnalyzer
 from facelens.collection.models import QualityFilter
@@ -29,6 +29,9 @@ from facelens.collection.users import UserService
 from facelens.engine.types import BoundingBox, Embedding
 from facelens.errors import ResourceNotFoundException
 from facelens.recognizer.messages import Identity
+
+if TYPE_CHECKING:
+    from facelens.people.matching import MatchPolicy
 
 _log = logging.getLogger(__name__)
 
@@ -69,7 +72,12 @@ class FaceFinder(Protocol):
 
 
 class EngineFinder:
-    """facelens' own engine and collections."""
+    """facelens' own engine and collections.
+
+    ``policy``: corrections (negative examples) and per-person thresholds
+    (:class:`facelens.people.matching.MatchPolicy`); without one, the best user
+    else the best face at the global threshold.
+    """
 
     def __init__(
         self,
@@ -78,11 +86,13 @@ class EngineFinder:
         users: UserService,
         *,
         options: SearchOptions | None = None,
+        policy: MatchPolicy | None = None,
     ) -> None:
         self.analyzer = analyzer
         self.collections = collections
         self.users = users
         self.options = options or SearchOptions()
+        self.policy = policy
 
     def prepare(self) -> None:
         """Loads the engine and makes sure the collection exists (created empty if not)."""
@@ -100,6 +110,10 @@ class EngineFinder:
 
     def search(self, embedding: Embedding) -> Identity | None:
         o = self.options
+        if self.policy is not None:
+            return self.policy.identify(
+                o.collection_id, embedding, threshold=o.face_match_threshold, max_faces=o.max_faces
+            )
         faces = self.collections.match_embedding(
             o.collection_id, embedding, limit=o.max_faces, threshold=o.face_match_threshold
         )
