@@ -252,6 +252,10 @@ class AuditLog:
                     ),
                 )
                 changed += 1
+        if changed:
+            # The rows as they were are still in the write-ahead log until a checkpoint;
+            # secure_delete (facelens.sqlite) zeroes what the update freed in the file.
+            self._db.checkpoint()
         return changed
 
     def record_forget(
