@@ -1,25 +1,15 @@
-"""Forgetting a person: their faces, profile, crops and identification records, in one step.
-
-Faces are biometric data; a person deleted from a collection must not live
-on in a profile, a crop in the object store or the recognizer's ledger.
-"""
+"""Forgetting a user: kept at this import path for its callers; the work is
+:mod:`facelens.people.forget`'s (faces, negatives, crops, records, profiles, and the files)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from facelens.collection.users import UserService
+from facelens.people.forget import ForgetReport, Forgetter
 from facelens.profiles.store import ProfileStore
 from facelens.recognizer.ledger import RecognitionLedger
 from facelens.storage.protocol import ObjectStore
 
-
-@dataclass(frozen=True)
-class ForgetReport:
-    deleted_faces: tuple[str, ...]
-    deleted_profiles: tuple[str, ...]
-    deleted_crops: tuple[str, ...]
-    deleted_records: int
+__all__ = ["ForgetReport", "forget_user"]
 
 
 def forget_user(
@@ -31,11 +21,9 @@ def forget_user(
     ledger: RecognitionLedger,
     objects: ObjectStore,
 ) -> ForgetReport:
-    """Deletes the user with their faces, the profiles of both, and every crop that named them."""
-    faces = users.delete_user(collection_id, user_id, delete_faces=True)
-    records = ledger.forget(user_id=user_id, face_ids=faces)
-    crops = sorted({(r.bucket, r.key) for r in records if r.bucket and r.key})
-    for bucket, key in crops:
-        objects.delete_object(bucket, key)
-    deleted_profiles = tuple(pid for pid in (user_id, *faces) if profiles.delete(pid))
-    return ForgetReport(tuple(faces), deleted_profiles, tuple(k for _, k in crops), len(records))
+    """Forgets the user ``user_id`` of the collection (ResourceNotFoundException if there is
+    none, as DeleteUser); the caller audits it."""
+    forgetter = Forgetter(
+        users=users, profiles=profiles, ledger=ledger, objects=objects, collection_id=collection_id
+    )
+    return forgetter.forget(user_id, users_only=True)

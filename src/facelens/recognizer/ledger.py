@@ -221,16 +221,27 @@ class RecognitionLedger:
 
     # -- retention --
     def crops_older_than(
-        self, cutoff: datetime, statuses: list[Status], *, limit: int = 1000
+        self,
+        cutoff: datetime,
+        statuses: list[Status],
+        *,
+        limit: int = 1000,
+        after: tuple[str, str] | None = None,
     ) -> list[Recognition]:
         """Records of ``statuses`` recognized before ``cutoff`` that still name a crop,
-        oldest first: the crops retention deletes."""
+        oldest first: the crops retention deletes. ``after``: the :func:`cursor_of` the
+        previous page's last record (the next page starts after it)."""
+        sql = (
+            "SELECT * FROM recognitions WHERE key IS NOT NULL AND recognized_at < ?"
+            " AND status IN (SELECT value FROM json_each(?))"
+        )
+        params: list[Any] = [stamp(cutoff), json.dumps([s.value for s in statuses])]
+        if after is not None:
+            sql += " AND (recognized_at > ? OR (recognized_at = ? AND recognition_id > ?))"
+            params += [after[0], after[0], after[1]]
         with self._db.transaction() as conn:
             rows = conn.execute(
-                "SELECT * FROM recognitions WHERE key IS NOT NULL AND recognized_at < ?"
-                " AND status IN (SELECT value FROM json_each(?))"
-                " ORDER BY recognized_at, recognition_id LIMIT ?",
-                (stamp(cutoff), json.dumps([s.value for s in statuses]), limit),
+                f"{sql} ORDER BY recognized_at, recognition_id LIMIT ?", [*params, limit]
             ).fetchall()
         return [_recognition(row) for row in rows]
 

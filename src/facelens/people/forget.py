@@ -1,0 +1,330 @@
+"""Forgetting a person: every face, embedding, crop, profile and record of theirs, in one step.
+
+Why: faces are biometric data, and a person who asks to be forgotten must
+afterwards be found by no search and held by no file. A person is a UserId
+of the collection, a FaceId (a person enrolled as one face; a face of a user
+stands for that user), or a stranger (``stranger-<n>``, a user of the
+companion collection ``<collection>.strangers``). What goes:
+
+* their faces (embeddings) in the collection, and the user;
+* their negative examples: faces of ``<collection>.rejected`` whose
+  ExternalImageId is the person or one of their FaceIds;
+* a stranger's faces and user in ``<collection>.strangers``;
+* every crop a ledger record names (identified as them, or a sighting of the
+  stranger: the unknown message's ``StrangerId``), then those records;
+* the profiles of the UserId and of each FaceId;
+* in the audit log, their ids (replaced by a pseudonym) when an actor is given.
+
+Order matters for a retry: crops go first, while the records that name them
+still exist; a back end that fails midway leaves the rest for a second call,
+which finds the person (or what remains of them) again. The ledger is swept
+again at the end for sightings recorded meanwhile.
+
+No file holds them afterwards: the SQLite stores zero deleted rows
+(``secure_delete``) and are checkpointed here (the write-ahead log still holds
+pages as they were), the deletion log's FaceIds go, and saved search indexes
+(which keep removed vectors as tombstones) are deleted, to be rebuilt without
+them on the next search. PostgreSQL gets a plain VACUUM: its pages and WAL
+may keep deleted bytes until reused, which only ``VACUUM FULL`` (an
+exclusive lock, the operator's call) and the end of WAL/backup retention
+end; ``ForgetReport.purged`` is False then. Not reached from here: messages
+already published (MQTT retained messages, notifications, other hosts'
+spools and ledgers) and backups.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from facelens.collection.models import StoredFace
+from facelens.collection.users import UserService
+from facelens.errors import ResourceNotFoundException
+from facelens.profiles.store import ProfileStore
+from facelens.recognizer.ledger import Recognition, RecognitionLedger
+from facelens.storage.protocol import ObjectStore
+
+if TYPE_CHECKING:
+    from facelens.people.audit import AuditLog
+
+_log = logging.getLogger(__name__)
+
+STRANGERS_SUFFIX = ".strangers"
+NEGATIVES_SUFFIX = ".rejected"
+"""The companion collections' names (design of issue 9; :mod:`facelens.people.matching`
+names the negatives one the same way)."""
+STRANGER_ID = re.compile(r"stranger-\d+")
+_PAGE = 1000
+
+
+@runtime_checkable
+class _CollectionPurge(Protocol):
+    def purge_deleted(self, collection_ids: list[str]) -> bool: ...
+
+
+@runtime_checkable
+class _Purge(Protocol):
+    def purge_deleted(self) -> bool: ...
+
+
+@dataclass(frozen=True)
+class ForgetReport:
+    """What forgetting ``person`` deleted. ``kind``: 'user', 'face', 'stranger', or
+    'remains' (no face left, only profiles, records or negatives). ``purged``: every
+    file was verifiably cleaned (False: see the module's docstring)."""
+
+    person: str
+    kind: str
+    collection_id: str
+    deleted_faces: tuple[str, ...]
+    deleted_profiles: tuple[str, ...]
+    deleted_crops: tuple[str, ...]
+    deleted_records: int
+    deleted_user: str | None = None
+    deleted_stranger_faces: tuple[str, ...] = ()
+    deleted_negatives: tuple[str, ...] = ()
+    purged: bool = True
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "Person": self.person,
+            "Kind": self.kind,
+            "CollectionId": self.collection_id,
+            "DeletedUser": self.deleted_user,
+            "DeletedFaces": list(self.deleted_faces),
+            "DeletedStrangerFaces": list(self.deleted_stranger_faces),
+            "DeletedNegatives": list(self.deleted_negatives),
+            "DeletedProfiles": list(self.deleted_profiles),
+            "DeletedCrops": list(self.deleted_crops),
+            "DeletedRecords": self.deleted_records,
+            "Purged": self.purged,
+        }
+
+
+@dataclass
+class _Person:
+    """Whom a PERSON argument names, and what of theirs is found."""
+
+    kind: str
+    user_id: str | None = None
+    stranger_id: str | None = None
+    faces: list[str] = field(default_factory=list)
+    stranger_faces: list[str] = field(default_factory=list)
+    ids: list[str] = field(default_factory=list)
+    """Every id they go by: the argument, UserId, FaceIds (profiles, negatives, audit)."""
+
+
+class Forgetter:
+    """Forgets people of ``collection_id`` (the default; each call may name another).
+
+    ``audit``: where :meth:`forget` records the forgetting (and redacts the
+    person) when it is given an ``actor``; entry points that audit themselves
+    pass none.
+    """
+
+    def __init__(
+        self,
+        *,
+        users: UserService,
+        profiles: ProfileStore,
+        ledger: RecognitionLedger,
+        objects: ObjectStore,
+        collection_id: str,
+        audit: AuditLog | None = None,
+    ) -> None:
+        self.users = users
+        self.store = users.store
+        self.profiles = profiles
+        self.ledger = ledger
+        self.objects = objects
+        self.collection_id = collection_id
+        self.audit = audit
+
+    def forget(
+        self,
+        person: str,
+        *,
+        collection_id: str | None = None,
+        actor: str | None = None,
+        users_only: bool = False,
+    ) -> ForgetReport:
+        """Deletes everything of ``person`` (see the module's docstring) and reports it.
+
+        Raises ResourceNotFoundException when nothing anywhere names them
+        (``users_only``: unless they are a user of the collection, as
+        DeleteUser would).
+        """
+        cid = collection_id or self.collection_id
+        found = self._resolve(cid, person, users_only=users_only)
+        crops: list[str] = []
+        records = self._sweep(found, crops)
+        negatives = self._delete_negatives(cid, found.ids)
+        faces = self._delete_faces(cid, found)
+        stranger_faces = self._delete_stranger(cid, found)
+        records += self._sweep(found, crops)  # sightings recorded meanwhile
+        profiles = tuple(pid for pid in dict.fromkeys(found.ids) if self._delete_profile(pid))
+        purged = self._purge(cid)
+        report = ForgetReport(
+            person=person,
+            kind=found.kind,
+            collection_id=cid,
+            deleted_faces=tuple(faces),
+            deleted_profiles=profiles,
+            deleted_crops=tuple(crops),
+            deleted_records=records,
+            deleted_user=found.user_id,
+            deleted_stranger_faces=tuple(stranger_faces),
+            deleted_negatives=tuple(negatives),
+            purged=purged,
+        )
+        if self.audit is not None and actor is not None:
+            self._audit(self.audit, actor, report, found)
+        _log.info(
+            "forgot a %s: %d faces, %d crops, %d records, %d profiles",
+            found.kind,
+            len(faces) + len(stranger_faces),
+            len(crops),
+            records,
+            len(profiles),
+        )
+        return report
+
+    # -- finding them --
+    def _resolve(self, cid: str, person: str, *, users_only: bool) -> _Person:
+        if not users_only and STRANGER_ID.fullmatch(person):
+            faces = self._user_faces(cid + STRANGERS_SUFFIX, person)
+            if faces is not None:
+                return _Person("stranger", stranger_id=person, stranger_faces=faces, ids=[person])
+        faces = self._user_faces(cid, person)
+        if faces is not None:
+            return _Person("user", user_id=person, faces=faces, ids=[person, *faces])
+        if users_only:
+            self.store.get_user(cid, person)  # raises DeleteUser's own error
+        face = self._face(cid, person)
+        if face is not None and face.user_id is not None:
+            faces = self._user_faces(cid, face.user_id) or [person]
+            return _Person("user", user_id=face.user_id, faces=faces, ids=[face.user_id, *faces])
+        if face is not None:
+            return _Person("face", faces=[person], ids=[person])
+        stranger = person if STRANGER_ID.fullmatch(person) else None
+        remains = _Person("remains", user_id=person, stranger_id=stranger, ids=[person])
+        if (
+            self.profiles.get(person) is None
+            and not self._records(remains)
+            and not self._negatives(cid, [person])
+        ):
+            raise ResourceNotFoundException(
+                f"Nobody in collection {cid} is {person!r}: no user, face, stranger, "
+                "profile or record"
+            )
+        return remains
+
+    def _user_faces(self, cid: str, user_id: str) -> list[str] | None:
+        """The user's FaceIds, or None when the collection has no such user."""
+        try:
+            self.store.get_user(cid, user_id)
+        except ResourceNotFoundException:
+            return None
+        return [f.face_id for f in self._all_faces(cid, user_id=user_id)]
+
+    def _face(self, cid: str, face_id: str) -> StoredFace | None:
+        try:
+            return self.store.get_faces(cid, [face_id]).get(face_id)
+        except ResourceNotFoundException:
+            return None
+
+    def _all_faces(self, cid: str, *, user_id: str | None = None) -> list[StoredFace]:
+        out: list[StoredFace] = []
+        token: str | None = None
+        while True:
+            page = self.store.list_faces(cid, max_results=_PAGE, next_token=token, user_id=user_id)
+            out += page.faces
+            token = page.next_token
+            if token is None:
+                return out
+
+    def _records(self, found: _Person) -> list[Recognition]:
+        return self.ledger.naming(
+            user_id=found.user_id, face_ids=found.faces, stranger_id=found.stranger_id
+        )
+
+    def _negatives(self, cid: str, ids: list[str]) -> list[str]:
+        try:
+            faces = self._all_faces(cid + NEGATIVES_SUFFIX)
+        except ResourceNotFoundException:
+            return []
+        wanted = set(ids)
+        return [f.face_id for f in faces if f.external_image_id in wanted]
+
+    # -- deleting --
+    def _sweep(self, found: _Person, crops: list[str]) -> int:
+        """Deletes the crops of their records, then the records; how many records."""
+        records = self._records(found)
+        for record in records:
+            if record.bucket is not None and record.key is not None:
+                self.objects.delete_object(record.bucket, record.key)
+                crops.append(record.key)
+        return self.ledger.delete([r.recognition_id for r in records]) if records else 0
+
+    def _delete_negatives(self, cid: str, ids: list[str]) -> list[str]:
+        negatives = self._negatives(cid, ids)
+        return self.store.delete_faces(cid + NEGATIVES_SUFFIX, negatives) if negatives else []
+
+    def _delete_faces(self, cid: str, found: _Person) -> list[str]:
+        if found.kind == "user" and found.user_id is not None:
+            deleted = self.users.delete_user(cid, found.user_id, delete_faces=True)
+            return sorted(set(deleted) | set(found.faces))
+        if found.kind == "face":
+            return self.store.delete_faces(cid, found.faces)
+        return []
+
+    def _delete_stranger(self, cid: str, found: _Person) -> list[str]:
+        if found.kind != "stranger" or found.stranger_id is None:
+            return []
+        strangers = cid + STRANGERS_SUFFIX
+        self.store.delete_user(strangers, found.stranger_id)
+        if not found.stranger_faces:
+            return []
+        return self.store.delete_faces(strangers, found.stranger_faces)
+
+    def _delete_profile(self, profile_id: str) -> bool:
+        try:
+            return self.profiles.delete(profile_id)
+        except ResourceNotFoundException:
+            return False
+
+    def _purge(self, cid: str) -> bool:
+        """Makes what was deleted unreadable from the files; True when verifiably so."""
+        purged = True
+        if isinstance(self.store, _CollectionPurge):
+            companions = [cid, cid + NEGATIVES_SUFFIX, cid + STRANGERS_SUFFIX]
+            purged = self.store.purge_deleted(companions)
+        else:
+            purged = False
+        for part in (self.ledger, self.profiles):
+            if isinstance(part, _Purge):
+                purged = part.purge_deleted() and purged
+            elif part is self.profiles:
+                purged = False  # e.g. DynamoDB: deleted items are the service's to erase
+        if not purged:
+            _log.warning("forget: some files may still hold deleted rows (see facelens.people)")
+        return purged
+
+    def _audit(self, audit: AuditLog, actor: str, report: ForgetReport, found: _Person) -> None:
+        details = {
+            "Kind": report.kind,
+            "Faces": len(report.deleted_faces) + len(report.deleted_stranger_faces),
+            "Negatives": len(report.deleted_negatives),
+            "Crops": len(report.deleted_crops),
+            "Records": report.deleted_records,
+            "Profiles": len(report.deleted_profiles),
+        }
+        person = found.user_id or found.stranger_id or report.person
+        also = [i for i in dict.fromkeys([report.person, *found.ids, *found.faces]) if i != person]
+        audit.record_forget(
+            actor, person, also=also, collection_id=report.collection_id, details=details
+        )
+        if isinstance(audit, _Purge):
+            audit.purge_deleted()
