@@ -8,6 +8,7 @@ from facelens.cli import (
     audit,
     bench,
     collections,
+    corrections,
     edge,
     enrol,
     faces,
@@ -40,6 +41,8 @@ def build_app() -> typer.Typer:
     app.add_typer(serve.keys_app, name="keys")
     app.add_typer(bench.app, name="bench")
     app.command("audit")(audit.audit)
+    app.add_typer(corrections.app, name="corrections")
+    app.add_typer(corrections.thresholds_app, name="thresholds")
     return app
 
 
