@@ -45,7 +45,9 @@ if TYPE_CHECKING:
     from facelens.edge.runner import EdgeRunner
     from facelens.people.audit import AuditLog
     from facelens.people.corrections import CorrectionService
+    from facelens.people.forget import Forgetter
     from facelens.people.matching import MatchPolicy
+    from facelens.people.retention import RetentionJob
 
 OUTBOX_RULE = "facelens-recognizer"
 REKOGNITION_SCHEME = "rekognition:"
@@ -314,6 +316,36 @@ class Components:
             profiles=self.profiles,
             collection_id=r.collection_id,
             face_match_threshold=r.face_match_threshold,
+            audit=self.audit,
+        )
+
+    # -- retention and forgetting (issue 9) --
+    @cached_property
+    def retention(self) -> RetentionJob:
+        """Deletes crops older than ``settings.retention`` allows (run by the recognizer,
+        ``facelens up`` and ``facelens retention run``)."""
+        from facelens.people.retention import RetentionJob
+
+        return RetentionJob(
+            ledger=self.ledger,
+            objects=self.raw_objects,
+            settings=self.settings.retention,
+            bucket=self.settings.bucket,
+            prefix=self.settings.recognizer.prefix,
+            audit=self.audit,
+        )
+
+    @cached_property
+    def forgetter(self) -> Forgetter:
+        """Forgets a person of the recognizer's collection (or another, per call)."""
+        from facelens.people.forget import Forgetter
+
+        return Forgetter(
+            users=self.users,
+            profiles=self.profiles,
+            ledger=self.ledger,
+            objects=self.raw_objects,
+            collection_id=self.settings.recognizer.collection_id,
             audit=self.audit,
         )
 
