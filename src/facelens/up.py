@@ -8,7 +8,8 @@ printed one line each and name the live view's tracks in-process (with or
 without an MQTT broker), and the dashboard shows them live.
 
 Threads: the edge runner's frame loop runs on the caller's thread; the
-recognizer worker and the server on their own. ``stop`` (set by Ctrl-C)
+recognizer worker, the server and the retention job (``settings.retention``)
+on their own. ``stop`` (set by Ctrl-C)
 ends the runner, then the worker finishes the event in hand, then the
 server stops and every store closes.
 """
@@ -24,6 +25,7 @@ from typing import Any
 
 from facelens.edge.names import display_name
 from facelens.edge.runner import EdgeRunner
+from facelens.people.retention import start_retention
 from facelens.recognizer.messages import RESERVED
 from facelens.recognizer.worker import RecognizerWorker
 from facelens.wiring import Components
@@ -138,6 +140,7 @@ class Up:
             self.server.start()
             self._announce(f"facelens up: dashboard at {self.server.url}/ui/")
         self._worker_thread.start()
+        retention = start_retention(self.components.retention, self.components.settings.retention)
         try:
             summary = self.runner.run()
             self._edge_done.set()
@@ -149,6 +152,8 @@ class Up:
             self._stop.set()
             self._edge_done.set()
             self._worker_thread.join(30)
+            if retention is not None:
+                retention.stop()
             if self.server is not None:
                 self.server.stop()
         stats = self.worker.stats

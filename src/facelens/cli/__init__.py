@@ -12,9 +12,11 @@ from facelens.cli import (
     edge,
     enrol,
     faces,
+    forget,
     objects,
     profiles,
     recognizer,
+    retention,
     serve,
     up,
     users,
@@ -40,6 +42,8 @@ def build_app() -> typer.Typer:
     app.command("up")(up.up)
     app.add_typer(serve.keys_app, name="keys")
     app.add_typer(bench.app, name="bench")
+    app.command("forget")(forget.forget)
+    app.add_typer(retention.app, name="retention")
     app.command("audit")(audit.audit)
     app.add_typer(corrections.app, name="corrections")
     app.add_typer(corrections.thresholds_app, name="thresholds")

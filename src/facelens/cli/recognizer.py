@@ -2,7 +2,9 @@
 
 ``facelens recognizer`` runs until SIGINT/SIGTERM (finishing the event in
 hand); ``--drain`` stops once no event has arrived for a second, for
-scripts and tests. ``recent`` and ``dead-letters`` read the ledger.
+scripts and tests. ``recent`` and ``dead-letters`` read the ledger. A
+long-running recognizer also runs the retention job (``settings.retention``)
+on a thread of its own.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import typer
 
 from facelens.cli.context import Context
 from facelens.cli.output import run
+from facelens.people.retention import start_retention
 from facelens.recognizer.ledger import Recognition, Status
 from facelens.recognizer.worker import RecognizerWorker
 
@@ -46,11 +49,14 @@ def main(
         ctx.recognizer.prepare()
         worker = RecognizerWorker(ctx.event_source, ctx.recognizer, wait_seconds=1.0)
         logging.getLogger(__name__).info("recognizer %s started", ctx.settings.recognizer.worker_id)
+        retention = None if drain else start_retention(ctx.retention, ctx.settings.retention)
         try:
             while not stop.is_set():
                 if worker.run_once() == 0 and drain:
                     break
         finally:
+            if retention is not None:
+                retention.stop()
             ctx.close()  # stops the publisher, which first sends what is spooled
         s = worker.stats
         return {

@@ -1,0 +1,43 @@
+"""`facelens forget PERSON`: erase a person's faces, crops, profile and history in one step.
+
+PERSON is a UserId, a FaceId or a stranger id (``stranger-<n>``); see
+:mod:`facelens.people.forget` for what goes and what cannot be reached.
+It asks before deleting unless ``--yes`` (or stdin is not a terminal: scripts).
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Any
+
+import typer
+
+from facelens.cli.context import Context
+from facelens.cli.output import run
+from facelens.people.audit import cli_actor
+
+
+def forget(
+    person: Annotated[str, typer.Argument(help="UserId, FaceId or stranger id (stranger-<n>).")],
+    collection_id: Annotated[
+        str | None,
+        typer.Option(
+            "--collection-id", help="The collection (default: the recognizer's collection)."
+        ),
+    ] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Deletes PERSON's faces, embeddings, negative examples, crops, profiles and records,
+    and prints what was deleted as JSON."""
+    if not yes and sys.stdin.isatty():
+        typer.confirm(f"Forget {person} and everything of theirs, for good?", abort=True)
+    ctx = Context()
+
+    def action() -> dict[str, Any]:
+        try:
+            report = ctx.forgetter.forget(person, collection_id=collection_id, actor=cli_actor())
+        finally:
+            ctx.close()
+        return report.as_json()
+
+    run(action)
