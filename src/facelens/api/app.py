@@ -101,7 +101,15 @@ def create_app(
     components: Components, *, keys: KeyStore, settings: ServeSettings, open_access: bool
 ) -> FastAPI:
     """The app; ``open_access`` (no keys exist) trusts every caller: loopback only."""
-    from facelens.api import dashboard, dynamodb, iot_data, rekognition, rest, rest_audit
+    from facelens.api import (
+        dashboard,
+        dynamodb,
+        iot_data,
+        rekognition,
+        rest,
+        rest_audit,
+        rest_corrections,
+    )
     from facelens.api.aws_json import json_router
 
     app = FastAPI(
@@ -146,6 +154,7 @@ def create_app(
 
     app.include_router(rest.router, prefix="/api/v1")
     app.include_router(rest_audit.router, prefix="/api/v1")
+    app.include_router(rest_corrections.router, prefix="/api/v1")
     app.include_router(json_router(rekognition.SERVICE, dynamodb.SERVICE))
     app.include_router(iot_data.router)
     app.include_router(dashboard.router)

@@ -1,0 +1,98 @@
+"""Corrections and per-person thresholds under ``/api/v1``.
+
+* ``POST /identifications/{rid}/reject``: "this is not that person" (body, optional:
+  ``{"PersonId": ...}``, default: whom the identification named);
+* ``DELETE /corrections/{cid}``: undo; ``GET /corrections``: those in force;
+* ``GET|PUT|DELETE /profiles/{id}/threshold``: the person's ``FaceMatchThreshold``.
+
+Changing needs the ``admin`` role, looking ``read``. The services record each
+change in the audit log under the caller (:func:`facelens.api.auditing.request_actor`).
+Routes are plain ``def``: FastAPI runs them in its threadpool, so a rejection's
+engine run (the crop is embedded again) never blocks the event loop.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Query, Request
+
+from facelens.api.app import ServerContext
+from facelens.api.auditing import request_actor
+from facelens.api.keys import Principal, Role
+from facelens.api.security import require
+from facelens.people.corrections import CorrectionService
+from facelens.people.matching import THRESHOLD_ATTRIBUTE
+
+router = APIRouter(tags=["corrections"])
+
+Reader = Annotated[Principal, Depends(require(Role.READ))]
+Admin = Annotated[Principal, Depends(require(Role.ADMIN))]
+
+
+def _service(request: Request) -> CorrectionService:
+    ctx: ServerContext = request.app.state.ctx
+    return ctx.components.corrections
+
+
+@router.post("/identifications/{recognition_id}/reject", status_code=201)
+def reject(
+    request: Request,
+    _: Admin,
+    recognition_id: str,
+    person_id: Annotated[
+        str | None,
+        Body(embed=True, alias="PersonId", description="Who the face is not (default: the match)."),
+    ] = None,
+) -> dict[str, Any]:
+    """The identification was wrong: its face becomes a negative example of the person."""
+    correction = _service(request).reject(
+        recognition_id, actor=request_actor(request), person=person_id
+    )
+    return {"Correction": correction.as_json()}
+
+
+@router.delete("/corrections/{correction_id}")
+def undo(request: Request, _: Admin, correction_id: str) -> dict[str, Any]:
+    """Undoes a correction: its negative example is deleted."""
+    correction = _service(request).undo(correction_id, actor=request_actor(request))
+    return {"Correction": correction.as_json()}
+
+
+@router.get("/corrections")
+def list_corrections(
+    request: Request,
+    _: Reader,
+    person: Annotated[str | None, Query(description="Only this person's.")] = None,
+    collection_id: Annotated[
+        str | None, Query(description="Default: the recognizer's collection.")
+    ] = None,
+) -> dict[str, Any]:
+    """The corrections in force, newest first."""
+    found = _service(request).list(collection_id, person=person)
+    return {"Corrections": [c.as_json() for c in found]}
+
+
+@router.get("/profiles/{person_id}/threshold")
+def get_threshold(request: Request, _: Reader, person_id: str) -> dict[str, Any]:
+    """The person's override (null: none) and the threshold that applies to them."""
+    return _service(request).threshold(person_id).as_json()
+
+
+@router.put("/profiles/{person_id}/threshold")
+def set_threshold(
+    request: Request,
+    _: Admin,
+    person_id: str,
+    value: Annotated[float, Body(embed=True, alias=THRESHOLD_ATTRIBUTE, ge=0, le=100)],
+) -> dict[str, Any]:
+    """Sets the person's own threshold (similarity 50-100)."""
+    service = _service(request)
+    return service.set_threshold(person_id, value, actor=request_actor(request)).as_json()
+
+
+@router.delete("/profiles/{person_id}/threshold")
+def clear_threshold(request: Request, _: Admin, person_id: str) -> dict[str, Any]:
+    """Removes the override: the global threshold applies again."""
+    service = _service(request)
+    return service.set_threshold(person_id, None, actor=request_actor(request)).as_json()
