@@ -281,6 +281,11 @@ class AuditLog:
             self.redact(forgotten)
         return entry
 
+    def purge_deleted(self) -> bool:
+        """Empties the write-ahead log, so ids :meth:`redact` replaced (zeroed in the file by
+        ``secure_delete``) are in no file; False when another connection's read kept part."""
+        return self._db.checkpoint()
+
     def close(self) -> None:
         self._db.close()
 
