@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import multiprocessing
 import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -21,9 +22,9 @@ from facelens.people.audit import (
 
 
 @pytest.fixture
-def log(tmp_path: Path) -> AuditLog:
+def log(tmp_path: Path) -> Iterator[AuditLog]:
     audit = AuditLog(tmp_path / "audit.db")
-    yield audit  # type: ignore[misc]
+    yield audit
     audit.close()
 
 
