@@ -104,7 +104,7 @@ def test_a_veto_covers_all_of_a_persons_candidates_at_their_best_similarity() ->
     # person's best, so the person stands; at 94 every candidate of the person falls.
     candidates = [Candidate("anna", 85, "anna"), Candidate("anna", 93, "anna", face("anna"))]
     assert pick(candidates, negatives={"anna": 88}) == "anna"
-    assert pick(candidates + [Candidate("bob", 81)], negatives={"anna": 94}) == "bob"
+    assert pick([*candidates, Candidate("bob", 81)], negatives={"anna": 94}) == "bob"
 
 
 def test_negatives_are_not_read_when_nobody_passes_a_threshold() -> None:
@@ -212,10 +212,12 @@ def test_profile_overrides_apply_to_users_and_to_lone_faces(profiles: SQLiteProf
     assert p.identify("faces", PROBE, threshold=80, max_faces=5) is None
     profiles.put(lone.face_id, {THRESHOLD_ATTRIBUTE: 65})
     found = p.identify("faces", PROBE, threshold=80, max_faces=5)
-    assert found is not None and found.face_id == lone.face_id
+    assert found is not None
+    assert found.face_id == lone.face_id
     profiles.update("anna", {THRESHOLD_ATTRIBUTE: 88})
     found = p.identify("faces", PROBE, threshold=80, max_faces=5)
-    assert found is not None and found.user_id == "anna"
+    assert found is not None
+    assert found.user_id == "anna"
 
 
 def test_a_negative_example_vetoes_its_person_only(profiles: SQLiteProfileStore) -> None:
@@ -229,7 +231,9 @@ def test_a_negative_example_vetoes_its_person_only(profiles: SQLiteProfileStore)
         users=[user("anna", 92)],
     )
     found = policy(index, profiles).identify("faces", PROBE, threshold=80, max_faces=5)
-    assert found is not None and found.face_id == bob_face.face_id
+    assert found is not None
+    assert found.face_id == bob_face.face_id
     index.faces[negatives] = [FaceMatch(60, face(None, "anna"))]  # resembles Anna less
     found = policy(index, profiles).identify("faces", PROBE, threshold=80, max_faces=5)
-    assert found is not None and found.user_id == "anna"
+    assert found is not None
+    assert found.user_id == "anna"

@@ -1,0 +1,207 @@
+"""Corrections on real photos: "this is not Nicole", undo, and per-person thresholds.
+
+Nicole Kidman is enrolled from one photo. Sarah Paulson is not enrolled, and
+some of her photos look enough like Nicole's for the engine to mix them up at
+the default threshold 80 (crop sarah_paulson_3: ~92.5 similar to Nicole's
+enrolment; sarah_paulson_4: ~80.7; sarah_paulson_1: ~77). That is the wrong
+match a user rejects. Crops are made as the edge runner makes them and each
+is a new upload (a new object, a new RecognitionId), recognized by the
+production wiring; corrections are made through a second ``Components`` on
+the same home, as the CLI or the server would make them (another store
+instance, whose writes the recognizer's warm index must see).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from facelens.engine.protocol import FaceEngine
+from facelens.errors import InvalidParameterException, ResourceNotFoundException
+from facelens.people.audit import AuditAction
+from facelens.people.corrections import correction_id
+from facelens.people.matching import negatives_collection
+from facelens.recognizer.ledger import Recognition, Status
+from facelens.storage.crops import CropMetadata
+from facelens.storage.events import new_sequencer
+from facelens.storage.types import ObjectCreated
+from facelens.wiring import Components
+from tests.integration.recognizer.conftest import COLLECTION, build_components, make_crop
+
+NICOLE = "nicole"
+
+
+@pytest.fixture(scope="session")
+def crops(engine: FaceEngine, testdata: Path) -> dict[str, bytes]:
+    people = testdata / "people"
+    return {
+        name: make_crop(engine, people / folder / f"{name}.jpg")
+        for folder, names in {
+            "sarah_paulson": ["sarah_paulson_1", "sarah_paulson_3", "sarah_paulson_4"],
+            "nicole_kidman": ["nicole_kidman_2"],
+            "biden": ["biden_1"],
+        }.items()
+        for name in names
+    }
+
+
+@pytest.fixture
+def homes(
+    engine: FaceEngine, testdata: Path, tmp_path: Path
+) -> Iterator[tuple[Components, Components]]:
+    """(recognizer, admin): two Components on one home; Nicole enrolled as a user."""
+    recognizer = build_components(engine, tmp_path / "home", mqtt_url=None)
+    admin = build_components(engine, tmp_path / "home", mqtt_url=None)
+    admin.collections.create_collection(COLLECTION)
+    photo = testdata / "people" / "nicole_kidman" / "nicole_kidman_1.jpg"
+    indexed = admin.collections.index_faces(
+        COLLECTION, photo.read_bytes(), external_image_id="nicole_kidman_1.jpg", max_faces=1
+    )
+    admin.users.create_user(COLLECTION, NICOLE)
+    admin.users.associate_faces(COLLECTION, NICOLE, [indexed.face_records[0].face.face_id])
+    admin.profiles.put(NICOLE, {"Name": "Nicole Kidman"})
+    yield recognizer, admin
+    recognizer.close()
+    admin.close()
+
+
+def recognize(c: Components, crop: bytes) -> Recognition:
+    """Uploads ``crop`` under a new key and lets the recognizer handle its event."""
+    bucket, key = c.settings.bucket, f"faces/test/{uuid.uuid4()}.jpg"
+    meta = CropMetadata(camera="front-door", captured_at=datetime.now(UTC), track_id="1")
+    c.raw_objects.put_object(
+        bucket, key, crop, content_type="image/jpeg", metadata=meta.to_metadata()
+    )
+    info = c.raw_objects.head_object(bucket, key)
+    event = ObjectCreated(bucket, key, info.size, info.etag, new_sequencer(), info.last_modified)
+    return c.recognizer.handle(event).recognition
+
+
+def who(recognition: Recognition) -> str | None:
+    assert recognition.status is not Status.ERROR, recognition.message
+    return recognition.message.get("UserId") if recognition.status is Status.IDENTIFIED else None
+
+
+def test_a_rejected_match_stops_recurring_for_that_face(
+    homes: tuple[Components, Components], crops: dict[str, bytes]
+) -> None:
+    recognizer, admin = homes
+    wrong = recognize(recognizer, crops["sarah_paulson_3"])
+    assert who(wrong) == NICOLE  # Sarah, taken for Nicole
+    assert wrong.message["Similarity"] > 85
+    assert who(recognize(recognizer, crops["sarah_paulson_4"])) == NICOLE  # and again
+    assert not admin.corrections.list()
+
+    correction = admin.corrections.reject(wrong.recognition_id, actor="cli:tester")
+    assert correction.person_id == NICOLE
+    assert correction.correction_id == correction_id(wrong.recognition_id, NICOLE)
+    assert correction.similarity == wrong.message["Similarity"]
+    # Stored as a face of the companion collection, named after the person.
+    negatives = admin.collections.list_faces(negatives_collection(COLLECTION)).faces
+    assert [(f.image_id, f.external_image_id) for f in negatives] == [
+        (correction.correction_id, NICOLE)
+    ]
+
+    # The same crop, uploaded again, is no longer Nicole; nor is another photo of the same
+    # face that resembles the negative more than it resembles Nicole.
+    assert who(recognize(recognizer, crops["sarah_paulson_3"])) is None
+    assert who(recognize(recognizer, crops["sarah_paulson_4"])) is None
+    # Nicole herself still is, though this photo of her is ~85 similar to the rejected face.
+    assert who(recognize(recognizer, crops["nicole_kidman_2"])) == NICOLE
+
+    # Rejecting it again is the same correction, not a second one.
+    again = admin.corrections.reject(wrong.recognition_id, actor="cli:tester")
+    assert again.correction_id == correction.correction_id
+    [listed] = admin.corrections.list()
+    assert listed.correction_id == correction.correction_id
+    assert listed.recognition_id == wrong.recognition_id  # from the audit log
+    assert listed.actor == "cli:tester"
+    assert admin.corrections.list(person="someone-else") == []
+
+    undone = admin.corrections.undo(correction.correction_id, actor="cli:tester")
+    assert undone.undone
+    assert admin.corrections.list() == []
+    assert who(recognize(recognizer, crops["sarah_paulson_3"])) == NICOLE  # the mistake is back
+    with pytest.raises(ResourceNotFoundException):
+        admin.corrections.undo(correction.correction_id, actor="cli:tester")
+
+    entries = admin.audit.entries(target=NICOLE).entries
+    actions = [(e.action, e.actor, e.details.get("CorrectionId")) for e in reversed(entries)]
+    assert actions == [
+        (AuditAction.CORRECT, "cli:tester", correction.correction_id),
+        (AuditAction.UNDO_CORRECTION, "cli:tester", correction.correction_id),
+    ]
+
+
+def test_per_person_thresholds_raise_and_lower_the_bar(
+    homes: tuple[Components, Components], crops: dict[str, bytes]
+) -> None:
+    recognizer, admin = homes
+    corrections = admin.corrections
+    assert corrections.threshold(NICOLE).override is None
+    assert corrections.threshold(NICOLE).effective == 80
+    wrong = recognize(recognizer, crops["sarah_paulson_3"])
+    right = recognize(recognizer, crops["nicole_kidman_2"])
+    assert who(wrong) == who(right) == NICOLE
+    assert wrong.message["Similarity"] < 95 < right.message["Similarity"]
+
+    # Raised above the look-alike's similarity: only Nicole herself is Nicole.
+    assert corrections.set_threshold(NICOLE, 95, actor="cli:tester").effective == 95
+    assert admin.profiles.get(NICOLE).attributes == {  # type: ignore[union-attr]
+        "Name": "Nicole Kidman",
+        "FaceMatchThreshold": 95.0,
+    }
+    assert who(recognize(recognizer, crops["sarah_paulson_3"])) is None
+    assert who(recognize(recognizer, crops["nicole_kidman_2"])) == NICOLE
+    # Raised above every similarity she reaches: Nicole is unknown.
+    corrections.set_threshold(NICOLE, 100, actor="cli:tester")
+    assert who(recognize(recognizer, crops["nicole_kidman_2"])) is None
+
+    # Lowered below the global 80: a borderline face (~77) now counts as Nicole.
+    assert who(recognize(recognizer, crops["sarah_paulson_1"])) is None
+    corrections.set_threshold(NICOLE, 70, actor="cli:tester")
+    borderline = recognize(recognizer, crops["sarah_paulson_1"])
+    assert who(borderline) == NICOLE
+    assert 70 <= borderline.message["Similarity"] < 80
+
+    cleared = corrections.set_threshold(NICOLE, None, actor="cli:tester")
+    assert (cleared.override, cleared.effective) == (None, 80)
+    assert admin.profiles.get(NICOLE).attributes == {"Name": "Nicole Kidman"}  # type: ignore[union-attr]
+    assert who(recognize(recognizer, crops["sarah_paulson_1"])) is None
+    changes = admin.audit.entries(action=AuditAction.THRESHOLD).entries
+    assert [e.details["FaceMatchThreshold"] for e in reversed(changes)] == [95, 100, 70, None]
+
+
+def test_what_cannot_be_corrected(
+    homes: tuple[Components, Components], crops: dict[str, bytes]
+) -> None:
+    recognizer, admin = homes
+    corrections = admin.corrections
+    with pytest.raises(ResourceNotFoundException):
+        corrections.reject(str(uuid.uuid4()), actor="cli:tester")
+    stranger = recognize(recognizer, crops["biden_1"])
+    assert stranger.status is Status.UNKNOWN
+    with pytest.raises(InvalidParameterException, match="identified nobody"):
+        corrections.reject(stranger.recognition_id, actor="cli:tester")
+    # Naming the person works for an unknown face too: "whoever this is, not Nicole".
+    assert corrections.reject(stranger.recognition_id, actor="cli:tester", person=NICOLE)
+
+    wrong = recognize(recognizer, crops["sarah_paulson_3"])
+    assert wrong.bucket is not None
+    assert wrong.key is not None
+    admin.raw_objects.delete_object(wrong.bucket, wrong.key)
+    with pytest.raises(InvalidParameterException, match="is gone"):
+        corrections.reject(wrong.recognition_id, actor="cli:tester")
+
+    with pytest.raises(ResourceNotFoundException):
+        corrections.undo(str(uuid.uuid4()), actor="cli:tester")
+    with pytest.raises(InvalidParameterException):
+        corrections.undo("not-a-uuid", actor="cli:tester")
+    with pytest.raises(ResourceNotFoundException):
+        corrections.set_threshold("nobody", 90, actor="cli:tester")
+    with pytest.raises(InvalidParameterException):
+        corrections.set_threshold(NICOLE, 30, actor="cli:tester")
