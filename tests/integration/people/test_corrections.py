@@ -1,21 +1,17 @@
 """Corrections on real photos: "this is not Nicole", undo, and per-person thresholds.
 
-Nicole Kidman is enrolled from one photo. Sarah Paulson is not enrolled, and
-some of her photos look enough like Nicole's for the engine to mix them up at
-the default threshold 80 (crop sarah_paulson_3: ~92.5 similar to Nicole's
-enrolment; sarah_paulson_4: ~80.7; sarah_paulson_1: ~77). That is the wrong
-match a user rejects. Crops are made as the edge runner makes them and each
-is a new upload (a new object, a new RecognitionId), recognized by the
-production wiring; corrections are made through a second ``Components`` on
-the same home, as the CLI or the server would make them (another store
-instance, whose writes the recognizer's warm index must see).
+The wrong match a user rejects: Sarah Paulson taken for Nicole Kidman
+(:mod:`tests.integration.people.corrections_helpers`). Each crop is a new
+upload (a new object, a new RecognitionId), recognized by the production
+wiring; corrections are made through a second ``Components`` on the same
+home, as the CLI or the server would make them (another store instance,
+whose writes the recognizer's warm index must see).
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -25,28 +21,21 @@ from facelens.errors import InvalidParameterException, ResourceNotFoundException
 from facelens.people.audit import AuditAction
 from facelens.people.corrections import correction_id
 from facelens.people.matching import negatives_collection
-from facelens.recognizer.ledger import Recognition, Status
-from facelens.storage.crops import CropMetadata
-from facelens.storage.events import new_sequencer
-from facelens.storage.types import ObjectCreated
+from facelens.recognizer.ledger import Status
 from facelens.wiring import Components
-from tests.integration.recognizer.conftest import COLLECTION, build_components, make_crop
-
-NICOLE = "nicole"
+from tests.integration.people.corrections_helpers import (
+    NICOLE,
+    enrol_nicole,
+    make_crops,
+    recognize,
+    who,
+)
+from tests.integration.recognizer.conftest import COLLECTION, build_components
 
 
 @pytest.fixture(scope="session")
 def crops(engine: FaceEngine, testdata: Path) -> dict[str, bytes]:
-    people = testdata / "people"
-    return {
-        name: make_crop(engine, people / folder / f"{name}.jpg")
-        for folder, names in {
-            "sarah_paulson": ["sarah_paulson_1", "sarah_paulson_3", "sarah_paulson_4"],
-            "nicole_kidman": ["nicole_kidman_2"],
-            "biden": ["biden_1"],
-        }.items()
-        for name in names
-    }
+    return make_crops(engine, testdata)
 
 
 @pytest.fixture
@@ -56,34 +45,10 @@ def homes(
     """(recognizer, admin): two Components on one home; Nicole enrolled as a user."""
     recognizer = build_components(engine, tmp_path / "home", mqtt_url=None)
     admin = build_components(engine, tmp_path / "home", mqtt_url=None)
-    admin.collections.create_collection(COLLECTION)
-    photo = testdata / "people" / "nicole_kidman" / "nicole_kidman_1.jpg"
-    indexed = admin.collections.index_faces(
-        COLLECTION, photo.read_bytes(), external_image_id="nicole_kidman_1.jpg", max_faces=1
-    )
-    admin.users.create_user(COLLECTION, NICOLE)
-    admin.users.associate_faces(COLLECTION, NICOLE, [indexed.face_records[0].face.face_id])
-    admin.profiles.put(NICOLE, {"Name": "Nicole Kidman"})
+    enrol_nicole(admin, testdata)
     yield recognizer, admin
     recognizer.close()
     admin.close()
-
-
-def recognize(c: Components, crop: bytes) -> Recognition:
-    """Uploads ``crop`` under a new key and lets the recognizer handle its event."""
-    bucket, key = c.settings.bucket, f"faces/test/{uuid.uuid4()}.jpg"
-    meta = CropMetadata(camera="front-door", captured_at=datetime.now(UTC), track_id="1")
-    c.raw_objects.put_object(
-        bucket, key, crop, content_type="image/jpeg", metadata=meta.to_metadata()
-    )
-    info = c.raw_objects.head_object(bucket, key)
-    event = ObjectCreated(bucket, key, info.size, info.etag, new_sequencer(), info.last_modified)
-    return c.recognizer.handle(event).recognition
-
-
-def who(recognition: Recognition) -> str | None:
-    assert recognition.status is not Status.ERROR, recognition.message
-    return recognition.message.get("UserId") if recognition.status is Status.IDENTIFIED else None
 
 
 def test_a_rejected_match_stops_recurring_for_that_face(
