@@ -124,6 +124,24 @@ class RecognizerSettings(_Section):
             "its MQTT session resumes under it."
         ),
     )
+    strangers: bool = Field(
+        default=True,
+        description=(
+            "Group unknown faces into anonymous persons ('stranger-<n>', kept in the companion "
+            "collection '<collection_id>.strangers'); unknown messages then carry StrangerId, "
+            "StrangerSightings and FirstSeen. Needs facelens' engine (not rekognition://)."
+        ),
+    )
+    stranger_threshold: float = Field(
+        default=95.0,
+        ge=0,
+        le=100,
+        description=(
+            "Similarity 0-100 an unknown face needs to a stranger's faces (RMS distance) to "
+            "join that stranger. Lower merges different people into one stranger, higher "
+            "splits one person into several; 95 was best on LFW (bench/strangers_lfw.py)."
+        ),
+    )
 
 
 class NotifyRule(StrEnum):

@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from facelens.people.forget import Forgetter
     from facelens.people.matching import MatchPolicy
     from facelens.people.retention import RetentionJob
+    from facelens.people.strangers import StrangerService
 
 OUTBOX_RULE = "facelens-recognizer"
 REKOGNITION_SCHEME = "rekognition:"
@@ -268,7 +269,9 @@ class Components:
     @cached_property
     def recognizer(self) -> Recognizer:
         r = self.settings.recognizer
-        options = RecognizerOptions(prefix=r.prefix, suffix=r.suffix, topic=r.topic)
+        options = RecognizerOptions(
+            prefix=r.prefix, suffix=r.suffix, topic=r.topic, collection_id=r.collection_id
+        )
         return Recognizer(
             objects=self.raw_objects,
             finder=self.finder,
@@ -277,6 +280,7 @@ class Components:
             publisher=self.publisher,
             notifier=self.notifier if self.settings.notify else None,
             options=options,
+            strangers=self.strangers if r.strangers and not self.in_rekognition else None,
         )
 
     # -- the HTTP server --
@@ -347,6 +351,18 @@ class Components:
             objects=self.raw_objects,
             collection_id=self.settings.recognizer.collection_id,
             audit=self.audit,
+        )
+
+    # -- strangers (issue 9) --
+    @cached_property
+    def strangers(self) -> StrangerService:
+        """Unknown faces grouped into anonymous persons, in '<collection>.strangers'."""
+        from facelens.people.stranger_types import StrangerSettings
+        from facelens.people.strangers import StrangerService
+
+        settings = StrangerSettings(threshold=self.settings.recognizer.stranger_threshold)
+        return StrangerService(
+            self.store, profiles=self.profiles, ledger=self.ledger, settings=settings
         )
 
     # -- the edge runner --

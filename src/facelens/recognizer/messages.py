@@ -36,6 +36,9 @@ RESERVED = (
     "RecognizedAt",
     "BoundingBox",
     "Error",
+    "StrangerId",
+    "StrangerSightings",
+    "FirstSeen",
 )
 
 
@@ -107,10 +110,35 @@ def identified(
     return {**profile, **own}
 
 
+@dataclass(frozen=True)
+class StrangerMark:
+    """The anonymous person an unknown face was grouped into (``facelens.people.strangers``):
+    its id, how often it has been seen (this time included) and when first (UTC)."""
+
+    stranger_id: str
+    sightings: int
+    first_seen: datetime
+
+
 def unknown(
-    rid: str, event: ObjectCreated, crop: CropMetadata, recognized_at: datetime, *, box: BoundingBox
+    rid: str,
+    event: ObjectCreated,
+    crop: CropMetadata,
+    recognized_at: datetime,
+    *,
+    box: BoundingBox,
+    stranger: StrangerMark | None = None,
 ) -> dict[str, Any]:
-    return _common(rid, "unknown", event, crop, recognized_at) | {"BoundingBox": _box(box)}
+    """``StrangerId``, ``StrangerSightings`` and ``FirstSeen`` when the face was grouped, so an
+    automation can tell "the same stranger came back"."""
+    message = _common(rid, "unknown", event, crop, recognized_at) | {"BoundingBox": _box(box)}
+    if stranger is not None:
+        message |= {
+            "StrangerId": stranger.stranger_id,
+            "StrangerSightings": stranger.sightings,
+            "FirstSeen": stranger.first_seen.isoformat(),
+        }
+    return message
 
 
 def failed(

@@ -21,21 +21,23 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from facelens.bus.notify import Alert, Notifier
 from facelens.bus.publisher import MessagePublisher
-from facelens.engine.types import BoundingBox
+from facelens.engine.types import BoundingBox, Embedding
 from facelens.errors import (
     FacelensError,
     ImageTooLargeException,
     InvalidImageFormatException,
     InvalidParameterException,
     ResourceNotFoundException,
+    StorageError,
 )
+from facelens.people.stranger_types import StrangerMatch
 from facelens.profiles.store import ProfileStore
 from facelens.recognizer import messages
-from facelens.recognizer.finders import FaceFinder
+from facelens.recognizer.finders import FaceFinder, Sighting
 from facelens.recognizer.ledger import Recognition, RecognitionLedger, Status
 from facelens.storage.crops import CropMetadata
 from facelens.storage.protocol import ObjectStore
@@ -61,6 +63,23 @@ class RecognizerOptions:
     prefix: str = "faces/"
     suffix: str = ".jpg"
     topic: str = "rekognition"
+    collection_id: str = "faces"
+    """The collection whose strangers an unknown face joins (the one the finder searches)."""
+
+
+class StrangerObserver(Protocol):
+    """Groups unknown faces into anonymous persons (:class:`facelens.people.strangers.
+    StrangerService`)."""
+
+    def observe(
+        self,
+        collection_id: str,
+        embedding: Embedding,
+        *,
+        seen_at: datetime | None = None,
+        box: BoundingBox | None = None,
+        confidence: float = 100.0,
+    ) -> StrangerMatch: ...
 
 
 @dataclass(frozen=True)
@@ -90,7 +109,10 @@ class Recognizer:
         notifier: Notifier | None = None,
         options: RecognizerOptions | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        strangers: StrangerObserver | None = None,
     ) -> None:
+        """``strangers``: when given, an unknown face with an embedding joins an anonymous
+        person, whose id its message carries."""
         self.objects = objects
         self.finder = finder
         self.profiles = profiles
@@ -99,6 +121,7 @@ class Recognizer:
         self.notifier = notifier
         self.options = options or RecognizerOptions()
         self._clock = clock
+        self.strangers = strangers
 
     def prepare(self) -> None:
         """Readies the finder (the engine loads; a local collection is created if missing)."""
@@ -123,7 +146,7 @@ class Recognizer:
             engine_started = time.perf_counter()
             sighting = self.finder.find(stored.body)
             engine_seconds = time.perf_counter() - engine_started
-            recognition = self._identify(rid, event, crop, sighting.identity, sighting.box)
+            recognition = self._identify(rid, event, crop, sighting)
         except _PERMANENT as exc:
             recognition = self._dead_letter(rid, event, crop, exc)
         self._publish(recognition)
@@ -151,12 +174,13 @@ class Recognizer:
         rid: str,
         event: ObjectCreated,
         crop: CropMetadata,
-        identity: messages.Identity | None,
-        box: BoundingBox,
+        sighting: Sighting,
     ) -> Recognition:
         now = self._clock()
+        identity, box = sighting.identity, sighting.box
         if identity is None:
-            message = messages.unknown(rid, event, crop, now, box=box)
+            stranger = self._stranger(sighting, now)
+            message = messages.unknown(rid, event, crop, now, box=box, stranger=stranger)
             topic = f"{self.options.topic}/unknown"
             return Recognition(
                 rid, Status.UNKNOWN, topic, message, now, event.bucket, event.key, event.etag
@@ -174,6 +198,23 @@ class Recognizer:
             event.key,
             event.etag,
         )
+
+    def _stranger(self, sighting: Sighting, now: datetime) -> messages.StrangerMark | None:
+        """The anonymous person this unknown face joins. A back end that is down raises
+        (the event is retried); any other failure only leaves the StrangerId out: the
+        unknown face is still published."""
+        if self.strangers is None or sighting.embedding is None:
+            return None
+        try:
+            match = self.strangers.observe(
+                self.options.collection_id, sighting.embedding, seen_at=now, box=sighting.box
+            )
+        except StorageError:
+            raise
+        except FacelensError as exc:
+            _log.warning("stranger not recorded: %s %s", exc.code, exc.message)
+            return None
+        return messages.StrangerMark(match.stranger_id, match.sightings, match.first_seen)
 
     def _profile(self, identity: messages.Identity) -> Mapping[str, Any]:
         for profile_id in (identity.user_id, identity.face_id):
