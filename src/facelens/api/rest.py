@@ -263,15 +263,15 @@ def forget_person(
     cid = collection_id or ctx.collection_id
     report = ctx.components.forgetter.forget(person, collection_id=cid)
     who = report.deleted_user or report.person
-    also = [*report.deleted_faces, *report.deleted_stranger_faces]
-    if who != report.person:
-        also.append(report.person)
+    also = [i for i in report.ids() if i != who]
     audit_forget(
         request,
         cid,
         who,
         also,
         Kind=report.kind,
+        Faces=len(report.deleted_faces) + len(report.deleted_stranger_faces),
+        Negatives=len(report.deleted_negatives),
         Crops=len(report.deleted_crops),
         Records=report.deleted_records,
     )

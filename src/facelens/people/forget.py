@@ -87,6 +87,12 @@ class ForgetReport:
     deleted_negatives: tuple[str, ...] = ()
     purged: bool = True
 
+    def ids(self) -> list[str]:
+        """Every id that named them: for the audit log's redaction."""
+        user = [self.deleted_user] if self.deleted_user else []
+        faces = [*self.deleted_faces, *self.deleted_stranger_faces, *self.deleted_negatives]
+        return list(dict.fromkeys([self.person, *user, *faces, *self.deleted_profiles]))
+
     def as_json(self) -> dict[str, Any]:
         return {
             "Person": self.person,
@@ -322,7 +328,7 @@ class Forgetter:
             "Profiles": len(report.deleted_profiles),
         }
         person = found.user_id or found.stranger_id or report.person
-        also = [i for i in dict.fromkeys([report.person, *found.ids, *found.faces]) if i != person]
+        also = [i for i in dict.fromkeys(report.ids()) if i != person]
         audit.record_forget(
             actor, person, also=also, collection_id=report.collection_id, details=details
         )
