@@ -106,7 +106,8 @@ def test_faces_of_one_person_form_one_stranger_and_others_their_own(
     assert (first.stranger_id, first.new, first.similarity) == ("stranger-1", True, None)
     again = service.observe(MAIN, people.face(anna))
     assert (again.stranger_id, again.new) == ("stranger-1", False)
-    assert again.similarity is not None and again.similarity > 99
+    assert again.similarity is not None
+    assert again.similarity > 99
     other = service.observe(MAIN, people.face(bob))
     assert (other.stranger_id, other.new) == ("stranger-2", True)
     info = store.describe_collection(companion_id(MAIN))
@@ -127,7 +128,8 @@ def test_sightings_and_first_seen_come_from_the_ledger(
     assert (later.sightings, later.first_seen) == (3, T0)
     stranger = service.get(MAIN, match.stranger_id)
     assert stranger.sightings == 2
-    assert stranger.first_seen == T0 and stranger.last_seen == T0 + timedelta(minutes=1)
+    assert stranger.first_seen == T0
+    assert stranger.last_seen == T0 + timedelta(minutes=1)
     assert [c.key for c in stranger.best_crops] == [
         "faces/stranger-1-1.jpg",
         "faces/stranger-1-0.jpg",
@@ -181,7 +183,8 @@ def test_naming_enrols_the_faces_as_a_user_with_a_profile(
     sid = service.observe(MAIN, people.face(anna)).stranger_id
     service.observe(MAIN, people.face(anna))
     named = service.name(MAIN, sid, "anna", profile={"Role": "Neighbour"})
-    assert named.created and len(named.face_ids) == 2
+    assert named.created
+    assert len(named.face_ids) == 2
     assert named.profile == {"Role": "Neighbour", "Name": "anna"}
     assert store.get_user(MAIN, "anna").face_count == 2
     found = store.search_users(MAIN, people.face(anna), limit=1, max_distance=0.3)
