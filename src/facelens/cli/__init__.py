@@ -18,6 +18,7 @@ from facelens.cli import (
     recognizer,
     retention,
     serve,
+    strangers,
     up,
     users,
 )
@@ -47,6 +48,7 @@ def build_app() -> typer.Typer:
     app.command("audit")(audit.audit)
     app.add_typer(corrections.app, name="corrections")
     app.add_typer(corrections.thresholds_app, name="thresholds")
+    app.add_typer(strangers.app, name="strangers")
     return app
 
 

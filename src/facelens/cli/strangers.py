@@ -1,0 +1,152 @@
+"""`facelens strangers list|show|name|merge|split`: the anonymous persons unknown faces form.
+
+They act on the recognizer's collection (``recognizer.collection_id``) unless
+``--collection-id`` says otherwise. Changes are recorded in the audit log as
+``cli:<os user>``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+
+from facelens.cli.context import Context
+from facelens.cli.options import FaceIds, split_ids
+from facelens.cli.output import run
+from facelens.errors import InvalidParameterException
+from facelens.people.audit import AuditAction
+from facelens.people.stranger_types import named_json, stranger_json
+
+app = typer.Typer(
+    help="Strangers: unknown faces grouped into anonymous persons; name, merge, split them.",
+    no_args_is_help=True,
+)
+
+StrangerId = Annotated[str, typer.Argument(help="The stranger's id (stranger-<n>).")]
+Collection = Annotated[
+    str | None,
+    typer.Option("--collection-id", help="Collection (default: the recognizer's)."),
+]
+
+
+def _collection(ctx: Context, collection_id: str | None) -> str:
+    return collection_id or ctx.settings.recognizer.collection_id
+
+
+@app.command("list")
+def list_(collection_id: Collection = None) -> None:
+    """Every stranger: faces, sightings, first and last seen, best crops."""
+    ctx = Context()
+
+    def action() -> dict[str, Any]:
+        strangers = ctx.strangers.list(_collection(ctx, collection_id))
+        return {"Strangers": [stranger_json(s) for s in strangers]}
+
+    run(action)
+
+
+@app.command()
+def show(stranger_id: StrangerId, collection_id: Collection = None) -> None:
+    """One stranger."""
+    ctx = Context()
+    run(
+        lambda: {
+            "Stranger": stranger_json(
+                ctx.strangers.get(_collection(ctx, collection_id), stranger_id)
+            )
+        }
+    )
+
+
+@app.command()
+def name(
+    stranger_id: StrangerId,
+    user_id: Annotated[str, typer.Option("--user-id", help="The user the stranger becomes.")],
+    display_name: Annotated[
+        str | None, typer.Option("--name", help="Profile attribute Name (default: the user id).")
+    ] = None,
+    profile: Annotated[
+        str | None,
+        typer.Option("--profile", help='More profile attributes, a JSON object: {"Role": "..."}.'),
+    ] = None,
+    extend: Annotated[
+        bool, typer.Option("--extend", help="Add the faces to a user that exists already.")
+    ] = False,
+    collection_id: Collection = None,
+) -> None:
+    """Turns the stranger into a user with its faces enrolled: later sightings are identified."""
+    ctx = Context()
+
+    def action() -> dict[str, Any]:
+        attributes = _profile(profile)
+        if display_name is not None:
+            attributes["Name"] = display_name
+        collection = _collection(ctx, collection_id)
+        named = ctx.strangers.name(
+            collection, stranger_id, user_id, profile=attributes, extend=extend
+        )
+        details = {"StrangerId": stranger_id, "Faces": len(named.face_ids)}
+        ctx.audit_action(
+            AuditAction.NAME_STRANGER, user_id, collection_id=collection, details=details
+        )
+        return named_json(named)
+
+    run(action)
+
+
+@app.command()
+def merge(
+    into: Annotated[str, typer.Argument(help="The stranger that remains.")],
+    other: Annotated[str, typer.Argument(help="The stranger merged into it (then gone).")],
+    collection_id: Collection = None,
+) -> None:
+    """Two strangers are one person: OTHER's faces and sightings go to INTO."""
+    ctx = Context()
+
+    def action() -> dict[str, Any]:
+        collection = _collection(ctx, collection_id)
+        merged = ctx.strangers.merge(collection, into, other)
+        ctx.audit_action(
+            AuditAction.MERGE_STRANGERS, into, collection_id=collection, details={"Other": other}
+        )
+        return {"Stranger": stranger_json(merged)}
+
+    run(action)
+
+
+@app.command()
+def split(stranger_id: StrangerId, face_ids: FaceIds, collection_id: Collection = None) -> None:
+    """Some of the stranger's faces are someone else: they become a new stranger."""
+    ctx = Context()
+
+    def action() -> dict[str, Any]:
+        collection = _collection(ctx, collection_id)
+        ids = split_ids(face_ids)
+        new_id = ctx.strangers.split(collection, stranger_id, ids)
+        ctx.audit_action(
+            AuditAction.SPLIT_STRANGER,
+            stranger_id,
+            collection_id=collection,
+            details={"NewStrangerId": new_id, "FaceIds": ids},
+        )
+        return {
+            "StrangerId": new_id,
+            "Stranger": stranger_json(ctx.strangers.get(collection, new_id)),
+            "From": stranger_json(ctx.strangers.get(collection, stranger_id)),
+        }
+
+    run(action)
+
+
+def _profile(text: str | None) -> dict[str, Any]:
+    if text is None:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidParameterException(f"--profile is not JSON: {exc}") from exc
+    if not isinstance(value, dict):
+        raise InvalidParameterException("--profile must be a JSON object")
+    return value
