@@ -228,6 +228,11 @@ class CorrectionService:
         )
         return replace(correction, actor=actor)
 
+    def get(self, correction_id: str) -> Correction | None:
+        """The correction in force under that id (see :func:`correction_id`), or None."""
+        face = self._negative(correction_id)
+        return None if face is None else self._correction(face, origins=self._origins())
+
     def list(
         self, collection_id: str | None = None, *, person: str | None = None
     ) -> builtins.list[Correction]:

@@ -86,10 +86,12 @@ def test_a_rejected_match_stops_recurring_for_that_face(
     assert listed.recognition_id == wrong.recognition_id  # from the audit log
     assert listed.actor == "cli:tester"
     assert admin.corrections.list(person="someone-else") == []
+    assert admin.corrections.get(correction_id(wrong.recognition_id, NICOLE)) == listed
 
     undone = admin.corrections.undo(correction.correction_id, actor="cli:tester")
     assert undone.undone
     assert admin.corrections.list() == []
+    assert admin.corrections.get(correction.correction_id) is None
     assert who(recognize(recognizer, crops["sarah_paulson_3"])) == NICOLE  # the mistake is back
     with pytest.raises(ResourceNotFoundException):
         admin.corrections.undo(correction.correction_id, actor="cli:tester")
