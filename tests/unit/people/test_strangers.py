@@ -292,3 +292,25 @@ def test_stranger_numbers() -> None:
     assert stranger_number("stranger-12") == 12
     assert stranger_number("stranger-x") is None
     assert stranger_number(None) is None
+
+
+def test_the_recognizer_is_wired_with_strangers_unless_disabled(tmp_path: Path) -> None:
+    from facelens.config import RecognizerSettings, Settings
+    from facelens.wiring import Components
+
+    on = Components(Settings(home=tmp_path / "on", models_dir=None))
+    off = Components(
+        Settings(
+            home=tmp_path / "off",
+            models_dir=None,
+            recognizer=RecognizerSettings(strangers=False, stranger_threshold=90),
+        )
+    )
+    try:
+        assert on.recognizer.strangers is on.strangers
+        assert on.strangers.settings.threshold == 95
+        assert off.recognizer.strangers is None
+        assert off.strangers.settings.threshold == 90
+    finally:
+        on.close()
+        off.close()
