@@ -109,6 +109,7 @@ def create_app(
         rest,
         rest_audit,
         rest_corrections,
+        rest_forget,
         rest_strangers,
     )
     from facelens.api.aws_json import json_router
@@ -155,6 +156,7 @@ def create_app(
 
     app.include_router(rest.router, prefix="/api/v1")
     app.include_router(rest_audit.router, prefix="/api/v1")
+    app.include_router(rest_forget.router, prefix="/api/v1")
     app.include_router(rest_corrections.router, prefix="/api/v1")
     app.include_router(rest_strangers.router, prefix="/api/v1")
     app.include_router(json_router(rekognition.SERVICE, dynamodb.SERVICE))

@@ -248,36 +248,6 @@ def delete_user(
     return shapes.forget_report(report)
 
 
-@router.delete("/people/{person}")
-def forget_person(
-    request: Request,
-    _: Admin,
-    person: str,
-    collection_id: Annotated[
-        str | None, Query(description="The collection (default: the recognizer's).")
-    ] = None,
-) -> dict[str, Any]:
-    """Forgets PERSON (a UserId, a FaceId or a stranger id, ``stranger-<n>``): faces,
-    embeddings, negative examples, crops, profiles and records (facelens.people.forget)."""
-    ctx = _ctx(request)
-    cid = collection_id or ctx.collection_id
-    report = ctx.components.forgetter.forget(person, collection_id=cid)
-    who = report.deleted_user or report.person
-    also = [i for i in report.ids() if i != who]
-    audit_forget(
-        request,
-        cid,
-        who,
-        also,
-        Kind=report.kind,
-        Faces=len(report.deleted_faces) + len(report.deleted_stranger_faces),
-        Negatives=len(report.deleted_negatives),
-        Crops=len(report.deleted_crops),
-        Records=report.deleted_records,
-    )
-    return report.as_json()
-
-
 @router.post("/collections/{collection_id}/users/search")
 async def search_users_by_image(
     request: Request,
