@@ -9,7 +9,9 @@ companion collection ``<collection>.strangers``). What goes:
 * their faces (embeddings) in the collection, and the user;
 * their negative examples: faces of ``<collection>.rejected`` whose
   ExternalImageId is the person or one of their FaceIds;
-* a stranger's faces and user in ``<collection>.strangers``;
+* a stranger's faces and user in ``<collection>.strangers``; for a user who
+  was named from a stranger (faces whose ExternalImageId is ``stranger-<n>``),
+  that stranger's earlier sightings too;
 * every crop a ledger record names (identified as them, or a sighting of the
   stranger: the unknown message's ``StrangerId``), then those records;
 * the profiles of the UserId and of each FaceId;
@@ -85,13 +87,16 @@ class ForgetReport:
     deleted_user: str | None = None
     deleted_stranger_faces: tuple[str, ...] = ()
     deleted_negatives: tuple[str, ...] = ()
+    former_stranger_ids: tuple[str, ...] = ()
+    """The stranger ids a named user was seen as; their sightings went too."""
     purged: bool = True
 
     def ids(self) -> list[str]:
         """Every id that named them: for the audit log's redaction."""
         user = [self.deleted_user] if self.deleted_user else []
         faces = [*self.deleted_faces, *self.deleted_stranger_faces, *self.deleted_negatives]
-        return list(dict.fromkeys([self.person, *user, *faces, *self.deleted_profiles]))
+        ids = [self.person, *user, *faces, *self.deleted_profiles, *self.former_stranger_ids]
+        return list(dict.fromkeys(ids))
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -105,6 +110,7 @@ class ForgetReport:
             "DeletedProfiles": list(self.deleted_profiles),
             "DeletedCrops": list(self.deleted_crops),
             "DeletedRecords": self.deleted_records,
+            "FormerStrangerIds": list(self.former_stranger_ids),
             "Purged": self.purged,
         }
 
@@ -120,6 +126,9 @@ class _Person:
     stranger_faces: list[str] = field(default_factory=list)
     ids: list[str] = field(default_factory=list)
     """Every id they go by: the argument, UserId, FaceIds (profiles, negatives, audit)."""
+    former_strangers: list[str] = field(default_factory=list)
+    """The stranger ids a named user was seen as (their faces' ExternalImageId): the
+    unknown sightings of before the naming are theirs too."""
 
 
 class Forgetter:
@@ -183,6 +192,7 @@ class Forgetter:
             deleted_user=found.user_id,
             deleted_stranger_faces=tuple(stranger_faces),
             deleted_negatives=tuple(negatives),
+            former_stranger_ids=tuple(found.former_strangers),
             purged=purged,
         )
         if self.audit is not None and actor is not None:
@@ -203,15 +213,16 @@ class Forgetter:
             faces = self._user_faces(cid + STRANGERS_SUFFIX, person)
             if faces is not None:
                 return _Person("stranger", stranger_id=person, stranger_faces=faces, ids=[person])
-        faces = self._user_faces(cid, person)
-        if faces is not None:
-            return _Person("user", user_id=person, faces=faces, ids=[person, *faces])
+        user = self._user(cid, person)
+        if user is not None:
+            return user
         if users_only:
             self.store.get_user(cid, person)  # raises DeleteUser's own error
         face = self._face(cid, person)
         if face is not None and face.user_id is not None:
-            faces = self._user_faces(cid, face.user_id) or [person]
-            return _Person("user", user_id=face.user_id, faces=faces, ids=[face.user_id, *faces])
+            user = self._user(cid, face.user_id)
+            if user is not None:
+                return user
         if face is not None:
             return _Person("face", faces=[person], ids=[person])
         stranger = person if STRANGER_ID.fullmatch(person) else None
@@ -229,11 +240,35 @@ class Forgetter:
 
     def _user_faces(self, cid: str, user_id: str) -> list[str] | None:
         """The user's FaceIds, or None when the collection has no such user."""
+        faces = self._user_stored_faces(cid, user_id)
+        return None if faces is None else [f.face_id for f in faces]
+
+    def _user_stored_faces(self, cid: str, user_id: str) -> list[StoredFace] | None:
         try:
             self.store.get_user(cid, user_id)
         except ResourceNotFoundException:
             return None
-        return [f.face_id for f in self._all_faces(cid, user_id=user_id)]
+        return self._all_faces(cid, user_id=user_id)
+
+    def _user(self, cid: str, user_id: str) -> _Person | None:
+        faces = self._user_stored_faces(cid, user_id)
+        if faces is None:
+            return None
+        face_ids = [f.face_id for f in faces]
+        formers = sorted(
+            {
+                f.external_image_id
+                for f in faces
+                if f.external_image_id and STRANGER_ID.fullmatch(f.external_image_id)
+            }
+        )
+        return _Person(
+            "user",
+            user_id=user_id,
+            faces=face_ids,
+            ids=[user_id, *face_ids],
+            former_strangers=formers,
+        )
 
     def _face(self, cid: str, face_id: str) -> StoredFace | None:
         try:
@@ -252,9 +287,12 @@ class Forgetter:
                 return out
 
     def _records(self, found: _Person) -> list[Recognition]:
-        return self.ledger.naming(
+        records = self.ledger.naming(
             user_id=found.user_id, face_ids=found.faces, stranger_id=found.stranger_id
         )
+        for former in found.former_strangers:
+            records += self.ledger.naming(user_id=None, face_ids=[], stranger_id=former)
+        return list({r.recognition_id: r for r in records}.values())
 
     def _negatives(self, cid: str, ids: list[str]) -> list[str]:
         try:

@@ -273,3 +273,23 @@ def test_nobody_is_not_found(home: Home) -> None:
         home.c.forgetter.forget("nobody-at-all")
     with pytest.raises(ResourceNotFoundException):
         home.c.forgetter.forget("stranger-99")
+
+
+@pytest.mark.slow
+def test_forget_a_named_stranger_takes_their_sightings_as_a_stranger(home: Home) -> None:
+    c = home.c
+    c.collections.create_collection(STRANGERS)
+    biden = add_stranger(home, "stranger-3", "biden", ["biden_1.jpg", "biden_2.jpg"])
+    vectors = c.store.get_embeddings(STRANGERS, biden)
+    named = c.strangers.name(COLLECTION, "stranger-3", "joe", profile={"Name": "Joe"})
+    assert named.stranger_id == "stranger-3"
+
+    report = c.forgetter.forget("joe", actor="cli:test")
+
+    assert (report.kind, report.deleted_user) == ("user", "joe")
+    assert report.former_stranger_ids == ("stranger-3",)
+    assert len(report.deleted_faces) == 2
+    assert sorted(report.deleted_crops) == [f"faces/strangers/stranger-3-{n}.jpg" for n in (0, 1)]
+    assert not [k for k in home.crop_files() if "stranger-3" in k]
+    needles = needles_of(vectors, "joe", "stranger-3", *report.deleted_faces)
+    assert home.holding(needles) == []
