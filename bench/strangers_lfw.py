@@ -73,7 +73,8 @@ def load_embeddings(images: Path, workers: int) -> tuple[list[Path], np.ndarray,
     meta_path = CACHE.with_suffix(".json")
     if CACHE.exists() and meta_path.exists():
         meta = json.loads(meta_path.read_text())
-        if meta.get("paths") == names and meta.get("model_version") == model:
+        fresh = isinstance(meta.get("undetected"), list)
+        if meta.get("paths") == names and meta.get("model_version") == model and fresh:
             return paths, np.load(CACHE), {**meta, "cached": True, "paths": len(names)}
     started = time.perf_counter()
     with Progress(*_columns()) as progress:
@@ -88,7 +89,7 @@ def load_embeddings(images: Path, workers: int) -> tuple[list[Path], np.ndarray,
     meta = {
         "model_version": model,
         "paths": names,
-        "undetected": len(undetected),
+        "undetected": sorted(str(p.relative_to(images)) for p in undetected),
         "embed_seconds": round(seconds, 1),
         "workers": workers,
     }
@@ -144,7 +145,8 @@ def score(truth: Sequence[str], assigned: Sequence[str]) -> dict[str, Any]:
 def cluster(vectors: np.ndarray, order: Sequence[int], threshold: float, model: str) -> Any:
     """Feeds the vectors in ``order`` through StrangerService.observe; returns ids and times."""
     from facelens.collection.registry import open_store
-    from facelens.people.strangers import StrangerService, StrangerSettings
+    from facelens.people.stranger_types import StrangerSettings
+    from facelens.people.strangers import StrangerService
 
     store = open_store("memory://")
     store.create_collection("lfw", face_model_version=model)
@@ -174,6 +176,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--limit", type=int, default=None, help="use only the first N images")
     parser.add_argument("--seed", type=int, default=20240609, help="shuffle seed")
     parser.add_argument("--workers", type=int, default=1, help="embedding processes")
+    parser.add_argument(
+        "--with-undetected",
+        action="store_true",
+        help="also cluster the images where no face was found (embedded at median landmarks)",
+    )
     parser.add_argument("--embed-only", action="store_true", help="fill the cache and stop")
     parser.add_argument("--name", default="strangers_lfw", help="bench/results/<name>.json")
     args = parser.parse_args(argv)
@@ -182,9 +189,12 @@ def main(argv: list[str] | None = None) -> None:
     machine = machine_facts()
     paths, vectors, embedding = load_embeddings(images, args.workers)
     if args.embed_only:
-        print(json.dumps(embedding, indent=2))
+        print(json.dumps({**embedding, "undetected": len(embedding["undetected"])}, indent=2))
         return
-    order = list(range(len(paths)))
+    # The recognizer never sees a face the detector missed (that crop is a dead letter), so
+    # the images embedded at the median landmarks are left out unless asked for.
+    skipped = set() if args.with_undetected else set(embedding["undetected"])
+    order = [i for i, p in enumerate(paths) if str(p.relative_to(images)) not in skipped]
     random.Random(args.seed).shuffle(order)
     if args.limit is not None:
         order = order[: args.limit]
@@ -201,9 +211,10 @@ def main(argv: list[str] | None = None) -> None:
         args.name,
         {
             "machine": machine,
-            "embedding": embedding,
+            "embedding": {**embedding, "undetected": len(embedding["undetected"])},
             "seed": args.seed,
             "limit": args.limit,
+            "left_out_undetected": len(skipped),
             "runs": runs,
         },
     )

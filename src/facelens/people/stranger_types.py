@@ -18,10 +18,11 @@ DEFAULT_STRANGER_THRESHOLD = 95.0
 """Similarity (0-100) a face needs to a stranger's faces (RMS distance) to join it.
 
 Chosen on the LFW development images (``python -m bench.strangers_lfw``, figures in
-bench/README.md): at 95 (distance 0.356) 3811 faces of 2086 people form 2020 strangers,
-purity 0.93, 94% of a person's faces in their largest stranger. Lower thresholds
-merge people (80: purity 0.79) and a merged stranger, once named, enrols someone
-else's face; higher ones split people (97: 2149 strangers), which a merge repairs."""
+bench/README.md): at 95 (distance 0.356) 3791 faces of 2075 people form 2018 strangers,
+purity 0.93, 94% of a person's faces in their largest stranger, pairwise precision
+and recall both 0.85. Lower thresholds merge people (80: purity 0.78), and a merged
+stranger, once named, enrols someone else's face; higher ones split people (98: 2232
+strangers), which a merge repairs."""
 
 DEFAULT_MAX_FACES = 20
 DEFAULT_BEST_CROPS = 3
