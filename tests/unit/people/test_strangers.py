@@ -7,6 +7,7 @@ directions are ~1.4 apart (similarity 0).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from facelens.bus.publisher import MemoryPublisher
 from facelens.collection.models import StoredFace
 from facelens.collection.registry import open_store
 from facelens.collection.store import CollectionStore
@@ -24,11 +26,20 @@ from facelens.errors import (
     ResourceNotFoundException,
 )
 from facelens.people.stranger_faces import aliases, evictable
-from facelens.people.stranger_types import StrangerSettings, companion_id, stranger_number
+from facelens.people.stranger_types import (
+    StrangerMatch,
+    StrangerSettings,
+    companion_id,
+    stranger_number,
+)
 from facelens.people.strangers import StrangerService
 from facelens.profiles.registry import open_profile_store
 from facelens.profiles.store import ProfileStore
+from facelens.recognizer.finders import Sighting
 from facelens.recognizer.ledger import Recognition, RecognitionLedger, Status
+from facelens.recognizer.service import Recognizer, StrangerObserver
+from facelens.storage.memory import MemoryObjectStore
+from facelens.storage.types import ObjectCreated
 
 MODEL = "test-model"
 MAIN = "faces"
@@ -314,3 +325,63 @@ def test_the_recognizer_is_wired_with_strangers_unless_disabled(tmp_path: Path) 
     finally:
         on.close()
         off.close()
+
+
+class _Finder:
+    """A finder that always sees one unknown face with ``embedding``."""
+
+    def __init__(self, embedding: np.ndarray | None) -> None:
+        self.embedding = embedding
+
+    def prepare(self) -> None:
+        pass
+
+    def find(self, image: bytes) -> Sighting:
+        return Sighting(BoundingBox(0.5, 0.5, 0.25, 0.25), None, self.embedding)
+
+
+class _Broken:
+    def observe(self, *args: object, **kwargs: object) -> StrangerMatch:
+        raise InvalidParameterException("no")
+
+
+def _recognize(
+    ledger: RecognitionLedger, finder: _Finder, strangers: StrangerObserver | None, n: int = 2
+) -> list[dict[str, object]]:
+    objects = MemoryObjectStore()
+    objects.create_bucket("crops")
+    publisher = MemoryPublisher()
+    recognizer = Recognizer(
+        objects=objects,
+        finder=finder,
+        profiles=open_profile_store("memory://"),
+        ledger=ledger,
+        publisher=publisher,
+        strangers=strangers,
+    )
+    for i in range(n):
+        info = objects.put_object("crops", f"faces/{i}.jpg", b"jpeg")
+        recognizer.handle(ObjectCreated("crops", f"faces/{i}.jpg", 4, info.etag, f"{i:016x}", T0))
+    return [json.loads(m.payload) for m in publisher.messages]
+
+
+def test_the_recognizer_marks_unknown_faces_with_their_stranger(
+    tmp_path: Path, store: CollectionStore, ledger: RecognitionLedger
+) -> None:
+    people = People()
+    service = StrangerService(store, ledger=ledger)
+    first, second = _recognize(ledger, _Finder(people.person()), service)
+    assert first["Status"] == "unknown"
+    assert (first["StrangerId"], first["StrangerSightings"]) == ("stranger-1", 1)
+    assert second["StrangerId"] == "stranger-1"
+    assert second["FirstSeen"] == first["FirstSeen"]
+    # Rekognition gives no embedding; a failing observer only leaves the id out.
+    others = [RecognitionLedger(tmp_path / f"other-{i}.db") for i in range(2)]
+    plain = [
+        *_recognize(others[0], _Finder(None), service),
+        *_recognize(others[1], _Finder(people.person()), _Broken()),
+    ]
+    for other in others:
+        other.close()
+    assert [m["Status"] for m in plain] == ["unknown"] * 4
+    assert not [m for m in plain if "StrangerId" in m]
