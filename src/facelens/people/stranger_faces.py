@@ -11,13 +11,58 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
+import numpy as np
+
 from facelens.collection.models import NewFace, StoredFace
 from facelens.collection.store import CollectionStore
 from facelens.engine.types import BoundingBox, Embedding
 from facelens.errors import ResourceNotFoundException
+from facelens.people.stranger_types import stranger_number
+from facelens.recognizer.ledger import RecognitionLedger
 
 _WHOLE = BoundingBox(width=1.0, height=1.0, left=0.0, top=0.0)
 _PAGE = 1000
+CANDIDATES = 3
+"""Strangers (nearest templates first) whose faces a new face is compared with."""
+
+
+def nearest(
+    store: CollectionStore, companion: str, embedding: Embedding, max_distance: float
+) -> tuple[str | None, float]:
+    """The stranger a face joins (None: none), and its RMS distance to that stranger's faces.
+
+    The decision is average linkage: the root mean square of the distances to the
+    stranger's faces must be within ``max_distance``. The store's template search
+    (renormalised mean) only proposes candidates: a template renormalised from faces
+    that disagree drifts towards the average face, close to everyone, and joining on it
+    alone chains different people into one stranger (on LFW's first 400 shuffled faces,
+    one stranger of 53 faces at similarity 80). The RMS distance is never below the
+    template's (the plain mean is at most unit length), so no candidate is missed.
+    """
+    hits = store.search_users(companion, embedding, limit=CANDIDATES, max_distance=max_distance)
+    best: tuple[str | None, float] = (None, 2.0)
+    probe = np.asarray(embedding, dtype=np.float32)
+    for hit in hits:
+        stranger_id = hit.user.user_id
+        ids = [f.face_id for f in faces_of(store, companion, stranger_id)]
+        vectors = list(store.get_embeddings(companion, ids).values())
+        if not vectors:
+            continue
+        gaps = np.stack(vectors) - probe
+        rms = float(np.sqrt(np.mean(np.sum(gaps * gaps, axis=1))))
+        if rms <= max_distance and rms < best[1]:
+            best = (stranger_id, rms)
+    return best
+
+
+def highest_number(store: CollectionStore, companion: str, ledger: RecognitionLedger | None) -> int:
+    """The highest stranger number ever used here: among the users, the faces' origins
+    (merged strangers) and the ledger's StrangerIds, so that no id is given out twice."""
+    numbers = [stranger_number(u) or 0 for u in all_user_ids(store, companion)]
+    numbers += [stranger_number(f.external_image_id) or 0 for f in all_faces(store, companion)]
+    if ledger is not None:
+        numbers += [stranger_number(s) or 0 for s in ledger.strangers_seen()]
+    return max(numbers, default=0)
 
 
 def new_face(

@@ -26,8 +26,6 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-import numpy as np
-
 from facelens.collection import validation
 from facelens.collection.models import NewFace, StoredFace
 from facelens.collection.similarity import distance_for_similarity, similarity
@@ -54,9 +52,6 @@ from facelens.people.stranger_types import (
 )
 from facelens.profiles.store import ProfileStore
 from facelens.recognizer.ledger import RecognitionLedger, StrangerSeen
-
-_CANDIDATES = 3
-"""Strangers (nearest templates first) whose faces a new face is compared with."""
 
 
 class StrangerService:
@@ -111,7 +106,8 @@ class StrangerService:
         now = seen_at or datetime.now(UTC)
         with self._lock:
             companion = self._ensure_companion(collection_id)
-            joined, distance = self._nearest(companion, embedding)
+            cut = distance_for_similarity(self.settings.threshold)
+            joined, distance = sf.nearest(self.store, companion, embedding, cut)
             stranger_id = joined or self._new_stranger(companion)
             face = sf.new_face(embedding, stranger_id, box, confidence)
             try:
@@ -272,32 +268,6 @@ class StrangerService:
         return new_id
 
     # -- internals --
-    def _nearest(self, companion: str, embedding: Embedding) -> tuple[str | None, float]:
-        """The stranger this face joins, and its RMS distance to that stranger's faces.
-
-        The decision is average linkage: the root mean square of the distances to the
-        stranger's faces must be within the threshold's distance. The store's template
-        search (renormalised mean) only proposes candidates: a template renormalised from
-        faces that disagree drifts towards the average face, close to everyone, and
-        joining on it alone chains different people into one stranger (on LFW, one
-        stranger of 53 people at similarity 80). The RMS distance is never below the
-        template's (the plain mean is at most unit length), so no candidate is missed.
-        """
-        cut = distance_for_similarity(self.settings.threshold)
-        hits = self.store.search_users(companion, embedding, limit=_CANDIDATES, max_distance=cut)
-        best: tuple[str | None, float] = (None, 2.0)
-        for hit in hits:
-            stranger_id = hit.user.user_id
-            ids = [f.face_id for f in sf.faces_of(self.store, companion, stranger_id)]
-            vectors = list(self.store.get_embeddings(companion, ids).values())
-            if not vectors:
-                continue
-            gaps = np.stack(vectors) - np.asarray(embedding, dtype=np.float32)
-            rms = float(np.sqrt(np.mean(np.sum(gaps * gaps, axis=1))))
-            if rms <= cut and rms < best[1]:
-                best = (stranger_id, rms)
-        return best
-
     def _ensure_companion(self, collection_id: str) -> str:
         companion = self._companion(collection_id, create=True)
         if companion is None:  # create=True always gives one
@@ -344,7 +314,9 @@ class StrangerService:
         raise ResourceNotFoundException(f"No stranger {stranger_id} in collection {collection_id}")
 
     def _new_stranger(self, companion: str) -> str:
-        number = self._next.get(companion) or self._highest(companion) + 1
+        number = self._next.get(companion)
+        if number is None:
+            number = sf.highest_number(self.store, companion, self.ledger) + 1
         while True:
             stranger_id = f"{ID_PREFIX}{number}"
             try:
@@ -354,17 +326,6 @@ class StrangerService:
                 continue
             self._next[companion] = number + 1
             return stranger_id
-
-    def _highest(self, companion: str) -> int:
-        """The highest stranger number ever used here: among the users, the faces' origins
-        (merged strangers) and the ledger's StrangerIds, so no id is given out twice."""
-        numbers = [stranger_number(u) or 0 for u in sf.all_user_ids(self.store, companion)]
-        numbers += [
-            stranger_number(f.external_image_id) or 0 for f in sf.all_faces(self.store, companion)
-        ]
-        if self.ledger is not None:
-            numbers += [stranger_number(s) or 0 for s in self.ledger.strangers_seen()]
-        return max(numbers, default=0)
 
     def _seen(self, ids: Sequence[str]) -> StrangerSeen | None:
         """Sightings of a stranger under all its ids, summed (None without any)."""
