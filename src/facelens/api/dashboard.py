@@ -1,6 +1,8 @@
 """The dashboard: server-rendered pages under ``/ui/``: login, the live feed, crops, cameras.
 
-People, unknown faces and search live in :mod:`facelens.api.dashboard_people`;
+People and unknown faces live in :mod:`facelens.api.dashboard_people`, search in
+:mod:`facelens.api.dashboard_search`, strangers in :mod:`facelens.api.dashboard_strangers`,
+"not this person" and thresholds in :mod:`facelens.api.dashboard_corrections`;
 what the pages share (templates, login redirects, same-origin checks) in
 :mod:`facelens.api.dashboard_web`. No framework and nothing from a CDN: one
 stylesheet and one small script, served from the package, so a
@@ -28,7 +30,12 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from facelens.api import dashboard_people
+from facelens.api import (
+    dashboard_corrections,
+    dashboard_people,
+    dashboard_search,
+    dashboard_strangers,
+)
 from facelens.api.dashboard_web import (
     STATIC,
     authenticator,
@@ -42,6 +49,7 @@ from facelens.api.dashboard_web import (
     sightings,
     templates,
     viewer,
+    with_corrections,
 )
 from facelens.api.keys import Principal, Role
 from facelens.api.security import SESSION_COOKIE, require
@@ -55,6 +63,9 @@ from facelens.recognizer.ledger import Status
 
 router = APIRouter(include_in_schema=False)
 router.include_router(dashboard_people.router)
+router.include_router(dashboard_search.router)
+router.include_router(dashboard_strangers.router)
+router.include_router(dashboard_corrections.router)
 
 Viewer = Annotated[Principal, Depends(viewer)]
 
@@ -142,6 +153,7 @@ def live(request: Request, _who: Viewer) -> Response:
     ctx = server(request)
     records = ctx.components.ledger.history(limit=FEED_SIZE + 10)
     shown = sightings(ctx, [r for r in records if r.status is not Status.ERROR][:FEED_SIZE])
+    shown = with_corrections(ctx, shown)
     newest = shown[0].seen_iso if shown else datetime.now(UTC).isoformat()
     try:
         ctx.components.collections.describe_collection(ctx.collection_id)
@@ -173,6 +185,8 @@ async def _events(request: Request, start: datetime) -> AsyncIterator[str]:
     ctx = server(request)
     ledger = ctx.components.ledger
     fragment = templates().get_template("_sighting.html")
+    principal: Principal = request.state.principal
+    can_edit = principal.role.allows(Role.ADMIN)  # the fragment's "Not this person" button
     stopping: threading.Event = request.app.state.stopping
     newest = start
     sent: OrderedDict[str, None] = OrderedDict()
@@ -191,7 +205,8 @@ async def _events(request: Request, start: datetime) -> AsyncIterator[str]:
             if len(sent) > 4 * FEED_BATCH:
                 sent.popitem(last=False)
             newest = max(newest, s.seen_at)
-            data = json.dumps({"id": s.recognition_id, "html": fragment.render(s=s)})
+            html = fragment.render(s=s, can_edit=can_edit, here="/ui/")
+            data = json.dumps({"id": s.recognition_id, "html": html})
             yield f"id: {s.seen_iso}\nevent: sighting\ndata: {data}\n\n"
         quiet = 0.0 if fresh else quiet + FEED_POLL_SECONDS
         if quiet >= KEEPALIVE_SECONDS:

@@ -1,6 +1,10 @@
 """The dashboard's people pages: enrol, edit a profile, remove faces or a person, name unknowns.
 
-Anyone logged in may look; changes (every POST here but search) need the
+A person's page also lists their corrections and match threshold (changed
+through :mod:`facelens.api.dashboard_corrections`); search is
+:mod:`facelens.api.dashboard_search`, strangers :mod:`facelens.api.dashboard_strangers`.
+
+Anyone logged in may look; changes (every POST here) need the
 admin role and come from the dashboard itself (:func:`dashboard_web.editor`).
 Each change redirects back to a page with a notice or an error (post,
 redirect, get), so a reload never repeats it. Engine and store work runs in
@@ -25,13 +29,15 @@ from facelens.api.auditing import audit, audit_enrolment, audit_forget
 from facelens.api.dashboard_enrol import name_unknown, remove_face
 from facelens.api.dashboard_web import (
     back,
-    check_same_origin,
+    corrections_of,
     editor,
     form_text,
+    name_of,
     page,
     server,
     sightings,
     viewer,
+    with_corrections,
 )
 from facelens.api.keys import Principal
 from facelens.enrolment import Photo, enrol_person
@@ -50,7 +56,6 @@ MAX_PHOTOS = 20
 MAX_PEOPLE_PAGES = 20
 """ListUsers pages (500 users each) the people page reads: 10,000 people."""
 UNKNOWN_SHOWN = 48
-SEARCH_RESULTS = 5
 
 
 @dataclass(frozen=True)
@@ -65,12 +70,6 @@ class Person:
         return "".join(w[0] for w in words[:2]).upper() or "?"
 
 
-def _name_of(ctx: ServerContext, user_id: str) -> str:
-    profile = ctx.components.profiles.get(user_id)
-    name = profile.attributes.get("Name") if profile is not None else None
-    return str(name) if name else user_id
-
-
 def _people(ctx: ServerContext) -> list[Person]:
     found: list[Person] = []
     token: str | None = None
@@ -80,7 +79,7 @@ def _people(ctx: ServerContext) -> list[Person]:
                 ctx.collection_id, max_results=500, next_token=token
             )
             found += [
-                Person(u.user_id, _name_of(ctx, u.user_id), u.face_count) for u in listed.users
+                Person(u.user_id, name_of(ctx, u.user_id), u.face_count) for u in listed.users
             ]
             token = listed.next_token
             if token is None:
@@ -160,7 +159,7 @@ def person(request: Request, user_id: str, _who: Viewer) -> Response:
         (k, v if isinstance(v, str) else json.dumps(v, ensure_ascii=False))
         for k, v in attributes.items()
     ]
-    seen = sightings(ctx, c.ledger.history(limit=12, user_id=user_id))
+    seen = with_corrections(ctx, sightings(ctx, c.ledger.history(limit=12, user_id=user_id)))
     return page(
         request,
         "person.html",
@@ -168,6 +167,8 @@ def person(request: Request, user_id: str, _who: Viewer) -> Response:
         fields=fields,
         faces=faces.faces,
         sightings=seen,
+        corrections=corrections_of(ctx, user_id),
+        threshold=c.corrections.threshold(user_id),
         active="people",
     )
 
@@ -231,7 +232,7 @@ async def forget(request: Request, user_id: str, _who: Editor) -> Response:
     """Forgets the person: faces, profiles, their crops and identification records."""
     ctx = server(request)
     c = ctx.components
-    name = await run_in_threadpool(_name_of, ctx, user_id)
+    name = await run_in_threadpool(name_of, ctx, user_id)
     try:
         report = await run_in_threadpool(
             lambda: forget_user(
@@ -291,91 +292,3 @@ async def name_face(request: Request, recognition_id: str, _who: Editor) -> Resp
         _person_path(report.user_id),
         notice=f"The face was added to {report.name}; their next sightings will be identified.",
     )
-
-
-# -- search --
-
-
-@router.get("/ui/search")
-def search_form(request: Request, _who: Viewer) -> Response:
-    threshold = server(request).components.settings.recognizer.face_match_threshold
-    return page(request, "search.html", threshold=threshold, active="search")
-
-
-@router.post("/ui/search")
-async def search(request: Request, _who: Viewer) -> Response:
-    check_same_origin(request)
-    ctx = server(request)
-    threshold = ctx.components.settings.recognizer.face_match_threshold
-    try:
-        async with request.form() as form:
-            photos = await _photos(form, "photo")
-            text = form_text(form, "threshold", max_chars=10)
-        threshold = _threshold(text, threshold)
-        if len(photos) != 1:
-            raise InvalidParameterException("Choose one photo")
-        found = await run_in_threadpool(_search, ctx, photos[0].body, threshold)
-    except ResourceNotFoundException:
-        return page(
-            request,
-            "search.html",
-            status_code=400,
-            threshold=threshold,
-            active="search",
-            search_error="Nobody is enrolled yet.",
-        )
-    except FacelensError as exc:
-        if exc.http_status >= 500:
-            raise
-        return page(
-            request,
-            "search.html",
-            status_code=400,
-            threshold=threshold,
-            active="search",
-            search_error=exc.message,
-        )
-    return page(request, "search.html", threshold=threshold, active="search", **found)
-
-
-def _threshold(text: str, default: float) -> float:
-    try:
-        value = float(text) if text else default
-    except ValueError:
-        raise InvalidParameterException("The similarity must be a number from 0 to 100") from None
-    if not 0 <= value <= 100:
-        raise InvalidParameterException("The similarity must be a number from 0 to 100")
-    return value
-
-
-def _search(ctx: ServerContext, image: bytes, threshold: float) -> dict[str, Any]:
-    c, cid = ctx.components, ctx.collection_id
-    users = c.users.search_users_by_image(
-        cid, image, max_users=SEARCH_RESULTS, user_match_threshold=threshold
-    )
-    faces = c.collections.search_faces_by_image(
-        cid, image, max_faces=SEARCH_RESULTS, face_match_threshold=threshold
-    )
-    user_rows = [
-        {
-            "user_id": m.user.user_id,
-            "name": _name_of(ctx, m.user.user_id),
-            "similarity": m.similarity,
-            "faces": m.user.face_count,
-        }
-        for m in users.user_matches
-    ]
-    face_rows = []
-    for m in faces.face_matches:
-        f = m.face
-        owner = f.user_id or f.face_id
-        name = _name_of(ctx, owner)
-        face_rows.append(
-            {
-                "face_id": f.face_id,
-                "user_id": f.user_id,
-                "similarity": m.similarity,
-                "name": f.external_image_id if name == owner and f.external_image_id else name,
-            }
-        )
-    return {"users": user_rows, "faces": face_rows, "searched": True}

@@ -13,7 +13,8 @@ page from posting with a logged-in browser's cookie.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
@@ -33,6 +34,7 @@ from facelens.errors import (
     InvalidParameterException,
     UnrecognizedClientException,
 )
+from facelens.people.corrections import Correction, correction_id
 from facelens.recognizer.ledger import Recognition, Status
 
 HERE = Path(__file__).parent
@@ -122,6 +124,8 @@ def page(request: Request, template: str, *, status_code: int = 200, **context: 
         "open_access": authenticator(request).open_access,
         "notice": request.query_params.get("notice", "")[:MAX_MESSAGE_CHARS],
         "error": request.query_params.get("error", "")[:MAX_MESSAGE_CHARS],
+        "undo": _uuid_or_none(request.query_params.get("undo")),
+        "here": request.url.path,
         "collection_id": ctx.collection_id,
     }
     return templates().TemplateResponse(
@@ -133,11 +137,14 @@ def page(request: Request, template: str, *, status_code: int = 200, **context: 
     )
 
 
-def back(path: str, *, notice: str | None = None, error: str | None = None) -> RedirectResponse:
-    """Post/redirect/get: back to a page, with a message to show there."""
+def back(
+    path: str, *, notice: str | None = None, error: str | None = None, undo: str | None = None
+) -> RedirectResponse:
+    """Post/redirect/get: back to a page, with a message to show there; ``undo``: a
+    correction id the page offers to undo next to the notice."""
     query = [
         f"{k}={quote(v[:MAX_MESSAGE_CHARS], safe='')}"
-        for k, v in (("notice", notice), ("error", error))
+        for k, v in (("notice", notice), ("error", error), ("undo", undo))
         if v
     ]
     return RedirectResponse(path + ("?" + "&".join(query) if query else ""), status_code=303)
@@ -189,6 +196,21 @@ def form_text(form: FormData, name: str, *, max_chars: int = 1000) -> str:
     return text
 
 
+def _uuid_or_none(text: str | None) -> str | None:
+    """A correction id from a query string, only when it is one (it goes into a form URL)."""
+    try:
+        return str(uuid.UUID(text)) if text else None
+    except ValueError:
+        return None
+
+
+def name_of(ctx: ServerContext, person_id: str) -> str:
+    """The profile's ``Name`` of a person (UserId or FaceId), else the id itself."""
+    profile = ctx.components.profiles.get(person_id)
+    name = profile.attributes.get("Name") if profile is not None else None
+    return str(name) if name else person_id
+
+
 # -- what a page shows of one recognition --
 
 
@@ -205,6 +227,20 @@ class Sighting:
     crop_url: str | None
     user_id: str | None
     face_id: str | None
+    stranger_id: str | None = None
+    rejected: str | None = None
+    """The correction id in force that says this identification was wrong (None: none)."""
+
+    @property
+    def person_id(self) -> str | None:
+        """Whom an identification named (UserId, else FaceId): what "not this person" rejects."""
+        return (self.user_id or self.face_id) if self.status == Status.IDENTIFIED.value else None
+
+    @property
+    def correction_id(self) -> str | None:
+        """The id rejecting this identification would give its correction."""
+        person = self.person_id
+        return None if person is None else correction_id(self.recognition_id, person)
 
     @property
     def seen_iso(self) -> str:
@@ -222,9 +258,6 @@ def sighting(record: Recognition, *, bucket: str, prefix: str) -> Sighting:
     if record.status is not Status.IDENTIFIED or not name:
         name = "Unknown" if record.status is not Status.ERROR else "Error"
     similarity = message.get("Similarity")
-    crop_url = None
-    if record.bucket == bucket and record.key and record.key.startswith(prefix):
-        crop_url = "/ui/crops/" + quote(record.key, safe="/")
     return Sighting(
         recognition_id=record.recognition_id,
         status=record.status.value,
@@ -232,15 +265,35 @@ def sighting(record: Recognition, *, bucket: str, prefix: str) -> Sighting:
         similarity=float(similarity) if isinstance(similarity, int | float) else None,
         camera=_text_or_none(message.get("Camera")),
         seen_at=record.recognized_at,
-        crop_url=crop_url,
+        crop_url=crop_url(record.bucket, record.key, bucket=bucket, prefix=prefix),
         user_id=_text_or_none(message.get("UserId")),
         face_id=_text_or_none(message.get("FaceId")),
+        stranger_id=_text_or_none(message.get("StrangerId")),
     )
+
+
+def crop_url(key_bucket: str | None, key: str | None, *, bucket: str, prefix: str) -> str | None:
+    """The dashboard's URL of a crop (:func:`facelens.api.dashboard.crop`), None when the
+    object is not one of the recognizer's crops (another bucket or prefix)."""
+    if key_bucket == bucket and key and key.startswith(prefix):
+        return "/ui/crops/" + quote(key, safe="/")
+    return None
 
 
 def sightings(ctx: ServerContext, records: list[Recognition]) -> list[Sighting]:
     s = ctx.components.settings
     return [sighting(r, bucket=s.bucket, prefix=s.recognizer.prefix) for r in records]
+
+
+def with_corrections(ctx: ServerContext, shown: list[Sighting]) -> list[Sighting]:
+    """The sightings, each identification marked with its correction when one is in force
+    (one listing of the corrections, not one lookup per sighting). Blocking."""
+    if not any(s.person_id for s in shown):
+        return shown
+    in_force = {c.correction_id for c in ctx.components.corrections.list()}
+    return [
+        replace(s, rejected=s.correction_id) if s.correction_id in in_force else s for s in shown
+    ]
 
 
 def _text_or_none(value: object) -> str | None:
@@ -249,3 +302,33 @@ def _text_or_none(value: object) -> str | None:
 
 def _similarity(value: float | None) -> str:
     return "" if value is None else f"{value:.1f} %"
+
+
+@dataclass(frozen=True)
+class CorrectionRow:
+    """A correction as a person's page lists it; crop_url: the rejected crop while kept."""
+
+    correction: Correction
+    crop_url: str | None
+
+    @property
+    def created_iso(self) -> str:
+        return self.correction.created_at.astimezone(UTC).isoformat()
+
+    @property
+    def created_text(self) -> str:
+        return self.correction.created_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def corrections_of(ctx: ServerContext, person_id: str) -> list[CorrectionRow]:
+    """The person's corrections in force, newest first, with their crops. Blocking."""
+    c = ctx.components
+    s = c.settings
+    rows = []
+    for correction in c.corrections.list(person=person_id):
+        record = c.ledger.get(correction.recognition_id) if correction.recognition_id else None
+        url = None
+        if record is not None:
+            url = crop_url(record.bucket, record.key, bucket=s.bucket, prefix=s.recognizer.prefix)
+        rows.append(CorrectionRow(correction, url))
+    return rows

@@ -1,0 +1,139 @@
+"""The dashboard's search page: who is in this photo, as the recognizer would decide it.
+
+The photo's largest face is embedded once; the people and faces above the
+chosen similarity are listed, and the recognizer's own rule
+(:class:`facelens.people.matching.MatchPolicy`: per-person thresholds, and
+"not this person" corrections as vetoes) gives the answer it would publish,
+at the global threshold. A person vetoed by a correction, or held to a
+threshold of their own, is marked in the lists, so a match the recognizer
+would refuse is not mistaken for an identification. The photo is not stored.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+
+from facelens.api.app import ServerContext
+from facelens.api.dashboard_web import check_same_origin, form_text, name_of, page, server, viewer
+from facelens.api.keys import Principal
+from facelens.collection.models import QualityFilter
+from facelens.errors import FacelensError, InvalidParameterException, ResourceNotFoundException
+from facelens.people.matching import VETO_SIMILARITY
+
+router = APIRouter(include_in_schema=False)
+
+Viewer = Annotated[Principal, Depends(viewer)]
+
+SEARCH_RESULTS = 5
+
+
+@router.get("/ui/search")
+def search_form(request: Request, _who: Viewer) -> Response:
+    threshold = server(request).components.settings.recognizer.face_match_threshold
+    return page(request, "search.html", threshold=threshold, active="search")
+
+
+@router.post("/ui/search")
+async def search(request: Request, _who: Viewer) -> Response:
+    check_same_origin(request)
+    ctx = server(request)
+    threshold = ctx.components.settings.recognizer.face_match_threshold
+    try:
+        async with request.form() as form:
+            uploads = [f for f in form.getlist("photo") if isinstance(f, UploadFile) and f.filename]
+            text = form_text(form, "threshold", max_chars=10)
+            if len(uploads) != 1:
+                raise InvalidParameterException("Choose one photo")
+            image = await uploads[0].read()
+        threshold = _threshold(text, threshold)
+        found = await run_in_threadpool(_search, ctx, image, threshold)
+    except FacelensError as exc:
+        if exc.http_status >= 500:
+            raise
+        missing = isinstance(exc, ResourceNotFoundException)
+        return page(
+            request,
+            "search.html",
+            status_code=400,
+            threshold=threshold,
+            active="search",
+            search_error="Nobody is enrolled yet." if missing else exc.message,
+        )
+    return page(request, "search.html", threshold=threshold, active="search", **found)
+
+
+def _threshold(text: str, default: float) -> float:
+    try:
+        value = float(text) if text else default
+    except ValueError:
+        raise InvalidParameterException("The similarity must be a number from 0 to 100") from None
+    if not 0 <= value <= 100:
+        raise InvalidParameterException("The similarity must be a number from 0 to 100")
+    return value
+
+
+def _search(ctx: ServerContext, image: bytes, threshold: float) -> dict[str, Any]:
+    """Lists and verdict for one photo (blocking: the engine and the stores)."""
+    c, cid = ctx.components, ctx.collection_id
+    global_threshold = c.settings.recognizer.face_match_threshold
+    c.collections.require_compatible(cid)  # no collection: ResourceNotFoundException
+    embedding = c.analyzer.probe(image, QualityFilter.NONE).embedding
+    users = c.users.match_embedding(cid, embedding, limit=SEARCH_RESULTS, threshold=threshold)
+    faces = c.collections.match_embedding(cid, embedding, limit=SEARCH_RESULTS, threshold=threshold)
+    policy = c.match_policy
+    verdict = policy.identify(
+        cid, embedding, threshold=global_threshold, max_faces=c.settings.recognizer.max_faces
+    )
+    negatives = policy.negatives(cid, embedding, floor=policy.floor(threshold))
+
+    def marks(person_id: str, similarity: float, *profile_ids: str | None) -> dict[str, Any]:
+        veto = negatives.get(person_id)
+        return {
+            "vetoed": veto is not None and (veto >= VETO_SIMILARITY or veto >= similarity),
+            "own_threshold": policy.override(*profile_ids),
+        }
+
+    user_rows = [
+        {
+            "user_id": m.user.user_id,
+            "name": name_of(ctx, m.user.user_id),
+            "similarity": m.similarity,
+            "faces": m.user.face_count,
+            **marks(m.user.user_id, m.similarity, m.user.user_id),
+        }
+        for m in users
+    ]
+    face_rows = []
+    for m in faces:
+        f = m.face
+        owner = f.user_id or f.face_id
+        name = name_of(ctx, owner)
+        face_rows.append(
+            {
+                "face_id": f.face_id,
+                "user_id": f.user_id,
+                "similarity": m.similarity,
+                "name": f.external_image_id if name == owner and f.external_image_id else name,
+                **marks(owner, m.similarity, f.user_id, None if f.user_id else f.face_id),
+            }
+        )
+    answer = None
+    if verdict is not None:
+        person = verdict.user_id or verdict.face_id or ""
+        answer = {
+            "user_id": verdict.user_id,
+            "name": name_of(ctx, person),
+            "similarity": verdict.similarity,
+        }
+    return {
+        "users": user_rows,
+        "faces": face_rows,
+        "verdict": answer,
+        "global_threshold": global_threshold,
+        "searched": True,
+    }

@@ -1,0 +1,274 @@
+"""The dashboard's strangers: anonymous persons grouped from unknown faces; name, merge, split.
+
+The recognizer groups every unknown face into a stranger
+(:class:`facelens.people.strangers.StrangerService`). ``/ui/strangers`` shows
+each with its best crops, how often and when it was seen, and a one-click
+Name form: the name gives the user id as every enrolment does
+(:func:`facelens.enrolment.person_id`), and a name already in use adds the
+stranger's faces to that person, as naming an unknown face does. A
+stranger's own page adds its faces (to split some off as another stranger)
+and a merge with another stranger.
+
+A stranger's faces are embeddings, not images; the page shows next to each
+face the crop of the sighting it came from: the stranger's sighting recorded
+nearest in time to the face (both are written within the same recognition,
+milliseconds apart), when one is within :data:`PAIRING_SECONDS`.
+
+Changes need the admin role and come from the dashboard itself; each is
+audited under the session's user. Store work runs in the thread pool.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from facelens.api.app import ServerContext
+from facelens.api.auditing import audit
+from facelens.api.dashboard_web import (
+    Sighting,
+    back,
+    crop_url,
+    editor,
+    form_text,
+    name_of,
+    page,
+    server,
+    sightings,
+    viewer,
+)
+from facelens.api.keys import Principal
+from facelens.collection.models import StoredFace
+from facelens.enrolment import person_id
+from facelens.errors import FacelensError, ResourceNotFoundException
+from facelens.people.audit import AuditAction
+from facelens.people.stranger_faces import faces_of
+from facelens.people.stranger_types import Stranger, companion_id
+from facelens.wiring import Components
+
+router = APIRouter(include_in_schema=False)
+
+Viewer = Annotated[Principal, Depends(viewer)]
+Editor = Annotated[Principal, Depends(editor)]
+
+PAIRING_SECONDS = 10.0
+"""Longest gap between a stranger's face and a sighting for the sighting's crop to stand for it."""
+SIGHTINGS_SHOWN = 24
+
+
+@dataclass(frozen=True)
+class StrangerCard:
+    """A stranger as the pages show it: crop_urls of its best crops (largest face first)."""
+
+    stranger: Stranger
+    crop_urls: tuple[str, ...]
+
+    @property
+    def stranger_id(self) -> str:
+        return self.stranger.stranger_id
+
+
+@dataclass(frozen=True)
+class FaceChoice:
+    """One face of a stranger, with the crop of the sighting it came from (if known)."""
+
+    face_id: str
+    indexed_at: datetime
+    crop_url: str | None
+
+
+def _path(stranger_id: str) -> str:
+    return f"/ui/strangers/{quote(stranger_id, safe='')}"
+
+
+def _card(c: Components, stranger: Stranger) -> StrangerCard:
+    s = c.settings
+    urls = (
+        crop_url(crop.bucket, crop.key, bucket=s.bucket, prefix=s.recognizer.prefix)
+        for crop in stranger.best_crops
+    )
+    return StrangerCard(stranger, tuple(u for u in urls if u))
+
+
+def _cards(ctx: ServerContext) -> list[StrangerCard]:
+    try:
+        found = ctx.components.strangers.list(ctx.collection_id)
+    except ResourceNotFoundException:  # no collection yet: nobody was seen
+        return []
+    # The most recently seen first: the one at the door now is the one to name.
+    found.sort(key=lambda s: s.last_seen.timestamp() if s.last_seen else 0.0, reverse=True)
+    return [_card(ctx.components, s) for s in found]
+
+
+def _faces(c: Components, stranger: Stranger, seen: list[Sighting]) -> list[FaceChoice]:
+    """The stranger's faces (newest first), each paired with the nearest sighting's crop."""
+    companion = companion_id(stranger.collection_id)
+    free = [s for s in seen if s.crop_url]
+    choices = []
+    for face in faces_of(c.store, companion, stranger.stranger_id):
+
+        def gap(s: Sighting, face: StoredFace = face) -> float:
+            return abs((s.seen_at - face.indexed_at).total_seconds())
+
+        near = min(free, key=gap, default=None)
+        url = None
+        if near is not None and gap(near) <= PAIRING_SECONDS:
+            free.remove(near)
+            url = near.crop_url
+        choices.append(FaceChoice(face.face_id, face.indexed_at, url))
+    return choices
+
+
+@router.get("/ui/strangers")
+def strangers(request: Request, _who: Viewer) -> Response:
+    ctx = server(request)
+    people = ctx.components.users
+    names: list[str] = []
+    try:
+        listed = people.list_users(ctx.collection_id, max_results=500)
+        names = sorted({name_of(ctx, u.user_id) for u in listed.users}, key=str.casefold)
+    except ResourceNotFoundException:
+        pass
+    return page(request, "strangers.html", strangers=_cards(ctx), names=names, active="strangers")
+
+
+@router.get("/ui/strangers/{stranger_id}")
+def stranger(request: Request, stranger_id: str, _who: Viewer) -> Response:
+    ctx = server(request)
+    c = ctx.components
+    try:
+        found = c.strangers.get(ctx.collection_id, stranger_id)
+    except ResourceNotFoundException:
+        return page(
+            request,
+            "message.html",
+            status_code=404,
+            title="No such stranger",
+            text=f"There is no stranger {stranger_id!r}: they may have been named or merged.",
+            active="strangers",
+        )
+    ids = [found.stranger_id, *found.merged]
+    seen = sightings(ctx, c.ledger.sightings(ids, limit=max(SIGHTINGS_SHOWN, 4 * found.face_count)))
+    others = [s for s in c.strangers.list(ctx.collection_id) if s.stranger_id != stranger_id]
+    return page(
+        request,
+        "stranger.html",
+        card=_card(c, found),
+        faces=_faces(c, found, seen),
+        sightings=seen[:SIGHTINGS_SHOWN],
+        others=others,
+        active="strangers",
+    )
+
+
+@router.post("/ui/strangers/{stranger_id}/name")
+async def name(request: Request, stranger_id: str, _who: Editor) -> Response:
+    """Makes the stranger a person called ``name`` (their faces enrolled; an existing
+    person of that name gains them)."""
+    ctx = server(request)
+    async with request.form() as form:
+        given = " ".join(form_text(form, "name", max_chars=200).split())
+        came_from = form_text(form, "from", max_chars=10)
+    failed = _path(stranger_id) if came_from == "page" else "/ui/strangers"
+    try:
+        user_id = person_id(given)
+        named = await run_in_threadpool(_name, ctx, stranger_id, user_id, given)
+        details = {"StrangerId": stranger_id, "Faces": len(named), "Via": "dashboard"}
+        await run_in_threadpool(
+            lambda: audit(
+                request,
+                AuditAction.NAME_STRANGER,
+                user_id,
+                collection_id=ctx.collection_id,
+                details=details,
+            )
+        )
+    except FacelensError as exc:
+        if exc.http_status >= 500:
+            raise
+        return back(failed, error=exc.message)
+    shown = name_of(ctx, user_id)
+    return back(
+        f"/ui/people/{quote(user_id, safe='')}",
+        notice=f"{stranger_id} is now {shown} ({len(named)} face{'s' if len(named) != 1 else ''} "
+        "enrolled); their next sightings will be identified.",
+    )
+
+
+def _name(ctx: ServerContext, stranger_id: str, user_id: str, given: str) -> tuple[str, ...]:
+    """Names the stranger; an existing person keeps their profile's Name. Blocking."""
+    c = ctx.components
+    existing = c.profiles.get(user_id)
+    keep = existing is not None and bool(existing.attributes.get("Name"))
+    named = c.strangers.name(
+        ctx.collection_id,
+        stranger_id,
+        user_id,
+        profile={} if keep else {"Name": given},
+        extend=True,
+    )
+    return named.face_ids
+
+
+@router.post("/ui/strangers/{stranger_id}/merge")
+async def merge(request: Request, stranger_id: str, _who: Editor) -> Response:
+    """The chosen other stranger is the same person: its faces and sightings join this one."""
+    ctx = server(request)
+    async with request.form() as form:
+        other = form_text(form, "other", max_chars=128)
+    try:
+        await run_in_threadpool(
+            ctx.components.strangers.merge, ctx.collection_id, stranger_id, other
+        )
+        await run_in_threadpool(
+            lambda: audit(
+                request,
+                AuditAction.MERGE_STRANGERS,
+                stranger_id,
+                collection_id=ctx.collection_id,
+                details={"Other": other, "Via": "dashboard"},
+            )
+        )
+    except FacelensError as exc:
+        if exc.http_status >= 500:
+            raise
+        return back(_path(stranger_id), error=exc.message)
+    return back(_path(stranger_id), notice=f"{other} was merged into {stranger_id}.")
+
+
+@router.post("/ui/strangers/{stranger_id}/split")
+async def split(request: Request, stranger_id: str, _who: Editor) -> Response:
+    """The chosen faces are someone else: they become a new stranger."""
+    ctx = server(request)
+    async with request.form() as form:
+        face_ids = [str(v).strip() for v in form.getlist("face_id") if str(v).strip()]
+    try:
+        if not face_ids:
+            return back(_path(stranger_id), error="Choose the faces to split off")
+        new_id = await run_in_threadpool(
+            ctx.components.strangers.split, ctx.collection_id, stranger_id, face_ids
+        )
+        await run_in_threadpool(
+            lambda: audit(
+                request,
+                AuditAction.SPLIT_STRANGER,
+                stranger_id,
+                collection_id=ctx.collection_id,
+                details={"NewStrangerId": new_id, "FaceIds": face_ids, "Via": "dashboard"},
+            )
+        )
+    except FacelensError as exc:
+        if exc.http_status >= 500:
+            raise
+        return back(_path(stranger_id), error=exc.message)
+    count = len(face_ids)
+    return back(
+        _path(new_id),
+        notice=f"{count} face{'s' if count != 1 else ''} split off {stranger_id} as {new_id}.",
+    )
