@@ -25,7 +25,7 @@ from facelens.collection.service import CollectionService
 from facelens.collection.store import CollectionStore
 from facelens.collection.users import UserService
 from facelens.config import EventSourceKind, Settings
-from facelens.engine.registry import build_detector, build_engine
+from facelens.engine.registry import build_engine
 from facelens.errors import ConfigurationError
 from facelens.profiles.registry import open_profile_store
 from facelens.profiles.store import ProfileStore
@@ -149,7 +149,7 @@ class Components:
     def outbox(self) -> SqliteOutbox:
         e = self.settings.events
         return SqliteOutbox(
-            self._home_file("events.db"),
+            self.home_file("events.db"),
             worker_id=self.settings.recognizer.worker_id,
             visibility_timeout=e.visibility_timeout,
         )
@@ -204,7 +204,7 @@ class Components:
         from facelens.bus.spool import Spool
 
         return Spool(
-            self._home_file(f"mqtt-spool-{self.instance_name}.db"),
+            self.home_file(f"mqtt-spool-{self.instance_name}.db"),
             max_messages=self.settings.mqtt.spool_max_messages,
         )
 
@@ -249,7 +249,7 @@ class Components:
     # -- the recognizer --
     @cached_property
     def ledger(self) -> RecognitionLedger:
-        return RecognitionLedger(self._home_file("recognizer.db"))
+        return RecognitionLedger(self.home_file("recognizer.db"))
 
     @cached_property
     def finder(self) -> FaceFinder:
@@ -288,17 +288,17 @@ class Components:
     def keys(self) -> KeyStore:
         from facelens.api.keys import KeyStore
 
-        return KeyStore(self._home_file("keys.db"))
+        return KeyStore(self.home_file("keys.db"))
 
-    # -- the audit log (issue 9) --
+    # -- the audit log --
     @cached_property
     def audit(self) -> AuditLog:
         """Who enrolled, deleted, corrected or read whose data: ``<home>/audit.db``."""
         from facelens.people.audit import AuditLog
 
-        return AuditLog(self._home_file("audit.db"))
+        return AuditLog(self.home_file("audit.db"))
 
-    # -- corrections and per-person thresholds (issue 9) --
+    # -- corrections and per-person thresholds --
     @cached_property
     def match_policy(self) -> MatchPolicy:
         """Negative examples and per-person thresholds, applied to every identification."""
@@ -323,7 +323,7 @@ class Components:
             audit=self.audit,
         )
 
-    # -- retention and forgetting (issue 9) --
+    # -- retention and forgetting --
     @cached_property
     def retention(self) -> RetentionJob:
         """Deletes crops older than ``settings.retention`` allows (run by the recognizer,
@@ -353,7 +353,7 @@ class Components:
             audit=self.audit,
         )
 
-    # -- strangers (issue 9) --
+    # -- strangers --
     @cached_property
     def strangers(self) -> StrangerService:
         """Unknown faces grouped into anonymous persons, in '<collection>.strangers'."""
@@ -372,97 +372,18 @@ class Components:
         """A runner for one camera, on ``settings.edge``. Build it on
         ``Components(instance=f"edge-{thing}")``: the instance names its MQTT client and spool,
         so two runners on one host do not share them."""
-        from facelens.edge.capture import FrameFeed
-        from facelens.edge.detection import CropCheck, FrameDetector, build_edge_detector
-        from facelens.edge.names import NameBoard, RecognitionListener
-        from facelens.edge.reporting import EdgeStatus, Reporter, infer_topic
-        from facelens.edge.runner import EdgeRunner
-        from facelens.edge.server import ViewCredentials, ViewServer, build_app
-        from facelens.edge.sources import open_source, parse_source
-        from facelens.edge.uploads import CropBuffer, Uploader
-        from facelens.edge.view import LiveView
+        from facelens.edge_wiring import build_edge_runner
 
-        e = self.settings.edge
-        spec = parse_source(source)
-        status = EdgeStatus(
-            Reporter(
-                self.publisher,
-                thing=thing,
-                topic=infer_topic(e.topic, thing),
-                labels_per_second=e.labels_per_second,
-            )
+        return build_edge_runner(
+            self, source=source, thing=thing, realtime=realtime, max_frames=max_frames
         )
-        names = NameBoard()
-        listener = None
-        url = self.settings.mqtt.url
-        if url is not None and not url.startswith(IOT_DATA_SCHEME):  # HTTPS cannot subscribe
-            listener = RecognitionListener(
-                self.mqtt_endpoint(suffix=f"{self.instance_name}-names"),
-                names,
-                topic=self.settings.recognizer.topic,
-            )
-        buffer = CropBuffer(
-            self._home_file(f"{self.instance_name}-crops.db"), max_crops=e.buffer_max_crops
-        )
-        self._closers.append(buffer.close)
-        uploader = Uploader(
-            self.objects,
-            self.settings.bucket,
-            buffer,
-            on_uploaded=status.on_uploaded,
-            on_failed=status.on_upload_failed,
-            retry_max=e.reconnect_max_seconds,
-        )
-        view = server = None
-        if e.view_port is not None:
-            credentials = None
-            if e.view_username is not None or e.view_password is not None:
-                if e.view_username is None or e.view_password is None:
-                    raise ConfigurationError("Set both edge.view_username and edge.view_password")
-                credentials = ViewCredentials(e.view_username, e.view_password)
-            view = LiveView()
-            app = build_app(
-                view,
-                lambda: runner.stats(),
-                credentials=credentials,
-                max_fps=e.view_fps,
-                thing=thing,
-            )
-            server = ViewServer(app, host=e.view_host, port=e.view_port, credentials=credentials)
-        runner = EdgeRunner(
-            thing=thing,
-            settings=e,
-            feed=FrameFeed(
-                lambda: open_source(spec, timeout_seconds=e.stream_timeout_seconds),
-                live=spec.live,
-                realtime=realtime,
-                on_event=status.on_source_event,
-                reconnect_max_seconds=e.reconnect_max_seconds,
-            ),
-            detector=FrameDetector(
-                build_edge_detector(self.settings),
-                detect_side=e.detect_side,
-                min_confidence=e.min_confidence,
-            ),
-            # The recognizer's own detector, as its engine builds it: crops it cannot find
-            # a face in are not uploaded. (For HOG a second instance: ~100 MB of landmarks.)
-            check=(
-                CropCheck(build_detector(self.settings), jpeg_quality=e.jpeg_quality)
-                if e.verify_crops
-                else None
-            ),
-            uploader=uploader,
-            status=status,
-            names=names,
-            listener=listener,
-            view=view,
-            server=server,
-            mqtt_connected=self._mqtt_connected,
-            max_frames=max_frames,
-        )
-        return runner
 
-    def _mqtt_connected(self) -> bool | None:
+    def on_close(self, closer: Callable[[], None]) -> None:
+        """Runs ``closer`` on :meth:`close` (before the stores and publishers close)."""
+        self._closers.append(closer)
+
+    def mqtt_connected(self) -> bool | None:
+        """Whether the MQTT broker is connected now; None without a broker connection."""
         url = self.settings.mqtt.url
         if url is None or url.startswith(IOT_DATA_SCHEME):
             return None
@@ -498,7 +419,8 @@ class Components:
         if "mqtt_spool" in built:
             self.mqtt_spool.close()
 
-    def _home_file(self, name: str) -> Path:
+    def home_file(self, name: str) -> Path:
+        """``<home>/name``, the home made (0700) if it is not there yet."""
         self.settings.home.mkdir(parents=True, exist_ok=True, mode=0o700)
         return self.settings.home / name
 

@@ -1,0 +1,112 @@
+"""Builds an edge runner from settings: the camera side's wiring, apart from the rest.
+
+Kept out of :mod:`facelens.wiring` because it is the one part that assembles
+a dozen edge pieces (source, detector, crop check, uploader, live view...)
+and only ``facelens edge`` and ``facelens up`` need it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from facelens.engine.registry import build_detector
+from facelens.errors import ConfigurationError
+from facelens.wiring import IOT_DATA_SCHEME
+
+if TYPE_CHECKING:
+    from facelens.edge.runner import EdgeRunner
+    from facelens.wiring import Components
+
+
+def build_edge_runner(
+    c: Components, *, source: str, thing: str, realtime: bool = False, max_frames: int | None = None
+) -> EdgeRunner:
+    """The runner for one camera (see :meth:`facelens.wiring.Components.edge_runner`)."""
+
+    from facelens.edge.capture import FrameFeed
+    from facelens.edge.detection import CropCheck, FrameDetector, build_edge_detector
+    from facelens.edge.names import NameBoard, RecognitionListener
+    from facelens.edge.reporting import EdgeStatus, Reporter, infer_topic
+    from facelens.edge.runner import EdgeRunner
+    from facelens.edge.server import ViewCredentials, ViewServer, build_app
+    from facelens.edge.sources import open_source, parse_source
+    from facelens.edge.uploads import CropBuffer, Uploader
+    from facelens.edge.view import LiveView
+
+    e = c.settings.edge
+    spec = parse_source(source)
+    status = EdgeStatus(
+        Reporter(
+            c.publisher,
+            thing=thing,
+            topic=infer_topic(e.topic, thing),
+            labels_per_second=e.labels_per_second,
+        )
+    )
+    names = NameBoard()
+    listener = None
+    url = c.settings.mqtt.url
+    if url is not None and not url.startswith(IOT_DATA_SCHEME):  # HTTPS cannot subscribe
+        listener = RecognitionListener(
+            c.mqtt_endpoint(suffix=f"{c.instance_name}-names"),
+            names,
+            topic=c.settings.recognizer.topic,
+        )
+    buffer = CropBuffer(c.home_file(f"{c.instance_name}-crops.db"), max_crops=e.buffer_max_crops)
+    c.on_close(buffer.close)
+    uploader = Uploader(
+        c.objects,
+        c.settings.bucket,
+        buffer,
+        on_uploaded=status.on_uploaded,
+        on_failed=status.on_upload_failed,
+        retry_max=e.reconnect_max_seconds,
+    )
+    view = server = None
+    if e.view_port is not None:
+        credentials = None
+        if e.view_username is not None or e.view_password is not None:
+            if e.view_username is None or e.view_password is None:
+                raise ConfigurationError("Set both edge.view_username and edge.view_password")
+            credentials = ViewCredentials(e.view_username, e.view_password)
+        view = LiveView()
+        app = build_app(
+            view,
+            lambda: runner.stats(),
+            credentials=credentials,
+            max_fps=e.view_fps,
+            thing=thing,
+        )
+        server = ViewServer(app, host=e.view_host, port=e.view_port, credentials=credentials)
+    runner = EdgeRunner(
+        thing=thing,
+        settings=e,
+        feed=FrameFeed(
+            lambda: open_source(spec, timeout_seconds=e.stream_timeout_seconds),
+            live=spec.live,
+            realtime=realtime,
+            on_event=status.on_source_event,
+            reconnect_max_seconds=e.reconnect_max_seconds,
+        ),
+        detector=FrameDetector(
+            build_edge_detector(c.settings),
+            detect_side=e.detect_side,
+            min_confidence=e.min_confidence,
+        ),
+        # The recognizer's own detector, as its engine builds it: crops it cannot find
+        # a face in are not uploaded. (For HOG a second instance: ~100 MB of landmarks.)
+        check=(
+            CropCheck(build_detector(c.settings), jpeg_quality=e.jpeg_quality)
+            if e.verify_crops
+            else None
+        ),
+        uploader=uploader,
+        status=status,
+        names=names,
+        listener=listener,
+        view=view,
+        server=server,
+        mqtt_connected=c.mqtt_connected,
+        max_frames=max_frames,
+    )
+    return runner
