@@ -44,6 +44,8 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from facelens.collection.models import StoredFace
 from facelens.collection.users import UserService
 from facelens.errors import ResourceNotFoundException
+from facelens.people.matching import NEGATIVES_SUFFIX
+from facelens.people.stranger_types import STRANGERS_SUFFIX
 from facelens.profiles.store import ProfileStore
 from facelens.recognizer.ledger import Recognition, RecognitionLedger
 from facelens.storage.protocol import ObjectStore
@@ -53,10 +55,6 @@ if TYPE_CHECKING:
 
 _log = logging.getLogger(__name__)
 
-STRANGERS_SUFFIX = ".strangers"
-NEGATIVES_SUFFIX = ".rejected"
-"""The companion collections' names (design of issue 9; :mod:`facelens.people.matching`
-names the negatives one the same way)."""
 STRANGER_ID = re.compile(r"stranger-\d+")
 _PAGE = 1000
 
