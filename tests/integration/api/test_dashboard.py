@@ -2,7 +2,9 @@
 
 A real server (``api_server``) on loopback, driven with urllib so every
 redirect, cookie attribute and status is seen as a browser would get it.
-No face engine is needed here: the browser test enrols and recognizes.
+No face engine is needed here: the browser test enrols and recognizes, and
+strangers and corrections (real crops through the real recognizer) are
+:mod:`tests.integration.api.test_dashboard_strangers`.
 """
 
 from __future__ import annotations
@@ -26,7 +28,17 @@ from facelens.recognizer.ledger import Recognition, Status
 from facelens.wiring import Components
 from tests.servers.facelens_api import ApiServer
 
-PAGES = ["/ui/", "/ui/people", "/ui/people/someone", "/ui/unknown", "/ui/search", "/ui/cameras"]
+PAGES = [
+    "/ui/",
+    "/ui/people",
+    "/ui/people/someone",
+    "/ui/unknown",
+    "/ui/strangers",
+    "/ui/strangers/stranger-9",
+    "/ui/search",
+    "/ui/cameras",
+]
+MISSING = {"/ui/people/someone", "/ui/strangers/stranger-9"}
 
 
 @dataclass(frozen=True)
@@ -167,7 +179,7 @@ def test_pages_need_a_login(api_server: ApiServer) -> None:
     session = login(api_server, api_server.reader_token)
     for path in PAGES:
         reply = call(api_server, path, headers={"Cookie": session})
-        expected = 404 if path == "/ui/people/someone" else 200
+        expected = 404 if path in MISSING else 200
         assert reply.status == expected, path
 
 
@@ -296,7 +308,18 @@ def test_the_feed_streams_new_sightings(api_server: ApiServer) -> None:
     assert "/ui/crops/faces/1_1/0_0/1_0.jpg" in data["html"]
 
 
-@pytest.mark.parametrize("path", ["/ui/people", "/ui/logout", "/ui/unknown/x/name"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/ui/people",
+        "/ui/logout",
+        "/ui/unknown/x/name",
+        "/ui/strangers/stranger-1/name",
+        "/ui/identifications/x/reject",
+        "/ui/corrections/x/undo",
+        "/ui/people/x/threshold",
+    ],
+)
 def test_posts_without_a_login_go_to_the_login_page(api_server: ApiServer, path: str) -> None:
     reply = post_form(api_server, path, {"name": "x"}, headers=origin(api_server))
     assert reply.status == 303
@@ -326,7 +349,7 @@ def test_without_keys_the_pages_need_no_login(tmp_path: Path) -> None:
     try:
         for path in PAGES:
             reply = call(opened, path)
-            assert reply.status == (404 if path == "/ui/people/someone" else 200), path
+            assert reply.status == (404 if path in MISSING else 200), path
         assert "Log out" not in call(opened, "/ui/").text
         login_page = call(opened, "/ui/login?next=/ui/people")
         assert login_page.status == 303
