@@ -1,4 +1,5 @@
-"""The dashboard in a real browser: log in, enrol, edit a profile, watch the live feed.
+"""The dashboard in a real browser: log in, enrol, edit a profile, watch the live feed,
+name a stranger, reject an identification and undo that.
 
 Debian's chromium driven by Playwright (no browser download). The person is
 enrolled from one photo through the People page's upload form; a different
@@ -22,8 +23,11 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from facelens.config import Camera
+from facelens.engine.protocol import FaceEngine
 from facelens.recognizer.worker import RecognizerWorker
 from facelens.storage.crops import CropMetadata
+from tests.integration.people.corrections_helpers import enrol_nicole
+from tests.integration.recognizer.conftest import make_crop
 from tests.servers._common import missing
 from tests.servers.facelens_api import ApiServer, start_api_server
 from tests.servers.mjpeg import MjpegCamera
@@ -225,6 +229,111 @@ def test_name_an_unknown_face_then_search_and_forget(
     expect(page.get_by_text("Nobody is enrolled yet.")).to_be_visible()
     assert api_server.components.ledger.history(user_id="joe-biden") == []
     assert api_server.components.profiles.get("joe-biden") is None
+
+
+def wait_for_records(api_server: ApiServer, count: int) -> None:
+    deadline = time.monotonic() + SLOW_MS / 1000
+    while api_server.components.ledger.count() < count:
+        assert time.monotonic() < deadline, "the recognizer did not record the crop"
+        time.sleep(0.1)
+
+
+def test_name_a_stranger_with_one_click(
+    api_server: ApiServer,
+    worker: RecognizerWorker,
+    browser_page: Any,
+    testdata: Path,
+    tmp_path: Path,
+) -> None:
+    from playwright.sync_api import expect
+
+    page = browser_page
+    biden = testdata / "people" / "biden"
+    api_server.components.collections.create_collection("faces")
+    log_in(page, api_server, "/ui/strangers")
+    expect(page.get_by_text("No strangers")).to_be_visible()
+
+    # Twice at the garage (the same photo), nobody enrolled: one stranger, seen twice.
+    put_crop(api_server, (biden / "biden_1.jpg").read_bytes(), camera="garage")
+    wait_for_records(api_server, 1)
+    put_crop(api_server, (biden / "biden_1.jpg").read_bytes(), camera="garage")
+    wait_for_records(api_server, 2)
+    page.reload()
+    card = page.locator(".stranger", has_text="stranger-1")
+    expect(card).to_contain_text("Seen 2 times")
+    expect(card.get_by_role("img")).to_have_count(2)
+    page.wait_for_function(
+        "[...document.querySelectorAll('.crops__crop')].every(i => i.naturalWidth > 0)"
+    )
+    screenshots(page, tmp_path, "strangers")
+    page.get_by_role("link", name="stranger-1").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("stranger-1")
+    expect(page.locator(".face-pick")).to_have_count(2)
+    screenshots(page, tmp_path, "stranger")
+
+    # One name, one click: a person with both faces.
+    page.get_by_role("navigation").get_by_role("link", name="Strangers").click()
+    card.get_by_label("Who is stranger-1?").fill("Joe Biden")
+    card.get_by_role("button", name="Name").click()
+    expect(page).to_have_url(re.compile(r".*/ui/people/joe-biden\?notice=.*"), timeout=SLOW_MS)
+    expect(page.locator(".flash--ok")).to_contain_text("stranger-1 is now Joe Biden (2 faces")
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Joe Biden")
+    users = api_server.components.users.list_users("faces").users
+    assert [(u.user_id, u.face_count) for u in users] == [("joe-biden", 2)]
+
+    # His next sighting is identified, live; the stranger is gone.
+    page.get_by_role("link", name="Live").click()
+    expect(page.locator("#live-status")).to_have_attribute("data-state", "live")
+    put_crop(api_server, (biden / "biden_2.jpg").read_bytes(), camera="garage")
+    expect(page.locator("#feed .sighting--identified", has_text="Joe Biden")).to_be_visible(
+        timeout=SLOW_MS
+    )
+    page.get_by_role("navigation").get_by_role("link", name="Strangers").click()
+    expect(page.get_by_text("No strangers")).to_be_visible()
+
+
+def test_reject_an_identification_then_undo(
+    api_server: ApiServer,
+    worker: RecognizerWorker,
+    browser_page: Any,
+    engine: FaceEngine,
+    testdata: Path,
+    tmp_path: Path,
+) -> None:
+    from playwright.sync_api import expect
+
+    page = browser_page
+    c = api_server.components
+    enrol_nicole(c, testdata)
+    look_alike = make_crop(engine, testdata / "people" / "sarah_paulson" / "sarah_paulson_3.jpg")
+    log_in(page, api_server, "/ui/")
+    expect(page.locator("#live-status")).to_have_attribute("data-state", "live")
+
+    # Sarah Paulson's look-alike crop is taken for Nicole Kidman.
+    put_crop(api_server, look_alike, camera="door")
+    entry = page.locator("#feed .sighting", has_text="Nicole Kidman")
+    expect(entry).to_be_visible(timeout=SLOW_MS)
+    entry.get_by_role("button", name="Not this person").click()
+    notice = page.locator(".flash--ok")
+    expect(notice).to_contain_text("that face is not Nicole Kidman", timeout=SLOW_MS)
+    expect(page.locator("#feed .sighting--rejected")).to_contain_text("Not Nicole Kidman")
+    [correction] = c.corrections.list()
+    assert correction.actor == "dashboard:test-admin"
+    screenshots(page, tmp_path, "rejected")
+
+    # The same face again: unknown now.
+    put_crop(api_server, look_alike, camera="door")
+    expect(page.locator("#feed .sighting--unknown", has_text="door")).to_be_visible(timeout=SLOW_MS)
+
+    # Undo from the notice: the identification stands again.
+    notice.get_by_role("button", name="Undo").click()
+    expect(notice).to_contain_text("Correction undone")
+    expect(page.locator("#feed .sighting--rejected")).to_have_count(0)
+    expect(entry.get_by_role("button", name="Not this person")).to_be_visible()
+    assert c.corrections.list() == []
+    page.get_by_role("link", name="Nicole Kidman").first.click()
+    expect(page.get_by_role("region", name="Corrections")).to_contain_text("No corrections")
+    screenshots(page, tmp_path, "person-thresholds")
 
 
 @pytest.fixture
