@@ -44,7 +44,6 @@ from facelens.enrolment import Photo, enrol_person
 from facelens.errors import FacelensError, InvalidParameterException, ResourceNotFoundException
 from facelens.people.audit import AuditAction
 from facelens.profiles.types import key_attribute
-from facelens.recognizer.forget import forget_user
 from facelens.recognizer.ledger import Status
 
 router = APIRouter(include_in_schema=False)
@@ -229,23 +228,25 @@ async def delete_face(request: Request, user_id: str, face_id: str, _who: Editor
 
 @router.post("/ui/people/{user_id}/delete")
 async def forget(request: Request, user_id: str, _who: Editor) -> Response:
-    """Forgets the person: faces, profiles, their crops and identification records."""
+    """Forgets the person (:class:`facelens.people.forget.Forgetter`, as ``facelens forget``):
+    faces, negative examples, profiles, their crops and records, their former stranger's
+    sightings; audited under a pseudonym, earlier entries redacted."""
     ctx = server(request)
-    c = ctx.components
+    cid = ctx.collection_id
     name = await run_in_threadpool(name_of, ctx, user_id)
+    forgetter = ctx.components.forgetter
     try:
         report = await run_in_threadpool(
-            lambda: forget_user(
-                ctx.collection_id,
-                user_id,
-                users=c.users,
-                profiles=c.profiles,
-                ledger=c.ledger,
-                objects=c.raw_objects,
-            )
+            lambda: forgetter.forget(user_id, collection_id=cid, users_only=True)
         )
-        faces = report.deleted_faces
-        await run_in_threadpool(audit_forget, request, ctx.collection_id, user_id, faces)
+        also = [i for i in report.ids() if i != user_id]
+        details = {
+            "Kind": report.kind,
+            "Faces": len(report.deleted_faces),
+            "Crops": len(report.deleted_crops),
+            "Via": "dashboard",
+        }
+        await run_in_threadpool(lambda: audit_forget(request, cid, user_id, also, **details))
     except FacelensError as exc:
         if exc.http_status >= 500:
             raise

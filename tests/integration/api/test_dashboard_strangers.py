@@ -154,11 +154,20 @@ def test_strangers_are_shown_merged_split_and_named(
     gone = call(server, f"/ui/strangers/{kit_id}", headers=admin)
     assert gone.status == 404
 
+    # Deleting him from his page forgets his sightings as a stranger too.
+    deleted = post_form(server, "/ui/people/kit-harington/delete", {}, headers=admin)
+    assert (
+        "Kit Harington was deleted with 2 faces, 3 crops"
+        in query(deleted.headers["Location"])["notice"]
+    )
+    assert c.ledger.strangers_seen([kit_id]) == {}
+
     trail = [(a, actor) for a, actor, _ in actions(server) if a != AuditAction.PROFILE_READ.value]
     assert trail == [
         (AuditAction.MERGE_STRANGERS.value, "dashboard:test-admin"),
         (AuditAction.SPLIT_STRANGER.value, "dashboard:test-admin"),
         (AuditAction.NAME_STRANGER.value, "dashboard:test-admin"),
+        (AuditAction.FORGET.value, "dashboard:test-admin"),
     ]
 
 
