@@ -189,8 +189,10 @@ class RetentionSettings(Section):
 
     The defaults keep biometric data no longer than its use needs (data minimisation):
     a week of identified crops covers "who was at the door last week?" and checking a
-    match; strangers' crops are for naming them the same day. Embeddings, profiles and
-    the ledger's records are not crops and stay (``facelens forget`` erases a person).
+    match; strangers' crops are for naming them the same day, and a stranger not seen
+    for a month is forgotten altogether (nobody named them; their faces served only to
+    recognise a return). Enrolled people's embeddings, profiles and the ledger's
+    records stay (``facelens forget`` erases a person).
     """
 
     identified_crops_hours: float | None = Field(
@@ -210,6 +212,15 @@ class RetentionSettings(Section):
             "(never recognized) go after the longer of the two times."
         ),
     )
+    strangers_hours: float | None = Field(
+        default=720.0,
+        gt=0,
+        description=(
+            "Hours after its last sighting an anonymous person is forgotten entirely: its "
+            "faces (embeddings), sightings and crops (default 720: 30 days; a stranger who "
+            "comes back within it keeps their id). None: kept until named or forgotten."
+        ),
+    )
     interval_seconds: float = Field(
         default=600.0,
         ge=1,
@@ -222,7 +233,14 @@ class RetentionSettings(Section):
     @property
     def enabled(self) -> bool:
         """Whether anything is ever deleted (at least one time is set)."""
-        return self.identified_crops_hours is not None or self.stranger_crops_hours is not None
+        return any(
+            hours is not None
+            for hours in (
+                self.identified_crops_hours,
+                self.stranger_crops_hours,
+                self.strangers_hours,
+            )
+        )
 
 
 class Settings(BaseSettings):

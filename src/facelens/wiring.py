@@ -328,8 +328,12 @@ class Components:
     def retention(self) -> RetentionJob:
         """Deletes crops older than ``settings.retention`` allows (run by the recognizer,
         ``facelens up`` and ``facelens retention run``)."""
-        from facelens.people.retention import RetentionJob
+        from facelens.people.retention import ExpireStrangers, RetentionJob
 
+        r = self.settings.recognizer
+        expiry = None
+        if r.strangers and not self.in_rekognition:
+            expiry = ExpireStrangers(self.strangers, self.forgetter, r.collection_id)
         return RetentionJob(
             ledger=self.ledger,
             objects=self.raw_objects,
@@ -337,6 +341,7 @@ class Components:
             bucket=self.settings.bucket,
             prefix=self.settings.recognizer.prefix,
             audit=self.audit,
+            strangers=expiry,
         )
 
     @cached_property

@@ -8,6 +8,11 @@ Crops under the recognizer's prefix that no record names (never recognized,
 or recognized by another host with its own ledger) go after the LONGER of
 the two: by then they are due whatever they showed.
 
+Strangers themselves (their faces, i.e. embeddings, in ``<collection>.strangers``,
+and their sightings) are forgotten once not seen for ``strangers_hours``, through
+the same :class:`~facelens.people.forget.Forgetter` as ``facelens forget``, so
+nothing of them is left in any file either.
+
 Ages count from the recognition (``recognized_at``), or for a crop without a
 record from the object's ``last_modified``. A deleted crop's record stays (the
 history), with bucket and key NULL and ``CropDeleted`` in its message, so a
@@ -23,7 +28,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from facelens.config import RetentionSettings
 from facelens.errors import FacelensError
@@ -32,6 +37,8 @@ from facelens.storage.protocol import ObjectStore
 
 if TYPE_CHECKING:
     from facelens.people.audit import AuditLog
+    from facelens.people.forget import Forgetter
+    from facelens.people.strangers import StrangerService
 
 _log = logging.getLogger(__name__)
 
@@ -39,6 +46,14 @@ BATCH = 500
 """Records or objects handled per query or listing page."""
 STRANGER_STATUSES = [Status.UNKNOWN, Status.ERROR]
 """Crops kept for ``stranger_crops_hours``: unknown faces and dead letters."""
+
+
+class StrangerExpiry(Protocol):
+    """Forgets the anonymous persons last seen before a time (:class:`ExpireStrangers`)."""
+
+    def expire(self, cutoff: datetime, *, dry_run: bool) -> list[str]:
+        """The stranger ids forgotten (in a dry run: due)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -53,6 +68,8 @@ class RetentionReport:
     dry_run: bool
     keys: tuple[str, ...]
     """The deleted (or due) crops' keys, oldest record first, then the orphans."""
+    forgotten_strangers: tuple[str, ...] = ()
+    """Anonymous persons forgotten whole (not seen for ``strangers_hours``)."""
 
     @property
     def deleted(self) -> int:
@@ -66,6 +83,7 @@ class RetentionReport:
             "OrphanCrops": self.orphans,
             "Failed": self.failed,
             "Keys": list(self.keys),
+            "ForgottenStrangers": list(self.forgotten_strangers),
         }
 
 
@@ -74,10 +92,19 @@ class _Tally:
     dry_run: bool
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(("i", "s", "o", "f"), 0))
     keys: list[str] = field(default_factory=list)
+    strangers: list[str] = field(default_factory=list)
 
     def report(self) -> RetentionReport:
         c = self.counts
-        return RetentionReport(c["i"], c["s"], c["o"], c["f"], self.dry_run, tuple(self.keys))
+        return RetentionReport(
+            c["i"],
+            c["s"],
+            c["o"],
+            c["f"],
+            self.dry_run,
+            tuple(self.keys),
+            tuple(self.strangers),
+        )
 
 
 class RetentionJob:
@@ -86,7 +113,8 @@ class RetentionJob:
     ``bucket`` and ``prefix``: where crops without a record are looked for
     (the recognizer's bucket and ``settings.recognizer.prefix``); records name
     their own bucket. ``audit``: where a run that deleted something is recorded
-    (action ``retention``, actor ``recognizer``).
+    (action ``retention``, actor ``recognizer``). ``strangers``: forgets anonymous
+    persons not seen for ``settings.strangers_hours`` (None: strangers are not expired).
     """
 
     def __init__(
@@ -98,6 +126,7 @@ class RetentionJob:
         bucket: str,
         prefix: str,
         audit: AuditLog | None = None,
+        strangers: StrangerExpiry | None = None,
         batch: int = BATCH,
     ) -> None:
         self.ledger = ledger
@@ -106,6 +135,7 @@ class RetentionJob:
         self.bucket = bucket
         self.prefix = prefix
         self.audit = audit
+        self.strangers = strangers
         self.batch = batch
 
     def run_once(self, now: datetime | None = None, *, dry_run: bool = False) -> RetentionReport:
@@ -115,6 +145,10 @@ class RetentionJob:
         s = self.settings
         tally = _Tally(dry_run)
         try:
+            if s.strangers_hours is not None and self.strangers is not None:
+                # First: a forgotten stranger's crops go with them, whatever their age.
+                cutoff = now - timedelta(hours=s.strangers_hours)
+                tally.strangers.extend(self.strangers.expire(cutoff, dry_run=dry_run))
             if s.identified_crops_hours is not None:
                 cutoff = now - timedelta(hours=s.identified_crops_hours)
                 self._records(cutoff, [Status.IDENTIFIED], "i", tally)
@@ -130,13 +164,16 @@ class RetentionJob:
         report = tally.report()
         verb = "would delete" if dry_run else "deleted"
         _log.info(
-            "retention: %s %d identified, %d stranger crops (and %d never recognized)",
+            "retention: %s %d identified, %d stranger crops (and %d never recognized); "
+            "%d strangers forgotten",
             verb,
             report.identified,
             report.strangers,
             report.orphans,
+            len(report.forgotten_strangers),
         )
-        if self.audit is not None and report.deleted and not dry_run:
+        changed = report.deleted or report.forgotten_strangers
+        if self.audit is not None and changed and not dry_run:
             self._record(self.audit, report)
         return report
 
@@ -185,11 +222,41 @@ class RetentionJob:
             "IdentifiedCrops": report.identified,
             "StrangerCrops": report.strangers,
             "OrphanCrops": report.orphans,
+            "ForgottenStrangers": len(report.forgotten_strangers),
         }
         try:
             audit.record(RECOGNIZER, AuditAction.RETENTION, self.bucket, details=details)
         except FacelensError as exc:  # the deletions happened; the log says what failed
             _log.error("retention: not audited: %s", exc.message)
+
+
+class ExpireStrangers:
+    """:class:`StrangerExpiry` over the strangers of one collection and the forgetter.
+
+    A stranger with no sighting in this host's ledger (seen only by another host)
+    is left to the host that saw them."""
+
+    def __init__(
+        self, strangers: StrangerService, forgetter: Forgetter, collection_id: str
+    ) -> None:
+        self.strangers = strangers
+        self.forgetter = forgetter
+        self.collection_id = collection_id
+
+    def expire(self, cutoff: datetime, *, dry_run: bool) -> list[str]:
+        from facelens.people.audit import RECOGNIZER
+
+        due = [
+            s.stranger_id
+            for s in self.strangers.list(self.collection_id)
+            if s.last_seen is not None and s.last_seen < cutoff
+        ]
+        if not dry_run:
+            for stranger_id in due:
+                self.forgetter.forget(
+                    stranger_id, collection_id=self.collection_id, actor=RECOGNIZER
+                )
+        return due
 
 
 class RetentionRunner:
