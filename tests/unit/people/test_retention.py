@@ -143,7 +143,9 @@ def test_none_keeps_a_class_forever_and_orphans_too(world: World) -> None:
     assert report.strangers == 4
     assert all(world.exists(k) for k in crops["due"][:2] + crops["kept"][:2])
     assert world.exists("faces/never-recognized.jpg")
-    off = RetentionSettings(identified_crops_hours=None, stranger_crops_hours=None)
+    off = RetentionSettings(
+        identified_crops_hours=None, stranger_crops_hours=None, strangers_hours=None
+    )
     assert not off.enabled
     assert start_retention(world.job(off), off) is None
 
@@ -219,5 +221,10 @@ def test_a_run_that_deleted_something_is_audited(world: World, tmp_path: Path) -
     world.job(audit=audit).run_once(NOW)  # nothing deleted: nothing recorded
     [entry] = audit.entries(action="retention").entries
     assert entry.actor == "recognizer"
-    assert entry.details == {"IdentifiedCrops": 2, "StrangerCrops": 2, "OrphanCrops": 0}
+    assert entry.details == {
+        "IdentifiedCrops": 2,
+        "StrangerCrops": 2,
+        "OrphanCrops": 0,
+        "ForgottenStrangers": 0,
+    }
     audit.close()
