@@ -56,6 +56,7 @@ def test_forget_and_retention_commands(
         "OrphanCrops": 0,
         "Failed": 0,
         "Keys": [old_unknown],
+        "ForgottenStrangers": [],
     }
     done = out(facelens("retention", "run", env=cli_env))
     assert (done["DryRun"], done["StrangerCrops"], done["Keys"]) == (False, 1, [old_unknown])
