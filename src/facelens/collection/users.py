@@ -35,7 +35,8 @@ DEFAULT_USER_MATCH_THRESHOLD = 75.0
 MAX_FACES_PER_USER = 100
 
 
-def _template(embeddings: Sequence[Embedding]) -> Embedding:
+def template(embeddings: Sequence[Embedding]) -> Embedding:
+    """The unit mean of ``embeddings``: a user's combined face (what users are matched on)."""
     mean = np.mean(np.stack(embeddings), axis=0).astype(np.float32)
     unit: Embedding = mean / np.float32(max(float(np.linalg.norm(mean)), 1e-12))
     return unit
@@ -124,7 +125,7 @@ class UserService:
                 continue
             embedding = embeddings[face_id]
             if members:
-                distance = float(np.linalg.norm(_template(members) - embedding))
+                distance = float(np.linalg.norm(template(members) - embedding))
                 if distance > max_distance:
                     failures.append(
                         FaceAssociationFailure(

@@ -30,7 +30,7 @@ from facelens.collection import validation
 from facelens.collection.models import NewFace, StoredFace
 from facelens.collection.similarity import distance_for_similarity, similarity
 from facelens.collection.store import CollectionStore
-from facelens.collection.users import MAX_FACES_PER_USER
+from facelens.collection.users import DEFAULT_USER_MATCH_THRESHOLD, MAX_FACES_PER_USER, template
 from facelens.engine.types import BoundingBox, Embedding
 from facelens.errors import (
     ConflictException,
@@ -156,7 +156,9 @@ class StrangerService:
 
         The profile is merged into the user's (``Name`` defaults to the user id). A user
         that exists already is ConflictException unless ``extend``: then the faces are
-        added to it, as many as its 100-face limit allows (the most recent first).
+        added to it, as many as its 100-face limit allows (the most recent first), if the
+        stranger looks like them (templates at AssociateFaces' UserMatchThreshold, 75),
+        else InvalidParameterException: naming must not teach facelens a wrong face.
         """
         validation.user_id(user_id)
         if profile is not None and not isinstance(profile, Mapping):
@@ -184,6 +186,8 @@ class StrangerService:
                 )
             keep = faces[:room]  # newest first
             vectors = self.store.get_embeddings(companion, [f.face_id for f in keep])
+            if owned:
+                self._check_resembles(collection_id, user_id, stranger_id, vectors)
             image_id = str(uuid.uuid4())
             copies = [
                 NewFace(
@@ -216,6 +220,28 @@ class StrangerService:
             sightings=stranger.sightings,
             profile=stored.attributes,
         )
+
+    def _check_resembles(
+        self,
+        collection_id: str,
+        user_id: str,
+        stranger_id: str,
+        vectors: Mapping[str, Embedding],
+    ) -> None:
+        """Refuses to add the stranger's faces to a user they do not look like."""
+        if not vectors:
+            return
+        near = self.store.search_users(
+            collection_id,
+            template(list(vectors.values())),
+            limit=MAX_FACES_PER_USER,
+            max_distance=distance_for_similarity(DEFAULT_USER_MATCH_THRESHOLD),
+        )
+        if not any(n.user.user_id == user_id for n in near):
+            raise InvalidParameterException(
+                f"{stranger_id} does not look like {user_id} (below similarity "
+                f"{DEFAULT_USER_MATCH_THRESHOLD:.0f}); name them someone else"
+            )
 
     def merge(self, collection_id: str, into: str, other: str) -> Stranger:
         """Moves ``other``'s faces to ``into`` and deletes ``other``; its sightings (ledger

@@ -284,7 +284,10 @@ def test_rest(rest_server: ApiServer) -> None:
     assert s.components.profiles.get("kit") is not None
     conflict = api(s, "POST", "/stranger-3/name", json={"UserId": "kit"}, expect=409)
     assert conflict["__type"] == "ConflictException"
-    extended = api(s, "POST", "/stranger-3/name", json={"UserId": "kit", "Extend": True})
-    assert extended["UserCreated"] is False
+    # stranger-3 is the split-off other person: not added to Kit, whatever Extend says.
+    refused = api(s, "POST", "/stranger-3/name", json={"UserId": "kit", "Extend": True}, expect=400)
+    assert "does not look like kit" in refused["message"]
+    other = api(s, "POST", "/stranger-3/name", json={"UserId": "alex"})
+    assert other["UserCreated"] is True
     assert api(s, "GET", "")["Strangers"] == []
     assert s.components.store.describe_collection(companion_id(COLLECTION)).face_count == 0

@@ -222,6 +222,24 @@ def test_naming_an_existing_user_needs_extend(
     assert named.profile == {"Name": "Anna A.", "Age": 40}
 
 
+def test_extending_a_user_needs_the_stranger_to_look_like_them(
+    service: StrangerService, store: CollectionStore
+) -> None:
+    """Naming must not teach facelens a wrong face: a stranger joins an existing person
+    only when their faces resemble that person's (AssociateFaces' threshold, 75)."""
+    people = People()
+    anna, bob = people.person(), people.person()
+    first = service.observe(MAIN, people.face(anna)).stranger_id
+    service.name(MAIN, first, "anna")  # anna now has a face of her own
+    again = service.observe(MAIN, people.face(anna)).stranger_id
+    stranger_bob = service.observe(MAIN, people.face(bob)).stranger_id
+    with pytest.raises(InvalidParameterException, match="does not look like anna"):
+        service.name(MAIN, stranger_bob, "anna", extend=True)
+    assert service.get(MAIN, stranger_bob).face_count == 1  # nothing changed
+    extended = service.name(MAIN, again, "anna", extend=True)
+    assert (extended.created, store.get_user(MAIN, "anna").face_count) == (False, 2)
+
+
 def test_merge_moves_faces_and_sightings(
     service: StrangerService, ledger: RecognitionLedger
 ) -> None:
