@@ -215,9 +215,17 @@ class IndexCache:
         if path is not None:
             path.unlink(missing_ok=True)
 
-    def close(self) -> None:
-        """Saves every index with unsaved changes, then forgets them all."""
+    def close(self, *, current: Callable[[str], Token | None] | None = None) -> None:
+        """Saves every index with unsaved changes, then forgets them all.
+
+        ``current``: the collection's token now in the database (None: gone or
+        unreadable). An index that is not current is not saved: it is stale, and
+        after ``facelens forget`` in another process it may still hold the
+        forgotten person's vectors, which must not come back into a file.
+        """
         for collection_id, entry in list(self._entries.items()):
+            if entry.unsaved and current is not None and current(collection_id) != entry.token:
+                continue
             self._save_if_due(collection_id, entry, closing=True)
         self._entries.clear()
 

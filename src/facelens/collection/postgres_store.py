@@ -74,6 +74,7 @@ from facelens.collection.rows import (
 from facelens.engine.types import Embedding
 from facelens.errors import (
     ConflictException,
+    FacelensError,
     InvalidParameterException,
     ResourceAlreadyExistsException,
 )
@@ -112,7 +113,7 @@ class PostgresCollectionStore:
 
     def close(self) -> None:
         with self._lock:
-            self._indexes.close()
+            self._indexes.close(current=self._current_token)
             self._session.close()
 
     # -- collections --
@@ -382,6 +383,13 @@ class PostgresCollectionStore:
                         (collection_id,),
                     )
             self._indexes.patch(collection_id, tx.token, tx.updates, tx.changes)
+
+    def _current_token(self, collection_id: str) -> Token | None:
+        try:
+            with self._transaction(READ) as conn:
+                return _collection_token(conn, collection_id)
+        except FacelensError:
+            return None
 
     def _fresh_index(self, conn: Connection, collection_id: str) -> CollectionIndex:
         """The collection's search index, caught up first if anyone wrote since."""

@@ -64,6 +64,7 @@ from facelens.collection.sqlite_schema import SCHEMA_VERSION as SCHEMA_VERSION
 from facelens.engine.types import Embedding
 from facelens.errors import (
     ConflictException,
+    FacelensError,
     InvalidParameterException,
     ResourceAlreadyExistsException,
     StorageError,
@@ -103,8 +104,8 @@ class SQLiteCollectionStore:
         with self._lock:
             if self._closed:
                 return
+            self._indexes.close(current=self._current_token)
             self._closed = True
-            self._indexes.close()
             conn, self._conn = self._conn, None
             if conn is not None:
                 try:
@@ -351,6 +352,12 @@ class SQLiteCollectionStore:
                 )
                 tx.updates.append(lambda index: index.assign(found, target))
                 tx.changes += len(found)
+
+    def _current_token(self, collection_id: str) -> Token | None:
+        try:
+            return _collection_token(self._connection(), collection_id)
+        except (FacelensError, sqlite3.Error):
+            return None
 
     def _connection(self) -> sqlite3.Connection:
         if self._closed:

@@ -3,6 +3,7 @@ the saved index, and an index that was behind rebuilds rather than keeping them.
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +50,46 @@ def test_purge_deleted(backend: str, request: pytest.FixtureRequest, tmp_path: P
     assert len(hits) == 4
     for store in stores:
         store.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_a_stale_index_is_not_saved_back_on_close(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """Another process held an index with unsaved changes when a person was forgotten: its
+    close must not write their vectors back into a file."""
+    folder = tmp_path / "faceindex"
+
+    def open_one() -> AnyStore:
+        if backend == "sqlite":
+            return SQLiteCollectionStore(
+                str(tmp_path / "c.db"), ann_threshold=1, index_directory=folder
+            )
+        url: str = request.getfixturevalue("postgres_db")
+        return PostgresCollectionStore(url, ann_threshold=1, index_directory=folder)
+
+    rng = np.random.default_rng(5)
+    holder, forgetter = open_one(), open_one()
+    holder.create_collection("c", face_model_version=MODEL)
+    vectors = unit(rng, 4)
+    kept = add(holder, "c", "keep", vectors[:2])
+    holder.search_faces("c", vectors[0], limit=1, max_distance=0.1)  # built and saved
+    doomed = add(holder, "c", "doomed", vectors[2:])  # patched in: unsaved changes
+    forgetter.delete_faces("c", doomed)
+    forgetter.purge_deleted(["c"])
+    forgetter.close()
+
+    holder.close()  # stale now: must not save
+
+    for path in folder.glob("*.faceindex"):
+        data = path.read_bytes()
+        for face_id in doomed:
+            assert face_id.encode() not in data
+            assert uuid.UUID(face_id).bytes not in data
+    again = open_one()
+    hits = again.search_faces("c", vectors[2], limit=4, max_distance=2.0)
+    assert {h.face.face_id for h in hits} == set(kept)
+    again.close()
 
 
 def test_postgres_profiles_purge(postgres_db: str) -> None:
