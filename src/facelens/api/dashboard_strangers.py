@@ -6,8 +6,8 @@ each with its best crops, how often and when it was seen, and a one-click
 Name form: the name gives the user id as every enrolment does
 (:func:`facelens.enrolment.person_id`), and a name already in use adds the
 stranger's faces to that person, as naming an unknown face does. A
-stranger's own page adds its faces (to split some off as another stranger)
-and a merge with another stranger.
+stranger's own page adds its faces (to split some off as another stranger),
+a merge with another stranger, and Forget (as ``facelens forget``).
 
 A stranger's faces are embeddings, not images; the page shows next to each
 face the crop of the sighting it came from: the stranger's sighting recorded
@@ -30,7 +30,7 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from facelens.api.app import ServerContext
-from facelens.api.auditing import audit
+from facelens.api.auditing import audit, audit_forget
 from facelens.api.dashboard_web import (
     Sighting,
     back,
@@ -271,4 +271,27 @@ async def split(request: Request, stranger_id: str, _who: Editor) -> Response:
     return back(
         _path(new_id),
         notice=f"{count} face{'s' if count != 1 else ''} split off {stranger_id} as {new_id}.",
+    )
+
+
+@router.post("/ui/strangers/{stranger_id}/forget")
+async def forget(request: Request, stranger_id: str, _who: Editor) -> Response:
+    """Forgets the stranger as ``facelens forget`` does: faces, sightings, crops; audited
+    under a pseudonym."""
+    ctx = server(request)
+    cid = ctx.collection_id
+    forgetter = ctx.components.forgetter
+    try:
+        report = await run_in_threadpool(lambda: forgetter.forget(stranger_id, collection_id=cid))
+        also = [i for i in report.ids() if i != stranger_id]
+        details = {"Kind": report.kind, "Crops": len(report.deleted_crops), "Via": "dashboard"}
+        await run_in_threadpool(lambda: audit_forget(request, cid, stranger_id, also, **details))
+    except FacelensError as exc:
+        if exc.http_status >= 500:
+            raise
+        return back(_path(stranger_id), error=exc.message)
+    return back(
+        "/ui/strangers",
+        notice=f"{stranger_id} was forgotten with {len(report.deleted_crops)} crops and "
+        f"{report.deleted_records} sightings.",
     )

@@ -208,9 +208,17 @@ class Forgetter:
     # -- finding them --
     def _resolve(self, cid: str, person: str, *, users_only: bool) -> _Person:
         if not users_only and STRANGER_ID.fullmatch(person):
-            faces = self._user_faces(cid + STRANGERS_SUFFIX, person)
-            if faces is not None:
-                return _Person("stranger", stranger_id=person, stranger_faces=faces, ids=[person])
+            stored = self._user_stored_faces(cid + STRANGERS_SUFFIX, person)
+            if stored is not None:
+                # Faces split off (or merged in from) another stranger keep that stranger's
+                # id as their origin, and the sightings that made them are recorded under it.
+                return _Person(
+                    "stranger",
+                    stranger_id=person,
+                    stranger_faces=[f.face_id for f in stored],
+                    ids=[person],
+                    former_strangers=_origins(stored, person),
+                )
         user = self._user(cid, person)
         if user is not None:
             return user
@@ -236,11 +244,6 @@ class Forgetter:
             )
         return remains
 
-    def _user_faces(self, cid: str, user_id: str) -> list[str] | None:
-        """The user's FaceIds, or None when the collection has no such user."""
-        faces = self._user_stored_faces(cid, user_id)
-        return None if faces is None else [f.face_id for f in faces]
-
     def _user_stored_faces(self, cid: str, user_id: str) -> list[StoredFace] | None:
         try:
             self.store.get_user(cid, user_id)
@@ -253,19 +256,12 @@ class Forgetter:
         if faces is None:
             return None
         face_ids = [f.face_id for f in faces]
-        formers = sorted(
-            {
-                f.external_image_id
-                for f in faces
-                if f.external_image_id and STRANGER_ID.fullmatch(f.external_image_id)
-            }
-        )
         return _Person(
             "user",
             user_id=user_id,
             faces=face_ids,
             ids=[user_id, *face_ids],
-            former_strangers=formers,
+            former_strangers=_origins(faces, user_id),
         )
 
     def _face(self, cid: str, face_id: str) -> StoredFace | None:
@@ -286,7 +282,10 @@ class Forgetter:
 
     def _records(self, found: _Person) -> list[Recognition]:
         records = self.ledger.naming(
-            user_id=found.user_id, face_ids=found.faces, stranger_id=found.stranger_id
+            user_id=found.user_id,
+            face_ids=found.faces,
+            stranger_id=found.stranger_id,
+            stranger_face_ids=found.stranger_faces,
         )
         for former in found.former_strangers:
             records += self.ledger.naming(user_id=None, face_ids=[], stranger_id=former)
@@ -370,3 +369,16 @@ class Forgetter:
         )
         if isinstance(audit, _Purge):
             audit.purge_deleted()
+
+
+def _origins(faces: list[StoredFace], person: str) -> list[str]:
+    """The stranger ids ``faces`` came from (their ExternalImageId), other than ``person``."""
+    return sorted(
+        {
+            f.external_image_id
+            for f in faces
+            if f.external_image_id
+            and f.external_image_id != person
+            and STRANGER_ID.fullmatch(f.external_image_id)
+        }
+    )

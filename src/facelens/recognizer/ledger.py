@@ -188,11 +188,22 @@ class RecognitionLedger:
         return records
 
     def naming(
-        self, *, user_id: str | None, face_ids: list[str], stranger_id: str | None = None
+        self,
+        *,
+        user_id: str | None,
+        face_ids: list[str],
+        stranger_id: str | None = None,
+        stranger_face_ids: list[str] | None = None,
     ) -> list[Recognition]:
-        """The records whose message names ``user_id``, one of ``face_ids`` or the stranger
-        ``stranger_id`` (an unknown face's ``StrangerId``): one person's history."""
+        """The records whose message names ``user_id``, one of ``face_ids``, the stranger
+        ``stranger_id`` (an unknown face's ``StrangerId``) or one of ``stranger_face_ids``
+        (the stranger face a sighting added, ``StrangerFaceId``): one person's history."""
         clauses, params = [], []
+        if stranger_face_ids:
+            clauses.append(
+                "json_extract(message, '$.StrangerFaceId') IN (SELECT value FROM json_each(?))"
+            )
+            params.append(json.dumps(stranger_face_ids))
         if user_id is not None:
             clauses.append("json_extract(message, '$.UserId') = ?")
             params.append(user_id)

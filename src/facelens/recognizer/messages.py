@@ -37,6 +37,7 @@ RESERVED = (
     "BoundingBox",
     "Error",
     "StrangerId",
+    "StrangerFaceId",
     "StrangerSightings",
     "FirstSeen",
 )
@@ -113,11 +114,14 @@ def identified(
 @dataclass(frozen=True)
 class StrangerMark:
     """The anonymous person an unknown face was grouped into (``facelens.people.strangers``):
-    its id, how often it has been seen (this time included) and when first (UTC)."""
+    its id, how often it has been seen (this time included) and when first (UTC).
+    ``face_id``: the face this sighting added to the stranger; it ties the record to
+    that face wherever a merge or split moves it (so forgetting finds the crop)."""
 
     stranger_id: str
     sightings: int
     first_seen: datetime
+    face_id: str | None = None
 
 
 def unknown(
@@ -138,6 +142,8 @@ def unknown(
             "StrangerSightings": stranger.sightings,
             "FirstSeen": stranger.first_seen.isoformat(),
         }
+        if stranger.face_id is not None:
+            message["StrangerFaceId"] = stranger.face_id
     return message
 
 

@@ -214,7 +214,9 @@ class Recognizer:
         except FacelensError as exc:
             _log.warning("stranger not recorded: %s %s", exc.code, exc.message)
             return None
-        return messages.StrangerMark(match.stranger_id, match.sightings, match.first_seen)
+        return messages.StrangerMark(
+            match.stranger_id, match.sightings, match.first_seen, face_id=match.face_id
+        )
 
     def _profile(self, identity: messages.Identity) -> Mapping[str, Any]:
         for profile_id in (identity.user_id, identity.face_id):

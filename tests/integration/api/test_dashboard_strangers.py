@@ -162,11 +162,20 @@ def test_strangers_are_shown_merged_split_and_named(
     )
     assert c.ledger.strangers_seen([kit_id]) == {}
 
+    # Biden's stranger is forgotten from its own page: faces, sightings and crop go.
+    assert "Forget stranger" in call(server, f"/ui/strangers/{new_id}", headers=admin).text
+    forgotten = post_form(server, f"/ui/strangers/{new_id}/forget", {}, headers=admin)
+    assert forgotten.headers["Location"].startswith("/ui/strangers?notice=")
+    assert f"{new_id} was forgotten with 1 crops" in query(forgotten.headers["Location"])["notice"]
+    assert c.strangers.list(COLLECTION) == []
+    assert not c.raw_objects.list_objects(c.settings.bucket, prefix=biden.key).objects
+
     trail = [(a, actor) for a, actor, _ in actions(server) if a != AuditAction.PROFILE_READ.value]
     assert trail == [
         (AuditAction.MERGE_STRANGERS.value, "dashboard:test-admin"),
         (AuditAction.SPLIT_STRANGER.value, "dashboard:test-admin"),
         (AuditAction.NAME_STRANGER.value, "dashboard:test-admin"),
+        (AuditAction.FORGET.value, "dashboard:test-admin"),
         (AuditAction.FORGET.value, "dashboard:test-admin"),
     ]
 
