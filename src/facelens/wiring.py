@@ -27,6 +27,7 @@ from facelens.collection.users import UserService
 from facelens.config import EventSourceKind, Settings
 from facelens.engine.registry import build_engine
 from facelens.errors import ConfigurationError
+from facelens.people_wiring import PeopleParts
 from facelens.profiles.registry import open_profile_store
 from facelens.profiles.store import ProfileStore
 from facelens.recognizer.finders import EngineFinder, FaceFinder, RekognitionFinder, SearchOptions
@@ -43,12 +44,6 @@ if TYPE_CHECKING:
     from facelens.bus.spool import Spool
     from facelens.collection.rekognition import RekognitionCollections
     from facelens.edge.runner import EdgeRunner
-    from facelens.people.audit import AuditLog
-    from facelens.people.corrections import CorrectionService
-    from facelens.people.forget import Forgetter
-    from facelens.people.matching import MatchPolicy
-    from facelens.people.retention import RetentionJob
-    from facelens.people.strangers import StrangerService
 
 OUTBOX_RULE = "facelens-recognizer"
 REKOGNITION_SCHEME = "rekognition:"
@@ -62,7 +57,7 @@ def build_analyzer(settings: Settings) -> FaceAnalyzer:
 
 
 @dataclass
-class Components:
+class Components(PeopleParts):
     """``instance`` names this process's MQTT client and spool file; default: the worker id.
     Two live processes must not share one (both would drain the same spool)."""
 
@@ -289,86 +284,6 @@ class Components:
         from facelens.api.keys import KeyStore
 
         return KeyStore(self.home_file("keys.db"))
-
-    # -- the audit log --
-    @cached_property
-    def audit(self) -> AuditLog:
-        """Who enrolled, deleted, corrected or read whose data: ``<home>/audit.db``."""
-        from facelens.people.audit import AuditLog
-
-        return AuditLog(self.home_file("audit.db"))
-
-    # -- corrections and per-person thresholds --
-    @cached_property
-    def match_policy(self) -> MatchPolicy:
-        """Negative examples and per-person thresholds, applied to every identification."""
-        from facelens.people.matching import MatchPolicy
-
-        return MatchPolicy(self.collections, self.users, self.profiles)
-
-    @cached_property
-    def corrections(self) -> CorrectionService:
-        """'Not this person' and threshold overrides, on the recognizer's collection."""
-        from facelens.people.corrections import CorrectionService
-
-        r = self.settings.recognizer
-        return CorrectionService(
-            ledger=self.ledger,
-            objects=self.raw_objects,
-            analyzer=self.analyzer,
-            collections=self.collections,
-            profiles=self.profiles,
-            collection_id=r.collection_id,
-            face_match_threshold=r.face_match_threshold,
-            audit=self.audit,
-        )
-
-    # -- retention and forgetting --
-    @cached_property
-    def retention(self) -> RetentionJob:
-        """Deletes crops older than ``settings.retention`` allows (run by the recognizer,
-        ``facelens up`` and ``facelens retention run``)."""
-        from facelens.people.retention import ExpireStrangers, RetentionJob
-
-        r = self.settings.recognizer
-        expiry = None
-        if r.strangers and not self.in_rekognition:
-            expiry = ExpireStrangers(self.strangers, self.forgetter, r.collection_id)
-        return RetentionJob(
-            ledger=self.ledger,
-            objects=self.raw_objects,
-            settings=self.settings.retention,
-            bucket=self.settings.bucket,
-            prefix=self.settings.recognizer.prefix,
-            audit=self.audit,
-            strangers=expiry,
-        )
-
-    @cached_property
-    def forgetter(self) -> Forgetter:
-        """Forgets a person of the recognizer's collection (or another, per call)."""
-        from facelens.people.forget import Forgetter
-
-        return Forgetter(
-            users=self.users,
-            profiles=self.profiles,
-            ledger=self.ledger,
-            objects=self.raw_objects,
-            collection_id=self.settings.recognizer.collection_id,
-            audit=self.audit,
-        )
-
-    # -- strangers --
-    @cached_property
-    def strangers(self) -> StrangerService:
-        """Unknown faces grouped into anonymous persons, in '<collection>.strangers'."""
-        from facelens.people.stranger_types import StrangerSettings
-        from facelens.people.strangers import StrangerService
-
-        settings = StrangerSettings(threshold=self.settings.recognizer.stranger_threshold)
-        return StrangerService(
-            self.store, profiles=self.profiles, ledger=self.ledger, settings=settings
-        )
 
     # -- the edge runner --
     def edge_runner(
