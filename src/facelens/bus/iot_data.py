@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -45,7 +44,7 @@ from facelens.errors import (
     ServiceUnavailableException,
     StorageError,
 )
-from facelens.storage.aws import check_client_limits, make_client
+from facelens.storage.aws import LazyClient
 from facelens.urls import url_options
 
 _log = logging.getLogger(__name__)
@@ -98,15 +97,23 @@ class IotDataPublisher:
         read_timeout: float = 5.0,
         max_attempts: int = 3,
     ) -> None:
-        check_client_limits(
-            connect_timeout=connect_timeout, read_timeout=read_timeout, max_attempts=max_attempts
+        self.aws = LazyClient(
+            "iot-data",
+            endpoint_url=endpoint_url,
+            region=region,
+            client=client,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            max_attempts=max_attempts,
         )
-        self.endpoint_url = endpoint_url
-        self.region = region
-        self._client = client
-        self._owns_client = client is None
-        self._timeouts = (connect_timeout, read_timeout, max_attempts)
-        self._lock = threading.Lock()
+
+    @property
+    def endpoint_url(self) -> str | None:
+        return self.aws.endpoint_url
+
+    @property
+    def region(self) -> str | None:
+        return self.aws.region
 
     @classmethod
     def from_url(
@@ -198,30 +205,12 @@ class IotDataPublisher:
         return True
 
     def close(self) -> None:
-        with self._lock:
-            client, self._client = self._client, None
-        if client is not None and self._owns_client:
-            client.close()
+        self.aws.close()
 
     # -- internals --
     def _send(self, topic: str, body: bytes, *, qos: int, retain: bool) -> None:
         with self._errors(topic):
-            self._iot().publish(topic=topic, qos=qos, retain=retain, payload=body)
-
-    def _iot(self) -> Any:
-        with self._lock:
-            if self._client is None:
-                connect_timeout, read_timeout, max_attempts = self._timeouts
-                self._client = make_client(
-                    "iot-data",
-                    endpoint_url=self.endpoint_url,
-                    region=self.region,
-                    connect_timeout=connect_timeout,
-                    read_timeout=read_timeout,
-                    max_attempts=max_attempts,
-                )
-                self._owns_client = True
-            return self._client
+            self.aws.get().publish(topic=topic, qos=qos, retain=retain, payload=body)
 
     @contextmanager
     def _errors(self, topic: str) -> Iterator[None]:

@@ -9,12 +9,11 @@ be S3's event itself or an SNS envelope around it (S3 -> SNS -> SQS fan-out).
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 from facelens.bus.delivery import Delivery
 from facelens.errors import InvalidEventException, ServiceUnavailableException, StorageError
-from facelens.storage.aws import check_client_limits, make_client
+from facelens.storage.aws import LazyClient
 from facelens.storage.events import parse_message
 
 _MAX_WAIT_SECONDS = 20
@@ -52,22 +51,22 @@ class SqsEventSource:
         read_timeout: float = 30.0,
         max_attempts: int = 3,
     ) -> None:
-        check_client_limits(
-            connect_timeout=connect_timeout, read_timeout=read_timeout, max_attempts=max_attempts
-        )
         self.queue_url = queue_url
         self._visibility = max(1, int(visibility_timeout))
         self._retry_delay = retry_delay
-        self._region = region
-        self._endpoint_url = endpoint_url
-        self._client = client
-        self._owns_client = client is None
-        self._timeouts = (connect_timeout, read_timeout, max_attempts)
-        self._lock = threading.Lock()
+        self.aws = LazyClient(
+            "sqs",
+            endpoint_url=endpoint_url,
+            region=region,
+            client=client,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            max_attempts=max_attempts,
+        )
 
     def receive(self, *, max_events: int = 10, wait_seconds: float = 1.0) -> list[Delivery]:
         # SQS long-polls for 0..20 whole seconds; stay a second under the read timeout.
-        longest = min(_MAX_WAIT_SECONDS, max(0, int(self._timeouts[1]) - 1))
+        longest = min(_MAX_WAIT_SECONDS, max(0, int(self.aws.read_timeout) - 1))
         response = self._call(
             "receive_message",
             QueueUrl=self.queue_url,
@@ -90,17 +89,14 @@ class SqsEventSource:
         )
 
     def close(self) -> None:
-        with self._lock:
-            client, self._client = self._client, None
-        if client is not None and self._owns_client:
-            client.close()
+        self.aws.close()
 
     def _call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
         from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
         from botocore.exceptions import ConnectionError as BotoConnectionError
 
         try:
-            result: dict[str, Any] = getattr(self._sqs(), operation)(**kwargs)
+            result: dict[str, Any] = getattr(self.aws.get(), operation)(**kwargs)
         except (BotoConnectionError, HTTPClientError) as exc:
             # Refused, timed out (connect or read), closed mid-answer: all may pass.
             raise ServiceUnavailableException(f"SQS is unreachable: {exc}") from exc
@@ -112,21 +108,6 @@ class SqsEventSource:
         except BotoCoreError as exc:
             raise StorageError(f"SQS {operation} failed: {exc}") from exc
         return result
-
-    def _sqs(self) -> Any:
-        with self._lock:
-            if self._client is None:
-                connect_timeout, read_timeout, max_attempts = self._timeouts
-                self._client = make_client(
-                    "sqs",
-                    endpoint_url=self._endpoint_url,
-                    region=self._region,
-                    connect_timeout=connect_timeout,
-                    read_timeout=read_timeout,
-                    max_attempts=max_attempts,
-                )
-                self._owns_client = True
-            return self._client
 
 
 def _delivery(message: dict[str, Any]) -> Delivery:

@@ -26,7 +26,6 @@ and the event must wait for that rather than be dead-lettered) is
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -47,7 +46,7 @@ from facelens.errors import (
     ServiceUnavailableException,
     StorageError,
 )
-from facelens.storage.aws import check_client_limits, make_client
+from facelens.storage.aws import LazyClient
 
 MAX_IMAGE_BYTES = 5 * 1024 * 1024
 """Rekognition's limit for an image passed as Bytes."""
@@ -138,15 +137,15 @@ class RekognitionCollections:
         read_timeout: float = 30.0,
         max_attempts: int = 3,
     ) -> None:
-        check_client_limits(
-            connect_timeout=connect_timeout, read_timeout=read_timeout, max_attempts=max_attempts
+        self.aws = LazyClient(
+            "rekognition",
+            endpoint_url=endpoint_url,
+            region=region,
+            client=client,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            max_attempts=max_attempts,
         )
-        self._region = region
-        self._endpoint_url = endpoint_url
-        self._client = client
-        self._owns_client = client is None
-        self._timeouts = (connect_timeout, read_timeout, max_attempts)
-        self._lock = threading.Lock()
 
     # -- collections --
 
@@ -278,16 +277,13 @@ class RekognitionCollections:
         return [str(face_id) for face_id in response.get("DeletedFaces", [])]
 
     def close(self) -> None:
-        with self._lock:
-            client, self._client = self._client, None
-        if client is not None and self._owns_client:
-            client.close()
+        self.aws.close()
 
     # -- plumbing --
 
     def _call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
         with self._errors(operation):
-            result: dict[str, Any] = getattr(self._rekognition(), operation)(**kwargs)
+            result: dict[str, Any] = getattr(self.aws.get(), operation)(**kwargs)
         return result
 
     @contextmanager
@@ -313,21 +309,6 @@ class RekognitionCollections:
             raise StorageError(f"Rekognition {operation} failed: {code}: {message}") from exc
         except BotoCoreError as exc:
             raise StorageError(f"Rekognition {operation} failed: {exc}") from exc
-
-    def _rekognition(self) -> Any:
-        with self._lock:
-            if self._client is None:
-                connect_timeout, read_timeout, max_attempts = self._timeouts
-                self._client = make_client(
-                    "rekognition",
-                    endpoint_url=self._endpoint_url,
-                    region=self._region,
-                    connect_timeout=connect_timeout,
-                    read_timeout=read_timeout,
-                    max_attempts=max_attempts,
-                )
-                self._owns_client = True
-            return self._client
 
 
 def _image(image: bytes) -> dict[str, bytes]:

@@ -41,7 +41,6 @@ anything else is StorageError naming the AWS error code.
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -64,7 +63,7 @@ from facelens.profiles.types import (
     key_attribute,
     make_item,
 )
-from facelens.storage.aws import check_client_limits, make_client
+from facelens.storage.aws import LazyClient
 from facelens.urls import url_options
 
 UPDATED_AT = "_updated_at"
@@ -113,8 +112,14 @@ class DynamoDBProfileStore:
         read_timeout: float = 10.0,
         max_attempts: int = 3,
     ) -> None:
-        check_client_limits(
-            connect_timeout=connect_timeout, read_timeout=read_timeout, max_attempts=max_attempts
+        self.aws = LazyClient(
+            "dynamodb",
+            endpoint_url=endpoint_url,
+            region=region,
+            client=client,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            max_attempts=max_attempts,
         )
         if not _TABLE_NAME.fullmatch(table):
             raise ConfigurationError(
@@ -124,12 +129,6 @@ class DynamoDBProfileStore:
             raise ConfigurationError(f"Not a DynamoDB key attribute name: {key!r}")
         self.table = table
         self.key = key
-        self._region = region
-        self._endpoint_url = endpoint_url
-        self._client = client
-        self._owns_client = client is None
-        self._timeouts = (connect_timeout, read_timeout, max_attempts)
-        self._lock = threading.Lock()
 
     @classmethod
     def from_url(cls, url: str) -> DynamoDBProfileStore:
@@ -165,7 +164,7 @@ class DynamoDBProfileStore:
         stored = {**item, self.key: profile_id, UPDATED_AT: now.isoformat()}
         typed = _typed(stored)
         with self._errors(f"put {profile_id!r}"):
-            self._dynamodb().put_item(TableName=self.table, Item=typed)
+            self.aws.get().put_item(TableName=self.table, Item=typed)
         return Profile(profile_id, item, now)
 
     def update(self, profile_id: str, attributes: Mapping[str, Any]) -> Profile:
@@ -182,7 +181,7 @@ class DynamoDBProfileStore:
         typed = {f":v{i}": value for i, value in enumerate(_typed(values).values())}
         clauses = ", ".join(f"#a{i} = :v{i}" for i in range(len(values)))
         with self._errors(f"update {profile_id!r}"):
-            response = self._dynamodb().update_item(
+            response = self.aws.get().update_item(
                 TableName=self.table,
                 Key=self._key(profile_id),
                 UpdateExpression=f"SET {clauses}",
@@ -196,7 +195,7 @@ class DynamoDBProfileStore:
         """GetItem, strongly consistent."""
         check_profile_id(profile_id)
         with self._errors(f"get {profile_id!r}"):
-            response = self._dynamodb().get_item(
+            response = self.aws.get().get_item(
                 TableName=self.table, Key=self._key(profile_id), ConsistentRead=True
             )
         found = response.get("Item")
@@ -206,7 +205,7 @@ class DynamoDBProfileStore:
         """DeleteItem; whether there was an item (``ReturnValues=ALL_OLD``)."""
         check_profile_id(profile_id)
         with self._errors(f"delete {profile_id!r}"):
-            response = self._dynamodb().delete_item(
+            response = self.aws.get().delete_item(
                 TableName=self.table, Key=self._key(profile_id), ReturnValues="ALL_OLD"
             )
         return bool(response.get("Attributes"))
@@ -229,7 +228,7 @@ class DynamoDBProfileStore:
             after = decode_token(next_token, scope=self._scope, key=self.key)
             kwargs["ExclusiveStartKey"] = self._key(after)
         with self._errors("scan"):
-            response = self._dynamodb().scan(**kwargs)
+            response = self.aws.get().scan(**kwargs)
         items: list[dict[str, Any]] = response.get("Items", [])
         token: str | None = None
         last: Mapping[str, Any] | None = response.get("LastEvaluatedKey")
@@ -242,10 +241,7 @@ class DynamoDBProfileStore:
         return ProfilePage(tuple(profiles), token)
 
     def close(self) -> None:
-        with self._lock:
-            client, self._client = self._client, None
-        if client is not None and self._owns_client:
-            client.close()
+        self.aws.close()
 
     # -- items --
     @property
@@ -287,21 +283,6 @@ class DynamoDBProfileStore:
         return Profile(profile_id, plain, _timestamp(stamp))
 
     # -- the client and its errors --
-    def _dynamodb(self) -> Any:
-        with self._lock:
-            if self._client is None:
-                connect_timeout, read_timeout, max_attempts = self._timeouts
-                self._client = make_client(
-                    "dynamodb",
-                    endpoint_url=self._endpoint_url,
-                    region=self._region,
-                    connect_timeout=connect_timeout,
-                    read_timeout=read_timeout,
-                    max_attempts=max_attempts,
-                )
-                self._owns_client = True
-            return self._client
-
     @contextmanager
     def _errors(self, action: str) -> Iterator[None]:
         """Maps botocore's errors to ours, naming the table and what we were doing."""

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -36,7 +35,7 @@ from facelens.errors import (
     ServiceUnavailableException,
     StorageError,
 )
-from facelens.storage.aws import check_client_limits, make_client
+from facelens.storage.aws import LazyClient
 from facelens.storage.keys import (
     check_bucket,
     check_content_type,
@@ -80,21 +79,19 @@ class S3ObjectStore:
         read_timeout: float = 30.0,
         max_attempts: int = 3,
     ) -> None:
-        check_client_limits(
-            connect_timeout=connect_timeout, read_timeout=read_timeout, max_attempts=max_attempts
+        self.aws = LazyClient(
+            "s3",
+            endpoint_url=endpoint_url,
+            region=region,
+            client=client,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            max_attempts=max_attempts,
+            checksums_when_required=True,
         )
-        self._endpoint_url = endpoint_url
-        self._region = region
-        self._client = client
-        self._owns_client = client is None
-        self._timeouts = (connect_timeout, read_timeout, max_attempts)
-        self._lock = threading.Lock()
 
     def close(self) -> None:
-        with self._lock:
-            client, self._client = self._client, None
-        if client is not None and self._owns_client:
-            client.close()
+        self.aws.close()
 
     def create_bucket(self, bucket: str) -> None:
         """Creates the bucket in the store's region and blocks all public access to it.
@@ -106,8 +103,8 @@ class S3ObjectStore:
         raises, since a bucket that might be public must not be used silently.
         """
         check_bucket(bucket)
-        client = self._s3()
-        region = self._region or client.meta.region_name
+        client = self.aws.get()
+        region = self.aws.region or client.meta.region_name
         kwargs: dict[str, Any] = {"Bucket": bucket}
         if region and region != "us-east-1":
             kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
@@ -143,7 +140,7 @@ class S3ObjectStore:
         data = bytes(body)
         digest = hashlib.md5(data, usedforsecurity=False)
         with self._errors(f"put {bucket}/{key}", bucket=bucket):
-            response = self._s3().put_object(
+            response = self.aws.get().put_object(
                 Bucket=bucket,
                 Key=key,
                 Body=data,
@@ -160,7 +157,7 @@ class S3ObjectStore:
         check_bucket(bucket)
         check_key(key)
         with self._errors(f"get {bucket}/{key}", bucket=bucket, key=key):
-            response = self._s3().get_object(Bucket=bucket, Key=key)
+            response = self.aws.get().get_object(Bucket=bucket, Key=key)
             stream = response["Body"]
             try:
                 body = stream.read()
@@ -172,7 +169,7 @@ class S3ObjectStore:
         check_bucket(bucket)
         check_key(key)
         with self._errors(f"head {bucket}/{key}", bucket=bucket, key=key):
-            response = self._s3().head_object(Bucket=bucket, Key=key)
+            response = self.aws.get().head_object(Bucket=bucket, Key=key)
         return _info(bucket, key, response, size=int(response.get("ContentLength", 0)))
 
     def list_objects(
@@ -195,7 +192,7 @@ class S3ObjectStore:
         if next_token is not None:
             kwargs["ContinuationToken"] = next_token
         with self._errors(f"list {bucket}", bucket=bucket):
-            response = self._s3().list_objects_v2(**kwargs)
+            response = self.aws.get().list_objects_v2(**kwargs)
         objects = tuple(
             ObjectInfo(
                 bucket,
@@ -213,27 +210,9 @@ class S3ObjectStore:
         check_bucket(bucket)
         check_key(key)
         with self._errors(f"delete {bucket}/{key}", bucket=bucket):
-            self._s3().delete_object(Bucket=bucket, Key=key)
+            self.aws.get().delete_object(Bucket=bucket, Key=key)
 
     # -- internals --
-    def _s3(self) -> Any:
-        with self._lock:
-            if self._client is None:
-                self._client = self._make_client()
-            return self._client
-
-    def _make_client(self) -> Any:
-        connect_timeout, read_timeout, max_attempts = self._timeouts
-        return make_client(
-            "s3",
-            endpoint_url=self._endpoint_url,
-            region=self._region,
-            connect_timeout=connect_timeout,
-            read_timeout=read_timeout,
-            max_attempts=max_attempts,
-            checksums_when_required=True,
-        )
-
     @contextmanager
     def _errors(
         self,
@@ -279,7 +258,7 @@ class S3ObjectStore:
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
-            self._s3().head_bucket(Bucket=bucket)
+            self.aws.get().head_bucket(Bucket=bucket)
         except ClientError as exc:
             code = str(exc.response.get("Error", {}).get("Code", ""))
             return code not in ("404", "NoSuchBucket", "NotFound")

@@ -319,7 +319,7 @@ def test_bad_urls_are_refused(url: str) -> None:
 
 def test_url_options_reach_the_client() -> None:
     backend = open_rekognition("rekognition://?region=eu-west-1&endpoint_url=http://127.0.0.1:1")
-    assert (backend._region, backend._endpoint_url) == ("eu-west-1", "http://127.0.0.1:1")
+    assert (backend.aws.region, backend.aws.endpoint_url) == ("eu-west-1", "http://127.0.0.1:1")
     assert isinstance(open_rekognition("rekognition://"), RekognitionCollections)
 
 
