@@ -12,11 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from facelens.api.keys import Role
-from facelens.api.serve import build_server
 from facelens.config import ServeSettings, Settings
-from facelens.wiring import Components
-from tests.servers.facelens_api import ApiServer
+from tests.servers.facelens_api import ApiServer, start_server
 
 ServerFactory = Callable[..., ApiServer]
 
@@ -25,23 +22,7 @@ def start_configured_server(home: Path, **settings: object) -> ApiServer:
     """A started server (keys as ``api_server`` has) on ``Settings(home=home, **settings)``;
     ``models_dir`` is None unless given, so no FACELENS_MODELS_DIR of the shell applies."""
     settings = {"models_dir": None, **settings}
-    config = Settings(home=home, serve=ServeSettings(port=0), **settings)  # type: ignore[arg-type]
-    components = Components(config, instance="api-test")
-    admin = components.keys.create_api_key("test-admin", Role.ADMIN)
-    reader = components.keys.create_api_key("test-reader", Role.READ)
-    access = components.keys.create_access_key("test-sdk", Role.ADMIN)
-    server, _ = build_server(components)
-    server.start()
-    return ApiServer(
-        url=server.url,
-        components=components,
-        admin_token=admin.token.get_secret_value(),
-        reader_token=reader.token.get_secret_value(),
-        access_key_id=access.access_key_id,
-        secret_access_key=access.secret_access_key.get_secret_value(),
-        region=config.serve.region,
-        server=server,
-    )
+    return start_server(Settings(home=home, serve=ServeSettings(port=0), **settings))  # type: ignore[arg-type]
 
 
 @pytest.fixture

@@ -42,6 +42,12 @@ def start_api_server(home: Path, *, models_dir: Path | None = None, **serve: obj
         models_dir=models_dir,
         serve=ServeSettings(port=0, **serve),  # type: ignore[arg-type]
     )
+    return start_server(settings)
+
+
+def start_server(settings: Settings) -> ApiServer:
+    """``facelens serve`` on ``settings``, started, with an admin and a read-only API key and
+    a SigV4 access key issued."""
     components = Components(settings, instance="api-test")
     admin = components.keys.create_api_key("test-admin", Role.ADMIN)
     reader = components.keys.create_api_key("test-reader", Role.READ)
