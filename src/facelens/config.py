@@ -10,7 +10,7 @@ from __future__ import annotations
 from enum import StrEnum
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from facelens.config_sections import Camera, EdgeSettings, Section, ServeSettings
@@ -372,6 +372,14 @@ class Settings(BaseSettings):
         default_factory=RetentionSettings,
         description="How long crops are kept (facelens.people.retention).",
     )
+
+    @field_validator("home", "models_dir", "testdata", mode="after")
+    @classmethod
+    def _absolute(cls, path: Path | None) -> Path | None:
+        """``~`` expanded and a relative path taken from the working directory, once, here:
+        the SQLite URLs built from ``home`` (``sqlite:///data/...``) would otherwise read a
+        relative path as absolute, and a later ``chdir`` would move the data."""
+        return None if path is None else path.expanduser().absolute()
 
     def database_url(self) -> str:
         """The collections URL, defaulting to a SQLite file under ``home``."""

@@ -103,6 +103,12 @@ class YuNetDetector:
         if self._detector is not None:
             return
         model = _read_verified_model(self.model_path)
+        # OpenCV's DNN warns on stderr that the new graph engine ignores preferable targets
+        # ("setPreferableTarget ... not supported"): harmless (we ask for the CPU default),
+        # but users read it as an error. Silence warnings for this call only; errors still
+        # surface as cv2.error below.
+        level = cv2.utils.logging.getLogLevel()
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
         try:
             self._detector = cv2.FaceDetectorYN.create(
                 "onnx",
@@ -117,6 +123,8 @@ class YuNetDetector:
             raise ConfigurationError(
                 f"OpenCV could not load the YuNet model {self.model_path}: {exc}"
             ) from exc
+        finally:
+            cv2.utils.logging.setLogLevel(level)
 
     def detect(self, image: RGBImage, *, largest_only: bool = False) -> list[DetectedFace]:
         """Faces in ``image`` (H x W x 3 uint8 RGB), in its pixels, largest box first.
