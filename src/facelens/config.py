@@ -59,8 +59,13 @@ class MqttSettings(Section):
         default="facelens",
         min_length=1,
         description=(
-            "MQTT client id prefix; must be stable across restarts so a persistent session "
-            "(and its unacknowledged events) resumes."
+            "Prefix of every MQTT client id: '<prefix>-<role>-<random tag>' for clients with "
+            "no session to keep (publishers: '<prefix>-serve-pub-<tag>', "
+            "'<prefix>-<worker id>-pub-<tag>', '<prefix>-edge-<thing>-pub-<tag>'; an edge "
+            "runner's name listener '<prefix>-edge-<thing>-names-<tag>'), and "
+            "'<prefix>-<worker id>' for a recognizer's persistent MQTT event session, which "
+            "must stay stable across restarts so its unacknowledged events resume (a new "
+            "prefix starts a new session). Ids exceed MQTT 3.1.1's guaranteed 23 bytes."
         ),
     )
     spool_max_messages: int = Field(

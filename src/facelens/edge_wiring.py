@@ -48,7 +48,7 @@ def build_edge_runner(
     url = c.settings.mqtt.url
     if url is not None and not url.startswith(IOT_DATA_SCHEME):  # HTTPS cannot subscribe
         listener = RecognitionListener(
-            c.mqtt_endpoint(suffix=f"{c.instance_name}-names"),
+            c.mqtt_names_endpoint,
             names,
             topic=c.settings.recognizer.topic,
         )

@@ -58,8 +58,11 @@ def build_analyzer(settings: Settings) -> FaceAnalyzer:
 
 @dataclass
 class Components(PeopleParts):
-    """``instance`` names this process's MQTT client and spool file; default: the worker id.
-    Two live processes must not share one (both would drain the same spool)."""
+    """``instance`` names this process's role: its MQTT clients, spool file and availability
+    topic; default: the recognizer's worker id (``facelens recognizer``). Other front ends
+    name their own (``serve``, ``edge-<thing>``, ``up-<thing>``, ``lambda``, ``cli``): two
+    live processes sharing one would drain the same spool and speak for each other's status.
+    MQTT client ids also carry a random tag per ``Components`` (see :meth:`mqtt_endpoint`)."""
 
     settings: Settings = field(default_factory=Settings)
     instance: str | None = None
@@ -168,8 +171,7 @@ class Components(PeopleParts):
         if e.source is EventSourceKind.MQTT:
             from facelens.bus.mqtt_events import MqttEventSource
 
-            endpoint = self.mqtt_endpoint(suffix=self.settings.recognizer.worker_id)
-            return MqttEventSource(endpoint, topic=e.topic, group=e.group)
+            return MqttEventSource(self.mqtt_events_endpoint, topic=e.topic, group=e.group)
         if e.sqs_queue_url is None:
             raise ConfigurationError("events.source 'sqs' needs events.sqs_queue_url")
         from facelens.bus.sqs_events import SqsEventSource
@@ -177,8 +179,20 @@ class Components(PeopleParts):
         return SqsEventSource(e.sqs_queue_url, visibility_timeout=e.visibility_timeout)
 
     # -- publication --
-    def mqtt_endpoint(self, *, suffix: str) -> MqttEndpoint:
-        from facelens.bus.mqtt_config import MqttEndpoint
+    @cached_property
+    def mqtt_tag(self) -> str:
+        """Random, fixed for this object's life: sets this process's clean-session MQTT clients
+        apart from those of any other process in the same role (a broker keeps one connection
+        per client id and drops the older one)."""
+        from facelens.bus.mqtt_config import new_process_tag
+
+        return new_process_tag()
+
+    def mqtt_endpoint(self, role: str, *, persistent: bool = False) -> MqttEndpoint:
+        """The broker, for a client with id ``<mqtt.client_id>-<role>-<mqtt_tag>``; with
+        ``persistent`` (a session that must resume after a restart) ``<mqtt.client_id>-<role>``,
+        so ``role`` itself must then be unique among live clients and stable across restarts."""
+        from facelens.bus.mqtt_config import MqttEndpoint, make_client_id
 
         m = self.settings.mqtt
         if m.url is None:
@@ -190,12 +204,31 @@ class Components(PeopleParts):
             ca_file=m.ca_file,
             cert_file=m.cert_file,
             key_file=m.key_file,
-            client_id=f"{m.client_id}-{suffix}",
+            client_id=make_client_id(m.client_id, role, tag=None if persistent else self.mqtt_tag),
         )
+
+    @property
+    def mqtt_publisher_endpoint(self) -> MqttEndpoint:
+        """This process's publisher (clean session): ``<prefix>-<instance>-pub-<tag>``."""
+        return self.mqtt_endpoint(f"{self.instance_name}-pub")
+
+    @property
+    def mqtt_events_endpoint(self) -> MqttEndpoint:
+        """The recognizer worker's shared-subscription session, persistent so that the events
+        it had not acknowledged come back to it after a restart: ``<prefix>-<worker id>``,
+        stable, hence one ``recognizer.worker_id`` per live worker."""
+        return self.mqtt_endpoint(self.settings.recognizer.worker_id, persistent=True)
+
+    @property
+    def mqtt_names_endpoint(self) -> MqttEndpoint:
+        """An edge runner's listener for names (clean session):
+        ``<prefix>-<instance>-names-<tag>``."""
+        return self.mqtt_endpoint(f"{self.instance_name}-names")
 
     @cached_property
     def mqtt_spool(self) -> Spool:
-        """Messages waiting for the broker, on disk: one file per worker id."""
+        """Messages waiting for the broker, on disk: one file per instance (role), kept across
+        restarts so what a stopped process had not sent goes out when it is back."""
         from facelens.bus.spool import Spool
 
         return Spool(
@@ -210,7 +243,7 @@ class Components(PeopleParts):
         worker = self.instance_name
         topic = f"facelens/status/{worker}"
         publisher = MqttPublisher(
-            self.mqtt_endpoint(suffix=f"{worker}-pub"),
+            self.mqtt_publisher_endpoint,
             spool=self.mqtt_spool,
             availability_topic=topic,
         )

@@ -11,11 +11,17 @@ reconnect or TLS behaviour lands everywhere at once.
 MQTT 3.1.1 is the default because every broker speaks it; a caller that
 needs an MQTT 5 feature (the event source needs Receive Maximum and a
 session expiry) asks for 5 explicitly.
+
+Client ids: a broker keeps one connection per client id and closes the
+older one when a second client connects under the same id, so two clients
+sharing an id knock each other off about once a second, forever.
+:func:`make_client_id` forms every id facelens uses (see its docstring).
 """
 
 from __future__ import annotations
 
 import logging
+import secrets
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,6 +42,31 @@ RECONNECT_MIN_DELAY_S = 1
 """First wait after a lost connection; doubles on each failed attempt."""
 RECONNECT_MAX_DELAY_S = 30
 """Longest wait between attempts, so a broker back from maintenance is found within 30 s."""
+
+
+def new_process_tag() -> str:
+    """8 random hex digits (32 bits) that set this process's clients apart from every other
+    process's: random rather than the pid, since containers on one broker all run as pid 1."""
+    return secrets.token_hex(4)
+
+
+def make_client_id(prefix: str, role: str, *, tag: str | None = None) -> str:
+    """The MQTT client id ``<prefix>-<role>`` or, with ``tag``, ``<prefix>-<role>-<tag>``.
+
+    ``prefix`` is ``mqtt.client_id`` (default ``facelens``); ``role`` says what
+    the client is for (``serve-pub``, ``recognizer-1``...). A client whose
+    broker session must outlive the process (the recognizer's persistent
+    event session) passes no ``tag``: it must come back under the same id to
+    resume, and its role (the worker id) is what keeps it unique. A client with no
+    session state worth keeping (clean session: publishers, listeners) passes
+    this process's tag, so two processes in the same role never share an id.
+
+    Ids are longer than the 23 bytes MQTT 3.1.1 obliges a broker to accept;
+    Mosquitto, EMQX, HiveMQ and AWS IoT Core (128) accept them.
+    """
+    if not prefix or not role:
+        raise ConfigurationError("An MQTT client id needs a prefix and a role")
+    return f"{prefix}-{role}-{tag}" if tag else f"{prefix}-{role}"
 
 
 @dataclass(frozen=True)

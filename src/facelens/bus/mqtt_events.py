@@ -269,9 +269,10 @@ class MqttEventSource:
             self._subscribed = False
             self._cond.notify_all()
         _log.info(
-            "Connected to MQTT broker %s:%s (session %s)",
+            "Connected to MQTT broker %s:%s as %s (session %s)",
             self._endpoint.host,
             self._endpoint.port,
+            self._endpoint.client_id,
             "resumed" if flags.session_present else "new",
         )
         client.subscribe(self._filter, qos=1)
@@ -306,8 +307,13 @@ class MqttEventSource:
             closed = self._closed
             self._cond.notify_all()
         if was_connected and not closed:
+            # The client id in the message: a broker drops a client when another connects
+            # with the same id, and its log names the id ("Client X already connected").
             _log.warning(
-                "Lost the MQTT broker %s (%s); will reconnect", self._endpoint.host, reason
+                "Lost the MQTT broker %s as %s (%s); will reconnect",
+                self._endpoint.host,
+                self._endpoint.client_id,
+                reason,
             )
 
     def _on_message(self, client: Client, userdata: Any, message: MQTTMessage) -> None:

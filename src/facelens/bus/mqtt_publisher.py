@@ -218,7 +218,12 @@ class MqttPublisher:
         if reason.is_failure:
             _log.warning("MQTT broker %s refused us: %s", self._endpoint.host, reason)
             return
-        _log.info("Connected to MQTT broker %s:%s", self._endpoint.host, self._endpoint.port)
+        _log.info(
+            "Connected to MQTT broker %s:%s as %s",
+            self._endpoint.host,
+            self._endpoint.port,
+            self._endpoint.client_id,
+        )
         if self._availability_topic is not None:
             client.publish(self._availability_topic, ONLINE, qos=1, retain=True)
         with self._cond:
@@ -239,8 +244,13 @@ class MqttPublisher:
             stopping = self._stopping
             self._cond.notify_all()
         if was_connected and not stopping:
+            # The client id in the message: a broker drops a client when another connects
+            # with the same id, and its log names the id ("Client X already connected").
             _log.warning(
-                "Lost the MQTT broker %s (%s); will reconnect", self._endpoint.host, reason
+                "Lost the MQTT broker %s as %s (%s); will reconnect",
+                self._endpoint.host,
+                self._endpoint.client_id,
+                reason,
             )
 
     def _on_publish(
