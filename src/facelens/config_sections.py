@@ -8,13 +8,37 @@ camera loop, with its unit and trade-off) and ``ServeSettings``
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+import ipaddress
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 
 class Section(BaseModel):
     """A settings section: unknown fields are errors (a typo must not pass silently)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def host_names(names: list[str]) -> list[str]:
+    """Host names as a Host header carries them, compared lower case without a trailing dot
+    or IPv6 brackets; a port, path or wildcard is refused (a Host check matches names only)."""
+    cleaned = []
+    for name in names:
+        bare = name.strip().lower().rstrip(".")
+        if bare.startswith("[") and bare.endswith("]"):
+            bare = bare[1:-1]
+        if not bare or any(c in bare for c in "/@*?#[] \t") or (":" in bare and not _is_ip(bare)):
+            raise ValueError(f"{name!r} is not a host name (no port, path or wildcard)")
+        cleaned.append(bare)
+    return cleaned
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 class EdgeSettings(Section):
@@ -138,12 +162,26 @@ class EdgeSettings(Section):
     view_password: SecretStr | None = Field(
         default=None, description="Live view's HTTP Basic password."
     )
+    view_allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Host names the live view answers to besides loopback ones and view_host (any IP "
+            "address too when view_host is 0.0.0.0 or ::), e.g. the camera box's DNS name; "
+            "a request naming another Host is refused (DNS rebinding). JSON list in the "
+            "environment: FACELENS_EDGE__VIEW_ALLOWED_HOSTS='[\"cam1.lan\"]'."
+        ),
+    )
     view_fps: float = Field(
         default=10.0, gt=0, le=60, description="Most frames per second sent to each viewer."
     )
     stats_seconds: float = Field(
         default=5.0, gt=0, description="How often fps, queue depth, uploads and drops are logged."
     )
+
+    @field_validator("view_allowed_hosts")
+    @classmethod
+    def _names(cls, names: list[str]) -> list[str]:
+        return host_names(names)
 
 
 class Camera(Section):
@@ -191,3 +229,43 @@ class ServeSettings(Section):
     cameras: list[Camera] = Field(
         default_factory=list, description="Edge runners' live views shown on the dashboard."
     )
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Host names the server answers to besides loopback ones (localhost, 127.x, ::1) "
+            "and host (any IP address too when host is 0.0.0.0 or ::), on any port: e.g. a "
+            "reverse proxy's public name or this machine's LAN name. A request whose Host "
+            "header names another is refused (403), so a web page cannot reach the server "
+            "through DNS rebinding. Browser origins with these names count as the server's "
+            "own. JSON list in the environment: FACELENS_SERVE__ALLOWED_HOSTS="
+            "'[\"faces.example.org\"]'."
+        ),
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Reverse proxies (IP addresses or networks, e.g. '127.0.0.1' or '10.0.0.0/8') "
+            "whose X-Forwarded-For and X-Forwarded-Proto are believed: requests from them "
+            "count (for the failed-authentication limit, the audit log) as coming from the "
+            "address they forward for. None by default: the headers are ignored, since any "
+            "client can send them. JSON list in the environment: "
+            "FACELENS_SERVE__TRUSTED_PROXIES='[\"127.0.0.1\"]'."
+        ),
+    )
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _names(cls, names: list[str]) -> list[str]:
+        return host_names(names)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, proxies: list[str]) -> list[str]:
+        for proxy in proxies:
+            try:
+                ipaddress.ip_network(proxy.strip(), strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{proxy!r} is not an IP address or network (e.g. 10.0.0.0/8)"
+                ) from None
+        return [proxy.strip() for proxy in proxies]

@@ -4,19 +4,33 @@ Used by the edge runner's live view and by ``facelens serve`` (and, in one
 process, ``facelens up``): the caller keeps its main thread (and its signal
 handlers), and the server's port is known when ``start()`` returns, even
 when asked for port 0.
+
+Every server answers only to the host names it knows (:class:`HostCheck`):
+a page on ``attacker.example`` whose name an attacker re-points at 127.0.0.1
+(DNS rebinding) is same-origin with itself for the browser, so without this
+check it could read and change everything a loopback server without keys
+serves. The browser still sends ``Host: attacker.example``, which is refused.
+``X-Forwarded-For`` and ``X-Forwarded-Proto`` are believed only from the
+proxies a server is told to trust (none by default), since any client can
+send them.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import json
 import logging
 import threading
 import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import uvicorn
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from facelens.errors import ConfigurationError
+from facelens.errors import AccessDeniedException, ConfigurationError
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +45,109 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::"})
+"""Bind addresses meaning "every address of this machine"."""
+
+
+def host_name(host: str) -> str | None:
+    """The name in a ``Host`` header value (``name[:port]``, ``[v6]:port``): lower case,
+    without port, brackets or a trailing dot; None when it is not a valid one."""
+    text = host.strip()
+    if not text or any(c in text for c in "/?#@\\ \t"):
+        return None
+    try:
+        parts = urlsplit("//" + text)
+        _ = parts.port  # raises ValueError for a port that is not 0-65535
+    except ValueError:
+        return None
+    name = (parts.hostname or "").rstrip(".")
+    return name or None
+
+
+def host_port(host: str) -> int | None:
+    """The port of a valid ``Host`` value, None when it names none."""
+    try:
+        return urlsplit("//" + host.strip()).port
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True)
+class AllowedHosts:
+    """The names a server answers to: ``names`` (lower case, no port) and loopback
+    addresses; ``any_address``: every IP literal too (a server bound to every
+    address; an address, unlike a name, cannot be re-pointed by a third party)."""
+
+    names: frozenset[str]
+    any_address: bool = False
+
+    def allows(self, host: str) -> bool:
+        """Whether a ``Host`` header value names this server (on any port)."""
+        name = host_name(host)
+        if name is None:
+            return False
+        if name in self.names:
+            return True
+        try:
+            address = ipaddress.ip_address(name)
+        except ValueError:
+            return False
+        return self.any_address or address.is_loopback
+
+
+def hosts_for(bind_host: str, extra: Iterable[str] = ()) -> AllowedHosts:
+    """What a server bound to ``bind_host`` answers to: ``localhost``, loopback addresses,
+    ``bind_host`` itself (every IP address when it is a wildcard) and ``extra`` names."""
+    bind = bind_host.strip().lower()
+    names = {"localhost", *(n.strip().lower().rstrip(".").strip("[]") for n in extra)}
+    wildcard = bind in WILDCARD_HOSTS
+    if not wildcard:
+        names.add(bind.strip("[]").rstrip("."))
+    return AllowedHosts(frozenset(names), any_address=wildcard)
+
+
+class HostCheck:
+    """ASGI middleware: a request whose ``Host`` is not one of ``allowed`` gets 403
+    ``AccessDeniedException`` before the app sees it. ``setting`` names, in the message,
+    the setting that adds names."""
+
+    def __init__(self, app: ASGIApp, allowed: AllowedHosts, *, setting: str) -> None:
+        self.app = app
+        self.allowed = allowed
+        self._setting = setting
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        host = next((v for k, v in scope.get("headers", []) if k == b"host"), b"")
+        text = host.decode("latin-1")
+        if self.allowed.allows(text):
+            await self.app(scope, receive, send)
+            return
+        if scope["type"] == "websocket":  # refused before the handshake: a close, not a 403
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        shown = text[:100] if text else "(none)"
+        error = AccessDeniedException(
+            f"This server does not answer to Host {shown!r}: add the name to {self._setting} "
+            "if it is really this server's"
+        )
+        body = json.dumps({"__type": error.code, "message": error.message}).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": error.http_status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"x-amzn-errortype", error.code.encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
 class ThreadedServer:
     """uvicorn serving ``app`` from a daemon thread. ``what`` names it in messages.
 
@@ -38,12 +155,29 @@ class ThreadedServer:
     give 127.0.0.1 and ::1 two different free ports). If ``app.state.stopping``
     is a ``threading.Event`` it is set at stop, so never-ending responses
     (streams) can end.
+
+    Requests must name the server in ``Host`` (:func:`hosts_for` ``host``
+    and ``allowed_hosts``; ``hosts_setting`` is the setting a refusal points to).
+    ``trusted_proxies`` (IP addresses or networks): the only peers whose
+    ``X-Forwarded-For``/``-Proto`` uvicorn applies; none, the headers are ignored.
     """
 
-    def __init__(self, app: Any, *, host: str, port: int, what: str = "server") -> None:
+    def __init__(
+        self,
+        app: Any,
+        *,
+        host: str,
+        port: int,
+        what: str = "server",
+        allowed_hosts: Iterable[str] = (),
+        hosts_setting: str = "the allowed host names",
+        trusted_proxies: Sequence[str] = (),
+    ) -> None:
         if not 0 <= port <= 65535:
             raise ConfigurationError(f"{what} port must be 0-65535, got {port}")
         self._app = app
+        self._asgi = HostCheck(app, hosts_for(host, allowed_hosts), setting=hosts_setting)
+        self._trusted_proxies = [p.strip() for p in trusted_proxies]
         self._what = what
         self._host = host
         self._bind_host = "127.0.0.1" if host.strip().lower() == "localhost" else host
@@ -75,9 +209,14 @@ class ThreadedServer:
         if self._server is not None:
             raise ConfigurationError(f"a {self._what} can be started only once")
         config = uvicorn.Config(
-            self._app,
+            self._asgi,
             host=self._bind_host,
             port=self._port,
+            # uvicorn's default believes X-Forwarded-For from 127.0.0.1, i.e. from any local
+            # client: it could then dodge the failed-authentication limit, or lock out any
+            # address it names. Only configured proxies are believed.
+            proxy_headers=bool(self._trusted_proxies),
+            forwarded_allow_ips=self._trusted_proxies or None,
             log_level="warning",
             lifespan="off",
             log_config=None,  # leave the process' logging alone: records propagate to root

@@ -10,6 +10,13 @@ shape the answer. Every ``FacelensError`` becomes AWS's JSON error shape
 here, so boto3 raises its own exception classes and REST clients see the
 same codes as the CLI. Request bodies are capped (``serve.max_upload_bytes``)
 while they stream in, before anything is parsed.
+
+Two checks run on every request before any route (:class:`SameOriginWrites`
+here; the ``Host`` check in :class:`facelens.http_server.HostCheck`): a
+request must name this server in ``Host``, and a state-changing one that
+rides on the browser (a cookie, or a keyless loopback server's open door)
+must come from this server's own pages. ``/docs`` and ``/openapi.json``
+need the read role, like the API they describe.
 """
 
 from __future__ import annotations
@@ -20,16 +27,19 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from facelens.api.keys import KeyStore
-from facelens.api.security import Authenticator, FailureLimiter, Sessions
+from facelens.api.keys import KeyStore, Role
+from facelens.api.security import Authenticator, FailureLimiter, Sessions, cross_site, require
 from facelens.config import ServeSettings
 from facelens.errors import (
+    AccessDeniedException,
     ConflictException,
     FacelensError,
     RequestEntityTooLargeException,
@@ -118,8 +128,9 @@ def create_app(
         title="facelens",
         summary="Open person identification: collections, profiles, identifications.",
         version="0.1.0",
-        docs_url="/docs",
+        docs_url=None,  # served below, behind the read role
         redoc_url=None,
+        openapi_url=None,
     )
     app.state.ctx = ServerContext(components, keys, settings)
     # Set by ThreadedServer.stop(): never-ending responses (the live feed) watch it and end.
@@ -167,8 +178,40 @@ def create_app(
     async def root() -> RedirectResponse:
         return RedirectResponse("/ui/", status_code=303)
 
+    reader = [Depends(require(Role.READ))]
+
+    @app.get("/openapi.json", include_in_schema=False, dependencies=reader)
+    async def openapi() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.get("/docs", include_in_schema=False, dependencies=reader)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="facelens API")
+
     app.add_middleware(BodyLimit, limit=settings.max_upload_bytes)
+    # Added last, so it runs first: a foreign page's request is refused before its body is read.
+    app.add_middleware(SameOriginWrites, public_names=frozenset(settings.allowed_hosts))
     return app
+
+
+class SameOriginWrites:
+    """ASGI middleware: 403 ``AccessDeniedException`` for a state-changing request that a
+    page of another site made the browser send (:func:`facelens.api.security.cross_site`),
+    on every route, before the app sees it. ``public_names``: ``serve.allowed_hosts``."""
+
+    def __init__(self, app: ASGIApp, public_names: frozenset[str]) -> None:
+        self.app = app
+        self.public_names = public_names
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            reason = cross_site(
+                scope["method"], Headers(scope=scope), public_names=self.public_names
+            )
+            if reason is not None:
+                await error_response(AccessDeniedException(reason))(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 class BodyLimit:

@@ -8,7 +8,9 @@ resources a page loads (crops, the event stream) answer 401 as the API does.
 Cross-site request forgery: every state-changing POST must carry an
 ``Origin`` (or, failing that, ``Referer``) naming this server's host, and
 the session cookie is ``SameSite=Strict``; either alone stops a foreign
-page from posting with a logged-in browser's cookie.
+page from posting with a logged-in browser's cookie. (The app-wide
+:class:`facelens.api.app.SameOriginWrites` refuses foreign origins on every
+route already; a dashboard form must also name its origin at all.)
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from starlette.datastructures import FormData
 
 from facelens.api.app import ServerContext
 from facelens.api.keys import Principal, Role
-from facelens.api.security import Authenticator
+from facelens.api.security import Authenticator, same_origin
 from facelens.errors import (
     AccessDeniedException,
     InvalidParameterException,
@@ -101,13 +103,14 @@ def editor(request: Request) -> Principal:
 
 
 def check_same_origin(request: Request) -> None:
-    """Raises AccessDeniedException unless Origin (else Referer) names this server's host."""
-    host = request.headers.get("host", "").lower()
+    """Raises AccessDeniedException unless Origin (else Referer) names this server (its
+    Host, or a name in ``serve.allowed_hosts``)."""
+    host = request.headers.get("host", "")
     claimed = request.headers.get("origin") or request.headers.get("referer")
     if not host or not claimed:
         raise AccessDeniedException("A dashboard form must be sent from the dashboard")
-    parts = urlsplit(claimed)
-    if parts.scheme not in ("http", "https") or parts.netloc.lower() != host:
+    names = frozenset(server(request).settings.allowed_hosts)
+    if not same_origin(claimed, host, public_names=names):
         raise AccessDeniedException("Cross-origin form posts are refused")
 
 

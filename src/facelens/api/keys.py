@@ -143,6 +143,15 @@ class KeyStore:
             return None
         return Principal(name=row[0], role=Role(row[1]), key_id=key_id)
 
+    def api_key(self, key_id: str) -> Principal | None:
+        """The principal an API key stands for now (None once deleted): what a dashboard
+        session re-checks, so deleting a key ends its sessions in every server process."""
+        with self._db.transaction() as conn:
+            row = conn.execute(
+                "SELECT name, role FROM api_keys WHERE key_id = ?", (key_id,)
+            ).fetchone()
+        return None if row is None else Principal(name=row[0], role=Role(row[1]), key_id=key_id)
+
     def access_key(self, access_key_id: str) -> tuple[Principal, SecretStr] | None:
         """The principal and secret of an access key, for SigV4; None if unknown."""
         with self._db.transaction() as conn:

@@ -19,7 +19,9 @@ def build_server(
 ) -> tuple[ThreadedServer, FastAPI]:
     """The server (not started) and its app. host/port default to ``settings.serve``.
 
-    Without keys every caller is trusted, so only loopback is allowed then.
+    Without keys every caller is trusted, so only loopback is allowed then. The
+    server answers to loopback names, ``host`` and ``serve.allowed_hosts`` only,
+    and believes ``X-Forwarded-For`` from ``serve.trusted_proxies`` only.
     """
     settings = components.settings.serve
     host = settings.host if host is None else host
@@ -33,4 +35,13 @@ def build_server(
             host,
         )
     app = create_app(components, keys=components.keys, settings=settings, open_access=not has_keys)
-    return ThreadedServer(app, host=host, port=port, what="facelens server"), app
+    server = ThreadedServer(
+        app,
+        host=host,
+        port=port,
+        what="facelens server",
+        allowed_hosts=settings.allowed_hosts,
+        hosts_setting="serve.allowed_hosts (FACELENS_SERVE__ALLOWED_HOSTS)",
+        trusted_proxies=settings.trusted_proxies,
+    )
+    return server, app

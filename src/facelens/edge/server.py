@@ -9,7 +9,9 @@ streaming viewer occupies one only while it waits for or encodes a frame).
 
 Faces on video are biometric data: the server refuses to listen on anything
 but loopback without HTTP Basic credentials (use TLS in front of it, e.g. a
-reverse proxy, when it is reachable from a network).
+reverse proxy, when it is reachable from a network). It answers only to
+loopback names, its own address and ``edge.view_allowed_hosts`` in ``Host``,
+so a web page cannot watch a loopback camera through DNS rebinding.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import html
 import logging
 import secrets
 import threading
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
 from contextlib import closing, suppress
 from dataclasses import dataclass
 
@@ -235,7 +237,11 @@ def build_app(
 
 
 class ViewServer(ThreadedServer):
-    """The live view's server: loopback only unless HTTP Basic credentials are set."""
+    """The live view's server: loopback only unless HTTP Basic credentials are set.
+
+    allowed_hosts: names it answers to besides loopback ones and ``host``
+    (``edge.view_allowed_hosts``); any other ``Host`` is refused with 403.
+    """
 
     def __init__(
         self,
@@ -244,6 +250,7 @@ class ViewServer(ThreadedServer):
         host: str,
         port: int,
         credentials: ViewCredentials | None,
+        allowed_hosts: Sequence[str] = (),
     ) -> None:
         if credentials is None and not is_loopback(host):
             raise ConfigurationError(
@@ -251,4 +258,11 @@ class ViewServer(ThreadedServer):
                 "view_username and view_password; without them use a loopback address "
                 "(127.0.0.1, ::1, localhost)"
             )
-        super().__init__(app, host=host, port=port, what="live view")
+        super().__init__(
+            app,
+            host=host,
+            port=port,
+            what="live view",
+            allowed_hosts=allowed_hosts,
+            hosts_setting="edge.view_allowed_hosts (FACELENS_EDGE__VIEW_ALLOWED_HOSTS)",
+        )
