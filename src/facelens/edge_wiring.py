@@ -77,7 +77,13 @@ def build_edge_runner(
             max_fps=e.view_fps,
             thing=thing,
         )
-        server = ViewServer(app, host=e.view_host, port=e.view_port, credentials=credentials)
+        server = ViewServer(
+            app,
+            host=e.view_host,
+            port=e.view_port,
+            credentials=credentials,
+            allowed_hosts=e.view_allowed_hosts,
+        )
     runner = EdgeRunner(
         thing=thing,
         settings=e,
