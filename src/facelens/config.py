@@ -325,7 +325,29 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(
         default=50_000_000,
         gt=0,
-        description="Largest accepted image, width x height in pixels (decompression-bomb guard).",
+        description=(
+            "Largest accepted image, width x height in pixels (decompression-bomb guard, checked "
+            "from the header). Decoding costs about 7 bytes a pixel at its peak (0.35 GB at "
+            "50 MP); 50 MP admits 48-50 MP camera photos."
+        ),
+    )
+    image_pixel_budget: int = Field(
+        default=100_000_000,
+        gt=0,
+        description=(
+            "Pixels (width x height, summed) this process decodes and analyses at once; further "
+            "images wait. Bounds images' memory to about 7 bytes a pixel of it (0.7 GB at "
+            "100 MP, two 50 MP images) however many requests arrive. An image larger than the "
+            "budget is analysed alone."
+        ),
+    )
+    image_budget_wait_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description=(
+            "Longest wait, in seconds, for room in image_pixel_budget; past it the request "
+            "fails with ThrottlingException (AWS SDKs retry it on their own)."
+        ),
     )
     detect_max_side: int = Field(
         default=1600,

@@ -52,7 +52,12 @@ IOT_DATA_SCHEME = "iotdata:"
 
 def build_analyzer(settings: Settings) -> FaceAnalyzer:
     """The analyzer for ``settings`` (module-level so worker processes can build their own)."""
-    limits = ImageLimits(max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels)
+    limits = ImageLimits(
+        max_bytes=settings.max_image_bytes,
+        max_pixels=settings.max_image_pixels,
+        pixel_budget=settings.image_pixel_budget,
+        budget_wait_seconds=settings.image_budget_wait_seconds,
+    )
     return FaceAnalyzer(build_engine(settings), limits=limits)
 
 

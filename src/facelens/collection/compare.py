@@ -50,7 +50,8 @@ class CompareFacesResult:
 
 def detect_faces(analyzer: FaceAnalyzer, image: ImageInput) -> list[FaceDetail]:
     """Every face found, largest first, at most 100 (no embedding is computed)."""
-    return analyzer.detect(analyzer.decode(image))[:MAX_FACES]
+    with analyzer.decoded(image) as decoded:
+        return analyzer.detect(decoded)[:MAX_FACES]
 
 
 def compare_faces(
@@ -69,14 +70,13 @@ def compare_faces(
     """
     validation.in_range(similarity_threshold, "SimilarityThreshold", 0, 100)
     probe = analyzer.probe(source, quality_filter)
-    decoded = analyzer.decode(target)
-    faces = [
-        f for f in analyzer.detect(decoded)[:MAX_FACES] if not quality_reasons(f, quality_filter)
-    ]
+    with analyzer.decoded(target) as decoded:
+        found = analyzer.detect(decoded)[:MAX_FACES]
+        faces = [f for f in found if not quality_reasons(f, quality_filter)]
+        embeddings = analyzer.embed(decoded, faces) if faces else None
     matches: list[ComparedFace] = []
     unmatched: list[ComparedFace] = []
-    if faces:
-        embeddings = analyzer.embed(decoded, faces)
+    if embeddings is not None:
         distances = np.linalg.norm(embeddings - probe.embedding, axis=1)
         for detail, distance in zip(faces, distances, strict=True):
             compared = ComparedFace(detail, similarity(float(distance)))
