@@ -38,6 +38,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from facelens import json_limits
 from facelens.api import sigv4
 from facelens.api.app import ServerContext, error_response
 from facelens.api.keys import LOCAL, Principal, Role
@@ -50,6 +51,13 @@ from facelens.errors import (
 )
 
 Json = dict[str, Any]
+MAX_BODY_DEPTH = 100
+"""Most arrays and objects a request body may nest. The deepest legitimate body is a
+PutItem at DynamoDB's 32-level limit: 31 maps in an attribute take two JSON levels each
+(``{"M": {``), the leaf one, the request and its Item two more: 65. Everything that
+walks a body recurses per level (validators, converters, ``json.dumps``), so 100 keeps
+them far from Python's recursion limit of 1000, which ``"[" * 100000`` hit in
+``json.loads`` itself: a 500 instead of a 400. Refused before parsing, in linear time."""
 Runner = Callable[[ServerContext, Principal, str, Json], Json]
 """(server context, the caller, operation name, request JSON) -> response JSON; runs on a
 worker thread. The caller is for the audit log: the role was checked before."""
@@ -211,12 +219,19 @@ def raw_path(request: Request) -> str:
 
 
 def parse_object(body: bytes) -> Json:
-    """The request's JSON object; an empty body is ``{}`` (botocore sends ``{}`` anyway)."""
+    """The request's JSON object; an empty body is ``{}`` (botocore sends ``{}`` anyway).
+
+    A body nested over :data:`MAX_BODY_DEPTH` levels is refused before it is parsed.
+    """
     if not body.strip():
         return {}
     try:
-        document = json.loads(body)
-    except (UnicodeDecodeError, ValueError):
+        document = json_limits.loads(body, max_depth=MAX_BODY_DEPTH)
+    except json_limits.TooDeepError:
+        raise SerializationException(
+            f"The request body nests more than {MAX_BODY_DEPTH} arrays and objects deep"
+        ) from None
+    except ValueError:  # UnicodeDecodeError is a ValueError
         raise SerializationException("The request body is not valid JSON") from None
     if not isinstance(document, dict):
         raise SerializationException("The request body must be a JSON object")
