@@ -58,6 +58,7 @@ from facelens.errors import (
     InvalidParameterException,
     ResourceNotFoundException,
     UnrecognizedClientException,
+    ValidationException,
 )
 from facelens.recognizer.ledger import Status
 
@@ -76,6 +77,9 @@ FEED_LOOKBACK_SECONDS = 10.0
 """Each poll re-reads this far behind the newest sighting sent, so a record written late
 (a worker that recognized first but recorded second) is still sent; ids already sent
 are skipped."""
+_EARLIEST_START = datetime(1, 1, 2, tzinfo=UTC)
+"""The earliest ``after`` the feed takes: a day past year 1's start, so the look-back
+(seconds) can always be subtracted. No sighting is that old; "everything" is this."""
 FEED_BATCH = 50
 KEEPALIVE_SECONDS = 15.0
 """A comment line after this much silence, so proxies keep the stream and a gone client
@@ -173,7 +177,11 @@ def live(request: Request, _who: Viewer) -> Response:
 @router.get("/ui/feed", dependencies=[Depends(require(Role.READ))])
 async def feed(request: Request, after: str | None = None) -> StreamingResponse:
     """``text/event-stream`` of sightings newer than ``after`` (or the Last-Event-ID)."""
-    start = _time(request.headers.get("last-event-id")) or _time(after) or datetime.now(UTC)
+    start = (
+        _start(request.headers.get("last-event-id"), "Last-Event-ID")
+        or _start(after, "after")
+        or datetime.now(UTC)
+    )
     return StreamingResponse(
         _events(request, start),
         media_type="text/event-stream",
@@ -215,13 +223,29 @@ async def _events(request: Request, start: datetime) -> AsyncIterator[str]:
         await asyncio.sleep(FEED_POLL_SECONDS)
 
 
-def _time(text: str | None) -> datetime | None:
-    try:
-        value = datetime.fromisoformat(text) if text else None
-    except ValueError:
+def _start(text: str | None, name: str) -> datetime | None:
+    """Where the feed starts, in UTC (a naive time is UTC); None when not given.
+
+    ValidationException (400) for text that is not ISO 8601, and for a time the stream
+    cannot look back from (it polls from the newest time minus the look-back: from year 1
+    that ended the stream with OverflowError) or that is past year 9999 in UTC.
+    """
+    if not text:
         return None
-    if value is not None and value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
+    try:
+        value: datetime | None = datetime.fromisoformat(text)
+    except ValueError:
+        value = None
+    try:
+        if value is not None:
+            value = (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC)
+    except OverflowError:
+        value = None
+    if value is None or value < _EARLIEST_START:
+        raise ValidationException(
+            f"{name} must be an ISO 8601 time from {_EARLIEST_START.isoformat()} to year 9999 "
+            f"(UTC), got {text[:40]!r}"
+        )
     return value
 
 

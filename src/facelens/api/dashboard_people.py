@@ -198,7 +198,8 @@ def _edited(
     ctx.components.store.get_user(ctx.collection_id, user_id)  # only enrolled people
     profile = ctx.components.profiles.get(user_id)
     before = profile.attributes if profile is not None else {}
-    removed = int(remove) if remove.isdigit() else -1
+    # isdecimal+isascii: isdigit() passes "²", which int() refuses (a 500).
+    removed = int(remove) if remove.isascii() and remove.isdecimal() else -1
     key = key_attribute(user_id)
     attributes: dict[str, Any] = {}
     for index, (name, value) in enumerate(zip(names, values, strict=False)):

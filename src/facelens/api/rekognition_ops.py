@@ -90,7 +90,10 @@ class Params:
 
     def number(self, name: str, default: float) -> float:
         value = self._get(name, (int, float), "a number")
-        return default if value is None else float(value)
+        try:
+            return default if value is None else float(value)
+        except OverflowError:  # an integer past 1e308: no float holds it
+            raise InvalidParameterException(f"{name} is out of range") from None
 
     def strings(self, name: str) -> list[str]:
         self.required(name)

@@ -18,6 +18,7 @@ from fastapi import APIRouter, Body, Depends, File, Form, Query, Request, Respon
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.concurrency import run_in_threadpool
 
+from facelens import json_limits
 from facelens.api import shapes
 from facelens.api.app import ServerContext
 from facelens.api.auditing import audit, audit_forget
@@ -372,10 +373,12 @@ def _encode_token(cursor: tuple[str, str]) -> str:
 
 
 def _decode_token(token: str | None) -> tuple[str, str] | None:
+    """The ledger cursor a ``NextToken`` of ours holds: ``[recognized_at, recognition_id]``
+    (one level of JSON; the time is checked by the ledger)."""
     if token is None:
         return None
     try:
-        at, rid = json.loads(base64.urlsafe_b64decode(token.encode()))
-    except (ValueError, TypeError, binascii.Error) as exc:
+        at, rid = json_limits.loads(base64.urlsafe_b64decode(token.encode()), max_depth=1)
+    except (ValueError, TypeError, binascii.Error) as exc:  # TooDeepError is a ValueError
         raise InvalidParameterException("Invalid next_token") from exc
     return str(at), str(rid)

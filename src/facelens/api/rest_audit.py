@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -18,7 +19,7 @@ from facelens.api.app import ServerContext
 from facelens.api.keys import Principal, Role
 from facelens.api.security import require
 from facelens.errors import InvalidParameterException
-from facelens.people.audit import AuditAction
+from facelens.people.audit import MAX_ENTRY_ID, AuditAction
 
 router = APIRouter(tags=["audit"])
 
@@ -52,10 +53,20 @@ def audit_log(
     return out
 
 
+_ENTRY_ID = re.compile(r"[1-9][0-9]{0,18}")
+"""What a token holds: an entry id, in ASCII digits (``int()`` would also take ``" 7"``,
+``"1_0"`` and other scripts' digits), short enough for SQLite's 64-bit INTEGER."""
+
+
 def _decode(token: str | None) -> int | None:
+    """The entry id a ``NextToken`` of ours holds; InvalidParameterException for anything else
+    (an id past SQLite's INTEGER range used to reach the query: OverflowError, a 500)."""
     if token is None:
         return None
     try:
-        return int(base64.urlsafe_b64decode(token.encode()).decode())
-    except (ValueError, UnicodeDecodeError, binascii.Error) as exc:
+        text = base64.urlsafe_b64decode(token.encode()).decode("ascii")
+    except (ValueError, binascii.Error) as exc:  # UnicodeError is a ValueError
         raise InvalidParameterException("Invalid next_token") from exc
+    if not _ENTRY_ID.fullmatch(text) or int(text) > MAX_ENTRY_ID:
+        raise InvalidParameterException("Invalid next_token")
+    return int(text)

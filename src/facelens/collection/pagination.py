@@ -5,7 +5,8 @@ rows added or removed between two calls never shift a page, so a listing
 that resumes from a token neither repeats nor skips the rows that were there
 throughout, and every page costs one index seek however deep it lies.
 
-A token is urlsafe base64 of ``{"c": scope, "k": key, "after": last key}``.
+A token is urlsafe base64 of ``{"c": scope, "k": key, "after": last key}``
+(one level of JSON: a token nested deeper is refused unparsed).
 Callers treat it as opaque; the scope (a collection id, or ``""`` for the
 list of collections) and the key column are checked on the way back in, so a
 token from another listing or another collection is refused rather than
@@ -20,6 +21,7 @@ import json
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from facelens import json_limits
 from facelens.errors import InvalidParameterException
 
 
@@ -49,8 +51,8 @@ def decode_token(token: str, *, scope: str, key: str) -> str:
     edited by hand, or one from another listing or scope.
     """
     try:
-        state = json.loads(base64.urlsafe_b64decode(token.encode("ascii")))
-    except (binascii.Error, ValueError):  # UnicodeError is a ValueError
+        state = json_limits.loads(base64.urlsafe_b64decode(token.encode("ascii")), max_depth=1)
+    except (binascii.Error, ValueError):  # UnicodeError and json_limits.TooDeepError too
         state = None
     if not isinstance(state, dict) or not isinstance(state.get("after"), str):
         raise _invalid()

@@ -59,6 +59,9 @@ CREATE INDEX IF NOT EXISTS audit_action ON audit (action, id);
 
 MAX_PAGE = 1000
 """The most entries one call of :meth:`AuditLog.entries` returns."""
+MAX_ENTRY_ID = 2**63 - 1
+"""The largest entry id: SQLite's INTEGER is 64-bit signed (a larger ``before`` is refused
+rather than reaching the query, where it raises OverflowError)."""
 FORGOTTEN_PREFIX = "forgotten:"
 RECOGNIZER = "recognizer"
 """The actor of what the recognizer or a background job (retention) does on its own."""
@@ -198,6 +201,8 @@ class AuditLog:
         """
         if not 1 <= limit <= MAX_PAGE:
             raise InvalidParameterException(f"limit must be 1-{MAX_PAGE}")
+        if before is not None and not 1 <= before <= MAX_ENTRY_ID:
+            raise InvalidParameterException(f"before must be an entry id, 1-{MAX_ENTRY_ID}")
         clauses: list[str] = []
         params: list[Any] = []
         if actor is not None:

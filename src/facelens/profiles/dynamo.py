@@ -2,7 +2,8 @@
 
 boto3's own serializer does the typing; we only map its ``Decimal`` numbers
 to ``int``/``float`` (profiles are JSON) and its sets to sorted lists.
-Binary values (``B``/``BS``) are refused: a profile has no place for them.
+Binary values (``B``/``BS``) are refused: a profile has no place for them,
+and so is an item nested far deeper than DynamoDB allows (before converting it).
 """
 
 from __future__ import annotations
@@ -11,7 +12,14 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
+from facelens import json_limits
 from facelens.errors import InvalidParameterException
+from facelens.profiles.types import MAX_LEVELS
+
+_MAX_TYPED_DEPTH = 2 * MAX_LEVELS + 2
+"""JSON levels of the deepest typed item converted: two per level (``{"M": {``), one for
+the item; over it, refused before boto3's deserializer (which recurses per level) runs.
+Within it, :func:`facelens.profiles.types.make_item` checks the exact limit."""
 
 
 def from_dynamo_item(item: Mapping[str, Any]) -> dict[str, Any]:
@@ -20,6 +28,10 @@ def from_dynamo_item(item: Mapping[str, Any]) -> dict[str, Any]:
 
     if not isinstance(item, Mapping):
         raise InvalidParameterException("A DynamoDB item is a JSON object of typed values")
+    if json_limits.depth(item, limit=_MAX_TYPED_DEPTH) > _MAX_TYPED_DEPTH:
+        raise InvalidParameterException(
+            f"The item is nested more than {MAX_LEVELS} levels deep (DynamoDB's limit)"
+        )
     deserializer = TypeDeserializer()
     try:
         return {name: _plain(deserializer.deserialize(value)) for name, value in item.items()}

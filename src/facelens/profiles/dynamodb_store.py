@@ -62,6 +62,7 @@ from facelens.profiles.types import (
     check_profile_id,
     key_attribute,
     make_item,
+    served_item,
 )
 from facelens.storage.aws import LazyClient
 from facelens.urls import url_options
@@ -280,7 +281,7 @@ class DynamoDBProfileStore:
         if self.key != own_key:
             plain.pop(self.key, None)
         plain[own_key] = profile_id  # items written by other tools may lack it
-        return Profile(profile_id, plain, _timestamp(stamp))
+        return Profile(profile_id, served_item(profile_id, plain), _timestamp(stamp))
 
     # -- the client and its errors --
     @contextmanager

@@ -15,7 +15,14 @@ from typing import TYPE_CHECKING, Any
 
 from facelens.collection.pagination import decode_token, encode_token
 from facelens.errors import InvalidParameterException, ServiceUnavailableException, StorageError
-from facelens.profiles.types import Profile, ProfilePage, check_profile_id, make_item
+from facelens.profiles.types import (
+    MAX_ITEM_BYTES,
+    Profile,
+    ProfilePage,
+    check_profile_id,
+    make_item,
+    served_item,
+)
 
 if TYPE_CHECKING:
     import psycopg
@@ -54,6 +61,8 @@ class PostgresProfileStore:
             return _profile(cur.fetchone())
 
     def update(self, profile_id: str, attributes: Mapping[str, Any]) -> Profile:
+        """Merges in the database; the merged item is held to the 400 KB limit there too
+        (jsonb's text is ``json.dumps``' layout: the same bytes :func:`make_item` counts)."""
         from psycopg.types.json import Jsonb
 
         item = make_item(profile_id, attributes)
@@ -61,10 +70,17 @@ class PostgresProfileStore:
             cur.execute(
                 f"INSERT INTO facelens_profiles VALUES (%s, %s, %s) ON CONFLICT (profile_id)"
                 f" DO UPDATE SET item = facelens_profiles.item || EXCLUDED.item,"
-                f" updated_at = EXCLUDED.updated_at RETURNING {_COLUMNS}",
-                (profile_id, Jsonb(item), datetime.now(UTC)),
+                f" updated_at = EXCLUDED.updated_at"
+                f" WHERE octet_length((facelens_profiles.item || EXCLUDED.item)::text) <= %s"
+                f" RETURNING {_COLUMNS}",
+                (profile_id, Jsonb(item), datetime.now(UTC), MAX_ITEM_BYTES),
             )
-            return _profile(cur.fetchone())
+            row = cur.fetchone()
+        if row is None:  # the WHERE refused the merge: nothing was written
+            raise InvalidParameterException(
+                f"The merged item would be over {MAX_ITEM_BYTES} bytes of JSON"
+            )
+        return _profile(row)
 
     def get(self, profile_id: str) -> Profile | None:
         check_profile_id(profile_id)
@@ -155,4 +171,4 @@ class PostgresProfileStore:
 def _profile(row: tuple[Any, ...] | None) -> Profile:
     if row is None:
         raise StorageError("PostgreSQL returned no row for a write")
-    return Profile(row[0], row[1], row[2])
+    return Profile(row[0], served_item(row[0], row[1]), row[2])

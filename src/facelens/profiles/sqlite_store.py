@@ -13,7 +13,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from facelens.collection.pagination import keyset_page
-from facelens.profiles.types import Profile, ProfilePage, check_profile_id, make_item
+from facelens.profiles.types import (
+    Profile,
+    ProfilePage,
+    check_profile_id,
+    make_item,
+    stored_item,
+)
 from facelens.sqlite import SqliteDatabase
 
 _SCHEMA = """
@@ -80,4 +86,4 @@ class SQLiteProfileStore:
 
 
 def _profile(row: tuple[str, str, str]) -> Profile:
-    return Profile(row[0], json.loads(row[1]), datetime.fromisoformat(row[2]))
+    return Profile(row[0], stored_item(row[0], row[1]), datetime.fromisoformat(row[2]))

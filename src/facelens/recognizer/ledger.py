@@ -335,7 +335,7 @@ def stamp(moment: datetime) -> str:
 def _restamp(text: str) -> str:
     try:
         return stamp(datetime.fromisoformat(text))
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:  # Overflow: year 1 or 9999 moved to UTC
         raise InvalidParameterException(f"Not an ISO 8601 time: {text!r}") from exc
 
 

@@ -4,7 +4,8 @@ A listing resumes *after* the last key it returned (S3's ``StartAfter``
 semantics), so keys put or deleted between two calls never shift a page:
 the keys that were there throughout are neither repeated nor skipped.
 
-The token is urlsafe base64 of ``{"b": bucket, "p": prefix, "a": last key}``.
+The token is urlsafe base64 of ``{"b": bucket, "p": prefix, "a": last key}``
+(one level of JSON: a token nested deeper is refused unparsed).
 Callers treat it as opaque; bucket and prefix are checked on the way back
 in, so a token from another listing is refused instead of silently listing
 the wrong range. (The S3 back end passes S3's own ``ContinuationToken``.)
@@ -17,6 +18,7 @@ import binascii
 import json
 from collections.abc import Iterable, Iterator
 
+from facelens import json_limits
 from facelens.errors import InvalidParameterException
 from facelens.storage.types import ObjectInfo, ObjectPage
 
@@ -32,8 +34,8 @@ def decode_token(token: str | None, *, bucket: str, prefix: str) -> str:
     if token is None:
         return ""
     try:
-        state = json.loads(base64.urlsafe_b64decode(token.encode("ascii")))
-    except (binascii.Error, ValueError, AttributeError):  # UnicodeError is a ValueError
+        state = json_limits.loads(base64.urlsafe_b64decode(token.encode("ascii")), max_depth=1)
+    except (binascii.Error, ValueError, AttributeError):  # UnicodeError, TooDeepError too
         state = None
     if (
         not isinstance(state, dict)
