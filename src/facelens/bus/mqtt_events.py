@@ -363,7 +363,9 @@ def _attempt(message: MQTTMessage) -> int:
     previous = 1
     properties = getattr(message, "properties", None)
     for name, value in getattr(properties, "UserProperty", None) or []:
-        if name == ATTEMPT_PROPERTY and value.isdigit():
+        # ASCII digits, at most 9: isdigit() passed "²", whose int() raised in paho's
+        # callback and ended the network thread. A count is small; anything else is noise.
+        if name == ATTEMPT_PROPERTY and value.isascii() and value.isdecimal() and len(value) < 10:
             previous = max(previous, int(value))
     return previous + 1 if message.dup else previous
 

@@ -15,6 +15,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from facelens import json_limits
+
 _log = logging.getLogger(__name__)
 
 
@@ -77,6 +79,10 @@ def encode_json(payload: Mapping[str, Any]) -> bytes:
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=False, default=str).encode()
 
 
+_MAX_OBSERVED_DEPTH = 64
+"""Arrays and objects a payload may nest to be shown to observers (facelens' messages
+nest a few); deeper is not parsed (``"[" * 100000`` raised RecursionError)."""
+
 Observer = Callable[[str, Mapping[str, Any]], None]
 """Called with (topic, decoded JSON object) for every message a publisher accepts."""
 
@@ -112,8 +118,8 @@ class ObservedPublisher:
             document: Any = payload
         else:
             try:
-                document = json.loads(payload)
-            except ValueError:
+                document = json_limits.loads(payload, max_depth=_MAX_OBSERVED_DEPTH)
+            except ValueError:  # not JSON, or nested too deep to parse (TooDeepError)
                 return
         if not isinstance(document, Mapping):
             return

@@ -10,13 +10,13 @@ runner lives for months.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from facelens import json_limits
 from facelens.bus.mqtt_config import MqttCallbacks, MqttEndpoint, connect_client
 
 if TYPE_CHECKING:
@@ -28,6 +28,8 @@ _log = logging.getLogger(__name__)
 
 UNKNOWN = "unknown"
 _MAX_ENTRIES = 10_000
+_MAX_MESSAGE_DEPTH = 64
+"""Arrays and objects a recognizer message may nest to be read (ours nest a few)."""
 _NAME_FIELDS = ("Name", "name", "ExternalImageId", "UserId", "FaceId")
 
 
@@ -136,8 +138,10 @@ class RecognitionListener:
 
     def _on_message(self, client: Client, userdata: Any, message: MQTTMessage) -> None:
         try:
-            payload = json.loads(message.payload)
-        except ValueError:
+            # Bounded: "[" * 100000 raised RecursionError here, which ended paho's network
+            # thread (no more names until a restart). Recognizer messages nest a few levels.
+            payload = json_limits.loads(message.payload, max_depth=_MAX_MESSAGE_DEPTH)
+        except ValueError:  # not JSON, or nested too deep (TooDeepError)
             return
         if isinstance(payload, dict):
             self._board.apply(payload)

@@ -18,7 +18,6 @@ id and sequencer default to ""; moto sends no sequencer).
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 import time
@@ -27,6 +26,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote_plus, unquote_plus
 
+from facelens import json_limits
 from facelens.errors import InvalidEventException
 from facelens.storage.types import ObjectCreated
 
@@ -36,6 +36,9 @@ PRINCIPAL = "facelens"
 _TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})?")
 _MAX_WRAPPING = 2
 """Message levels: an SNS envelope (S3 -> SNS -> SQS) around the S3 event; more is not ours."""
+_MAX_DEPTH = 32
+"""Arrays and objects an event message may nest (S3's own nest 5): deeper is refused
+before parsing, which for ``"[" * 100000`` raised RecursionError, not InvalidEventException."""
 
 _sequence_lock = threading.Lock()
 _last_sequence = 0
@@ -141,8 +144,8 @@ def parse_message(payload: bytes | str) -> tuple[ObjectCreated, ...]:
 
 def _parse_text(text: str, *, depth: int) -> tuple[ObjectCreated, ...]:
     try:
-        message = json.loads(text)
-    except ValueError as exc:
+        message = json_limits.loads(text, max_depth=_MAX_DEPTH)
+    except ValueError as exc:  # json_limits.TooDeepError too
         raise InvalidEventException(f"Event message is not JSON: {exc}") from exc
     if not isinstance(message, dict):
         raise InvalidEventException("Event message must be a JSON object")
@@ -225,9 +228,9 @@ def _parse_time(text: str, where: str) -> datetime:
         raise InvalidEventException(f"{where}.eventTime {text!r} is not an ISO 8601 date and time")
     try:
         moment = datetime.fromisoformat(text)
-    except ValueError as exc:
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except (ValueError, OverflowError) as exc:  # Overflow: year 1 or 9999 moved to UTC
         raise InvalidEventException(f"{where}.eventTime {text!r} is not a valid time") from exc
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 _KINDS: dict[type[Any], str] = {str: "a string", int: "an integer", dict: "an object"}
