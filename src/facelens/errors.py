@@ -182,6 +182,17 @@ class TooManyFailedAuthenticationsException(ThrottlingException):
     http_status = 429
 
 
+class SignatureReusedException(ThrottlingException):
+    """A signed request that changes something, sent again with the signature it had.
+
+    A replay, or a client's identical call within the same second (SigV4 dates count
+    whole seconds). ThrottlingException, so SDKs retry, which signs the call again.
+    """
+
+    code = "ThrottlingException"
+    http_status = 400
+
+
 class RequestEntityTooLargeException(FacelensError):
     """A request body over the server's upload limit."""
 

@@ -28,11 +28,12 @@ shares with these: the request as it was signed, and authentication.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request, Response
@@ -47,10 +48,12 @@ from facelens.errors import (
     AccessDeniedException,
     FacelensError,
     SerializationException,
+    SignatureReusedException,
     UnknownOperationException,
 )
 
 Json = dict[str, Any]
+_T = TypeVar("_T")
 MAX_BODY_DEPTH = 100
 """Most arrays and objects a request body may nest. The deepest legitimate body is a
 PutItem at DynamoDB's 32-level limit: 31 maps in an attribute take two JSON levels each
@@ -123,9 +126,18 @@ def json_router(*services: JsonService) -> APIRouter:
         signed = signed_request(request, body)
         target = request.headers.get("x-amz-target", "")
         service = _service_for(target, signed, services)
+        replays = replay_cache(request)
         try:
-            result = await run_in_threadpool(
-                _call, service, ctx, authenticator, signed, client_address(request), target, body
+            result = await run_signed(
+                _call,
+                service,
+                ctx,
+                authenticator,
+                signed,
+                client_address(request),
+                target,
+                body,
+                replays,
             )
         except FacelensError as exc:
             return service.error(exc)
@@ -165,8 +177,19 @@ def _call(
     client: str,
     target: str,
     body: bytes,
+    replays: sigv4.ReplayCache,
 ) -> Json:
-    principal = authenticate(ctx, authenticator, signed, client, service=service.signing_name)
+    # The target is signed (sigv4 insists), so what it says about the call can be trusted.
+    operation = target.removeprefix(service.target_prefix)
+    principal = authenticate(
+        ctx,
+        authenticator,
+        signed,
+        client,
+        service=service.signing_name,
+        replays=replays if sigv4.mutating(operation) else None,
+        repeatable=sigv4.repeatable(operation),
+    )
     name = service.operation(target)
     params = parse_object(body)
     if not principal.role.allows(service.roles[name]):
@@ -195,9 +218,13 @@ def authenticate(
     client: str,
     *,
     service: str,
+    replays: sigv4.ReplayCache | None,
+    repeatable: bool = False,
 ) -> Principal:
     """The caller: whoever signed for ``service``, or ``local`` when the server has no keys
-    (it then listens on loopback only). Blocking (a SQLite read): call from a worker thread."""
+    (it then listens on loopback only). ``replays``: for a request that changes something,
+    whose signature is then accepted once (:class:`sigv4.ReplayCache`; ``repeatable`` as
+    there); None for a read. Blocking (a SQLite read): call from a worker thread."""
     if authenticator.open_access:
         return LOCAL
     return sigv4.authenticate(
@@ -207,7 +234,31 @@ def authenticate(
         client=client,
         region=ctx.settings.region,
         service=service,
+        replays=replays,
+        repeatable=repeatable,
     )
+
+
+async def run_signed(call: Callable[..., _T], *args: Any) -> _T:
+    """``call(*args)`` on a worker thread; a refusal for a reused signature leaves
+    ``sigv4.REUSE_PAUSE`` later, waited out here on the event loop (holding no thread),
+    so the SDK's retry is signed in a later second and is not refused again."""
+    try:
+        return await run_in_threadpool(call, *args)
+    except SignatureReusedException:
+        await asyncio.sleep(sigv4.REUSE_PAUSE.total_seconds())
+        raise
+
+
+def replay_cache(request: Request) -> sigv4.ReplayCache:
+    """The server's used signatures, shared by every SigV4 route of the app (so per
+    process), made on the first signed request. Call on the event loop: it is one
+    thread, so two caches are never made."""
+    state = request.app.state
+    cache = getattr(state, "sigv4_replays", None)
+    if not isinstance(cache, sigv4.ReplayCache):
+        cache = state.sigv4_replays = sigv4.ReplayCache()
+    return cache
 
 
 def raw_path(request: Request) -> str:

@@ -19,6 +19,8 @@ are capped at AWS IoT's 128 KiB. Errors leave with ``x-amzn-ErrorType``
 
 Publishing changes what others see, so it needs the ``admin`` role; a
 ``read`` key gets ForbiddenException, as AWS IoT answers a denied publish.
+For the same reason a signed publish is accepted once: sent again as it
+was, it gets ThrottlingException (:class:`facelens.api.sigv4.ReplayCache`).
 """
 
 from __future__ import annotations
@@ -28,7 +30,6 @@ from dataclasses import dataclass
 from urllib.parse import parse_qs, unquote
 
 from fastapi import APIRouter, Request, Response
-from starlette.concurrency import run_in_threadpool
 
 from facelens.api import aws_json, sigv4
 from facelens.api.app import ServerContext
@@ -69,16 +70,26 @@ async def publish(request: Request) -> Response:
     authenticator: Authenticator = request.app.state.authenticator
     body = await request.body()
     signed = aws_json.signed_request(request, body)
-    await run_in_threadpool(_publish, ctx, authenticator, signed, client_address(request))
+    replays = aws_json.replay_cache(request)
+    await aws_json.run_signed(
+        _publish, ctx, authenticator, signed, client_address(request), replays
+    )
     return Response(
         b"{}", media_type="application/json", headers={"x-amzn-RequestId": str(uuid.uuid4())}
     )
 
 
 def _publish(
-    ctx: ServerContext, authenticator: Authenticator, signed: sigv4.SignedRequest, client: str
+    ctx: ServerContext,
+    authenticator: Authenticator,
+    signed: sigv4.SignedRequest,
+    client: str,
+    replays: sigv4.ReplayCache,
 ) -> None:
-    principal = aws_json.authenticate(ctx, authenticator, signed, client, service=SIGNING_NAME)
+    # Each publish delivers a message again: an exact repeat is refused (not repeatable).
+    principal = aws_json.authenticate(
+        ctx, authenticator, signed, client, service=SIGNING_NAME, replays=replays
+    )
     publication = parse_publication(signed.path, signed.query_string, signed.body)
     if not principal.role.allows(Role.ADMIN):
         raise ForbiddenException(

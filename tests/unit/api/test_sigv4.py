@@ -20,11 +20,21 @@ from pydantic import SecretStr
 
 from facelens.api.keys import Principal, Role
 from facelens.api.security import FailureLimiter
-from facelens.api.sigv4 import SignedRequest, authenticate, canonical_query, verify
+from facelens.api.sigv4 import (
+    ReplayCache,
+    SignedRequest,
+    authenticate,
+    canonical_query,
+    mutating,
+    repeatable,
+    verify,
+)
 from facelens.errors import (
     IncompleteSignatureException,
     InvalidSignatureException,
     MissingAuthenticationTokenException,
+    SignatureReusedException,
+    ThrottlingException,
     TooManyFailedAuthenticationsException,
     UnrecognizedClientException,
 )
@@ -53,8 +63,10 @@ def sign(
     secret: str = SECRET,
     region: str = REGION,
     service: str = SERVICE,
+    unsigned: dict[str, str] | None = None,
 ) -> SignedRequest:
-    """The request botocore signs, as the server receives it."""
+    """The request botocore signs, as the server receives it; ``unsigned`` headers are
+    added after signing (as a proxy, or an attacker, would add them)."""
     sent = {"X-Amz-Target": TARGET, "Content-Type": "application/x-amz-json-1.1"}
     sent.update(headers or {})
     request = AWSRequest(method=method, url=url, data=body, headers=sent)
@@ -62,6 +74,7 @@ def sign(
     parts = urlsplit(url)
     pairs = [(name, str(value)) for name, value in request.headers.items()]
     pairs.append(("host", parts.netloc))
+    pairs.extend((unsigned or {}).items())
     return SignedRequest(method, parts.path or "/", parts.query, tuple(pairs), body)
 
 
@@ -242,3 +255,217 @@ def test_failures_count_against_the_client_and_throttle_it() -> None:
     with pytest.raises(TooManyFailedAuthenticationsException):
         attempt(sign())  # even a good signature waits out the minute
     assert attempt(sign(), client="10.0.0.2") == PRINCIPAL
+
+
+def sign_partly(signed: dict[str, str], unsigned: dict[str, str]) -> SignedRequest:
+    """A request signed by botocore with only ``signed`` headers (and host, x-amz-date),
+    then given ``unsigned`` headers: what a client that signs too little sends, or what
+    an attacker makes of its request."""
+    request = AWSRequest(method="POST", url=URL, data=BODY, headers=signed)
+    SigV4Auth(Credentials(KEY_ID, SECRET), SERVICE, REGION).add_auth(request)
+    pairs = [(name, str(value)) for name, value in request.headers.items()]
+    pairs.append(("host", urlsplit(URL).netloc))
+    pairs.extend(unsigned.items())
+    return SignedRequest("POST", "/", "", tuple(pairs), BODY)
+
+
+def test_a_target_outside_the_signature_is_refused() -> None:
+    # Signed for host and x-amz-date only: the operation could be swapped in transit.
+    request = sign_partly({}, {"X-Amz-Target": "RekognitionService.DeleteCollection"})
+    assert "SignedHeaders=host;x-amz-date," in (request.header("authorization") or "")
+    with pytest.raises(IncompleteSignatureException, match="x-amz-target"):
+        check(request)
+
+
+def test_an_unsigned_content_type_is_refused() -> None:
+    request = sign_partly({"X-Amz-Target": TARGET}, {"Content-Type": "application/json"})
+    with pytest.raises(IncompleteSignatureException, match="content-type"):
+        check(request)
+
+
+@pytest.mark.parametrize(
+    ("header", "value"),
+    [
+        ("X-Amz-Security-Token", "session-token"),
+        ("X-Amz-Content-SHA256", hashlib.sha256(BODY).hexdigest()),
+        ("X-Amz-Meta-Anything", "x"),
+    ],
+)
+def test_every_x_amz_header_must_be_signed(header: str, value: str) -> None:
+    assert check(sign(headers={header: value})) == PRINCIPAL  # signed: fine
+    with pytest.raises(IncompleteSignatureException, match=header.lower()):
+        check(sign(unsigned={header: value}))
+
+
+def test_a_body_without_content_type_needs_no_content_type_signed() -> None:
+    # The body itself is always covered (its SHA-256 is in the canonical request).
+    request = AWSRequest(method="POST", url=URL, data=BODY, headers={"X-Amz-Target": TARGET})
+    SigV4Auth(Credentials(KEY_ID, SECRET), SERVICE, REGION).add_auth(request)
+    pairs = (*((k, str(v)) for k, v in request.headers.items()), ("host", "127.0.0.1:8080"))
+    assert check(SignedRequest("POST", "/", "", pairs, BODY)) == PRINCIPAL
+
+
+@pytest.mark.parametrize(
+    ("operation", "changes"),
+    [
+        ("CreateCollection", True),
+        ("DeleteCollection", True),
+        ("IndexFaces", True),
+        ("AssociateFaces", True),
+        ("PutItem", True),
+        ("CreateTable", True),
+        ("SomethingNew", True),
+        ("DescribeCollection", False),
+        ("ListFaces", False),
+        ("GetItem", False),
+        ("SearchFacesByImage", False),
+        ("Scan", False),
+        ("Query", False),
+        ("CompareFaces", False),
+        ("DetectFaces", False),
+    ],
+)
+def test_which_operations_are_mutating(operation: str, changes: bool) -> None:
+    assert mutating(operation) is changes
+
+
+@pytest.mark.parametrize(
+    ("operation", "twice_is_once"),
+    [
+        ("CreateCollection", True),
+        ("DeleteCollection", True),
+        ("PutItem", True),
+        ("DeleteFaces", True),
+        ("AssociateFaces", True),
+        ("IndexFaces", False),
+        ("SomethingNew", False),
+    ],
+)
+def test_which_operations_are_repeatable(operation: str, twice_is_once: bool) -> None:
+    assert repeatable(operation) is twice_is_once
+
+
+def attempt_once(
+    request: SignedRequest,
+    replays: ReplayCache | None,
+    *,
+    now: datetime | None = None,
+    limiter: FailureLimiter | None = None,
+    repeatable: bool = False,
+) -> Principal:
+    return authenticate(
+        request,
+        lookup=lookup,
+        limiter=limiter or FailureLimiter(100),
+        client="10.0.0.1",
+        region=REGION,
+        service=SERVICE,
+        now=now,
+        replays=replays,
+        repeatable=repeatable,
+    )
+
+
+def test_a_mutating_request_is_accepted_once() -> None:
+    replays = ReplayCache()
+    request = sign()
+    assert attempt_once(request, replays) == PRINCIPAL
+    with pytest.raises(SignatureReusedException, match="already been used"):
+        attempt_once(request, replays)
+    # Unsigned headers changed, same signature: still the same request.
+    with pytest.raises(SignatureReusedException, match="already been used"):
+        attempt_once(replace_header(request, "user-agent", "other"), replays)
+    # Anything signed that differs (in practice: a later X-Amz-Date) makes a new signature.
+    assert attempt_once(sign(headers={"X-Amz-Meta-Attempt": "2"}), replays) == PRINCIPAL
+
+
+def test_a_replay_is_refused_as_throttling_and_not_counted_as_a_failure() -> None:
+    # Retryable (botocore signs again and succeeds); not a guess, so no failure counted.
+    replays = ReplayCache()
+    limiter = FailureLimiter(1)
+    request = sign()
+    assert attempt_once(request, replays, limiter=limiter) == PRINCIPAL
+    for _ in range(3):
+        with pytest.raises(SignatureReusedException, match="already been used") as refused:
+            attempt_once(request, replays, limiter=limiter)
+        assert not isinstance(refused.value, TooManyFailedAuthenticationsException)
+    assert attempt_once(sign(headers={"X-Amz-Meta-Attempt": "2"}), replays, limiter=limiter)
+
+
+def test_a_read_may_be_repeated() -> None:
+    request = sign()
+    for _ in range(3):  # no cache given: the caller judged the request a read
+        assert attempt_once(request, None) == PRINCIPAL
+
+
+def test_a_failed_signature_is_not_remembered() -> None:
+    replays = ReplayCache()
+    with pytest.raises(InvalidSignatureException, match="does not match"):
+        attempt_once(sign(secret="wrong"), replays)
+    assert len(replays) == 0
+
+
+def test_a_used_signature_is_remembered_for_its_whole_validity() -> None:
+    replays = ReplayCache()
+    request = sign()
+    start = datetime.now(UTC)
+    assert attempt_once(request, replays, now=start) == PRINCIPAL
+    with pytest.raises(SignatureReusedException, match="already been used"):
+        attempt_once(request, replays, now=start + timedelta(minutes=14))
+
+
+def test_an_immediate_duplicate_of_a_repeatable_operation_is_accepted() -> None:
+    # A client sending CreateCollection twice within a second sends one signature twice;
+    # the duplicate meets ResourceAlreadyExistsException, as it would from AWS.
+    replays = ReplayCache()
+    request = sign()
+    start = datetime.now(UTC)
+    for seconds in (0, 1, 2):
+        when = start + timedelta(seconds=seconds)
+        assert attempt_once(request, replays, now=when, repeatable=True) == PRINCIPAL
+    # Later than REPEAT_GRACE after the first use: a replay.
+    with pytest.raises(SignatureReusedException, match="already been used"):
+        attempt_once(request, replays, now=start + timedelta(seconds=3), repeatable=True)
+
+
+def test_a_repeat_after_another_change_is_refused() -> None:
+    # A captured DeleteCollection, sent again after its owner made the collection again.
+    replays = ReplayCache()
+    delete = sign(headers={"X-Amz-Target": "RekognitionService.DeleteCollection"})
+    assert attempt_once(delete, replays, repeatable=True) == PRINCIPAL
+    create = sign()  # CreateCollection
+    assert attempt_once(create, replays, repeatable=True) == PRINCIPAL
+    with pytest.raises(SignatureReusedException, match="already been used"):
+        attempt_once(delete, replays, repeatable=True)
+
+
+def test_an_operation_that_adds_each_time_is_never_repeated() -> None:
+    replays = ReplayCache()
+    index = sign(headers={"X-Amz-Target": "RekognitionService.IndexFaces"})
+    assert attempt_once(index, replays) == PRINCIPAL
+    with pytest.raises(SignatureReusedException, match="already been used"):
+        attempt_once(index, replays)
+
+
+def test_used_signatures_are_forgotten_when_they_expire() -> None:
+    replays = ReplayCache()
+    now = datetime.now(UTC)
+    replays.claim("a", expires=now + timedelta(minutes=1), now=now)
+    replays.claim("b", expires=now + timedelta(minutes=2), now=now)
+    assert len(replays) == 2
+    replays.claim("c", expires=now + timedelta(minutes=3), now=now + timedelta(seconds=61))
+    assert len(replays) == 2  # "a" expired (its request would be refused as too old anyway)
+
+
+def test_a_full_cache_refuses_rather_than_forgets() -> None:
+    replays = ReplayCache(limit=2)
+    now = datetime.now(UTC)
+    expires = now + timedelta(minutes=1)
+    replays.claim("a", expires=expires, now=now)
+    replays.claim("b", expires=expires, now=now)
+    with pytest.raises(ThrottlingException, match="signed requests"):
+        replays.claim("c", expires=expires, now=now)
+    with pytest.raises(SignatureReusedException, match="already been used"):
+        replays.claim("a", expires=expires, now=now)  # still remembered, not evicted
+    replays.claim("c", expires=now + timedelta(minutes=2), now=now + timedelta(seconds=61))
+    assert len(replays) == 1
