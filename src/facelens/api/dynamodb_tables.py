@@ -56,6 +56,9 @@ CREATE TABLE IF NOT EXISTS dynamodb_tables (
 );
 """
 _UNITS = ("ReadCapacityUnits", "WriteCapacityUnits")
+_MAX_CAPACITY_UNITS = 2**63 - 1
+"""DynamoDB's capacities are Longs; a larger one reached SQLite's 64-bit INTEGER column
+and raised OverflowError (a 500)."""
 _COLUMNS = "name, key_attribute, billing_mode, read_capacity, write_capacity, table_id, created_at"
 
 
@@ -145,12 +148,16 @@ def _capacity(params: Mapping[str, Any]) -> tuple[str, int, int]:
             f"BillingMode must be {PROVISIONED} or {PAY_PER_REQUEST}, not {billing!r}"
         )
     given = [throughput.get(n) if isinstance(throughput, dict) else None for n in _UNITS]
-    units = [u for u in given if isinstance(u, int) and not isinstance(u, bool) and u >= 1]
+    units = [
+        u
+        for u in given
+        if isinstance(u, int) and not isinstance(u, bool) and 1 <= u <= _MAX_CAPACITY_UNITS
+    ]
     if len(units) != len(_UNITS):
         raise ValidationException(
             "One or more parameter values were invalid: ReadCapacityUnits and "
-            "WriteCapacityUnits must both be specified (each at least 1) when BillingMode "
-            "is PROVISIONED"
+            f"WriteCapacityUnits must both be specified (each 1-{_MAX_CAPACITY_UNITS}) when "
+            "BillingMode is PROVISIONED"
         )
     return billing, units[0], units[1]
 

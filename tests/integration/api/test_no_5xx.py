@@ -192,6 +192,20 @@ def test_a_number_too_large_for_a_float_is_invalid(api_server: ApiServer) -> Non
     assert (status, answer["__type"]) == (400, "InvalidParameterException"), answer
 
 
+def test_a_capacity_sqlite_cannot_hold_is_a_validation_error(api_server: ApiServer) -> None:
+    body = {
+        "TableName": "big",
+        "KeySchema": [{"AttributeName": "FaceId", "KeyType": "HASH"}],
+        "AttributeDefinitions": [{"AttributeName": "FaceId", "AttributeType": "S"}],
+        "ProvisionedThroughput": {"ReadCapacityUnits": 10**30, "WriteCapacityUnits": 1},
+    }
+    status, answer = signed(api_server, DYNAMODB, "CreateTable", json.dumps(body).encode())
+    assert status == 400
+    assert answer["__type"].endswith("#ValidationException"), answer
+    status, answer = signed(api_server, DYNAMODB, "DescribeTable", b'{"TableName":"big"}')
+    assert answer["__type"].endswith("#ResourceNotFoundException"), answer
+
+
 # -- profiles nested too deep --
 
 
