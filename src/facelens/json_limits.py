@@ -9,9 +9,10 @@ document facelens accepts needs more than a few dozen levels, so input is
 refused *before* parsing when it nests deeper than its reader allows
 (:func:`loads`), and values are measured without recursion (:func:`depth`).
 
-Errors are :class:`TooDeepError`, a ``ValueError`` like ``json``'s own, so
-a caller that already turns ``ValueError`` into its clear 4xx error keeps
-doing so; callers map it to their AWS-style code.
+Errors are :class:`TooDeepError` (and :class:`NotUnicodeError` for a lone
+surrogate, which JSON escapes allow and UTF-8 does not), each a ``ValueError``
+like ``json``'s own, so a caller that already turns ``ValueError`` into its
+clear 4xx error keeps doing so; callers map them to their AWS-style code.
 """
 
 from __future__ import annotations
@@ -30,8 +31,18 @@ _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 _STEP = tuple(1 if b in b"[{" else -1 if b in b"]}" else 0 for b in range(256))
 
 
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+"""A ``\\uD800``-``\\uDFFF`` escape: half of a pair, or a lone surrogate (checked after)."""
+
+
 class TooDeepError(ValueError):
     """A JSON document, or a value, that nests more containers than its reader allows."""
+
+
+class NotUnicodeError(ValueError):
+    """JSON whose strings hold a lone surrogate (``"\\ud800"``): JSON escapes allow it, but
+    it is no Unicode character, and every later UTF-8 encode of it (a database, a
+    response) raises UnicodeEncodeError."""
 
 
 def scan_depth(data: bytes | bytearray | str) -> int:
@@ -47,21 +58,38 @@ def scan_depth(data: bytes | bytearray | str) -> int:
 
 
 def loads(data: bytes | bytearray | str, *, max_depth: int) -> Any:
-    """``json.loads(data)``, refused with TooDeepError when nested over ``max_depth`` levels.
+    """``json.loads(data)``, refused with TooDeepError when nested over ``max_depth`` levels,
+    and with NotUnicodeError when a string holds a lone surrogate.
 
     ``max_depth`` counts arrays and objects: ``{"a": [1]}`` is 2 deep. Other
     errors are ``json``'s ValueError (UnicodeDecodeError for bytes that are
     not UTF-8, -16 or -32: also a ValueError).
     """
-    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
+    try:
+        raw = data.encode("utf-8") if isinstance(data, str) else data
+    except UnicodeEncodeError:  # a str with a surrogate in it (e.g. argv's surrogateescape)
+        raise NotUnicodeError("The JSON text is not valid Unicode") from None
     # Fewer opening brackets than the limit cannot nest past it: a large image in base64
     # (Rekognition's Image.Bytes) costs two counts, not the scan.
     if raw.count(b"[") + raw.count(b"{") > max_depth and scan_depth(raw) > max_depth:
         raise TooDeepError(f"The JSON nests more than {max_depth} arrays and objects deep")
     try:
-        return json.loads(data)
+        document = json.loads(data)
     except RecursionError:  # only if the caller's limit is near Python's recursion limit
         raise TooDeepError(f"The JSON nests too deep to parse (limit {max_depth})") from None
+    if _SURROGATE_ESCAPE.search(raw) and not _encodable(document):
+        raise NotUnicodeError("A JSON string holds a lone surrogate (\\uD800-\\uDFFF unpaired)")
+    return document
+
+
+def _encodable(document: Any) -> bool:
+    """Whether every string (keys too) of a parsed document encodes as UTF-8. Only run when
+    the text has a surrogate escape (pairs are fine: an emoji), so it costs nothing else."""
+    try:
+        json.dumps(document, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def depth(value: Any, *, limit: int) -> int:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from facelens.json_limits import TooDeepError, depth, loads, scan_depth
+from facelens.json_limits import NotUnicodeError, TooDeepError, depth, loads, scan_depth
 
 
 @pytest.mark.parametrize(
@@ -61,3 +61,14 @@ def test_depth_measures_without_recursion() -> None:
     assert depth(value, limit=200_000) == 100_000
     with pytest.raises(RecursionError):
         json.dumps(value)  # what depth() spares its callers
+
+
+def test_loads_refuses_lone_surrogates_and_keeps_pairs() -> None:
+    with pytest.raises(NotUnicodeError):
+        loads(b'{"a": "\\ud800"}', max_depth=5)
+    with pytest.raises(NotUnicodeError):
+        loads(b'{"\\udfff": 1}', max_depth=5)
+    with pytest.raises(NotUnicodeError):
+        loads('{"a": "\udc80"}', max_depth=5)  # a str from argv's surrogateescape
+    assert loads(b'{"a": "\\ud83d\\ude00"}', max_depth=5) == {"a": "\U0001f600"}
+    assert loads(b'{"a": "\\\\ud800"}', max_depth=5) == {"a": "\\ud800"}  # an escaped backslash

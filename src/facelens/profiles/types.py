@@ -82,7 +82,8 @@ def make_item(profile_id: str, attributes: Mapping[str, Any]) -> dict[str, Any]:
     """The item stored for ``profile_id``: the attributes plus the key attribute.
 
     Raises InvalidParameterException for a key attribute that names another
-    id, values JSON cannot hold (NaN, sets, bytes), a value nested over
+    id, values JSON cannot hold (NaN, sets, bytes) or UTF-8 cannot (an unpaired
+    surrogate), a value nested over
     :data:`MAX_LEVELS` levels, or an item over 400 KB.
     """
     check_profile_id(profile_id)
@@ -102,10 +103,14 @@ def make_item(profile_id: str, attributes: Mapping[str, Any]) -> dict[str, Any]:
             f"(DynamoDB's limit: the attribute and at most {MAX_LEVELS - 1} lists and maps)"
         )
     try:
-        encoded = json.dumps(item, allow_nan=False, ensure_ascii=False)
+        encoded = json.dumps(item, allow_nan=False, ensure_ascii=False).encode()
+    except UnicodeEncodeError:  # a lone surrogate: no store could encode it (a 500, before)
+        raise InvalidParameterException(
+            "The item holds a string that is not valid Unicode (an unpaired surrogate)"
+        ) from None
     except (TypeError, ValueError) as exc:
         raise InvalidParameterException(f"The item is not JSON-representable: {exc}") from exc
-    if len(encoded.encode()) > MAX_ITEM_BYTES:
+    if len(encoded) > MAX_ITEM_BYTES:
         raise InvalidParameterException(f"The item is over {MAX_ITEM_BYTES} bytes of JSON")
     return item
 

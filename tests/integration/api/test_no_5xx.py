@@ -46,9 +46,15 @@ def signed(server: ApiServer, service: tuple[str, str, str], operation: str, bod
     return response.status_code, response.json()
 
 
-def rest(server: ApiServer, method: str, path: str, **kwargs: Any) -> requests.Response:
+def rest(
+    server: ApiServer, method: str, path: str, *, json_body: bool = False, **kwargs: Any
+) -> requests.Response:
+    """A REST call as admin; ``json_body``: ``data`` is JSON text, sent as such."""
+    headers = server.headers()
+    if json_body:
+        headers["Content-Type"] = "application/json"
     return requests.request(
-        method, f"{server.url}/api/v1{path}", headers=server.headers(), timeout=30, **kwargs
+        method, f"{server.url}/api/v1{path}", headers=headers, timeout=30, **kwargs
     )
 
 
@@ -218,7 +224,9 @@ def test_a_profile_nested_too_deep_is_refused_and_not_stored(api_server: ApiServ
     assert response.json()["__type"] == "InvalidParameterException"
     assert "32" in response.json()["message"]
     assert rest(api_server, "GET", "/profiles/p1").status_code == 404
-    unparsable = rest(api_server, "PUT", "/profiles/p1", data=b'{"a": ' + b"[" * 100_000)
+    unparsable = rest(
+        api_server, "PUT", "/profiles/p1", data=b'{"a": ' + b"[" * 100_000, json_body=True
+    )
     assert unparsable.status_code == 400, unparsable.text
     listed = rest(api_server, "GET", "/profiles")
     assert listed.status_code == 200, listed.text
@@ -233,6 +241,37 @@ def test_a_profile_nested_too_deep_is_refused_and_not_stored(api_server: ApiServ
     items = rest(api_server, "GET", "/profiles").json()["Items"]
     same = items == [{"UserId": "p1", **deepest}]
     assert same
+
+
+@pytest.mark.parametrize("body", [b'{"Name": "\\ud800"}', b'{"\\udc00": "x"}'])
+def test_a_profile_with_a_lone_surrogate_is_refused(api_server: ApiServer, body: bytes) -> None:
+    """A string JSON escapes can hold but UTF-8 cannot: stored, no store could encode it."""
+    for method in ("PUT", "PATCH"):
+        response = rest(api_server, method, "/profiles/p1", data=body, json_body=True)
+        assert response.status_code == 400, response.text
+        assert response.json()["__type"] == "InvalidParameterException"
+    assert rest(api_server, "GET", "/profiles/p1").status_code == 404
+    emoji = rest(
+        api_server, "PUT", "/profiles/p1", data=b'{"Name": "\\ud83d\\ude00"}', json_body=True
+    )
+    assert emoji.status_code == 200, emoji.text
+    assert rest(api_server, "GET", "/profiles/p1").json()["Item"]["Name"] == "\U0001f600"
+
+
+def test_a_dynamodb_item_with_a_lone_surrogate_is_a_serialization_error(
+    api_server: ApiServer,
+) -> None:
+    create_table(api_server)
+    status, answer = put_item(api_server, "s1", b'{"S": "\\ud800"}')
+    assert status == 400
+    assert answer["__type"].endswith("#SerializationException"), answer
+    status, answer = signed(
+        api_server, DYNAMODB, "GetItem", b'{"TableName":"faces","Key":{"FaceId":{"S":"\\udfff"}}}'
+    )
+    assert status == 400
+    assert answer["__type"].endswith("#SerializationException"), answer
+    status, answer = put_item(api_server, "s2", b'{"S": "\\ud83d\\ude00"}')
+    assert status == 200, answer
 
 
 def test_a_dynamodb_item_nested_too_deep_is_a_validation_error(api_server: ApiServer) -> None:

@@ -62,3 +62,11 @@ def test_a_typed_item_far_too_deep_is_refused_before_boto3_converts_it() -> None
         typed = {"M": {"a": typed}}
     with pytest.raises(InvalidParameterException, match="32 levels"):
         from_dynamo_item({"UserId": {"S": "p1"}, "deep": typed})
+
+
+def test_a_lone_surrogate_is_refused_in_values_and_names() -> None:
+    with pytest.raises(InvalidParameterException, match="not valid Unicode"):
+        make_item("p1", {"Name": "\ud800"})
+    with pytest.raises(InvalidParameterException, match="not valid Unicode"):
+        make_item("p1", {"\udc00": "x"})
+    assert make_item("p1", {"Name": "\U0001f600"})["Name"] == "\U0001f600"
