@@ -51,6 +51,7 @@ from facelens.people.stranger_types import (
     stranger_number,
 )
 from facelens.profiles.store import ProfileStore
+from facelens.profiles.types import make_item
 from facelens.recognizer.ledger import RecognitionLedger, StrangerSeen
 
 
@@ -163,6 +164,9 @@ class StrangerService:
         validation.user_id(user_id)
         if profile is not None and not isinstance(profile, Mapping):
             raise InvalidParameterException("Profile must be a JSON object")
+        # The profile store's own checks (nesting, Unicode, 400 KB), before anything changes:
+        # refused at the end, they left the user made and the stranger's faces copied.
+        make_item(user_id, profile or {})
         if self.profiles is None:
             raise InvalidParameterException("Naming strangers needs a profile store")
         with self._lock:
