@@ -28,6 +28,7 @@ from facelens.errors import (
     ResourceAlreadyExistsException,
     ResourceNotFoundException,
 )
+from facelens.profiles.types import make_item
 from facelens.wiring import Components
 
 
@@ -96,6 +97,9 @@ def enrol_person(
     if not photos:
         raise InvalidParameterException("Choose at least one photo")
     user_id = user_id or person_id(name)
+    # The profile store's checks (nesting, Unicode, 400 KB) before anything is enrolled:
+    # refused at the end, the person was enrolled and the caller told nothing was.
+    make_item(user_id, {"Name": name, **(attributes or {})})
     ensure_collection(components, collection_id)
     created = True
     try:

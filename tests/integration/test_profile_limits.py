@@ -9,13 +9,17 @@ CLI runs as a subprocess.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from facelens.errors import InvalidParameterException
+from facelens.config import Settings
+from facelens.enrolment import Photo, enrol_person
+from facelens.errors import InvalidParameterException, ResourceNotFoundException
 from facelens.profiles.store import ProfileStore
 from facelens.profiles.types import MAX_ITEM_BYTES
+from facelens.wiring import Components
 from tests.integration.test_cli import error, facelens, out
 from tests.integration.test_dynamodb_profiles import dynamodb_table_url  # noqa: F401  (fixture)
 from tests.integration.test_profile_stores import store  # noqa: F401  (fixture)
@@ -64,3 +68,27 @@ def test_the_cli_refuses_items_nested_too_deep(cli_env: dict[str, str]) -> None:
         done = facelens("profiles", "put", *args, env=cli_env, check=False)
         assert error(done)["Code"] == "InvalidParameterException", done.stderr[-500:]
     assert out(facelens("profiles", "list", env=cli_env))["Items"] == []
+
+
+@pytest.mark.parametrize("attributes", [{"deep": nested(40)}, {"Name": "\ud800"}])
+def test_enrolling_with_a_profile_the_store_refuses_enrols_nothing(
+    tmp_path: Path, models_dir: Path, testdata: Path, attributes: dict[str, Any]
+) -> None:
+    """The refusal came after the faces were indexed and the user made: `facelens enrol
+    --attr` then reported "No face was enrolled" (and audited nothing) for a person who was."""
+    components = Components(Settings(home=tmp_path / "home", models_dir=models_dir))
+    photo = testdata / "people" / "obama" / "obama_1.jpg"
+    try:
+        with pytest.raises(InvalidParameterException):
+            enrol_person(
+                components,
+                "staff",
+                "Ada",
+                [Photo(photo.name, photo.read_bytes())],
+                attributes=attributes,
+            )
+        assert components.profiles.get("ada") is None
+        with pytest.raises(ResourceNotFoundException):
+            components.collections.describe_collection("staff")
+    finally:
+        components.close()
