@@ -12,17 +12,157 @@ in free pages: these files hold identifications, profiles and messages that
 name people, and a forgotten person must not be readable from them; after a
 deletion that matters, :meth:`SqliteDatabase.checkpoint` also empties the
 write-ahead log, which still holds the pages as they were before.
+
+:func:`connect` is the one way facelens opens a SQLite file (the collection
+store and the DynamoDB table catalogue use it too). It does two things
+every store needs on first open:
+
+* The file is created 0600 (its folder 0700) before SQLite opens it: SQLite
+  gives its ``-wal``, ``-shm`` and ``-journal`` files the main file's
+  permissions, and these files hold embeddings, profiles and history, so
+  none may be readable by other users even in a home someone made 0755.
+* The first statements (WAL switch, schema) are retried while another
+  process holds a lock SQLite will not wait for. Switching a new file to WAL
+  rewrites its header, which needs the file to itself; a process that read
+  the header while another was switching must then upgrade its read lock to
+  a write lock, and SQLite refuses such an upgrade at once with "database is
+  locked" instead of calling the busy handler (waiting could deadlock two
+  upgraders). So several processes opening a new file together (``facelens
+  serve`` beside ``facelens up``) made all but one fail. A retry on a fresh
+  connection sees the switch done, and the schema goes in in one ``BEGIN
+  IMMEDIATE`` transaction, whose lock *is* waited for.
 """
 
 from __future__ import annotations
 
+import os
+import random
 import sqlite3
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlparse
 
 from facelens.errors import StorageError
+
+BUSY_TIMEOUT_S = 30.0
+"""Seconds a connection waits for another process's lock (SQLite's busy timeout); also how
+long :func:`connect` keeps retrying the first statements that SQLite does not wait in."""
+FILE_MODE = 0o600
+"""Every SQLite file facelens writes (and, through SQLite, its -wal, -shm and -journal)."""
+DIRECTORY_MODE = 0o700
+"""A folder :func:`connect` has to make for its file."""
+SIDECARS = ("-wal", "-shm", "-journal")
+"""The files SQLite keeps beside a database, named by suffix."""
+_FIRST_RETRY_S = 0.002
+_MAX_RETRY_S = 0.1
+
+
+def connect(
+    target: Path | str,
+    *,
+    setup: Callable[[sqlite3.Connection], object],
+    uri: bool = False,
+    make_folder: bool = True,
+) -> sqlite3.Connection:
+    """An autocommit connection to ``target`` (a path, ``":memory:"``, or a ``file:`` URI
+    with ``uri``), the file created private first (its folder too, with ``make_folder``),
+    ``setup`` run on it.
+
+    ``setup`` (pragmas, schema) must be safe to run again: while it fails with
+    SQLITE_BUSY or SQLITE_LOCKED, the connection is closed and a new one tries
+    again, backing off from 2 ms to 100 ms with jitter, for up to
+    :data:`BUSY_TIMEOUT_S` (see the module's docstring for why).
+    Any other error, or the last one, is raised; the connection is then closed.
+    """
+    file = database_file(str(target), uri=uri)
+    if file is not None:
+        create_private(file, make_folder=make_folder)
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    delay = _FIRST_RETRY_S
+    while True:
+        conn = sqlite3.connect(
+            target,
+            timeout=BUSY_TIMEOUT_S,
+            isolation_level=None,  # autocommit: callers issue BEGIN/COMMIT themselves
+            check_same_thread=False,  # callers serialise use with a lock of their own
+            uri=uri,
+        )
+        try:
+            setup(conn)
+            return conn
+        except sqlite3.OperationalError as exc:
+            conn.close()
+            if not is_busy(exc) or time.monotonic() + delay > deadline:
+                raise
+        except BaseException:
+            conn.close()
+            raise
+        time.sleep(delay * random.uniform(0.5, 1.5))  # jitter: the others are retrying too
+        delay = min(delay * 2, _MAX_RETRY_S)
+
+
+def is_busy(exc: sqlite3.Error) -> bool:
+    """Whether ``exc`` is SQLite's "database is locked" (SQLITE_BUSY) or "database table is
+    locked" (SQLITE_LOCKED), with any extended code: another connection holds a lock, so
+    trying again later may succeed."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is None:  # raised by the sqlite3 module itself, not by SQLite
+        return False
+    return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+
+
+def database_file(target: str, *, uri: bool = False) -> Path | None:
+    """The file ``target`` opens, or None where it opens none (in memory, a temporary
+    database, a read-only URI: nothing to create)."""
+    if target in ("", ":memory:"):
+        return None
+    if not (uri and target.startswith("file:")):
+        return Path(target)
+    parsed = urlparse(target)
+    mode = parse_qs(parsed.query).get("mode", [""])[-1]
+    path = unquote(parsed.path)
+    if mode in ("memory", "ro") or path in ("", ":memory:"):
+        return None
+    return Path(path)
+
+
+def create_private(path: Path, *, make_folder: bool = True) -> None:
+    """Creates ``path`` (mode :data:`FILE_MODE`; with ``make_folder`` its folder too, mode
+    :data:`DIRECTORY_MODE`) if it is not there, and takes group and other access away from
+    it and its SQLite sidecars where an earlier facelens left that (it created them with
+    the umask's mode, usually 0644).
+
+    A file of another owner is left as it is (only its owner may change its mode).
+    StorageError where the file can be neither opened nor created.
+    """
+    try:
+        if make_folder:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=DIRECTORY_MODE)
+        fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+    except OSError as exc:
+        raise StorageError(f"Cannot create the SQLite file {path}: {exc.strerror}") from exc
+    try:
+        _make_private(fd)
+    finally:
+        os.close(fd)
+    real = os.path.realpath(path)  # SQLite keeps the sidecars beside the file a link names
+    for suffix in SIDECARS:
+        with suppress(OSError):  # most are not there; SQLite may be removing one
+            sidecar = os.open(f"{real}{suffix}", os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+            try:
+                _make_private(sidecar)
+            finally:
+                os.close(sidecar)
+
+
+def _make_private(fd: int) -> None:
+    stat = os.fstat(fd)
+    if stat.st_mode & 0o077 and stat.st_uid == os.geteuid():
+        with suppress(OSError):  # a file system without modes (a vfat card): nothing to do
+            os.fchmod(fd, stat.st_mode & 0o700)
 
 
 class SqliteDatabase:
@@ -86,17 +226,16 @@ class SqliteDatabase:
         if self._closed:
             raise StorageError(f"{self._what} {self.path} is closed")
         if self._conn is None:
-            if self.path != ":memory:":
-                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(
-                self.path, isolation_level=None, check_same_thread=False, timeout=30
-            )
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute(f"PRAGMA synchronous={'FULL' if self._fsync else 'NORMAL'}")
-            conn.execute("PRAGMA secure_delete=ON")
-            conn.executescript(self._schema)
-            self._conn = conn
+            self._conn = connect(self.path, setup=self._setup)
         return self._conn
+
+    def _setup(self, conn: sqlite3.Connection) -> None:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={'FULL' if self._fsync else 'NORMAL'}")
+        conn.execute("PRAGMA secure_delete=ON")
+        # One write transaction, its lock waited for; executescript alone would run each
+        # statement in its own (and would COMMIT a transaction begun before it).
+        conn.executescript(f"BEGIN IMMEDIATE;\n{self._schema};\nCOMMIT;")
 
 
 COUNTERS_SCHEMA = """

@@ -34,6 +34,7 @@ from facelens.errors import (
     StorageError,
     ValidationException,
 )
+from facelens.sqlite import connect
 
 ACCOUNT_ID = "000000000000"
 """The account in table ARNs: facelens has no accounts, and this is what local emulators use."""
@@ -205,10 +206,10 @@ class TableCatalogue:
     @contextmanager
     def _connection(self) -> Iterator[sqlite3.Connection]:
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with closing(sqlite3.connect(self.path, timeout=30, isolation_level=None)) as conn:
-                conn.executescript(_SCHEMA)
-                yield conn
+            # connect: the file 0600, and the schema retried while a process creating it
+            # together with this one holds a lock SQLite does not wait for.
+            with closing(connect(self.path, setup=lambda conn: conn.executescript(_SCHEMA))) as c:
+                yield c
         except sqlite3.Error as exc:
             raise StorageError(f"The DynamoDB table catalogue {self.path} failed: {exc}") from exc
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -36,6 +35,7 @@ from facelens.collection.rows import stored_face as stored_face
 from facelens.collection.rows import user_from_row as user_from_row
 from facelens.engine.types import Embedding
 from facelens.errors import StorageError
+from facelens.sqlite import connect
 
 SCHEMA_VERSION = 2
 """Kept in ``PRAGMA user_version``; a file written by a newer schema is refused.
@@ -43,7 +43,6 @@ SCHEMA_VERSION = 2
 2: ``faces.generation``, ``face_deletions`` and ``collections.deletions_floor``, so a
 search index can catch up with the changes after its generation (a migration from 1)."""
 
-BUSY_TIMEOUT_S = 30.0
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS collections (
     collection_id TEXT PRIMARY KEY, face_model_version TEXT NOT NULL,
@@ -84,45 +83,25 @@ USERS = (
 )
 
 
-def _use_wal(conn: sqlite3.Connection) -> None:
-    """Switches a new file to WAL. The switch needs the file to itself and SQLite answers
-    "locked" at once rather than waiting (no busy handler), so processes opening a new
-    file together retry here, within the busy timeout."""
-    deadline = time.monotonic() + BUSY_TIMEOUT_S
-    while True:
-        try:
-            if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() not in ("wal", "memory"):
-                conn.execute("PRAGMA journal_mode = WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.01)
-
-
 def open_database(target: str) -> sqlite3.Connection:
-    conn = sqlite3.connect(
-        target,
-        timeout=BUSY_TIMEOUT_S,
-        isolation_level=None,  # autocommit: we issue BEGIN/COMMIT ourselves
-        check_same_thread=False,  # the store's lock serialises all use
-        uri=target.startswith("file:"),
-    )
-    try:
-        conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-        conn.execute("PRAGMA foreign_keys = ON")
-        # Deleted faces (embeddings: biometric data) are zeroed, not left in free pages.
-        conn.execute("PRAGMA secure_delete = ON")
-        _use_wal(conn)
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise StorageError(f"Store schema version {version} is newer than {SCHEMA_VERSION}")
-        if version < SCHEMA_VERSION:
-            _upgrade(conn)
-    except BaseException:
-        conn.close()
-        raise
-    return conn
+    """A connection to ``target`` (a path, ``":memory:"`` or a ``file:`` URI), the schema
+    current. :func:`facelens.sqlite.connect` creates the file 0600 and retries the first
+    statements while another process opening it holds a lock SQLite does not wait for.
+    A missing folder is an error (StorageError), not made: it is most likely a typo."""
+    return connect(target, setup=_set_up, uri=target.startswith("file:"), make_folder=False)
+
+
+def _set_up(conn: sqlite3.Connection) -> None:
+    conn.execute("PRAGMA foreign_keys = ON")
+    # Deleted faces (embeddings: biometric data) are zeroed, not left in free pages.
+    conn.execute("PRAGMA secure_delete = ON")
+    if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() not in ("wal", "memory"):
+        conn.execute("PRAGMA journal_mode = WAL")
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version > SCHEMA_VERSION:
+        raise StorageError(f"Store schema version {version} is newer than {SCHEMA_VERSION}")
+    if version < SCHEMA_VERSION:
+        _upgrade(conn)
 
 
 def _upgrade(conn: sqlite3.Connection) -> None:
