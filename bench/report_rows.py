@@ -303,6 +303,26 @@ def memory_rows(doc: dict[str, Any]) -> list[Row]:
     ]
 
 
+def peak_rss_rows(doc: dict[str, Any]) -> list[Row]:
+    """`facelens serve`'s peak RSS under simultaneous worst-case searches (bench.peak_rss)."""
+    images = doc.get("images", {})
+    rows = []
+    for scenario in doc.get("scenarios", []):
+        image = images.get(scenario["image"], {})
+        size = f"{image.get('width')} x {image.get('height')} {image.get('format', '')}".strip()
+        statuses = ", ".join(f"{n} x {code}" for code, n in sorted(scenario["statuses"].items()))
+        rows.append(
+            Row(
+                "memory",
+                f"serve peak RSS, {scenario['concurrency']} simultaneous searches, {size}",
+                "GB",
+                Figure(scenario["peak_rss_bytes"] / GB),
+                note=f"baseline {scenario['baseline_rss_bytes'] / GB:.2f} GB; HTTP {statuses}",
+            )
+        )
+    return rows
+
+
 def edge_rows(doc: dict[str, Any]) -> list[Row]:
     return [
         Row(
@@ -356,6 +376,7 @@ READERS: dict[str, Reader] = {
     "edge_fps": edge_rows,
     "recognizer_throughput": throughput_rows,
     "recognizer_memory": memory_rows,
+    "peak_rss": peak_rss_rows,
     "up_latency_runs": latency_rows,
 }
 """Result name -> reader, in table order."""

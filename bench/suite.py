@@ -129,6 +129,14 @@ STEPS: tuple[Step, ...] = (
         60,
     ),
     Step(
+        "peak_rss",
+        "bench.peak_rss",
+        (),
+        ("--concurrency", "2", "--images", "black_png"),
+        ("peak_rss",),
+        60,
+    ),
+    Step(
         "edge_fps",
         "bench.edge_fps",
         ("--repeat", "3", "--no-latency"),
