@@ -29,8 +29,10 @@ every store needs on first open:
   locked" instead of calling the busy handler (waiting could deadlock two
   upgraders). So several processes opening a new file together (``facelens
   serve`` beside ``facelens up``) made all but one fail. A retry on a fresh
-  connection sees the switch done, and the schema goes in in one ``BEGIN
-  IMMEDIATE`` transaction, whose lock *is* waited for.
+  connection sees the switch done. (A statement that writes from outside a
+  transaction, as each ``CREATE TABLE IF NOT EXISTS`` of a schema does, waits
+  for its lock, so the retry is rarely needed past the switch; but it covers
+  every first statement, whatever the reason SQLite gives up at once.)
 """
 
 from __future__ import annotations
@@ -233,9 +235,10 @@ class SqliteDatabase:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={'FULL' if self._fsync else 'NORMAL'}")
         conn.execute("PRAGMA secure_delete=ON")
-        # One write transaction, its lock waited for; executescript alone would run each
-        # statement in its own (and would COMMIT a transaction begun before it).
-        conn.executescript(f"BEGIN IMMEDIATE;\n{self._schema};\nCOMMIT;")
+        # Each statement in a transaction of its own (executescript would COMMIT one begun
+        # before it): the schema is idempotent, so one cut short by a retry, or run by two
+        # processes at once, does no harm; a file whose tables exist is left as it is.
+        conn.executescript(self._schema)
 
 
 COUNTERS_SCHEMA = """
