@@ -96,9 +96,11 @@ _TRIM_FROM_PIXELS: Final = 4_000_000
 Why: after glibc has freed one large mapping it serves blocks up to 32 MB (Pillow
 allocates images in 16 MB blocks) from its per-thread arenas, which keep freed memory
 resident. A server decodes in many threads, so each thread's arena kept its last
-large image: eight 49 MP requests left 1.7 GB resident though the pixel budget let
-only two be decoded at once. ``malloc_trim`` costs about 15-40 ms after a 49 MP
-decode (1-2 % of it), less for smaller images; below 4 MP what an arena keeps is small.
+large image: eight 49 MP requests peaked at 2.0 GB and left 1.8 GB resident though
+the pixel budget let only two be decoded at once (1.2 GB and 0.5-0.7 GB with this).
+``malloc_trim`` costs about 15-40 ms after a 49 MP decode (1-2 % of it), less for
+smaller images; below 4 MP (16 MB in Pillow) an arena keeps at most one such image,
+and glibc makes at most 8 arenas per core.
 """
 
 _TRANSPOSE_ROTATES: Final = frozenset({5, 6, 7, 8})
@@ -113,7 +115,7 @@ _REVERSED_ROWS: Final = frozenset({3, 4, 6, 7})
 class DecodedImage:
     """An image decoded from bytes.
 
-    pixels: H x W x 3 uint8 RGB, C-contiguous, EXIF orientation applied.
+    pixels: H x W x 3 uint8 RGB, C-contiguous and read-only, EXIF orientation applied.
     format: the format the bytes were in, as Pillow names it ("JPEG", "PNG", ...).
     """
 
