@@ -103,6 +103,12 @@ class FaceAnalyzer:
         with self.budget.hold(pixels, wait_seconds=limits.budget_wait_seconds):
             yield decode_image(image, max_bytes=limits.max_bytes, max_pixels=limits.max_pixels)
 
+    def decode(self, image: ImageInput) -> DecodedImage:
+        """``image`` decoded, holding the budget while decoding only; prefer :meth:`decoded`,
+        which also covers the analysis the decoded pixels are for."""
+        with self.decoded(image) as decoded:
+            return decoded
+
     def detect(self, image: DecodedImage, *, largest_only: bool = False) -> list[FaceDetail]:
         return self.engine.detect(image.pixels, largest_only=largest_only)
 
