@@ -36,7 +36,8 @@ def out(done: subprocess.CompletedProcess[str]) -> Any:
 def error(done: subprocess.CompletedProcess[str]) -> dict[str, str]:
     assert done.returncode == ERROR_EXIT, done.stderr
     document = json.loads(done.stderr.strip().splitlines()[-1])
-    return document["Error"]
+    found: dict[str, str] = document["Error"]
+    return found
 
 
 def test_collections_faces_and_search_end_to_end(cli_env: dict[str, str], testdata: Path) -> None:
