@@ -137,34 +137,56 @@ def create_private(path: Path, *, make_folder: bool = True) -> None:
     it and its SQLite sidecars where an earlier facelens left that (it created them with
     the umask's mode, usually 0644).
 
+    Never by opening a file that may already be open: SQLite's locks are POSIX
+    record locks, and closing *any* descriptor of a file drops every lock this
+    process holds on it, so opening and closing the ``-shm`` file while another
+    connection of this process is writing let a second writer in (seen: a
+    correction undone in one process, unseen by the recognizer in another).
+    Modes are changed by path, and a new file is made under a temporary name and
+    linked into place, so no descriptor of the database is ever closed here.
+
     A file of another owner is left as it is (only its owner may change its mode).
-    StorageError where the file can be neither opened nor created.
+    StorageError where the file can be neither found nor created.
     """
     try:
         if make_folder:
             path.parent.mkdir(parents=True, exist_ok=True, mode=DIRECTORY_MODE)
-        fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+        if not os.path.lexists(path):
+            _create_by_link(path)
     except OSError as exc:
         raise StorageError(f"Cannot create the SQLite file {path}: {exc.strerror}") from exc
-    try:
-        _make_private(fd)
-    finally:
-        os.close(fd)
     real = os.path.realpath(path)  # SQLite keeps the sidecars beside the file a link names
-    for suffix in SIDECARS:
-        with suppress(OSError):  # most are not there; SQLite may be removing one
-            sidecar = os.open(f"{real}{suffix}", os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
-            try:
-                _make_private(sidecar)
-            finally:
-                os.close(sidecar)
+    for name in (real, *(f"{real}{suffix}" for suffix in SIDECARS)):
+        _make_private(name)
 
 
-def _make_private(fd: int) -> None:
-    stat = os.fstat(fd)
-    if stat.st_mode & 0o077 and stat.st_uid == os.geteuid():
-        with suppress(OSError):  # a file system without modes (a vfat card): nothing to do
-            os.fchmod(fd, stat.st_mode & 0o700)
+def _create_by_link(path: Path) -> None:
+    """An empty ``path`` of mode :data:`FILE_MODE`, unless another thread or process made it
+    first. The descriptor that creates it belongs to a temporary name and is closed
+    before the file has its real one, so it holds no lock anybody could lose."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.new")
+    os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE))
+    try:
+        os.link(temporary, path)
+    except FileExistsError:
+        pass  # made by another opener meanwhile: theirs is as good
+    except OSError:
+        # A file system without hard links (vfat, some network mounts): create in place;
+        # nothing can have the file open yet unless another opener races us here.
+        with suppress(FileExistsError):
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE))
+    finally:
+        with suppress(OSError):
+            os.unlink(temporary)
+
+
+def _make_private(name: str) -> None:
+    """Group and other access taken from ``name`` by path, where we own it and it has
+    some; a missing file (most sidecars) or a file system without modes is left alone."""
+    with suppress(OSError):
+        stat = os.stat(name)
+        if stat.st_mode & 0o077 and stat.st_uid == os.geteuid():
+            os.chmod(name, stat.st_mode & 0o700)
 
 
 class SqliteDatabase:

@@ -24,6 +24,8 @@ import logging
 import multiprocessing
 import os
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 import traceback
@@ -256,3 +258,39 @@ def test_processes_open_new_files_together(tmp_path: Path) -> None:
     assert not failures, f"{len(failures)} failed, in {kinds}; the first:\n{failures[0]}"
     assert not (missing := _missing_rows(tmp_path)), "\n".join(missing)
     assert [w.exitcode for w in writers] == [0] * PROCESSES
+
+
+def test_opening_a_file_again_keeps_the_locks_of_its_open_connections(tmp_path: Path) -> None:
+    """SQLite's locks are POSIX record locks: closing any descriptor of a file drops every
+    lock this process holds on it. Opening a second connection must therefore never open
+    and close the database or its ``-shm`` file behind SQLite's back: it once did (to set
+    modes), and a writer in another process got in beside this process's writer."""
+    from facelens.sqlite import SqliteDatabase, connect
+
+    path = tmp_path / "locks.db"
+    first = SqliteDatabase(path, schema="CREATE TABLE IF NOT EXISTS t (x INTEGER);", what="db")
+    outsider = (
+        "import sqlite3, sys\n"
+        "conn = sqlite3.connect(sys.argv[1], timeout=0.2, isolation_level=None)\n"
+        "try:\n"
+        "    conn.execute('BEGIN IMMEDIATE')\n"
+        "except sqlite3.OperationalError as exc:\n"
+        "    print(exc)\n"
+        "else:\n"
+        "    print('got the write lock')\n"
+    )
+    try:
+        with first.transaction() as conn:  # holds the write lock (BEGIN IMMEDIATE)
+            conn.execute("INSERT INTO t VALUES (1)")
+            second = connect(path, setup=lambda c: c.execute("SELECT COUNT(*) FROM t"))
+            second.close()
+            done = subprocess.run(
+                [sys.executable, "-c", outsider, str(path)],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=True,
+            )
+            assert done.stdout.strip() == "database is locked", done.stdout + done.stderr
+    finally:
+        first.close()
