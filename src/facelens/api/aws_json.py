@@ -43,6 +43,7 @@ from facelens import json_limits
 from facelens.api import sigv4
 from facelens.api.app import ServerContext, error_response
 from facelens.api.keys import LOCAL, Principal, Role
+from facelens.api.replays import REUSE_PAUSE, ReplayCache, mutating, repeatable
 from facelens.api.security import Authenticator, client_address
 from facelens.errors import (
     AccessDeniedException,
@@ -177,7 +178,7 @@ def _call(
     client: str,
     target: str,
     body: bytes,
-    replays: sigv4.ReplayCache,
+    replays: ReplayCache,
 ) -> Json:
     # The target is signed (sigv4 insists), so what it says about the call can be trusted.
     operation = target.removeprefix(service.target_prefix)
@@ -187,8 +188,8 @@ def _call(
         signed,
         client,
         service=service.signing_name,
-        replays=replays if sigv4.mutating(operation) else None,
-        repeatable=sigv4.repeatable(operation),
+        replays=replays if mutating(operation) else None,
+        repeatable=repeatable(operation),
     )
     name = service.operation(target)
     params = parse_object(body)
@@ -218,12 +219,12 @@ def authenticate(
     client: str,
     *,
     service: str,
-    replays: sigv4.ReplayCache | None,
+    replays: ReplayCache | None,
     repeatable: bool = False,
 ) -> Principal:
     """The caller: whoever signed for ``service``, or ``local`` when the server has no keys
     (it then listens on loopback only). ``replays``: for a request that changes something,
-    whose signature is then accepted once (:class:`sigv4.ReplayCache`; ``repeatable`` as
+    whose signature is then accepted once (:class:`ReplayCache`; ``repeatable`` as
     there); None for a read. Blocking (a SQLite read): call from a worker thread."""
     if authenticator.open_access:
         return LOCAL
@@ -241,23 +242,23 @@ def authenticate(
 
 async def run_signed(call: Callable[..., _T], *args: Any) -> _T:
     """``call(*args)`` on a worker thread; a refusal for a reused signature leaves
-    ``sigv4.REUSE_PAUSE`` later, waited out here on the event loop (holding no thread),
+    ``REUSE_PAUSE`` later, waited out here on the event loop (holding no thread),
     so the SDK's retry is signed in a later second and is not refused again."""
     try:
         return await run_in_threadpool(call, *args)
     except SignatureReusedException:
-        await asyncio.sleep(sigv4.REUSE_PAUSE.total_seconds())
+        await asyncio.sleep(REUSE_PAUSE.total_seconds())
         raise
 
 
-def replay_cache(request: Request) -> sigv4.ReplayCache:
+def replay_cache(request: Request) -> ReplayCache:
     """The server's used signatures, shared by every SigV4 route of the app (so per
     process), made on the first signed request. Call on the event loop: it is one
     thread, so two caches are never made."""
     state = request.app.state
     cache = getattr(state, "sigv4_replays", None)
-    if not isinstance(cache, sigv4.ReplayCache):
-        cache = state.sigv4_replays = sigv4.ReplayCache()
+    if not isinstance(cache, ReplayCache):
+        cache = state.sigv4_replays = ReplayCache()
     return cache
 
 

@@ -20,7 +20,7 @@ are capped at AWS IoT's 128 KiB. Errors leave with ``x-amzn-ErrorType``
 Publishing changes what others see, so it needs the ``admin`` role; a
 ``read`` key gets ForbiddenException, as AWS IoT answers a denied publish.
 For the same reason a signed publish is accepted once: sent again as it
-was, it gets ThrottlingException (:class:`facelens.api.sigv4.ReplayCache`).
+was, it gets ThrottlingException (:class:`facelens.api.replays.ReplayCache`).
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from fastapi import APIRouter, Request, Response
 from facelens.api import aws_json, sigv4
 from facelens.api.app import ServerContext
 from facelens.api.keys import Role
+from facelens.api.replays import ReplayCache
 from facelens.api.security import Authenticator, client_address
 from facelens.errors import (
     ForbiddenException,
@@ -84,7 +85,7 @@ def _publish(
     authenticator: Authenticator,
     signed: sigv4.SignedRequest,
     client: str,
-    replays: sigv4.ReplayCache,
+    replays: ReplayCache,
 ) -> None:
     # Each publish delivers a message again: an exact repeat is refused (not repeatable).
     principal = aws_json.authenticate(

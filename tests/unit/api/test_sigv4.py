@@ -19,16 +19,9 @@ from botocore.utils import percent_encode_sequence
 from pydantic import SecretStr
 
 from facelens.api.keys import Principal, Role
+from facelens.api.replays import ReplayCache, mutating, repeatable
 from facelens.api.security import FailureLimiter
-from facelens.api.sigv4 import (
-    ReplayCache,
-    SignedRequest,
-    authenticate,
-    canonical_query,
-    mutating,
-    repeatable,
-    verify,
-)
+from facelens.api.sigv4 import SignedRequest, authenticate, canonical_query, verify
 from facelens.errors import (
     IncompleteSignatureException,
     InvalidSignatureException,
