@@ -8,7 +8,6 @@ in CI (``CI=true``), so a broken checkout can never pass by skipping.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -57,7 +56,7 @@ def settings(home: Path) -> Settings:
 
 
 @pytest.fixture
-def cli_env(home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+def cli_env(home: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """Environment for CLI runs: a private FACELENS_HOME, nothing else inherited."""
     for key in list(os.environ):
         if key.startswith("FACELENS_") and key not in ("FACELENS_TESTDATA", "FACELENS_MODELS_DIR"):

@@ -168,6 +168,7 @@ def test_strangers_are_shown_merged_split_and_named(
     assert forgotten.headers["Location"].startswith("/ui/strangers?notice=")
     assert f"{new_id} was forgotten with 1 crops" in query(forgotten.headers["Location"])["notice"]
     assert c.strangers.list(COLLECTION) == []
+    assert biden.key is not None
     assert not c.raw_objects.list_objects(c.settings.bucket, prefix=biden.key).objects
 
     trail = [(a, actor) for a, actor, _ in actions(server) if a != AuditAction.PROFILE_READ.value]

@@ -127,7 +127,7 @@ def test_one_crop_per_person_per_track_each_with_a_face(
     for key, body in bodies.items():
         image = cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR)
         assert image is not None, key
-        rgb = np.ascontiguousarray(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+        rgb = np.ascontiguousarray(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), dtype=np.uint8)
         assert engine.detect(rgb), f"the engine finds no face in {key}"
 
 
@@ -197,9 +197,9 @@ def live(
             running.stop()
 
 
-def read_parts(url: str, count: int) -> list[np.ndarray]:
-    """The first ``count`` JPEG parts of an MJPEG stream, decoded."""
-    images = []
+def read_parts(url: str, count: int) -> list[np.ndarray | None]:
+    """The first ``count`` JPEG parts of an MJPEG stream, decoded (None where one does not)."""
+    images: list[np.ndarray | None] = []
     with urllib.request.urlopen(url, timeout=10) as response:
         assert response.headers["Content-Type"].startswith("multipart/x-mixed-replace")
         while len(images) < count:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import cast
 
 import numpy as np
 import numpy.typing as npt
@@ -245,7 +246,8 @@ def test_from_matrix_adopts_only_what_it_may(rng: np.random.Generator) -> None:
     assert not np.shares_memory(copied._matrix, vectors)
     readonly = np.frombuffer(vectors.tobytes(), dtype=np.float32).reshape(5, DIM)
     strided = np.asfortranarray(vectors)
-    wider = vectors.astype(np.float64)
+    # float64 on purpose, against from_matrix's float32 type: it must convert (so copy) it
+    wider = cast("npt.NDArray[np.float32]", vectors.astype(np.float64))
     for other in (readonly, strided, wider):
         index = ExactIndex.from_matrix(ids, other, copy=False)
         assert not np.shares_memory(index._matrix, other)

@@ -8,6 +8,7 @@ with small merge thresholds and blocks so every path runs.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -39,7 +40,9 @@ def test_key_map_matches_a_dict(
     rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch, kind: str
 ) -> None:
     monkeypatch.setattr(keys, "MERGE_MIN", 8)  # merges happen often
-    make = (lambda i: str(uuid.UUID(int=i, version=4))) if kind == "uuid" else (lambda i: f"id{i}")
+    make: Callable[[int], str] = (
+        (lambda i: str(uuid.UUID(int=i, version=4))) if kind == "uuid" else (lambda i: f"id{i}")
+    )
     universe = [make(i) for i in range(400)]
     keymap, reference = (
         KeyMap.from_ids(universe[:100]),

@@ -61,7 +61,7 @@ def test_sharp_large_frontal_crops_score_higher() -> None:
     face = frontal_face(200, 100, 120)
     region = crop_region(face.box, margin=0.3, width=WIDTH, height=HEIGHT)
     sharp = crop_score(cut(image, region), face, region)
-    blurred_image = cv2.GaussianBlur(image, (0, 0), 4)
+    blurred_image = np.asarray(cv2.GaussianBlur(image, (0, 0), 4), dtype=np.uint8)  # uint8 stays
     blurred = crop_score(cut(blurred_image, region), face, region)
     small_face = frontal_face(200, 100, 40)
     small_region = crop_region(small_face.box, margin=0.3, width=WIDTH, height=HEIGHT)
@@ -120,6 +120,7 @@ def test_encoded_crop_key_layout_and_metadata() -> None:
     assert re.fullmatch(r"faces/3_7/9_5/\d{13}_12\.jpg", pending.key)
     assert pending.key.split("/")[-1].startswith(str(int(crop.captured_at.timestamp() * 1000)))
     image = cv2.imdecode(np.frombuffer(pending.body, np.uint8), cv2.IMREAD_COLOR)
+    assert image is not None, "the crop does not decode"
     assert image.shape == crop.image.shape
     meta = CropMetadata.from_metadata(pending.metadata)
     assert meta.camera == "door"

@@ -25,7 +25,7 @@ def test_iou() -> None:
 
 def test_a_moving_face_keeps_its_track() -> None:
     tracker = Tracker(iou_threshold=0.2, timeout=1.0)
-    ids = set()
+    ids: set[int] = set()
     for step in range(30):
         update = tracker.update([face(100 + step * 5, 100)], step / 30)
         ids.update(a.track_id for a in update.assignments)

@@ -61,7 +61,8 @@ def _add_prev(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _reference(network: DlibNetwork, chip: np.ndarray) -> np.ndarray:
-    x = ((chip.astype(np.float64) - np.array(network.channel_means)) / 256.0).transpose(2, 0, 1)
+    scaled = (chip.astype(np.float64) - np.array(network.channel_means)) / 256.0
+    x: np.ndarray = scaled.transpose(2, 0, 1)
     tags: dict[int, np.ndarray] = {}
     for layer in network.layers:
         if isinstance(layer, Conv):

@@ -60,7 +60,7 @@ def test_quality_brightness_and_sharpness() -> None:
     rng = np.random.default_rng(0)
     texture = rng.integers(0, 256, (200, 200), dtype=np.uint8)
     sharp = np.repeat(texture[:, :, None], 3, axis=2)
-    blurred = cv2.GaussianBlur(sharp, (0, 0), 4)
+    blurred = np.asarray(cv2.GaussianBlur(sharp, (0, 0), 4), dtype=np.uint8)  # uint8 in, uint8 out
     box = PixelBox(20, 20, 180, 180)
     q_sharp, q_blur = estimate_quality(sharp, _face(box)), estimate_quality(blurred, _face(box))
     assert q_sharp.sharpness > 90 > 20 > q_blur.sharpness
@@ -145,9 +145,8 @@ def test_large_images_are_detected_downscaled_and_mapped_back_exactly() -> None:
 
 def test_flip_averaging_makes_the_embedding_mirror_invariant() -> None:
     rng = np.random.default_rng(1)
-    chip = cv2.GaussianBlur(
-        rng.integers(0, 256, (CHIP_SIZE, CHIP_SIZE, 3), dtype=np.uint8), (0, 0), 2
-    )
+    noise = rng.integers(0, 256, (CHIP_SIZE, CHIP_SIZE, 3), dtype=np.uint8)
+    chip = np.asarray(cv2.GaussianBlur(noise, (0, 0), 2), dtype=np.uint8)  # uint8 in, uint8 out
     mirrored = np.ascontiguousarray(chip[:, ::-1])
     flipping = DlibEmbedder(flip=True)
     a, b = flipping.embed([chip, mirrored])
