@@ -97,7 +97,9 @@ def stage_edge(
         "ours_max_distance": round(max_distance, 4),
         "peer_tolerance": 0.6,
     }
-    default = run.default_detector if run.default_detector in detectors else detectors[0]
+    default = run.default_detector
+    if default is None or default not in detectors:
+        default = detectors[0]
     pairs = [(d, "recipe") for d in detectors] + [(default, "full frame")]
     for detector, variant in pairs:
         note = f"faces found/identified per pass of {len(frames)} frames: ours " + counts(

@@ -25,6 +25,7 @@ threshold 0.6). Both sets of distances then go through the same
 
 from __future__ import annotations
 
+import importlib
 import math
 import multiprocessing
 import time
@@ -56,9 +57,8 @@ _fr: Any = None
 
 def _peer_init() -> None:
     global _fr
-    import face_recognition
-
-    _fr = face_recognition
+    # imported by name: face_recognition is optional, untyped and not a dependency
+    _fr = importlib.import_module("face_recognition")
 
 
 def _central(boxes: Sequence[Box], width: int, height: int) -> Box | None:
@@ -164,7 +164,7 @@ def run(
     folds = min(folds, available)
     pairs = select_pairs(all_pairs, folds, per_fold)
     unique = sorted({p.left for p in pairs} | {p.right for p in pairs})
-    chosen = {} if detector is None else {"detector": detector}
+    chosen: dict[str, Any] = {} if detector is None else {"detector": detector}
     settings = Settings(workers=workers, models_dir=models_dir, **chosen)
 
     ours = _Side("ours", workers, lfw._init_worker, (settings,))

@@ -116,7 +116,8 @@ class Ours:
         self.models_dir = models_dir
         self.timer = Timer(target_s)
         self.data: dict[str, Any] = {}
-        self._engines: dict[tuple[str, bool | None], Any] = {}
+        # keyed by detector and the sorted overrides
+        self._engines: dict[tuple[str | None, tuple[tuple[str, Any], ...]], Any] = {}
         self._faces: list[Any] = []
         self._index: Any = None
         self._edge_names: dict[str, str] = {}
@@ -128,7 +129,7 @@ class Ours:
     def settings(self, detector: str | None, overrides: dict[str, Any] | None = None) -> Any:
         """``Settings`` as the environment configures them, with ``detector`` (None: the
         configured default) and ``overrides``."""
-        chosen = {} if detector is None else {"detector": detector}
+        chosen: dict[str, Any] = {} if detector is None else {"detector": detector}
         return self._settings_type(models_dir=self.models_dir, **chosen, **(overrides or {}))
 
     def engine(self, detector: str | None, overrides: dict[str, Any] | None = None) -> Any:

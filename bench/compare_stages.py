@@ -15,7 +15,7 @@ import argparse
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from bench._common import REPO_ROOT, summarize_ms, testdata_dir
 from bench.compare_report import make_row, ms, single, spread
@@ -39,6 +39,12 @@ inside FaceMatchThreshold 80's 0.39, so every search has a match to return)."""
 
 Sides = tuple[Any, Any | None]
 """(ours, peer) SideProcess; peer None when it is skipped."""
+
+
+class Advance(Protocol):
+    """Moves a stage's progress on: by one round, or (LFW) to ``done`` of ``total``."""
+
+    def __call__(self, stage: str, done: int | None = None, total: int | None = None) -> None: ...
 
 
 def models_dir() -> Path:
@@ -103,7 +109,7 @@ def jpeg(image: Any, quality: int = 90) -> bytes:
 class Run:
     """Settings of one run and the rounds loop shared by the timed stages."""
 
-    def __init__(self, args: argparse.Namespace, advance: Callable[[str], None]) -> None:
+    def __init__(self, args: argparse.Namespace, advance: Advance) -> None:
         self.args = args
         self.root = testdata_dir()
         self.advance = advance
@@ -150,7 +156,8 @@ def stage_decode(run: Run, sides: Sides) -> tuple[list[dict[str, Any]], dict[str
                 samples[key]["peer"].append(peer.call("decode", key)[0])
 
     run.rounds("decode", body)
-    rows, detail = [], {}
+    rows: list[dict[str, Any]] = []
+    detail: dict[str, Any] = {}
     for key, data in inputs.items():
         got = samples[key]
         peer_ms = spread(ms(got["peer"])) if peer is not None else None
@@ -199,7 +206,8 @@ def stage_detect(
                     got.setdefault((label, "peer"), []).append(seconds)
 
     run.rounds("detect", body)
-    rows, detail = [], {}
+    rows: list[dict[str, Any]] = []
+    detail: dict[str, Any] = {}
     for label in labels:
         peer_ms = spread(ms(got[label, "peer"])) if peer is not None else None
         block: dict[str, Any] = {"source": FRAME_PHOTO}

@@ -34,12 +34,15 @@ import os
 import statistics
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
 from bench._common import machine_facts, summarize_ms, testdata_dir, write_result
+
+if TYPE_CHECKING:
+    from facelens.engine.types import PixelBox
 
 FRAME = (640, 360)
 LARGE_FRAME = (1280, 720)
@@ -77,6 +80,16 @@ def lfw_images(root: Path, count: int) -> list[Path]:
     return list(seen)[:count]
 
 
+def read_face(path: Path) -> BGR:
+    """An LFW image as BGR; every image the pairs name is there, so one that is not is an error."""
+    import cv2
+
+    image = cv2.imread(str(path))
+    if image is None:
+        raise FileNotFoundError(f"cannot read {path}")
+    return np.asarray(image, dtype=np.uint8)  # imread's default: 8-bit BGR
+
+
 def backgrounds(root: Path) -> list[BGR]:
     """640x360 frames cut (centre, resized) from the photos without faces."""
     import cv2
@@ -94,7 +107,8 @@ def backgrounds(root: Path) -> list[BGR]:
         else:
             new_height = int(width / target)
             image = image[(height - new_height) // 2 : (height + new_height) // 2]
-        frames.append(np.ascontiguousarray(cv2.resize(image, FRAME, interpolation=cv2.INTER_AREA)))
+        resized = cv2.resize(image, FRAME, interpolation=cv2.INTER_AREA)
+        frames.append(np.ascontiguousarray(resized, dtype=np.uint8))  # imread's default: uint8
     return frames
 
 
@@ -127,7 +141,7 @@ def compose(
     return frame, (centre_x - half, centre_y - half, centre_x + half, centre_y + half)
 
 
-def is_hit(box: Any, expected: tuple[float, float, float, float]) -> bool:
+def is_hit(box: PixelBox, expected: tuple[float, float, float, float]) -> bool:
     """Whether a detection's centre lies in the expected box grown by 25%, at a similar size."""
     left, top, right, bottom = expected
     size = bottom - top
@@ -160,7 +174,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     cpu = pin_one_core()
     root = testdata_dir()
-    faces = [cv2.imread(str(path)) for path in lfw_images(root / "lfw", args.images)]
+    faces = [read_face(path) for path in lfw_images(root / "lfw", args.images)]
     frames_bg = backgrounds(root)
     models = models_dir()
     available = [name for name in DETECTORS if name == "hog" or (models / _YUNET).is_file()]

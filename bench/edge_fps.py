@@ -52,7 +52,7 @@ def write_clip(out: Path, size: tuple[int, int], clips: list[Path]) -> int:
     """The clips resized to ``size``, one after the other, as MPEG-4 at 25 fps; frame count."""
     import cv2
 
-    writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), 25.0, size)
+    writer = cv2.VideoWriter(str(out), cv2.VideoWriter.fourcc(*"mp4v"), 25.0, size)
     frames = 0
     for clip in clips:
         capture = cv2.VideoCapture(str(clip))

@@ -9,6 +9,7 @@ parent calls both the same way.
 
 from __future__ import annotations
 
+import importlib
 import io
 import time
 from collections.abc import Sequence
@@ -25,9 +26,8 @@ class Peer:
     """``face_recognition`` 1.3.0 called the way its README and examples call it."""
 
     def __init__(self, models_dir: Path | None, target_s: float) -> None:
-        import face_recognition
-
-        self.fr = face_recognition
+        # imported by name: face_recognition is optional, untyped and not a dependency
+        self.fr: Any = importlib.import_module("face_recognition")
         self.timer = Timer(target_s)
         self.data: dict[str, Any] = {}
         self._known: npt.NDArray[np.float64] | None = None

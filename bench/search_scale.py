@@ -50,6 +50,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +72,7 @@ MAX_DISTANCE = 2.0
 
 
 # -- the main process: store sizes in-process, their restarts and 10M in subprocesses --
-def insert(store: Any, ids: LazyIds, vectors: npt.NDArray[np.float32], batch: int) -> float:
+def insert(store: Any, ids: Sequence[str], vectors: npt.NDArray[np.float32], batch: int) -> float:
     """Adds faces ``ids[start:stop]`` through ``add_faces``; returns the seconds it took."""
     from bench.search_data import new_faces
 

@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> None:
         write_result("up_latency_runs", {"skipped": "mosquitto is not installed"})
         return
     machine = machine_facts()
-    settings = {"default (best_of_seconds 0.5)": {}}
+    settings: dict[str, dict[str, str]] = {"default (best_of_seconds 0.5)": {}}  # label: extra env
     if args.immediate:
         settings["immediate (best_of_seconds 0)"] = {"FACELENS_EDGE__BEST_OF_SECONDS": "0"}
     started = time.perf_counter()
