@@ -94,6 +94,17 @@ class ConfigurationError(FacelensError):
     http_status = 400
 
 
+class BadDigestException(ConfigurationError):
+    """Downloaded bytes whose size or SHA-256 is not the one pinned (S3's ``BadDigest``).
+
+    Its own code, so a script can tell a corrupt or substituted download from
+    a bad parameter.
+    """
+
+    code = "BadDigest"
+    http_status = 400
+
+
 class StorageError(FacelensError):
     """A back-end store (SQLite, PostgreSQL, S3) failed underneath us."""
 

@@ -13,6 +13,7 @@ from facelens.cli import (
     enrol,
     faces,
     forget,
+    models,
     objects,
     profiles,
     recognizer,
@@ -49,6 +50,7 @@ def build_app() -> typer.Typer:
     app.add_typer(corrections.app, name="corrections")
     app.add_typer(corrections.thresholds_app, name="thresholds")
     app.add_typer(strangers.app, name="strangers")
+    app.add_typer(models.app, name="models")
     return app
 
 
