@@ -1,4 +1,5 @@
-"""`facelens bench lfw`: face verification accuracy on LFW-style pairs; `bench all`: the suite."""
+"""`facelens bench lfw`: face verification accuracy on LFW-style pairs; `bench identify`: open-set
+identification (1:N) at the recognizer's own rule; `bench all`: the suite."""
 
 from __future__ import annotations
 
@@ -11,11 +12,13 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import Progress
+from rich.progress import Progress, TaskID
 
 from facelens.cli.context import Context
 from facelens.cli.output import aws_errors, emit
 from facelens.errors import ConfigurationError
+from facelens.evaluation import identification
+from facelens.evaluation.identify_run import run_identify
 from facelens.evaluation.lfw import run_lfw
 
 app = typer.Typer(help="Benchmarks.", no_args_is_help=True)
@@ -47,6 +50,71 @@ def lfw(
             images,
             settings,
             progress=lambda done, total: progress.update(task, completed=done, total=total),
+        )
+    document = dataclasses.asdict(report)
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(json.dumps(document, indent=2) + "\n")
+    emit(document)
+
+
+@app.command()
+def identify(
+    images: Annotated[
+        Path, typer.Option("--images", help="Photos in LFW layout: <identity>/<photo>.jpg.")
+    ],
+    gallery_sizes: Annotated[
+        str,
+        typer.Option(
+            "--gallery-sizes", help="Identities enrolled, comma-separated; 'all': every one."
+        ),
+    ] = "10,100,all",
+    enrol_photos: Annotated[
+        str,
+        typer.Option(
+            "--enrol-photos",
+            help="Photos enrolled per identity, comma-separated (k: identities with k+1 or "
+            "more photos enrol k, the others one).",
+        ),
+    ] = "1",
+    seed: Annotated[
+        int, typer.Option("--seed", help="Draws the galleries smaller than 'all'.")
+    ] = 0,
+    workers: Annotated[
+        int | None, typer.Option("--workers", min=1, help="Processes (default: the setting).")
+    ] = None,
+    cache_dir: Annotated[
+        Path | None,
+        typer.Option("--cache-dir", help="Embedding cache folder (default: <home>/cache)."),
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", help="Also write the JSON here.")
+    ] = None,
+) -> None:
+    """Open-set identification: rank-1, FNIR at FPIR 1% and 0.1%, and FNIR/FPIR at the rule
+    the recognizer applies, per gallery size; printed as JSON (facelens.evaluation)."""
+    ctx = Context()
+    settings = (
+        ctx.settings if workers is None else ctx.settings.model_copy(update={"workers": workers})
+    )
+    with aws_errors(), Progress(console=Console(stderr=True), transient=True) as progress:
+        sizes = identification.parse_sizes(gallery_sizes)
+        counts = identification.parse_counts(enrol_photos, "--enrol-photos")
+        tasks: dict[str, TaskID] = {}
+
+        def step(stage: str, done: int, total: int | None) -> None:
+            if stage not in tasks:
+                tasks[stage] = progress.add_task(stage.capitalize(), total=total)
+            progress.update(tasks[stage], completed=done, total=total)
+
+        report = run_identify(
+            images,
+            settings,
+            sizes=sizes,
+            enrol_counts=counts,
+            seed=seed,
+            cache_dir=cache_dir if cache_dir is not None else settings.home / "cache",
+            progress=step,
         )
     document = dataclasses.asdict(report)
     if output is not None:

@@ -190,20 +190,16 @@ def _embed_undetected(
     return out
 
 
-def embed_images(
+def find_faces(
     paths: Sequence[Path],
     settings: Settings,
     *,
     progress: Callable[[int], None] | None = None,
     chunk: int = 16,
-) -> tuple[dict[Path, npt.NDArray[np.float32]], list[Path]]:
-    """Embeds every image on ``settings.workers`` processes (the dlib embedding holds the GIL).
-
-    LFW images are centred on their person by construction, so an image where
-    the detector finds no face is embedded at the median landmark positions of
-    the images where it did, as LFW evaluations commonly do. Returns the
-    embeddings and the paths that needed this fallback.
-    """
+) -> dict[Path, _Found]:
+    """(embedding, five landmarks in pixels) of the central face of each image, or None where
+    the detector found none; on ``settings.workers`` processes (the dlib embedding holds the
+    GIL). ``progress`` is told how many images each finished chunk held."""
     chunks = [list(paths[i : i + chunk]) for i in range(0, len(paths), chunk)]
     found: dict[Path, _Found] = {}
     if settings.workers <= 1:
@@ -220,6 +216,24 @@ def embed_images(
                 found.update(zip(part, future.result(), strict=True))
                 if progress:
                     progress(len(part))
+    return found
+
+
+def embed_images(
+    paths: Sequence[Path],
+    settings: Settings,
+    *,
+    progress: Callable[[int], None] | None = None,
+    chunk: int = 16,
+) -> tuple[dict[Path, npt.NDArray[np.float32]], list[Path]]:
+    """Embeds every image (:func:`find_faces`).
+
+    LFW images are centred on their person by construction, so an image where
+    the detector finds no face is embedded at the median landmark positions of
+    the images where it did, as LFW evaluations commonly do. Returns the
+    embeddings and the paths that needed this fallback.
+    """
+    found = find_faces(paths, settings, progress=progress, chunk=chunk)
     embeddings = {p: f[0] for p, f in found.items() if f is not None}
     missing = [p for p, f in found.items() if f is None]
     if missing:
