@@ -307,6 +307,33 @@ def test_a_resumed_partial_file_of_other_bytes_fails_and_is_deleted(
     assert pull(entry, directory, url=served.base + "files/").path.read_bytes() == model
 
 
+def test_a_complete_partial_file_is_verified_and_put_in_place_without_a_request(
+    served: Served, model: bytes, tmp_path: Path
+) -> None:
+    entry = entry_for(model)
+    directory = tmp_path / "models"
+    directory.mkdir()
+    (directory / (entry.file_name + ".part")).write_bytes(model)  # a pull stopped before rename
+
+    result = pull(entry, directory, url=served.base + "files/")
+
+    assert served.behaviour.requests == []
+    assert (result.resumed_from, result.downloaded) == (len(model), 0)
+    assert leftovers(directory) == [entry.file_name]
+
+
+def test_a_directory_that_cannot_be_made_is_a_configuration_error(
+    served: Served, model: bytes, tmp_path: Path
+) -> None:
+    entry = entry_for(model)
+    served.behaviour.files[entry.file_name] = model
+    (tmp_path / "a file").write_bytes(b"")  # not a directory, even for root
+
+    with pytest.raises(ConfigurationError, match="Not a directory"):
+        pull(entry, tmp_path / "a file" / "models", url=served.base + "files/")
+    assert served.behaviour.requests == []
+
+
 def test_redirects_are_followed_and_keep_the_range(
     served: Served, model: bytes, tmp_path: Path
 ) -> None:
@@ -437,3 +464,7 @@ def test_cli_wrong_file_is_an_aws_style_error_and_leaves_nothing(
         "Code": "InvalidParameterException",
         "Message": "unknown model 'arcface'; known: sface, yunet",
     }
+
+    two = facelens("models", "pull", "sface", "yunet", "--url", served.base + "x.onnx", env=env)
+    assert two.returncode == ERROR_EXIT
+    assert "ending in '/'" in json.loads(two.stderr.strip().splitlines()[-1])["Error"]["Message"]

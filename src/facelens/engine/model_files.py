@@ -205,11 +205,18 @@ def source_url(entry: ModelEntry, url: str | None = None) -> str:
     the file's own URL. Only http and https are accepted.
     """
     chosen = entry.url if url is None else (url + entry.file_name if url.endswith("/") else url)
-    parts = urllib.parse.urlsplit(chosen)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise InvalidParameterException(
-            f"model URL {chosen!r} must be an http:// or https:// URL with a host"
-        )
+    refusal = InvalidParameterException(
+        f"model URL {chosen!r} must be an http:// or https:// URL with a host"
+    )
+    if any(char.isspace() or not char.isprintable() for char in chosen):
+        raise refusal
+    try:
+        parts = urllib.parse.urlsplit(chosen)
+        parts.port  # noqa: B018 - urllib checks the port only when it is read
+    except ValueError:
+        raise refusal from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise refusal
     return chosen
 
 

@@ -66,7 +66,17 @@ def test_source_url_takes_a_base_or_a_file_and_only_http() -> None:
         "http://mirror:8080/m/face_recognition_sface_2021dec.onnx"
     )
     assert source_url(SFACE, "https://mirror/x.onnx") == "https://mirror/x.onnx"
-    for bad in ("file:///etc/passwd", "ftp://host/x", "http:///nohost", "mirror/x"):
+    for bad in (
+        "file:///etc/passwd",
+        "ftp://host/x",
+        "http:///nohost",
+        "mirror/x",
+        "http://[bad/x",
+        "http://host:port/x",
+        "http://host:99999/x",
+        "http://host/a b",
+        "http://host/x\r\nHost: other",
+    ):
         with pytest.raises(InvalidParameterException):
             source_url(SFACE, bad)
 
