@@ -86,6 +86,8 @@ class Behaviour:
     honour_range: bool = True
     truncate_after: int | None = None
     """Send this many body bytes, then drop the connection (Content-Length says all)."""
+    partial_from: int | None = None
+    """Answer 206 with the bytes from here, whatever was asked."""
     requests: list[tuple[str, str | None]] = field(default_factory=list)
     """(path, Range header) of every GET, in order."""
 
@@ -113,10 +115,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if data is None:
             self.send_error(404)
             return
-        start = 0
-        match = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range") or "")
-        if match is not None and behaviour.honour_range:
-            start = int(match.group(1))
+        asked = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range") or "")
+        start: int | None = None
+        if behaviour.partial_from is not None:
+            start = behaviour.partial_from
+        elif asked is not None and behaviour.honour_range:
+            start = int(asked.group(1))
+        if start is not None:
             if start >= len(data):
                 self.send_response(416)
                 self.send_header("Content-Range", f"bytes */{len(data)}")
@@ -127,7 +132,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
         else:
             self.send_response(200)
-        body = data[start:]
+        body = data[start or 0 :]
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Content-Type", "application/octet-stream")
         self.end_headers()
@@ -332,6 +337,28 @@ def test_a_directory_that_cannot_be_made_is_a_configuration_error(
     with pytest.raises(ConfigurationError, match="Not a directory"):
         pull(entry, tmp_path / "a file" / "models", url=served.base + "files/")
     assert served.behaviour.requests == []
+
+
+def test_a_range_answer_for_other_bytes_restarts_from_zero(
+    served: Served, model: bytes, tmp_path: Path
+) -> None:
+    entry = entry_for(model)
+    served.behaviour.files[entry.file_name] = model
+    served.behaviour.partial_from = 0  # 206 from byte 0, whatever was asked
+    directory = tmp_path / "models"
+    directory.mkdir()
+    (directory / (entry.file_name + ".part")).write_bytes(model[:1000])
+
+    result = pull(entry, directory, url=served.base + "files/")
+
+    assert [range_ for _, range_ in served.behaviour.requests] == ["bytes=1000-", None]
+    assert (result.resumed_from, result.path.read_bytes()) == (0, model)
+
+    # A server that answers part of the file when asked for all of it is refused, not looped on.
+    served.behaviour.partial_from = 10
+    result.path.unlink()
+    with pytest.raises(ServiceUnavailableException, match="when asked for all of it"):
+        pull(entry, directory, url=served.base + "files/")
 
 
 def test_redirects_are_followed_and_keep_the_range(

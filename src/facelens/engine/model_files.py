@@ -349,6 +349,11 @@ class _Download:
                 if total is not None and total != self.entry.size:
                     self._wrong_bytes(f"the server says the file is {total} bytes")
                 if start != self.offset:
+                    if self.offset == 0:
+                        raise ServiceUnavailableException(
+                            f"{self.source} answered part of the file (Content-Range "
+                            f"{response.headers.get('Content-Range')!r}) when asked for all of it"
+                        )
                     # Not the bytes we asked for: start over, without Range.
                     response.close()
                     self._restart()
