@@ -35,7 +35,9 @@ from facelens.engine.model_files import (
 )
 from facelens.errors import InvalidParameterException
 
-app = typer.Typer(help="Model files: what is known, present and verified; downloads.")
+app = typer.Typer(
+    help="Model files: what is known, present and verified; downloads.", no_args_is_help=True
+)
 
 
 def _state_document(state: ModelState) -> dict[str, Any]:

@@ -223,7 +223,7 @@ def source_url(entry: ModelEntry, url: str | None = None) -> str:
 def model_state(entry: ModelEntry, directory: Path) -> ModelState:
     """Whether ``entry``'s file is in ``directory`` and matches its size and hash.
 
-    Reads the whole file (SHA-256 at about 1 GB/s: 40 ms for SFace).
+    Reads the whole file: SFace's 38.7 MB hash in about 30 ms from the page cache.
     """
     path = directory / entry.file_name
     part = path.with_name(path.name + PART_SUFFIX)
