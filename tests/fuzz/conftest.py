@@ -42,15 +42,9 @@ from facelens.api.keys import Role
 from facelens.api.serve import build_server
 from facelens.config import MqttSettings, ServeSettings, Settings
 from facelens.wiring import Components
-from tests.fuzz.harness import (
-    AccessKey,
-    Call,
-    Fuzzer,
-    Tally,
-    capturing_server_errors,
-    send,
-)
-from tests.fuzz.strategies import Photos
+from tests.fuzz.harness import Fuzzer, Tally, capturing_server_errors
+from tests.fuzz.images import Photos
+from tests.fuzz.wire import AccessKey, Call, send
 from tests.fuzz.world import Credentials, World
 from tests.servers.mosquitto import running_broker
 

@@ -13,18 +13,12 @@ from urllib.parse import quote
 
 from hypothesis import strategies as st
 
-from tests.fuzz.calls import (
-    Route,
-    cookie_header,
-    extra_headers,
-    field_text,
-    multipart_body,
-    path_for,
-    query_string,
-)
+from tests.fuzz.calls import Route, cookie_header, extra_headers, path_for
 from tests.fuzz.conftest import Run
-from tests.fuzz.harness import Call, Fuzzer
-from tests.fuzz.strategies import DATES, mostly, text
+from tests.fuzz.forms import field_text, multipart_body
+from tests.fuzz.harness import Fuzzer
+from tests.fuzz.strategies import DATES, mostly, query_string, text
+from tests.fuzz.wire import Call
 from tests.fuzz.world import USER, Credentials, World
 
 PAGE_QUERY = ("notice", "error", "undo", "next")

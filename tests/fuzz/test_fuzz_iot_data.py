@@ -13,8 +13,9 @@ from hypothesis import strategies as st
 from facelens.api.iot_data import MAX_PAYLOAD_BYTES, PREFIX, SIGNING_NAME
 from tests.fuzz.calls import Signer, signed_admin_call, signed_call
 from tests.fuzz.conftest import Run
-from tests.fuzz.harness import Call, Fuzzer
+from tests.fuzz.harness import Fuzzer
 from tests.fuzz.strategies import encode_part, query_string, text
+from tests.fuzz.wire import Call
 from tests.fuzz.world import Credentials
 
 

@@ -15,8 +15,9 @@ from __future__ import annotations
 from hypothesis import strategies as st
 
 from tests.fuzz.conftest import Run
-from tests.fuzz.harness import Call, Fuzzer
+from tests.fuzz.harness import Fuzzer
 from tests.fuzz.strategies import dumps, header_text, json_values, text
+from tests.fuzz.wire import Call
 from tests.fuzz.world import Credentials
 
 TARGETS = (

@@ -11,21 +11,20 @@ from hypothesis import strategies as st
 from facelens.people.matching import THRESHOLD_ATTRIBUTE
 from tests.fuzz.calls import (
     JSON_TYPES,
-    Part,
     Route,
     bearer,
     bearer_call,
     content_type_header,
     extra_headers,
     json_body,
-    multipart,
-    multipart_body,
     path_for,
-    query_string,
 )
 from tests.fuzz.conftest import Run
-from tests.fuzz.harness import Call, Fuzzer
-from tests.fuzz.strategies import JSON_SCALARS, dumps, json_values, mostly, png, text
+from tests.fuzz.forms import Part, multipart, multipart_body
+from tests.fuzz.harness import Fuzzer
+from tests.fuzz.images import png
+from tests.fuzz.strategies import JSON_SCALARS, dumps, json_values, mostly, query_string, text
+from tests.fuzz.wire import Call
 from tests.fuzz.world import COLLECTION, USER, Credentials, World
 
 C = "/api/v1/collections/{c}"

@@ -24,8 +24,8 @@ from facelens.errors import ResourceNotFoundException
 from facelens.people.stranger_types import companion_id
 from facelens.recognizer.ledger import Recognition, Status
 from facelens.wiring import Components
-from tests.fuzz.harness import AccessKey
-from tests.fuzz.strategies import Photos
+from tests.fuzz.images import Photos
+from tests.fuzz.wire import AccessKey
 
 COLLECTION = "faces"
 USER = "ada"
