@@ -1,12 +1,9 @@
-"""The fuzz suite's server, its Hypothesis profiles, and the per-surface counts.
+"""The fuzz suite's servers, its Hypothesis profiles, and the per-surface counts.
 
-One real server for the whole suite (``facelens serve`` as built by
-:func:`facelens.api.serve.build_server`, uvicorn on a loopback port), publishing
-to a real Mosquitto broker, with admin and read-only API keys, admin and
-read-only SigV4 access keys, and dashboard sessions for both. The failed
-authentication limit is lifted (``serve.failed_auth_limit``): with the default
-10 a minute, the invalid credentials the fuzz sends would throttle every
-later request to 429 and the suite would stop reaching anything.
+One real server per backend for the whole session (:mod:`tests.fuzz.servers`):
+SQLite stores, and PostgreSQL ones; the tests that reach the stores run
+against both (their counts say ``@postgres`` for the second), the others
+against SQLite only.
 
 Profiles (``FACELENS_FUZZ_PROFILE``):
 
@@ -20,8 +17,9 @@ Profiles (``FACELENS_FUZZ_PROFILE``):
 ``FACELENS_FUZZ_RANDOM=1`` draws random cases in ``ci`` too (Hypothesis prints
 the seed of a failure); ``FACELENS_FUZZ_COLLECT=1`` collects instead of failing
 at once; ``FACELENS_FUZZ_REPORT=path.json`` writes the counts there
-(``bench/results/`` is ignored by git). The counts are printed at the end of
-every run that fuzzed.
+(``bench/results/`` is ignored by git); ``FACELENS_FUZZ_TRACE=path`` appends
+every request to that file before it is sent (the last one is the culprit when
+the process dies). The counts are printed at the end of every run that fuzzed.
 """
 
 from __future__ import annotations
@@ -29,22 +27,22 @@ from __future__ import annotations
 import json
 import os
 import time
+import uuid
 from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import urlencode, urlsplit
 
 import pytest
 from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
-from facelens.api.keys import Role
-from facelens.api.serve import build_server
-from facelens.config import MqttSettings, ServeSettings, Settings
-from facelens.wiring import Components
-from tests.fuzz.harness import Fuzzer, Tally, capturing_server_errors
+from facelens.collection.analysis import FaceAnalyzer
+from tests.fuzz.harness import Fuzzer, ServerErrors, Tally, capturing_server_errors
 from tests.fuzz.images import Photos
-from tests.fuzz.wire import AccessKey, Call, send
+from tests.fuzz.servers import BACKENDS, Target, serving
+from tests.fuzz.wire import Call
 from tests.fuzz.world import Credentials, World
 from tests.servers.mosquitto import running_broker
 
@@ -115,7 +113,7 @@ def run_fuzz(fuzz: Fuzzer) -> Run:
         examples: int,
         classics: Sequence[Call] = (),
     ) -> None:
-        tally = fuzz.tally.of(surface)
+        tally = fuzz.tally.of(fuzz.surface(surface))
 
         def one(call: Call) -> None:
             tally.cases += 1
@@ -125,39 +123,39 @@ def run_fuzz(fuzz: Fuzzer) -> Run:
         for call in reversed(classics):  # decorators apply inside out: keep their order
             test = example(call)(test)
         fuzz_settings(examples)(test)()
-        fuzz.assert_clean(surface)
+        fuzz.assert_clean(fuzz.surface(surface))
 
     return run
 
 
-def _login(url: str, host: str, token: str) -> str:
-    """The ``facelens_session=…`` cookie a dashboard login with ``token`` sets."""
-    parts = urlsplit(url)
-    answer = send(
-        parts.hostname or "127.0.0.1",
-        parts.port or 80,
-        Call(
-            "setup",
-            "POST /ui/login",
-            "POST",
-            "/ui/login",
-            (
-                ("Host", host),
-                ("Origin", url),
-                ("Content-Type", "application/x-www-form-urlencoded"),
-            ),
-            urlencode({"token": token}).encode(),
-        ),
-    )
-    assert answer.status == 303, answer.summary()
-    return answer.headers["set-cookie"].split(";", 1)[0]
+@dataclass
+class Shared:
+    """What the suite's servers share: one broker, one error log, the photos, one engine."""
+
+    broker_url: str
+    errors: ServerErrors
+    photos: Photos
+    tally: Tally
+    analyzer: FaceAnalyzer | None = None
+
+    def serve(
+        self, backend: str, home: Path, database_url: str | None = None
+    ) -> AbstractContextManager[Target]:
+        return serving(
+            backend,
+            home=home,
+            broker_url=self.broker_url,
+            database_url=database_url,
+            photos=self.photos,
+            errors=self.errors,
+            tally=self.tally,
+            collect=collecting(),
+            analyzer=self.analyzer,
+        )
 
 
 @pytest.fixture(scope="session")
-def fuzz_server(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, testdata: Path
-) -> Iterator[tuple[Fuzzer, Credentials, World]]:
-    """The suite's one server (see the module's docstring), seeded, with its credentials."""
+def fuzz_shared(request: pytest.FixtureRequest, testdata: Path) -> Iterator[Shared]:
     people = testdata / "people"
     photos = Photos(
         (
@@ -166,67 +164,67 @@ def fuzz_server(
             sorted((testdata / "noface").iterdir())[0].read_bytes(),
         )
     )
-    home = tmp_path_factory.mktemp("fuzz") / "home"
     with running_broker() as broker, capturing_server_errors() as errors:
-        settings_ = Settings(
-            home=home,
-            models_dir=None,
-            mqtt=MqttSettings(url=broker.url),
-            serve=ServeSettings(port=0, failed_auth_limit=1_000_000_000),
-        )
-        components = Components(settings_, instance="fuzz")
-        admin = components.keys.create_api_key("fuzz-admin", Role.ADMIN)
-        reader = components.keys.create_api_key("fuzz-reader", Role.READ)
-        admin_key = components.keys.create_access_key("fuzz-sdk-admin", Role.ADMIN)
-        reader_key = components.keys.create_access_key("fuzz-sdk-reader", Role.READ)
-        server, app = build_server(components)
-        server.start()
-        try:
-            tables = app.state.ctx.tables
-            world = World.seed(components, tables, photos)
-            host = f"127.0.0.1:{server.port}"
-            credentials = Credentials(
-                admin_token=admin.token.get_secret_value(),
-                reader_token=reader.token.get_secret_value(),
-                admin_key=AccessKey(
-                    admin_key.access_key_id, admin_key.secret_access_key.get_secret_value()
-                ),
-                reader_key=AccessKey(
-                    reader_key.access_key_id, reader_key.secret_access_key.get_secret_value()
-                ),
-                region=settings_.serve.region,
-                admin_cookie=_login(server.url, host, admin.token.get_secret_value()),
-                reader_cookie=_login(server.url, host, reader.token.get_secret_value()),
-                spare_cookie=_login(server.url, host, reader.token.get_secret_value()),
-            )
-            fuzzer = Fuzzer(
-                url=server.url,
-                components=components,
-                tables=tables,
-                errors=errors,
-                tally=request.config.stash[_TALLY],
-                collect=collecting(),
-                reseed=world.reseed,
-            )
-            yield fuzzer, credentials, world
-        finally:
-            server.stop()
-            components.close()
+        yield Shared(broker.url, errors, photos, request.config.stash[_TALLY])
+
+
+@pytest.fixture(scope="session")
+def sqlite_target(
+    fuzz_shared: Shared, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Target]:
+    """The server on SQLite stores, for the whole session."""
+    with fuzz_shared.serve("sqlite", tmp_path_factory.mktemp("fuzz-sqlite") / "home") as target:
+        fuzz_shared.analyzer = fuzz_shared.analyzer or target.analyzer
+        yield target
+
+
+@pytest.fixture(scope="session")
+def postgres_target(
+    fuzz_shared: Shared, tmp_path_factory: pytest.TempPathFactory, postgres_url: str
+) -> Iterator[Target]:
+    """The server on PostgreSQL stores (a database of its own), for the whole session."""
+    import psycopg
+
+    name = f"fuzz_{uuid.uuid4().hex}"
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    database_url = postgres_url.rsplit("/", 1)[0] + f"/{name}"
+    home = tmp_path_factory.mktemp("fuzz-postgres") / "home"
+    with fuzz_shared.serve("postgres", home, database_url) as target:
+        fuzz_shared.analyzer = fuzz_shared.analyzer or target.analyzer
+        yield target
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """Which stores the server under test keeps: each store-touching test runs on both;
+    a test that does not reach the stores parametrizes ``backend`` itself."""
+    backend: str = request.param
+    return backend
 
 
 @pytest.fixture
-def fuzz(fuzz_server: tuple[Fuzzer, Credentials, World]) -> Fuzzer:
-    return fuzz_server[0]
+def target(request: pytest.FixtureRequest, backend: str) -> Target:
+    """The session's server on ``backend``, started on first use."""
+    started: Target = request.getfixturevalue(f"{backend}_target")
+    return started
 
 
 @pytest.fixture
-def credentials(fuzz_server: tuple[Fuzzer, Credentials, World]) -> Credentials:
-    return fuzz_server[1]
+def fuzz(target: Target) -> Fuzzer:
+    return target.fuzz
 
 
 @pytest.fixture
-def world(fuzz_server: tuple[Fuzzer, Credentials, World]) -> World:
-    return fuzz_server[2]
+def credentials(target: Target) -> Credentials:
+    return target.credentials
+
+
+@pytest.fixture
+def world(target: Target) -> World:
+    return target.world
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:

@@ -229,10 +229,15 @@ class Fuzzer:
     tally: Tally
     collect: bool
     reseed: Callable[[], None] = lambda: None
+    backend: str = "sqlite"
     _last: tuple[Call, Answer] | None = field(default=None, init=False)
 
     def __repr__(self) -> str:
-        return f"Fuzzer({self.url})"
+        return f"Fuzzer({self.url}, {self.backend})"
+
+    def surface(self, name: str) -> str:
+        """The tally's name for surface ``name`` on this server's backend."""
+        return name if self.backend == "sqlite" else f"{name}@{self.backend}"
 
     @property
     def host(self) -> str:
@@ -255,7 +260,7 @@ class Fuzzer:
 
     def check(self, call: Call) -> Answer:
         """Sends ``call``; fails (or, collecting, records) each rule it breaks."""
-        tally = self.tally.of(call.surface)
+        tally = self.tally.of(self.surface(call.surface))
         late = self.errors.take()
         if late and self._last is not None:  # logged after the last call's answer went out
             last, answer = self._last
@@ -334,11 +339,11 @@ class Fuzzer:
         report = f"{'; '.join(problems)}\nrequest: {call.summary()}\nanswer: {answer.summary()}" + (
             "\nserver logged:\n" + "\n".join(logged)[-4000:] if logged else ""
         )
-        findings = self.tally.of(call.surface).findings
+        findings = self.tally.of(self.surface(call.surface)).findings
         count, first = findings.get(signature, (0, report))
         findings[signature] = (count + 1, first)
         if not self.collect:
-            raise FuzzFailure(f"{call.surface}: {signature}\n{report}")
+            raise FuzzFailure(f"{self.surface(call.surface)}: {signature}\n{report}")
 
     def assert_clean(self, surface: str) -> None:
         """Fails with every finding of ``surface`` (collect mode's end of test)."""

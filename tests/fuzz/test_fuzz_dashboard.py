@@ -187,6 +187,7 @@ def form_classics(fuzz: Fuzzer, creds: Credentials) -> list[Call]:
             "field_name=Name&field_value=x&field_name=Born&field_value=1e999",
         ),
         post(f"/ui/people/{USER}/profile", "field_name=&field_value=x&remove=99999999999999999999"),
+        post(f"/ui/people/{USER}/profile", "field_name=Name&field_value=a%00b"),
         post(f"/ui/people/{USER}/threshold", "threshold=nan"),
         post(f"/ui/people/{USER}/threshold", "threshold=1e999"),
         post("/ui/search", "threshold=50"),

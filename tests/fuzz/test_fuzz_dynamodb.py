@@ -174,6 +174,12 @@ def dynamodb_classics(fuzz: Fuzzer, creds: Credentials) -> list[Call]:
         ),
         _dynamodb(fuzz, creds, "PutItem", dumps({"TableName": TABLE, "Item": {lone: {"S": lone}}})),
         _dynamodb(
+            fuzz,
+            creds,
+            "PutItem",
+            dumps({"TableName": TABLE, "Item": {"UserId": {"S": "nul"}, "x": {"S": "a\x00b"}}}),
+        ),
+        _dynamodb(
             fuzz, creds, "GetItem", dumps({"TableName": TABLE, "Key": {"UserId": {"S": lone}}})
         ),
         _dynamodb(fuzz, creds, "PutItem", dumps({"TableName": TABLE, "Item": deep})),

@@ -180,6 +180,8 @@ def classics(fuzz: Fuzzer, creds: Credentials, world: World) -> list[Call]:
         call("GET", "/api/v1/profiles"),
         call("PATCH", f"/api/v1/profiles/{USER}", deep),
         call("PUT", "/api/v1/profiles/x", b"[" * 100_000),
+        call("PUT", "/api/v1/profiles/nul", b'{"Name": "a\\u0000b", "k\\u0000": 1}'),
+        call("PATCH", f"/api/v1/profiles/{USER}", b'{"Note": "\\u0000"}'),
         call("PUT", "/api/v1/profiles/x", b'{"a": 1e999999, "b": NaN, "c": -Infinity}'),
         call("POST", "/api/v1/collections", b'{"CollectionId": "\\ud800"}'),
         call("PUT", "/api/v1/profiles/%ED%A0%80", b'{"Name": "\\udfff"}'),
