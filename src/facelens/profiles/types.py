@@ -83,7 +83,7 @@ def make_item(profile_id: str, attributes: Mapping[str, Any]) -> dict[str, Any]:
 
     Raises InvalidParameterException for a key attribute that names another
     id, values JSON cannot hold (NaN, sets, bytes) or UTF-8 cannot (an unpaired
-    surrogate), a value nested over
+    surrogate), a NUL character (PostgreSQL cannot store it), a value nested over
     :data:`MAX_LEVELS` levels, or an item over 400 KB.
     """
     check_profile_id(profile_id)
@@ -102,6 +102,10 @@ def make_item(profile_id: str, attributes: Mapping[str, Any]) -> dict[str, Any]:
             f"Attribute {too_deep[0]!r} is nested more than {MAX_LEVELS} levels deep "
             f"(DynamoDB's limit: the attribute and at most {MAX_LEVELS - 1} lists and maps)"
         )
+    if _holds_nul(item):
+        # PostgreSQL's text and jsonb cannot hold U+0000 (the store answered 500); refused
+        # for every store, so a profile means the same wherever it is kept.
+        raise InvalidParameterException("The item holds a NUL character (U+0000)")
     try:
         encoded = json.dumps(item, allow_nan=False, ensure_ascii=False).encode()
     except UnicodeEncodeError:  # a lone surrogate: no store could encode it (a 500, before)
@@ -150,6 +154,23 @@ def stored_item(profile_id: str, text: str | bytes) -> dict[str, Any]:
         _log.warning("Profile %r nests too deep to parse: served empty; put it again", profile_id)
         return {key_attribute(profile_id): profile_id}
     return served_item(profile_id, item)
+
+
+def _holds_nul(item: Mapping[str, Any]) -> bool:
+    """Whether a name or string anywhere in ``item`` holds U+0000 (walked with a stack:
+    no recursion to run out of, whatever the nesting)."""
+    stack: list[Any] = [item]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, str):
+            if "\x00" in value:
+                return True
+        elif isinstance(value, Mapping):
+            stack.extend(value.keys())
+            stack.extend(value.values())
+        elif isinstance(value, list | tuple):
+            stack.extend(value)
+    return False
 
 
 def _too_deep(item: Mapping[str, Any]) -> list[str]:

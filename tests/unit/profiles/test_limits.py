@@ -70,3 +70,18 @@ def test_a_lone_surrogate_is_refused_in_values_and_names() -> None:
     with pytest.raises(InvalidParameterException, match="not valid Unicode"):
         make_item("p1", {"\udc00": "x"})
     assert make_item("p1", {"Name": "\U0001f600"})["Name"] == "\U0001f600"
+
+
+@pytest.mark.parametrize(
+    "attributes",
+    [{"Note": "a\x00b"}, {"a\x00": "x"}, {"Deep": [{"k": ["\x00"]}]}, {"Map": {"\x00": 1}}],
+)
+def test_a_nul_character_is_refused_anywhere(attributes: dict[str, Any]) -> None:
+    """PostgreSQL's text and jsonb cannot hold U+0000: its profile store answered 500 (found
+    by the fuzz suite). Refused for every store, so a profile means the same everywhere."""
+    with pytest.raises(InvalidParameterException, match="NUL"):
+        make_item("ada", attributes)
+
+
+def test_the_text_of_an_escape_is_not_a_nul() -> None:
+    assert make_item("ada", {"Note": "\\u0000"})["Note"] == "\\u0000"
