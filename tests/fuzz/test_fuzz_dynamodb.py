@@ -158,6 +158,9 @@ def dynamodb_classics(fuzz: Fuzzer, creds: Credentials) -> list[Call]:
     deep = {"UserId": {"S": "deep-item"}, "x": typed_nested(300)}
     lone = "\ud800"  # a lone surrogate: valid JSON (as an escape), not encodable as UTF-8
     lone_key = [{"AttributeName": lone, "KeyType": "HASH"}]
+    raw = b'{"TableName": "rawsurrogate", "KeySchema": [{"AttributeName": "\xed\xa0\x80", '
+    raw += b'"KeyType": "HASH"}], "AttributeDefinitions": [{"AttributeName": "\xed\xa0\x80", '
+    raw += b'"AttributeType": "S"}]}'  # the same, as the raw bytes json.loads also decodes
     return [
         _dynamodb(fuzz, creds, "Scan", b"[" * 100_000),
         _dynamodb(
@@ -172,6 +175,7 @@ def dynamodb_classics(fuzz: Fuzzer, creds: Credentials) -> list[Call]:
                 }
             ),
         ),
+        _dynamodb(fuzz, creds, "CreateTable", raw),
         _dynamodb(fuzz, creds, "PutItem", dumps({"TableName": TABLE, "Item": {lone: {"S": lone}}})),
         _dynamodb(
             fuzz,

@@ -186,6 +186,11 @@ def classics(fuzz: Fuzzer, creds: Credentials, world: World) -> list[Call]:
         call("POST", "/api/v1/collections", b'{"CollectionId": "\\ud800"}'),
         call("PUT", "/api/v1/profiles/%ED%A0%80", b'{"Name": "\\udfff"}'),
         call("GET", "/api/v1/profiles/%ED%A0%80"),
+        *(
+            call("POST", f"/api/v1/collections/{COLLECTION}/strangers/{s}/merge", other)
+            for s in world.strangers
+            for other in (b'{"Other": "\\ud800"}', b'{"Other": "\xed\xa0\x80"}')
+        ),
         call("GET", "/api/v1/profiles/%ff%fe"),
         call("DELETE", "/api/v1/people/%2e%2e?collection_id=%2e%2e"),
         call("GET", f"/api/v1/identifications?user_id=%00&camera={'a' * 5000}"),

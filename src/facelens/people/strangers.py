@@ -333,7 +333,17 @@ class StrangerService:
         return companion
 
     def _existing(self, collection_id: str, stranger_id: str) -> str:
-        """The companion id, after checking the stranger exists (ResourceNotFoundException)."""
+        """The companion id, after checking the stranger exists (ResourceNotFoundException).
+
+        An id that is not ``stranger-<n>`` names no stranger and never reaches the store: it
+        comes from requests and arguments (a merge's ``Other``), and one holding a lone
+        surrogate (JSON's ``\\ud800``, the CLI's undecodable bytes) is not even storable text:
+        SQLite raised UnicodeEncodeError on it, a 500."""
+        if stranger_number(stranger_id) is None:
+            raise ResourceNotFoundException(
+                f"No stranger {stranger_id!r} in collection {collection_id}: "
+                "stranger ids are stranger-<n>"
+            )
         companion = self._companion(collection_id, create=False)
         if companion is not None:
             try:
