@@ -33,8 +33,9 @@ import threading
 import time
 import traceback
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -79,7 +80,7 @@ def capturing_server_errors() -> Iterator[ServerErrors]:
         root.removeHandler(handler)
 
 
-def _pages(fetch: Callable[[str | None], tuple[list[Any], str | None]]) -> list[Any]:
+def _pages(fetch: Callable[[str | None], tuple[Sequence[Any], str | None]]) -> list[Any]:
     items: list[Any] = []
     token: str | None = None
     for _ in range(1000):
@@ -88,6 +89,16 @@ def _pages(fetch: Callable[[str | None], tuple[list[Any], str | None]]) -> list[
         if not token:
             break
     return items
+
+
+def _faces_page(c: Components, cid: str, token: str | None) -> tuple[Sequence[Any], str | None]:
+    page = c.collections.list_faces(cid, max_results=1000, next_token=token)
+    return page.faces, page.next_token
+
+
+def _users_page(c: Components, cid: str, token: str | None) -> tuple[Sequence[Any], str | None]:
+    page = c.users.list_users(cid, max_results=500, next_token=token)
+    return page.users, page.next_token
 
 
 def fingerprint(c: Components, tables: ProfileTables) -> dict[str, Any]:
@@ -100,18 +111,8 @@ def fingerprint(c: Components, tables: ProfileTables) -> dict[str, Any]:
     )
     state: dict[str, Any] = {"collections": {}}
     for cid in sorted(collections):
-        faces = _pages(
-            lambda t, cid=cid: (
-                (p := c.collections.list_faces(cid, max_results=1000, next_token=t)).faces,
-                p.next_token,
-            )
-        )
-        users = _pages(
-            lambda t, cid=cid: (
-                (p := c.users.list_users(cid, max_results=500, next_token=t)).users,
-                p.next_token,
-            )
-        )
+        faces = _pages(partial(_faces_page, c, cid))
+        users = _pages(partial(_users_page, c, cid))
         state["collections"][cid] = {
             "faces": sorted((f.face_id, f.user_id, f.external_image_id) for f in faces),
             "users": sorted((u.user_id, u.status.value, u.face_count) for u in users),
