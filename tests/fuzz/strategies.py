@@ -123,6 +123,17 @@ def dumps(value: Any, *, ascii_only: bool = True) -> bytes:
     )
 
 
+LONE = "\ud800"
+"""A lone surrogate: JSON may carry it (as ``\\ud800``, and Python's ``json`` also decodes
+it from the raw bytes ``\\xed\\xa0\\x80``), UTF-8 cannot encode it, so SQLite,
+PostgreSQL and ``str.encode`` all refuse it."""
+
+
+def both_encodings(document: Any) -> list[bytes]:
+    """``document`` as JSON with lone surrogates escaped, and as their raw bytes."""
+    return [dumps(document), dumps(document, ascii_only=False)]
+
+
 @st.composite
 def deep_nesting(draw: st.DrawFn) -> bytes:
     """``[[[…]]]`` or ``{"a":{"a":…}}``, 10 to 100,000 deep, closed or not."""

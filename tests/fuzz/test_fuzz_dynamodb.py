@@ -11,7 +11,15 @@ from tests.fuzz.aws_params import numbers, params_body, targets
 from tests.fuzz.calls import Signer, signed_admin_call, signed_call
 from tests.fuzz.conftest import Run
 from tests.fuzz.harness import Fuzzer
-from tests.fuzz.strategies import JSON_SCALARS, dumps, json_values, mostly, text
+from tests.fuzz.strategies import (
+    JSON_SCALARS,
+    LONE,
+    both_encodings,
+    dumps,
+    json_values,
+    mostly,
+    text,
+)
 from tests.fuzz.wire import Call, wire
 from tests.fuzz.world import TABLE, Credentials, World
 
@@ -153,6 +161,32 @@ def typed_nested(depth: int) -> dict[str, Any]:
     return value
 
 
+def surrogate_sweep(fuzz: Fuzzer, creds: Credentials) -> list[Call]:
+    """Every operation once with its strings lone surrogates (escaped and raw bytes), on
+    the table that exists: whatever reaches a store unvalidated shows as a 500."""
+    key = {"UserId": {"S": LONE}}
+    documents: dict[str, dict[str, Any]] = {
+        "CreateTable": {
+            "TableName": "surrogate",
+            "KeySchema": [{"AttributeName": LONE, "KeyType": "HASH"}],
+            "AttributeDefinitions": [{"AttributeName": LONE, "AttributeType": "S"}],
+            "BillingMode": LONE,
+        },
+        "DescribeTable": {"TableName": LONE},
+        "DeleteTable": {"TableName": LONE},
+        "ListTables": {"ExclusiveStartTableName": LONE},
+        "PutItem": {"TableName": TABLE, "Item": {**key, LONE: {"S": LONE}}, "ReturnValues": LONE},
+        "GetItem": {"TableName": TABLE, "Key": key},
+        "DeleteItem": {"TableName": TABLE, "Key": key, "ReturnValues": "ALL_OLD"},
+        "Scan": {"TableName": TABLE, "ExclusiveStartKey": key, "Select": LONE},
+    }
+    return [
+        _dynamodb(fuzz, creds, operation, body)
+        for operation, document in documents.items()
+        for body in both_encodings(document)
+    ]
+
+
 def dynamodb_classics(fuzz: Fuzzer, creds: Credentials) -> list[Call]:
     """Inputs that broke (or nearly broke) the endpoint once: sent first, every run."""
     deep = {"UserId": {"S": "deep-item"}, "x": typed_nested(300)}
@@ -223,4 +257,5 @@ def dynamodb_classics(fuzz: Fuzzer, creds: Credentials) -> list[Call]:
 
 def test_dynamodb(run_fuzz: Run, fuzz: Fuzzer, credentials: Credentials, world: World) -> None:
     calls = dynamodb_calls(fuzz, credentials, world)
-    run_fuzz("dynamodb", calls, 100, dynamodb_classics(fuzz, credentials))
+    classics = dynamodb_classics(fuzz, credentials) + surrogate_sweep(fuzz, credentials)
+    run_fuzz("dynamodb", calls, 100, classics)

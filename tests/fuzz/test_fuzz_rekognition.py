@@ -14,7 +14,16 @@ from tests.fuzz.calls import Signer, signed_admin_call, signed_call
 from tests.fuzz.conftest import Run
 from tests.fuzz.harness import Fuzzer
 from tests.fuzz.images import base64_images, png
-from tests.fuzz.strategies import JSON_SCALARS, dumps, json_values, mostly, text, token_values
+from tests.fuzz.strategies import (
+    JSON_SCALARS,
+    LONE,
+    both_encodings,
+    dumps,
+    json_values,
+    mostly,
+    text,
+    token_values,
+)
 from tests.fuzz.wire import Call, wire
 from tests.fuzz.world import COLLECTION, CROP_KEY, Credentials, World
 
@@ -140,6 +149,27 @@ def _rekognition(fuzz: Fuzzer, creds: Credentials, operation: str, body: bytes) 
     )
 
 
+IMAGES = ("Image", "SourceImage", "TargetImage")
+LISTS = ("FaceIds", "DetectionAttributes", "Attributes")
+
+
+def surrogate_sweep(fuzz: Fuzzer, creds: Credentials) -> list[Call]:
+    """Every operation once with every string a lone surrogate (escaped and raw bytes),
+    in a collection that exists: whatever reaches a store unvalidated shows as a 500."""
+    calls = []
+    for operation, names in REKOGNITION_NAMES.items():
+        document: dict[str, Any] = {"CollectionId": COLLECTION}
+        for name in names:
+            if name in IMAGES:
+                document[name] = {"S3Object": {"Bucket": LONE, "Name": LONE}}
+            elif name in LISTS:
+                document[name] = [LONE]
+            elif name != "CollectionId" or operation == "CreateCollection":
+                document[name] = LONE
+        calls += [_rekognition(fuzz, creds, operation, body) for body in both_encodings(document)]
+    return calls
+
+
 def rekognition_classics(fuzz: Fuzzer, creds: Credentials, world: World) -> list[Call]:
     """Inputs that broke (or nearly broke) the endpoint once: sent first, every run."""
     huge = base64.b64encode(b"9" * 400).decode()
@@ -207,4 +237,5 @@ def rekognition_classics(fuzz: Fuzzer, creds: Credentials, world: World) -> list
 
 def test_rekognition(run_fuzz: Run, fuzz: Fuzzer, credentials: Credentials, world: World) -> None:
     calls = rekognition_calls(fuzz, credentials, world)
-    run_fuzz("rekognition", calls, 100, rekognition_classics(fuzz, credentials, world))
+    classics = rekognition_classics(fuzz, credentials, world) + surrogate_sweep(fuzz, credentials)
+    run_fuzz("rekognition", calls, 100, classics)

@@ -23,7 +23,16 @@ from tests.fuzz.conftest import Run
 from tests.fuzz.forms import Part, multipart, multipart_body
 from tests.fuzz.harness import Fuzzer
 from tests.fuzz.images import png
-from tests.fuzz.strategies import JSON_SCALARS, dumps, json_values, mostly, query_string, text
+from tests.fuzz.strategies import (
+    JSON_SCALARS,
+    LONE,
+    both_encodings,
+    dumps,
+    json_values,
+    mostly,
+    query_string,
+    text,
+)
 from tests.fuzz.wire import Call
 from tests.fuzz.world import COLLECTION, USER, Credentials, World
 
@@ -154,6 +163,31 @@ def upload(image: bytes, **fields: str) -> tuple[bytes, str]:
     return multipart(parts, "fuzzboundary"), "multipart/form-data; boundary=fuzzboundary"
 
 
+def surrogate_sweep(call: Any, world: World) -> list[Call]:
+    """Every JSON route once with every field a lone surrogate (as an escape and as raw
+    bytes), on ids that exist: whatever reaches a store unvalidated shows as a 500."""
+    names = {
+        "c": COLLECTION,
+        "u": USER,
+        "p": USER,
+        "f": world.ids[2],
+        "r": world.ids[4],
+        "s": (world.strangers or ["stranger-1"])[0],
+        "x": "00000000-0000-4000-8000-000000000000",
+    }
+    calls = []
+    for route in routes(world):
+        if route.json is None:
+            continue
+        target = route.template.format(**names)
+        document: dict[str, Any] = {name: LONE for name in route.json}
+        if route.open_json:
+            document = {LONE: LONE, "Name": LONE}
+        for value in (document, {name: [LONE] for name in route.json}):
+            calls += [call(route.method, target, body) for body in both_encodings(value)]
+    return calls
+
+
 def classics(fuzz: Fuzzer, creds: Credentials, world: World) -> list[Call]:
     """Inputs that broke (or nearly broke) the API once: sent first, every run."""
 
@@ -195,6 +229,7 @@ def classics(fuzz: Fuzzer, creds: Credentials, world: World) -> list[Call]:
         call("DELETE", "/api/v1/people/%2e%2e?collection_id=%2e%2e"),
         call("GET", f"/api/v1/identifications?user_id=%00&camera={'a' * 5000}"),
     ]
+    calls += surrogate_sweep(call, world)
     for image in (
         png(65_535, 65_535),
         png(0, 0),
