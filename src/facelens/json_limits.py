@@ -33,6 +33,9 @@ _STEP = tuple(1 if b in b"[{" else -1 if b in b"]}" else 0 for b in range(256))
 
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 """A ``\\uD800``-``\\uDFFF`` escape: half of a pair, or a lone surrogate (checked after)."""
+_RAW_SURROGATE = re.compile(rb"\xed[\xa0-\xbf]")
+"""A surrogate written as UTF-8 bytes (``ED A0..BF``), which UTF-8 forbids but ``json.loads``
+decodes (with ``surrogatepass``) into a lone surrogate."""
 
 
 class TooDeepError(ValueError):
@@ -77,7 +80,8 @@ def loads(data: bytes | bytearray | str, *, max_depth: int) -> Any:
         document = json.loads(data)
     except RecursionError:  # only if the caller's limit is near Python's recursion limit
         raise TooDeepError(f"The JSON nests too deep to parse (limit {max_depth})") from None
-    if _SURROGATE_ESCAPE.search(raw) and not _encodable(document):
+    surrogates = _SURROGATE_ESCAPE.search(raw) or _RAW_SURROGATE.search(raw)
+    if surrogates and not _encodable(document):
         raise NotUnicodeError("A JSON string holds a lone surrogate (\\uD800-\\uDFFF unpaired)")
     return document
 

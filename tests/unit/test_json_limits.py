@@ -72,3 +72,10 @@ def test_loads_refuses_lone_surrogates_and_keeps_pairs() -> None:
         loads('{"a": "\udc80"}', max_depth=5)  # a str from argv's surrogateescape
     assert loads(b'{"a": "\\ud83d\\ude00"}', max_depth=5) == {"a": "\U0001f600"}
     assert loads(b'{"a": "\\\\ud800"}', max_depth=5) == {"a": "\\ud800"}  # an escaped backslash
+
+
+def test_a_surrogate_as_raw_utf8_bytes_is_refused() -> None:
+    """``ED A0 80`` is a surrogate in UTF-8's form, which UTF-8 forbids; ``json.loads``
+    decoded it into a lone surrogate, and DynamoDB CreateTable answered 500 (fuzz suite)."""
+    with pytest.raises(NotUnicodeError):
+        loads(b'{"TableName": "t\xed\xa0\x80"}', max_depth=10)
