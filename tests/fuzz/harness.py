@@ -44,11 +44,6 @@ from facelens.errors import FacelensError
 from facelens.wiring import Components
 from tests.fuzz.wire import HEALTH_TIMEOUT_S, TIMEOUT_S, Answer, Call, breaks_http, send
 
-SETTLE_S = 0.3
-"""Seconds to let a route finish that uvicorn has already answered for (a refused framing)
-before the stores are compared."""
-
-
 # -- the server's own view: errors it logged, and its stores --
 
 
@@ -301,9 +296,6 @@ class Fuzzer:
         elif answer.status is not None and answer.problem is not None:
             problems.append(f"HTTP {answer.status}, then {answer.problem}")
         if _refused(answer):
-            if call.may_go_unanswered or breaks_http(call):
-                # uvicorn answers a framing error itself, while the route may still run.
-                time.sleep(SETTLE_S)
             try:
                 after = self.state()
             except FacelensError as exc:

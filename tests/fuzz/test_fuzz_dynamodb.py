@@ -258,4 +258,4 @@ def dynamodb_classics(fuzz: Fuzzer, creds: Credentials) -> list[Call]:
 def test_dynamodb(run_fuzz: Run, fuzz: Fuzzer, credentials: Credentials, world: World) -> None:
     calls = dynamodb_calls(fuzz, credentials, world)
     classics = dynamodb_classics(fuzz, credentials) + surrogate_sweep(fuzz, credentials)
-    run_fuzz("dynamodb", calls, 80, classics)
+    run_fuzz("dynamodb", calls, 100, classics)

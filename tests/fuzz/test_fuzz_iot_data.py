@@ -79,4 +79,4 @@ def classics(fuzz: Fuzzer, creds: Credentials) -> list[Call]:
 
 @pytest.mark.parametrize("backend", ["sqlite"])  # reaches no store
 def test_iot_data(run_fuzz: Run, fuzz: Fuzzer, credentials: Credentials) -> None:
-    run_fuzz("iot-data", iot_calls(fuzz, credentials), 50, classics(fuzz, credentials))
+    run_fuzz("iot-data", iot_calls(fuzz, credentials), 60, classics(fuzz, credentials))

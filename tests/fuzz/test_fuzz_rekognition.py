@@ -238,4 +238,4 @@ def rekognition_classics(fuzz: Fuzzer, creds: Credentials, world: World) -> list
 def test_rekognition(run_fuzz: Run, fuzz: Fuzzer, credentials: Credentials, world: World) -> None:
     calls = rekognition_calls(fuzz, credentials, world)
     classics = rekognition_classics(fuzz, credentials, world) + surrogate_sweep(fuzz, credentials)
-    run_fuzz("rekognition", calls, 80, classics)
+    run_fuzz("rekognition", calls, 100, classics)

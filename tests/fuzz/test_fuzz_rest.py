@@ -245,4 +245,4 @@ def classics(fuzz: Fuzzer, creds: Credentials, world: World) -> list[Call]:
 
 
 def test_rest_api(run_fuzz: Run, fuzz: Fuzzer, credentials: Credentials, world: World) -> None:
-    run_fuzz("rest", rest_calls(fuzz, credentials, world), 100, classics(fuzz, credentials, world))
+    run_fuzz("rest", rest_calls(fuzz, credentials, world), 120, classics(fuzz, credentials, world))

@@ -84,14 +84,13 @@ class Answer:
 
 
 def _latin1(value: str) -> str:
-    """``value`` as http.client can write it: latin-1 as is, anything else as the UTF-8
-    bytes a client would send for it (see :func:`wire`); CR and LF dropped either way (a
-    header cannot hold them, and http.client refuses to try)."""
+    """``value`` if http.client can write it (latin-1), else the UTF-8 bytes a client would
+    send for it (see :func:`wire`)."""
     try:
         value.encode("latin-1")
     except UnicodeEncodeError:
         return wire(value)
-    return value.replace("\r", "").replace("\n", "")
+    return value
 
 
 def send(host: str, port: int, call: Call, *, timeout: float = TIMEOUT_S) -> Answer:
