@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, FiniteFloat, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from facelens.config_sections import Camera, EdgeSettings, Section, ServeSettings
@@ -33,6 +34,10 @@ __all__ = [
 
 def _default_home() -> Path:
     return Path.home() / ".facelens"
+
+
+_PositiveFinite = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+"""A number above zero that is not infinite or NaN (a divisor)."""
 
 
 class MqttSettings(Section):
@@ -262,8 +267,9 @@ class Settings(BaseSettings):
     models_dir: Path | None = Field(
         default=None,
         description=(
-            "Directory of optional ONNX models (e.g. YuNet). dlib's models come from the "
-            "face_recognition_models package and need no directory."
+            "Directory of optional ONNX models (YuNet, SFace ...); unset: <home>/models, where "
+            "`facelens models pull` puts them (also searched when this is set). dlib's models "
+            "come from the face_recognition_models package and need no directory."
         ),
     )
     testdata: Path = Field(
@@ -286,10 +292,41 @@ class Settings(BaseSettings):
     embedder: str = Field(
         default="onnx",
         description=(
-            "How dlib's face recognition ResNet is run: 'onnx' (ONNX Runtime, about 8 ms a face "
-            "on one core; converted from dlib's own model file on first use and cached in "
-            "<home>/models) or 'dlib' (dlib itself, about 85 ms). The vectors are the same "
-            "(within 1e-6), so collections stay compatible either way."
+            "How faces become vectors. dlib's face recognition ResNet: 'onnx' (ONNX Runtime, "
+            "about 8 ms a face on one core; converted from dlib's own model file on first use and "
+            "cached in <home>/models) or 'dlib' (dlib itself, about 85 ms); the vectors are the "
+            "same (within 1e-6), so collections stay compatible either way. 'arcface': an "
+            "ArcFace-style ONNX model (arcface_model, e.g. SFace); its vectors are another space, "
+            "so its collections are its own."
+        ),
+    )
+    arcface_model: str = Field(
+        default="face_recognition_sface_2021dec.onnx",
+        description=(
+            "The 'arcface' embedder's ONNX file: an absolute path, or a name (or relative path) "
+            "in models_dir, else <home>/models. Default: OpenCV Zoo's SFace, fetched by "
+            "`facelens models pull sface`; InsightFace's w600k_r50.onnx etc. also fit."
+        ),
+    )
+    arcface_channel_order: Literal["rgb", "bgr"] = Field(
+        default="rgb",
+        description=(
+            "Channel order the 'arcface' model takes (chips are RGB; 'bgr' reverses them). "
+            "SFace and InsightFace's ArcFace both take 'rgb'."
+        ),
+    )
+    arcface_mean: FiniteFloat | tuple[FiniteFloat, FiniteFloat, FiniteFloat] = Field(
+        default=0.0,
+        description=(
+            "Subtracted from each 0-255 pixel before the 'arcface' model sees it: one number, or "
+            "three (one a channel, in arcface_channel_order). SFace: 0; InsightFace: 127.5."
+        ),
+    )
+    arcface_std: _PositiveFinite | tuple[_PositiveFinite, _PositiveFinite, _PositiveFinite] = Field(
+        default=1.0,
+        description=(
+            "Each pixel, less arcface_mean, is divided by this (0-255 units): one number or "
+            "three, as arcface_mean. SFace: 1; InsightFace: 127.5."
         ),
     )
     embed_threads: int = Field(
@@ -297,9 +334,9 @@ class Settings(BaseSettings):
         ge=1,
         le=256,
         description=(
-            "ONNX Runtime threads per embedding call ('onnx' embedder). 1 keeps a process on one "
-            "core, so throughput grows with processes; more cut one call's latency on an "
-            "otherwise idle machine."
+            "ONNX Runtime threads per embedding call ('onnx' and 'arcface' embedders). 1 keeps "
+            "a process on one core, so throughput grows with processes; more cut one call's "
+            "latency on an otherwise idle machine."
         ),
     )
     embed_flip: bool = Field(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 from facelens.config import Settings
@@ -18,14 +19,40 @@ def _hog(settings: Settings) -> Detector:
     return HogDetector()
 
 
-def _yunet(settings: Settings) -> Detector:
-    from facelens.engine.yunet import YuNetDetector, find_model
+def model_directories(settings: Settings) -> tuple[Path, ...]:
+    """Where optional model files are looked for, in order: ``models_dir``, then ``<home>/models``.
 
-    path = find_model(settings.models_dir) if settings.models_dir else None
+    ``facelens models pull`` writes to ``models_directory(settings)``: ``models_dir``
+    when set, else ``<home>/models``. The home's directory is also searched
+    when ``models_dir`` is set, so a model pulled before it was set is found.
+    """
+    from facelens.engine.model_files import models_directory
+
+    first = models_directory(settings)
+    home = settings.home / "models"
+    return (first,) if first == home else (first, home)
+
+
+def _find_yunet(settings: Settings) -> Path | None:
+    from facelens.engine.yunet import find_model
+
+    for directory in model_directories(settings):
+        path = find_model(directory)
+        if path is not None:
+            return path
+    return None
+
+
+def _yunet(settings: Settings) -> Detector:
+    from facelens.engine.yunet import YuNetDetector
+
+    path = _find_yunet(settings)
     if path is None:
+        looked = ", ".join(str(d) for d in model_directories(settings))
         raise ConfigurationError(
             "detector 'yunet' needs face_detection_yunet_2023mar.onnx in the models directory "
-            f"(FACELENS_MODELS_DIR, now {settings.models_dir})"
+            f"(FACELENS_MODELS_DIR, else <home>/models; looked in {looked}): "
+            "`facelens models pull yunet` fetches it"
         )
     return YuNetDetector(path)
 
@@ -45,11 +72,28 @@ def _dlib_embedder(settings: Settings) -> Embedder:
     return DlibEmbedder(flip=settings.embed_flip)
 
 
+def _arcface_embedder(settings: Settings) -> Embedder:
+    from facelens.engine.arcface import ArcFaceEmbedder, Normalisation, find_model_file
+
+    normalisation = Normalisation.of(
+        settings.arcface_channel_order, settings.arcface_mean, settings.arcface_std
+    )
+    return ArcFaceEmbedder(
+        find_model_file(settings.arcface_model, model_directories(settings)),
+        flip=settings.embed_flip,
+        threads=settings.embed_threads,
+        normalisation=normalisation,
+    )
+
+
 EMBEDDERS: dict[str, Callable[[Settings], Embedder]] = {
     "onnx": _onnx_embedder,
     "dlib": _dlib_embedder,
+    "arcface": _arcface_embedder,
 }
-"""Both run dlib's ResNet with its weights (model_version "dlib-resnet-v1"): same vectors."""
+"""onnx and dlib run dlib's ResNet with its weights (model_version "dlib-resnet-v1"): same
+vectors. arcface runs an ArcFace-style ONNX file (SFace, InsightFace): a space of its own,
+named by the file's hash (facelens.engine.arcface)."""
 
 
 def _dlib(settings: Settings) -> FaceEngine:
@@ -86,9 +130,7 @@ def detector_name(settings: Settings) -> str:
     """
     if settings.detector != AUTO:
         return settings.detector
-    from facelens.engine.yunet import find_model
-
-    return "yunet" if find_model(settings.models_dir) is not None else "hog"
+    return "yunet" if _find_yunet(settings) is not None else "hog"
 
 
 def build_detector(settings: Settings) -> Detector:

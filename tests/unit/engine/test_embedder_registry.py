@@ -31,7 +31,9 @@ def test_dlib_stays_selectable_from_the_environment(
 
 
 def test_unknown_embedders_and_thread_counts_are_errors(tmp_path: Path) -> None:
-    with pytest.raises(ConfigurationError, match="unknown embedder 'tflite'; known: dlib, onnx"):
+    with pytest.raises(
+        ConfigurationError, match="unknown embedder 'tflite'; known: arcface, dlib, onnx"
+    ):
         build_embedder(Settings(home=tmp_path, embedder="tflite"))
     with pytest.raises(ValueError, match="embed_threads"):
         Settings(home=tmp_path, embed_threads=0)
