@@ -226,6 +226,20 @@ def test_the_network_sees_the_configured_pixels(
     assert np.allclose(raw[0], seen, atol=1e-4)  # float32 sums of 12,544 pixels
 
 
+def test_a_half_precision_model_is_fed_float16(tmp_path: Path) -> None:
+    nodes = [
+        helper.make_node("Cast", ["data"], ["wide"], to=TensorProto.FLOAT),
+        helper.make_node("GlobalAveragePool", ["wide"], ["pooled"]),
+        helper.make_node("Flatten", ["pooled"], ["embedding"], axis=1),
+    ]
+    path = _save(
+        tmp_path / "half.onnx", nodes, ["N", 3, 112, 112], ["N", 3], input_type=TensorProto.FLOAT16
+    )
+    embedder = ArcFaceEmbedder(path, normalisation=Normalisation.of("rgb", 127.5, 127.5))
+    raw = embedder.descriptors([constant_chip((0, 128, 255))])
+    assert np.allclose(raw[0], [-1.0, 0.5 / 127.5, 1.0], atol=1e-3)
+
+
 def test_bad_normalisations_are_configuration_errors() -> None:
     with pytest.raises(ConfigurationError, match="arcface_channel_order"):
         Normalisation.of("rgba")
