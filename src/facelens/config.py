@@ -132,12 +132,34 @@ class RecognizerSettings(Section):
         ge=0,
         le=100,
         description=(
-            "Similarity 0-100 a face (or a user's template) must reach to count as a match; "
-            "higher means fewer false matches and more unknowns."
+            "Similarity 0-100 a face (or a user's template) must reach to count as a match "
+            "under rule 'similarity' (and on AWS Rekognition); higher means fewer false matches "
+            "and more unknowns. The 'open-set' rule does not use it."
         ),
     )
     max_faces: int = Field(
         default=5, ge=1, le=4096, description="Candidate faces considered per search."
+    )
+    rule: Literal["open-set", "similarity"] = Field(
+        default="open-set",
+        description=(
+            "How a face gets a name. 'open-set': only when at most "
+            "max_false_identification_rate of strangers would score as high against the "
+            "collection's current number of people (holds as people are enrolled or "
+            "forgotten; needs an engine facelens has calibrated, else 'similarity' decides). "
+            "'similarity': the best person at face_match_threshold, Rekognition's 1:1 meaning, "
+            "which names more strangers the more people are enrolled."
+        ),
+    )
+    max_false_identification_rate: float = Field(
+        default=0.01,
+        ge=0.001,
+        le=0.5,
+        description=(
+            "Open-set rule: the share of strangers (people not enrolled, 0.001-0.5) that may be "
+            "given a name. The rule aims at half of it, to leave room for a population unlike "
+            "the one it was calibrated on. Lower: fewer wrong names, more people left unknown."
+        ),
     )
     worker_id: str = Field(
         default="recognizer-1",
@@ -346,12 +368,35 @@ class Settings(BaseSettings):
             "time. Collections stay comparable either way."
         ),
     )
+    embed_views: Literal["five", "five+68"] = Field(
+        default="five+68",
+        description=(
+            "Which chips of a face dlib's ResNet ('onnx', 'dlib' embedders) embeds. 'five+68': "
+            "the five-point chip and dlib's own 68-point chip (what the network was trained "
+            "on), combined: 99.30% on the LFW development pairs and open-set FNIR at FPIR 1% "
+            "(746 people enrolled) 31.4%, for twice the network work and a 68-point landmark "
+            "pass per face. 'five': the five-point chip only, 98.90% and 39.5%. Each is its "
+            "own model version (dlib-resnet-v1+68, dlib-resnet-v1): collections made with one "
+            "refuse the other, so set 'five' to keep using collections made before this setting."
+        ),
+    )
     collections_url: str | None = Field(
         default=None,
         description=(
             "Where collections live: 'sqlite:///path/to.db', 'postgresql://...', 'memory://', "
             "or 'rekognition://' (AWS Rekognition keeps them and the recognizer asks it; "
             "'?region=...&endpoint_url=...' optional). Default: sqlite in <home>/facelens.db."
+        ),
+    )
+    keep_face_sources: bool = Field(
+        default=True,
+        description=(
+            "Keep a small crop of every stored face (a JPEG of about 12 KB, up to 256 px, in "
+            "the collections database beside its vector, deleted with the face), so that "
+            "`facelens collections reindex` can re-embed a collection when the engine "
+            "changes. A privacy trade-off: the crop shows the face, where a vector does not. "
+            "Off: faces stored meanwhile cannot be re-embedded; reindex refuses them until they "
+            "are enrolled again or dropped (--drop-unsourced)."
         ),
     )
     max_image_bytes: int = Field(

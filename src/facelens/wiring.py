@@ -58,7 +58,9 @@ def build_analyzer(settings: Settings) -> FaceAnalyzer:
         pixel_budget=settings.image_pixel_budget,
         budget_wait_seconds=settings.image_budget_wait_seconds,
     )
-    return FaceAnalyzer(build_engine(settings), limits=limits)
+    return FaceAnalyzer(
+        build_engine(settings), limits=limits, keep_sources=settings.keep_face_sources
+    )
 
 
 @dataclass
@@ -292,6 +294,9 @@ class Components(PeopleParts):
             collection_id=r.collection_id,
             face_match_threshold=r.face_match_threshold,
             max_faces=r.max_faces,
+            max_false_identification_rate=(
+                r.max_false_identification_rate if r.rule == "open-set" else None
+            ),
         )
         if self.in_rekognition:
             return RekognitionFinder(self.rekognition, options=search)

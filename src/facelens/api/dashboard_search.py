@@ -23,7 +23,7 @@ from facelens.api.dashboard_web import check_same_origin, form_text, name_of, pa
 from facelens.api.keys import Principal
 from facelens.collection.models import QualityFilter
 from facelens.errors import FacelensError, InvalidParameterException, ResourceNotFoundException
-from facelens.people.matching import VETO_SIMILARITY
+from facelens.people.matching import VETO_SIMILARITY, open_set_rule
 
 router = APIRouter(include_in_schema=False)
 
@@ -86,8 +86,10 @@ def _search(ctx: ServerContext, image: bytes, threshold: float) -> dict[str, Any
     users = c.users.match_embedding(cid, embedding, limit=SEARCH_RESULTS, threshold=threshold)
     faces = c.collections.match_embedding(cid, embedding, limit=SEARCH_RESULTS, threshold=threshold)
     policy = c.match_policy
+    r = c.settings.recognizer
+    rule = open_set_rule(r)
     verdict = policy.identify(
-        cid, embedding, threshold=global_threshold, max_faces=c.settings.recognizer.max_faces
+        cid, embedding, threshold=global_threshold, max_faces=r.max_faces, rule=rule
     )
     negatives = policy.negatives(cid, embedding, floor=policy.floor(threshold))
 
@@ -129,11 +131,15 @@ def _search(ctx: ServerContext, image: bytes, threshold: float) -> dict[str, Any
             "user_id": verdict.user_id,
             "name": name_of(ctx, person),
             "similarity": verdict.similarity,
+            "expected_fpir": verdict.expected_fpir,
+            "gallery_size": verdict.gallery_size,
         }
     return {
         "users": user_rows,
         "faces": face_rows,
         "verdict": answer,
         "global_threshold": global_threshold,
+        "rule": r.rule if rule is None or policy.calibration() is not None else "similarity",
+        "max_fpir": r.max_false_identification_rate,
         "searched": True,
     }

@@ -51,6 +51,7 @@ def templates() -> Jinja2Templates:
     """The page templates, autoescaped (built on first use: nothing is read at import)."""
     built = Jinja2Templates(directory=TEMPLATES)
     built.env.filters["similarity"] = _similarity
+    built.env.filters["fpir"] = fpir_text
     built.env.filters["url_part"] = lambda text: quote(str(text), safe="")
     return built
 
@@ -233,6 +234,8 @@ class Sighting:
     stranger_id: str | None = None
     rejected: str | None = None
     """The correction id in force that says this identification was wrong (None: none)."""
+    expected_fpir: float | None = None
+    """How sure the name was: the share of strangers (0-1) expected to score as high."""
 
     @property
     def person_id(self) -> str | None:
@@ -272,6 +275,9 @@ def sighting(record: Recognition, *, bucket: str, prefix: str) -> Sighting:
         user_id=_text_or_none(message.get("UserId")),
         face_id=_text_or_none(message.get("FaceId")),
         stranger_id=_text_or_none(message.get("StrangerId")),
+        expected_fpir=float(fpir)
+        if isinstance(fpir := message.get("ExpectedFPIR"), int | float)
+        else None,
     )
 
 
@@ -305,6 +311,17 @@ def _text_or_none(value: object) -> str | None:
 
 def _similarity(value: float | None) -> str:
     return "" if value is None else f"{value:.1f} %"
+
+
+def fpir_text(value: float | None) -> str:
+    """A share of strangers (0-1) as people read it: "1 in 400" below 1%, else a percent."""
+    if value is None:
+        return ""
+    if value <= 0:
+        return "none"
+    if value < 0.01:
+        return f"1 in {round(1 / value):,}"
+    return f"{value * 100:.0f} %"
 
 
 @dataclass(frozen=True)

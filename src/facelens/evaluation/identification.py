@@ -45,6 +45,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from facelens.engine.open_set import COHORT_SIZE, open_set_score
 from facelens.errors import InvalidParameterException
 
 FPIR_TARGETS: tuple[float, ...] = (0.01, 0.001)
@@ -213,12 +214,17 @@ def figures(
     decisions: Labels | None = None,
     *,
     targets: Sequence[float] = FPIR_TARGETS,
+    ranked: OpenSetTop | None = None,
 ) -> Figures:
-    """rank-1, FNIR at each FPIR target (threshold-free) and FNIR/FPIR of ``decisions``."""
+    """rank-1, FNIR at each FPIR target (threshold-free) and FNIR/FPIR of ``decisions``.
+
+    ranked: each probe's best identity and the score a rule thresholds (the open-set score);
+    by default the best column of ``scores`` and its score.
+    """
     if scores.ndim != 2 or scores.shape[0] != len(truth):
         raise ValueError("scores must be probes x gallery, one row per truth label")
     mated = truth >= 0
-    best, best_score = top(scores)
+    best, best_score = (ranked.best, ranked.score) if ranked is not None else top(scores)
     n_mated, n_non = int(mated.sum()), int((~mated).sum())
     correct_top = mated & (best == truth)
     at: list[AtFpir] = []
@@ -274,3 +280,47 @@ def identity_scores(
         if columns.any():
             out[:, i] = -distances[:, columns].min(axis=1)
     return out
+
+
+@dataclass(frozen=True)
+class OpenSetTop:
+    """Per probe: the nearest person (gallery index), the distance to them, and the open-set
+    score of :func:`facelens.engine.open_set.open_set_score` the recognizer's rule computes."""
+
+    best: Labels
+    distance: npt.NDArray[np.float64]
+    score: npt.NDArray[np.float64]
+
+
+def open_set_top(
+    distances: npt.NDArray[np.float64], person_distances: npt.NDArray[np.float64]
+) -> OpenSetTop:
+    """What the recognizer's rule computes for every probe at once (its vectorised twin).
+
+    distances: probes x persons, each the distance to the nearer of the person's template and
+    faces. person_distances: persons x persons, from each person's template to the nearer of
+    the other's template and faces (the diagonal is ignored). The probe's cohort is its next
+    :data:`~facelens.engine.open_set.COHORT_SIZE` nearest persons, the person's its own nearest
+    others; the gallery size is the number of persons. ``tests/unit/evaluation`` checks this
+    against the rule itself on one gallery.
+    """
+    probes, persons = distances.shape
+    if persons == 0:
+        empty = np.full(probes, math.inf)
+        return OpenSetTop(np.full(probes, -1, dtype=np.int64), empty, -empty)
+    order = np.argsort(distances, axis=1)
+    best = order[:, 0].astype(np.int64)
+    nearest = np.take_along_axis(distances, order[:, : COHORT_SIZE + 1], axis=1)
+    others = person_distances + np.diag(np.full(persons, math.inf))
+    own = np.sort(others, axis=1)[:, :COHORT_SIZE]
+    scores = np.empty(probes)
+    for i in range(probes):
+        probe_cohort = nearest[i, 1:]
+        person_cohort = own[best[i]][np.isfinite(own[best[i]])]
+        scores[i] = open_set_score(
+            float(nearest[i, 0]),
+            probe_cohort=float(probe_cohort.mean()) if len(probe_cohort) else None,
+            person_cohort=float(person_cohort.mean()) if len(person_cohort) else None,
+            gallery_size=persons,
+        )
+    return OpenSetTop(best, nearest[:, 0].astype(np.float64), scores)

@@ -42,9 +42,9 @@ import numpy as np
 import numpy.typing as npt
 
 from facelens.collection.models import NewFace
-from facelens.collection.similarity import similarity
 from facelens.collection.users import template
 from facelens.config import Settings
+from facelens.engine.open_set import calibration_for
 from facelens.engine.registry import build_engine, detector_name
 from facelens.engine.types import BoundingBox, Embedding
 from facelens.errors import ConfigurationError, InvalidParameterException
@@ -322,8 +322,11 @@ def describe_rule(settings: Settings) -> dict[str, Any]:
     return {
         "name": "recognizer",
         "code": "facelens.wiring.Components.finder.search (the recognizer's own decision)",
+        "rule": r.rule,
+        "max_false_identification_rate": r.max_false_identification_rate,
         "face_match_threshold": r.face_match_threshold,
         "max_faces": r.max_faces,
+        "calibrated": calibration_for(build_engine(settings).model_version) is not None,
     }
 
 
@@ -345,8 +348,9 @@ class GalleryResult:
 
     gallery_size: identities enrolled; enrolled_faces: faces kept (enrolment_refused: faces
     the association check refused as not looking like the person's others); seconds: enrol
-    plus deciding every probe; threshold_similarity: each threshold-free threshold on
-    facelens' 0-100 similarity scale (the scores are minus Euclidean distances).
+    plus deciding every probe; threshold_score: each threshold-free threshold on the open-set
+    score the rule thresholds (:func:`facelens.engine.open_set.open_set_score`: minus the
+    distance to the nearest person, plus a cohort term in galleries of over 10 people).
     """
 
     gallery_size_requested: str
@@ -356,7 +360,7 @@ class GalleryResult:
     enrolment_refused: int
     identities_enrolling_several: int
     figures: ident.Figures
-    threshold_similarity: tuple[float | None, ...]
+    threshold_score: tuple[float | None, ...]
     seconds: float
 
 
@@ -387,22 +391,39 @@ def euclidean(probes: npt.ArrayLike, columns: npt.ArrayLike) -> npt.NDArray[np.f
     return distances
 
 
+@dataclass(frozen=True)
+class GalleryScores:
+    """Per probe and identity, minus the distance to the nearer of the identity's template
+    and faces (``scores``: what the recognizer's candidates are, users on their template,
+    then faces); and each identity's template against the others the same way (``people``,
+    identities x identities, minus distances), which the open-set score's cohort reads."""
+
+    scores: ident.Scores
+    people: ident.Scores
+
+
 def gallery_scores(
     probes: npt.NDArray[np.float32], kept: Mapping[str, Sequence[Vector]], identities: Sequence[str]
-) -> ident.Scores:
-    """Per probe and identity: minus the distance to the nearer of the identity's template and
-    its faces (what the recognizer's candidates are: users on their template, then faces)."""
+) -> GalleryScores:
+    """The score matrices of one gallery (see :class:`GalleryScores`)."""
     columns: list[Vector] = []
     owners: list[int] = []
+    templates: list[Vector] = []
     for i, name in enumerate(identities):
         faces = list(kept[name])
         if not faces:
             continue
-        columns += [template(faces), *faces]
+        templates.append(template(faces))
+        columns += [templates[-1], *faces]
         owners += [i] * (len(faces) + 1)
+    n = len(identities)
     if not columns:
-        return np.full((len(probes), len(identities)), -np.inf)
-    return ident.identity_scores(euclidean(probes, np.stack(columns)), owners, len(identities))
+        return GalleryScores(np.full((len(probes), n), -np.inf), np.full((n, n), -np.inf))
+    matrix = np.stack(columns)
+    return GalleryScores(
+        ident.identity_scores(euclidean(probes, matrix), owners, n),
+        ident.identity_scores(euclidean(np.stack(templates), matrix), owners, n),
+    )
 
 
 def measure(
@@ -432,8 +453,9 @@ def measure(
             if progress and (i % 50 == 49 or i == len(split.probes) - 1):
                 progress(label, i + 1, len(split.probes))
         refused = rule.refused
-    scores = gallery_scores(probes, kept, split.identities)
-    figures = ident.figures(scores, truth, decisions)
+    scored = gallery_scores(probes, kept, split.identities)
+    ranked = ident.open_set_top(-scored.scores, -scored.people)
+    figures = ident.figures(scored.scores, truth, decisions, ranked=ranked)
     return GalleryResult(
         gallery_size_requested=split.requested_size,
         gallery_size=len(split.identities),
@@ -442,9 +464,8 @@ def measure(
         enrolment_refused=refused,
         identities_enrolling_several=sum(1 for n in split.identities if len(split.gallery[n]) > 1),
         figures=figures,
-        threshold_similarity=tuple(
-            None if a.threshold is None else round(similarity(-a.threshold), 3)
-            for a in figures.threshold_free
+        threshold_score=tuple(
+            None if a.threshold is None else round(a.threshold, 4) for a in figures.threshold_free
         ),
         seconds=time.perf_counter() - started,
     )

@@ -19,6 +19,27 @@ surface that names people:
 * The search runs at the floor ``min(global, MIN_OVERRIDE)`` so that a lowered
   override can match at all.
 
+That is the *similarity* rule: FaceMatchThreshold's 1:1 meaning (about one false
+match per 1000 pairs of strangers at 80), applied to every enrolled person. With
+hundreds enrolled it names most strangers (each person is one more chance), so
+the recognizer uses the **open-set** rule (:meth:`MatchPolicy.identify` with an
+:class:`OpenSetRule`) instead, which bounds the share of strangers given a name
+(FPIR) for the collection's actual number of people:
+
+* Candidates are *people* (a user, or a face of no user), each at the distance
+  of the nearer of their template and their faces, nearest first.
+* The nearest person is scored as :func:`facelens.engine.open_set.open_set_score`
+  scores them (their distance, the probe's next nearest people, the person's own
+  nearest others) and named only when the engine's calibration expects at most
+  ``BOUND_MARGIN x max_false_identification_rate`` of strangers to score that high
+  against this many people. The identity carries that expected FPIR.
+* Corrections work as above: a vetoed person gives way to the next nearest,
+  scored the same way. A person's own ``FaceMatchThreshold`` is a similarity
+  their matches must *also* reach: it can make the rule stricter for them, never
+  laxer than the bound (a lenient override would let strangers through).
+* An engine without a calibration (a model facelens never measured) falls back to
+  the similarity rule and says so once in the log.
+
 Cost: the negatives collection is searched only once a candidate has passed
 its threshold (an unknown face costs nothing extra), and is not cached: a
 correction made by another process counts from the next crop on. A missing
@@ -32,14 +53,20 @@ import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from facelens.collection.models import StoredFace
 from facelens.collection.service import CollectionService
-from facelens.collection.users import UserService
+from facelens.collection.similarity import similarity
+from facelens.collection.users import UserService, template
+from facelens.engine import open_set
 from facelens.engine.types import Embedding
 from facelens.errors import ResourceNotFoundException
 from facelens.profiles.store import ProfileStore
 from facelens.recognizer.messages import Identity
+
+if TYPE_CHECKING:
+    from facelens.config import RecognizerSettings
 
 _log = logging.getLogger(__name__)
 
@@ -54,6 +81,45 @@ same-person pairs sit at 90-100): P is vetoed whatever P's own similarity."""
 NEGATIVES_SUFFIX = ".rejected"
 NEGATIVES_LIMIT = 20
 """Negatives read per search: the nearest per person is what counts, and a person has few."""
+
+
+@dataclass(frozen=True)
+class OpenSetRule:
+    """The open-set rule's settings. max_false_identification_rate: the share of strangers
+    (people not enrolled, 0-1) that may be given a name, whatever the gallery's size;
+    max_faces: candidate faces and users read per search (at least the cohort needs)."""
+
+    max_false_identification_rate: float = 0.01
+    max_faces: int = 5
+
+
+def open_set_rule(recognizer: RecognizerSettings) -> OpenSetRule | None:
+    """The rule the recognizer applies under these settings (None: the similarity rule), so
+    that every surface that names people (the recognizer, the dashboard's search, the REST
+    identify route, describe) decides and reports with the same one."""
+    if recognizer.rule != "open-set":
+        return None
+    return OpenSetRule(recognizer.max_false_identification_rate, recognizer.max_faces)
+
+
+@dataclass(frozen=True)
+class Person:
+    """A candidate person: ``person_id`` (UserId, else FaceId), the nearest distance (0-2) to
+    their template or faces, and the nearest of their faces among those read (if any)."""
+
+    person_id: str
+    distance: float
+    user_id: str | None
+    face: StoredFace | None
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """A candidate under the open-set rule: ``score`` (open_set_score: higher is surer) and
+    ``expected_fpir``, the share of strangers (0-1) expected to score as high."""
+
+    score: float
+    expected_fpir: float
 
 
 def negatives_collection(collection_id: str) -> str:
@@ -148,10 +214,24 @@ class MatchPolicy:
         return None
 
     def identify(
-        self, collection_id: str, embedding: Embedding, *, threshold: float, max_faces: int
+        self,
+        collection_id: str,
+        embedding: Embedding,
+        *,
+        threshold: float,
+        max_faces: int,
+        rule: OpenSetRule | None = None,
     ) -> Identity | None:
-        """Who ``embedding`` is in ``collection_id``; ``threshold`` is the global one (0-100),
-        ``max_faces`` the candidate faces (and users) considered."""
+        """Who ``embedding`` is in ``collection_id``.
+
+        rule: the open-set rule (module docstring) when given and the engine is calibrated;
+        otherwise the similarity rule, where ``threshold`` is the global similarity (0-100)
+        and ``max_faces`` the candidate faces (and users) considered.
+        """
+        if rule is not None:
+            calibration = self.calibration()
+            if calibration is not None:
+                return self.identify_open_set(collection_id, embedding, rule, calibration)
         floor = self.floor(threshold)
         faces = self.collections.match_embedding(
             collection_id, embedding, limit=max_faces, threshold=floor
@@ -212,3 +292,227 @@ class MatchPolicy:
             if person is not None and m.similarity > found.get(person, -1.0):
                 found[person] = m.similarity
         return found
+
+    def calibration(self) -> open_set.Calibration | None:
+        """The engine's open-set calibration; None (logged once) for a model never measured."""
+        version = self.collections.face_model_version
+        found = open_set.calibration_for(version)
+        if found is None and version not in _UNCALIBRATED_WARNED:
+            _UNCALIBRATED_WARNED.add(version)
+            _log.warning(
+                "no open-set calibration for face model %s: the similarity rule decides "
+                "(FaceMatchThreshold), and no expected FPIR is reported",
+                version,
+            )
+        return found
+
+    def gallery_size(self, collection_id: str) -> int:
+        """People in the collection: its users, or its faces when it has no users (a
+        collection filled by IndexFaces alone). Faces of no user beside users are not
+        counted: facelens' enrolment always makes users, and counting faces instead would
+        count a person once per photo."""
+        info = self.collections.describe_collection(collection_id)
+        return info.user_count or info.face_count
+
+    def people_near(self, collection_id: str, embedding: Embedding, limit: int) -> list[Person]:
+        """The nearest people to ``embedding``, nearest first: users by the nearer of their
+        template and their faces among the ``limit`` nearest faces, faces of no user alone."""
+        users = self.users.store.search_users(
+            collection_id, embedding, limit=limit, max_distance=2.0
+        )
+        faces = self.collections.store.search_faces(
+            collection_id, embedding, limit=limit, max_distance=2.0
+        )
+        people: dict[str, Person] = {}
+        for u in users:
+            people[u.user.user_id] = Person(u.user.user_id, u.distance, u.user.user_id, None)
+        for f in faces:
+            owner = f.face.user_id or f.face.face_id
+            known = people.get(owner)
+            if known is None or f.distance < known.distance:
+                people[owner] = Person(owner, f.distance, f.face.user_id, f.face)
+            elif known.face is None:
+                people[owner] = Person(owner, known.distance, known.user_id, f.face)
+        return sorted(people.values(), key=lambda p: p.distance)
+
+    def person_vector(self, collection_id: str, person: Person) -> Embedding | None:
+        """A user's template (the unit mean of their faces), or a lone face's vector."""
+        if person.user_id is None:
+            if person.face is None:
+                return None
+            found = self.collections.store.get_embeddings(collection_id, [person.face.face_id])
+            return found.get(person.face.face_id)
+        ids: list[str] = []
+        token: str | None = None
+        while True:
+            page = self.collections.store.list_faces(
+                collection_id, max_results=1000, next_token=token, user_id=person.user_id
+            )
+            ids += [f.face_id for f in page.faces]
+            token = page.next_token
+            if token is None:
+                break
+        vectors = list(self.collections.store.get_embeddings(collection_id, ids).values())
+        return template(vectors) if vectors else None
+
+    def person_cohort(self, collection_id: str, person: Person) -> float | None:
+        """Mean distance from ``person``'s template to their COHORT_SIZE nearest other people
+        (None when nobody else is enrolled)."""
+        vector = self.person_vector(collection_id, person)
+        if vector is None:
+            return None
+        own = 0
+        if person.user_id is not None:
+            own = self.users.store.get_user(collection_id, person.user_id).face_count
+        near = self.people_near(collection_id, vector, open_set.COHORT_SIZE + 1 + own)
+        others = [p.distance for p in near if p.person_id != person.person_id]
+        others = others[: open_set.COHORT_SIZE]
+        return sum(others) / len(others) if others else None
+
+    def assess(
+        self,
+        collection_id: str,
+        embedding: Embedding,
+        people: Sequence[Person],
+        position: int,
+        gallery_size: int,
+        calibration: open_set.Calibration,
+    ) -> Assessment:
+        """How ``people[position]`` scores for this probe, and how often strangers do."""
+        person = people[position]
+        rest = [p.distance for i, p in enumerate(people) if i != position]
+        rest = rest[: open_set.COHORT_SIZE]
+        weight = open_set.cohort_weight(gallery_size)
+        person_cohort = self.person_cohort(collection_id, person) if weight > 0 else None
+        score = open_set.open_set_score(
+            person.distance,
+            probe_cohort=sum(rest) / len(rest) if rest else None,
+            person_cohort=person_cohort,
+            gallery_size=gallery_size,
+        )
+        return Assessment(score, calibration.expected_fpir(score, gallery_size))
+
+    def identify_open_set(
+        self,
+        collection_id: str,
+        embedding: Embedding,
+        rule: OpenSetRule,
+        calibration: open_set.Calibration,
+    ) -> Identity | None:
+        """The open-set rule (module docstring): the nearest person not vetoed by a
+        correction, named when strangers reach their score rarely enough."""
+        gallery = self.gallery_size(collection_id)
+        people = self.people_near(
+            collection_id, embedding, max(rule.max_faces, open_set.COHORT_SIZE + 2)
+        )
+        if not people:
+            return None
+        bound = open_set.BOUND_MARGIN * rule.max_false_identification_rate
+        negatives: Mapping[str, float] | None = None
+        for position, person in enumerate(people):
+            person_similarity = similarity(person.distance)
+            expected = self.assess(
+                collection_id, embedding, people, position, gallery, calibration
+            ).expected_fpir
+            if expected > bound:
+                return None
+            own = self.override(
+                person.user_id, person.face.face_id if person.face and not person.user_id else None
+            )
+            if own is not None and person_similarity < own:
+                return None
+            if negatives is None:
+                negatives = self.negatives(collection_id, embedding, floor=MIN_OVERRIDE)
+            veto = negatives.get(person.person_id)
+            if veto is not None and (veto >= VETO_SIMILARITY or veto >= person_similarity):
+                continue  # "this is not P": the next nearest person is considered instead
+            face = person.face
+            return Identity(
+                similarity=person_similarity,
+                face_id=face.face_id if face else None,
+                user_id=person.user_id,
+                external_image_id=face.external_image_id if face else None,
+                expected_fpir=expected,
+                gallery_size=gallery,
+            )
+        return None
+
+
+_UNCALIBRATED_WARNED: set[str] = set()
+"""Model versions already logged as uncalibrated (one warning per process and model)."""
+
+
+ONE_PHOTO_LISTED = 100
+"""At most this many one-photo people are named in a summary (the count is always whole)."""
+
+
+@dataclass(frozen=True)
+class RuleSummary:
+    """What the rule in force means for a collection now (``facelens collections describe``).
+
+    gallery_size: people (users, or faces when there are no users). one_photo_people: how
+    many of them have a single face (they are missed far more often: enrol two more photos
+    of each); one_photo_user_ids: the first ONE_PHOTO_LISTED of them. rule: "open-set" or
+    "similarity" (the setting, or "similarity" when the engine has no calibration).
+    max_false_identification_rate: the open-set bound. expected_fpir: the share of strangers
+    expected to get a name (0-1) at this size, None when unknown (similarity rule or no
+    calibration). expected_fnir: the share of enrolled people's photos expected to go
+    unnamed, from the calibration's one-photo and three-photo figures weighted by how many
+    people have one photo (None when not measured); both are measured on LFW-like photos.
+    """
+
+    collection_id: str
+    face_model_version: str
+    gallery_size: int
+    one_photo_people: int
+    one_photo_user_ids: tuple[str, ...]
+    rule: str
+    calibrated: bool
+    max_false_identification_rate: float
+    expected_fpir: float | None
+    expected_fnir: float | None
+
+
+def summarise(policy: MatchPolicy, collection_id: str, rule: OpenSetRule | None) -> RuleSummary:
+    """The :class:`RuleSummary` of ``collection_id`` under ``rule`` (None: the similarity
+    rule). Reads every user once (paged); blocking."""
+    info = policy.collections.describe_collection(collection_id)
+    one_photo: list[str] = []
+    count_one = 0
+    token: str | None = None
+    while True:
+        page = policy.users.store.list_users(collection_id, max_results=1000, next_token=token)
+        for user in page.users:
+            if user.face_count <= 1:
+                count_one += 1
+                if len(one_photo) < ONE_PHOTO_LISTED:
+                    one_photo.append(user.user_id)
+        token = page.next_token
+        if token is None:
+            break
+    people = info.user_count or info.face_count
+    if not info.user_count:
+        count_one = info.face_count
+    calibration = open_set.calibration_for(info.face_model_version)
+    bound = (rule or OpenSetRule()).max_false_identification_rate
+    open_rule = rule is not None and calibration is not None
+    expected_fpir = expected_fnir = None
+    if open_rule and calibration is not None and people:
+        level = open_set.BOUND_MARGIN * bound
+        expected_fpir = level
+        one = calibration.expected_fnir(people, level, several_photos=False)
+        several = calibration.expected_fnir(people, level, several_photos=True)
+        if one is not None and several is not None:
+            expected_fnir = (count_one * one + (people - count_one) * several) / people
+    return RuleSummary(
+        collection_id=collection_id,
+        face_model_version=info.face_model_version,
+        gallery_size=people,
+        one_photo_people=count_one,
+        one_photo_user_ids=tuple(one_photo),
+        rule="open-set" if open_rule else "similarity",
+        calibrated=calibration is not None,
+        max_false_identification_rate=bound,
+        expected_fpir=expected_fpir,
+        expected_fnir=expected_fnir,
+    )

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from facelens.collection.analysis import FaceAnalyzer
 from facelens.collection.models import QualityFilter
@@ -28,10 +28,8 @@ from facelens.collection.service import CollectionService
 from facelens.collection.users import UserService
 from facelens.engine.types import BoundingBox, Embedding
 from facelens.errors import ResourceNotFoundException
+from facelens.people.matching import MatchPolicy, OpenSetRule
 from facelens.recognizer.messages import Identity
-
-if TYPE_CHECKING:
-    from facelens.people.matching import MatchPolicy
 
 _log = logging.getLogger(__name__)
 
@@ -39,12 +37,15 @@ _log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class SearchOptions:
     """collection_id: the collection searched; face_match_threshold: similarity 0-100 a
-    match must reach (higher means fewer false matches, more unknowns); max_faces:
-    candidate faces per search."""
+    match must reach under the similarity rule (higher means fewer false matches, more
+    unknowns); max_faces: candidate faces per search; max_false_identification_rate: see
+    below (facelens' engine only: Rekognition's search knows only the similarity rule)."""
 
     collection_id: str = "faces"
     face_match_threshold: float = 80.0
     max_faces: int = 5
+    max_false_identification_rate: float | None = 0.01
+    """The open-set rule's bound (share of strangers named, 0-1); None: the similarity rule."""
 
 
 @dataclass(frozen=True)
@@ -111,8 +112,17 @@ class EngineFinder:
     def search(self, embedding: Embedding) -> Identity | None:
         o = self.options
         if self.policy is not None:
+            rule = (
+                None
+                if o.max_false_identification_rate is None
+                else OpenSetRule(o.max_false_identification_rate, o.max_faces)
+            )
             return self.policy.identify(
-                o.collection_id, embedding, threshold=o.face_match_threshold, max_faces=o.max_faces
+                o.collection_id,
+                embedding,
+                threshold=o.face_match_threshold,
+                max_faces=o.max_faces,
+                rule=rule,
             )
         faces = self.collections.match_embedding(
             o.collection_id, embedding, limit=o.max_faces, threshold=o.face_match_threshold

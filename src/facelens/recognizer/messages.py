@@ -4,7 +4,9 @@ Identifications are flat, as the original recipe published its DynamoDB
 item: the profile's attributes at the top level, then facelens' own fields,
 which win over a profile attribute of the same name (``RESERVED``). Times
 are ISO-8601 UTC; ``Similarity`` is 0-100; ``BoundingBox`` is the searched
-face in the crop, in Rekognition's ratios.
+face in the crop, in Rekognition's ratios. ``ExpectedFPIR`` says how sure a name
+is: the share of strangers (0-1) expected to score as high against the
+``GallerySize`` people enrolled (null when the similarity rule decided).
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ RESERVED = (
     "UserId",
     "ExternalImageId",
     "Similarity",
+    "ExpectedFPIR",
+    "GallerySize",
     "Bucket",
     "Key",
     "ETag",
@@ -61,6 +65,12 @@ class Identity:
     face_id: str | None = None
     user_id: str | None = None
     external_image_id: str | None = None
+    expected_fpir: float | None = None
+    """How sure, in terms a user can act on: the share of strangers (people not enrolled, 0-1)
+    expected to score this high against this collection (None: the similarity rule decided,
+    or the engine has no open-set calibration)."""
+    gallery_size: int | None = None
+    """People in the collection when it was decided (what expected_fpir is for)."""
 
 
 def _common(
@@ -106,6 +116,8 @@ def identified(
         "UserId": identity.user_id,
         "ExternalImageId": identity.external_image_id,
         "Similarity": round(identity.similarity, 4),
+        "ExpectedFPIR": identity.expected_fpir,
+        "GallerySize": identity.gallery_size,
         "BoundingBox": _box(box),
     }
     return {**profile, **own}
