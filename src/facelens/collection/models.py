@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+from facelens.collection.sources import FaceSource
 from facelens.engine.types import BoundingBox, Embedding, FaceDetail
 
 
@@ -57,7 +58,11 @@ class CollectionPage:
 
 @dataclass(frozen=True, slots=True)
 class NewFace:
-    """A face about to be stored; ids are minted by the service (UUID4 strings)."""
+    """A face about to be stored; ids are minted by the service (UUID4 strings).
+
+    ``source``: the crop it can be embedded again from (stored with it); None when
+    there are no pixels at hand or ``keep_face_sources`` is off.
+    """
 
     face_id: str
     image_id: str
@@ -65,6 +70,7 @@ class NewFace:
     bounding_box: BoundingBox
     confidence: float
     embedding: Embedding
+    source: FaceSource | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,20 +36,24 @@ from facelens.collection.rows import (
     FACE_COLUMNS,
     INSERT_COLUMNS,
     READ_ROWS,
+    SOURCE_COLUMNS,
     face_from_row,
     read_index,
+    source_from_row,
 )
+from facelens.collection.sources import FaceSource
 from facelens.errors import ServiceUnavailableException, StorageError
 
 Connection = psycopg.Connection[tuple[Any, ...]]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """Kept in ``facelens_collection_schema``; a database written by a newer schema is refused.
 
 2: ``facelens_faces.generation``, ``facelens_face_deletions`` and
 ``facelens_collections.deletions_floor``, so a search index can catch up with the
-changes after its generation. Every statement is idempotent (``IF NOT EXISTS``), so
-the same list creates a new database and migrates one of version 1."""
+changes after its generation. 3: ``facelens_face_sources``, the crop each face can be
+embedded again from (:mod:`facelens.collection.sources`). Every statement is idempotent
+(``IF NOT EXISTS``), so the same list creates a new database and migrates an older one."""
 SCHEMA_LOCK = 0x66_6C_63_6F_6C_6C_73_31
 """``pg_advisory_xact_lock`` key ("flcolls1") held while the tables are created, so two
 processes starting on an empty database do not race on ``CREATE TABLE IF NOT EXISTS``."""
@@ -86,6 +90,13 @@ _SCHEMA = (
     " ON facelens_face_deletions(collection_id, generation)",
     "ALTER TABLE facelens_collections"
     " ADD COLUMN IF NOT EXISTS deletions_floor BIGINT NOT NULL DEFAULT 0",
+    # version 3: a face's source goes with it (the cascade), and so with its collection
+    """CREATE TABLE IF NOT EXISTS facelens_face_sources (
+    collection_id TEXT COLLATE "C" NOT NULL, face_id TEXT COLLATE "C" NOT NULL,
+    width INTEGER NOT NULL, height INTEGER NOT NULL, geometry TEXT NOT NULL, jpeg BYTEA NOT NULL,
+    PRIMARY KEY (collection_id, face_id),
+    FOREIGN KEY (collection_id, face_id) REFERENCES facelens_faces(collection_id, face_id)
+        ON DELETE CASCADE)""",
 )
 IN_IDS = "collection_id = %s AND face_id = ANY(%s)"
 """One bound text array: no limit on how many ids, one plan for any count."""
@@ -370,6 +381,24 @@ def select_faces(
         (collection_id, list(face_ids)),
     )
     return {r[0]: face_from_row(r) for r in rows}
+
+
+def select_sources(
+    conn: Connection, collection_id: str, face_ids: Sequence[str]
+) -> dict[str, FaceSource]:
+    rows = conn.execute(
+        f"SELECT face_id, width, height, geometry, jpeg FROM facelens_face_sources WHERE {IN_IDS}",
+        (collection_id, list(face_ids)),
+    )
+    return {r[0]: source_from_row(r[1:]) for r in rows}
+
+
+def copy_sources(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Inserts sources in ``rows.SOURCE_COLUMNS`` order with COPY."""
+    sql = f"COPY facelens_face_sources ({SOURCE_COLUMNS}) FROM STDIN"
+    with conn.cursor() as cursor, cursor.copy(sql) as copy:
+        for row in rows:
+            copy.write_row(row)
 
 
 def copy_faces(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:

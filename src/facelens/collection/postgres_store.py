@@ -24,7 +24,7 @@ call reconnects.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -56,11 +56,14 @@ from facelens.collection.postgres_schema import (
     QmarkAdapter,
     Session,
     copy_faces,
+    copy_sources,
     log_deletions,
     purge_deletion_log,
     select_faces,
+    select_sources,
 )
 from facelens.collection.rows import (
+    BLOB_DTYPE,
     FACE_COLUMNS,
     decode_embeddings,
     face_from_row,
@@ -68,9 +71,14 @@ from facelens.collection.rows import (
     instant,
     no_collection,
     no_user,
+    not_re_embedded,
+    other_model,
+    replacement_vectors,
+    source_values,
     stored_face,
     user_from_row,
 )
+from facelens.collection.sources import FaceSource
 from facelens.engine.types import Embedding
 from facelens.errors import (
     ConflictException,
@@ -81,6 +89,8 @@ from facelens.errors import (
 
 READ = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
 WRITE = "BEGIN ISOLATION LEVEL READ COMMITTED"
+REPLACE_ROWS = 10_000
+"""Vectors per UPDATE when a collection is re-embedded (5 MB of 128-d blobs a statement)."""
 
 
 class PostgresCollectionStore:
@@ -165,7 +175,13 @@ class PostgresCollectionStore:
             raise no_collection(collection_id)
 
     # -- faces --
-    def add_faces(self, collection_id: str, faces: Sequence[NewFace]) -> list[StoredFace]:
+    def add_faces(
+        self,
+        collection_id: str,
+        faces: Sequence[NewFace],
+        *,
+        face_model_version: str | None = None,
+    ) -> list[StoredFace]:
         ids = [face.face_id for face in faces]
         if len(set(ids)) != len(ids):
             raise InvalidParameterException("The same face id appears twice in one request")
@@ -174,6 +190,8 @@ class PostgresCollectionStore:
             raise InvalidParameterException("Embeddings must be 1-D and of one dimension")
         now = datetime.now(UTC)
         with self._write(collection_id) as tx:
+            if face_model_version is not None:
+                _require_model(tx.conn, collection_id, face_model_version)
             if not faces:
                 return []
             dim = vectors[0].shape[0]
@@ -196,6 +214,9 @@ class PostgresCollectionStore:
                     for f, v in zip(faces, vectors, strict=True)
                 ],
             )
+            sources = [source_values(collection_id, f.face_id, f.source) for f in faces if f.source]
+            if sources:
+                copy_sources(tx.conn, sources)
             matrix = np.stack(vectors)
             tx.updates.append(lambda index: index.add_faces(ids, matrix))
             tx.changes += len(ids)
@@ -214,6 +235,60 @@ class PostgresCollectionStore:
                 (collection_id, list(face_ids)),
             ).fetchall()
         return {r[0]: decode_embeddings([r[1]], [r[2]], r[1])[0].astype(np.float32) for r in rows}
+
+    def get_sources(self, collection_id: str, face_ids: Sequence[str]) -> dict[str, FaceSource]:
+        with self._transaction(READ) as conn:
+            _collection_token(conn, collection_id)
+            return select_sources(conn, collection_id, face_ids)
+
+    def replace_embeddings(
+        self,
+        collection_id: str,
+        embeddings: Mapping[str, Embedding],
+        *,
+        face_model_version: str,
+        delete: Sequence[str] = (),
+    ) -> None:
+        """As SQLite's: every process's search index of the collection is rebuilt after."""
+        ids, vectors = replacement_vectors(embeddings)
+        with self._lock:
+            with self._write(collection_id) as tx:
+                gone = tx.conn.execute(
+                    f"DELETE FROM facelens_faces WHERE {IN_IDS}", (collection_id, list(delete))
+                ).rowcount
+                for start in range(0, len(ids), REPLACE_ROWS):
+                    chunk = slice(start, start + REPLACE_ROWS)
+                    tx.conn.execute(
+                        "UPDATE facelens_faces AS f SET embedding_dim = %s, embedding = v.e,"
+                        " generation = %s FROM unnest(%s::text[], %s::bytea[]) AS v(id, e)"
+                        " WHERE f.collection_id = %s AND f.face_id = v.id",
+                        (
+                            vectors[0].shape[0] if vectors else 0,
+                            tx.generation,
+                            ids[chunk],
+                            [v.astype(BLOB_DTYPE).tobytes() for v in vectors[chunk]],
+                            collection_id,
+                        ),
+                    )
+                left = tx.conn.execute(
+                    "SELECT COUNT(*) FROM facelens_faces"
+                    " WHERE collection_id = %s AND generation <> %s",
+                    (collection_id, tx.generation),
+                ).fetchone()
+                if left is not None and left[0]:
+                    raise not_re_embedded(collection_id, left[0])
+                tx.conn.execute(
+                    "UPDATE facelens_collections SET face_model_version = %s, deletions_floor = %s"
+                    " WHERE collection_id = %s",
+                    (face_model_version, tx.generation, collection_id),
+                )
+                tx.conn.execute(
+                    "DELETE FROM facelens_face_deletions WHERE collection_id = %s",
+                    (collection_id,),
+                )
+                tx.updates.append(lambda index: None)  # bumps the generation; dropped below
+                tx.changes += len(ids) + gone
+            self._indexes.forget(collection_id)
 
     def list_faces(
         self,
@@ -340,7 +415,14 @@ class PostgresCollectionStore:
                 purge_deletion_log(conn, collection_ids)
             for collection_id in collection_ids:
                 self._indexes.forget(collection_id)
-            self._session.vacuum(["facelens_faces", "facelens_users", "facelens_face_deletions"])
+            self._session.vacuum(
+                [
+                    "facelens_faces",
+                    "facelens_face_sources",
+                    "facelens_users",
+                    "facelens_face_deletions",
+                ]
+            )
         return False
 
     # -- internals --
@@ -404,6 +486,13 @@ def _collection_token(conn: Connection, collection_id: str, *, lock: bool = Fals
     if row is None:
         raise no_collection(collection_id)
     return (row[0], row[1])
+
+
+def _require_model(conn: Connection, collection_id: str, face_model_version: str) -> None:
+    sql = "SELECT face_model_version FROM facelens_collections WHERE collection_id = %s"
+    row = conn.execute(sql, (collection_id,)).fetchone()
+    if row is not None and row[0] != face_model_version:
+        raise other_model(collection_id, row[0], face_model_version)
 
 
 def _require_user(conn: Connection, collection_id: str, user_id: str) -> None:

@@ -13,16 +13,23 @@ them, so a truncated or foreign value is caught on read rather than searched.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from facelens.collection.index import CollectionIndex
 from facelens.collection.models import NewFace, StoredFace, UserInfo, UserStatus
+from facelens.collection.sources import FaceSource
 from facelens.engine.types import BoundingBox, Embedding
-from facelens.errors import ResourceNotFoundException, StorageError
+from facelens.errors import (
+    ConflictException,
+    InvalidParameterException,
+    ResourceNotFoundException,
+    StorageError,
+)
 
 BLOB_DTYPE = np.dtype("<f4")
 READ_ROWS = 8192
@@ -47,6 +54,9 @@ face or last changed its user: a cached or saved search index at generation
 g catches up by reading the rows above g (see
 :mod:`facelens.collection.index_cache`)."""
 
+SOURCE_COLUMNS = "collection_id, face_id, width, height, geometry, jpeg"
+"""The columns of a face's source (:func:`source_values`), keyed like its face."""
+
 
 def face_values(
     collection_id: str,
@@ -61,6 +71,42 @@ def face_values(
         *(collection_id, face.face_id, face.image_id, face.external_image_id),
         *(box.width, box.height, box.left, box.top, face.confidence, indexed_at),
         *(vector.shape[0], vector.astype(BLOB_DTYPE).tobytes(), generation),
+    )
+
+
+def source_values(collection_id: str, face_id: str, source: FaceSource) -> tuple[Any, ...]:
+    """One face's source in :data:`SOURCE_COLUMNS` order."""
+    return (collection_id, face_id, source.width, source.height, source.geometry(), source.jpeg)
+
+
+def source_from_row(row: Sequence[Any]) -> FaceSource:
+    """A source from ``(width, height, geometry, jpeg)``."""
+    return FaceSource.from_stored(row[3], row[0], row[1], row[2])
+
+
+def replacement_vectors(
+    embeddings: Mapping[str, Embedding],
+) -> tuple[list[str], list[npt.NDArray[np.float32]]]:
+    """The ids and float32 vectors of a re-embedding, checked: 1-D, one dimension."""
+    ids = list(embeddings)
+    vectors = [np.asarray(embeddings[i], dtype=np.float32) for i in ids]
+    if any(v.ndim != 1 or v.shape != vectors[0].shape or v.shape[0] == 0 for v in vectors):
+        raise InvalidParameterException("Embeddings must be 1-D and of one dimension")
+    return ids, vectors
+
+
+def other_model(collection_id: str, stored: str, given: str) -> InvalidParameterException:
+    """A collection of ``stored``'s embeddings offered ``given``'s (the service's words)."""
+    return InvalidParameterException(
+        f"collection {collection_id} holds {stored} faces; "
+        f"this engine makes {given} embeddings, which do not compare"
+    )
+
+
+def not_re_embedded(collection_id: str, count: int) -> ConflictException:
+    return ConflictException(
+        f"{count} face(s) were added to collection {collection_id} while it was being "
+        "re-embedded: nothing was changed; run the reindex again"
     )
 
 

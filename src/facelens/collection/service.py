@@ -27,6 +27,7 @@ from facelens.collection.models import (
     SearchByImageResult,
 )
 from facelens.collection.similarity import distance_for_similarity, similarity
+from facelens.collection.sources import FaceSource
 from facelens.collection.store import CollectionStore
 from facelens.engine.types import Embedding
 from facelens.errors import InvalidParameterException, ResourceNotFoundException
@@ -114,9 +115,12 @@ class CollectionService:
     def store_plan(
         self, collection_id: str, plan: IndexPlan, *, external_image_id: str | None = None
     ) -> IndexFacesResult:
-        """Stores the faces of a plan under fresh FaceIds and one shared ImageId."""
+        """Stores the faces of a plan under fresh FaceIds and one shared ImageId, each with
+        its source when the plan has them. A collection that has moved to another model
+        since it was checked (``reindex`` by another process) refuses the faces."""
         validation.external_image_id(external_image_id)
         image_id = str(uuid.uuid4())
+        sources: list[FaceSource | None] = [*plan.sources] or [None] * len(plan.keep)
         new = [
             NewFace(
                 face_id=str(uuid.uuid4()),
@@ -125,10 +129,19 @@ class CollectionService:
                 bounding_box=detail.bounding_box,
                 confidence=detail.confidence,
                 embedding=embedding,
+                source=source,
             )
-            for detail, embedding in zip(plan.keep, plan.embeddings, strict=True)
+            for detail, embedding, source in zip(plan.keep, plan.embeddings, sources, strict=True)
         ]
-        stored = self.store.add_faces(collection_id, new) if new else []
+        try:
+            stored = (
+                self.store.add_faces(collection_id, new, face_model_version=self.face_model_version)
+                if new
+                else []
+            )
+        except InvalidParameterException:
+            self._compatible.discard(collection_id)  # checked afresh next time
+            raise
         records = [IndexedFace(face, d) for face, d in zip(stored, plan.keep, strict=True)]
         return IndexFacesResult(records, plan.unindexed, self.face_model_version)
 

@@ -24,24 +24,30 @@ from facelens.collection.models import NewFace, StoredFace
 from facelens.collection.rows import (
     DELETION_LOG_GENERATIONS,
     INSERT_COLUMNS,
+    SOURCE_COLUMNS,
     face_values,
     read_index,
+    source_from_row,
 )
 from facelens.collection.rows import FACE_COLUMNS as FACE_COLUMNS
 from facelens.collection.rows import READ_ROWS as READ_ROWS
 from facelens.collection.rows import decode_embeddings as decode_embeddings
 from facelens.collection.rows import face_from_row as face_from_row
+from facelens.collection.rows import source_values as source_values
 from facelens.collection.rows import stored_face as stored_face
 from facelens.collection.rows import user_from_row as user_from_row
+from facelens.collection.sources import FaceSource
 from facelens.engine.types import Embedding
 from facelens.errors import StorageError
 from facelens.sqlite import connect
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """Kept in ``PRAGMA user_version``; a file written by a newer schema is refused.
 
 2: ``faces.generation``, ``face_deletions`` and ``collections.deletions_floor``, so a
-search index can catch up with the changes after its generation (a migration from 1)."""
+search index can catch up with the changes after its generation (a migration from 1).
+3: ``face_sources``, the crop each face can be embedded again from
+(:mod:`facelens.collection.sources`); faces stored before have none."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS collections (
@@ -71,9 +77,19 @@ CREATE INDEX IF NOT EXISTS face_deletions_by_generation
     ON face_deletions(collection_id, generation);
 ALTER TABLE collections ADD COLUMN deletions_floor INTEGER NOT NULL DEFAULT 0
 """,
+    # A face's source goes with it (the cascade), and so with its collection's faces.
+    3: """
+CREATE TABLE IF NOT EXISTS face_sources (
+    collection_id TEXT NOT NULL, face_id TEXT NOT NULL,
+    width INTEGER NOT NULL, height INTEGER NOT NULL, geometry TEXT NOT NULL, jpeg BLOB NOT NULL,
+    PRIMARY KEY (collection_id, face_id),
+    FOREIGN KEY (collection_id, face_id) REFERENCES faces(collection_id, face_id)
+        ON DELETE CASCADE)
+""",
 }
 """Statements that take a file from the version before to the key's version."""
 INSERT_FACES = f"INSERT INTO faces ({INSERT_COLUMNS}) VALUES ({', '.join('?' * 13)})"
+INSERT_SOURCES = f"INSERT INTO face_sources ({SOURCE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)"
 IDS = "(SELECT value FROM json_each(?))"  # one bound JSON array: no variable-count limit
 IN_IDS = f"collection_id = ? AND face_id IN {IDS}"
 USERS = (
@@ -252,6 +268,14 @@ def select_faces(
         r[0]: face_from_row(r)
         for r in conn.execute(f"SELECT {FACE_COLUMNS} FROM faces WHERE {IN_IDS}", params)
     }
+
+
+def select_sources(
+    conn: sqlite3.Connection, collection_id: str, face_ids: Sequence[str]
+) -> dict[str, FaceSource]:
+    params = (collection_id, json.dumps(list(face_ids)))
+    sql = f"SELECT face_id, width, height, geometry, jpeg FROM face_sources WHERE {IN_IDS}"
+    return {r[0]: source_from_row(r[1:]) for r in conn.execute(sql, params)}
 
 
 def index_folder(target: str) -> Path | None:

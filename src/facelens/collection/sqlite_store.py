@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,12 +40,21 @@ from facelens.collection.models import (
     UserStatus,
 )
 from facelens.collection.pagination import keyset_page
-from facelens.collection.rows import no_collection, no_user
+from facelens.collection.rows import (
+    BLOB_DTYPE,
+    no_collection,
+    no_user,
+    not_re_embedded,
+    other_model,
+    replacement_vectors,
+)
+from facelens.collection.sources import FaceSource
 from facelens.collection.sqlite_schema import (
     FACE_COLUMNS,
     IDS,
     IN_IDS,
     INSERT_FACES,
+    INSERT_SOURCES,
     USERS,
     IndexRows,
     checkpoint,
@@ -57,6 +66,8 @@ from facelens.collection.sqlite_schema import (
     open_database,
     purge_deletion_log,
     select_faces,
+    select_sources,
+    source_values,
     stored_face,
     user_from_row,
 )
@@ -161,7 +172,13 @@ class SQLiteCollectionStore:
             raise no_collection(collection_id)
 
     # -- faces --
-    def add_faces(self, collection_id: str, faces: Sequence[NewFace]) -> list[StoredFace]:
+    def add_faces(
+        self,
+        collection_id: str,
+        faces: Sequence[NewFace],
+        *,
+        face_model_version: str | None = None,
+    ) -> list[StoredFace]:
         ids = [face.face_id for face in faces]
         if len(set(ids)) != len(ids):
             raise InvalidParameterException("The same face id appears twice in one request")
@@ -170,6 +187,8 @@ class SQLiteCollectionStore:
             raise InvalidParameterException("Embeddings must be 1-D and of one dimension")
         now = datetime.now(UTC)
         with self._write(collection_id) as tx:
+            if face_model_version is not None:
+                _require_model(tx.conn, collection_id, face_model_version)
             if not faces:
                 return []
             dim = vectors[0].shape[0]
@@ -192,6 +211,10 @@ class SQLiteCollectionStore:
                     for f, v in zip(faces, vectors, strict=True)
                 ],
             )
+            tx.conn.executemany(
+                INSERT_SOURCES,
+                [source_values(collection_id, f.face_id, f.source) for f in faces if f.source],
+            )
             matrix = np.stack(vectors)
             tx.updates.append(lambda index: index.add_faces(ids, matrix))
             tx.changes += len(ids)
@@ -210,6 +233,54 @@ class SQLiteCollectionStore:
                 (collection_id, json.dumps(list(face_ids))),
             ).fetchall()
         return {r[0]: decode_embeddings([r[1]], [r[2]], r[1])[0].astype(np.float32) for r in rows}
+
+    def get_sources(self, collection_id: str, face_ids: Sequence[str]) -> dict[str, FaceSource]:
+        with self._transaction("BEGIN") as conn:
+            _collection_token(conn, collection_id)
+            return select_sources(conn, collection_id, face_ids)
+
+    def replace_embeddings(
+        self,
+        collection_id: str,
+        embeddings: Mapping[str, Embedding],
+        *,
+        face_model_version: str,
+        delete: Sequence[str] = (),
+    ) -> None:
+        """As the protocol says. Every process's search index of the collection is rebuilt
+        afterwards: the deletion floor rises to this write's generation, so none catches up
+        (the dimension may have changed), and this instance drops its own."""
+        ids, vectors = replacement_vectors(embeddings)
+        with self._lock:
+            with self._write(collection_id) as tx:
+                doomed = (collection_id, json.dumps(list(delete)))
+                gone = tx.conn.execute(f"DELETE FROM faces WHERE {IN_IDS}", doomed).rowcount
+                tx.conn.executemany(
+                    "UPDATE faces SET embedding_dim = ?, embedding = ?, generation = ?"
+                    " WHERE collection_id = ? AND face_id = ?",
+                    [
+                        (len(v), v.astype(BLOB_DTYPE).tobytes(), tx.generation, collection_id, i)
+                        for i, v in zip(ids, vectors, strict=True)
+                    ],
+                )
+                left = tx.conn.execute(
+                    "SELECT COUNT(*) FROM faces WHERE collection_id = ? AND generation <> ?",
+                    (collection_id, tx.generation),
+                ).fetchone()[0]
+                if left:
+                    raise not_re_embedded(collection_id, left)
+                tx.conn.execute(
+                    "UPDATE collections SET face_model_version = ?, deletions_floor = ?"
+                    " WHERE collection_id = ?",
+                    (face_model_version, tx.generation, collection_id),
+                )
+                # Below the floor the log is never read again; the dropped ids go with it.
+                tx.conn.execute(
+                    "DELETE FROM face_deletions WHERE collection_id = ?", (collection_id,)
+                )
+                tx.updates.append(lambda index: None)  # bumps the generation; dropped below
+                tx.changes += len(ids) + gone
+            self._indexes.forget(collection_id)
 
     def list_faces(
         self,
@@ -419,6 +490,13 @@ def _collection_token(conn: sqlite3.Connection, collection_id: str) -> Token:
     if row is None:
         raise no_collection(collection_id)
     return (row[0], row[1])
+
+
+def _require_model(conn: sqlite3.Connection, collection_id: str, face_model_version: str) -> None:
+    sql = "SELECT face_model_version FROM collections WHERE collection_id = ?"
+    stored: str = conn.execute(sql, (collection_id,)).fetchone()[0]
+    if stored != face_model_version:
+        raise other_model(collection_id, stored, face_model_version)
 
 
 def _require_user(conn: sqlite3.Connection, collection_id: str, user_id: str) -> None:

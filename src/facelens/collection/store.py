@@ -8,7 +8,7 @@ distances into Rekognition similarities.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from facelens.collection.models import (
@@ -22,6 +22,7 @@ from facelens.collection.models import (
     UserNeighbor,
     UserPage,
 )
+from facelens.collection.sources import FaceSource
 from facelens.engine.types import Embedding
 
 
@@ -50,8 +51,21 @@ class CollectionStore(Protocol):
         ...
 
     # -- faces --
-    def add_faces(self, collection_id: str, faces: Sequence[NewFace]) -> list[StoredFace]:
-        """Stores all faces in one transaction: all or none."""
+    def add_faces(
+        self,
+        collection_id: str,
+        faces: Sequence[NewFace],
+        *,
+        face_model_version: str | None = None,
+    ) -> list[StoredFace]:
+        """Stores all faces, and the sources of those that have one, in one transaction:
+        all or none.
+
+        ``face_model_version``: the model that made the embeddings; when given, a
+        collection of another model refuses them (InvalidParameterException), checked
+        in the same transaction, so a process still on the old engine cannot add to a
+        collection that ``reindex`` has just moved to a new one.
+        """
         ...
 
     def get_faces(self, collection_id: str, face_ids: Sequence[str]) -> dict[str, StoredFace]:
@@ -61,6 +75,30 @@ class CollectionStore(Protocol):
     def get_embeddings(
         self, collection_id: str, face_ids: Sequence[str]
     ) -> dict[str, Embedding]: ...
+
+    def get_sources(self, collection_id: str, face_ids: Sequence[str]) -> dict[str, FaceSource]:
+        """The sources kept for ``face_ids`` (a face without one, or unknown, is absent)."""
+        ...
+
+    def replace_embeddings(
+        self,
+        collection_id: str,
+        embeddings: Mapping[str, Embedding],
+        *,
+        face_model_version: str,
+        delete: Sequence[str] = (),
+    ) -> None:
+        """Re-embeds the collection in one transaction: deletes the faces ``delete``
+        (with their sources), gives every other face its vector from ``embeddings``
+        and sets the collection's model version. Users' templates follow, since they
+        are means of their faces' vectors.
+
+        ``embeddings`` must cover every face that is left (ids no longer there are
+        ignored): ConflictException otherwise, nothing changed, since a face added
+        meanwhile would keep a vector of the old model. Vectors must be 1-D and of one
+        dimension (InvalidParameterException), which may differ from the old one.
+        """
+        ...
 
     def list_faces(
         self,

@@ -32,10 +32,9 @@ from datetime import datetime
 from typing import Any
 
 from facelens.collection import validation
-from facelens.collection.analysis import FaceAnalyzer
+from facelens.collection.analysis import FaceAnalyzer, ProbeFace
 from facelens.collection.models import NewFace, QualityFilter, StoredFace
 from facelens.collection.service import CollectionService
-from facelens.engine.types import BoundingBox, Embedding
 from facelens.errors import (
     InvalidParameterException,
     ResourceAlreadyExistsException,
@@ -175,19 +174,22 @@ class CorrectionService:
         existing = self._negative(cid)
         if existing is not None:
             return self._correction(existing, recognition_id=recognition_id)
-        embedding, box, confidence = self._face_of(recognition_id, record)
+        probe = self._face_of(recognition_id, record)
         similarity = message.get("Similarity") if person_id == identified else None
         face = NewFace(
             face_id=cid,
             image_id=cid,
             external_image_id=person_id,
-            bounding_box=box,
-            confidence=confidence,
-            embedding=embedding,
+            bounding_box=probe.detail.bounding_box,
+            confidence=probe.detail.confidence,
+            embedding=probe.embedding,
+            source=probe.source,
         )
         self._ensure_negatives()
         try:
-            [stored] = self.collections.store.add_faces(self.negatives_id, [face])
+            [stored] = self.collections.store.add_faces(
+                self.negatives_id, [face], face_model_version=self.collections.face_model_version
+            )
         except ResourceAlreadyExistsException:  # the same rejection, at the same moment
             again = self._negative(cid)
             if again is None:
@@ -293,10 +295,8 @@ class CorrectionService:
         return self.threshold(person_id)
 
     # -- helpers --
-    def _face_of(
-        self, recognition_id: str, record: Recognition
-    ) -> tuple[Embedding, BoundingBox, float]:
-        """The embedding, box and confidence of the largest face of the record's crop."""
+    def _face_of(self, recognition_id: str, record: Recognition) -> ProbeFace:
+        """The largest face of the record's crop, with its source (to re-embed it later)."""
         if record.bucket is None or record.key is None:
             raise InvalidParameterException(
                 f"The crop of recognition {recognition_id} is gone (deleted by retention): "
@@ -314,8 +314,7 @@ class CorrectionService:
                 f"The crop {record.bucket}/{record.key} was replaced after recognition "
                 f"{recognition_id}: its face is not the one identified"
             )
-        probe = self.analyzer.probe(stored.body, QualityFilter.NONE)
-        return probe.embedding, probe.detail.bounding_box, probe.detail.confidence
+        return self.analyzer.probe(stored.body, QualityFilter.NONE, with_source=True)
 
     def _ensure_negatives(self) -> None:
         try:

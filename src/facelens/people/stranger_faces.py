@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from facelens.collection.models import NewFace, StoredFace
+from facelens.collection.sources import FaceSource
 from facelens.collection.store import CollectionStore
 from facelens.engine.types import BoundingBox, Embedding
 from facelens.errors import ResourceNotFoundException
@@ -66,9 +67,14 @@ def highest_number(store: CollectionStore, companion: str, ledger: RecognitionLe
 
 
 def new_face(
-    embedding: Embedding, origin: str, box: BoundingBox | None, confidence: float
+    embedding: Embedding,
+    origin: str,
+    box: BoundingBox | None,
+    confidence: float,
+    source: FaceSource | None = None,
 ) -> NewFace:
-    """A sighting's face for the companion collection; ``origin``: the stranger it starts in."""
+    """A sighting's face for the companion collection; ``origin``: the stranger it starts in;
+    ``source``: its crop, to re-embed it when the engine changes."""
     return NewFace(
         face_id=str(uuid.uuid4()),
         image_id=str(uuid.uuid4()),
@@ -76,6 +82,7 @@ def new_face(
         bounding_box=box or _WHOLE,
         confidence=confidence,
         embedding=embedding,
+        source=source,
     )
 
 

@@ -29,6 +29,7 @@ from typing import Any
 from facelens.collection import validation
 from facelens.collection.models import NewFace, StoredFace
 from facelens.collection.similarity import distance_for_similarity, similarity
+from facelens.collection.sources import FaceSource
 from facelens.collection.store import CollectionStore
 from facelens.collection.users import DEFAULT_USER_MATCH_THRESHOLD, MAX_FACES_PER_USER, template
 from facelens.engine.types import BoundingBox, Embedding
@@ -99,10 +100,13 @@ class StrangerService:
         seen_at: datetime | None = None,
         box: BoundingBox | None = None,
         confidence: float = 100.0,
+        source: FaceSource | None = None,
     ) -> StrangerMatch:
         """Clusters one unknown face of ``collection_id``; returns the stranger it joined.
 
-        box / confidence describe the face in its crop (ratios; 0-100), stored with it.
+        box / confidence describe the face in its crop (ratios; 0-100), stored with it;
+        so is ``source``, the face's crop (:mod:`facelens.collection.sources`), without
+        which ``facelens collections reindex`` cannot re-embed the face.
         """
         now = seen_at or datetime.now(UTC)
         with self._lock:
@@ -110,13 +114,13 @@ class StrangerService:
             cut = distance_for_similarity(self.settings.threshold)
             joined, distance = sf.nearest(self.store, companion, embedding, cut)
             stranger_id = joined or self._new_stranger(companion)
-            face = sf.new_face(embedding, stranger_id, box, confidence)
+            face = sf.new_face(embedding, stranger_id, box, confidence, source)
             try:
                 sf.add_faces(self.store, companion, stranger_id, [face])
             except ResourceNotFoundException:  # named or merged away meanwhile
                 joined = None
                 stranger_id = self._new_stranger(companion)
-                face = sf.new_face(embedding, stranger_id, box, confidence)
+                face = sf.new_face(embedding, stranger_id, box, confidence, source)
                 sf.add_faces(self.store, companion, stranger_id, [face])
             faces = sf.trim(self.store, companion, stranger_id, self.settings.max_faces)
         seen = self._seen(sf.aliases(stranger_id, faces))
@@ -142,6 +146,20 @@ class StrangerService:
     def get(self, collection_id: str, stranger_id: str) -> Stranger:
         companion = self._existing(collection_id, stranger_id)
         return self._describe(collection_id, companion, stranger_id)
+
+    def nearest(self, collection_id: str, embedding: Embedding) -> str | None:
+        """The stranger ``embedding`` would join if the recognizer saw it now (the decision
+        ``observe`` makes, at ``settings.threshold``), or None when it would start a new one.
+
+        Read-only: no face is added, no stranger created, not even the companion collection
+        (none yet: no stranger to join). For answering "who is this" without recording it.
+        """
+        companion = self._companion(collection_id, create=False)
+        if companion is None:
+            return None
+        cut = distance_for_similarity(self.settings.threshold)
+        joined, _distance = sf.nearest(self.store, companion, embedding, cut)
+        return joined
 
     # -- changing --
     def name(
@@ -192,6 +210,7 @@ class StrangerService:
             vectors = self.store.get_embeddings(companion, [f.face_id for f in keep])
             if owned:
                 self._check_resembles(collection_id, user_id, stranger_id, vectors)
+            sources = self.store.get_sources(companion, [f.face_id for f in keep])
             image_id = str(uuid.uuid4())
             copies = [
                 NewFace(
@@ -201,6 +220,7 @@ class StrangerService:
                     bounding_box=f.bounding_box,
                     confidence=f.confidence,
                     embedding=vectors[f.face_id],
+                    source=sources.get(f.face_id),
                 )
                 for f in keep
                 if f.face_id in vectors
@@ -280,6 +300,7 @@ class StrangerService:
                     "Splitting off every face leaves nothing behind: name or merge instead"
                 )
             vectors = self.store.get_embeddings(companion, ids)
+            sources = self.store.get_sources(companion, ids)
             new_id = self._new_stranger(companion)
             # Re-stored under the new id, so the faces no longer carry the old one as origin.
             self.store.delete_faces(companion, ids)
@@ -291,6 +312,7 @@ class StrangerService:
                     bounding_box=faces[i].bounding_box,
                     confidence=faces[i].confidence,
                     embedding=vectors[i],
+                    source=sources.get(i),
                 )
                 for i in ids
             ]

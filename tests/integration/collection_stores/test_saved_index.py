@@ -18,6 +18,7 @@ import numpy as np
 import psycopg
 import pytest
 
+from facelens.collection import postgres_schema, sqlite_schema
 from facelens.collection.ann import IvfIndex
 from facelens.collection.postgres_store import PostgresCollectionStore
 from facelens.collection.sqlite_store import SQLiteCollectionStore
@@ -253,7 +254,7 @@ def test_a_schema_1_sqlite_file_is_migrated(tmp_path: Path, rng: np.random.Gener
     for store in (first, second):
         store.close()
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == sqlite_schema.SCHEMA_VERSION
 
 
 def test_a_schema_1_postgres_database_is_migrated(
@@ -277,7 +278,7 @@ def test_a_schema_1_postgres_database_is_migrated(
         store.close()
     with psycopg.connect(postgres_db, autocommit=True) as conn:
         row = conn.execute("SELECT version FROM facelens_collection_schema").fetchone()
-        assert row == (2,)
+        assert row == (postgres_schema.SCHEMA_VERSION,)
 
 
 V1_SQLITE = """
