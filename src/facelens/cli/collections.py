@@ -1,16 +1,28 @@
-"""`facelens collections create|describe|list|delete`."""
+"""`facelens collections create|describe|list|delete|reindex`."""
 
 from __future__ import annotations
 
+import sys
+from typing import Annotated, Any
+
 import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from facelens.api import shapes
+from facelens.api.rule_shapes import describe_json
 from facelens.cli.context import Context
 from facelens.cli.options import CollectionId, MaxResults, NextToken
 from facelens.cli.output import run
+from facelens.collection.reindex import ReindexPlan, ReindexResult, plan_reindex, reindex
+from facelens.errors import ResourceNotFoundException
 from facelens.people.audit import AuditAction
+from facelens.people.matching import negatives_collection
+from facelens.people.stranger_types import companion_id
 
-app = typer.Typer(help="Face collections: create, describe, list, delete.", no_args_is_help=True)
+app = typer.Typer(
+    help="Face collections: create, describe, list, delete, reindex.", no_args_is_help=True
+)
 
 
 @app.command()
@@ -22,9 +34,10 @@ def create(collection_id: CollectionId) -> None:
 
 @app.command()
 def describe(collection_id: CollectionId) -> None:
-    """DescribeCollection: face and user counts, model version, creation time."""
+    """DescribeCollection: face and user counts, model version, creation time, and Rule: how
+    often strangers get a name and enrolled people do not, and who has one photo."""
     ctx = Context()
-    run(lambda: shapes.describe_collection(ctx.collections.describe_collection(collection_id)))
+    run(lambda: describe_json(ctx.match_policy, ctx.settings.recognizer, collection_id))
 
 
 @app.command("list")
@@ -49,3 +62,107 @@ def delete(collection_id: CollectionId) -> None:
         return {"StatusCode": 200}
 
     run(action)
+
+
+@app.command("reindex")
+def reindex_(
+    collection: Annotated[str, typer.Argument(help="The collection to re-embed.")],
+    drop_unsourced: Annotated[
+        bool,
+        typer.Option(
+            "--drop-unsourced",
+            help="Delete the faces that have no source (they cannot be re-embedded).",
+        ),
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Re-embeds COLLECTION (and its .strangers and .rejected companions) with the engine the
+    settings choose now, from the face crops kept with each face; prints what changed as JSON.
+
+    Faces stored without a crop (before crops were kept, or with keep_face_sources off)
+    cannot be re-embedded: the command then changes nothing and names whose they are, unless
+    --drop-unsourced deletes them. It asks before changing anything unless --yes (or stdin
+    is not a terminal: scripts).
+    """
+    ctx = Context()
+
+    def action() -> dict[str, Any]:
+        try:
+            ids = [collection, *_companions(ctx, collection)]
+            plan = plan_reindex(ctx.collections, ids)
+            if not plan.todo:
+                return _as_json(ReindexResult(plan.face_model_version, (), plan.current))
+            if not yes and sys.stdin.isatty():
+                typer.confirm(_question(plan, drop_unsourced=drop_unsourced), abort=True)
+            with Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                console=Console(stderr=True),
+                transient=True,
+            ) as progress:
+                task = progress.add_task(
+                    f"Re-embedding {collection}", total=max(plan.face_count, 1)
+                )
+                result = reindex(
+                    ctx.collections,
+                    plan,
+                    drop_unsourced=drop_unsourced,
+                    progress=lambda n: progress.advance(task, n),
+                )
+            for done in result.reindexed:
+                if done.dropped:
+                    ctx.audit_action(
+                        AuditAction.DELETE_FACE,
+                        done.collection_id,
+                        collection_id=done.collection_id,
+                        details={"FaceIds": list(done.dropped), "Reason": "reindex: no source"},
+                    )
+            return _as_json(result)
+        finally:
+            ctx.close()
+
+    run(action)
+
+
+def _companions(ctx: Context, collection: str) -> list[str]:
+    """The collection's strangers and negative examples, where they exist."""
+    found = []
+    for companion in (companion_id(collection), negatives_collection(collection)):
+        try:
+            ctx.collections.describe_collection(companion)
+        except ResourceNotFoundException:
+            continue
+        found.append(companion)
+    return found
+
+
+def _question(plan: ReindexPlan, *, drop_unsourced: bool) -> str:
+    names = ", ".join(c.collection_id for c in plan.todo)
+    question = f"Re-embed {plan.face_count} face(s) of {names} for {plan.face_model_version}"
+    if drop_unsourced and plan.unsourced_count:
+        question += f", deleting {plan.unsourced_count} face(s) that have no source"
+    return question + "?"
+
+
+def _as_json(result: ReindexResult) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "FaceModelVersion": result.face_model_version,
+        "Collections": [
+            {
+                "CollectionId": c.collection_id,
+                "PreviousFaceModelVersion": c.from_version,
+                "ReindexedFaces": c.reindexed,
+                "DroppedFaces": list(c.dropped),
+                "UsersLosingFaces": list(c.dropped_users),
+            }
+            for c in result.reindexed
+        ],
+        "AlreadyCurrent": list(result.current),
+    }
+    if not result.reindexed:
+        out["Message"] = (
+            f"{', '.join(result.current)}: already at {result.face_model_version}; nothing to do"
+        )
+    return out
