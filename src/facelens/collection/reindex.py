@@ -19,8 +19,11 @@ caller drops them, and then they are deleted in that same transaction.
 
 Several collections are done together (a collection and its companions, the
 strangers and the negative examples), all planned and checked before the
-first changes. Embedding costs what indexing does, about 10-20 ms a face on
-one core, without detection.
+first changes. Embedding costs what it does when indexing, without detection:
+about 50 ms a face with the default engine (dlib's ResNet on two views, each
+mirrored; measured on 37 test photos' faces on a busy 2-core machine), so
+about a minute per 1000 faces. The plan holds every face's record, and the
+new vectors are held until the swap (about 1 KB a face in all).
 """
 
 from __future__ import annotations
