@@ -376,6 +376,12 @@ class ArcFaceEmbedder:
         self.prepare()
         return embed_chips(self.descriptors, chips, flip=self.flip, dimension=self.dimension)
 
+    def embed_faces(
+        self, image: RGBImage, faces: Sequence[DetectedFace]
+    ) -> npt.NDArray[np.float32]:
+        """One view, the aligned chip (and its mirror): these models know no 68-point chip."""
+        return self.embed([self.align(image, face) for face in faces])
+
     def _tensor(self, chips: Sequence[RGBImage]) -> npt.NDArray[np.floating[Any]]:
         """The N x 3 x S x S network input: channels reordered, (pixel - mean) / std."""
         expected = (self.chip_size, self.chip_size, 3)

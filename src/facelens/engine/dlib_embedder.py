@@ -1,9 +1,11 @@
-"""dlib's ResNet face embedding (128-d, 99.38% on LFW as published), on 5-point aligned chips.
+"""dlib's ResNet face embedding (128-d, 99.38% on LFW as published), on aligned chips.
 
-Alignment (``facelens.engine.alignment``) is shared with ``OnnxEmbedder``,
-which runs the same network and weights through ONNX Runtime; both give the
-same vectors (``model_version`` "dlib-resnet-v1"), so collections built with
-either stay compatible.
+Alignment (``facelens.engine.alignment``) and views (``facelens.engine.views``:
+the five-point chip, and with "five+68" dlib's own 68-point chip too) are
+shared with ``OnnxEmbedder``, which runs the same network and weights through
+ONNX Runtime; both give the same vectors (``model_version`` "dlib-resnet-v1+68",
+or "dlib-resnet-v1" with views "five"), so collections built with either stay
+compatible.
 """
 
 from __future__ import annotations
@@ -23,6 +25,14 @@ from facelens.engine.alignment import (
     similarity_transform,
 )
 from facelens.engine.types import DetectedFace, RGBImage
+from facelens.engine.views import (
+    VIEWS_FIVE_68,
+    Predictor68,
+    check_views,
+    dlib_model_version,
+    embed_views,
+    shared_predictor,
+)
 from facelens.errors import ConfigurationError, EngineError
 
 __all__ = ["ALIGN_TEMPLATE", "CHIP_SIZE", "DlibEmbedder", "similarity_transform"]
@@ -39,18 +49,25 @@ class DlibEmbedder:
     to 99.0% and TAR at FAR 0.001 from 97.0% to 97.1%, for about 1.9x the
     embedding time. Vectors with and without it are close enough to compare
     (same model, same space), so collections stay compatible either way.
+
+    views: "five+68" (the five-point and 68-point chips, combined) or "five";
+    each is its own ``model_version`` (see ``facelens.engine.views``).
     """
 
-    model_version = "dlib-resnet-v1"
     dimension = 128
     chip_size = CHIP_SIZE
 
-    def __init__(self, *, flip: bool = True) -> None:
+    def __init__(self, *, flip: bool = True, views: str = VIEWS_FIVE_68) -> None:
         self.flip = flip
+        self.views = check_views(views)
+        self.model_version = dlib_model_version(views)
+        self._predictor: Predictor68 | None = shared_predictor() if views == VIEWS_FIVE_68 else None
         self._model: Any = None
         self._lock = threading.Lock()
 
     def prepare(self) -> None:
+        if self._predictor is not None:
+            self._predictor.prepare()
         with self._lock:
             if self._model is not None:
                 return
@@ -79,4 +96,19 @@ class DlibEmbedder:
         return np.asarray([np.asarray(v) for v in raw], dtype=np.float32)
 
     def embed(self, chips: Sequence[RGBImage]) -> npt.NDArray[np.float32]:
+        """Unit rows of five-point ``chips`` alone (benches, tests): not what collections hold
+        with views "five+68" (``embed_faces`` is)."""
         return embed_chips(self.descriptors, chips, flip=self.flip, dimension=self.dimension)
+
+    def embed_faces(
+        self, image: RGBImage, faces: Sequence[DetectedFace]
+    ) -> npt.NDArray[np.float32]:
+        return embed_views(
+            self.descriptors,
+            image,
+            faces,
+            views=self.views,
+            flip=self.flip,
+            dimension=self.dimension,
+            predictor=self._predictor,
+        )

@@ -7,9 +7,14 @@ descriptors differ from ``dlib.face_recognition_model_v1.compute_face_descriptor
 by under 1e-6 (the tests allow 1e-4). Hence the same ``model_version``:
 collections built by either embedder are one space and stay compatible.
 
+Views (``views``, :mod:`facelens.engine.views`): "five+68" (the default)
+embeds each face's five-point chip and dlib's own 68-point chip and combines
+them (model_version "dlib-resnet-v1+68", 99.2% on the LFW development pairs);
+"five" the five-point chip only ("dlib-resnet-v1", 98.9%).
+
 Speed (one core, one ORT thread, 150 px chips): about 8 ms a chip alone and
 6 ms a chip in batches of 8, against dlib's 80-90 ms. All chips of a call
-(and, with ``flip``, their mirrors) go through the network in one run.
+(all views' and, with ``flip``, their mirrors) go through the network in one run.
 
 Threads: ``threads`` is ONNX Runtime's intra-op pool for one run. The
 default 1 keeps a process on one core, so that more throughput comes from
@@ -32,6 +37,14 @@ import numpy.typing as npt
 from facelens.engine.alignment import CHIP_SIZE, align_chip, embed_chips
 from facelens.engine.onnx_convert import INPUT_NAME, OUTPUT_NAME, load_or_convert
 from facelens.engine.types import DetectedFace, RGBImage
+from facelens.engine.views import (
+    VIEWS_FIVE_68,
+    Predictor68,
+    check_views,
+    dlib_model_version,
+    embed_views,
+    shared_predictor,
+)
 from facelens.errors import ConfigurationError, EngineError
 
 __all__ = ["OnnxEmbedder", "dlib_model_path"]
@@ -50,13 +63,13 @@ class OnnxEmbedder:
     """Embedder protocol on dlib's ResNet through ONNX Runtime (CPU).
 
     flip: also embed each mirrored chip and average (as ``DlibEmbedder``).
+    views: "five+68" or "five" (see the module doc); it names ``model_version``.
     threads: ONNX Runtime intra-op threads per run (see the module doc).
     cache_dir: where the converted model is kept (``<home>/models`` when built
     from settings); None converts in memory on every ``prepare``.
     model_path: the dlib .dat file (default: the one in face_recognition_models).
     """
 
-    model_version = "dlib-resnet-v1"
     dimension = 128
     chip_size = CHIP_SIZE
 
@@ -64,6 +77,7 @@ class OnnxEmbedder:
         self,
         *,
         flip: bool = True,
+        views: str = VIEWS_FIVE_68,
         threads: int = 1,
         cache_dir: Path | None = None,
         model_path: Path | None = None,
@@ -71,6 +85,9 @@ class OnnxEmbedder:
         if threads < 1:
             raise ConfigurationError(f"the onnx embedder needs at least 1 thread, not {threads}")
         self.flip = flip
+        self.views = check_views(views)
+        self.model_version = dlib_model_version(views)
+        self._predictor: Predictor68 | None = shared_predictor() if views == VIEWS_FIVE_68 else None
         self.threads = threads
         self.cache_dir = cache_dir
         self.model_path = model_path
@@ -81,8 +98,11 @@ class OnnxEmbedder:
         """Converts (or loads the cached conversion of) the model and opens the session.
 
         Idempotent and thread-safe. ConfigurationError if the model file is
-        missing or is not dlib's face recognition ResNet.
+        missing or is not dlib's face recognition ResNet. Loads the 68-point
+        predictor too when ``views`` needs it.
         """
+        if self._predictor is not None:
+            self._predictor.prepare()
         with self._lock:
             if self._session is not None:
                 return
@@ -130,7 +150,22 @@ class OnnxEmbedder:
         return raw
 
     def embed(self, chips: Sequence[RGBImage]) -> npt.NDArray[np.float32]:
+        """Unit rows of five-point ``chips`` alone (benches, tests): not what collections hold
+        with views "five+68" (``embed_faces`` is)."""
         return embed_chips(self.descriptors, chips, flip=self.flip, dimension=self.dimension)
+
+    def embed_faces(
+        self, image: RGBImage, faces: Sequence[DetectedFace]
+    ) -> npt.NDArray[np.float32]:
+        return embed_views(
+            self.descriptors,
+            image,
+            faces,
+            views=self.views,
+            flip=self.flip,
+            dimension=self.dimension,
+            predictor=self._predictor,
+        )
 
     def _stack(self, chips: Sequence[RGBImage]) -> npt.NDArray[np.uint8]:
         expected = (CHIP_SIZE, CHIP_SIZE, 3)

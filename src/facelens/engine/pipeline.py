@@ -46,8 +46,7 @@ class PipelineEngine:
         return self.embedder.align(image, face.face)
 
     def embed(self, image: RGBImage, faces: Sequence[FaceDetail]) -> npt.NDArray[np.float32]:
-        chips = [self.embedder.align(image, f.face) for f in faces]
-        return self.embedder.embed(chips)
+        return self.embedder.embed_faces(image, [f.face for f in faces])
 
     def _detect_scaled(self, image: RGBImage, *, largest_only: bool) -> list[DetectedFace]:
         height, width = image.shape[:2]

@@ -31,7 +31,7 @@ class Detector(Protocol):
 
 
 class Embedder(Protocol):
-    """Turns an aligned face chip into an L2-normalised float32 vector."""
+    """Turns faces (or aligned chips) into L2-normalised float32 vectors."""
 
     model_version: str
     dimension: int
@@ -40,11 +40,26 @@ class Embedder(Protocol):
     def prepare(self) -> None: ...
 
     def align(self, image: RGBImage, face: DetectedFace) -> RGBImage:
-        """The aligned chip (chip_size x chip_size RGB) the embedding is computed from."""
+        """The primary aligned chip (chip_size x chip_size RGB): thumbnails, diagnostics.
+
+        An embedder may embed more views of a face than this chip (``embed_faces``).
+        """
         ...
 
     def embed(self, chips: Sequence[RGBImage]) -> npt.NDArray[np.float32]:
-        """One unit row per chip, shape (len(chips), dimension); batched for speed."""
+        """One unit row per primary chip, shape (len(chips), dimension); batched for speed.
+
+        For benches and tests that feed chips; collections use ``embed_faces``.
+        """
+        ...
+
+    def embed_faces(
+        self, image: RGBImage, faces: Sequence[DetectedFace]
+    ) -> npt.NDArray[np.float32]:
+        """One unit row per face found in ``image``, shape (len(faces), dimension).
+
+        Every chip of every view (and mirror) goes through the network in one batch.
+        """
         ...
 
 

@@ -63,13 +63,14 @@ DETECTORS: dict[str, Callable[[Settings], Detector]] = {"hog": _hog, "yunet": _y
 def _onnx_embedder(settings: Settings) -> Embedder:
     return OnnxEmbedder(
         flip=settings.embed_flip,
+        views=settings.embed_views,
         threads=settings.embed_threads,
         cache_dir=settings.home / "models",
     )
 
 
 def _dlib_embedder(settings: Settings) -> Embedder:
-    return DlibEmbedder(flip=settings.embed_flip)
+    return DlibEmbedder(flip=settings.embed_flip, views=settings.embed_views)
 
 
 def _arcface_embedder(settings: Settings) -> Embedder:
@@ -91,9 +92,10 @@ EMBEDDERS: dict[str, Callable[[Settings], Embedder]] = {
     "dlib": _dlib_embedder,
     "arcface": _arcface_embedder,
 }
-"""onnx and dlib run dlib's ResNet with its weights (model_version "dlib-resnet-v1"): same
-vectors. arcface runs an ArcFace-style ONNX file (SFace, InsightFace): a space of its own,
-named by the file's hash (facelens.engine.arcface)."""
+"""onnx and dlib run dlib's ResNet with its weights (model_version "dlib-resnet-v1+68", or
+"dlib-resnet-v1" with embed_views=five): same vectors. arcface runs an ArcFace-style ONNX
+file (SFace, InsightFace): a space of its own, named by the file's hash
+(facelens.engine.arcface)."""
 
 
 def _dlib(settings: Settings) -> FaceEngine:
