@@ -70,6 +70,7 @@ def routes(world: World) -> list[Route]:
             files=("image",),
             form={"MaxFaces": NUMBERS, "FaceMatchThreshold": THRESHOLDS},
         ),
+        Route("POST", C + "/identify", ("faces",), files=("image",)),
         Route("GET", C + "/users", ("max_results", "next_token")),
         Route("POST", C + "/users", json={"UserId": ids}),
         Route("POST", C + "/users/{u}/faces", json={"FaceIds": face_ids}),
@@ -241,6 +242,8 @@ def classics(fuzz: Fuzzer, creds: Credentials, world: World) -> list[Call]:
         target = f"/api/v1/collections/{COLLECTION}/faces"
         calls.append(call("POST", target, body, content_type=content_type))
         calls.append(call("POST", target + "/search", body, content_type=content_type))
+        identify = target.removesuffix("/faces") + "/identify?faces=all"
+        calls.append(call("POST", identify, body, content_type=content_type))
     return calls
 
 

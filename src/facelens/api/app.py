@@ -120,6 +120,7 @@ def create_app(
         rest_audit,
         rest_corrections,
         rest_forget,
+        rest_identify,
         rest_strangers,
     )
     from facelens.api.aws_json import json_router
@@ -170,6 +171,7 @@ def create_app(
     app.include_router(rest_forget.router, prefix="/api/v1")
     app.include_router(rest_corrections.router, prefix="/api/v1")
     app.include_router(rest_strangers.router, prefix="/api/v1")
+    app.include_router(rest_identify.router, prefix="/api/v1")
     app.include_router(json_router(rekognition.SERVICE, dynamodb.SERVICE))
     app.include_router(iot_data.router)
     app.include_router(dashboard.router)

@@ -40,9 +40,11 @@ from facelens.api.dashboard_web import (
     with_corrections,
 )
 from facelens.api.keys import Principal
+from facelens.api.rule_shapes import rule_sentences
 from facelens.enrolment import Photo, enrol_person
 from facelens.errors import FacelensError, InvalidParameterException, ResourceNotFoundException
 from facelens.people.audit import AuditAction
+from facelens.people.matching import open_set_rule, summarise
 from facelens.profiles.types import key_attribute
 from facelens.recognizer.ledger import Status
 
@@ -102,9 +104,37 @@ async def _photos(form: FormData, field: str) -> list[Photo]:
 # -- people --
 
 
+@dataclass(frozen=True)
+class RuleNote:
+    """What the identification rule means for the collection now (the same sentences as
+    ``facelens collections describe``), and the first one-photo people to link to."""
+
+    sentences: tuple[str, ...]
+    one_photo: tuple[Person, ...]
+    more: int
+
+
+ONE_PHOTO_LINKED = 12
+"""One-photo people linked under the rule's sentences; the rest are counted."""
+
+
+def _rule_note(ctx: ServerContext, people: list[Person]) -> RuleNote | None:
+    c = ctx.components
+    try:
+        summary = summarise(c.match_policy, ctx.collection_id, open_set_rule(c.settings.recognizer))
+    except ResourceNotFoundException:  # no collection yet: nothing to say
+        return None
+    one = [p for p in people if p.face_count <= 1]
+    shown = tuple(one[:ONE_PHOTO_LINKED])
+    return RuleNote(tuple(rule_sentences(summary)), shown, len(one) - len(shown))
+
+
 @router.get("/ui/people")
 def people(request: Request, _who: Viewer) -> Response:
-    return page(request, "people.html", people=_people(server(request)), active="people")
+    ctx = server(request)
+    found = _people(ctx)
+    note = _rule_note(ctx, found)
+    return page(request, "people.html", people=found, rule=note, active="people")
 
 
 @router.post("/ui/people")

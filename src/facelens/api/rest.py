@@ -24,6 +24,7 @@ from facelens.api.app import ServerContext
 from facelens.api.auditing import audit, audit_forget
 from facelens.api.keys import Principal, Role
 from facelens.api.metrics import render_metrics
+from facelens.api.rule_shapes import describe_json
 from facelens.api.security import require
 from facelens.collection.models import QualityFilter
 from facelens.errors import InvalidParameterException, ResourceNotFoundException
@@ -87,11 +88,16 @@ def create_collection(
     )
 
 
-@router.get("/collections/{collection_id}")
+@router.get(
+    "/collections/{collection_id}",
+    summary="DescribeCollection, and what the identification rule means for it now (Rule).",
+)
 def describe_collection(request: Request, _: Reader, collection_id: str) -> dict[str, Any]:
-    return shapes.describe_collection(
-        _ctx(request).components.collections.describe_collection(collection_id)
-    )
+    """``Rule``: the rule in force, the share of strangers expected to get a name
+    (``ExpectedFPIR``, 0-1) and of enrolled people's photos to go unnamed (``ExpectedFNIR``),
+    the people with one photo, and the same in words (``Summary``)."""
+    c = _ctx(request).components
+    return describe_json(c.match_policy, c.settings.recognizer, collection_id)
 
 
 @router.delete("/collections/{collection_id}", status_code=204)
