@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from facelens.api import shapes
+from facelens.api.rule_shapes import describe_json
 from facelens.cli.context import Context
 from facelens.cli.options import CollectionId, MaxResults, NextToken
 from facelens.cli.output import run
@@ -33,9 +34,10 @@ def create(collection_id: CollectionId) -> None:
 
 @app.command()
 def describe(collection_id: CollectionId) -> None:
-    """DescribeCollection: face and user counts, model version, creation time."""
+    """DescribeCollection: face and user counts, model version, creation time, and Rule: how
+    often strangers get a name and enrolled people do not, and who has one photo."""
     ctx = Context()
-    run(lambda: shapes.describe_collection(ctx.collections.describe_collection(collection_id)))
+    run(lambda: describe_json(ctx.match_policy, ctx.settings.recognizer, collection_id))
 
 
 @app.command("list")
