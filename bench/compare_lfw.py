@@ -247,6 +247,7 @@ def _engine_settings(settings: Settings) -> dict[str, Any]:
         "detector": resolve(settings) if resolve else settings.detector,
         "embedder": getattr(settings, "embedder", None),
         "embed_flip": getattr(settings, "embed_flip", None),
+        "embed_views": getattr(settings, "embed_views", None),
         "models_dir": str(settings.models_dir) if settings.models_dir else None,
     }
 

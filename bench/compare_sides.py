@@ -161,6 +161,8 @@ class Ours:
             "embedder_class": None if embedder is None else type(embedder).__name__,
             "embed_flip_setting": getattr(settings, "embed_flip", None),
             "embedder_flip": None if embedder is None else getattr(embedder, "flip", None),
+            "embed_views_setting": getattr(settings, "embed_views", None),
+            "embedder_views": None if embedder is None else getattr(embedder, "views", None),
             "embed_threads_setting": getattr(settings, "embed_threads", None),
             "detect_max_side": getattr(settings, "detect_max_side", None),
             "overrides": overrides or {},

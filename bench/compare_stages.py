@@ -247,8 +247,9 @@ def stage_detect(
 def embed_variants() -> list[dict[str, Any]]:
     """Settings overrides for the embedding stage: the default first, then the alternatives.
 
-    The registry's default embedder and flip setting is what users get; the
-    other flip setting, and dlib's own runtime when the default is another
+    The registry's default embedder, flip and views settings are what users
+    get; the other flip setting, the other views setting (facelens.engine.views),
+    and dlib's own runtime when the default is another
     runtime of the same network, show where the difference comes from.
     """
     from facelens.config import Settings
@@ -258,6 +259,8 @@ def embed_variants() -> list[dict[str, Any]]:
     variants: list[dict[str, Any]] = [{}]
     if "embed_flip" in fields:
         variants.append({"embed_flip": not defaults.embed_flip})
+    if "embed_views" in fields:
+        variants.append({"embed_views": "five" if defaults.embed_views != "five" else "five+68"})
     if "embedder" in fields and getattr(defaults, "embedder", "dlib") != "dlib":
         variants.append({"embedder": "dlib"})
     return variants
@@ -266,6 +269,8 @@ def embed_variants() -> list[dict[str, Any]]:
 def variant_label(about: dict[str, Any]) -> str:
     """E.g. "OnnxEmbedder flip=True (default)", from Ours.describe."""
     label = f"{about['embedder_class']} flip={about['embedder_flip']}"
+    if about.get("embedder_views"):
+        label += f" views={about['embedder_views']}"
     return label + (" (default)" if not about["overrides"] else "")
 
 

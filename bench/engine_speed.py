@@ -35,6 +35,12 @@ figure is a summary of several repeats: ``p50_ms`` is the median):
   ``min_ms`` and ``max_ms``). ``max_abs_diff_to_dlib``: the largest
   difference between the two embedders' raw descriptors (chips and mirrors)
   and unit embeddings (flip off and on). See :mod:`bench.engine_embedding`.
+* ``faces``: a face end to end as collections embed it
+  (``OnnxEmbedder.embed_faces``: alignment, with ``embed_views`` "five+68"
+  the 68-point landmark pass and dlib's chip, the network on every chip and
+  mirror), for each ``embed_views`` setting, flip on, one ORT thread, pinned
+  to ``--cpu``: the faces HOG finds in the chip photos. See
+  :func:`bench.engine_embedding.face_embedding`.
 * ``throughput``: faces embedded per second by 1 and by 2 worker processes
   (``ProcessPoolExecutor``, spawn, not pinned), each worker with its own
   prepared embedders of both kinds and the same aligned chips,
@@ -76,7 +82,7 @@ import numpy as np
 import onnxruntime
 
 from bench._common import REPO_ROOT, machine_facts, summarize_ms, testdata_dir, write_result
-from bench.engine_embedding import BATCH, embedding, throughput
+from bench.engine_embedding import BATCH, Photo, embedding, face_embedding, throughput
 from facelens.engine.dlib_embedder import DlibEmbedder
 from facelens.engine.hog import HogDetector
 from facelens.engine.images import decode_image
@@ -271,6 +277,22 @@ def collect_chips(root: Path, count: int) -> tuple[list[RGBImage], list[str]]:
     return chips, origins
 
 
+def collect_faces(root: Path, count: int) -> list[Photo]:
+    """The photos of :data:`CHIP_PHOTOS` with HOG's faces in them, ``count`` faces at most."""
+    hog = HogDetector()
+    photos: list[Photo] = []
+    left = count
+    for name in CHIP_PHOTOS:
+        image = load_rgb(root / name)
+        found = hog.detect(image)[:left]
+        if found:
+            photos.append((image, found))
+            left -= len(found)
+        if left <= 0:
+            break
+    return photos
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--detect-repeat", type=int, default=10, help="calls per detector, size")
@@ -334,6 +356,11 @@ def main(argv: list[str] | None = None) -> None:
         )
         untimed.update(embed_prepare)
 
+        print("faces end to end ...", flush=True)
+        faces_report = face_embedding(
+            collect_faces(root, BATCH), args.embed_rounds, cpu, Path(cache)
+        )
+
         print("throughput ...", flush=True)
         throughput_report, startup = throughput(
             chips, sorted(set(args.workers)), args.per_worker, args.rounds, Path(cache)
@@ -365,6 +392,7 @@ def main(argv: list[str] | None = None) -> None:
             "detection": detect_report,
             "alignment": align_report,
             "embedding": embed_report,
+            "faces": faces_report,
             "throughput": throughput_report,
             "total_run_s": round(time.perf_counter() - began, 1),
             "note": (

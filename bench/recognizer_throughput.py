@@ -215,6 +215,7 @@ def engine_names(home: Path) -> dict[str, str]:
         "detector": detector_name(settings),
         "embedder": settings.embedder,
         "embed_flip": str(settings.embed_flip),
+        "embed_views": settings.embed_views,
     }
 
 
