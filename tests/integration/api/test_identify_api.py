@@ -17,11 +17,12 @@ import pytest
 import requests
 
 from facelens.collection.models import QualityFilter
+from facelens.config import RecognizerSettings, ServeSettings, Settings
 from facelens.engine.open_set import calibration_for
 from facelens.enrolment import Photo, enrol_person
 from facelens.people.audit import AuditAction
 from tests.integration.test_cli import facelens, out
-from tests.servers.facelens_api import ApiServer, start_api_server
+from tests.servers.facelens_api import ApiServer, start_api_server, start_server
 
 COLLECTION = "faces"
 """The recognizer's and the dashboard's collection (the default), so both can be compared."""
@@ -245,3 +246,38 @@ def test_the_people_page_says_it_and_links_one_photo_people(server: ApiServer) -
     assert "at most 1 in 200 strangers is given a name" in page
     assert "1 person has one photo: enrol two more of each." in page
     assert '<a href="/ui/people/biden">Joe Biden</a>' in page
+
+
+def test_the_similarity_rule_when_set(tmp_path: Path, testdata: Path) -> None:
+    """recognizer.rule=similarity: FaceMatchThreshold decides, and no rate is claimed."""
+    settings = Settings(
+        home=tmp_path / "home",
+        models_dir=None,
+        serve=ServeSettings(port=0),
+        recognizer=RecognizerSettings(rule="similarity"),
+    )
+    started = start_server(settings)
+    try:
+        obama = "people/obama/obama_1.jpg"
+        photos = [Photo(obama, _photo(testdata, obama))]
+        enrol_person(started.components, COLLECTION, "Barack Obama", photos, user_id="obama")
+        found = identify(started, _photo(testdata, "people/obama/obama_2.jpg"))
+        person = found["Faces"][0]["Person"]
+        assert person["UserId"] == "obama"
+        assert person["ExpectedFPIR"] is None
+        assert found["Rule"] == {
+            "Name": "similarity",
+            "MaxFalseIdentificationRate": None,
+            "FaceMatchThreshold": 80.0,
+        }
+        response = requests.get(
+            f"{started.url}/api/v1/collections/{COLLECTION}", headers=started.headers(), timeout=30
+        )
+        rule = response.json()["Rule"]
+        assert rule["Name"] == "similarity"
+        assert rule["ExpectedFPIR"] is None
+        assert rule["OnePhotoUserIds"] == ["obama"]
+        assert rule["Summary"].startswith("Rule similarity (recognizer.rule): ")
+    finally:
+        started.server.stop()
+        started.components.close()
