@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 from facelens.bus.notify import Alert, Notifier
 from facelens.bus.publisher import MessagePublisher
+from facelens.collection.sources import FaceSource
 from facelens.engine.types import BoundingBox, Embedding
 from facelens.errors import (
     FacelensError,
@@ -79,6 +80,7 @@ class StrangerObserver(Protocol):
         seen_at: datetime | None = None,
         box: BoundingBox | None = None,
         confidence: float = 100.0,
+        source: FaceSource | None = None,
     ) -> StrangerMatch: ...
 
 
@@ -207,7 +209,11 @@ class Recognizer:
             return None
         try:
             match = self.strangers.observe(
-                self.options.collection_id, sighting.embedding, seen_at=now, box=sighting.box
+                self.options.collection_id,
+                sighting.embedding,
+                seen_at=now,
+                box=sighting.box,
+                source=sighting.source,
             )
         except StorageError:
             raise

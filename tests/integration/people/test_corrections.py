@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from facelens.config import RecognizerSettings
 from facelens.engine.protocol import FaceEngine
 from facelens.errors import InvalidParameterException, ResourceNotFoundException
 from facelens.people.audit import AuditAction
@@ -104,17 +105,33 @@ def test_a_rejected_match_stops_recurring_for_that_face(
     ]
 
 
-def test_per_person_thresholds_raise_and_lower_the_bar(
-    homes: tuple[Components, Components], crops: dict[str, bytes]
+@pytest.fixture
+def similarity_homes(
+    engine: FaceEngine, testdata: Path, tmp_path: Path
+) -> Iterator[tuple[Components, Components]]:
+    """(recognizer, admin) as ``homes``, deciding by the similarity rule at 85 (so that a
+    look-alike at ~82 falls between a lowered own threshold and the global one)."""
+    rule = RecognizerSettings(collection_id=COLLECTION, rule="similarity", face_match_threshold=85)
+    recognizer = build_components(engine, tmp_path / "home", mqtt_url=None, recognizer=rule)
+    admin = build_components(engine, tmp_path / "home", mqtt_url=None, recognizer=rule)
+    enrol_nicole(admin, testdata)
+    yield recognizer, admin
+    recognizer.close()
+    admin.close()
+
+
+def test_per_person_thresholds_raise_and_lower_the_bar_under_the_similarity_rule(
+    similarity_homes: tuple[Components, Components], crops: dict[str, bytes]
 ) -> None:
-    recognizer, admin = homes
+    recognizer, admin = similarity_homes
     corrections = admin.corrections
     assert corrections.threshold(NICOLE).override is None
-    assert corrections.threshold(NICOLE).effective == 80
+    assert corrections.threshold(NICOLE).effective == 85
     wrong = recognize(recognizer, crops["sarah_paulson_3"])
     right = recognize(recognizer, crops["nicole_kidman_2"])
     assert who(wrong) == who(right) == NICOLE
     assert wrong.message["Similarity"] < 95 < right.message["Similarity"]
+    assert wrong.message["ExpectedFPIR"] is None  # the similarity rule says nothing of it
 
     # Raised above the look-alike's similarity: only Nicole herself is Nicole.
     assert corrections.set_threshold(NICOLE, 95, actor="cli:tester").effective == 95
@@ -128,19 +145,39 @@ def test_per_person_thresholds_raise_and_lower_the_bar(
     corrections.set_threshold(NICOLE, 100, actor="cli:tester")
     assert who(recognize(recognizer, crops["nicole_kidman_2"])) is None
 
-    # Lowered below the global 80: a borderline face (~77) now counts as Nicole.
+    # Lowered below the global 85: a borderline face (~82) now counts as Nicole.
     assert who(recognize(recognizer, crops["sarah_paulson_1"])) is None
-    corrections.set_threshold(NICOLE, 70, actor="cli:tester")
+    corrections.set_threshold(NICOLE, 75, actor="cli:tester")
     borderline = recognize(recognizer, crops["sarah_paulson_1"])
     assert who(borderline) == NICOLE
-    assert 70 <= borderline.message["Similarity"] < 80
+    assert 75 <= borderline.message["Similarity"] < 85
 
     cleared = corrections.set_threshold(NICOLE, None, actor="cli:tester")
-    assert (cleared.override, cleared.effective) == (None, 80)
+    assert (cleared.override, cleared.effective) == (None, 85)
     assert admin.profiles.get(NICOLE).attributes == {"Name": "Nicole Kidman"}  # type: ignore[union-attr]
     assert who(recognize(recognizer, crops["sarah_paulson_1"])) is None
     changes = admin.audit.entries(action=AuditAction.THRESHOLD).entries
-    assert [e.details["FaceMatchThreshold"] for e in reversed(changes)] == [95, 100, 70, None]
+    assert [e.details["FaceMatchThreshold"] for e in reversed(changes)] == [95, 100, 75, None]
+
+
+def test_under_the_open_set_rule_an_own_threshold_only_raises_the_bar(
+    homes: tuple[Components, Components], crops: dict[str, bytes]
+) -> None:
+    """The default rule names by the share of strangers it lets through; a person's own
+    FaceMatchThreshold is a similarity their matches must also reach, never a way around it."""
+    recognizer, admin = homes
+    corrections = admin.corrections
+    right = recognize(recognizer, crops["nicole_kidman_2"])
+    assert who(right) == NICOLE
+    assert 0 < right.message["ExpectedFPIR"] <= 0.005
+    assert right.message["GallerySize"] == 1
+    assert who(recognize(recognizer, crops["biden_1"])) is None
+
+    corrections.set_threshold(NICOLE, 95, actor="cli:tester")
+    assert who(recognize(recognizer, crops["sarah_paulson_3"])) is None  # ~91
+    assert who(recognize(recognizer, crops["nicole_kidman_2"])) == NICOLE  # ~100
+    corrections.set_threshold(NICOLE, 50, actor="cli:tester")  # the lowest allowed
+    assert who(recognize(recognizer, crops["biden_1"])) is None  # not alike: still nobody
 
 
 def test_what_cannot_be_corrected(
