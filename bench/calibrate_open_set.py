@@ -91,6 +91,12 @@ def stranger_scores(
     return np.concatenate(pooled)
 
 
+SEVERAL = 3
+"""Photos a several-photo person enrols in the offset measurement (fewer when they have
+fewer; at least 2): what the README recommends."""
+OFFSET_LEVELS = (0.05, 0.02, 0.01, 0.005, 0.002, 0.001)
+"""The FPIR levels whose threshold shifts make up a size's several-photo offset (median)."""
+
 MATED_PER_SIZE = 3000
 """Mated probes pooled per gallery size and enrol count for the FNIR tables."""
 
@@ -104,11 +110,13 @@ def missed(
     rng: np.random.Generator,
     *,
     enrol: int,
+    offset: float,
 ) -> tuple[float, ...]:
     """FNIR at each threshold of ``row``: galleries of ``size`` people, as many as possible
     of them with ``enrol`` + 1 photos or more (they enrol ``enrol`` and are probed with the
     rest), the others enrolling one photo; a mated probe counts when its own person is the
-    nearest and scores at least the threshold."""
+    nearest and scores at least the threshold (less ``offset`` for people enrolled from
+    several photos, as the rule takes it off)."""
     pool = np.asarray(identities)
     photos = {int(i): np.flatnonzero(owner == i) for i in pool}
     probed = np.array([i for i in pool if len(photos[int(i)]) > enrol])
@@ -129,12 +137,44 @@ def missed(
                 probes += list(mine[take:])
                 truth += [k] * (len(mine) - take)
         scored = gallery_scores(vectors[probes], kept, [str(k) for k in range(len(gallery))])
-        top = ident.open_set_top(-scored.scores, -scored.people)
+        offsets = np.array([offset if len(kept[str(k)]) > 1 else 0.0 for k in range(size)])
+        top = ident.open_set_top(-scored.scores, -scored.people, offsets)
         right = top.best == np.asarray(truth)
         for j, threshold in enumerate(row):
             hits[j] += int((right & (top.score >= threshold)).sum())
         total += len(probes)
     return tuple(float(1.0 - h / total) for h in hits)
+
+
+def several_photo_scores(
+    vectors: npt.NDArray[np.float32],
+    owner: npt.NDArray[np.int64],
+    identities: Sequence[int],
+    size: int,
+    rng: np.random.Generator,
+) -> npt.NDArray[np.float64] | None:
+    """Stranger scores against galleries of ``size`` people each enrolled from up to SEVERAL
+    photos (people with at least 2); None when there are not that many such people."""
+    pool = np.asarray(identities)
+    photos = {int(i): np.flatnonzero(owner == i) for i in pool}
+    several = np.array([i for i in pool if len(photos[int(i)]) >= 2])
+    if size > len(several):
+        return None
+    pooled: list[npt.NDArray[np.float64]] = []
+    total = 0
+    while total < SCORES_PER_SIZE:
+        gallery = rng.choice(several, size, replace=False)
+        kept = {
+            str(k): [vectors[j] for j in rng.permutation(photos[int(g)])[:SEVERAL]]
+            for k, g in enumerate(gallery)
+        }
+        others = np.flatnonzero(np.isin(owner, pool) & ~np.isin(owner, gallery))
+        take = rng.choice(others, min(STRANGERS_PER_GALLERY, len(others)), replace=False)
+        scored = gallery_scores(vectors[take], kept, [str(k) for k in range(size)])
+        top = ident.open_set_top(-scored.scores, -scored.people)
+        pooled.append(top.score)
+        total += len(take)
+    return np.concatenate(pooled)
 
 
 def calibrate(
@@ -156,6 +196,7 @@ def calibrate(
     counts: list[int] = []
     one: list[tuple[float, ...]] = []
     several: list[tuple[float, ...]] = []
+    offsets: list[float] = []
     for n in sizes:
         scores = stranger_scores(vectors, owner, identities, n, rng)
         row = tuple(
@@ -164,8 +205,18 @@ def calibrate(
         rows.append(row)
         counts.append(len(scores))
         if with_fnir:
-            one.append(missed(vectors, owner, identities, n, row, rng, enrol=1))
-            several.append(missed(vectors, owner, identities, n, row, rng, enrol=3))
+            template_scores = several_photo_scores(vectors, owner, identities, n, rng)
+            if template_scores is None:  # too few several-photo people: the largest's offset
+                offsets.append(offsets[-1] if offsets else 0.0)
+            else:
+                shifted = np.quantile(template_scores, [1.0 - v for v in OFFSET_LEVELS])
+                plain = np.quantile(scores, [1.0 - v for v in OFFSET_LEVELS])
+                # Clamped at 0 as Calibration.person_offset is: never laxer for them.
+                offsets.append(max(0.0, float(np.median(shifted - plain))))
+            one.append(missed(vectors, owner, identities, n, row, rng, enrol=1, offset=0.0))
+            several.append(
+                missed(vectors, owner, identities, n, row, rng, enrol=3, offset=offsets[-1])
+            )
     return open_set.Calibration(
         model_version=model_version,
         gallery_sizes=tuple(sizes),
@@ -175,6 +226,7 @@ def calibrate(
         source=source,
         fnir_one_photo=tuple(one),
         fnir_several_photos=tuple(several),
+        several_photos_offset=tuple(offsets),
     )
 
 

@@ -293,7 +293,9 @@ class OpenSetTop:
 
 
 def open_set_top(
-    distances: npt.NDArray[np.float64], person_distances: npt.NDArray[np.float64]
+    distances: npt.NDArray[np.float64],
+    person_distances: npt.NDArray[np.float64],
+    person_offsets: npt.NDArray[np.float64] | None = None,
 ) -> OpenSetTop:
     """What the recognizer's rule computes for every probe at once (its vectorised twin).
 
@@ -301,8 +303,10 @@ def open_set_top(
     faces. person_distances: persons x persons, from each person's template to the nearer of
     the other's template and faces (the diagonal is ignored). The probe's cohort is its next
     :data:`~facelens.engine.open_set.COHORT_SIZE` nearest persons, the person's its own nearest
-    others; the gallery size is the number of persons. ``tests/unit/evaluation`` checks this
-    against the rule itself on one gallery.
+    others; the gallery size is the number of persons. person_offsets: what each person has
+    taken off their score (:meth:`~facelens.engine.open_set.Calibration.person_offset`: people
+    enrolled from several photos). ``tests/unit/people/test_open_set_rule.py`` checks this
+    against the rule itself.
     """
     probes, persons = distances.shape
     if persons == 0:
@@ -323,4 +327,6 @@ def open_set_top(
             person_cohort=float(person_cohort.mean()) if len(person_cohort) else None,
             gallery_size=persons,
         )
+        if person_offsets is not None:
+            scores[i] -= person_offsets[best[i]]
     return OpenSetTop(best, nearest[:, 0].astype(np.float64), scores)

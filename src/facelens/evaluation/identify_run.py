@@ -454,7 +454,14 @@ def measure(
                 progress(label, i + 1, len(split.probes))
         refused = rule.refused
     scored = gallery_scores(probes, kept, split.identities)
-    ranked = ident.open_set_top(-scored.scores, -scored.people)
+    calibration = calibration_for(build_engine(settings).model_version)
+    offsets = None
+    if calibration is not None:
+        n = len(split.identities)
+        offsets = np.array(
+            [calibration.person_offset(n, len(kept[name])) for name in split.identities]
+        )
+    ranked = ident.open_set_top(-scored.scores, -scored.people, offsets)
     figures = ident.figures(scored.scores, truth, decisions, ranked=ranked)
     return GalleryResult(
         gallery_size_requested=split.requested_size,

@@ -52,7 +52,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from facelens.collection.models import StoredFace
@@ -111,6 +111,9 @@ class Person:
     distance: float
     user_id: str | None
     face: StoredFace | None
+    faces: int | None = 1
+    """Faces the person is enrolled with (None: a user met only through one of their faces,
+    not yet looked up)."""
 
 
 @dataclass(frozen=True)
@@ -325,14 +328,19 @@ class MatchPolicy:
         )
         people: dict[str, Person] = {}
         for u in users:
-            people[u.user.user_id] = Person(u.user.user_id, u.distance, u.user.user_id, None)
+            people[u.user.user_id] = Person(
+                u.user.user_id, u.distance, u.user.user_id, None, u.user.face_count
+            )
         for f in faces:
             owner = f.face.user_id or f.face.face_id
             known = people.get(owner)
-            if known is None or f.distance < known.distance:
-                people[owner] = Person(owner, f.distance, f.face.user_id, f.face)
-            elif known.face is None:
-                people[owner] = Person(owner, known.distance, known.user_id, f.face)
+            if known is None:
+                count = None if f.face.user_id else 1
+                people[owner] = Person(owner, f.distance, f.face.user_id, f.face, count)
+            elif f.distance < known.distance or known.face is None:
+                people[owner] = replace(
+                    known, distance=min(f.distance, known.distance), face=known.face or f.face
+                )
         return sorted(people.values(), key=lambda p: p.distance)
 
     def person_vector(self, collection_id: str, person: Person) -> Embedding | None:
@@ -384,12 +392,15 @@ class MatchPolicy:
         rest = rest[: open_set.COHORT_SIZE]
         weight = open_set.cohort_weight(gallery_size)
         person_cohort = self.person_cohort(collection_id, person) if weight > 0 else None
+        faces = person.faces
+        if faces is None and person.user_id is not None:
+            faces = self.users.store.get_user(collection_id, person.user_id).face_count
         score = open_set.open_set_score(
             person.distance,
             probe_cohort=sum(rest) / len(rest) if rest else None,
             person_cohort=person_cohort,
             gallery_size=gallery_size,
-        )
+        ) - calibration.person_offset(gallery_size, faces or 1)
         return Assessment(score, calibration.expected_fpir(score, gallery_size))
 
     def identify_open_set(

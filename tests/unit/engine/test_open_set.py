@@ -91,8 +91,18 @@ def test_an_inconsistent_table_is_refused(change: dict[str, object], message: st
         Calibration(**fields)
 
 
+def test_people_enrolled_from_several_photos_give_up_their_offset() -> None:
+    c = Calibration(**(table().__dict__ | {"several_photos_offset": (0.02, 0.04)}))
+    assert c.person_offset(1, 1) == 0.0
+    assert c.person_offset(1, 3) == pytest.approx(0.02)
+    assert c.person_offset(10, 2) == pytest.approx(0.03)  # halfway in log size
+    assert table().person_offset(100, 3) == 0.0  # not measured: nothing taken off
+    with pytest.raises(ConfigurationError, match="several-photo offset"):
+        Calibration(**(table().__dict__ | {"several_photos_offset": (0.02,)}))
+
+
 def test_json_round_trip_and_bad_files() -> None:
-    c = table()
+    c = Calibration(**(table().__dict__ | {"several_photos_offset": (0.02, 0.04)}))
     assert Calibration.from_json(c.to_json()) == c
     with pytest.raises(ConfigurationError, match="unknown format"):
         Calibration.from_json({"format": 99})
@@ -115,6 +125,10 @@ def test_the_shipped_calibrations_load_and_bound_what_they_promise(version: str)
     assert c.threshold(100, bound) < c.threshold(1000, bound)
     assert c.fnir_one_photo
     assert c.fnir_several_photos
+    # Strangers come closer to a template than to one photo: a positive offset everywhere.
+    assert c.several_photos_offset
+    assert c.person_offset(10, 3) > 0
+    assert all(c.person_offset(n, 3) >= 0 for n in (1, 10, 100, 1000, 5000))
     one = c.expected_fnir(746, bound, several_photos=False)
     several = c.expected_fnir(746, bound, several_photos=True)
     assert one is not None
