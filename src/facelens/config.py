@@ -374,11 +374,11 @@ class Settings(BaseSettings):
             "Which chips of a face dlib's ResNet ('onnx', 'dlib' embedders) embeds. 'five+68': "
             "the five-point chip and dlib's own 68-point chip (what the network was trained "
             "on), combined: 99.2% on the LFW development pairs and open-set FNIR at FPIR 1% "
-            "(746 people enrolled) 31.4%, for twice the network work and a 68-point landmark "
-            "pass per face (about 2x the embedding time). 'five': the five-point chip only, "
-            "98.9% and 39.5%. Each is its own model version (dlib-resnet-v1+68, "
-            "dlib-resnet-v1): collections made with one refuse the other, so set 'five' to "
-            "keep using collections made before this setting."
+            "(746 people enrolled from one photo) about 24%, for twice the network work and a "
+            "68-point landmark pass per face (about 2x the embedding time). 'five': the "
+            "five-point chip only, 98.9% and about 30%. Each is its own model version "
+            "(dlib-resnet-v1+68, dlib-resnet-v1): collections made with one refuse the other, "
+            "so set 'five' to keep using collections made before this setting."
         ),
     )
     collections_url: str | None = Field(

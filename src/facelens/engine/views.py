@@ -14,9 +14,9 @@ Setting ``embed_views`` (:data:`VIEW_SETTINGS`) picks "five" (the first only)
 or "five+68" (both, combined by :func:`combine_views`). Measured on the LFW
 development pairs (3000 pairs, 5-fold; ``facelens bench lfw``) with YuNet
 detection and the ONNX embedder, flip on: "five" 98.93% accuracy and TAR at
-FAR 0.001 97.2%, "five+68" 99.17% and 97.7% (the prototype measured 99.30%;
-see W_FIVE); open-set FNIR at FPIR 1% with 746 people enrolled fell from
-39.5% to 31.4% in the prototype. "five+68" costs a shape-predictor pass (about
+FAR 0.001 97.2%, "five+68" 99.23% and 98.0% (see W_FIVE); with the open-set
+rule, FNIR at FPIR 1% with 746 people enrolled from one photo falls from about
+30% to 24% (``python -m bench.identify``). "five+68" costs a shape-predictor pass (about
 1 ms a face) and twice the network work per face. The two settings
 give different vectors, so each is its own ``model_version``
 (:func:`dlib_model_version`) and collections never mix them.
@@ -71,14 +71,11 @@ DLIB_MODEL_VERSION: Final = "dlib-resnet-v1"
 """dlib's ResNet on five-point chips: the model version collections made before views existed."""
 
 # How the two views' unit vectors are weighed: final = unit(W_FIVE * v_five + W_68 * v_68).
-# The 68-point chip is what the network was trained on, so it leads. 0.7 was chosen on
-# the LFW development pairs themselves (3000 pairs, 5-fold, YuNet, flip on; no held-out
-# set): in the prototype equal weights measured 99.23% and 0.7 99.30%. This code
-# measures equal weights 99.23% too, but 0.7 99.17% (TAR at FAR 0.001: 98.0% and 97.7%),
-# and anything from 0.3 to 1.2 between 99.17% and 99.30%: 1 to 4 pairs in 3000, under
-# the folds' spread (0.3%). So the weight is not a measured optimum; any in that range
-# serves, and the figures quoted for "five+68" hold for it.
-W_FIVE: Final = 0.7
+# Equal: nothing measured says otherwise. On the LFW development pairs (3000 pairs, 5-fold,
+# YuNet, flip on) equal weights measure 99.23% (TAR at FAR 0.001 98.0%), and any weight on
+# the five-point view from 0.3 to 1.2 lands between 99.17% and 99.30%: 1 to 4 pairs in 3000,
+# under the folds' spread (0.3%). A weight tuned on those pairs would only fit their noise.
+W_FIVE: Final = 1.0
 W_68: Final = 1.0
 
 # The box the 68-point predictor is run on, from the five points (see box_from_five):

