@@ -107,6 +107,7 @@ HEADLINES: tuple[tuple[str, str], ...] = (
     ("edge", "peer full frame"),
     ("edge runner (1 core)", "yunet, 640x360"),
     ("lfw", ""),
+    ("identify", "x 1 photo(s)"),
     ("recognizer", "events per second"),
     ("memory", "recognizer peak RSS, 1M"),
     ("end to end (facelens up)", "frame to identification"),

@@ -368,6 +368,44 @@ def latency_rows(doc: dict[str, Any]) -> list[Row]:
     return rows
 
 
+def identify_rows(doc: dict[str, Any]) -> list[Row]:
+    """Open-set identification, ours and the peer's recipe side by side, per gallery and enrol
+    count: FPIR at each side's own rule (the share of strangers named: the issue's bound is
+    1%) and FNIR at FPIR 1% (threshold-free). Gallery sizes are matched by their order (the
+    peer's "all" can be a few identities smaller: it found no face in some photos)."""
+    ours = [r for r in doc["rows"] if r["side"] == "facelens"]
+    peer = [r for r in doc["rows"] if r["side"] != "facelens"]
+    rows: list[Row] = []
+    for k, mine in enumerate(ours):
+        theirs = peer[k] if k < len(peer) else None
+        label = f"{mine['gallery_size']} people x {mine['enrol_photos']} photo(s)"
+        note = f"{mine['mated_probes']} mated / {mine['non_mated_probes']} non-mated probes"
+        fpir = mine["fpir_at_rule"]
+        rows.append(
+            Row(
+                "identify",
+                f"strangers named (FPIR at the rule), {label}",
+                "fraction",
+                Figure.of(fpir),
+                Figure.of(theirs["fpir_at_rule"]) if theirs else None,
+                target="<= 1%",
+                met=None if fpir is None else fpir <= 0.01,
+                note=note,
+            )
+        )
+        rows.append(
+            Row(
+                "identify",
+                f"people missed at FPIR 1% (FNIR), {label}",
+                "fraction",
+                Figure.of(mine["fnir_at_fpir_1e-2"]),
+                Figure.of(theirs["fnir_at_fpir_1e-2"]) if theirs else None,
+                note=note,
+            )
+        )
+    return rows
+
+
 READERS: dict[str, Reader] = {
     "compare": compare_rows,
     "engine_speed": engine_rows,
@@ -378,5 +416,6 @@ READERS: dict[str, Reader] = {
     "recognizer_memory": memory_rows,
     "peak_rss": peak_rss_rows,
     "up_latency_runs": latency_rows,
+    "identify": identify_rows,
 }
 """Result name -> reader, in table order."""

@@ -11,7 +11,15 @@ import bench.report
 import bench.suite
 import pytest
 from bench.report import build_report, cell, comparison, markdown_table, update_readme
-from bench.report_rows import Figure, Row, compare_rows, detector_rows, edge_rows, latency_rows
+from bench.report_rows import (
+    Figure,
+    Row,
+    compare_rows,
+    detector_rows,
+    edge_rows,
+    identify_rows,
+    latency_rows,
+)
 from bench.suite import Step, run_step, select
 
 MACHINE = {"platform": "Linux-test", "cpu_count": 2, "python": "3.11.7"}
@@ -93,6 +101,34 @@ def test_readers_pick_headlines_and_targets() -> None:
         }
     )
     assert [r.met for r in latency] == [False]
+
+
+def test_identify_rows_put_the_peer_beside_us_and_check_the_fpir_bound() -> None:
+    def row(side: str, size: int, fpir: float, fnir: float) -> dict[str, object]:
+        return {
+            "side": side,
+            "gallery_size": size,
+            "enrol_photos": 1,
+            "mated_probes": 100,
+            "non_mated_probes": 1000,
+            "fpir_at_rule": fpir,
+            "fnir_at_fpir_1e-2": fnir,
+        }
+
+    doc = {
+        "rows": [
+            row("facelens", 746, 0.005, 0.246),
+            row("face_recognition", 741, 0.804, 0.505),
+        ]
+    }
+    named, missed = identify_rows(doc)
+    assert named.measure == "strangers named (FPIR at the rule), 746 people x 1 photo(s)"
+    assert named.ours == Figure(0.005)
+    assert named.peer == Figure(0.804)
+    assert named.met is True
+    assert "✅" in markdown_table([named])
+    assert missed.peer == Figure(0.505)
+    assert identify_rows({"rows": [row("facelens", 10, 0.02, 0.3)]})[0].met is False
 
 
 def test_report_writes_json_table_and_plots(
