@@ -68,6 +68,8 @@ def test_identify_reports_every_gallery_and_reuses_its_cache(
     assert cache.is_file()
     assert not any(p.name.startswith("identify-") for p in testdata.rglob("*.npz"))
     assert first["rule"]["face_match_threshold"] == 80.0
+    assert first["rule"]["rule"] == "open-set"
+    assert first["rule"]["calibrated"] is True
 
     results = first["results"]
     assert [(r["gallery_size_requested"], r["enrol_photos"]) for r in results] == [
@@ -103,14 +105,23 @@ def test_identify_reports_every_gallery_and_reuses_its_cache(
     assert [r["figures"] for r in second["results"]] == [r["figures"] for r in results]
 
     # A photo that changed is embedded again, alone; and the recognizer's own setting
-    # decides "at the rule" (at 100 nobody is ever named) but not the vectors' cache key.
+    # decides "at the rule" (the similarity rule at 100: nobody is ever named) but not the
+    # vectors' cache key.
     touched = next((lfw_folder / "kit_harington").iterdir())
     stat = touched.stat()
     os.utime(touched, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
-    strict = identify(lfw_folder, {**cli_env, "FACELENS_RECOGNIZER__FACE_MATCH_THRESHOLD": "100"})
+    strict = identify(
+        lfw_folder,
+        {
+            **cli_env,
+            "FACELENS_RECOGNIZER__RULE": "similarity",
+            "FACELENS_RECOGNIZER__FACE_MATCH_THRESHOLD": "100",
+        },
+    )
     assert strict["embedded"] == 1
     assert strict["cache_hits"] == len(photos) - 1
     assert strict["rule"]["face_match_threshold"] == 100.0
+    assert strict["rule"]["rule"] == "similarity"
     for r in strict["results"]:
         assert r["figures"]["at_rule"]["fpir"] == 0.0
         assert r["figures"]["at_rule"]["fnir"] == 1.0
