@@ -368,17 +368,18 @@ class Settings(BaseSettings):
             "time. Collections stay comparable either way."
         ),
     )
-    embed_views: Literal["five", "five+68"] = Field(
-        default="five+68",
+    embed_views: Literal["68", "five", "five+68"] = Field(
+        default="68",
         description=(
-            "Which chips of a face dlib's ResNet ('onnx', 'dlib' embedders) embeds. 'five+68': "
-            "the five-point chip and dlib's own 68-point chip (what the network was trained "
-            "on), combined: 99.2% on the LFW development pairs and open-set FNIR at FPIR 1% "
-            "(746 people enrolled from one photo) about 24%, for twice the network work and a "
-            "68-point landmark pass per face (about 2x the embedding time). 'five': the "
+            "Which chips of a face dlib's ResNet ('onnx', 'dlib' embedders) embeds. '68': "
+            "dlib's own 68-point chip (what the network was trained on; landmarks from dlib's "
+            "shape predictor): 99.3% on the LFW development pairs, open-set FNIR at FPIR 1% "
+            "with 746 people enrolled from one photo about 24%. 'five+68': that and the "
+            "five-point chip combined, no better for twice the network work. 'five': the "
             "five-point chip only, 98.9% and about 30%. Each is its own model version "
-            "(dlib-resnet-v1+68, dlib-resnet-v1): collections made with one refuse the other, "
-            "so set 'five' to keep using collections made before this setting."
+            "(dlib-resnet-v1-chip68, dlib-resnet-v1+68, dlib-resnet-v1): collections made "
+            "with one refuse the others, so set 'five' to keep using collections made before "
+            "this setting."
         ),
     )
     collections_url: str | None = Field(

@@ -220,7 +220,7 @@ def test_the_default_engine_identifies_people_as_dlib_does(tmp_path: Path, testd
     engine = build_engine(default)
     assert isinstance(engine, PipelineEngine)
     assert isinstance(engine.embedder, OnnxEmbedder)
-    assert engine.model_version == "dlib-resnet-v1+68"
+    assert engine.model_version == "dlib-resnet-v1-chip68"
 
     similarities: dict[str, list[float]] = {}
     for name in ("onnx", "dlib"):

@@ -1,11 +1,11 @@
 """dlib's ResNet face embedding (128-d, 99.38% on LFW as published), on aligned chips.
 
 Alignment (``facelens.engine.alignment``) and views (``facelens.engine.views``:
-the five-point chip, and with "five+68" dlib's own 68-point chip too) are
-shared with ``OnnxEmbedder``, which runs the same network and weights through
-ONNX Runtime; both give the same vectors (``model_version`` "dlib-resnet-v1+68",
-or "dlib-resnet-v1" with views "five"), so collections built with either stay
-compatible.
+dlib's own 68-point chip by default, the five-point chip with "five", both with
+"five+68") are shared with ``OnnxEmbedder``, which runs the same network and
+weights through ONNX Runtime; both give the same vectors (``model_version``
+from :func:`facelens.engine.views.dlib_model_version`), so collections built
+with either stay compatible.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ from facelens.engine.alignment import (
 )
 from facelens.engine.types import DetectedFace, RGBImage
 from facelens.engine.views import (
-    VIEWS_FIVE_68,
+    USES_68,
+    VIEWS_68,
     Predictor68,
     check_views,
     dlib_model_version,
@@ -50,18 +51,18 @@ class DlibEmbedder:
     embedding time. Vectors with and without it are close enough to compare
     (same model, same space), so collections stay compatible either way.
 
-    views: "five+68" (the five-point and 68-point chips, combined) or "five";
+    views: "68" (the 68-point chip, the default), "five+68" (both chips combined) or "five";
     each is its own ``model_version`` (see ``facelens.engine.views``).
     """
 
     dimension = 128
     chip_size = CHIP_SIZE
 
-    def __init__(self, *, flip: bool = True, views: str = VIEWS_FIVE_68) -> None:
+    def __init__(self, *, flip: bool = True, views: str = VIEWS_68) -> None:
         self.flip = flip
         self.views = check_views(views)
         self.model_version = dlib_model_version(views)
-        self._predictor: Predictor68 | None = shared_predictor() if views == VIEWS_FIVE_68 else None
+        self._predictor: Predictor68 | None = shared_predictor() if views in USES_68 else None
         self._model: Any = None
         self._lock = threading.Lock()
 

@@ -7,10 +7,11 @@ descriptors differ from ``dlib.face_recognition_model_v1.compute_face_descriptor
 by under 1e-6 (the tests allow 1e-4). Hence the same ``model_version``:
 collections built by either embedder are one space and stay compatible.
 
-Views (``views``, :mod:`facelens.engine.views`): "five+68" (the default)
-embeds each face's five-point chip and dlib's own 68-point chip and combines
-them (model_version "dlib-resnet-v1+68", 99.2% on the LFW development pairs);
-"five" the five-point chip only ("dlib-resnet-v1", 98.9%).
+Views (``views``, :mod:`facelens.engine.views`): "68" (the default) embeds
+each face's 68-point chip, dlib's own ("dlib-resnet-v1-chip68", 99.3% on the
+LFW development pairs); "five+68" that and the five-point chip combined
+("dlib-resnet-v1+68", 99.2%); "five" the five-point chip only
+("dlib-resnet-v1", 98.9%).
 
 Speed (one core, one ORT thread, 150 px chips): about 8 ms a chip alone and
 6 ms a chip in batches of 8, against dlib's 80-90 ms. All chips of a call
@@ -38,7 +39,8 @@ from facelens.engine.alignment import CHIP_SIZE, align_chip, embed_chips
 from facelens.engine.onnx_convert import INPUT_NAME, OUTPUT_NAME, load_or_convert
 from facelens.engine.types import DetectedFace, RGBImage
 from facelens.engine.views import (
-    VIEWS_FIVE_68,
+    USES_68,
+    VIEWS_68,
     Predictor68,
     check_views,
     dlib_model_version,
@@ -63,7 +65,7 @@ class OnnxEmbedder:
     """Embedder protocol on dlib's ResNet through ONNX Runtime (CPU).
 
     flip: also embed each mirrored chip and average (as ``DlibEmbedder``).
-    views: "five+68" or "five" (see the module doc); it names ``model_version``.
+    views: "68", "five+68" or "five" (see the module doc); it names ``model_version``.
     threads: ONNX Runtime intra-op threads per run (see the module doc).
     cache_dir: where the converted model is kept (``<home>/models`` when built
     from settings); None converts in memory on every ``prepare``.
@@ -77,7 +79,7 @@ class OnnxEmbedder:
         self,
         *,
         flip: bool = True,
-        views: str = VIEWS_FIVE_68,
+        views: str = VIEWS_68,
         threads: int = 1,
         cache_dir: Path | None = None,
         model_path: Path | None = None,
@@ -87,7 +89,7 @@ class OnnxEmbedder:
         self.flip = flip
         self.views = check_views(views)
         self.model_version = dlib_model_version(views)
-        self._predictor: Predictor68 | None = shared_predictor() if views == VIEWS_FIVE_68 else None
+        self._predictor: Predictor68 | None = shared_predictor() if views in USES_68 else None
         self.threads = threads
         self.cache_dir = cache_dir
         self.model_path = model_path

@@ -92,8 +92,8 @@ EMBEDDERS: dict[str, Callable[[Settings], Embedder]] = {
     "dlib": _dlib_embedder,
     "arcface": _arcface_embedder,
 }
-"""onnx and dlib run dlib's ResNet with its weights (model_version "dlib-resnet-v1+68", or
-"dlib-resnet-v1" with embed_views=five): same vectors. arcface runs an ArcFace-style ONNX
+"""onnx and dlib run dlib's ResNet with its weights (model_version per embed_views:
+facelens.engine.views.dlib_model_version): same vectors. arcface runs an ArcFace-style ONNX
 file (SFace, InsightFace): a space of its own, named by the file's hash
 (facelens.engine.arcface)."""
 

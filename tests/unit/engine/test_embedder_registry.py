@@ -19,8 +19,8 @@ def test_onnx_is_the_default_with_its_cache_in_home(tmp_path: Path) -> None:
     embedder = build_embedder(Settings(home=tmp_path, embed_threads=3, embed_flip=False))
     assert isinstance(embedder, OnnxEmbedder)
     assert (embedder.cache_dir, embedder.threads, embedder.flip) == (tmp_path / "models", 3, False)
-    assert embedder.views == "five+68"
-    assert embedder.model_version == DlibEmbedder().model_version == "dlib-resnet-v1+68"
+    assert embedder.views == "68"
+    assert embedder.model_version == DlibEmbedder().model_version == "dlib-resnet-v1-chip68"
     assert not (tmp_path / "models").exists()  # nothing happens before prepare()
 
 

@@ -112,7 +112,9 @@ def test_json_round_trip_and_bad_files() -> None:
         Calibration.from_json(broken)
 
 
-@pytest.mark.parametrize("version", ["dlib-resnet-v1", "dlib-resnet-v1+68"])
+@pytest.mark.parametrize(
+    "version", ["dlib-resnet-v1", "dlib-resnet-v1+68", "dlib-resnet-v1-chip68"]
+)
 def test_the_shipped_calibrations_load_and_bound_what_they_promise(version: str) -> None:
     c = calibration_for(version)
     assert c is not None

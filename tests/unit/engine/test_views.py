@@ -247,7 +247,12 @@ def test_degenerate_points_and_faces_off_the_edge_still_embed(
 
 
 def _by_hand(
-    embedder: OnnxEmbedder, image: RGBImage, faces: list[DetectedFace], *, flip: bool
+    embedder: OnnxEmbedder,
+    image: RGBImage,
+    faces: list[DetectedFace],
+    *,
+    flip: bool,
+    five_too: bool = True,
 ) -> npt.NDArray[np.float32]:
     """The final vectors from the raw descriptors of each chip, one network call per chip."""
 
@@ -258,9 +263,11 @@ def _by_hand(
         flipped = np.vstack([embedder.descriptors([mirrored(chip)]) for chip in chips])
         return unit_rows(unit_rows(raw) + unit_rows(flipped))
 
-    five = view([align_chip(image, face) for face in faces])
     predictor = shared_predictor()
     sixty_eight = view([chip_68(image, predictor.shape(image, face)) for face in faces])
+    if not five_too:
+        return sixty_eight
+    five = view([align_chip(image, face) for face in faces])
     return unit_rows(W_FIVE * five + W_68 * sixty_eight)
 
 
@@ -269,7 +276,7 @@ def test_embed_faces_weighs_the_68_point_view_over_the_five_point_one(
     flip: bool, group: tuple[RGBImage, list[DetectedFace]], cache_dir: Path
 ) -> None:
     image, faces = group
-    embedder = OnnxEmbedder(flip=flip, cache_dir=cache_dir)
+    embedder = OnnxEmbedder(flip=flip, views="five+68", cache_dir=cache_dir)
     assert (W_FIVE, W_68) == (1.0, 1.0)
     vectors = embedder.embed_faces(image, faces)
     assert vectors.shape == (2, 128)
@@ -279,6 +286,18 @@ def test_embed_faces_weighs_the_68_point_view_over_the_five_point_one(
     five = OnnxEmbedder(flip=flip, views="five", cache_dir=cache_dir).embed_faces(image, faces)
     assert np.abs(vectors - five).max() > 0.01
     assert np.einsum("ij,ij->i", vectors, five).min() > 0.9  # the same faces, though
+
+
+@pytest.mark.parametrize("flip", [True, False])
+def test_the_default_embeds_the_68_point_chip_alone(
+    flip: bool, group: tuple[RGBImage, list[DetectedFace]], cache_dir: Path
+) -> None:
+    image, faces = group
+    embedder = OnnxEmbedder(flip=flip, cache_dir=cache_dir)
+    assert embedder.views == "68"
+    vectors = embedder.embed_faces(image, faces)
+    expected = _by_hand(embedder, image, faces, flip=flip, five_too=False)
+    assert np.abs(vectors - expected).max() < 1e-5
 
 
 class _CountingSession:
@@ -295,7 +314,14 @@ class _CountingSession:
 
 @pytest.mark.parametrize(
     ("views", "flip", "chips_per_face"),
-    [("five+68", True, 4), ("five+68", False, 2), ("five", True, 2), ("five", False, 1)],
+    [
+        ("five+68", True, 4),
+        ("five+68", False, 2),
+        ("five", True, 2),
+        ("five", False, 1),
+        ("68", True, 2),
+        ("68", False, 1),
+    ],
 )
 def test_all_chips_of_all_faces_go_through_the_network_at_once(
     views: str,
@@ -371,25 +397,25 @@ def test_each_views_setting_is_its_own_model_version(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     default = Settings(home=tmp_path)
-    assert default.embed_views == "five+68"
-    assert build_embedder(default).model_version == "dlib-resnet-v1+68"
-    assert build_engine(default).model_version == "dlib-resnet-v1+68"
+    assert default.embed_views == "68"
+    assert build_embedder(default).model_version == "dlib-resnet-v1-chip68"
+    assert build_engine(default).model_version == "dlib-resnet-v1-chip68"
     for name in ("onnx", "dlib"):
         five = Settings(home=tmp_path, embedder=name, embed_views="five")
         assert build_embedder(five).model_version == "dlib-resnet-v1"
         both = Settings(home=tmp_path, embedder=name, embed_views="five+68")
         assert build_embedder(both).model_version == "dlib-resnet-v1+68"
     assert OnnxEmbedder(views="five").model_version == DlibEmbedder(views="five").model_version
-    assert OnnxEmbedder().model_version == DlibEmbedder().model_version == "dlib-resnet-v1+68"
+    assert OnnxEmbedder().model_version == DlibEmbedder().model_version == "dlib-resnet-v1-chip68"
     # flip does not change the space, views does.
-    assert OnnxEmbedder(flip=False).model_version == "dlib-resnet-v1+68"
+    assert OnnxEmbedder(flip=False).model_version == "dlib-resnet-v1-chip68"
     monkeypatch.setenv("FACELENS_EMBED_VIEWS", "five")
     assert build_embedder(Settings(home=tmp_path)).model_version == "dlib-resnet-v1"
-    monkeypatch.setenv("FACELENS_EMBED_VIEWS", "68")
+    monkeypatch.setenv("FACELENS_EMBED_VIEWS", "68+five")
     with pytest.raises(ValidationError, match="embed_views"):
         Settings(home=tmp_path)
-    with pytest.raises(ConfigurationError, match="embed_views must be one of five, five\\+68"):
-        OnnxEmbedder(views="68")
+    with pytest.raises(ConfigurationError, match="embed_views must be one of 68, five, five\\+68"):
+        OnnxEmbedder(views="sixty-eight")
     with pytest.raises(ConfigurationError, match="embed_views"):
         DlibEmbedder(views="five+5")
 
