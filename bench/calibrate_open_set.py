@@ -26,7 +26,7 @@ from __future__ import annotations
 import argparse
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -66,28 +66,38 @@ def stranger_scores(
     size: int,
     rng: np.random.Generator,
     *,
-    score: Callable[[npt.NDArray[np.float64], npt.NDArray[np.float64]], npt.NDArray[np.float64]]
-    | None = None,
-) -> npt.NDArray[np.float64]:
+    photos_each: int = 1,
+) -> npt.NDArray[np.float64] | None:
     """Open-set scores of stranger photos against random galleries of ``size`` people drawn
-    from ``identities`` (one random photo each), pooled to about SCORES_PER_SIZE."""
+    from ``identities``, pooled to about SCORES_PER_SIZE. Each person enrols one random photo,
+    or with ``photos_each`` > 1 up to that many (people with at least 2 only). None when
+    ``identities`` has fewer than ``size`` such people."""
+    pool = np.asarray(identities)
+    photos = {int(i): np.flatnonzero(owner == i) for i in pool}
+    candidates = (
+        pool if photos_each == 1 else np.array([i for i in pool if len(photos[int(i)]) >= 2])
+    )
+    if size > len(candidates):
+        return None
+    names = [str(k) for k in range(size)]
     pooled: list[npt.NDArray[np.float64]] = []
     total = 0
-    pool = np.asarray(identities)
     while total < SCORES_PER_SIZE:
-        gallery = rng.choice(pool, size, replace=False)
-        enrolled = np.array([rng.choice(np.flatnonzero(owner == g)) for g in gallery])
+        gallery = rng.choice(candidates, size, replace=False)
+        enrolled = [
+            [rng.choice(photos[int(g)])]
+            if photos_each == 1
+            else rng.permutation(photos[int(g)])[:photos_each]
+            for g in gallery
+        ]
         others = np.flatnonzero(np.isin(owner, pool) & ~np.isin(owner, gallery))
         take = rng.choice(others, min(STRANGERS_PER_GALLERY, len(others)), replace=False)
-        g = vectors[enrolled]
-        d = euclidean(vectors[take], g)
-        top = (
-            ident.open_set_top(d, euclidean(g, g)).score
-            if score is None
-            else score(d, euclidean(g, g))
-        )
-        pooled.append(top)
-        total += len(top)
+        kept = {
+            name: [vectors[j] for j in mine] for name, mine in zip(names, enrolled, strict=True)
+        }
+        scored = gallery_scores(vectors[take], kept, names)
+        pooled.append(ident.open_set_top(-scored.scores, -scored.people).score)
+        total += len(take)
     return np.concatenate(pooled)
 
 
@@ -146,37 +156,6 @@ def missed(
     return tuple(float(1.0 - h / total) for h in hits)
 
 
-def several_photo_scores(
-    vectors: npt.NDArray[np.float32],
-    owner: npt.NDArray[np.int64],
-    identities: Sequence[int],
-    size: int,
-    rng: np.random.Generator,
-) -> npt.NDArray[np.float64] | None:
-    """Stranger scores against galleries of ``size`` people each enrolled from up to SEVERAL
-    photos (people with at least 2); None when there are not that many such people."""
-    pool = np.asarray(identities)
-    photos = {int(i): np.flatnonzero(owner == i) for i in pool}
-    several = np.array([i for i in pool if len(photos[int(i)]) >= 2])
-    if size > len(several):
-        return None
-    pooled: list[npt.NDArray[np.float64]] = []
-    total = 0
-    while total < SCORES_PER_SIZE:
-        gallery = rng.choice(several, size, replace=False)
-        kept = {
-            str(k): [vectors[j] for j in rng.permutation(photos[int(g)])[:SEVERAL]]
-            for k, g in enumerate(gallery)
-        }
-        others = np.flatnonzero(np.isin(owner, pool) & ~np.isin(owner, gallery))
-        take = rng.choice(others, min(STRANGERS_PER_GALLERY, len(others)), replace=False)
-        scored = gallery_scores(vectors[take], kept, [str(k) for k in range(size)])
-        top = ident.open_set_top(-scored.scores, -scored.people)
-        pooled.append(top.score)
-        total += len(take)
-    return np.concatenate(pooled)
-
-
 def calibrate(
     vectors: npt.NDArray[np.float32],
     owner: npt.NDArray[np.int64],
@@ -199,13 +178,16 @@ def calibrate(
     offsets: list[float] = []
     for n in sizes:
         scores = stranger_scores(vectors, owner, identities, n, rng)
+        assert scores is not None  # sizes stop short of the identities
         row = tuple(
             float(x) for x in np.maximum.accumulate(np.quantile(scores, [1.0 - v for v in levels]))
         )
         rows.append(row)
         counts.append(len(scores))
         if with_fnir:
-            template_scores = several_photo_scores(vectors, owner, identities, n, rng)
+            template_scores = stranger_scores(
+                vectors, owner, identities, n, rng, photos_each=SEVERAL
+            )
             if template_scores is None:  # too few several-photo people: the largest's offset
                 offsets.append(offsets[-1] if offsets else 0.0)
             else:
@@ -256,6 +238,7 @@ def check(
         if n >= len(half_b) - 1:
             continue
         scores = stranger_scores(vectors, owner, list(half_b), n, rng)
+        assert scores is not None  # n is below half the identities
         for target in (0.01, 0.005, 0.001):
             threshold = cal.threshold(n, target)
             out.append(

@@ -74,7 +74,7 @@ class UserService:
         validation.collection_id(collection_id)
         validation.user_id(user_id)
         self.store.get_user(collection_id, user_id)
-        face_ids = self._face_ids(collection_id, user_id) if delete_faces else []
+        face_ids = self.face_ids(collection_id, user_id) if delete_faces else []
         self.store.delete_user(collection_id, user_id)
         return self.store.delete_faces(collection_id, face_ids) if face_ids else []
 
@@ -96,7 +96,7 @@ class UserService:
         ids = validation.face_ids(face_ids, limit=100)
         validation.in_range(user_match_threshold, "UserMatchThreshold", 0, 100)
         self.store.get_user(collection_id, user_id)
-        owned = self._face_ids(collection_id, user_id)
+        owned = self.face_ids(collection_id, user_id)
         members = list(self.store.get_embeddings(collection_id, owned).values()) if owned else []
         faces = self.store.get_faces(collection_id, ids)
         embeddings = self.store.get_embeddings(collection_id, ids)
@@ -204,7 +204,8 @@ class UserService:
         )
         return [UserMatch(similarity(n.distance), n.user) for n in neighbors]
 
-    def _face_ids(self, collection_id: str, user_id: str) -> list[str]:
+    def face_ids(self, collection_id: str, user_id: str) -> list[str]:
+        """Every FaceId associated with ``user_id`` (read page by page)."""
         ids: list[str] = []
         token: str | None = None
         while True:

@@ -167,34 +167,16 @@ class Calibration:
         one threshold bounds strangers whatever people enrolled (0 for one photo)."""
         if faces <= 1 or not self.several_photos_offset:
             return 0.0
-        shadow = Calibration(
-            self.model_version,
-            self.gallery_sizes,
-            (0.5, 0.1),
-            tuple((v, v) for v in self.several_photos_offset),
-            self.strangers,
-            self.source,
-        )
+        offsets = tuple((v,) for v in self.several_photos_offset)
         # Never negative: at 500 people and more the person's cohort term already makes up for
         # a template (the measured offsets fall to about 0, within their noise), and a
         # several-photo person must never be easier for a stranger to pass as than another.
-        return max(0.0, shadow.row(gallery_size)[0])
+        return max(0.0, _in_log_size(self.gallery_sizes, offsets, gallery_size)[0])
 
     def row(self, gallery_size: int) -> tuple[float, ...]:
         """The thresholds at ``gallery_size``, interpolated linearly in log size between the
         measured sizes (and extrapolated from the last two beyond the largest)."""
-        n = max(1, gallery_size)
-        sizes = self.gallery_sizes
-        if n <= sizes[0]:
-            return self.thresholds[0]
-        i = bisect_left(sizes, n)
-        if i < len(sizes) and sizes[i] == n:
-            return self.thresholds[i]
-        lo = min(i, len(sizes) - 1) - 1
-        hi = lo + 1
-        t = (math.log(n) - math.log(sizes[lo])) / (math.log(sizes[hi]) - math.log(sizes[lo]))
-        low_row, high_row = self.thresholds[lo], self.thresholds[hi]
-        return tuple(a + t * (b - a) for a, b in zip(low_row, high_row, strict=True))
+        return _in_log_size(self.gallery_sizes, self.thresholds, gallery_size)
 
     def threshold(self, gallery_size: int, fpir: float) -> float:
         """The score a probe needs so that at most ``fpir`` of strangers reach it, at this size.
@@ -202,19 +184,7 @@ class Calibration:
         Between calibrated levels, log(fpir) is interpolated linearly; a rate below the
         smallest level is refused (nothing measured says where that threshold lies).
         """
-        levels = self.fpir_levels
-        if not levels[-1] <= fpir < 1.0:
-            raise ConfigurationError(
-                f"FPIR {fpir:g} is outside the calibrated range {levels[-1]:g}-{levels[0]:g}"
-            )
-        row = self.row(gallery_size)
-        if fpir >= levels[0]:
-            return row[0]
-        j = next(k for k in range(1, len(levels)) if levels[k] <= fpir)
-        t = (math.log(levels[j - 1]) - math.log(fpir)) / (
-            math.log(levels[j - 1]) - math.log(levels[j])
-        )
-        return row[j - 1] + t * (row[j] - row[j - 1])
+        return _at_rate(self.fpir_levels, self.row(gallery_size), fpir)
 
     def expected_fpir(self, score: float, gallery_size: int) -> float:
         """The share of strangers (0-1) expected to score at least ``score`` against a gallery
@@ -245,16 +215,11 @@ class Calibration:
         table = self.fnir_several_photos if several_photos else self.fnir_one_photo
         if not table:
             return None
-        shadow = Calibration(
-            self.model_version,
-            self.gallery_sizes,
-            self.fpir_levels,
-            tuple(tuple(sorted(row)) for row in table),
-            self.strangers,
-            self.source,
-        )
-        # The FNIR rows ascend as FPIR falls (stricter, more missed), like thresholds do.
-        return min(1.0, max(0.0, shadow.threshold(gallery_size, fpir)))
+        # The FNIR rows ascend as FPIR falls (stricter, more missed), like thresholds do;
+        # sorted, a row's noise cannot make a stricter level miss fewer.
+        rows = tuple(tuple(sorted(row)) for row in table)
+        at_size = _in_log_size(self.gallery_sizes, rows, gallery_size)
+        return min(1.0, max(0.0, _at_rate(self.fpir_levels, at_size, fpir)))
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -294,6 +259,39 @@ class Calibration:
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigurationError(f"calibration file: {exc}") from exc
+
+
+def _in_log_size(
+    sizes: Sequence[int], rows: Sequence[tuple[float, ...]], gallery_size: int
+) -> tuple[float, ...]:
+    """The row at ``gallery_size`` of a table measured at ``sizes`` (ascending): interpolated
+    linearly in log size between them, extrapolated from the last two beyond the largest, the
+    first row below the smallest. Thresholds, offsets and FNIR tables all read this way."""
+    n = max(1, gallery_size)
+    if n <= sizes[0]:
+        return rows[0]
+    i = bisect_left(sizes, n)
+    if i < len(sizes) and sizes[i] == n:
+        return rows[i]
+    lo = min(i, len(sizes) - 1) - 1
+    hi = lo + 1
+    t = (math.log(n) - math.log(sizes[lo])) / (math.log(sizes[hi]) - math.log(sizes[lo]))
+    return tuple(a + t * (b - a) for a, b in zip(rows[lo], rows[hi], strict=True))
+
+
+def _at_rate(levels: Sequence[float], row: Sequence[float], fpir: float) -> float:
+    """The value of ``row`` (one per descending FPIR level) at ``fpir``, log(fpir) interpolated
+    linearly between levels. A rate below the smallest level is refused: nothing measured
+    says where it lies."""
+    if not levels[-1] <= fpir < 1.0:
+        raise ConfigurationError(
+            f"FPIR {fpir:g} is outside the calibrated range {levels[-1]:g}-{levels[0]:g}"
+        )
+    if fpir >= levels[0]:
+        return row[0]
+    j = next(k for k in range(1, len(levels)) if levels[k] <= fpir)
+    t = (math.log(levels[j - 1]) - math.log(fpir)) / (math.log(levels[j - 1]) - math.log(levels[j]))
+    return row[j - 1] + t * (row[j] - row[j - 1])
 
 
 def calibration_file_name(model_version: str) -> str:

@@ -51,22 +51,21 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
 
 from facelens.collection.models import StoredFace
 from facelens.collection.service import CollectionService
 from facelens.collection.similarity import similarity
 from facelens.collection.users import UserService, template
+from facelens.config import RecognizerSettings
 from facelens.engine import open_set
 from facelens.engine.types import Embedding
 from facelens.errors import ResourceNotFoundException
 from facelens.profiles.store import ProfileStore
 from facelens.recognizer.messages import Identity
-
-if TYPE_CHECKING:
-    from facelens.config import RecognizerSettings
 
 _log = logging.getLogger(__name__)
 
@@ -78,6 +77,8 @@ matches strangers more often than not, so no override may go lower."""
 VETO_SIMILARITY = 90.0
 """A probe this similar (0-100) to a negative of P is the rejected face again (on LFW,
 same-person pairs sit at 90-100): P is vetoed whatever P's own similarity."""
+GALLERY_SIZE_SECONDS = 2.0
+"""How long a collection's number of people is reused by the open-set rule (seconds)."""
 NEGATIVES_SUFFIX = ".rejected"
 NEGATIVES_LIMIT = 20
 """Negatives read per search: the nearest per person is what counts, and a person has few."""
@@ -194,6 +195,8 @@ class MatchPolicy:
         self.collections = collections
         self.users = users
         self.profiles = profiles
+        self._sizes: dict[str, tuple[float, int]] = {}
+        self._sizes_lock = threading.Lock()
 
     @staticmethod
     def floor(threshold: float) -> float:
@@ -313,9 +316,23 @@ class MatchPolicy:
         """People in the collection: its users, or its faces when it has no users (a
         collection filled by IndexFaces alone). Faces of no user beside users are not
         counted: facelens' enrolment always makes users, and counting faces instead would
-        count a person once per photo."""
+        count a person once per photo.
+
+        Read at most every GALLERY_SIZE_SECONDS per collection: describing counts the
+        collection's faces, about 60 ms a call on SQLite with a million faces, which the
+        recognizer would otherwise pay on every crop. A person enrolled or forgotten counts
+        within those seconds (a share of strangers barely moves with one person more or less).
+        """
+        now = time.monotonic()
+        with self._sizes_lock:
+            known = self._sizes.get(collection_id)
+        if known is not None and now - known[0] < GALLERY_SIZE_SECONDS:
+            return known[1]
         info = self.collections.describe_collection(collection_id)
-        return info.user_count or info.face_count
+        size = info.user_count or info.face_count
+        with self._sizes_lock:
+            self._sizes[collection_id] = (now, size)
+        return size
 
     def people_near(self, collection_id: str, embedding: Embedding, limit: int) -> list[Person]:
         """The nearest people to ``embedding``, nearest first: users by the nearer of their
@@ -343,36 +360,23 @@ class MatchPolicy:
                 )
         return sorted(people.values(), key=lambda p: p.distance)
 
-    def person_vector(self, collection_id: str, person: Person) -> Embedding | None:
-        """A user's template (the unit mean of their faces), or a lone face's vector."""
-        if person.user_id is None:
-            if person.face is None:
-                return None
-            found = self.collections.store.get_embeddings(collection_id, [person.face.face_id])
-            return found.get(person.face.face_id)
-        ids: list[str] = []
-        token: str | None = None
-        while True:
-            page = self.collections.store.list_faces(
-                collection_id, max_results=1000, next_token=token, user_id=person.user_id
-            )
-            ids += [f.face_id for f in page.faces]
-            token = page.next_token
-            if token is None:
-                break
-        vectors = list(self.collections.store.get_embeddings(collection_id, ids).values())
-        return template(vectors) if vectors else None
+    def own_face_ids(self, collection_id: str, person: Person) -> list[str]:
+        """The faces ``person`` is enrolled with: a user's, or the lone face itself."""
+        if person.user_id is not None:
+            return self.users.face_ids(collection_id, person.user_id)
+        return [person.face.face_id] if person.face is not None else []
 
     def person_cohort(self, collection_id: str, person: Person) -> float | None:
-        """Mean distance from ``person``'s template to their COHORT_SIZE nearest other people
-        (None when nobody else is enrolled)."""
-        vector = self.person_vector(collection_id, person)
-        if vector is None:
+        """Mean distance from ``person``'s template (the unit mean of their faces) to their
+        COHORT_SIZE nearest other people (None when nobody else is enrolled)."""
+        own = self.own_face_ids(collection_id, person)
+        vectors = list(self.collections.store.get_embeddings(collection_id, own).values())
+        if not vectors:
             return None
-        own = 0
-        if person.user_id is not None:
-            own = self.users.store.get_user(collection_id, person.user_id).face_count
-        near = self.people_near(collection_id, vector, open_set.COHORT_SIZE + 1 + own)
+        # Their own faces come back too (and are skipped): read past all of them.
+        near = self.people_near(
+            collection_id, template(vectors), open_set.COHORT_SIZE + 1 + len(own)
+        )
         others = [p.distance for p in near if p.person_id != person.person_id]
         others = others[: open_set.COHORT_SIZE]
         return sum(others) / len(others) if others else None
