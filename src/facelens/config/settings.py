@@ -1,35 +1,28 @@
-"""One settings object for all of facelens.
+"""The root of facelens' configuration: one settings object for all of it.
 
 Read once at the edge (the CLI, a server's start-up) with
 ``Settings()`` (which reads ``FACELENS_*`` environment variables) and passed
-in from there; library code never reads the environment itself.
+in from there; library code never reads the environment itself. Top-level
+fields (paths, the engine, images, store URLs) are ``FACELENS_<NAME>``; each
+section (:mod:`facelens.config.mqtt`, ``events``, ``recognizer``, ``edge``,
+``serve``, ``notify``, ``retention``) is ``FACELENS_<SECTION>__<NAME>``.
 """
 
 from __future__ import annotations
 
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, FiniteFloat, SecretStr, field_validator
+from pydantic import Field, FiniteFloat, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from facelens.config_sections import Camera, EdgeSettings, Section, ServeSettings
-
-__all__ = [
-    "Camera",
-    "EdgeSettings",
-    "EventSettings",
-    "EventSourceKind",
-    "MqttSettings",
-    "NotifyChannel",
-    "NotifyRule",
-    "RecognizerSettings",
-    "RetentionSettings",
-    "Section",
-    "ServeSettings",
-    "Settings",
-]
+from facelens.config.edge import EdgeSettings
+from facelens.config.events import EventSettings
+from facelens.config.mqtt import MqttSettings
+from facelens.config.notify import NotifyChannel
+from facelens.config.recognizer import RecognizerSettings
+from facelens.config.retention import RetentionSettings
+from facelens.config.serve import ServeSettings
 
 
 def _default_home() -> Path:
@@ -38,241 +31,6 @@ def _default_home() -> Path:
 
 _PositiveFinite = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 """A number above zero that is not infinite or NaN (a divisor)."""
-
-
-class MqttSettings(Section):
-    """The MQTT broker the recognizer publishes to (and, optionally, takes events from)."""
-
-    url: str | None = Field(
-        default=None,
-        description=(
-            "Broker: 'mqtt://host:1883' or 'mqtts://host:8883' (TLS); or 'iotdata://<AWS IoT "
-            "data endpoint host>' to publish through AWS IoT Core's HTTPS data plane (AWS "
-            "Lambda: no connection to keep). None: publish to the log only (no broker)."
-        ),
-    )
-    username: str | None = Field(default=None, description="Broker user name.")
-    password: SecretStr | None = Field(default=None, description="Broker password.")
-    ca_file: Path | None = Field(
-        default=None, description="CA bundle for mqtts:// (default: the system's CAs)."
-    )
-    cert_file: Path | None = Field(
-        default=None, description="Client certificate for mqtts:// (AWS IoT Core needs one)."
-    )
-    key_file: Path | None = Field(default=None, description="Client certificate's private key.")
-    client_id: str = Field(
-        default="facelens",
-        min_length=1,
-        description=(
-            "Prefix of every MQTT client id: '<prefix>-<role>-<random tag>' for clients with "
-            "no session to keep (publishers: '<prefix>-serve-pub-<tag>', "
-            "'<prefix>-<worker id>-pub-<tag>', '<prefix>-edge-<thing>-pub-<tag>'; an edge "
-            "runner's name listener '<prefix>-edge-<thing>-names-<tag>'), and "
-            "'<prefix>-<worker id>' for a recognizer's persistent MQTT event session, which "
-            "must stay stable across restarts so its unacknowledged events resume (a new "
-            "prefix starts a new session). Ids exceed MQTT 3.1.1's guaranteed 23 bytes."
-        ),
-    )
-    spool_max_messages: int = Field(
-        default=100_000,
-        ge=1,
-        description=(
-            "Messages kept on disk while the broker is down; beyond this the oldest are dropped "
-            "(and counted)."
-        ),
-    )
-
-
-class EventSourceKind(StrEnum):
-    OUTBOX = "outbox"
-    MQTT = "mqtt"
-    SQS = "sqs"
-
-
-class EventSettings(Section):
-    """How ObjectCreated events travel from the object store to recognizer workers."""
-
-    source: EventSourceKind = Field(
-        default=EventSourceKind.OUTBOX,
-        description=(
-            "'outbox': a SQLite outbox in <home> (one host); 'mqtt': an MQTT topic shared by "
-            "workers ($share/group/topic, MinIO's message shape); 'sqs': an SQS queue (AWS)."
-        ),
-    )
-    topic: str = Field(
-        default="facelens/events", description="MQTT topic the object store's events go to."
-    )
-    group: str = Field(
-        default="facelens-recognizers",
-        description="Shared-subscription group: workers in one group split the events.",
-    )
-    sqs_queue_url: str | None = Field(default=None, description="SQS queue URL for source 'sqs'.")
-    visibility_timeout: float = Field(
-        default=30.0,
-        gt=0,
-        description=(
-            "Seconds an event taken by a worker stays hidden from others; if the worker dies "
-            "it is delivered again after this. Longer than the slowest event."
-        ),
-    )
-
-
-class RecognizerSettings(Section):
-    """What the recognizer searches and where it publishes."""
-
-    collection_id: str = Field(default="faces", description="Collection searched.")
-    prefix: str = Field(default="faces/", description="Only keys starting with this are crops.")
-    suffix: str = Field(default=".jpg", description="Only keys ending with this are crops.")
-    topic: str = Field(
-        default="rekognition",
-        description="MQTT topic of identifications; '<topic>/unknown' and '<topic>/errors' too.",
-    )
-    face_match_threshold: float = Field(
-        default=80.0,
-        ge=0,
-        le=100,
-        description=(
-            "Similarity 0-100 a face (or a user's template) must reach to count as a match "
-            "under rule 'similarity' (and on AWS Rekognition); higher means fewer false matches "
-            "and more unknowns. The 'open-set' rule does not use it."
-        ),
-    )
-    max_faces: int = Field(
-        default=5, ge=1, le=4096, description="Candidate faces considered per search."
-    )
-    rule: Literal["open-set", "similarity"] = Field(
-        default="open-set",
-        description=(
-            "How a face gets a name. 'open-set': only when at most "
-            "max_false_identification_rate of strangers would score as high against the "
-            "collection's current number of people (holds as people are enrolled or "
-            "forgotten; needs an engine facelens has calibrated, else 'similarity' decides). "
-            "'similarity': the best person at face_match_threshold, Rekognition's 1:1 meaning, "
-            "which names more strangers the more people are enrolled."
-        ),
-    )
-    max_false_identification_rate: float = Field(
-        default=0.01,
-        ge=0.001,
-        le=0.5,
-        description=(
-            "Open-set rule: the share of strangers (people not enrolled, 0.001-0.5) that may be "
-            "given a name. The rule aims at half of it, to leave room for a population unlike "
-            "the one it was calibrated on. Lower: fewer wrong names, more people left unknown."
-        ),
-    )
-    worker_id: str = Field(
-        default="recognizer-1",
-        min_length=1,
-        description=(
-            "Stable name of this worker: a restarted worker reclaims the events it held, and "
-            "its MQTT session resumes under it."
-        ),
-    )
-    strangers: bool = Field(
-        default=True,
-        description=(
-            "Group unknown faces into anonymous persons ('stranger-<n>', kept in the companion "
-            "collection '<collection_id>.strangers'); unknown messages then carry StrangerId, "
-            "StrangerSightings and FirstSeen. Needs facelens' engine (not rekognition://)."
-        ),
-    )
-    stranger_threshold: float = Field(
-        default=95.0,
-        ge=0,
-        le=100,
-        description=(
-            "Similarity 0-100 an unknown face needs to a stranger's faces (RMS distance) to "
-            "join that stranger. Lower merges different people into one stranger, higher "
-            "splits one person into several; 95 was best on LFW (bench/strangers_lfw.py)."
-        ),
-    )
-
-
-class NotifyRule(StrEnum):
-    EVERYONE = "everyone"
-    UNKNOWN = "unknown"
-    NAMED = "named"
-
-
-class NotifyChannel(Section):
-    """One notification channel: an apprise URL or an SNS topic ARN, with its rule."""
-
-    url: SecretStr = Field(
-        description=(
-            "apprise URL (mailto://, ntfy://, slack://, tgram://, json://, ...) or an AWS SNS "
-            "topic ARN (arn:aws:sns:...). Secret: such URLs carry tokens."
-        )
-    )
-    rule: NotifyRule = Field(
-        default=NotifyRule.EVERYONE,
-        description="Who triggers it: 'everyone', 'unknown' faces only, or 'named' people only.",
-    )
-    cooldown_seconds: float = Field(
-        default=300.0,
-        ge=0,
-        description="At most one alert per person (or per 'unknown') per channel in this time.",
-    )
-
-
-class RetentionSettings(Section):
-    """How long crops (face photos in the object store) are kept before the retention job
-    deletes them. None keeps them forever.
-
-    The defaults keep biometric data no longer than its use needs (data minimisation):
-    a week of identified crops covers "who was at the door last week?" and checking a
-    match; strangers' crops are for naming them the same day, and a stranger not seen
-    for a month is forgotten altogether (nobody named them; their faces served only to
-    recognise a return). Enrolled people's embeddings, profiles and the ledger's
-    records stay (``facelens forget`` erases a person).
-    """
-
-    identified_crops_hours: float | None = Field(
-        default=168.0,
-        gt=0,
-        description=(
-            "Hours a crop of an identified person is kept, counted from its recognition "
-            "(default 168: one week). None: forever."
-        ),
-    )
-    stranger_crops_hours: float | None = Field(
-        default=8.0,
-        gt=0,
-        description=(
-            "Hours a crop of an unknown face (a stranger) is kept, and a dead letter's crop "
-            "(default 8: the same working day). None: forever. Crops with no record at all "
-            "(never recognized) go after the longer of the two times."
-        ),
-    )
-    strangers_hours: float | None = Field(
-        default=720.0,
-        gt=0,
-        description=(
-            "Hours after its last sighting an anonymous person is forgotten entirely: its "
-            "faces (embeddings), sightings and crops (default 720: 30 days; a stranger who "
-            "comes back within it keeps their id). None: kept until named or forgotten."
-        ),
-    )
-    interval_seconds: float = Field(
-        default=600.0,
-        ge=1,
-        description=(
-            "Seconds between two runs of the retention job in `facelens recognizer` and "
-            "`facelens up` (default 600: a crop outlives its time by at most ten minutes)."
-        ),
-    )
-
-    @property
-    def enabled(self) -> bool:
-        """Whether anything is ever deleted (at least one time is set)."""
-        return any(
-            hours is not None
-            for hours in (
-                self.identified_crops_hours,
-                self.stranger_crops_hours,
-                self.strangers_hours,
-            )
-        )
 
 
 class Settings(BaseSettings):
