@@ -42,7 +42,7 @@ import numpy.typing as npt
 from bench._common import machine_facts, summarize_ms, testdata_dir, write_result
 
 if TYPE_CHECKING:
-    from facelens.engine.types import PixelBox
+    from facelens.values.boxes import PixelBox
 
 FRAME = (640, 360)
 LARGE_FRAME = (1280, 720)

@@ -57,7 +57,7 @@ BATCH = 20_000
 def add_synthetic_faces(home: Path, count: int, seed: int) -> float:
     """Adds ``count`` random faces to the collection through its store; returns seconds."""
     from facelens.collection.models import NewFace
-    from facelens.engine.types import BoundingBox
+    from facelens.values.boxes import BoundingBox
 
     box = BoundingBox(width=0.25, height=0.3, left=0.375, top=0.2)
     rng = np.random.default_rng(seed)

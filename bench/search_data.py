@@ -23,7 +23,7 @@ import numpy.typing as npt
 
 from facelens.collection.keys import uuid_strings
 from facelens.collection.models import NewFace
-from facelens.engine.types import BoundingBox
+from facelens.values.boxes import BoundingBox
 
 DIM = 128
 CHUNK = 1 << 18

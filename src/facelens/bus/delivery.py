@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from facelens.storage.types import ObjectCreated
+from facelens.values.events import ObjectCreated
 
 
 @dataclass(frozen=True)

@@ -49,7 +49,7 @@ from facelens.bus.mqtt_config import MqttCallbacks, MqttEndpoint, connect_client
 from facelens.bus.mqtt_publisher import MqttPublisher
 from facelens.errors import InvalidEventException, InvalidParameterException
 from facelens.storage.events import parse_message, to_minio_message
-from facelens.storage.types import ObjectCreated
+from facelens.values.events import ObjectCreated
 
 if TYPE_CHECKING:
     from paho.mqtt.client import Client, ConnectFlags, DisconnectFlags, MQTTMessage

@@ -21,7 +21,7 @@ from facelens.bus.delivery import Delivery
 from facelens.errors import InvalidEventException
 from facelens.sqlite import SqliteDatabase
 from facelens.storage.events import parse_message, to_s3_event
-from facelens.storage.types import ObjectCreated
+from facelens.values.events import ObjectCreated
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (

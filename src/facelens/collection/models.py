@@ -10,7 +10,8 @@ from datetime import datetime
 from enum import StrEnum
 
 from facelens.collection.sources import FaceSource
-from facelens.engine.types import BoundingBox, Embedding, FaceDetail
+from facelens.engine.types import Embedding, FaceDetail
+from facelens.values.boxes import BoundingBox
 
 
 class UserStatus(StrEnum):

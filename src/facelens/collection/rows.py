@@ -23,13 +23,14 @@ import numpy.typing as npt
 from facelens.collection.index import CollectionIndex
 from facelens.collection.models import NewFace, StoredFace, UserInfo, UserStatus
 from facelens.collection.sources import FaceSource
-from facelens.engine.types import BoundingBox, Embedding
+from facelens.engine.types import Embedding
 from facelens.errors import (
     ConflictException,
     InvalidParameterException,
     ResourceNotFoundException,
     StorageError,
 )
+from facelens.values.boxes import BoundingBox
 
 BLOB_DTYPE = np.dtype("<f4")
 READ_ROWS = 8192

@@ -30,16 +30,9 @@ from typing import Any
 import numpy as np
 
 from facelens.engine.images import decode_image
-from facelens.engine.types import (
-    BoundingBox,
-    DetectedFace,
-    FaceDetail,
-    Landmarks,
-    PixelBox,
-    Point,
-    RGBImage,
-)
+from facelens.engine.types import DetectedFace, FaceDetail, Landmarks, Point, RGBImage
 from facelens.errors import EngineError, FacelensError, StorageError
+from facelens.values.boxes import BoundingBox, PixelBox
 
 SOURCE_MARGIN = 0.6
 """The face box grows by this fraction of its width (left and right) and of its height

@@ -21,8 +21,9 @@ import numpy as np
 from facelens.config import Settings
 from facelens.edge.types import BGRImage
 from facelens.engine.protocol import Detector
-from facelens.engine.types import DetectedFace, PixelBox
+from facelens.engine.types import DetectedFace
 from facelens.errors import InvalidParameterException
+from facelens.values.boxes import PixelBox
 
 if TYPE_CHECKING:
     from facelens.edge.picking import ChosenCrop

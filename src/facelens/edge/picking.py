@@ -31,8 +31,9 @@ import numpy as np
 from facelens.edge.detection import crop_region, cut
 from facelens.edge.types import BGRImage, Frame
 from facelens.engine.quality import estimate_pose, estimate_quality
-from facelens.engine.types import DetectedFace, PixelBox
+from facelens.engine.types import DetectedFace
 from facelens.errors import InvalidParameterException
+from facelens.values.boxes import PixelBox
 
 MIN_HITS = 2
 """Detections a track needs before its first upload."""

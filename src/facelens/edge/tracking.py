@@ -17,8 +17,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from facelens.engine.types import DetectedFace, PixelBox
+from facelens.engine.types import DetectedFace
 from facelens.errors import InvalidParameterException
+from facelens.values.boxes import PixelBox
 
 _CENTRE_FALLBACK = 0.8
 """A face whose centre is within this many box sizes of a track's centre may continue it."""

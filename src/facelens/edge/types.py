@@ -9,7 +9,7 @@ from enum import StrEnum
 import numpy as np
 import numpy.typing as npt
 
-from facelens.engine.types import PixelBox
+from facelens.values.boxes import PixelBox
 
 BGRImage = npt.NDArray[np.uint8]
 """An H x W x 3 uint8 array in OpenCV's BGR order (what sources deliver)."""

@@ -12,8 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from facelens.engine.types import DetectedFace, Landmarks, PixelBox, Point, RGBImage
+from facelens.engine.types import DetectedFace, Landmarks, Point, RGBImage
 from facelens.errors import ConfigurationError
+from facelens.values.boxes import PixelBox
 
 # HOG's scanning window is 80 px: images whose longer side is at most this are
 # upsampled once so faces down to ~40 px are found, at 4x the detection cost

@@ -16,7 +16,8 @@ import numpy.typing as npt
 
 from facelens.engine.protocol import Detector, Embedder
 from facelens.engine.quality import estimate_pose, estimate_quality
-from facelens.engine.types import BoundingBox, DetectedFace, FaceDetail, RGBImage
+from facelens.engine.types import DetectedFace, FaceDetail, RGBImage
+from facelens.values.boxes import BoundingBox
 
 
 class PipelineEngine:

@@ -1,4 +1,8 @@
-"""Values that leave the engine: frozen dataclasses, pixel or ratio units stated."""
+"""Values that leave the engine: frozen dataclasses, pixel or ratio units stated.
+
+The face boxes they hold (:mod:`facelens.values.boxes`) live below the engine: crop
+metadata, messages and REST answers carry boxes without depending on the engine.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+
+from facelens.values.boxes import BoundingBox, PixelBox
 
 RGBImage = npt.NDArray[np.uint8]
 """An H x W x 3 uint8 array in RGB order."""
@@ -20,51 +26,6 @@ class Point:
 
     x: float
     y: float
-
-
-@dataclass(frozen=True, slots=True)
-class PixelBox:
-    """A face box in pixels; ``right``/``bottom`` are exclusive edges."""
-
-    left: float
-    top: float
-    right: float
-    bottom: float
-
-    @property
-    def width(self) -> float:
-        return self.right - self.left
-
-    @property
-    def height(self) -> float:
-        return self.bottom - self.top
-
-    @property
-    def area(self) -> float:
-        return max(0.0, self.width) * max(0.0, self.height)
-
-    def scaled(self, fx: float, fy: float) -> PixelBox:
-        """The same box in an image ``fx`` times as wide and ``fy`` times as tall."""
-        return PixelBox(self.left * fx, self.top * fy, self.right * fx, self.bottom * fy)
-
-
-@dataclass(frozen=True, slots=True)
-class BoundingBox:
-    """Rekognition's box: ratios of the image width/height, 0-1 (may overhang slightly)."""
-
-    width: float
-    height: float
-    left: float
-    top: float
-
-    @classmethod
-    def from_pixels(cls, box: PixelBox, image_width: int, image_height: int) -> BoundingBox:
-        return cls(
-            width=box.width / image_width,
-            height=box.height / image_height,
-            left=box.left / image_width,
-            top=box.top / image_height,
-        )
 
 
 @dataclass(frozen=True, slots=True)

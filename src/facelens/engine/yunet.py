@@ -24,8 +24,9 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from facelens.engine.types import DetectedFace, Landmarks, PixelBox, Point, RGBImage
+from facelens.engine.types import DetectedFace, Landmarks, Point, RGBImage
 from facelens.errors import ConfigurationError, EngineError, InvalidParameterException
+from facelens.values.boxes import PixelBox
 
 __all__ = ["KNOWN_MODELS", "SHA256SUMS_NAME", "YuNetDetector", "find_model"]
 

@@ -46,11 +46,12 @@ from facelens.collection.users import template
 from facelens.config import Settings
 from facelens.engine.open_set import calibration_for
 from facelens.engine.registry import build_engine, detector_name
-from facelens.engine.types import BoundingBox, Embedding
+from facelens.engine.types import Embedding
 from facelens.errors import ConfigurationError, InvalidParameterException
 from facelens.evaluation import identification as ident
 from facelens.evaluation.lfw import find_faces
 from facelens.recognizer.finders import EngineFinder
+from facelens.values.boxes import BoundingBox
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png"})
 CACHE_FORMAT = 1

@@ -24,17 +24,9 @@ from facelens.config import Settings
 from facelens.engine.images import read_image_file
 from facelens.engine.protocol import FaceEngine
 from facelens.engine.registry import build_engine
-from facelens.engine.types import (
-    BoundingBox,
-    DetectedFace,
-    FaceDetail,
-    Landmarks,
-    PixelBox,
-    Point,
-    Pose,
-    Quality,
-)
+from facelens.engine.types import DetectedFace, FaceDetail, Landmarks, Point, Pose, Quality
 from facelens.errors import InvalidParameterException
+from facelens.values.boxes import BoundingBox, PixelBox
 
 DEFAULT_THRESHOLD = DEFAULT_FACE_MATCH_THRESHOLD
 

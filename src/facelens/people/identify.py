@@ -21,10 +21,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from facelens.collection.models import QualityFilter
-from facelens.engine.types import BoundingBox, Embedding
+from facelens.engine.types import Embedding
 from facelens.errors import FacelensError, InvalidParameterException, StorageError
 from facelens.people.matching import open_set_rule
-from facelens.recognizer.messages import Identity
+from facelens.values.boxes import BoundingBox
+from facelens.values.identity import Identity
 
 if TYPE_CHECKING:
     from facelens.collection.analysis import FaceAnalyzer

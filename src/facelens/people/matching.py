@@ -65,7 +65,7 @@ from facelens.engine import open_set
 from facelens.engine.types import Embedding
 from facelens.errors import ResourceNotFoundException
 from facelens.profiles.store import ProfileStore
-from facelens.recognizer.messages import Identity
+from facelens.values.identity import Identity
 
 _log = logging.getLogger(__name__)
 

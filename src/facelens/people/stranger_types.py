@@ -50,24 +50,6 @@ class StrangerSettings:
 
 
 @dataclass(frozen=True)
-class StrangerMatch:
-    """What ``observe`` made of one unknown face.
-
-    stranger_id: the anonymous person it joined (or started, ``new``); similarity: to
-    that stranger's template before the face joined (None when new); sightings: how
-    often the stranger was seen, this sighting included (from the recognizer's ledger;
-    without one, the faces kept); first_seen: the first sighting's time (UTC);
-    face_id: the face stored in the companion collection for this sighting."""
-
-    stranger_id: str
-    new: bool
-    sightings: int
-    first_seen: datetime
-    face_id: str
-    similarity: float | None = None
-
-
-@dataclass(frozen=True)
 class Crop:
     """One sighting's crop in the object store, as the recognizer's ledger recorded it."""
 

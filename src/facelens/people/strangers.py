@@ -32,7 +32,7 @@ from facelens.collection.similarity import distance_for_similarity, similarity
 from facelens.collection.sources import FaceSource
 from facelens.collection.store import CollectionStore
 from facelens.collection.users import DEFAULT_USER_MATCH_THRESHOLD, MAX_FACES_PER_USER, template
-from facelens.engine.types import BoundingBox, Embedding
+from facelens.engine.types import Embedding
 from facelens.errors import (
     ConflictException,
     InvalidParameterException,
@@ -46,7 +46,6 @@ from facelens.people.stranger_types import (
     Crop,
     NamedStranger,
     Stranger,
-    StrangerMatch,
     StrangerSettings,
     companion_id,
     stranger_number,
@@ -54,6 +53,8 @@ from facelens.people.stranger_types import (
 from facelens.profiles.store import ProfileStore
 from facelens.profiles.types import make_item
 from facelens.recognizer.ledger import RecognitionLedger, StrangerSeen
+from facelens.values.boxes import BoundingBox
+from facelens.values.strangers import StrangerMatch
 
 
 class StrangerService:

@@ -27,10 +27,11 @@ from facelens.collection.rekognition import RekognitionCollections
 from facelens.collection.service import CollectionService
 from facelens.collection.sources import FaceSource
 from facelens.collection.users import UserService
-from facelens.engine.types import BoundingBox, Embedding
+from facelens.engine.types import Embedding
 from facelens.errors import ResourceNotFoundException
 from facelens.people.matching import MatchPolicy, OpenSetRule
-from facelens.recognizer.messages import Identity
+from facelens.values.boxes import BoundingBox
+from facelens.values.identity import Identity
 
 _log = logging.getLogger(__name__)
 

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from facelens.engine.types import BoundingBox
 from facelens.storage.crops import CropMetadata
-from facelens.storage.types import ObjectCreated
+from facelens.values.boxes import BoundingBox
+from facelens.values.events import ObjectCreated
+from facelens.values.identity import Identity
+from facelens.values.strangers import StrangerMatch
 
 _NAMESPACE = uuid.UUID("5d1b8a52-6f0e-4a43-9f3c-3a1e5f0b7c11")
 
@@ -55,22 +56,6 @@ def recognition_id(event: ObjectCreated) -> str:
 def raw_message_id(raw: bytes) -> str:
     """Stable id for a message that could not be read as an event at all."""
     return str(uuid.uuid5(_NAMESPACE, raw.hex()))
-
-
-@dataclass(frozen=True)
-class Identity:
-    """Who the face is: a user (several faces) and/or one stored face, and how sure (0-100)."""
-
-    similarity: float
-    face_id: str | None = None
-    user_id: str | None = None
-    external_image_id: str | None = None
-    expected_fpir: float | None = None
-    """How sure, in terms a user can act on: the share of strangers (people not enrolled, 0-1)
-    expected to score this high against this collection (None: the similarity rule decided,
-    or the engine has no open-set calibration)."""
-    gallery_size: int | None = None
-    """People in the collection when it was decided (what expected_fpir is for)."""
 
 
 def _common(
@@ -123,19 +108,6 @@ def identified(
     return {**profile, **own}
 
 
-@dataclass(frozen=True)
-class StrangerMark:
-    """The anonymous person an unknown face was grouped into (``facelens.people.strangers``):
-    its id, how often it has been seen (this time included) and when first (UTC).
-    ``face_id``: the face this sighting added to the stranger; it ties the record to
-    that face wherever a merge or split moves it (so forgetting finds the crop)."""
-
-    stranger_id: str
-    sightings: int
-    first_seen: datetime
-    face_id: str | None = None
-
-
 def unknown(
     rid: str,
     event: ObjectCreated,
@@ -143,19 +115,20 @@ def unknown(
     recognized_at: datetime,
     *,
     box: BoundingBox,
-    stranger: StrangerMark | None = None,
+    stranger: StrangerMatch | None = None,
 ) -> dict[str, Any]:
     """``StrangerId``, ``StrangerSightings`` and ``FirstSeen`` when the face was grouped, so an
-    automation can tell "the same stranger came back"."""
+    automation can tell "the same stranger came back"; ``StrangerFaceId``, the face this
+    sighting added to the stranger, ties the message to that face wherever a merge or split
+    moves it (so forgetting finds the crop)."""
     message = _common(rid, "unknown", event, crop, recognized_at) | {"BoundingBox": _box(box)}
     if stranger is not None:
         message |= {
             "StrangerId": stranger.stranger_id,
             "StrangerSightings": stranger.sightings,
             "FirstSeen": stranger.first_seen.isoformat(),
+            "StrangerFaceId": stranger.face_id,
         }
-        if stranger.face_id is not None:
-            message["StrangerFaceId"] = stranger.face_id
     return message
 
 

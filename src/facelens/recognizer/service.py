@@ -26,7 +26,7 @@ from typing import Any, Protocol
 from facelens.bus.notify import Alert, Notifier
 from facelens.bus.publisher import MessagePublisher
 from facelens.collection.sources import FaceSource
-from facelens.engine.types import BoundingBox, Embedding
+from facelens.engine.types import Embedding
 from facelens.errors import (
     FacelensError,
     ImageTooLargeException,
@@ -35,14 +35,16 @@ from facelens.errors import (
     ResourceNotFoundException,
     StorageError,
 )
-from facelens.people.stranger_types import StrangerMatch
 from facelens.profiles.store import ProfileStore
 from facelens.recognizer import messages
 from facelens.recognizer.finders import FaceFinder, Sighting
 from facelens.recognizer.ledger import Recognition, RecognitionLedger, Status
 from facelens.storage.crops import CropMetadata
 from facelens.storage.protocol import ObjectStore
-from facelens.storage.types import ObjectCreated
+from facelens.values.boxes import BoundingBox
+from facelens.values.events import ObjectCreated
+from facelens.values.identity import Identity
+from facelens.values.strangers import StrangerMatch
 
 _log = logging.getLogger(__name__)
 
@@ -201,14 +203,14 @@ class Recognizer:
             event.etag,
         )
 
-    def _stranger(self, sighting: Sighting, now: datetime) -> messages.StrangerMark | None:
+    def _stranger(self, sighting: Sighting, now: datetime) -> StrangerMatch | None:
         """The anonymous person this unknown face joins. A back end that is down raises
         (the event is retried); any other failure only leaves the StrangerId out: the
         unknown face is still published."""
         if self.strangers is None or sighting.embedding is None:
             return None
         try:
-            match = self.strangers.observe(
+            return self.strangers.observe(
                 self.options.collection_id,
                 sighting.embedding,
                 seen_at=now,
@@ -220,11 +222,8 @@ class Recognizer:
         except FacelensError as exc:
             _log.warning("stranger not recorded: %s %s", exc.code, exc.message)
             return None
-        return messages.StrangerMark(
-            match.stranger_id, match.sightings, match.first_seen, face_id=match.face_id
-        )
 
-    def _profile(self, identity: messages.Identity) -> Mapping[str, Any]:
+    def _profile(self, identity: Identity) -> Mapping[str, Any]:
         for profile_id in (identity.user_id, identity.face_id):
             if profile_id is not None:
                 profile = self.profiles.get(profile_id)

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from facelens.engine.types import PixelBox
+from facelens.values.boxes import PixelBox
 
 CAMERA = "thing"
 TRACK = "track-id"

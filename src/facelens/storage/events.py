@@ -28,7 +28,7 @@ from urllib.parse import quote_plus, unquote_plus
 
 from facelens import json_limits
 from facelens.errors import InvalidEventException
-from facelens.storage.types import ObjectCreated
+from facelens.values.events import ObjectCreated
 
 PRINCIPAL = "facelens"
 """userIdentity / ownerIdentity principal in events we write (S3 puts an account id there)."""

@@ -33,7 +33,8 @@ from facelens.bus.delivery import EventSink
 from facelens.errors import ConfigurationError, EventNotRecordedException
 from facelens.storage.events import new_sequencer
 from facelens.storage.protocol import ObjectStore
-from facelens.storage.types import ObjectCreated, ObjectInfo, ObjectPage, StoredObject
+from facelens.storage.types import ObjectInfo, ObjectPage, StoredObject
+from facelens.values.events import ObjectCreated
 
 _EVENT_PATTERN = re.compile(r"s3:[A-Za-z]+(:([A-Za-z]+|\*))?")
 

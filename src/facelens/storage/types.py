@@ -1,4 +1,8 @@
-"""What crosses the object store's boundary: object descriptions, bodies, pages, events."""
+"""What crosses the object store's boundary: object descriptions, bodies, pages.
+
+(The ObjectCreated event a put sends is :mod:`facelens.values.events`: the bus and the
+recognizer read it too.)
+"""
 
 from __future__ import annotations
 
@@ -47,23 +51,3 @@ class ObjectPage:
 
     objects: tuple[ObjectInfo, ...]
     next_token: str | None = None
-
-
-@dataclass(frozen=True)
-class ObjectCreated:
-    """One S3 ObjectCreated notification record, decoded.
-
-    ``key`` is the real key (S3 URL-encodes it in the event JSON; the codec
-    in :mod:`facelens.storage.events` decodes it). ``sequencer`` orders
-    events for one key as S3's does (hex, compare after left-padding).
-    """
-
-    bucket: str
-    key: str
-    size: int
-    etag: str
-    sequencer: str
-    event_time: datetime
-    event_name: str = "ObjectCreated:Put"
-    configuration_id: str = ""
-    region: str = "local"

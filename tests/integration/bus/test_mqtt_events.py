@@ -22,7 +22,7 @@ from facelens.bus.mqtt_events import MqttEventSink, MqttEventSource
 from facelens.bus.mqtt_publisher import MqttPublisher
 from facelens.bus.spool import Spool
 from facelens.storage.events import new_sequencer
-from facelens.storage.types import ObjectCreated
+from facelens.values.events import ObjectCreated
 from tests.servers.mosquitto import MosquittoBroker
 
 TOPIC = "facelens/events"

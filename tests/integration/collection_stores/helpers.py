@@ -15,7 +15,7 @@ import numpy.typing as npt
 from facelens.collection.models import NewFace
 from facelens.collection.postgres_store import PostgresCollectionStore
 from facelens.collection.sqlite_store import SQLiteCollectionStore
-from facelens.engine.types import BoundingBox
+from facelens.values.boxes import BoundingBox
 
 AnyStore: TypeAlias = SQLiteCollectionStore | PostgresCollectionStore
 """The concrete stores (not the Protocol): tests look at their ``_indexes`` white box."""

@@ -23,8 +23,9 @@ from facelens.collection.models import NewFace
 from facelens.collection.postgres_store import PostgresCollectionStore
 from facelens.collection.sources import FaceSource
 from facelens.collection.sqlite_store import SQLiteCollectionStore
-from facelens.engine.types import Landmarks, PixelBox, Point
+from facelens.engine.types import Landmarks, Point
 from facelens.errors import ConflictException, InvalidParameterException
+from facelens.values.boxes import PixelBox
 from tests.integration.collection_stores.helpers import (
     BOX,
     MODEL,

@@ -28,8 +28,8 @@ from facelens.edge.metrics import format_stats, render_prometheus
 from facelens.edge.server import ViewCredentials, ViewServer, build_app
 from facelens.edge.types import BGRImage, EdgeStats, Frame, TrackedFace
 from facelens.edge.view import LiveView
-from facelens.engine.types import PixelBox
 from facelens.errors import ConfigurationError
+from facelens.values.boxes import PixelBox
 
 THING = "cam1"
 FACES = (

@@ -16,7 +16,7 @@ from facelens.engine.protocol import FaceEngine
 from facelens.recognizer.ledger import Recognition, Status
 from facelens.storage.crops import CropMetadata
 from facelens.storage.events import new_sequencer
-from facelens.storage.types import ObjectCreated
+from facelens.values.events import ObjectCreated
 from facelens.wiring import Components
 from tests.integration.recognizer.conftest import make_crop
 

@@ -22,7 +22,7 @@ from facelens.bus.mqtt_config import MqttCallbacks, connect_client
 from facelens.config import EventSettings, RecognizerSettings
 from facelens.recognizer.ledger import Status
 from facelens.storage.events import new_sequencer
-from facelens.storage.types import ObjectCreated
+from facelens.values.events import ObjectCreated
 from tests.integration.recognizer.conftest import COLLECTION, OpenPipeline, Pipeline
 from tests.servers.mosquitto import MosquittoBroker, Received, Subscriber
 

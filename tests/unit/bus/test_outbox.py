@@ -22,7 +22,7 @@ import pytest
 
 from facelens.bus.delivery import Delivery
 from facelens.bus.outbox import SqliteOutbox
-from facelens.storage.types import ObjectCreated
+from facelens.values.events import ObjectCreated
 
 SHORT = 0.3
 """A visibility timeout / retry delay (seconds) short enough to wait out in a test."""

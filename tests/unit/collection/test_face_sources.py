@@ -28,8 +28,9 @@ from facelens.config import Settings
 from facelens.engine.images import decode_image
 from facelens.engine.protocol import FaceEngine
 from facelens.engine.registry import build_engine
-from facelens.engine.types import DetectedFace, Landmarks, PixelBox, Point, RGBImage
+from facelens.engine.types import DetectedFace, Landmarks, Point, RGBImage
 from facelens.errors import StorageError
+from facelens.values.boxes import PixelBox
 
 LIMIT = 100_000_000
 

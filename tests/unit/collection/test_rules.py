@@ -10,17 +10,9 @@ import pytest
 from facelens.collection import similarity, validation
 from facelens.collection.models import QualityFilter, UnindexedReason
 from facelens.collection.quality_filter import BARS, quality_reasons
-from facelens.engine.types import (
-    BoundingBox,
-    DetectedFace,
-    FaceDetail,
-    Landmarks,
-    PixelBox,
-    Point,
-    Pose,
-    Quality,
-)
+from facelens.engine.types import DetectedFace, FaceDetail, Landmarks, Point, Pose, Quality
 from facelens.errors import InvalidParameterException
+from facelens.values.boxes import BoundingBox, PixelBox
 
 
 def test_similarity_is_monotone_and_bounded() -> None:

@@ -7,7 +7,8 @@ import pytest
 
 from facelens.config import Settings
 from facelens.edge.detection import FrameDetector, build_edge_detector
-from facelens.engine.types import DetectedFace, Landmarks, PixelBox, Point, RGBImage
+from facelens.engine.types import DetectedFace, Landmarks, Point, RGBImage
+from facelens.values.boxes import PixelBox
 
 
 class FixedDetector:

@@ -13,9 +13,10 @@ from facelens.edge.crops import DEFAULT_KEY_TEMPLATE, check_key_template, encode
 from facelens.edge.detection import crop_region, cut
 from facelens.edge.picking import CropPicker, crop_score
 from facelens.edge.types import Frame
-from facelens.engine.types import DetectedFace, Landmarks, PixelBox, Point
+from facelens.engine.types import DetectedFace, Landmarks, Point
 from facelens.errors import ConfigurationError
 from facelens.storage.crops import CropMetadata
+from facelens.values.boxes import PixelBox
 
 WIDTH, HEIGHT = 640, 360
 

@@ -8,8 +8,8 @@ from facelens.bus.publisher import MemoryPublisher
 from facelens.edge.names import UNKNOWN, NameBoard, display_name
 from facelens.edge.reporting import Reporter, infer_topic
 from facelens.edge.types import TrackedFace
-from facelens.engine.types import PixelBox
 from facelens.errors import InvalidParameterException
+from facelens.values.boxes import PixelBox
 
 FACE = TrackedFace(3, PixelBox(0, 0, 10, 10), 97.0)
 

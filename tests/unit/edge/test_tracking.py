@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from facelens.edge.tracking import Tracker, iou
-from facelens.engine.types import DetectedFace, Landmarks, PixelBox, Point
+from facelens.engine.types import DetectedFace, Landmarks, Point
 from facelens.errors import InvalidParameterException
+from facelens.values.boxes import PixelBox
 
 
 def face(left: float, top: float, size: float = 100.0, confidence: float = 95.0) -> DetectedFace:

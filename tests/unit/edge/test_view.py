@@ -22,8 +22,8 @@ from facelens.edge.view import (
     ascii_text,
     face_label,
 )
-from facelens.engine.types import PixelBox
 from facelens.errors import InvalidParameterException
+from facelens.values.boxes import PixelBox
 
 
 def image(width: int = 640, height: int = 360, value: int = 90) -> BGRImage:

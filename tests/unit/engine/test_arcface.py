@@ -35,9 +35,10 @@ from facelens.engine.arcface import (
 from facelens.engine.model_files import SFACE, YUNET, models_directory, pull
 from facelens.engine.pipeline import PipelineEngine
 from facelens.engine.registry import build_detector, build_embedder, build_engine, detector_name
-from facelens.engine.types import DetectedFace, Landmarks, PixelBox, Point, RGBImage
+from facelens.engine.types import DetectedFace, Landmarks, Point, RGBImage
 from facelens.engine.yunet import YuNetDetector
 from facelens.errors import ConfigurationError, EngineError, InvalidParameterException
+from facelens.values.boxes import PixelBox
 
 Dim = int | str
 

@@ -16,8 +16,9 @@ from facelens.engine.dlib_embedder import (
 )
 from facelens.engine.pipeline import PipelineEngine
 from facelens.engine.quality import estimate_pose, estimate_quality
-from facelens.engine.types import DetectedFace, Landmarks, PixelBox, Point, RGBImage
+from facelens.engine.types import DetectedFace, Landmarks, Point, RGBImage
 from facelens.errors import EngineError
+from facelens.values.boxes import PixelBox
 
 
 def landmarks(points: np.ndarray) -> Landmarks:

@@ -31,7 +31,7 @@ from facelens.engine.images import read_image_file
 from facelens.engine.onnx_embedder import OnnxEmbedder
 from facelens.engine.pipeline import PipelineEngine
 from facelens.engine.registry import build_embedder, build_engine
-from facelens.engine.types import DetectedFace, Landmarks, PixelBox, Point, RGBImage
+from facelens.engine.types import DetectedFace, Landmarks, Point, RGBImage
 from facelens.engine.views import (
     W_68,
     W_FIVE,
@@ -41,6 +41,7 @@ from facelens.engine.views import (
 )
 from facelens.engine.yunet import YuNetDetector, find_model
 from facelens.errors import ConfigurationError, InvalidParameterException
+from facelens.values.boxes import PixelBox
 
 PHOTOS = (
     "people/obama/obama_1.jpg",

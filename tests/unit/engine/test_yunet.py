@@ -14,9 +14,10 @@ import pytest
 
 from facelens.engine.images import read_image_file
 from facelens.engine.protocol import Detector
-from facelens.engine.types import DetectedFace, PixelBox, Point, RGBImage
+from facelens.engine.types import DetectedFace, Point, RGBImage
 from facelens.engine.yunet import KNOWN_MODELS, YuNetDetector, find_model
 from facelens.errors import ConfigurationError, InvalidParameterException
+from facelens.values.boxes import PixelBox
 
 MODEL_NAME = "face_detection_yunet_2023mar.onnx"
 DETECT_MAX_SIDE = 1600  # Settings.detect_max_side's default: what the engine feeds a detector

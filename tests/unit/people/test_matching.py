@@ -19,7 +19,6 @@ from facelens.collection.models import (
     UserMatch,
     UserStatus,
 )
-from facelens.engine.types import BoundingBox
 from facelens.errors import ResourceNotFoundException
 from facelens.people.matching import (
     MIN_OVERRIDE,
@@ -32,7 +31,8 @@ from facelens.people.matching import (
     parse_threshold,
 )
 from facelens.profiles.sqlite_store import SQLiteProfileStore
-from facelens.recognizer.messages import Identity
+from facelens.values.boxes import BoundingBox
+from facelens.values.identity import Identity
 
 PROBE = np.zeros(128, dtype=np.float32)
 BOX = BoundingBox(width=0.5, height=0.5, left=0.25, top=0.25)

@@ -19,19 +19,13 @@ from facelens.bus.publisher import MemoryPublisher
 from facelens.collection.models import StoredFace
 from facelens.collection.registry import open_store
 from facelens.collection.store import CollectionStore
-from facelens.engine.types import BoundingBox
 from facelens.errors import (
     ConflictException,
     InvalidParameterException,
     ResourceNotFoundException,
 )
 from facelens.people.stranger_faces import aliases, evictable
-from facelens.people.stranger_types import (
-    StrangerMatch,
-    StrangerSettings,
-    companion_id,
-    stranger_number,
-)
+from facelens.people.stranger_types import StrangerSettings, companion_id, stranger_number
 from facelens.people.strangers import StrangerService
 from facelens.profiles.registry import open_profile_store
 from facelens.profiles.store import ProfileStore
@@ -39,7 +33,9 @@ from facelens.recognizer.finders import Sighting
 from facelens.recognizer.ledger import Recognition, RecognitionLedger, Status
 from facelens.recognizer.service import Recognizer, StrangerObserver
 from facelens.storage.memory import MemoryObjectStore
-from facelens.storage.types import ObjectCreated
+from facelens.values.boxes import BoundingBox
+from facelens.values.events import ObjectCreated
+from facelens.values.strangers import StrangerMatch
 
 MODEL = "test-model"
 MAIN = "faces"

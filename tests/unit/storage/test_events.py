@@ -17,7 +17,7 @@ from facelens.storage.events import (
     to_record,
     to_s3_event,
 )
-from facelens.storage.types import ObjectCreated
+from facelens.values.events import ObjectCreated
 
 WHEN = datetime(2024, 5, 6, 7, 8, 9, 123000, tzinfo=UTC)
 

@@ -18,7 +18,7 @@ from facelens.errors import (
 from facelens.storage.events import parse_message, to_s3_event
 from facelens.storage.memory import MemoryObjectStore
 from facelens.storage.notifications import NotificationRule, NotifyingObjectStore
-from facelens.storage.types import ObjectCreated
+from facelens.values.events import ObjectCreated
 
 BUCKET = "facelens"
 R = NotificationRule
