@@ -15,7 +15,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from facelens.bus.delivery import EventSink, EventSource
+from facelens.bus.delivery import EventSource
 from facelens.bus.notify import Notifier
 from facelens.bus.outbox import SqliteOutbox
 from facelens.bus.publisher import MemoryPublisher, MessagePublisher, ObservedPublisher, Observer
@@ -33,12 +33,12 @@ from facelens.profiles.store import ProfileStore
 from facelens.recognizer.finders import EngineFinder, FaceFinder, RekognitionFinder, SearchOptions
 from facelens.recognizer.ledger import RecognitionLedger
 from facelens.recognizer.service import Recognizer, RecognizerOptions
-from facelens.storage.notifications import NotificationRule, NotifyingObjectStore
+from facelens.storage.notifications import EventSink, NotificationRule, NotifyingObjectStore
 from facelens.storage.protocol import ObjectStore
 from facelens.storage.registry import open_object_store
 
 if TYPE_CHECKING:
-    from facelens.api.keys import KeyStore
+    from facelens.access.keys import KeyStore
     from facelens.bus.mqtt_config import MqttEndpoint
     from facelens.bus.mqtt_publisher import MqttPublisher
     from facelens.bus.spool import Spool
@@ -324,7 +324,7 @@ class Components(PeopleParts):
     # -- the HTTP server --
     @cached_property
     def keys(self) -> KeyStore:
-        from facelens.api.keys import KeyStore
+        from facelens.access.keys import KeyStore
 
         return KeyStore(self.home_file("keys.db"))
 

@@ -23,7 +23,7 @@ from botocore.config import Config
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
-from facelens.api.keys import Role
+from facelens.access.keys import Role
 from tests.servers.facelens_api import ApiServer
 
 TABLE = "facerecognition"

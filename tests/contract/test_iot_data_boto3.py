@@ -16,7 +16,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from facelens.api.keys import Role
+from facelens.access.keys import Role
 from facelens.config import MqttSettings
 from tests.contract.conftest import ServerFactory
 from tests.servers.facelens_api import ApiServer

@@ -22,7 +22,7 @@ from botocore.config import Config
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
-from facelens.api.keys import Role
+from facelens.access.keys import Role
 from facelens.api.serve import build_server
 from facelens.config import ServeSettings, Settings
 from facelens.wiring import Components

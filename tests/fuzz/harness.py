@@ -39,7 +39,7 @@ from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
-from facelens.api.dynamodb_items import ProfileTables
+from facelens.api.aws.dynamodb_items import ProfileTables
 from facelens.errors import FacelensError
 from facelens.wiring import Components
 from tests.fuzz.wire import HEALTH_TIMEOUT_S, TIMEOUT_S, Answer, Call, breaks_http, send

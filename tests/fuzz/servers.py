@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode
 
-from facelens.api.keys import Role
+from facelens.access.keys import Role
 from facelens.api.serve import build_server
 from facelens.collection.analysis import FaceAnalyzer
 from facelens.config import MqttSettings, ServeSettings, Settings

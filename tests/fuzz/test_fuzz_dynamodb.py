@@ -6,7 +6,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from facelens.api import dynamodb
+from facelens.api.aws import dynamodb
 from tests.fuzz.aws_params import numbers, params_body, targets
 from tests.fuzz.calls import Signer, signed_admin_call, signed_call
 from tests.fuzz.conftest import Run

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import strategies as st
 
-from facelens.api.iot_data import MAX_PAYLOAD_BYTES, PREFIX, SIGNING_NAME
+from facelens.api.aws.iot_data import MAX_PAYLOAD_BYTES, PREFIX, SIGNING_NAME
 from tests.fuzz.calls import Signer, signed_admin_call, signed_call
 from tests.fuzz.conftest import Run
 from tests.fuzz.harness import Fuzzer

@@ -7,8 +7,8 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from facelens.api import rekognition
-from facelens.api.rekognition_ops import ATTRIBUTES, OPERATIONS
+from facelens.api.aws import rekognition
+from facelens.api.aws.rekognition_ops import ATTRIBUTES, OPERATIONS
 from tests.fuzz.aws_params import numbers, params_body, targets
 from tests.fuzz.calls import Signer, signed_admin_call, signed_call
 from tests.fuzz.conftest import Run

@@ -16,8 +16,8 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
-from facelens.api.dynamodb_items import ProfileTables
-from facelens.api.dynamodb_tables import table_from_request
+from facelens.api.aws.dynamodb_items import ProfileTables
+from facelens.api.aws.dynamodb_tables import table_from_request
 from facelens.collection.models import NewFace, QualityFilter
 from facelens.engine.types import BoundingBox, Embedding
 from facelens.errors import ResourceNotFoundException

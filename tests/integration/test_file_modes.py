@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facelens.api.dynamodb_tables import PAY_PER_REQUEST, TableCatalogue, TableInfo
+from facelens.api.aws.dynamodb_tables import PAY_PER_REQUEST, TableCatalogue, TableInfo
 from facelens.bus.spool import OutgoingMessage, Spool
 from facelens.collection.sqlite_store import SQLiteCollectionStore
 from facelens.edge.crops import PendingCrop

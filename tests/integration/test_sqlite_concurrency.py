@@ -108,7 +108,7 @@ def _write_crops(path: Path, worker: int, writes: int) -> None:
 
 
 def _write_keys(path: Path, worker: int, writes: int) -> None:
-    from facelens.api.keys import KeyStore, Role
+    from facelens.access.keys import KeyStore, Role
 
     keys = KeyStore(path)
     try:
@@ -119,7 +119,7 @@ def _write_keys(path: Path, worker: int, writes: int) -> None:
 
 
 def _write_tables(path: Path, worker: int, writes: int) -> None:
-    from facelens.api.dynamodb_tables import PAY_PER_REQUEST, TableCatalogue, TableInfo
+    from facelens.api.aws.dynamodb_tables import PAY_PER_REQUEST, TableCatalogue, TableInfo
 
     catalogue = TableCatalogue(path)
     for n in range(writes):

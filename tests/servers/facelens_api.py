@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from facelens.api.keys import Role
+from facelens.access.keys import Role
 from facelens.api.serve import build_server
 from facelens.config import ServeSettings, Settings
 from facelens.http_server import ThreadedServer

@@ -2,7 +2,7 @@
 
 The AWS endpoints (Rekognition and DynamoDB on ``POST /``, the IoT data plane
 on ``POST /topics/{topic}``) let AWS SDKs and the AWS CLI call facelens
-unchanged; see :mod:`facelens.api.aws_json` and :mod:`facelens.api.iot_data`.
+unchanged; see :mod:`facelens.api.aws.protocol` and :mod:`facelens.api.aws.iot_data`.
 
 Routers stay thin: they parse, call the services ``Components`` built, and
 shape the answer. Every ``FacelensError`` becomes AWS's JSON error shape
@@ -35,7 +35,7 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from facelens.api.keys import KeyStore, Role
+from facelens.access.keys import KeyStore, Role
 from facelens.api.security import Authenticator, FailureLimiter, Sessions, cross_site, require
 from facelens.config import ServeSettings
 from facelens.errors import (
@@ -49,7 +49,7 @@ from facelens.errors import (
 from facelens.wiring import Components
 
 if TYPE_CHECKING:
-    from facelens.api.dynamodb_items import ProfileTables
+    from facelens.api.aws.dynamodb_items import ProfileTables
 
 _log = logging.getLogger(__name__)
 
@@ -78,8 +78,8 @@ class ServerContext:
     @cached_property
     def tables(self) -> ProfileTables:
         """The DynamoDB endpoint's tables: views of the one profile store (built on first use)."""
-        from facelens.api.dynamodb_items import ProfileTables
-        from facelens.api.dynamodb_tables import TableCatalogue
+        from facelens.api.aws.dynamodb_items import ProfileTables
+        from facelens.api.aws.dynamodb_tables import TableCatalogue
 
         catalogue = TableCatalogue(self.components.settings.home / "dynamodb-tables.db")
         return ProfileTables(catalogue, self.components.profiles, region=self.settings.region)
@@ -111,19 +111,15 @@ def create_app(
     components: Components, *, keys: KeyStore, settings: ServeSettings, open_access: bool
 ) -> FastAPI:
     """The app; ``open_access`` (no keys exist) trusts every caller: loopback only."""
-    from facelens.api import (
-        dashboard,
-        dynamodb,
-        iot_data,
-        rekognition,
-        rest,
-        rest_audit,
-        rest_corrections,
-        rest_forget,
-        rest_identify,
-        rest_strangers,
-    )
-    from facelens.api.aws_json import json_router
+    from facelens.api.aws import dynamodb, iot_data, rekognition
+    from facelens.api.aws.protocol import json_router
+    from facelens.api.dashboard import feed as dashboard
+    from facelens.api.rest import audit as rest_audit
+    from facelens.api.rest import collections as rest
+    from facelens.api.rest import corrections as rest_corrections
+    from facelens.api.rest import forget as rest_forget
+    from facelens.api.rest import identify as rest_identify
+    from facelens.api.rest import strangers as rest_strangers
 
     app = FastAPI(
         title="facelens",

@@ -20,8 +20,8 @@ from typing import Any
 
 from fastapi import Request
 
+from facelens.access.keys import LOCAL, Principal
 from facelens.api.app import ServerContext
-from facelens.api.keys import LOCAL, Principal
 from facelens.enrolment import EnrolReport
 from facelens.people.audit import AuditAction, faces_target
 
@@ -149,7 +149,7 @@ def audit_dynamodb(
 ) -> None:
     """Records item reads (GetItem, Scan) and writes (PutItem, DeleteItem) of the profile
     tables; the profile id is the table's key. A Scan is one entry listing the ids it read."""
-    from facelens.api.dynamodb_items import item_id, key_id
+    from facelens.api.aws.dynamodb_items import item_id, key_id
 
     if name not in ("GetItem", "Scan", "PutItem", "DeleteItem"):
         return

@@ -3,7 +3,7 @@
 A request authenticates with an API key (``Authorization: Bearer fl_…`` or
 ``X-Api-Key: fl_…``) or, from the dashboard, with the session cookie a login
 with such a key set. The Rekognition endpoint uses SigV4 access keys instead
-(:mod:`facelens.api.sigv4`) but shares the failure limit. With no keys at
+(:mod:`facelens.api.aws.sigv4`) but shares the failure limit. With no keys at
 all the server trusts every caller as ``local`` admin, which
 :func:`check_bind` allows on loopback only.
 
@@ -40,7 +40,7 @@ from urllib.parse import urlsplit
 
 from fastapi import Request
 
-from facelens.api.keys import LOCAL, KeyStore, Principal, Role
+from facelens.access.keys import LOCAL, KeyStore, Principal, Role
 from facelens.errors import (
     AccessDeniedException,
     ConfigurationError,

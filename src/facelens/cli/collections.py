@@ -9,8 +9,6 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from facelens.api import shapes
-from facelens.api.rule_shapes import describe_json
 from facelens.cli.context import Context
 from facelens.cli.options import CollectionId, MaxResults, NextToken
 from facelens.cli.output import run
@@ -19,6 +17,8 @@ from facelens.errors import ResourceNotFoundException
 from facelens.people.audit import AuditAction
 from facelens.people.matching import negatives_collection
 from facelens.people.stranger_types import companion_id
+from facelens.rendering import rekognition_json
+from facelens.rendering.rule import describe_json
 
 app = typer.Typer(
     help="Face collections: create, describe, list, delete, reindex.", no_args_is_help=True
@@ -29,7 +29,9 @@ app = typer.Typer(
 def create(collection_id: CollectionId) -> None:
     """CreateCollection."""
     ctx = Context()
-    run(lambda: shapes.create_collection(ctx.collections.create_collection(collection_id)))
+    run(
+        lambda: rekognition_json.create_collection(ctx.collections.create_collection(collection_id))
+    )
 
 
 @app.command()
@@ -45,7 +47,7 @@ def list_(max_results: MaxResults = 1000, next_token: NextToken = None) -> None:
     """ListCollections."""
     ctx = Context()
     run(
-        lambda: shapes.list_collections(
+        lambda: rekognition_json.list_collections(
             ctx.collections.list_collections(max_results=max_results, next_token=next_token)
         )
     )

@@ -9,7 +9,6 @@ from typing import Annotated, Any
 import typer
 from rich.progress import Progress
 
-from facelens.api import shapes
 from facelens.cli.context import Context, build_analyzer
 from facelens.cli.options import (
     CollectionId,
@@ -26,6 +25,7 @@ from facelens.collection import enroll
 from facelens.collection.models import QualityFilter
 from facelens.collection.service import DEFAULT_FACE_MATCH_THRESHOLD, DEFAULT_SEARCH_MAX_FACES
 from facelens.people.audit import AuditAction, faces_target
+from facelens.rendering import rekognition_json
 
 app = typer.Typer(help="Faces: index, search, list, delete.", no_args_is_help=True)
 
@@ -68,7 +68,7 @@ def index(
         details = {"FaceIds": ids, "ExternalImageId": external_image_id}
         target = faces_target(collection_id, ids)
         ctx.audit_action(AuditAction.ENROL, target, collection_id=collection_id, details=details)
-        return shapes.index_faces(result)
+        return rekognition_json.index_faces(result)
 
     run(action)
 
@@ -137,7 +137,7 @@ def search(
     """SearchFacesByImage: the largest face in IMAGE against the collection."""
     ctx = Context()
     run(
-        lambda: shapes.search_faces_by_image(
+        lambda: rekognition_json.search_faces_by_image(
             ctx.collections.search_faces_by_image(
                 collection_id,
                 ctx.read_image(image),
@@ -159,7 +159,7 @@ def search_by_id(
     """SearchFaces: stored faces like a stored face."""
     ctx = Context()
     run(
-        lambda: shapes.search_faces(
+        lambda: rekognition_json.search_faces(
             ctx.collections.search_faces(
                 collection_id,
                 face_id,
@@ -182,7 +182,7 @@ def list_(
     """ListFaces, a page at a time (pass NextToken back for the next)."""
     ctx = Context()
     run(
-        lambda: shapes.list_faces(
+        lambda: rekognition_json.list_faces(
             ctx.collections.list_faces(
                 collection_id, max_results=max_results, next_token=next_token, user_id=user_id
             ),
@@ -205,6 +205,6 @@ def delete(collection_id: CollectionId, face_ids: FaceIds) -> None:
             ctx.audit_action(
                 AuditAction.DELETE_FACE, target, collection_id=collection_id, details=details
             )
-        return shapes.delete_faces(result)
+        return rekognition_json.delete_faces(result)
 
     run(action)

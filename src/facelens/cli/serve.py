@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from facelens.api.keys import Role
+from facelens.access.keys import Role
 from facelens.cli.context import Context
 from facelens.cli.output import run
 

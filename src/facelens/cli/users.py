@@ -6,7 +6,6 @@ from typing import Annotated, Any
 
 import typer
 
-from facelens.api import shapes
 from facelens.cli.context import Context
 from facelens.cli.options import CollectionId, FaceIds, NextToken, Quality, UserIdOpt, split_ids
 from facelens.cli.output import run
@@ -14,6 +13,7 @@ from facelens.collection.models import QualityFilter
 from facelens.collection.users import DEFAULT_USER_MATCH_THRESHOLD
 from facelens.people.audit import AuditAction
 from facelens.recognizer.forget import forget_user
+from facelens.rendering import rekognition_json
 
 app = typer.Typer(help="Users: one person, several faces.", no_args_is_help=True)
 
@@ -54,7 +54,7 @@ def associate(
         )
         details = {"FaceIds": list(result.associated_face_ids)}
         ctx.audit_action(AuditAction.ENROL, user_id, collection_id=collection_id, details=details)
-        return shapes.associate_faces(result)
+        return rekognition_json.associate_faces(result)
 
     run(action)
 
@@ -64,7 +64,7 @@ def disassociate(collection_id: CollectionId, user_id: UserIdOpt, face_ids: Face
     """DisassociateFaces."""
     ctx = Context()
     run(
-        lambda: shapes.disassociate_faces(
+        lambda: rekognition_json.disassociate_faces(
             ctx.users.disassociate_faces(collection_id, user_id, split_ids(face_ids))
         )
     )
@@ -79,7 +79,7 @@ def list_(
     """ListUsers."""
     ctx = Context()
     run(
-        lambda: shapes.list_users(
+        lambda: rekognition_json.list_users(
             ctx.users.list_users(collection_id, max_results=max_results, next_token=next_token)
         )
     )
@@ -115,7 +115,7 @@ def delete(
         )
         crops, records = len(report.deleted_crops), report.deleted_records
         ctx.audit_forget(collection_id, user_id, report.deleted_faces, Crops=crops, Records=records)
-        return shapes.forget_report(report)
+        return rekognition_json.forget_report(report)
 
     run(action)
 
@@ -131,7 +131,7 @@ def search(
     """SearchUsersByImage: the largest face in IMAGE against every user's combined template."""
     ctx = Context()
     run(
-        lambda: shapes.search_users_by_image(
+        lambda: rekognition_json.search_users_by_image(
             ctx.users.search_users_by_image(
                 collection_id,
                 ctx.read_image(image),

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from facelens.api.keys import KeyStore, Role
+from facelens.access.keys import KeyStore, Role
 from facelens.api.security import KEY_RECHECK_SECONDS, SESSION_COOKIE
 from facelens.api.serve import build_server
 from facelens.config import ServeSettings, Settings

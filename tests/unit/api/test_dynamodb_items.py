@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from facelens.api.dynamodb_items import (
+from facelens.api.aws.dynamodb_items import (
     KEY_MISMATCH,
     ProfileTables,
     check_value,
@@ -16,7 +16,7 @@ from facelens.api.dynamodb_items import (
     key_id,
     typed_item,
 )
-from facelens.api.dynamodb_tables import TableCatalogue, TableInfo
+from facelens.api.aws.dynamodb_tables import TableCatalogue, TableInfo
 from facelens.errors import ValidationException
 from facelens.profiles.registry import open_profile_store
 from facelens.profiles.store import ProfileStore

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from facelens.api.dynamodb import error_type
-from facelens.api.dynamodb_tables import (
+from facelens.api.aws.dynamodb import error_type
+from facelens.api.aws.dynamodb_tables import (
     TableCatalogue,
     describe,
     table_from_request,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from facelens.api.iot_data import check_topic, parse_publication
+from facelens.api.aws.iot_data import check_topic, parse_publication
 from facelens.errors import InvalidRequestException, RequestEntityTooLargeException
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from facelens.api.keys import KeyStore, Principal, Role
+from facelens.access.keys import KeyStore, Principal, Role
 from facelens.api.security import FailureLimiter, Sessions, check_bind
 from facelens.errors import (
     ConfigurationError,

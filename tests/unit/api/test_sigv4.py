@@ -1,7 +1,7 @@
 """SigV4 verification against botocore's own signer: what boto3 signs, facelens accepts.
 
 Each request is signed by ``botocore.auth.SigV4Auth`` exactly as boto3
-signs it, then handed to :func:`facelens.api.sigv4.verify` the way the
+signs it, then handed to :func:`facelens.api.aws.sigv4.verify` the way the
 server sees it (raw path and query, a Host header as HTTP clients add it).
 """
 
@@ -18,10 +18,10 @@ from botocore.credentials import Credentials
 from botocore.utils import percent_encode_sequence
 from pydantic import SecretStr
 
-from facelens.api.keys import Principal, Role
-from facelens.api.replays import ReplayCache, mutating, repeatable
+from facelens.access.keys import Principal, Role
+from facelens.api.aws.replays import ReplayCache, mutating, repeatable
+from facelens.api.aws.sigv4 import SignedRequest, authenticate, canonical_query, verify
 from facelens.api.security import FailureLimiter
-from facelens.api.sigv4 import SignedRequest, authenticate, canonical_query, verify
 from facelens.errors import (
     IncompleteSignatureException,
     InvalidSignatureException,

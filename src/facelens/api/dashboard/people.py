@@ -1,14 +1,14 @@
 """The dashboard's people pages: enrol, edit a profile, remove faces or a person, name unknowns.
 
 A person's page also lists their corrections and match threshold (changed
-through :mod:`facelens.api.dashboard_corrections`); search is
-:mod:`facelens.api.dashboard_search`, strangers :mod:`facelens.api.dashboard_strangers`.
+through :mod:`facelens.api.dashboard.corrections`); search is
+:mod:`facelens.api.dashboard.search`, strangers :mod:`facelens.api.dashboard.strangers`.
 
 Anyone logged in may look; changes (every POST here) need the
 admin role and come from the dashboard itself (:func:`dashboard_web.editor`).
 Each change redirects back to a page with a notice or an error (post,
 redirect, get), so a reload never repeats it. Engine and store work runs in
-the thread pool (:mod:`facelens.api.dashboard_enrol`).
+the thread pool (:mod:`facelens.api.dashboard.enrol`).
 """
 
 from __future__ import annotations
@@ -24,10 +24,11 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 
+from facelens.access.keys import Principal
 from facelens.api.app import ServerContext
 from facelens.api.auditing import audit, audit_enrolment, audit_forget
-from facelens.api.dashboard_enrol import name_unknown, remove_face
-from facelens.api.dashboard_web import (
+from facelens.api.dashboard.enrol import name_unknown, remove_face
+from facelens.api.dashboard.web import (
     back,
     corrections_of,
     editor,
@@ -39,14 +40,13 @@ from facelens.api.dashboard_web import (
     viewer,
     with_corrections,
 )
-from facelens.api.keys import Principal
-from facelens.api.rule_shapes import rule_sentences
 from facelens.enrolment import Photo, enrol_person
 from facelens.errors import FacelensError, InvalidParameterException, ResourceNotFoundException
 from facelens.people.audit import AuditAction
 from facelens.people.matching import open_set_rule, summarise
 from facelens.profiles.types import key_attribute
 from facelens.recognizer.ledger import Status
+from facelens.rendering.rule import rule_sentences
 
 router = APIRouter(include_in_schema=False)
 

@@ -10,7 +10,7 @@ to be a UUID before it is put into a form). The service records each change
 in the audit log under the session's user (``dashboard:<key name>``).
 
 Every route here changes something: admin role, same origin
-(:func:`facelens.api.dashboard_web.editor`); the engine (a rejection embeds
+(:func:`facelens.api.dashboard.web.editor`); the engine (a rejection embeds
 the crop again) and the stores run in the thread pool.
 """
 
@@ -23,9 +23,9 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
+from facelens.access.keys import Principal
 from facelens.api.auditing import request_actor
-from facelens.api.dashboard_web import back, editor, form_text, name_of, safe_next, server
-from facelens.api.keys import Principal
+from facelens.api.dashboard.web import back, editor, form_text, name_of, safe_next, server
 from facelens.errors import FacelensError, InvalidParameterException
 from facelens.people.matching import MIN_OVERRIDE
 

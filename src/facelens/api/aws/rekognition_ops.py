@@ -4,7 +4,7 @@ One function per operation, each a thin adapter: read the parameters with
 Rekognition's names and types (:class:`Params`), call
 :class:`~facelens.collection.service.CollectionService` or
 :class:`~facelens.collection.users.UserService`, shape the answer with
-:mod:`facelens.api.shapes`. They are synchronous and CPU-bound (decoding,
+:mod:`facelens.rendering.rekognition_json`. They are synchronous and CPU-bound (decoding,
 detection, embedding): the router runs them on a worker thread.
 
 Images come as ``{"Bytes": base64}`` or ``{"S3Object": {"Bucket", "Name"}}``,
@@ -23,8 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from facelens.api import shapes
-from facelens.api.keys import Role
+from facelens.access.keys import Role
 from facelens.collection import compare, validation
 from facelens.collection.models import QualityFilter
 from facelens.collection.service import DEFAULT_FACE_MATCH_THRESHOLD, DEFAULT_SEARCH_MAX_FACES
@@ -35,6 +34,7 @@ from facelens.errors import (
     InvalidS3ObjectException,
     ResourceNotFoundException,
 )
+from facelens.rendering import rekognition_json
 from facelens.wiring import Components
 
 Json = dict[str, Any]
@@ -162,23 +162,27 @@ def _s3_object(location: Params, name: str, components: Components) -> bytes:
 
 
 def create_collection(c: Components, p: Params) -> Json:
-    return shapes.create_collection(c.collections.create_collection(p.string("CollectionId")))
+    return rekognition_json.create_collection(
+        c.collections.create_collection(p.string("CollectionId"))
+    )
 
 
 def describe_collection(c: Components, p: Params) -> Json:
-    return shapes.describe_collection(c.collections.describe_collection(p.string("CollectionId")))
+    return rekognition_json.describe_collection(
+        c.collections.describe_collection(p.string("CollectionId"))
+    )
 
 
 def list_collections(c: Components, p: Params) -> Json:
     page = c.collections.list_collections(
         max_results=p.integer("MaxResults", 1000), next_token=p.optional_string("NextToken")
     )
-    return shapes.list_collections(page)
+    return rekognition_json.list_collections(page)
 
 
 def delete_collection(c: Components, p: Params) -> Json:
     c.collections.delete_collection(p.string("CollectionId"))
-    return shapes.delete_collection()
+    return rekognition_json.delete_collection()
 
 
 # -- faces --
@@ -195,7 +199,7 @@ def index_faces(c: Components, p: Params) -> Json:
         max_faces=p.optional_integer("MaxFaces"),
         quality_filter=p.quality_filter(QualityFilter.AUTO),
     )
-    return shapes.index_faces(result)
+    return rekognition_json.index_faces(result)
 
 
 def search_faces_by_image(c: Components, p: Params) -> Json:
@@ -208,7 +212,7 @@ def search_faces_by_image(c: Components, p: Params) -> Json:
         face_match_threshold=p.number("FaceMatchThreshold", DEFAULT_FACE_MATCH_THRESHOLD),
         quality_filter=p.quality_filter(QualityFilter.NONE),
     )
-    return shapes.search_faces_by_image(result)
+    return rekognition_json.search_faces_by_image(result)
 
 
 def search_faces(c: Components, p: Params) -> Json:
@@ -218,7 +222,7 @@ def search_faces(c: Components, p: Params) -> Json:
         max_faces=p.integer("MaxFaces", DEFAULT_SEARCH_MAX_FACES),
         face_match_threshold=p.number("FaceMatchThreshold", DEFAULT_FACE_MATCH_THRESHOLD),
     )
-    return shapes.search_faces(result)
+    return rekognition_json.search_faces(result)
 
 
 def list_faces(c: Components, p: Params) -> Json:
@@ -229,17 +233,17 @@ def list_faces(c: Components, p: Params) -> Json:
         user_id=p.optional_string("UserId"),
         face_ids=p.optional_strings("FaceIds"),
     )
-    return shapes.list_faces(page, model_version=c.collections.face_model_version)
+    return rekognition_json.list_faces(page, model_version=c.collections.face_model_version)
 
 
 def delete_faces(c: Components, p: Params) -> Json:
     result = c.collections.delete_faces(p.string("CollectionId"), p.strings("FaceIds"))
-    return shapes.delete_faces(result)
+    return rekognition_json.delete_faces(result)
 
 
 def detect_faces(c: Components, p: Params) -> Json:
     p.attributes("Attributes")
-    return shapes.detect_faces(compare.detect_faces(c.analyzer, p.image("Image", c)))
+    return rekognition_json.detect_faces(compare.detect_faces(c.analyzer, p.image("Image", c)))
 
 
 def compare_faces(c: Components, p: Params) -> Json:
@@ -250,7 +254,7 @@ def compare_faces(c: Components, p: Params) -> Json:
         similarity_threshold=p.number("SimilarityThreshold", compare.DEFAULT_SIMILARITY_THRESHOLD),
         quality_filter=p.quality_filter(QualityFilter.NONE),
     )
-    return shapes.compare_faces(result)
+    return rekognition_json.compare_faces(result)
 
 
 # -- users --
@@ -272,7 +276,7 @@ def list_users(c: Components, p: Params) -> Json:
         max_results=p.integer("MaxResults", 500),
         next_token=p.optional_string("NextToken"),
     )
-    return shapes.list_users(page)
+    return rekognition_json.list_users(page)
 
 
 def associate_faces(c: Components, p: Params) -> Json:
@@ -282,14 +286,14 @@ def associate_faces(c: Components, p: Params) -> Json:
         p.strings("FaceIds"),
         user_match_threshold=p.number("UserMatchThreshold", DEFAULT_USER_MATCH_THRESHOLD),
     )
-    return shapes.associate_faces(result)
+    return rekognition_json.associate_faces(result)
 
 
 def disassociate_faces(c: Components, p: Params) -> Json:
     result = c.users.disassociate_faces(
         p.string("CollectionId"), p.string("UserId"), p.strings("FaceIds")
     )
-    return shapes.disassociate_faces(result)
+    return rekognition_json.disassociate_faces(result)
 
 
 def search_users_by_image(c: Components, p: Params) -> Json:
@@ -302,7 +306,7 @@ def search_users_by_image(c: Components, p: Params) -> Json:
         user_match_threshold=p.number("UserMatchThreshold", DEFAULT_USER_MATCH_THRESHOLD),
         quality_filter=p.quality_filter(QualityFilter.NONE),
     )
-    return shapes.search_users_by_image(result)
+    return rekognition_json.search_users_by_image(result)
 
 
 def search_users(c: Components, p: Params) -> Json:
@@ -333,7 +337,7 @@ def search_users(c: Components, p: Params) -> Json:
             collection_id, probe, limit=max_users + 1, threshold=threshold
         )
         matches = [m for m in matches if m.user.user_id != user_id][:max_users]
-    return shapes.search_users(
+    return rekognition_json.search_users(
         matches,
         face_model_version=c.collections.face_model_version,
         searched_face_id=face_id,

@@ -29,9 +29,10 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
+from facelens.access.keys import Principal
 from facelens.api.app import ServerContext
 from facelens.api.auditing import audit, audit_forget
-from facelens.api.dashboard_web import (
+from facelens.api.dashboard.web import (
     Sighting,
     back,
     crop_url,
@@ -43,7 +44,6 @@ from facelens.api.dashboard_web import (
     sightings,
     viewer,
 )
-from facelens.api.keys import Principal
 from facelens.collection.models import StoredFace
 from facelens.enrolment import person_id
 from facelens.errors import FacelensError, ResourceNotFoundException

@@ -1,7 +1,7 @@
 """Refusing replays of signed requests that change something.
 
-A SigV4 signature (:mod:`facelens.api.sigv4`) stays valid for the 15 minutes AWS allows for clock
-skew, so a captured request could be sent again. Reads may be (they change
+A SigV4 signature (:mod:`facelens.api.aws.sigv4`) stays valid for the 15 minutes AWS
+allows for clock skew, so a captured request could be sent again. Reads may be (they change
 nothing); a request that changes something (:func:`mutating`) is accepted
 once: its signature is remembered in a :class:`ReplayCache` until it
 expires. AWS itself has no such check, so the rules are ours, and they
@@ -23,7 +23,7 @@ carry one signature, which the server cannot tell from a replay. Hence:
   run adds a face, a message), is refused with ThrottlingException (400),
   AWS's code that botocore retries (legacy and standard modes, every
   service), signing again. The refusal leaves :data:`REUSE_PAUSE` after the
-  request came (the route waits, :func:`facelens.api.aws_json.run_signed`),
+  request came (the route waits, :func:`facelens.api.aws.protocol.run_signed`),
   so the retry is signed in a later second, has a signature of its own and
   goes through. A replay gains nothing from retrying.
 """

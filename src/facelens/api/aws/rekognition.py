@@ -10,17 +10,17 @@ works as against AWS, errors included: each ``FacelensError`` leaves as
 exception classes.
 
 The route, the order of checks and the threading are shared with DynamoDB
-(:mod:`facelens.api.aws_json`); the operations are in
-:mod:`facelens.api.rekognition_ops`.
+(:mod:`facelens.api.aws.protocol`); the operations are in
+:mod:`facelens.api.aws.rekognition_ops`.
 """
 
 from __future__ import annotations
 
+from facelens.access.keys import Principal
 from facelens.api.app import ServerContext
 from facelens.api.auditing import audit_rekognition
-from facelens.api.aws_json import Json, JsonService
-from facelens.api.keys import Principal
-from facelens.api.rekognition_ops import OPERATIONS, Params
+from facelens.api.aws.protocol import Json, JsonService
+from facelens.api.aws.rekognition_ops import OPERATIONS, Params
 
 SIGNING_NAME = "rekognition"
 """The service name in the SigV4 credential scope (boto3's signing name for Rekognition)."""
@@ -43,4 +43,4 @@ SERVICE = JsonService(
     roles={name: operation.role for name, operation in OPERATIONS.items()},
     run=_run,
 )
-"""Rekognition on ``POST /``: what :func:`facelens.api.aws_json.json_router` dispatches to."""
+"""Rekognition on ``POST /``: what :func:`facelens.api.aws.protocol.json_router` dispatches to."""

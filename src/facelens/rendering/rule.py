@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from facelens.api import shapes
 from facelens.people.identify import FaceAnswer, PhotoAnswer, RuleInForce
 from facelens.people.matching import RuleSummary, open_set_rule, summarise
+from facelens.rendering import rekognition_json
 
 if TYPE_CHECKING:
     from facelens.config import RecognizerSettings
@@ -91,7 +91,9 @@ def describe_json(policy: MatchPolicy, recognizer: RecognizerSettings, collectio
     """DescribeCollection's JSON and its ``Rule`` under the recognizer's settings, for
     ``GET /collections/{id}`` and ``facelens collections describe`` alike (blocking: reads
     every user once)."""
-    out = shapes.describe_collection(policy.collections.describe_collection(collection_id))
+    out = rekognition_json.describe_collection(
+        policy.collections.describe_collection(collection_id)
+    )
     out["Rule"] = rule_json(summarise(policy, collection_id, open_set_rule(recognizer)))
     return out
 

@@ -12,9 +12,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
+from facelens.access.keys import Principal, Role
 from facelens.api.app import ServerContext
 from facelens.api.auditing import audit_forget
-from facelens.api.keys import Principal, Role
 from facelens.api.security import require
 
 router = APIRouter(tags=["people"])

@@ -12,9 +12,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Request
 
+from facelens.access.keys import Principal, Role
 from facelens.api.app import ServerContext
 from facelens.api.auditing import audit
-from facelens.api.keys import Principal, Role
 from facelens.api.security import require
 from facelens.people.audit import AuditAction
 from facelens.people.stranger_types import named_json, stranger_json

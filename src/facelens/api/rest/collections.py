@@ -19,18 +19,18 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.concurrency import run_in_threadpool
 
 from facelens import json_limits
-from facelens.api import shapes
+from facelens.access.keys import Principal, Role
 from facelens.api.app import ServerContext
 from facelens.api.auditing import audit, audit_forget
-from facelens.api.keys import Principal, Role
-from facelens.api.metrics import render_metrics
-from facelens.api.rule_shapes import describe_json
+from facelens.api.rest.monitoring import render_metrics
 from facelens.api.security import require
 from facelens.collection.models import QualityFilter
 from facelens.errors import InvalidParameterException, ResourceNotFoundException
 from facelens.people.audit import AuditAction, faces_target
 from facelens.recognizer.forget import forget_user
 from facelens.recognizer.ledger import Recognition, Status, cursor_of
+from facelens.rendering import rekognition_json
+from facelens.rendering.rule import describe_json
 
 router = APIRouter(tags=["facelens"])
 
@@ -74,7 +74,7 @@ def list_collections(
     page = _ctx(request).components.collections.list_collections(
         max_results=max_results, next_token=next_token
     )
-    return shapes.list_collections(page)
+    return rekognition_json.list_collections(page)
 
 
 @router.post("/collections", status_code=201)
@@ -83,7 +83,7 @@ def create_collection(
     _: Admin,
     collection_id: Annotated[str, Body(embed=True, alias="CollectionId")],
 ) -> dict[str, Any]:
-    return shapes.create_collection(
+    return rekognition_json.create_collection(
         _ctx(request).components.collections.create_collection(collection_id)
     )
 
@@ -136,7 +136,7 @@ async def index_faces(
     await run_in_threadpool(
         audit, request, AuditAction.ENROL, target, collection_id=collection_id, details=details
     )
-    return shapes.index_faces(result)
+    return rekognition_json.index_faces(result)
 
 
 @router.get("/collections/{collection_id}/faces")
@@ -152,7 +152,7 @@ def list_faces(
     page = service.list_faces(
         collection_id, max_results=max_results, next_token=next_token, user_id=user_id
     )
-    return shapes.list_faces(page, model_version=service.face_model_version)
+    return rekognition_json.list_faces(page, model_version=service.face_model_version)
 
 
 @router.delete("/collections/{collection_id}/faces/{face_id}")
@@ -161,7 +161,7 @@ def delete_face(request: Request, _: Admin, collection_id: str, face_id: str) ->
     if face_id not in result.deleted_faces:
         raise ResourceNotFoundException(f"No face {face_id} in collection {collection_id}")
     audit(request, AuditAction.DELETE_FACE, face_id, collection_id=collection_id)
-    return shapes.delete_faces(result)
+    return rekognition_json.delete_faces(result)
 
 
 @router.post("/collections/{collection_id}/faces/search")
@@ -181,7 +181,7 @@ async def search_faces_by_image(
             collection_id, data, max_faces=max_faces, face_match_threshold=threshold
         )
     )
-    return shapes.search_faces_by_image(result)
+    return rekognition_json.search_faces_by_image(result)
 
 
 # -- users --
@@ -196,7 +196,7 @@ def list_users(
     page = _ctx(request).components.users.list_users(
         collection_id, max_results=max_results, next_token=next_token
     )
-    return shapes.list_users(page)
+    return rekognition_json.list_users(page)
 
 
 @router.post("/collections/{collection_id}/users", status_code=201)
@@ -221,7 +221,7 @@ def associate_faces(
     result = _ctx(request).components.users.associate_faces(collection_id, user_id, face_ids)
     details = {"FaceIds": list(result.associated_face_ids)}
     audit(request, AuditAction.ENROL, user_id, collection_id=collection_id, details=details)
-    return shapes.associate_faces(result)
+    return rekognition_json.associate_faces(result)
 
 
 @router.delete("/collections/{collection_id}/users/{user_id}")
@@ -252,7 +252,7 @@ def delete_user(
     audit_forget(
         request, collection_id, user_id, report.deleted_faces, Crops=crops, Records=records
     )
-    return shapes.forget_report(report)
+    return rekognition_json.forget_report(report)
 
 
 @router.post("/collections/{collection_id}/users/search")
@@ -271,7 +271,7 @@ async def search_users_by_image(
             collection_id, data, max_users=max_users, user_match_threshold=threshold
         )
     )
-    return shapes.search_users_by_image(result)
+    return rekognition_json.search_users_by_image(result)
 
 
 # -- profiles --

@@ -17,9 +17,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request
 
+from facelens.access.keys import Principal, Role
 from facelens.api.app import ServerContext
 from facelens.api.auditing import request_actor
-from facelens.api.keys import Principal, Role
 from facelens.api.security import require
 from facelens.people.corrections import CorrectionService
 from facelens.people.matching import THRESHOLD_ATTRIBUTE

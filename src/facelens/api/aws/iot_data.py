@@ -20,7 +20,7 @@ are capped at AWS IoT's 128 KiB. Errors leave with ``x-amzn-ErrorType``
 Publishing changes what others see, so it needs the ``admin`` role; a
 ``read`` key gets ForbiddenException, as AWS IoT answers a denied publish.
 For the same reason a signed publish is accepted once: sent again as it
-was, it gets ThrottlingException (:class:`facelens.api.replays.ReplayCache`).
+was, it gets ThrottlingException (:class:`facelens.api.aws.replays.ReplayCache`).
 """
 
 from __future__ import annotations
@@ -31,10 +31,10 @@ from urllib.parse import parse_qs, unquote
 
 from fastapi import APIRouter, Request, Response
 
-from facelens.api import aws_json, sigv4
+from facelens.access.keys import Role
 from facelens.api.app import ServerContext
-from facelens.api.keys import Role
-from facelens.api.replays import ReplayCache
+from facelens.api.aws import protocol, sigv4
+from facelens.api.aws.replays import ReplayCache
 from facelens.api.security import Authenticator, client_address
 from facelens.errors import (
     ForbiddenException,
@@ -70,9 +70,9 @@ async def publish(request: Request) -> Response:
     ctx: ServerContext = request.app.state.ctx
     authenticator: Authenticator = request.app.state.authenticator
     body = await request.body()
-    signed = aws_json.signed_request(request, body)
-    replays = aws_json.replay_cache(request)
-    await aws_json.run_signed(
+    signed = protocol.signed_request(request, body)
+    replays = protocol.replay_cache(request)
+    await protocol.run_signed(
         _publish, ctx, authenticator, signed, client_address(request), replays
     )
     return Response(
@@ -88,7 +88,7 @@ def _publish(
     replays: ReplayCache,
 ) -> None:
     # Each publish delivers a message again: an exact repeat is refused (not repeatable).
-    principal = aws_json.authenticate(
+    principal = protocol.authenticate(
         ctx, authenticator, signed, client, service=SIGNING_NAME, replays=replays
     )
     publication = parse_publication(signed.path, signed.query_string, signed.body)

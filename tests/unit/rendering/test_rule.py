@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from facelens.api.rule_shapes import rule_json, rule_sentences
 from facelens.people.matching import RuleSummary
+from facelens.rendering.rule import rule_json, rule_sentences
 
 OPEN = RuleSummary(
     collection_id="faces",

@@ -22,7 +22,7 @@ service its credential names (when that is one of ours), so a well-signed
 request with a wrong target learns UnknownOperationException, not a
 signature error.
 
-This module also holds what the IoT data-plane route (:mod:`facelens.api.iot_data`)
+This module also holds what the IoT data-plane route (:mod:`facelens.api.aws.iot_data`)
 shares with these: the request as it was signed, and authentication.
 """
 
@@ -40,10 +40,10 @@ from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from facelens import json_limits
-from facelens.api import sigv4
+from facelens.access.keys import LOCAL, Principal, Role
 from facelens.api.app import ServerContext, error_response
-from facelens.api.keys import LOCAL, Principal, Role
-from facelens.api.replays import REUSE_PAUSE, ReplayCache, mutating, repeatable
+from facelens.api.aws import sigv4
+from facelens.api.aws.replays import REUSE_PAUSE, ReplayCache, mutating, repeatable
 from facelens.api.security import Authenticator, client_address
 from facelens.errors import (
     AccessDeniedException,

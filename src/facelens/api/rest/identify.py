@@ -16,14 +16,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
 from starlette.concurrency import run_in_threadpool
 
+from facelens.access.keys import Principal, Role
 from facelens.api.app import ServerContext
 from facelens.api.auditing import audit
-from facelens.api.keys import Principal, Role
-from facelens.api.rule_shapes import identify_json
 from facelens.api.security import require
 from facelens.errors import InvalidParameterException
 from facelens.people.audit import AuditAction
 from facelens.people.identify import Identifier
+from facelens.rendering.rule import identify_json
 
 router = APIRouter(tags=["facelens"])
 

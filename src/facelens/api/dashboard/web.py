@@ -1,6 +1,6 @@
 """What every dashboard page shares: templates, who is looking, same-origin POSTs, sightings.
 
-The page modules (:mod:`facelens.api.dashboard`, :mod:`facelens.api.dashboard_people`)
+The page modules (:mod:`facelens.api.dashboard`, :mod:`facelens.api.dashboard.people`)
 import this one and never each other. Pages are server-rendered HTML: a
 page request without a login is sent to ``/ui/login`` (303), while the
 resources a page loads (crops, the event stream) answer 401 as the API does.
@@ -28,8 +28,8 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from starlette.datastructures import FormData
 
+from facelens.access.keys import Principal, Role
 from facelens.api.app import ServerContext
-from facelens.api.keys import Principal, Role
 from facelens.api.security import Authenticator, same_origin
 from facelens.errors import (
     AccessDeniedException,

@@ -15,8 +15,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
+from facelens.access.keys import Principal, Role
 from facelens.api.app import ServerContext
-from facelens.api.keys import Principal, Role
 from facelens.api.security import require
 from facelens.errors import InvalidParameterException
 from facelens.people.audit import MAX_ENTRY_ID, AuditAction

@@ -3,7 +3,7 @@
 Every AWS SDK signs its requests with SigV4: an HMAC-SHA256 over a canonical
 form of the request, keyed by a key derived from the secret, the date, the
 region and the service. The server recomputes the same signature from the
-request it received and the secret it holds (see :mod:`facelens.api.keys`),
+request it received and the secret it holds (see :mod:`facelens.access.keys`),
 and compares the two in constant time. Nothing about the secret crosses the
 wire, and a signature covers the method, path, query, the headers the client
 chose to sign and the body's SHA-256, so a captured request cannot be altered.
@@ -20,7 +20,7 @@ botocore (boto3, the AWS CLI) signs every header but a few hop-by-hop and
 tracing ones (``user-agent``, ``expect``, ``x-amzn-trace-id``…), so what it
 sends always qualifies.
 
-Replays of requests that change something are refused by :mod:`facelens.api.replays`
+Replays of requests that change something are refused by :mod:`facelens.api.aws.replays`
 (:func:`authenticate` claims the signature once verified).
 
 Supported: the ``Authorization`` header form (``AWS4-HMAC-SHA256
@@ -52,8 +52,8 @@ from urllib.parse import quote, unquote
 
 from pydantic import SecretStr
 
-from facelens.api.keys import Principal
-from facelens.api.replays import ReplayCache
+from facelens.access.keys import Principal
+from facelens.api.aws.replays import ReplayCache
 from facelens.api.security import FailureLimiter
 from facelens.errors import (
     IncompleteSignatureException,
@@ -320,8 +320,9 @@ def authenticate(
     every failed verification counts, except a request with no signature at
     all (it guesses nothing, as an unauthenticated REST call counts nothing).
 
-    ``replays``: given for a request that changes something (:func:`facelens.api.replays.mutating`);
-    its signature, once verified, is accepted once (:meth:`ReplayCache.claim`;
+    ``replays``: given for a request that changes something
+    (:func:`facelens.api.aws.replays.mutating`); its signature, once verified, is
+    accepted once (:meth:`ReplayCache.claim`;
     ``repeatable`` as there). A refused repeat is not counted as a failure:
     it guesses nothing, and a legitimate client's same-second repeat looks
     just like one. Reads pass None and may be repeated.

@@ -1,10 +1,10 @@
 """The dashboard: server-rendered pages under ``/ui/``: login, the live feed, crops, cameras.
 
-People and unknown faces live in :mod:`facelens.api.dashboard_people`, search in
-:mod:`facelens.api.dashboard_search`, strangers in :mod:`facelens.api.dashboard_strangers`,
-"not this person" and thresholds in :mod:`facelens.api.dashboard_corrections`;
+People and unknown faces live in :mod:`facelens.api.dashboard.people`, search in
+:mod:`facelens.api.dashboard.search`, strangers in :mod:`facelens.api.dashboard.strangers`,
+"not this person" and thresholds in :mod:`facelens.api.dashboard.corrections`;
 what the pages share (templates, login redirects, same-origin checks) in
-:mod:`facelens.api.dashboard_web`. No framework and nothing from a CDN: one
+:mod:`facelens.api.dashboard.web`. No framework and nothing from a CDN: one
 stylesheet and one small script, served from the package, so a
 dashboard on a LAN without internet works, and the CSP allows only 'self'.
 
@@ -30,13 +30,12 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from facelens.api import (
-    dashboard_corrections,
-    dashboard_people,
-    dashboard_search,
-    dashboard_strangers,
-)
-from facelens.api.dashboard_web import (
+from facelens.access.keys import Principal, Role
+from facelens.api.dashboard import corrections as dashboard_corrections
+from facelens.api.dashboard import people as dashboard_people
+from facelens.api.dashboard import search as dashboard_search
+from facelens.api.dashboard import strangers as dashboard_strangers
+from facelens.api.dashboard.web import (
     STATIC,
     authenticator,
     check_same_origin,
@@ -51,7 +50,6 @@ from facelens.api.dashboard_web import (
     viewer,
     with_corrections,
 )
-from facelens.api.keys import Principal, Role
 from facelens.api.security import SESSION_COOKIE, require
 from facelens.errors import (
     FacelensError,

@@ -7,7 +7,7 @@ the service ``dynamodb``, and typed attribute values. So
 and ``aws dynamodb …`` work against facelens with a facelens access key.
 
 Every table is a view of facelens' ONE profile store (see
-:mod:`facelens.api.dynamodb_tables`): an item put here is the profile the
+:mod:`facelens.api.aws.dynamodb_tables`): an item put here is the profile the
 recognizer publishes with an identification and ``facelens profiles get``
 shows, and every table lists every profile. Supported: CreateTable,
 DescribeTable, DeleteTable (the catalogue entry only), ListTables, PutItem,
@@ -32,12 +32,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from facelens.access.keys import Principal, Role
 from facelens.api.app import ServerContext
 from facelens.api.auditing import audit_dynamodb
-from facelens.api.aws_json import Json, JsonService
-from facelens.api.dynamodb_items import ProfileTables, item_id, key_id, typed_item, typed_key
-from facelens.api.dynamodb_tables import TableInfo, describe, table_from_request, table_name
-from facelens.api.keys import Principal, Role
+from facelens.api.aws.dynamodb_items import ProfileTables, item_id, key_id, typed_item, typed_key
+from facelens.api.aws.dynamodb_tables import TableInfo, describe, table_from_request, table_name
+from facelens.api.aws.protocol import Json, JsonService
 from facelens.errors import FacelensError, InvalidParameterException, ValidationException
 
 SIGNING_NAME = "dynamodb"
@@ -254,4 +254,4 @@ SERVICE = JsonService(
     error_type=error_type,
     headers=crc32_header,
 )
-"""DynamoDB on ``POST /``: what :func:`facelens.api.aws_json.json_router` dispatches to."""
+"""DynamoDB on ``POST /``: what :func:`facelens.api.aws.protocol.json_router` dispatches to."""

@@ -1,7 +1,7 @@
 """Items of the DynamoDB endpoint: typed JSON checked as DynamoDB checks it, and profile pages.
 
 Every table is a view of the one profile store (see
-:mod:`facelens.api.dynamodb_tables`): an item's table key (``FaceId``) is the
+:mod:`facelens.api.aws.dynamodb_tables`): an item's table key (``FaceId``) is the
 profile id, and the item's attributes are the profile's. Typed values
 (``{"S": …}``, ``{"N": "1.5"}``, ``{"M": {…}}``) are checked here with
 DynamoDB's rules and messages, then converted by
@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from facelens.api.dynamodb_tables import TableCatalogue, TableInfo
+from facelens.api.aws.dynamodb_tables import TableCatalogue, TableInfo
 from facelens.errors import InvalidParameterException, ValidationException
 from facelens.profiles.dynamo import from_dynamo_item, to_dynamo_item
 from facelens.profiles.store import ProfileStore

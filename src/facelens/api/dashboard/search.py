@@ -18,9 +18,9 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
+from facelens.access.keys import Principal
 from facelens.api.app import ServerContext
-from facelens.api.dashboard_web import check_same_origin, form_text, name_of, page, server, viewer
-from facelens.api.keys import Principal
+from facelens.api.dashboard.web import check_same_origin, form_text, name_of, page, server, viewer
 from facelens.collection.models import QualityFilter
 from facelens.errors import FacelensError, InvalidParameterException, ResourceNotFoundException
 from facelens.people.matching import VETO_SIMILARITY, open_set_rule
