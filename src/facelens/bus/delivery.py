@@ -34,14 +34,6 @@ class Delivery:
     error: str | None = None
 
 
-class EventSink(Protocol):
-    """Where a notifying object store sends events; ``send`` returns once the event is durable."""
-
-    def send(self, event: ObjectCreated) -> None: ...
-
-    def close(self) -> None: ...
-
-
 class EventSource(Protocol):
     """Where a recognizer worker takes events from."""
 

@@ -66,7 +66,8 @@ DEFAULT_SESSION_EXPIRY_S = 7 * 24 * 3600
 
 
 class MqttEventSink:
-    """:class:`~facelens.bus.delivery.EventSink` publishing MinIO-style event JSON at QoS 1."""
+    """:class:`~facelens.storage.notifications.EventSink` publishing MinIO-style event JSON
+    at QoS 1."""
 
     def __init__(self, publisher: MqttPublisher, topic: str) -> None:
         self._publisher = publisher

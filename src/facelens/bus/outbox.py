@@ -40,7 +40,7 @@ _POLL_SECONDS = 0.05
 
 
 class SqliteOutbox:
-    """:class:`~facelens.bus.delivery.EventSink` and ``EventSource`` on one SQLite file.
+    """:class:`~facelens.storage.notifications.EventSink` and ``EventSource`` on one SQLite file.
 
     ``visibility_timeout``: seconds a received event stays leased (longer than
     the slowest event). ``retry_delay``: seconds before a released event is

@@ -28,8 +28,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from itertools import combinations
+from typing import Protocol
 
-from facelens.bus.delivery import EventSink
 from facelens.errors import ConfigurationError, EventNotRecordedException
 from facelens.storage.events import new_sequencer
 from facelens.storage.protocol import ObjectStore
@@ -37,6 +37,18 @@ from facelens.storage.types import ObjectInfo, ObjectPage, StoredObject
 from facelens.values.events import ObjectCreated
 
 _EVENT_PATTERN = re.compile(r"s3:[A-Za-z]+(:([A-Za-z]+|\*))?")
+
+
+class EventSink(Protocol):
+    """Where a notifying object store sends events; ``send`` returns once the event is durable.
+
+    The store's port, declared here beside its one caller: the bus's outbox and MQTT
+    sink implement it, so the bus depends on the store and never the other way round.
+    """
+
+    def send(self, event: ObjectCreated) -> None: ...
+
+    def close(self) -> None: ...
 
 
 @dataclass(frozen=True)
