@@ -411,7 +411,7 @@ def copy_faces(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
 
 @dataclass(frozen=True, slots=True)
 class QmarkAdapter:
-    """Lets :func:`facelens.collection.pagination.keyset_page` (qmark style) run on psycopg.
+    """Lets :func:`facelens.pagination.keyset_page` (qmark style) run on psycopg.
 
     Every ``?`` becomes psycopg's ``%s``, so the SQL handed through must hold
     no literal question mark (ours never does: ids are always bound).

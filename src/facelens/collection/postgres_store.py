@@ -46,7 +46,6 @@ from facelens.collection.models import (
     UserPage,
     UserStatus,
 )
-from facelens.collection.pagination import keyset_page
 from facelens.collection.postgres_schema import (
     IN_IDS,
     TOKEN,
@@ -86,6 +85,7 @@ from facelens.errors import (
     InvalidParameterException,
     ResourceAlreadyExistsException,
 )
+from facelens.pagination import keyset_page
 
 READ = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
 WRITE = "BEGIN ISOLATION LEVEL READ COMMITTED"

@@ -39,7 +39,6 @@ from facelens.collection.models import (
     UserPage,
     UserStatus,
 )
-from facelens.collection.pagination import keyset_page
 from facelens.collection.rows import (
     BLOB_DTYPE,
     no_collection,
@@ -80,6 +79,7 @@ from facelens.errors import (
     ResourceAlreadyExistsException,
     StorageError,
 )
+from facelens.pagination import keyset_page
 
 
 class SQLiteCollectionStore:

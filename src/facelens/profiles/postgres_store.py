@@ -13,8 +13,8 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from facelens.collection.pagination import decode_token, encode_token
 from facelens.errors import InvalidParameterException, ServiceUnavailableException, StorageError
+from facelens.pagination import decode_token, encode_token
 from facelens.profiles.types import (
     MAX_ITEM_BYTES,
     Profile,

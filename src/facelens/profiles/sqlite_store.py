@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from facelens.collection.pagination import keyset_page
+from facelens.pagination import keyset_page
 from facelens.profiles.types import (
     Profile,
     ProfilePage,

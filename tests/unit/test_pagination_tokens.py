@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-from facelens.collection import pagination
+from facelens import pagination
 from facelens.errors import InvalidParameterException
 from facelens.storage import paging
 
