@@ -10,23 +10,19 @@ twice and applied its margin in model pixels, so its crops were off.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from facelens.config import Settings
+from facelens.edge.picking import ChosenCrop
 from facelens.edge.types import BGRImage
 from facelens.engine.protocol import Detector
 from facelens.engine.types import DetectedFace
 from facelens.errors import InvalidParameterException
 from facelens.values.boxes import PixelBox
-
-if TYPE_CHECKING:
-    from facelens.edge.picking import ChosenCrop
 
 
 def build_edge_detector(settings: Settings) -> Detector:
@@ -103,26 +99,6 @@ def _clip(box: PixelBox, width: int, height: int) -> PixelBox:
         right=min(max(box.right, 0.0), float(width)),
         bottom=min(max(box.bottom, 0.0), float(height)),
     )
-
-
-def crop_region(box: PixelBox, *, margin: float, width: int, height: int) -> PixelBox:
-    """The box grown by ``margin`` (a fraction of its width on the left and right, of its
-    height on top and bottom), in whole pixels, clipped to the ``width`` x ``height`` frame."""
-    dx = box.width * margin
-    dy = box.height * margin
-    return PixelBox(
-        left=float(max(0, math.floor(box.left - dx))),
-        top=float(max(0, math.floor(box.top - dy))),
-        right=float(min(width, math.ceil(box.right + dx))),
-        bottom=float(min(height, math.ceil(box.bottom + dy))),
-    )
-
-
-def cut(image: BGRImage, region: PixelBox) -> BGRImage:
-    """The pixels of ``region`` (whole-pixel bounds, as from :func:`crop_region`), copied."""
-    top, bottom = int(region.top), int(region.bottom)
-    left, right = int(region.left), int(region.right)
-    return np.ascontiguousarray(image[top:bottom, left:right])
 
 
 class CropCheck:

@@ -28,7 +28,6 @@ from datetime import datetime
 import cv2
 import numpy as np
 
-from facelens.edge.detection import crop_region, cut
 from facelens.edge.types import BGRImage, Frame
 from facelens.engine.quality import estimate_pose, estimate_quality
 from facelens.engine.types import DetectedFace
@@ -63,6 +62,26 @@ class ChosenCrop:
     frame_index: int
     captured_at: datetime
     captured_monotonic: float
+
+
+def crop_region(box: PixelBox, *, margin: float, width: int, height: int) -> PixelBox:
+    """The box grown by ``margin`` (a fraction of its width on the left and right, of its
+    height on top and bottom), in whole pixels, clipped to the ``width`` x ``height`` frame."""
+    dx = box.width * margin
+    dy = box.height * margin
+    return PixelBox(
+        left=float(max(0, math.floor(box.left - dx))),
+        top=float(max(0, math.floor(box.top - dy))),
+        right=float(min(width, math.ceil(box.right + dx))),
+        bottom=float(min(height, math.ceil(box.bottom + dy))),
+    )
+
+
+def cut(image: BGRImage, region: PixelBox) -> BGRImage:
+    """The pixels of ``region`` (whole-pixel bounds, as from :func:`crop_region`), copied."""
+    top, bottom = int(region.top), int(region.bottom)
+    left, right = int(region.left), int(region.right)
+    return np.ascontiguousarray(image[top:bottom, left:right])
 
 
 def crop_score(crop: BGRImage, face: DetectedFace, region: PixelBox) -> float:

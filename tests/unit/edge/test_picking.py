@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 
 from facelens.edge.crops import DEFAULT_KEY_TEMPLATE, check_key_template, encode_crop
-from facelens.edge.detection import crop_region, cut
-from facelens.edge.picking import CropPicker, crop_score
+from facelens.edge.picking import CropPicker, crop_region, crop_score, cut
 from facelens.edge.types import Frame
 from facelens.engine.types import DetectedFace, Landmarks, Point
 from facelens.errors import ConfigurationError
