@@ -1,6 +1,6 @@
 """Approximate face search for collections too large to scan: an inverted file (IVF).
 
-Why IVF: :class:`~facelens.collection.index.ExactIndex` reads every vector per
+Why IVF: :class:`~facelens.collection.exact.ExactIndex` reads every vector per
 query (72 ms at 1M x 128 on 2 cores). k-means splits the vectors into
 ``nlist`` lists; a query reads only the ``nprobe`` lists whose centroids are
 nearest, from a compact 8-bit copy (faiss ``IndexIVFScalarQuantizer``,
@@ -60,7 +60,7 @@ import numpy.typing as npt
 
 from facelens.collection import ivf_lists
 from facelens.collection.blocks import BlockMatrix
-from facelens.collection.index import FloatMatrix, Neighbor, unit_distances
+from facelens.collection.exact import FloatMatrix, Neighbor, unit_distances
 from facelens.collection.keys import KeyMap
 
 if TYPE_CHECKING:

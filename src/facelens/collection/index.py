@@ -22,10 +22,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from facelens.collection.exact import ExactIndex as ExactIndex
-from facelens.collection.exact import FloatMatrix as FloatMatrix
-from facelens.collection.exact import Neighbor as Neighbor
-from facelens.collection.exact import unit_distances as unit_distances
+from facelens.collection.exact import ExactIndex, FloatMatrix, Neighbor
 
 ANN_THRESHOLD = 50_000
 """Faces from which a collection's face index is an inverted file instead of a scan.

@@ -40,7 +40,8 @@ from typing import Any, Generic, Protocol, TypeVar
 
 import numpy as np
 
-from facelens.collection.index import ANN_THRESHOLD, CollectionIndex, FaceIndex, Neighbor
+from facelens.collection.exact import Neighbor
+from facelens.collection.index import ANN_THRESHOLD, CollectionIndex, FaceIndex
 from facelens.collection.rows import decode_embeddings
 from facelens.engine.types import Embedding
 from facelens.errors import IndexFileError, InvalidParameterException

@@ -18,7 +18,8 @@ import pytest
 
 from facelens.collection import ann
 from facelens.collection.ann import IvfIndex, lists_for
-from facelens.collection.index import CollectionIndex, ExactIndex, FaceIndex, Neighbor
+from facelens.collection.exact import ExactIndex, Neighbor
+from facelens.collection.index import CollectionIndex, FaceIndex
 from facelens.collection.saved_index import load_index, save_index
 from facelens.errors import IndexFileError
 

@@ -9,7 +9,8 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from facelens.collection.index import CollectionIndex, ExactIndex, VectorIndex
+from facelens.collection.exact import ExactIndex
+from facelens.collection.index import CollectionIndex, VectorIndex
 
 DIM = 128
 
