@@ -11,21 +11,28 @@ import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
+from facelens.aws_clients import AwsClientOptions
 from facelens.errors import (
     ConfigurationError,
     InvalidParameterException,
     ResourceNotFoundException,
     ServiceUnavailableException,
 )
-from facelens.profiles.dynamodb_store import DynamoDBProfileStore
+from facelens.profiles.dynamodb_store import CLIENT_OPTIONS, DynamoDBProfileStore
 from facelens.profiles.registry import open_profile_store
 from tests.servers.moto import REGION
 
 FACE = "11111111-2222-4333-8444-555555555555"
+
+
+def at(endpoint: str, **limits: Any) -> AwsClientOptions:
+    """The store's own client options (its timeouts), pointed at ``endpoint`` in REGION."""
+    return replace(CLIENT_OPTIONS, region=REGION, endpoint_url=endpoint, **limits)
 
 
 def create_table(endpoint: str, *, key: str = "FaceId", sort_key: str | None = None) -> str:
@@ -80,7 +87,7 @@ def test_the_table_holds_the_recipes_items(
     moto_server: str, aws_env: dict[str, str], raw: Any
 ) -> None:
     table = create_table(moto_server)
-    store = DynamoDBProfileStore(table, region=REGION, endpoint_url=moto_server)
+    store = DynamoDBProfileStore(table, aws=at(moto_server))
     put = store.put(FACE, {"Name": "Barack Obama", "Score": 9.5})
     store.put("obama", {"Name": "Barack Obama"})
     face = raw.get_item(TableName=table, Key={"FaceId": {"S": FACE}})["Item"]
@@ -161,8 +168,8 @@ def test_numbers_dynamodb_cannot_hold_are_invalid_parameters(dynamodb_table_url:
 def test_page_tokens_are_opaque_and_bound_to_the_table(
     moto_server: str, aws_env: dict[str, str]
 ) -> None:
-    first = DynamoDBProfileStore(create_table(moto_server), region=REGION, endpoint_url=moto_server)
-    other = DynamoDBProfileStore(create_table(moto_server), region=REGION, endpoint_url=moto_server)
+    first = DynamoDBProfileStore(create_table(moto_server), aws=at(moto_server))
+    other = DynamoDBProfileStore(create_table(moto_server), aws=at(moto_server))
     for i in range(3):
         first.put(f"user-{i}", {"N": i})
     page = first.list(max_results=2)
@@ -178,7 +185,7 @@ def test_page_tokens_are_opaque_and_bound_to_the_table(
 
 
 def test_a_missing_table_is_resource_not_found(moto_server: str, aws_env: dict[str, str]) -> None:
-    store = DynamoDBProfileStore("no-such-table", region=REGION, endpoint_url=moto_server)
+    store = DynamoDBProfileStore("no-such-table", aws=at(moto_server))
     calls: list[Callable[[], object]] = [
         lambda: store.get("anna"),
         lambda: store.put("anna", {}),
@@ -194,7 +201,7 @@ def test_a_missing_table_is_resource_not_found(moto_server: str, aws_env: dict[s
 
 def test_a_table_with_a_sort_key_is_refused(moto_server: str, aws_env: dict[str, str]) -> None:
     table = create_table(moto_server, sort_key="Version")
-    store = DynamoDBProfileStore(table, region=REGION, endpoint_url=moto_server)
+    store = DynamoDBProfileStore(table, aws=at(moto_server))
     with pytest.raises(InvalidParameterException):
         store.get("anna")
     store.close()
@@ -202,7 +209,7 @@ def test_a_table_with_a_sort_key_is_refused(moto_server: str, aws_env: dict[str,
 
 def test_the_wrong_key_name_is_reported(moto_server: str, aws_env: dict[str, str]) -> None:
     table = create_table(moto_server, key="UserId")
-    store = DynamoDBProfileStore(table, region=REGION, endpoint_url=moto_server)  # key FaceId
+    store = DynamoDBProfileStore(table, aws=at(moto_server))  # key FaceId
     with pytest.raises(InvalidParameterException, match=table):
         store.get("anna")
     with pytest.raises(InvalidParameterException, match=table):
@@ -213,11 +220,12 @@ def test_the_wrong_key_name_is_reported(moto_server: str, aws_env: dict[str, str
 def test_an_unreachable_endpoint_is_service_unavailable_quickly(aws_env: dict[str, str]) -> None:
     store = DynamoDBProfileStore(
         "profiles",
-        region=REGION,
-        endpoint_url=f"http://127.0.0.1:{_closed_port()}",
-        connect_timeout=0.5,
-        read_timeout=1,
-        max_attempts=2,
+        aws=at(
+            f"http://127.0.0.1:{_closed_port()}",
+            connect_timeout=0.5,
+            read_timeout=1,
+            max_attempts=2,
+        ),
     )
     started = time.monotonic()
     for call in (lambda: store.get("anna"), lambda: store.put("anna", {}), store.list):
@@ -234,10 +242,7 @@ def test_an_endpoint_that_never_answers_is_service_unavailable(aws_env: dict[str
         silent.listen(8)  # the kernel accepts; nobody answers
         store = DynamoDBProfileStore(
             "profiles",
-            region=REGION,
-            endpoint_url=f"http://127.0.0.1:{silent.getsockname()[1]}",
-            read_timeout=0.5,
-            max_attempts=1,
+            aws=at(f"http://127.0.0.1:{silent.getsockname()[1]}", read_timeout=0.5, max_attempts=1),
         )
         started = time.monotonic()
         with pytest.raises(ServiceUnavailableException):

@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from facelens.aws_clients import AwsClientOptions
 from facelens.errors import (
     ConflictException,
     InvalidParameterException,
@@ -79,7 +80,11 @@ def unusable(request: pytest.FixtureRequest, tmp_path: Path) -> ObjectStore:
     if request.param == "s3":
         request.getfixturevalue("aws_env")
         return S3ObjectStore(
-            endpoint_url=f"http://127.0.0.1:{_closed_port()}", connect_timeout=0.5, max_attempts=1
+            aws=AwsClientOptions(
+                endpoint_url=f"http://127.0.0.1:{_closed_port()}",
+                connect_timeout=0.5,
+                max_attempts=1,
+            )
         )
     if request.param == "local":
         return LocalObjectStore(tmp_path / "never-created")
@@ -423,7 +428,7 @@ def test_s3_objects_and_buckets_are_never_public(
 def test_s3_bucket_in_another_region(moto_server: str, aws_env: dict[str, str]) -> None:
     import boto3
 
-    store = S3ObjectStore(endpoint_url=moto_server, region="eu-west-1")
+    store = S3ObjectStore(aws=AwsClientOptions(endpoint_url=moto_server, region="eu-west-1"))
     store.create_bucket("facelens-eu-test")
     store.create_bucket("facelens-eu-test")  # BucketAlreadyOwnedByYou outside us-east-1
     client = boto3.client("s3", endpoint_url=moto_server, region_name="eu-west-1")
@@ -435,7 +440,9 @@ def test_s3_bucket_in_another_region(moto_server: str, aws_env: dict[str, str]) 
 
 def test_s3_down_endpoint_is_service_unavailable(aws_env: dict[str, str]) -> None:
     down = S3ObjectStore(
-        endpoint_url=f"http://127.0.0.1:{_closed_port()}", connect_timeout=0.5, max_attempts=1
+        aws=AwsClientOptions(
+            endpoint_url=f"http://127.0.0.1:{_closed_port()}", connect_timeout=0.5, max_attempts=1
+        )
     )
     calls: list[Callable[[], Any]] = [
         lambda: down.create_bucket("facelens"),

@@ -72,9 +72,10 @@ def s3_bucket() -> str:
 @pytest.fixture
 def s3_store(moto_server: str, aws_env: dict[str, str], s3_bucket: str) -> Iterator[S3ObjectStore]:
     """An S3ObjectStore on the moto server, with bucket ``s3_bucket`` created."""
+    from facelens.aws_clients import AwsClientOptions
     from facelens.storage.s3 import S3ObjectStore
 
-    store = S3ObjectStore(endpoint_url=moto_server, region=REGION)
+    store = S3ObjectStore(aws=AwsClientOptions(endpoint_url=moto_server, region=REGION))
     store.create_bucket(s3_bucket)
     yield store
     store.close()

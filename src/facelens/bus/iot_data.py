@@ -34,9 +34,11 @@ import logging
 import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlparse
 
+from facelens.aws_clients import AwsClient, AwsClientOptions
 from facelens.bus.publisher import encode_json
 from facelens.errors import (
     ConfigurationError,
@@ -44,7 +46,6 @@ from facelens.errors import (
     ServiceUnavailableException,
     StorageError,
 )
-from facelens.storage.aws import LazyClient
 from facelens.urls import url_options
 
 _log = logging.getLogger(__name__)
@@ -70,6 +71,10 @@ _INVALID_CODES = frozenset({"InvalidRequestException", "RequestEntityTooLargeExc
 _URL_OPTIONS = frozenset({"endpoint_url", "region"})
 _IOT_HOST = re.compile(r"\.iot\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?$")
 
+CLIENT_OPTIONS = AwsClientOptions(connect_timeout=3.0, read_timeout=5.0)
+"""boto3's chain for where; 3 s to connect, 5 s to read, 3 attempts: a failing publish gives
+up within about 15 s, well inside a Lambda's timeout (IoT Core answers in milliseconds)."""
+
 
 class IotDataPublisher:
     """:class:`~facelens.bus.publisher.MessagePublisher` on IoT Core's data plane; thread-safe.
@@ -78,53 +83,20 @@ class IotDataPublisher:
     (``https://abc123-ats.iot.eu-west-1.amazonaws.com``, from ``aws iot
     describe-endpoint --endpoint-type iot:Data-ATS``), or moto, or None for
     boto3's default (``AWS_ENDPOINT_URL_IOT_DATA_PLANE``, else the region's
-    ``data-ats`` endpoint). ``region``: for signing; None takes boto3's.
-    ``connect_timeout`` and ``read_timeout`` are seconds per attempt, and
-    ``max_attempts`` counts the first try (see :mod:`facelens.storage.aws`).
-    The defaults keep a failing publish within about 15 seconds, well inside
-    a Lambda's timeout. ``client``: a ready boto3 ``iot-data`` client (tests,
-    special set-ups); endpoint and timeouts are then its own, and ``close``
-    leaves it open. Nothing connects until the first publish.
+    ``data-ats`` endpoint), in ``aws.endpoint_url``; ``aws.region``: for
+    signing, None takes boto3's. Timeouts and attempts: see
+    :data:`CLIENT_OPTIONS`. ``client``: a ready boto3 ``iot-data`` client
+    (tests, special set-ups); endpoint and timeouts are then its own, and
+    ``close`` leaves it open. Nothing connects until the first publish.
     """
 
-    def __init__(
-        self,
-        *,
-        endpoint_url: str | None = None,
-        region: str | None = None,
-        client: Any = None,
-        connect_timeout: float = 3.0,
-        read_timeout: float = 5.0,
-        max_attempts: int = 3,
-    ) -> None:
-        self.aws = LazyClient(
-            "iot-data",
-            endpoint_url=endpoint_url,
-            region=region,
-            client=client,
-            connect_timeout=connect_timeout,
-            read_timeout=read_timeout,
-            max_attempts=max_attempts,
-        )
-
-    @property
-    def endpoint_url(self) -> str | None:
-        return self.aws.endpoint_url
-
-    @property
-    def region(self) -> str | None:
-        return self.aws.region
+    def __init__(self, *, aws: AwsClientOptions = CLIENT_OPTIONS, client: Any = None) -> None:
+        self.aws = AwsClient("iot-data", aws, client=client)
 
     @classmethod
-    def from_url(
-        cls,
-        url: str,
-        *,
-        connect_timeout: float = 3.0,
-        read_timeout: float = 5.0,
-        max_attempts: int = 3,
-    ) -> IotDataPublisher:
-        """The publisher for ``iotdata://<endpoint host>[?region=...]``.
+    def from_url(cls, url: str, *, aws: AwsClientOptions = CLIENT_OPTIONS) -> IotDataPublisher:
+        """The publisher for ``iotdata://<endpoint host>[?region=...]``, with ``aws``' timeouts
+        and attempts (its endpoint and region are the URL's).
 
         ``iotdata://abc123-ats.iot.eu-west-1.amazonaws.com``: that HTTPS
         endpoint, its region taken from the host name. ``iotdata://``: boto3's
@@ -162,13 +134,7 @@ class IotDataPublisher:
             endpoint_url = f"https://{parsed.netloc}"
             if region is None and (match := _IOT_HOST.search(host)):
                 region = match.group(1)
-        return cls(
-            endpoint_url=endpoint_url,
-            region=region,
-            connect_timeout=connect_timeout,
-            read_timeout=read_timeout,
-            max_attempts=max_attempts,
-        )
+        return cls(aws=replace(aws, endpoint_url=endpoint_url, region=region))
 
     def publish(
         self, topic: str, payload: bytes | Mapping[str, Any], *, qos: int = 1, retain: bool = False

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from facelens.aws_clients import AwsClientOptions, make_client
 from facelens.config import NotifyChannel, NotifyRule
 
 _log = logging.getLogger(__name__)
@@ -73,12 +74,10 @@ class Sender:
     def _send_sns(self, alert: Alert) -> bool:
         from botocore.exceptions import BotoCoreError, ClientError
 
-        from facelens.storage.aws import make_client
-
         if self._sns is None:
             # A session of its own (boto3's default one is not thread-safe); the endpoint comes
             # from boto3's chain (AWS_ENDPOINT_URL_SNS...), the region from the ARN.
-            self._sns = make_client("sns", region=self.url.split(":")[3])
+            self._sns = make_client("sns", AwsClientOptions(region=self.url.split(":")[3]))
         kwargs: dict[str, Any] = {"TopicArn": self.url, "Message": alert.body}
         subject = _sns_subject(alert.title)
         if subject:

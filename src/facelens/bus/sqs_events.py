@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from facelens.aws_clients import DEFAULT_OPTIONS, AwsClient, AwsClientOptions
 from facelens.bus.delivery import Delivery
 from facelens.errors import InvalidEventException, ServiceUnavailableException, StorageError
-from facelens.storage.aws import LazyClient
 from facelens.storage.events import parse_message
 
 _MAX_WAIT_SECONDS = 20
@@ -30,12 +30,12 @@ class SqsEventSource:
 
     ``visibility_timeout``: seconds a received message stays invisible (SQS
     takes whole seconds, at least 1). ``retry_delay``: seconds before a
-    released message is visible again. ``connect_timeout`` and
-    ``read_timeout`` are seconds per attempt, ``max_attempts`` counts the
-    first try (see :mod:`facelens.storage.aws`); a long poll never waits as
-    long as ``read_timeout``, so a quiet queue is not mistaken for a dead
-    endpoint. ``client``: a ready boto3 SQS client (tests, special set-ups);
-    endpoint and timeouts are then its own, and ``close`` leaves it open.
+    released message is visible again. ``aws``: where SQS is, and the
+    timeouts and attempts (see :mod:`facelens.aws_clients`); a long poll
+    never waits as long as ``aws.read_timeout``, so a quiet queue is not
+    mistaken for a dead endpoint. ``client``: a ready boto3 SQS client
+    (tests, special set-ups); endpoint and timeouts are then its own, and
+    ``close`` leaves it open.
     """
 
     def __init__(
@@ -44,29 +44,17 @@ class SqsEventSource:
         *,
         visibility_timeout: float = 30.0,
         retry_delay: int = 5,
-        region: str | None = None,
-        endpoint_url: str | None = None,
+        aws: AwsClientOptions = DEFAULT_OPTIONS,
         client: Any = None,
-        connect_timeout: float = 5.0,
-        read_timeout: float = 30.0,
-        max_attempts: int = 3,
     ) -> None:
         self.queue_url = queue_url
         self._visibility = max(1, int(visibility_timeout))
         self._retry_delay = retry_delay
-        self.aws = LazyClient(
-            "sqs",
-            endpoint_url=endpoint_url,
-            region=region,
-            client=client,
-            connect_timeout=connect_timeout,
-            read_timeout=read_timeout,
-            max_attempts=max_attempts,
-        )
+        self.aws = AwsClient("sqs", aws, client=client)
 
     def receive(self, *, max_events: int = 10, wait_seconds: float = 1.0) -> list[Delivery]:
         # SQS long-polls for 0..20 whole seconds; stay a second under the read timeout.
-        longest = min(_MAX_WAIT_SECONDS, max(0, int(self.aws.read_timeout) - 1))
+        longest = min(_MAX_WAIT_SECONDS, max(0, int(self.aws.options.read_timeout) - 1))
         response = self._call(
             "receive_message",
             QueueUrl=self.queue_url,

@@ -32,9 +32,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from facelens.aws_clients import DEFAULT_OPTIONS, AwsClient, AwsClientOptions
 from facelens.collection import validation
 from facelens.collection.models import CollectionInfo, CollectionPage, QualityFilter
-from facelens.engine.types import BoundingBox
 from facelens.errors import (
     ConfigurationError,
     FacelensError,
@@ -46,7 +46,7 @@ from facelens.errors import (
     ServiceUnavailableException,
     StorageError,
 )
-from facelens.storage.aws import LazyClient
+from facelens.values.boxes import BoundingBox
 
 MAX_IMAGE_BYTES = 5 * 1024 * 1024
 """Rekognition's limit for an image passed as Bytes."""
@@ -120,32 +120,15 @@ class RemoteFacePage:
 class RekognitionCollections:
     """Rekognition's collection operations, called through one boto3 client.
 
-    ``region``/``endpoint_url``: where Rekognition is (None: boto3's chain,
-    e.g. ``AWS_REGION`` in Lambda, ``AWS_ENDPOINT_URL_REKOGNITION``).
+    ``aws``: where Rekognition is (region and endpoint None: boto3's chain,
+    e.g. ``AWS_REGION`` in Lambda, ``AWS_ENDPOINT_URL_REKOGNITION``), and
+    the timeouts and attempts (see :mod:`facelens.aws_clients`).
     ``client``: a ready boto3 client (tests with botocore's Stubber); it is
-    then not closed here. Timeouts are seconds per attempt, ``max_attempts``
-    counts the first try (see :mod:`facelens.storage.aws`).
+    then not closed here.
     """
 
-    def __init__(
-        self,
-        *,
-        region: str | None = None,
-        endpoint_url: str | None = None,
-        client: Any = None,
-        connect_timeout: float = 5.0,
-        read_timeout: float = 30.0,
-        max_attempts: int = 3,
-    ) -> None:
-        self.aws = LazyClient(
-            "rekognition",
-            endpoint_url=endpoint_url,
-            region=region,
-            client=client,
-            connect_timeout=connect_timeout,
-            read_timeout=read_timeout,
-            max_attempts=max_attempts,
-        )
+    def __init__(self, *, aws: AwsClientOptions = DEFAULT_OPTIONS, client: Any = None) -> None:
+        self.aws = AwsClient("rekognition", aws, client=client)
 
     # -- collections --
 
@@ -370,5 +353,5 @@ def open_rekognition(url: str) -> RekognitionCollections:
         )
     options = url_options(url, known=("region", "endpoint_url"))
     return RekognitionCollections(
-        region=options.get("region"), endpoint_url=options.get("endpoint_url")
+        aws=AwsClientOptions(region=options.get("region"), endpoint_url=options.get("endpoint_url"))
     )

@@ -43,11 +43,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlparse
 
-from facelens.collection.pagination import decode_token, encode_token
+from facelens.aws_clients import AwsClient, AwsClientOptions
 from facelens.errors import (
     ConfigurationError,
     InvalidParameterException,
@@ -55,6 +56,7 @@ from facelens.errors import (
     ServiceUnavailableException,
     StorageError,
 )
+from facelens.pagination import decode_token, encode_token
 from facelens.profiles.dynamo import from_dynamo_item, to_dynamo_item
 from facelens.profiles.types import (
     Profile,
@@ -64,7 +66,6 @@ from facelens.profiles.types import (
     make_item,
     served_item,
 )
-from facelens.storage.aws import LazyClient
 from facelens.urls import url_options
 
 UPDATED_AT = "_updated_at"
@@ -86,17 +87,20 @@ _UNAVAILABLE_CODES = frozenset(
 """Error codes that say "later" (after botocore's own retries), not "never"."""
 _URL_OPTIONS = frozenset({"region", "endpoint_url", "key"})
 
+CLIENT_OPTIONS = AwsClientOptions(read_timeout=10.0)
+"""boto3's chain for where; 10 s to read: DynamoDB answers a get, put or page of a scan in
+milliseconds, so a longer wait is an endpoint in trouble, better retried than waited on."""
+
 
 class DynamoDBProfileStore:
     """:class:`~facelens.profiles.store.ProfileStore` on one DynamoDB table; safe for threads.
 
     ``table``: the table's name; it must exist (facelens never creates it:
     capacity, encryption and backups are the owner's choice). ``key``: the
-    name of its string partition key. ``endpoint_url``: DynamoDB Local,
-    LocalStack or moto; ``region``: where the table is. ``connect_timeout``
-    and ``read_timeout`` are seconds per attempt and ``max_attempts`` counts
-    the first try (see :mod:`facelens.storage.aws`): an unreachable endpoint
-    fails after about ``max_attempts * connect_timeout`` plus the backoff.
+    name of its string partition key. ``aws.endpoint_url``: DynamoDB Local,
+    LocalStack or moto; ``aws.region``: where the table is; its timeouts and
+    attempts (see :mod:`facelens.aws_clients`): an unreachable endpoint fails
+    after about ``max_attempts * connect_timeout`` plus the backoff.
     ``client``: a ready boto3 DynamoDB client (tests, special set-ups);
     endpoint and timeouts are then its own, and ``close`` leaves it open.
     """
@@ -106,22 +110,10 @@ class DynamoDBProfileStore:
         table: str,
         *,
         key: str = "FaceId",
-        region: str | None = None,
-        endpoint_url: str | None = None,
+        aws: AwsClientOptions = CLIENT_OPTIONS,
         client: Any = None,
-        connect_timeout: float = 5.0,
-        read_timeout: float = 10.0,
-        max_attempts: int = 3,
     ) -> None:
-        self.aws = LazyClient(
-            "dynamodb",
-            endpoint_url=endpoint_url,
-            region=region,
-            client=client,
-            connect_timeout=connect_timeout,
-            read_timeout=read_timeout,
-            max_attempts=max_attempts,
-        )
+        self.aws = AwsClient("dynamodb", aws, client=client)
         if not _TABLE_NAME.fullmatch(table):
             raise ConfigurationError(
                 f"Not a DynamoDB table name: {table!r} (3-255 of A-Z a-z 0-9 _ . -)"
@@ -153,8 +145,7 @@ class DynamoDBProfileStore:
         return cls(
             parsed.netloc,
             key=options.get("key", "FaceId"),
-            region=options.get("region"),
-            endpoint_url=endpoint_url,
+            aws=replace(CLIENT_OPTIONS, region=options.get("region"), endpoint_url=endpoint_url),
         )
 
     # -- the port --

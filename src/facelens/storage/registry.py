@@ -35,6 +35,7 @@ def _file(url: str) -> ObjectStore:
 
 
 def _s3(url: str) -> ObjectStore:
+    from facelens.aws_clients import AwsClientOptions
     from facelens.storage.s3 import S3ObjectStore
 
     parts = urlsplit(url)
@@ -44,7 +45,9 @@ def _s3(url: str) -> ObjectStore:
             "the bucket is a separate setting"
         )
     options = url_options(url, known=("endpoint_url", "region"))
-    return S3ObjectStore(endpoint_url=options.get("endpoint_url"), region=options.get("region"))
+    return S3ObjectStore(
+        aws=AwsClientOptions(endpoint_url=options.get("endpoint_url"), region=options.get("region"))
+    )
 
 
 def _memory(url: str) -> ObjectStore:

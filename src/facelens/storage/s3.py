@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+from facelens.aws_clients import DEFAULT_OPTIONS, AwsClient, AwsClientOptions
 from facelens.errors import (
     InvalidParameterException,
     NoSuchBucketException,
@@ -35,7 +36,6 @@ from facelens.errors import (
     ServiceUnavailableException,
     StorageError,
 )
-from facelens.storage.aws import LazyClient
 from facelens.storage.keys import (
     check_bucket,
     check_content_type,
@@ -59,36 +59,18 @@ _PUBLIC_ACCESS_BLOCK = {
 class S3ObjectStore:
     """:class:`~facelens.storage.protocol.ObjectStore` on S3; safe for threads (boto3 clients are).
 
-    ``endpoint_url``: a non-AWS service (``http://minio:9000``); ``region``:
-    where buckets are created (and requests signed for). ``connect_timeout``
-    and ``read_timeout`` are seconds per attempt; ``max_attempts`` counts the
-    first try (botocore's "standard" retry mode, with jittered backoff between
+    ``aws.endpoint_url``: a non-AWS service (``http://minio:9000``);
+    ``aws.region``: where buckets are created (and requests signed for).
+    Timeouts and attempts as :class:`~facelens.aws_clients.AwsClientOptions`
+    says (botocore's "standard" retry mode, with jittered backoff between
     tries), so an unreachable endpoint fails after about ``max_attempts *
     connect_timeout`` plus the backoff. ``client``: a ready boto3 S3 client
     (for tests or special set-ups); endpoint and timeouts are then its own,
     and ``close`` leaves it open.
     """
 
-    def __init__(
-        self,
-        *,
-        endpoint_url: str | None = None,
-        region: str | None = None,
-        client: Any = None,
-        connect_timeout: float = 5.0,
-        read_timeout: float = 30.0,
-        max_attempts: int = 3,
-    ) -> None:
-        self.aws = LazyClient(
-            "s3",
-            endpoint_url=endpoint_url,
-            region=region,
-            client=client,
-            connect_timeout=connect_timeout,
-            read_timeout=read_timeout,
-            max_attempts=max_attempts,
-            checksums_when_required=True,
-        )
+    def __init__(self, *, aws: AwsClientOptions = DEFAULT_OPTIONS, client: Any = None) -> None:
+        self.aws = AwsClient("s3", aws, client=client, checksums_when_required=True)
 
     def close(self) -> None:
         self.aws.close()
@@ -104,7 +86,7 @@ class S3ObjectStore:
         """
         check_bucket(bucket)
         client = self.aws.get()
-        region = self.aws.region or client.meta.region_name
+        region = self.aws.options.region or client.meta.region_name
         kwargs: dict[str, Any] = {"Bucket": bucket}
         if region and region != "us-east-1":
             kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}

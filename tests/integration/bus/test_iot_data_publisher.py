@@ -15,13 +15,14 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 
-from facelens.bus.iot_data import IotDataPublisher
+from facelens.aws_clients import AwsClientOptions
+from facelens.bus.iot_data import CLIENT_OPTIONS, IotDataPublisher
 from facelens.errors import InvalidParameterException, ServiceUnavailableException, StorageError
 from tests.servers.moto import REGION
 
@@ -100,11 +101,13 @@ def test_an_unreachable_endpoint_raises_service_unavailable_quickly(
     aws_env: dict[str, str],
 ) -> None:
     publisher = IotDataPublisher(
-        endpoint_url=f"http://127.0.0.1:{_closed_port()}",
-        region=REGION,
-        connect_timeout=0.5,
-        read_timeout=1,
-        max_attempts=2,
+        aws=AwsClientOptions(
+            endpoint_url=f"http://127.0.0.1:{_closed_port()}",
+            region=REGION,
+            connect_timeout=0.5,
+            read_timeout=1,
+            max_attempts=2,
+        )
     )
     started = time.monotonic()
     with pytest.raises(ServiceUnavailableException) as raised:
@@ -123,8 +126,7 @@ def test_an_endpoint_that_never_answers_raises_service_unavailable(
         silent.listen(8)  # the kernel accepts; nobody answers
         publisher = IotDataPublisher.from_url(
             f"iotdata://?endpoint_url=http://127.0.0.1:{silent.getsockname()[1]}&region={REGION}",
-            read_timeout=0.5,
-            max_attempts=1,
+            aws=replace(CLIENT_OPTIONS, read_timeout=0.5, max_attempts=1),
         )
         started = time.monotonic()
         with pytest.raises(ServiceUnavailableException):
@@ -190,9 +192,7 @@ def test_aws_errors_on_the_wire_are_mapped(
 ) -> None:
     refusing.answer = (status, code)
     publisher = IotDataPublisher(
-        endpoint_url=refusing.url,
-        region=REGION,
-        max_attempts=2,
+        aws=replace(CLIENT_OPTIONS, endpoint_url=refusing.url, region=REGION, max_attempts=2)
     )
     with pytest.raises(raised) as caught:
         publisher.publish("rekognition/x", {"a": 1})

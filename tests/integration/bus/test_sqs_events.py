@@ -19,12 +19,13 @@ from typing import Any
 
 import pytest
 
+from facelens.aws_clients import AwsClientOptions
 from facelens.bus.delivery import Delivery
 from facelens.bus.sqs_events import SqsEventSource
 from facelens.errors import ConfigurationError, ServiceUnavailableException, StorageError
 from facelens.storage.events import to_s3_event
 from facelens.storage.s3 import S3ObjectStore
-from facelens.storage.types import ObjectCreated
+from facelens.values.events import ObjectCreated
 from tests.servers.moto import REGION
 
 UNICODE_KEY = "faces/cam 1/José ü+1.jpg"
@@ -58,11 +59,13 @@ def source(moto_server: str, aws_env: dict[str, str], queue_url: str) -> Iterato
         queue_url,
         visibility_timeout=1,
         retry_delay=0,
-        region=REGION,
-        endpoint_url=moto_server,
-        connect_timeout=2,
-        read_timeout=10,
-        max_attempts=2,
+        aws=AwsClientOptions(
+            region=REGION,
+            endpoint_url=moto_server,
+            connect_timeout=2,
+            read_timeout=10,
+            max_attempts=2,
+        ),
     )
     yield opened
     opened.close()
@@ -235,7 +238,10 @@ def test_release_makes_the_message_visible_after_the_retry_delay(
     moto_server: str, sqs: Any, queue_url: str
 ) -> None:
     source = SqsEventSource(
-        queue_url, visibility_timeout=30, retry_delay=1, region=REGION, endpoint_url=moto_server
+        queue_url,
+        visibility_timeout=30,
+        retry_delay=1,
+        aws=AwsClientOptions(region=REGION, endpoint_url=moto_server),
     )
     send_event(sqs, queue_url, an_event())
     (first,) = receive_until(source, 1, ack=False)
@@ -270,7 +276,9 @@ def test_a_malformed_body_is_a_delivery_with_an_error(
 
 def test_an_injected_client_brings_its_own_endpoint(sqs: Any, queue_url: str) -> None:
     nowhere = f"http://127.0.0.1:{_closed_port()}"
-    source = SqsEventSource(queue_url, client=sqs, endpoint_url=nowhere, max_attempts=1)
+    source = SqsEventSource(
+        queue_url, client=sqs, aws=AwsClientOptions(endpoint_url=nowhere, max_attempts=1)
+    )
     send_event(sqs, queue_url, an_event("faces/b.jpg"))
     assert [e.key for d in receive_until(source, 1) for e in d.events] == ["faces/b.jpg"]
     source.close()
@@ -281,8 +289,7 @@ def test_a_missing_queue_is_a_storage_error_not_unavailable(
 ) -> None:
     source = SqsEventSource(
         f"{moto_server}/123456789012/no-such-queue-{uuid.uuid4().hex[:8]}",
-        region=REGION,
-        endpoint_url=moto_server,
+        aws=AwsClientOptions(region=REGION, endpoint_url=moto_server),
     )
     with pytest.raises(StorageError) as raised:
         source.receive(wait_seconds=0)
@@ -295,11 +302,13 @@ def test_an_unreachable_endpoint_raises_service_unavailable(aws_env: dict[str, s
     endpoint = f"http://127.0.0.1:{_closed_port()}"
     source = SqsEventSource(
         f"{endpoint}/123456789012/q",
-        region=REGION,
-        endpoint_url=endpoint,
-        connect_timeout=0.5,
-        read_timeout=2,
-        max_attempts=1,
+        aws=AwsClientOptions(
+            region=REGION,
+            endpoint_url=endpoint,
+            connect_timeout=0.5,
+            read_timeout=2,
+            max_attempts=1,
+        ),
     )
     started = time.monotonic()
     with pytest.raises(ServiceUnavailableException) as raised:
@@ -323,10 +332,9 @@ def test_an_endpoint_that_never_answers_raises_service_unavailable(
         endpoint = f"http://127.0.0.1:{silent.getsockname()[1]}"
         source = SqsEventSource(
             f"{endpoint}/123456789012/q",
-            region=REGION,
-            endpoint_url=endpoint,
-            read_timeout=0.5,
-            max_attempts=1,
+            aws=AwsClientOptions(
+                region=REGION, endpoint_url=endpoint, read_timeout=0.5, max_attempts=1
+            ),
         )
         started = time.monotonic()
         with pytest.raises(ServiceUnavailableException, match="unreachable"):
@@ -341,4 +349,7 @@ def test_an_endpoint_that_never_answers_raises_service_unavailable(
 )
 def test_impossible_client_limits_are_refused(limits: dict[str, float]) -> None:
     with pytest.raises(ConfigurationError):
-        SqsEventSource("http://127.0.0.1:1/123456789012/q", **limits)  # type: ignore[arg-type]
+        SqsEventSource(
+            "http://127.0.0.1:1/123456789012/q",
+            aws=AwsClientOptions(**limits),  # type: ignore[arg-type]
+        )

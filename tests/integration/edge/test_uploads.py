@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+from facelens.aws_clients import AwsClientOptions
 from facelens.edge.crops import PendingCrop
 from facelens.edge.uploads import CropBuffer, Uploaded, Uploader, UploadFailed
 from facelens.errors import ServiceUnavailableException
@@ -91,7 +92,9 @@ def test_store_down_then_up_loses_nothing(
     endpoint = f"http://127.0.0.1:{s3_port}"
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=s3_port, verbose=False)
     server.start()
-    store = S3ObjectStore(endpoint_url=endpoint, region="us-east-1", max_attempts=1)
+    store = S3ObjectStore(
+        aws=AwsClientOptions(endpoint_url=endpoint, region="us-east-1", max_attempts=1)
+    )
     store.create_bucket(BUCKET)
     server.stop()  # the store is now down
 
@@ -137,7 +140,9 @@ def test_full_buffer_while_down_drops_oldest_and_keeps_rest_for_next_start(
     from facelens.storage.s3 import S3ObjectStore
 
     nothing_there = f"http://127.0.0.1:{free_port()}"
-    down = S3ObjectStore(endpoint_url=nothing_there, region="us-east-1", max_attempts=1)
+    down = S3ObjectStore(
+        aws=AwsClientOptions(endpoint_url=nothing_there, region="us-east-1", max_attempts=1)
+    )
     path = tmp_path / "b.db"
     uploader = Uploader(down, BUCKET, CropBuffer(path, max_crops=4), retry_initial=0.05)
     uploader.start()

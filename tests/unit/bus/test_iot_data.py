@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError, NoRegionError
 
+from facelens.aws_clients import AwsClientOptions
 from facelens.bus.iot_data import MAX_PAYLOAD_BYTES, IotDataPublisher, check_topic
 from facelens.errors import (
     ConfigurationError,
@@ -79,8 +80,8 @@ def client_error(code: str, status: int) -> ClientError:
 )
 def test_urls(url: str, endpoint_url: str | None, region: str | None) -> None:
     publisher = IotDataPublisher.from_url(url)
-    assert publisher.endpoint_url == endpoint_url
-    assert publisher.region == region
+    assert publisher.aws.options.endpoint_url == endpoint_url
+    assert publisher.aws.options.region == region
 
 
 @pytest.mark.parametrize(
@@ -105,9 +106,9 @@ def test_bad_urls_are_configuration_errors(url: str) -> None:
 
 def test_bad_limits_are_configuration_errors() -> None:
     with pytest.raises(ConfigurationError):
-        IotDataPublisher.from_url("iotdata://", max_attempts=0)
+        IotDataPublisher.from_url("iotdata://", aws=AwsClientOptions(max_attempts=0))
     with pytest.raises(ConfigurationError):
-        IotDataPublisher(connect_timeout=0)
+        IotDataPublisher(aws=AwsClientOptions(connect_timeout=0))
 
 
 def test_json_and_bytes_reach_boto3_as_given() -> None:

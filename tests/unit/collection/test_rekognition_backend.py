@@ -15,13 +15,13 @@ import boto3
 import pytest
 from botocore.stub import ANY, Stubber
 
+from facelens.aws_clients import AwsClientOptions
 from facelens.collection.models import QualityFilter
 from facelens.collection.rekognition import (
     MAX_IMAGE_BYTES,
     RekognitionCollections,
     open_rekognition,
 )
-from facelens.engine.types import BoundingBox
 from facelens.errors import (
     ConfigurationError,
     ImageTooLargeException,
@@ -33,6 +33,7 @@ from facelens.errors import (
     StorageError,
 )
 from facelens.recognizer.finders import RekognitionFinder, SearchOptions
+from facelens.values.boxes import BoundingBox
 
 FACE_A = "11111111-1111-4111-8111-111111111111"
 FACE_B = "22222222-2222-4222-8222-222222222222"
@@ -242,11 +243,13 @@ def test_bad_parameters_are_refused_before_the_call(
 
 def test_an_unreachable_endpoint_is_unavailable_quickly(aws_env: dict[str, str]) -> None:
     rekognition = RekognitionCollections(
-        endpoint_url="http://127.0.0.1:9",
-        region="us-east-1",
-        connect_timeout=0.5,
-        read_timeout=0.5,
-        max_attempts=1,
+        aws=AwsClientOptions(
+            endpoint_url="http://127.0.0.1:9",
+            region="us-east-1",
+            connect_timeout=0.5,
+            read_timeout=0.5,
+            max_attempts=1,
+        )
     )
     try:
         with pytest.raises(ServiceUnavailableException, match="unreachable"):
@@ -319,7 +322,10 @@ def test_bad_urls_are_refused(url: str) -> None:
 
 def test_url_options_reach_the_client() -> None:
     backend = open_rekognition("rekognition://?region=eu-west-1&endpoint_url=http://127.0.0.1:1")
-    assert (backend.aws.region, backend.aws.endpoint_url) == ("eu-west-1", "http://127.0.0.1:1")
+    assert (backend.aws.options.region, backend.aws.options.endpoint_url) == (
+        "eu-west-1",
+        "http://127.0.0.1:1",
+    )
     assert isinstance(open_rekognition("rekognition://"), RekognitionCollections)
 
 

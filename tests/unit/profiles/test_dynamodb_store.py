@@ -103,8 +103,8 @@ def test_urls(url: str, table: str, key: str, region: str | None, endpoint_url: 
     store = open_profile_store(url)
     assert isinstance(store, DynamoDBProfileStore)
     assert (store.table, store.key) == (table, key)
-    assert store.aws.region == region
-    assert store.aws.endpoint_url == endpoint_url
+    assert store.aws.options.region == region
+    assert store.aws.options.endpoint_url == endpoint_url
 
 
 @pytest.mark.parametrize(
