@@ -1,8 +1,9 @@
 """The two sides of ``bench.compare``, each in its own worker process pinned to one core.
 
-Here: the worker process (:class:`SideProcess`), facelens' side (:class:`Ours`)
-and what both sides share; the peer's side is
-:class:`bench.peer_face_recognition.Peer`.
+Here: the worker process (:class:`SideProcess`) and facelens' side (:class:`Ours`);
+the peer's side is :class:`bench.peer_face_recognition.Peer`, and what both sides
+share (the workload, the face-box convention, the round timer) is
+:mod:`bench.compare_shared`.
 
 Why separate processes: ``face_recognition`` changes Pillow's global state when
 imported (``ImageFile.LOAD_TRUNCATED_IMAGES = True``), which facelens'
@@ -27,24 +28,18 @@ operations are not timed one clock-tick at a time.
 from __future__ import annotations
 
 import contextlib
-import math
 import multiprocessing
 import os
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
-Box = tuple[int, int, int, int]
-"""A face box as face_recognition writes it: (top, right, bottom, left), pixels."""
-
-MAX_REPS = 200
-"""Most calls one round of a fast task makes."""
+from bench.compare_shared import Box, Timer, random_unit_vectors, second_photo_queries
 
 
 class SideUnavailable(RuntimeError):
@@ -53,57 +48,6 @@ class SideUnavailable(RuntimeError):
 
 class SideFailed(RuntimeError):
     """A call failed in the worker; the message holds the worker's traceback."""
-
-
-def random_unit_vectors(n: int, dim: int, seed: int) -> npt.NDArray[np.float32]:
-    """``n`` random unit float32 vectors of length ``dim``; the same for the same seed."""
-    rng = np.random.default_rng(seed)
-    vectors = rng.standard_normal((n, dim), dtype=np.float32)
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    return vectors
-
-
-def second_photo_queries(
-    vectors: npt.NDArray[np.float32], count: int, seed: int, distance: float
-) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.intp]]:
-    """``count`` queries, each a stored vector moved by exactly ``distance`` (Euclidean).
-
-    A "second photo" of someone enrolled: its nearest stored face is known
-    (the row returned with it), and it lies within FaceMatchThreshold 80 for
-    a ``distance`` under 0.39, so a search has something to return. Both
-    sides make the same queries from the same vectors and seed.
-    """
-    rng = np.random.default_rng(seed)
-    rows = rng.choice(len(vectors), size=count, replace=False)
-    base = vectors[rows].astype(np.float64)
-    step = rng.standard_normal(base.shape)
-    step -= (step * base).sum(axis=1, keepdims=True) * base  # orthogonal to the stored vector
-    step /= np.linalg.norm(step, axis=1, keepdims=True)
-    angle = 2.0 * np.arcsin(distance / 2.0)  # chord length ``distance`` on the unit sphere
-    queries = np.cos(angle) * base + np.sin(angle) * step
-    return queries.astype(np.float32), rows
-
-
-class Timer:
-    """Per task: how many calls a round makes, fixed by the task's first (warm-up) call."""
-
-    def __init__(self, target_s: float) -> None:
-        self.target_s = target_s
-        self.reps: dict[str, int] = {}
-
-    def measure(self, task: str, call: Callable[[int], Any]) -> tuple[float, Any]:
-        """Mean seconds per ``call(i)`` over one round, and the last call's result."""
-        if task not in self.reps:
-            start = time.perf_counter()
-            call(0)
-            first = time.perf_counter() - start
-            self.reps[task] = max(1, min(MAX_REPS, math.ceil(self.target_s / max(first, 1e-6))))
-        reps = self.reps[task]
-        result: Any = None
-        start = time.perf_counter()
-        for i in range(reps):
-            result = call(i)
-        return (time.perf_counter() - start) / reps, result
 
 
 class Ours:

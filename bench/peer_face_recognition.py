@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from bench.compare_sides import Box, Timer, random_unit_vectors, second_photo_queries
+from bench.compare_shared import Box, Timer, random_unit_vectors, second_photo_queries
 
 
 class Peer:

@@ -11,15 +11,14 @@ in :mod:`bench.report_plots`.
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bench._common import RESULTS_DIR
 from bench.report_rows import READERS, Row
-
-if TYPE_CHECKING:
-    from bench.suite import StepRun
+from bench.steps import STEPS, StepRun
 
 PEER = "face_recognition"
 
@@ -179,7 +178,6 @@ def build_report(
         quick = bool(previous.get("quick", quick))
         finished_at = str(previous.get("finished_at", finished_at))
     from bench.report_plots import draw_all
-    from bench.suite import STEPS
 
     names = [name for step in STEPS for name in step.results]
     documents = {name: doc for name in names if (doc := load(name)) is not None}
@@ -234,11 +232,16 @@ def build_report(
 
 def publish(report: Report, folder: Path) -> None:
     """Copies the tables and the plots (SVG) into ``folder`` (e.g. docs/benchmarks)."""
-    from bench.suite import copy_into
-
     extra = [report.headline_path] if report.headline_path else []
     vectors = [plot.with_suffix(".svg") for plot in report.plots]
     copy_into([report.markdown_path, *extra, *(v for v in vectors if v.is_file())], folder)
+
+
+def copy_into(paths: list[Path], folder: Path) -> None:
+    """Copies files into ``folder`` (created if missing)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for path in paths:
+        shutil.copy2(path, folder / path.name)
 
 
 README_START = "<!-- bench:headline:start -->"

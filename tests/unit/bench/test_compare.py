@@ -15,7 +15,7 @@ import pytest
 from bench.compare import parse_args
 from bench.compare_lfw import select_pairs
 from bench.compare_report import make_row, rates, ratio, single, spread
-from bench.compare_sides import random_unit_vectors
+from bench.compare_shared import random_unit_vectors
 from bench.compare_stages import far_allowance, peer_search_bytes
 
 from facelens.evaluation.lfw import Pair

@@ -20,7 +20,8 @@ from bench.report_rows import (
     identify_rows,
     latency_rows,
 )
-from bench.suite import Step, run_step, select
+from bench.steps import Step
+from bench.suite import run_step, select
 
 MACHINE = {"platform": "Linux-test", "cpu_count": 2, "python": "3.11.7"}
 
