@@ -15,7 +15,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from facelens.bus.delivery import EventSink, EventSource
+from facelens.bus.delivery import EventSource
 from facelens.bus.notify import Notifier
 from facelens.bus.outbox import SqliteOutbox
 from facelens.bus.publisher import MemoryPublisher, MessagePublisher, ObservedPublisher, Observer
@@ -33,7 +33,7 @@ from facelens.profiles.store import ProfileStore
 from facelens.recognizer.finders import EngineFinder, FaceFinder, RekognitionFinder, SearchOptions
 from facelens.recognizer.ledger import RecognitionLedger
 from facelens.recognizer.service import Recognizer, RecognizerOptions
-from facelens.storage.notifications import NotificationRule, NotifyingObjectStore
+from facelens.storage.notifications import EventSink, NotificationRule, NotifyingObjectStore
 from facelens.storage.protocol import ObjectStore
 from facelens.storage.registry import open_object_store
 

@@ -19,10 +19,11 @@ import numpy as np
 from facelens.api.aws.dynamodb_items import ProfileTables
 from facelens.api.aws.dynamodb_tables import table_from_request
 from facelens.collection.models import NewFace, QualityFilter
-from facelens.engine.types import BoundingBox, Embedding
+from facelens.engine.types import Embedding
 from facelens.errors import ResourceNotFoundException
 from facelens.people.stranger_types import companion_id
 from facelens.recognizer.ledger import Recognition, Status
+from facelens.values.boxes import BoundingBox
 from facelens.wiring import Components
 from tests.fuzz.images import Photos
 from tests.fuzz.wire import AccessKey

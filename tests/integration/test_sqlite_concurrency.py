@@ -84,7 +84,7 @@ def _write_spool(path: Path, worker: int, writes: int) -> None:
 
 def _write_outbox(path: Path, worker: int, writes: int) -> None:
     from facelens.bus.outbox import SqliteOutbox
-    from facelens.storage.types import ObjectCreated
+    from facelens.values.events import ObjectCreated
 
     outbox = SqliteOutbox(path)
     try:

@@ -29,8 +29,9 @@ from facelens.collection.models import (
     UserMatch,
     UserPage,
 )
-from facelens.engine.types import BoundingBox, FaceDetail
+from facelens.engine.types import FaceDetail
 from facelens.recognizer.forget import ForgetReport
+from facelens.values.boxes import BoundingBox
 
 Json = dict[str, Any]
 
