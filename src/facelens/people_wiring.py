@@ -9,7 +9,6 @@ audit log (:mod:`facelens.people`), each built on first use from the parts
 from __future__ import annotations
 
 from functools import cached_property
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -18,14 +17,14 @@ if TYPE_CHECKING:
     from facelens.collection.store import CollectionStore
     from facelens.collection.users import UserService
     from facelens.config import Settings
-    from facelens.people.audit import AuditLog
+    from facelens.history.audit import AuditLog
+    from facelens.history.ledger import RecognitionLedger
     from facelens.people.corrections import CorrectionService
     from facelens.people.forget import Forgetter
     from facelens.people.matching import MatchPolicy
     from facelens.people.retention import RetentionJob
     from facelens.people.strangers import StrangerService
     from facelens.profiles.store import ProfileStore
-    from facelens.recognizer.ledger import RecognitionLedger
     from facelens.storage.protocol import ObjectStore
 
 
@@ -51,15 +50,15 @@ class PeopleParts:
         def raw_objects(self) -> ObjectStore: ...
         @property
         def ledger(self) -> RecognitionLedger: ...
-        def home_file(self, name: str) -> Path: ...
 
     # -- the audit log --
     @cached_property
     def audit(self) -> AuditLog:
-        """Who enrolled, deleted, corrected or read whose data: ``<home>/audit.db``."""
-        from facelens.people.audit import AuditLog
+        """Who enrolled, deleted, corrected or read whose data: where the collections are
+        (PostgreSQL's log is every host's), else ``<home>/audit.db``."""
+        from facelens.history.registry import open_audit_log
 
-        return AuditLog(self.home_file("audit.db"))
+        return open_audit_log(self.settings.database_url(), self.settings.home)
 
     # -- corrections and per-person thresholds --
     @cached_property

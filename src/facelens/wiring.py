@@ -27,11 +27,12 @@ from facelens.collection.users import UserService
 from facelens.config import EventSourceKind, Settings
 from facelens.engine.registry import build_engine
 from facelens.errors import ConfigurationError
+from facelens.history.ledger import RecognitionLedger
+from facelens.history.registry import open_ledger
 from facelens.people_wiring import PeopleParts
 from facelens.profiles.registry import open_profile_store
 from facelens.profiles.store import ProfileStore
 from facelens.recognizer.finders import EngineFinder, FaceFinder, RekognitionFinder, SearchOptions
-from facelens.recognizer.ledger import RecognitionLedger
 from facelens.recognizer.service import Recognizer, RecognizerOptions
 from facelens.storage.notifications import EventSink, NotificationRule, NotifyingObjectStore
 from facelens.storage.protocol import ObjectStore
@@ -284,7 +285,9 @@ class Components(PeopleParts):
     # -- the recognizer --
     @cached_property
     def ledger(self) -> RecognitionLedger:
-        return RecognitionLedger(self.home_file("recognizer.db"))
+        """Where the collections are: PostgreSQL's ledger is every host's, else
+        ``<home>/recognizer.db``."""
+        return open_ledger(self.settings.database_url(), self.settings.home)
 
     @cached_property
     def finder(self) -> FaceFinder:
@@ -308,7 +311,12 @@ class Components(PeopleParts):
     def recognizer(self) -> Recognizer:
         r = self.settings.recognizer
         options = RecognizerOptions(
-            prefix=r.prefix, suffix=r.suffix, topic=r.topic, collection_id=r.collection_id
+            prefix=r.prefix,
+            suffix=r.suffix,
+            topic=r.topic,
+            collection_id=r.collection_id,
+            worker_id=r.worker_id,
+            claim_seconds=self.settings.events.visibility_timeout,
         )
         return Recognizer(
             objects=self.raw_objects,

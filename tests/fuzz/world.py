@@ -21,8 +21,8 @@ from facelens.api.aws.dynamodb_tables import table_from_request
 from facelens.collection.models import NewFace, QualityFilter
 from facelens.engine.types import Embedding
 from facelens.errors import ResourceNotFoundException
+from facelens.history.ledger import Recognition, Status
 from facelens.people.stranger_types import companion_id
-from facelens.recognizer.ledger import Recognition, Status
 from facelens.values.boxes import BoundingBox
 from facelens.wiring import Components
 from tests.fuzz.images import Photos

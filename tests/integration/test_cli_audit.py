@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from facelens.people.audit import pseudonym
+from facelens.history.audit import pseudonym
 from tests.integration.test_cli import error, facelens, out
 
 

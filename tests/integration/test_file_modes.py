@@ -27,7 +27,8 @@ from facelens.bus.spool import OutgoingMessage, Spool
 from facelens.collection.sqlite_store import SQLiteCollectionStore
 from facelens.edge.crops import PendingCrop
 from facelens.edge.uploads import CropBuffer
-from facelens.people.audit import AuditAction, AuditLog
+from facelens.history.audit import AuditAction
+from facelens.history.sqlite_audit import SqliteAuditLog
 from tests.integration.collection_stores.helpers import MODEL, add, unit
 from tests.integration.test_cli import facelens, out
 
@@ -82,7 +83,7 @@ def test_every_file_in_a_home_made_0755_beforehand_is_0600(
     store = SQLiteCollectionStore(
         str(home / "facelens.db"), ann_threshold=100, index_directory=home / "faceindex"
     )
-    audit = AuditLog(home / "audit.db")
+    audit = SqliteAuditLog(home / "audit.db")
     try:
         spool.put(OutgoingMessage("rekognition", b"{}"))
         buffer.put(PendingCrop(crop, b"\xff\xd8", {}))
@@ -133,7 +134,7 @@ def test_files_an_earlier_version_left_readable_are_made_0600(tmp_path: Path) ->
         earlier.execute("CREATE TABLE kept (x)")
         sidecars = [Path(f"{path}-wal"), Path(f"{path}-shm")]
         assert [stat.S_IMODE(p.stat().st_mode) for p in (path, *sidecars)] == [0o644] * 3
-        log = AuditLog(path)
+        log = SqliteAuditLog(path)
         try:
             log.record("cli:test", AuditAction.PROFILE_READ, "obama")
             assert [stat.S_IMODE(p.stat().st_mode) for p in (path, *sidecars)] == [0o600] * 3

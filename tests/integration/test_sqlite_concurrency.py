@@ -47,9 +47,10 @@ _log = logging.getLogger(__name__)
 
 
 def _write_audit(path: Path, worker: int, writes: int) -> None:
-    from facelens.people.audit import AuditAction, AuditLog
+    from facelens.history.audit import AuditAction
+    from facelens.history.sqlite_audit import SqliteAuditLog
 
-    log = AuditLog(path)
+    log = SqliteAuditLog(path)
     try:
         for n in range(writes):
             log.record(f"cli:w{worker}", AuditAction.PROFILE_READ, f"p{worker}-{n}")
@@ -58,9 +59,10 @@ def _write_audit(path: Path, worker: int, writes: int) -> None:
 
 
 def _write_ledger(path: Path, worker: int, writes: int) -> None:
-    from facelens.recognizer.ledger import Recognition, RecognitionLedger, Status
+    from facelens.history.ledger import Recognition, Status
+    from facelens.history.sqlite_ledger import SqliteLedger
 
-    ledger = RecognitionLedger(path)
+    ledger = SqliteLedger(path)
     try:
         for n in range(writes):
             recognition = Recognition(

@@ -1,8 +1,9 @@
 """`facelens audit`: who enrolled, deleted, corrected or read whose data, newest first.
 
-Reads ``<home>/audit.db`` directly (see :mod:`facelens.people.audit`), so it
-needs access to this host's facelens home, as every other local command does;
-over HTTP the same entries are ``GET /api/v1/audit`` (admin role).
+Reads the log directly (``<home>/audit.db``, or the PostgreSQL database that
+holds the collections: see :mod:`facelens.history.audit`), so it needs this
+host's facelens settings and home, as every other local command does; over
+HTTP the same entries are ``GET /api/v1/audit`` (admin role).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import typer
 from facelens.cli.context import Context
 from facelens.cli.output import run
 from facelens.errors import InvalidParameterException
-from facelens.people.audit import MAX_PAGE, AuditAction
+from facelens.history.audit import MAX_PAGE, AuditAction
 
 
 def audit(

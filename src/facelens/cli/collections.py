@@ -14,7 +14,7 @@ from facelens.cli.options import CollectionId, MaxResults, NextToken
 from facelens.cli.output import run
 from facelens.collection.reindex import ReindexPlan, ReindexResult, plan_reindex, reindex
 from facelens.errors import ResourceNotFoundException
-from facelens.people.audit import AuditAction
+from facelens.history.audit import AuditAction
 from facelens.people.matching import negatives_collection
 from facelens.people.stranger_types import companion_id
 from facelens.rendering import rekognition_json

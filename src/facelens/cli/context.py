@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from facelens.engine.images import DecodedImage, read_image_file
-from facelens.people.audit import AuditAction, cli_actor
+from facelens.history.audit import AuditAction, cli_actor
 from facelens.wiring import Components
 from facelens.wiring import build_analyzer as build_analyzer
 

@@ -14,7 +14,7 @@ import typer
 from facelens.cli.context import Context
 from facelens.cli.output import run
 from facelens.errors import InvalidParameterException
-from facelens.people.audit import cli_actor
+from facelens.history.audit import cli_actor
 
 app = typer.Typer(
     help="Corrections: 'this is not that person', kept as negative examples; undo.",

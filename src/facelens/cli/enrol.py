@@ -20,7 +20,7 @@ from facelens.cli.profiles import parse_attrs
 from facelens.collection.enroll import IMAGE_SUFFIXES
 from facelens.enrolment import Photo, enrol_person
 from facelens.errors import InvalidParameterException, ResourceNotFoundException
-from facelens.people.audit import AuditAction
+from facelens.history.audit import AuditAction
 
 
 def enroll(

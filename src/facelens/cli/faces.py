@@ -24,7 +24,7 @@ from facelens.cli.output import ERROR_EXIT, aws_errors, emit, run
 from facelens.collection import enroll
 from facelens.collection.models import QualityFilter
 from facelens.collection.service import DEFAULT_FACE_MATCH_THRESHOLD, DEFAULT_SEARCH_MAX_FACES
-from facelens.people.audit import AuditAction, faces_target
+from facelens.history.audit import AuditAction, faces_target
 from facelens.rendering import rekognition_json
 
 app = typer.Typer(help="Faces: index, search, list, delete.", no_args_is_help=True)

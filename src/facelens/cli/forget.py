@@ -14,7 +14,7 @@ import typer
 
 from facelens.cli.context import Context
 from facelens.cli.output import run
-from facelens.people.audit import cli_actor
+from facelens.history.audit import cli_actor
 
 
 def forget(

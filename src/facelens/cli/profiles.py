@@ -16,7 +16,7 @@ from facelens.cli.context import Context
 from facelens.cli.options import NextToken
 from facelens.cli.output import run
 from facelens.errors import InvalidParameterException, ResourceNotFoundException
-from facelens.people.audit import AuditAction
+from facelens.history.audit import AuditAction
 from facelens.profiles.dynamo import from_dynamo_item, to_dynamo_item
 from facelens.profiles.types import Profile
 

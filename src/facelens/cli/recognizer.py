@@ -18,8 +18,8 @@ import typer
 
 from facelens.cli.context import Context
 from facelens.cli.output import run
+from facelens.history.ledger import Recognition, Status
 from facelens.people.retention import start_retention
-from facelens.recognizer.ledger import Recognition, Status
 from facelens.recognizer.worker import RecognizerWorker
 
 app = typer.Typer(help="The recognizer: crops in, identifications out.")

@@ -16,7 +16,7 @@ from facelens.cli.context import Context
 from facelens.cli.options import FaceIds, split_ids
 from facelens.cli.output import run
 from facelens.errors import InvalidParameterException
-from facelens.people.audit import AuditAction
+from facelens.history.audit import AuditAction
 from facelens.people.stranger_types import named_json, stranger_json
 
 app = typer.Typer(

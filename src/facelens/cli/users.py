@@ -11,7 +11,7 @@ from facelens.cli.options import CollectionId, FaceIds, NextToken, Quality, User
 from facelens.cli.output import run
 from facelens.collection.models import QualityFilter
 from facelens.collection.users import DEFAULT_USER_MATCH_THRESHOLD
-from facelens.people.audit import AuditAction
+from facelens.history.audit import AuditAction
 from facelens.recognizer.forget import forget_user
 from facelens.rendering import rekognition_json
 

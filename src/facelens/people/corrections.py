@@ -13,7 +13,7 @@ correction from its next crop on, and undo deletes exactly one face.
 The correction id is derived from (RecognitionId, person): rejecting the same
 identification twice is one correction, and the dashboard can name the
 correction of an identification without a lookup. Who rejected what, and
-when, goes to the audit log (:mod:`facelens.people.audit`) when one is given;
+when, goes to the audit log (:mod:`facelens.history.audit`) when one is given;
 changes are logged here either way, and ``on_change`` is told of each one.
 
 Thresholds are the profile attribute ``FaceMatchThreshold`` of the person, so
@@ -40,7 +40,8 @@ from facelens.errors import (
     ResourceAlreadyExistsException,
     ResourceNotFoundException,
 )
-from facelens.people.audit import AuditAction, AuditLog
+from facelens.history.audit import AuditAction, AuditLog
+from facelens.history.ledger import Recognition, RecognitionLedger, Status
 from facelens.people.matching import (
     MIN_OVERRIDE,
     THRESHOLD_ATTRIBUTE,
@@ -48,7 +49,6 @@ from facelens.people.matching import (
     parse_threshold,
 )
 from facelens.profiles.store import ProfileStore
-from facelens.recognizer.ledger import Recognition, RecognitionLedger, Status
 from facelens.storage.protocol import ObjectStore
 
 _log = logging.getLogger(__name__)

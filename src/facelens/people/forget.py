@@ -44,14 +44,14 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from facelens.collection.models import StoredFace
 from facelens.collection.users import UserService
 from facelens.errors import ResourceNotFoundException
+from facelens.history.ledger import Recognition, RecognitionLedger
 from facelens.people.matching import NEGATIVES_SUFFIX
 from facelens.people.stranger_types import STRANGERS_SUFFIX
 from facelens.profiles.store import ProfileStore
-from facelens.recognizer.ledger import Recognition, RecognitionLedger
 from facelens.storage.protocol import ObjectStore
 
 if TYPE_CHECKING:
-    from facelens.people.audit import AuditLog
+    from facelens.history.audit import AuditLog
 
 _log = logging.getLogger(__name__)
 

@@ -32,11 +32,11 @@ from typing import TYPE_CHECKING, Protocol
 
 from facelens.config import RetentionSettings
 from facelens.errors import FacelensError
-from facelens.recognizer.ledger import Recognition, RecognitionLedger, Status, cursor_of
+from facelens.history.ledger import Recognition, RecognitionLedger, Status, cursor_of
 from facelens.storage.protocol import ObjectStore
 
 if TYPE_CHECKING:
-    from facelens.people.audit import AuditLog
+    from facelens.history.audit import AuditLog
     from facelens.people.forget import Forgetter
     from facelens.people.strangers import StrangerService
 
@@ -216,7 +216,7 @@ class RetentionJob:
                 return
 
     def _record(self, audit: AuditLog, report: RetentionReport) -> None:
-        from facelens.people.audit import RECOGNIZER, AuditAction
+        from facelens.history.audit import RECOGNIZER, AuditAction
 
         details = {
             "IdentifiedCrops": report.identified,
@@ -244,7 +244,7 @@ class ExpireStrangers:
         self.collection_id = collection_id
 
     def expire(self, cutoff: datetime, *, dry_run: bool) -> list[str]:
-        from facelens.people.audit import RECOGNIZER
+        from facelens.history.audit import RECOGNIZER
 
         due = [
             s.stranger_id

@@ -18,8 +18,8 @@ from facelens.collection.sources import FaceSource
 from facelens.collection.store import CollectionStore
 from facelens.engine.types import Embedding
 from facelens.errors import ResourceNotFoundException
+from facelens.history.ledger import RecognitionLedger
 from facelens.people.stranger_types import stranger_number
-from facelens.recognizer.ledger import RecognitionLedger
 from facelens.values.boxes import BoundingBox
 
 _WHOLE = BoundingBox(width=1.0, height=1.0, left=0.0, top=0.0)

@@ -40,6 +40,7 @@ from facelens.errors import (
     ResourceNotFoundException,
     ServiceQuotaExceededException,
 )
+from facelens.history.ledger import RecognitionLedger, StrangerSeen
 from facelens.people import stranger_faces as sf
 from facelens.people.stranger_types import (
     ID_PREFIX,
@@ -52,7 +53,6 @@ from facelens.people.stranger_types import (
 )
 from facelens.profiles.store import ProfileStore
 from facelens.profiles.types import make_item
-from facelens.recognizer.ledger import RecognitionLedger, StrangerSeen
 from facelens.values.boxes import BoundingBox
 from facelens.values.strangers import StrangerMatch
 

@@ -4,9 +4,9 @@
 from __future__ import annotations
 
 from facelens.collection.users import UserService
+from facelens.history.ledger import RecognitionLedger
 from facelens.people.forget import ForgetReport, Forgetter
 from facelens.profiles.store import ProfileStore
-from facelens.recognizer.ledger import RecognitionLedger
 from facelens.storage.protocol import ObjectStore
 
 __all__ = ["ForgetReport", "forget_user"]

@@ -12,11 +12,21 @@ Failure policy, which the worker relies on: an event that can never
 succeed (object gone, not an image, no face) becomes a dead letter,
 returned normally; a back end that is down raises ``StorageError`` so the
 event is retried later. Nothing else is swallowed here.
+
+Once, across hosts: before anything is read or published the worker claims
+the event's recognition id in the ledger, which several hosts may share
+(PostgreSQL). Of two workers handed the same event (a duplicate S3
+notification delivered to two hosts), one holds the claim and publishes;
+the other waits for its outcome and reports a duplicate. The claim is a
+lease (``claim_seconds``), not a lock: a worker that dies holding it is
+replaced when it runs out, or at once by its own restart (same worker id),
+so an event is still done at least once.
 """
 
 from __future__ import annotations
 
 import logging
+import socket
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -35,10 +45,10 @@ from facelens.errors import (
     ResourceNotFoundException,
     StorageError,
 )
+from facelens.history.ledger import Recognition, RecognitionLedger, Status
 from facelens.profiles.store import ProfileStore
 from facelens.recognizer import messages
 from facelens.recognizer.finders import FaceFinder, Sighting
-from facelens.recognizer.ledger import Recognition, RecognitionLedger, Status
 from facelens.storage.crops import CropMetadata
 from facelens.storage.protocol import ObjectStore
 from facelens.values.boxes import BoundingBox
@@ -55,6 +65,8 @@ _PERMANENT = (
     ResourceNotFoundException,
 )
 """Errors no retry can fix: the event becomes a dead letter."""
+CLAIM_POLL_S = 0.05
+"""Seconds between looks at an event another worker holds (one recognition takes ~0.1-1 s)."""
 
 
 @dataclass(frozen=True)
@@ -68,6 +80,12 @@ class RecognizerOptions:
     topic: str = "rekognition"
     collection_id: str = "faces"
     """The collection whose strangers an unknown face joins (the one the finder searches)."""
+    worker_id: str = "recognizer-1"
+    """This worker's stable name: with the host's name, who holds a claim (see the module's
+    docstring), so a restarted worker takes back the events it held."""
+    claim_seconds: float = 30.0
+    """How long a claim holds before another worker may take the event over: longer than
+    the slowest event."""
 
 
 class StrangerObserver(Protocol):
@@ -126,6 +144,7 @@ class Recognizer:
         self.options = options or RecognizerOptions()
         self._clock = clock
         self.strangers = strangers
+        self._owner = f"{self.options.worker_id}@{socket.gethostname()}"
 
     def prepare(self) -> None:
         """Readies the finder (the engine loads; a local collection is created if missing)."""
@@ -138,7 +157,7 @@ class Recognizer:
         """Identifies the face in the event's object and publishes the outcome once."""
         started = time.perf_counter()
         rid = messages.recognition_id(event)
-        done = self.ledger.get(rid)
+        done = self._claim(rid)
         if done is not None:
             _log.info("%s/%s already handled as %s", event.bucket, event.key, rid)
             return Outcome(done, True, 0.0, time.perf_counter() - started)
@@ -165,9 +184,21 @@ class Recognizer:
         now = self._clock()
         message = messages.failed(rid, None, CropMetadata(), now, code=code, message=reason)
         recognition = Recognition(rid, Status.ERROR, self._errors_topic, message, now, reason=code)
-        if self.ledger.get(rid) is None:
+        if self._claim(rid) is None:
             self._publish(recognition)
         return recognition
+
+    def _claim(self, rid: str) -> Recognition | None:
+        """Takes ``rid`` for this worker: None when it holds it now (and must publish it),
+        else the outcome recorded for it. While another worker holds it, waits (at most
+        until that claim's lease runs out) for that worker to record its outcome."""
+        lease = self.options.claim_seconds
+        while not self.ledger.claim(rid, self._owner, lease_seconds=lease):
+            done = self.ledger.get(rid)
+            if done is not None:
+                return done
+            time.sleep(CLAIM_POLL_S)
+        return None
 
     @property
     def _errors_topic(self) -> str:
@@ -250,8 +281,9 @@ class Recognizer:
         )
 
     def _publish(self, recognition: Recognition) -> None:
-        # Publish (durably spooled) before recording: a crash between the two
-        # republishes with the same RecognitionId rather than losing the message.
+        # Publish (durably spooled) before recording, under the claim: a crash between
+        # the two leaves the claim, and whoever takes it next republishes with the same
+        # RecognitionId rather than losing the message.
         self.publisher.publish(recognition.topic, recognition.message)
         self.ledger.record(recognition)
         if self.notifier is not None and recognition.status is not Status.ERROR:

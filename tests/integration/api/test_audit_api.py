@@ -16,7 +16,7 @@ import pytest
 import requests
 from botocore.config import Config
 
-from facelens.people.audit import pseudonym
+from facelens.history.audit import pseudonym
 from tests.integration.api.test_dashboard import call as page_call
 from tests.integration.api.test_dashboard import login
 from tests.servers.facelens_api import ApiServer

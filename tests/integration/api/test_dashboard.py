@@ -24,7 +24,7 @@ import pytest
 from facelens.api.security import SESSION_COOKIE
 from facelens.api.serve import build_server
 from facelens.config import ServeSettings, Settings
-from facelens.recognizer.ledger import Recognition, Status
+from facelens.history.ledger import Recognition, Status
 from facelens.wiring import Components
 from tests.servers.facelens_api import ApiServer
 

@@ -19,10 +19,10 @@ import pytest
 
 from facelens.collection.analysis import FaceAnalyzer
 from facelens.engine.protocol import FaceEngine
-from facelens.people.audit import AuditAction
+from facelens.history.audit import AuditAction
+from facelens.history.ledger import Status
 from facelens.people.stranger_faces import faces_of
 from facelens.people.stranger_types import companion_id
-from facelens.recognizer.ledger import Status
 from tests.integration.api.test_dashboard import call, login, multipart, origin, post_form
 from tests.integration.people.corrections_helpers import (
     NICOLE,

@@ -20,7 +20,7 @@ from facelens.collection.models import QualityFilter
 from facelens.config import RecognizerSettings, ServeSettings, Settings
 from facelens.engine.open_set import calibration_for
 from facelens.enrolment import Photo, enrol_person
-from facelens.people.audit import AuditAction
+from facelens.history.audit import AuditAction
 from tests.integration.test_cli import facelens, out
 from tests.servers.facelens_api import ApiServer, start_api_server, start_server
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import requests
 
-from facelens.recognizer.ledger import Recognition, Status
+from facelens.history.ledger import Recognition, Status
 from tests.servers.facelens_api import ApiServer, start_api_server
 
 COLLECTION = "staff"

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from facelens.engine.protocol import FaceEngine
-from facelens.recognizer.ledger import Recognition, Status
+from facelens.history.ledger import Recognition, Status
 from facelens.storage.crops import CropMetadata
 from facelens.storage.events import new_sequencer
 from facelens.values.events import ObjectCreated

@@ -19,10 +19,10 @@ import pytest
 from facelens.config import RecognizerSettings
 from facelens.engine.protocol import FaceEngine
 from facelens.errors import InvalidParameterException, ResourceNotFoundException
-from facelens.people.audit import AuditAction
+from facelens.history.audit import AuditAction
+from facelens.history.ledger import Status
 from facelens.people.corrections import correction_id
 from facelens.people.matching import negatives_collection
-from facelens.recognizer.ledger import Status
 from facelens.wiring import Components
 from tests.integration.people.corrections_helpers import (
     NICOLE,

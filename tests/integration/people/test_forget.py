@@ -22,8 +22,8 @@ import pytest
 from facelens.collection.sqlite_store import SQLiteCollectionStore
 from facelens.engine.protocol import FaceEngine
 from facelens.errors import ResourceNotFoundException
+from facelens.history.ledger import Recognition, Status
 from facelens.people.forget import ForgetReport
-from facelens.recognizer.ledger import Recognition, Status
 from facelens.recognizer.worker import RecognizerWorker
 from facelens.storage.crops import CropMetadata
 from facelens.wiring import Components

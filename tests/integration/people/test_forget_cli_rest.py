@@ -10,7 +10,7 @@ import requests
 
 from facelens.collection.analysis import FaceAnalyzer
 from facelens.engine.protocol import FaceEngine
-from facelens.recognizer.ledger import Recognition, Status
+from facelens.history.ledger import Recognition, Status
 from facelens.wiring import Components
 from tests.integration.recognizer.conftest import COLLECTION, build_components, enroll
 from tests.integration.test_cli import error, facelens, out

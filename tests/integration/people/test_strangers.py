@@ -23,8 +23,8 @@ import requests
 from facelens.collection.analysis import FaceAnalyzer
 from facelens.collection.models import QualityFilter
 from facelens.engine.protocol import FaceEngine
+from facelens.history.ledger import Status
 from facelens.people.stranger_types import companion_id
-from facelens.recognizer.ledger import Status
 from facelens.wiring import Components
 from tests.integration.recognizer.conftest import (
     COLLECTION,

@@ -20,7 +20,7 @@ from typing import Any
 
 from facelens.bus.mqtt_config import MqttCallbacks, connect_client
 from facelens.config import EventSettings, RecognizerSettings
-from facelens.recognizer.ledger import Status
+from facelens.history.ledger import Status
 from facelens.storage.events import new_sequencer
 from facelens.values.events import ObjectCreated
 from tests.integration.recognizer.conftest import COLLECTION, OpenPipeline, Pipeline

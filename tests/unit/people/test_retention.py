@@ -14,8 +14,9 @@ import pytest
 
 from facelens.config import RetentionSettings
 from facelens.errors import ServiceUnavailableException
+from facelens.history.ledger import CROP_DELETED, Recognition, RecognitionLedger, Status
+from facelens.history.sqlite_ledger import SqliteLedger
 from facelens.people.retention import RetentionJob, RetentionRunner, start_retention
-from facelens.recognizer.ledger import CROP_DELETED, Recognition, RecognitionLedger, Status
 from facelens.storage.local import LocalObjectStore
 
 BUCKET = "facelens"
@@ -64,7 +65,7 @@ class World:
 def world(tmp_path: Path) -> Iterator[World]:
     objects = LocalObjectStore(tmp_path / "objects")
     objects.create_bucket(BUCKET)
-    ledger = RecognitionLedger(tmp_path / "recognizer.db")
+    ledger = SqliteLedger(tmp_path / "recognizer.db")
     yield World(ledger, objects, tmp_path / "objects")
     ledger.close()
 
@@ -213,10 +214,10 @@ def test_runner_runs_now_and_then_every_interval(world: World) -> None:
 
 
 def test_a_run_that_deleted_something_is_audited(world: World, tmp_path: Path) -> None:
-    from facelens.people.audit import AuditLog
+    from facelens.history.sqlite_audit import SqliteAuditLog
 
     populate(world)
-    audit = AuditLog(tmp_path / "audit.db")
+    audit = SqliteAuditLog(tmp_path / "audit.db")
     world.job(audit=audit).run_once(NOW)
     world.job(audit=audit).run_once(NOW)  # nothing deleted: nothing recorded
     [entry] = audit.entries(action="retention").entries

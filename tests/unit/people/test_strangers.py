@@ -24,13 +24,14 @@ from facelens.errors import (
     InvalidParameterException,
     ResourceNotFoundException,
 )
+from facelens.history.ledger import Recognition, RecognitionLedger, Status
+from facelens.history.sqlite_ledger import SqliteLedger
 from facelens.people.stranger_faces import aliases, evictable
 from facelens.people.stranger_types import StrangerSettings, companion_id, stranger_number
 from facelens.people.strangers import StrangerService
 from facelens.profiles.registry import open_profile_store
 from facelens.profiles.store import ProfileStore
 from facelens.recognizer.finders import Sighting
-from facelens.recognizer.ledger import Recognition, RecognitionLedger, Status
 from facelens.recognizer.service import Recognizer, StrangerObserver
 from facelens.storage.memory import MemoryObjectStore
 from facelens.values.boxes import BoundingBox
@@ -72,7 +73,7 @@ def profiles() -> Iterator[ProfileStore]:
 
 @pytest.fixture
 def ledger(tmp_path: Path) -> Iterator[RecognitionLedger]:
-    led = RecognitionLedger(tmp_path / "recognizer.db")
+    led = SqliteLedger(tmp_path / "recognizer.db")
     yield led
     led.close()
 
@@ -390,7 +391,7 @@ def test_the_recognizer_marks_unknown_faces_with_their_stranger(
     assert second["StrangerId"] == "stranger-1"
     assert second["FirstSeen"] == first["FirstSeen"]
     # Rekognition gives no embedding; a failing observer only leaves the id out.
-    others = [RecognitionLedger(tmp_path / f"other-{i}.db") for i in range(2)]
+    others = [SqliteLedger(tmp_path / f"other-{i}.db") for i in range(2)]
     plain = [
         *_recognize(others[0], _Finder(None), service),
         *_recognize(others[1], _Finder(people.person()), _Broken()),

@@ -10,7 +10,7 @@ from __future__ import annotations
 from facelens.collection.models import QualityFilter
 from facelens.enrolment import EnrolReport, Photo, enrol_person
 from facelens.errors import InvalidParameterException, ResourceNotFoundException
-from facelens.recognizer.ledger import Status
+from facelens.history.ledger import Status
 from facelens.wiring import Components
 
 

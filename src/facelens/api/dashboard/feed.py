@@ -58,7 +58,7 @@ from facelens.errors import (
     UnrecognizedClientException,
     ValidationException,
 )
-from facelens.recognizer.ledger import Status
+from facelens.history.ledger import Status
 
 router = APIRouter(include_in_schema=False)
 router.include_router(dashboard_people.router)

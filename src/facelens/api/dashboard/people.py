@@ -42,10 +42,10 @@ from facelens.api.dashboard.web import (
 )
 from facelens.enrolment import Photo, enrol_person
 from facelens.errors import FacelensError, InvalidParameterException, ResourceNotFoundException
-from facelens.people.audit import AuditAction
+from facelens.history.audit import AuditAction
+from facelens.history.ledger import Status
 from facelens.people.matching import open_set_rule, summarise
 from facelens.profiles.types import key_attribute
-from facelens.recognizer.ledger import Status
 from facelens.rendering.rule import rule_sentences
 
 router = APIRouter(include_in_schema=False)

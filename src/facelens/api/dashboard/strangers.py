@@ -47,7 +47,7 @@ from facelens.api.dashboard.web import (
 from facelens.collection.models import StoredFace
 from facelens.enrolment import person_id
 from facelens.errors import FacelensError, ResourceNotFoundException
-from facelens.people.audit import AuditAction
+from facelens.history.audit import AuditAction
 from facelens.people.stranger_faces import faces_of
 from facelens.people.stranger_types import Stranger, companion_id
 from facelens.wiring import Components

@@ -1,22 +1,30 @@
-"""The recognizer's ledger: every outcome once, by recognition id.
+"""The ledger in one SQLite file, ``<home>/recognizer.db``: one host's history.
 
-It makes the worker idempotent (an object already handled is not published
-again), keeps the dead letters (events that can never succeed, with their
-reason) and is the history of identifications the HTTP API pages through.
-SQLite in <home>; one file per host.
+The default (collections in SQLite, or in AWS Rekognition): no server to run.
+Several processes on one host share the file (WAL, ``BEGIN IMMEDIATE``:
+:mod:`facelens.sqlite`); hosts do not share it, so each keeps its own
+history and its own idempotency. Times are stored as :func:`stamp` text,
+whose text order is time order.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from enum import StrEnum
+import time
+from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from facelens.errors import InvalidParameterException
+from facelens.history.ledger import (
+    CROP_DELETED,
+    Recognition,
+    Status,
+    StrangerSeen,
+    encode_message,
+    parse_time,
+    stamp,
+)
 from facelens.sqlite import SqliteDatabase
 
 _SCHEMA = """
@@ -37,46 +45,19 @@ CREATE INDEX IF NOT EXISTS recognitions_stranger
 CREATE INDEX IF NOT EXISTS recognitions_crops ON recognitions (recognized_at)
     WHERE key IS NOT NULL;
 CREATE INDEX IF NOT EXISTS recognitions_keys ON recognitions (key) WHERE key IS NOT NULL;
+CREATE TABLE IF NOT EXISTS claims (
+    recognition_id TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    until REAL NOT NULL
+);
 """
-CROP_DELETED = "CropDeleted"
-"""Set (true) in a record's message once retention deleted its crop (bucket and key go NULL)."""
+"""``claims.until``: Unix seconds when the claim's lease ends (a row goes when its outcome is
+recorded). A file of an older facelens gets the table on first open."""
 
 
-@dataclass(frozen=True)
-class StrangerSeen:
-    """How often and when an anonymous person (``StrangerId``) was sighted."""
-
-    count: int
-    first_seen: datetime
-    last_seen: datetime
-
-
-class Status(StrEnum):
-    IDENTIFIED = "identified"
-    UNKNOWN = "unknown"
-    ERROR = "error"
-
-
-@dataclass(frozen=True)
-class Recognition:
-    """One outcome. ``message`` is exactly what was published on ``topic``.
-
-    ``reason`` is the error code for dead letters (``status`` ERROR).
-    """
-
-    recognition_id: str
-    status: Status
-    topic: str
-    message: Mapping[str, Any]
-    recognized_at: datetime
-    bucket: str | None = None
-    key: str | None = None
-    etag: str | None = None
-    reason: str | None = None
-
-
-class RecognitionLedger:
-    """SQLite ledger; thread-safe, opened on first use."""
+class SqliteLedger:
+    """:class:`~facelens.history.ledger.RecognitionLedger` in one SQLite file; thread-safe,
+    opened on first use."""
 
     def __init__(self, path: Path | str) -> None:
         self._db = SqliteDatabase(path, schema=_SCHEMA, what="The recognizer ledger")
@@ -88,8 +69,27 @@ class RecognitionLedger:
             ).fetchone()
         return None if row is None else _recognition(row)
 
+    def claim(self, recognition_id: str, owner: str, *, lease_seconds: float) -> bool:
+        """See :meth:`~facelens.history.ledger.RecognitionLedger.claim`; the lease is timed
+        by this host's clock (every process sharing the file is on this host)."""
+        now = time.time()
+        with self._db.transaction() as conn:
+            done = conn.execute(
+                "SELECT 1 FROM recognitions WHERE recognition_id = ?", (recognition_id,)
+            ).fetchone()
+            if done is not None:
+                return False
+            cursor = conn.execute(
+                "INSERT INTO claims VALUES (?, ?, ?) ON CONFLICT (recognition_id) DO UPDATE"
+                " SET owner = excluded.owner, until = excluded.until"
+                " WHERE claims.owner = excluded.owner OR claims.until < ?",
+                (recognition_id, owner, now + lease_seconds, now),
+            )
+        return cursor.rowcount > 0
+
     def record(self, recognition: Recognition) -> bool:
-        """Stores the outcome; False when that recognition id was already there."""
+        """Stores the outcome and ends its claim; False when that recognition id was already
+        there."""
         r = recognition
         with self._db.transaction() as conn:
             cursor = conn.execute(
@@ -101,15 +101,15 @@ class RecognitionLedger:
                     r.key,
                     r.etag,
                     r.topic,
-                    json.dumps(r.message, ensure_ascii=False, default=str),
+                    encode_message(r.message),
                     r.reason,
                     stamp(r.recognized_at),
                 ),
             )
+            conn.execute("DELETE FROM claims WHERE recognition_id = ?", (r.recognition_id,))
         return cursor.rowcount > 0
 
     def recent(self, *, limit: int = 50, status: Status | None = None) -> list[Recognition]:
-        """The latest outcomes, newest first."""
         sql = "SELECT * FROM recognitions"
         params: list[Any] = []
         if status is not None:
@@ -131,13 +131,6 @@ class RecognitionLedger:
         before: tuple[str, str] | None = None,
         after: str | None = None,
     ) -> list[Recognition]:
-        """Outcomes newest first, filtered, one page at a time.
-
-        before: the (recognized_at ISO text, recognition_id) of the last record
-        of the previous page (a cursor; :func:`cursor_of`); after: only records
-        newer than this ISO time (a live feed's tail). camera / user_id match the
-        message's ``Camera`` / ``UserId``.
-        """
         clauses: list[str] = []
         params: list[Any] = []
         if status is not None:
@@ -150,12 +143,12 @@ class RecognitionLedger:
             clauses.append("json_extract(message, '$.UserId') = ?")
             params.append(user_id)
         if before is not None:
-            at = _restamp(before[0])
+            at = stamp(parse_time(before[0]))
             clauses.append("(recognized_at < ? OR (recognized_at = ? AND recognition_id > ?))")
             params += [at, at, before[1]]
         if after is not None:
             clauses.append("recognized_at > ?")
-            params.append(_restamp(after))
+            params.append(stamp(parse_time(after)))
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
         with self._db.transaction() as conn:
             rows = conn.execute(
@@ -176,17 +169,6 @@ class RecognitionLedger:
     def dead_letters(self, *, limit: int = 50) -> list[Recognition]:
         return self.recent(limit=limit, status=Status.ERROR)
 
-    def forget(self, *, user_id: str | None, face_ids: list[str]) -> list[Recognition]:
-        """Deletes and returns the records that name ``user_id`` or one of ``face_ids``.
-
-        The records carry the person's profile and crop keys: forgetting a person
-        removes them (the caller deletes the crops they point to).
-        """
-        with self._db.transaction():
-            records = self.naming(user_id=user_id, face_ids=face_ids)
-            self.delete([r.recognition_id for r in records])
-        return records
-
     def naming(
         self,
         *,
@@ -195,9 +177,6 @@ class RecognitionLedger:
         stranger_id: str | None = None,
         stranger_face_ids: list[str] | None = None,
     ) -> list[Recognition]:
-        """The records whose message names ``user_id``, one of ``face_ids``, the stranger
-        ``stranger_id`` (an unknown face's ``StrangerId``) or one of ``stranger_face_ids``
-        (the stranger face a sighting added, ``StrangerFaceId``): one person's history."""
         clauses, params = [], []
         if stranger_face_ids:
             clauses.append(
@@ -217,12 +196,13 @@ class RecognitionLedger:
             return []
         with self._db.transaction() as conn:
             rows = conn.execute(
-                f"SELECT * FROM recognitions WHERE {' OR '.join(clauses)}", params
+                f"SELECT * FROM recognitions WHERE {' OR '.join(clauses)}"
+                " ORDER BY recognized_at, recognition_id",
+                params,
             ).fetchall()
         return [_recognition(row) for row in rows]
 
     def delete(self, recognition_ids: list[str]) -> int:
-        """Deletes these records; how many there were."""
         with self._db.transaction() as conn:
             cursor = conn.execute(
                 "DELETE FROM recognitions WHERE recognition_id IN (SELECT value FROM json_each(?))",
@@ -239,9 +219,6 @@ class RecognitionLedger:
         limit: int = 1000,
         after: tuple[str, str] | None = None,
     ) -> list[Recognition]:
-        """Records of ``statuses`` recognized before ``cutoff`` that still name a crop,
-        oldest first: the crops retention deletes. ``after``: the :func:`cursor_of` the
-        previous page's last record (the next page starts after it)."""
         sql = (
             "SELECT * FROM recognitions WHERE key IS NOT NULL AND recognized_at < ?"
             " AND status IN (SELECT value FROM json_each(?))"
@@ -257,8 +234,6 @@ class RecognitionLedger:
         return [_recognition(row) for row in rows]
 
     def mark_crop_deleted(self, recognition_id: str) -> None:
-        """The record's crop is gone: bucket and key NULL, ``CropDeleted`` in the message
-        (which keeps the key it was published with, as history)."""
         with self._db.transaction() as conn:
             conn.execute(
                 "UPDATE recognitions SET bucket = NULL, key = NULL,"
@@ -268,7 +243,6 @@ class RecognitionLedger:
             )
 
     def known_crops(self, bucket: str, keys: list[str]) -> set[str]:
-        """Which of ``keys`` in ``bucket`` a record names (the others were never recognized)."""
         with self._db.transaction() as conn:
             rows = conn.execute(
                 "SELECT key FROM recognitions WHERE key IN (SELECT value FROM json_each(?))"
@@ -286,8 +260,6 @@ class RecognitionLedger:
     def sightings(
         self, stranger_ids: Sequence[str], *, limit: int = 50, largest_first: bool = False
     ) -> list[Recognition]:
-        """Sightings of these strangers, newest first; ``largest_first``: the largest face box
-        first, among those whose crop is still stored (the best crops to show)."""
         where = "json_extract(message, '$.StrangerId') IN (SELECT value FROM json_each(?))"
         order = "recognized_at DESC, recognition_id"
         if largest_first:
@@ -304,7 +276,6 @@ class RecognitionLedger:
         return [_recognition(row) for row in rows]
 
     def strangers_seen(self, stranger_ids: Sequence[str] | None = None) -> dict[str, StrangerSeen]:
-        """Count, first and last sighting per StrangerId (of these ids, or of every one)."""
         sql = (
             "SELECT json_extract(message, '$.StrangerId') AS sid, COUNT(*),"
             " MIN(recognized_at), MAX(recognized_at) FROM recognitions WHERE "
@@ -316,7 +287,7 @@ class RecognitionLedger:
             sql += "sid IN (SELECT value FROM json_each(?))"
             params.append(json.dumps(list(stranger_ids)))
         with self._db.transaction() as conn:
-            rows = conn.execute(sql + " GROUP BY sid", params).fetchall()
+            rows = conn.execute(sql + " GROUP BY sid ORDER BY sid", params).fetchall()
         return {
             str(sid): StrangerSeen(int(n), datetime.fromisoformat(a), datetime.fromisoformat(b))
             for sid, n, a, b in rows
@@ -324,24 +295,6 @@ class RecognitionLedger:
 
     def close(self) -> None:
         self._db.close()
-
-
-def stamp(moment: datetime) -> str:
-    """A time as the ledger stores it: UTC, always with microseconds, so that text order
-    is time order (``isoformat()`` alone drops a zero microsecond part)."""
-    return moment.astimezone(UTC).isoformat(timespec="microseconds")
-
-
-def _restamp(text: str) -> str:
-    try:
-        return stamp(datetime.fromisoformat(text))
-    except (ValueError, OverflowError) as exc:  # Overflow: year 1 or 9999 moved to UTC
-        raise InvalidParameterException(f"Not an ISO 8601 time: {text!r}") from exc
-
-
-def cursor_of(recognition: Recognition) -> tuple[str, str]:
-    """The paging cursor after ``recognition`` for :meth:`RecognitionLedger.history`."""
-    return stamp(recognition.recognized_at), recognition.recognition_id
 
 
 def _recognition(row: tuple[Any, ...]) -> Recognition:

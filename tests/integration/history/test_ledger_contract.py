@@ -1,0 +1,269 @@
+"""The ledger's contract, on each adapter (``ledger`` and ``open_ledger_on``:
+tests/integration/history/conftest.py): idempotency and claims across instances, pages,
+filters, retention's queries, strangers' sightings, and the same answers from both."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta, timezone
+from functools import partial
+from typing import Any
+
+import pytest
+
+from facelens.errors import InvalidParameterException
+from facelens.history.ledger import (
+    CROP_DELETED,
+    Recognition,
+    RecognitionLedger,
+    Status,
+    StrangerSeen,
+    cursor_of,
+)
+from tests.integration.history.conftest import OpenLedger
+
+T0 = datetime(2024, 5, 1, 8, 0, tzinfo=UTC)
+LONG_LEASE_S = 60.0
+
+
+def outcome(
+    rid: str,
+    at: datetime = T0,
+    *,
+    status: Status = Status.IDENTIFIED,
+    key: str | None = None,
+    **message: Any,
+) -> Recognition:
+    topic = {Status.IDENTIFIED: "rekognition", Status.UNKNOWN: "rekognition/unknown"}
+    return Recognition(
+        rid,
+        status,
+        topic.get(status, "rekognition/errors"),
+        {"RecognitionId": rid, **message},
+        at,
+        bucket=None if key is None else "crops",
+        key=key,
+        etag=None if key is None else "etag-1",
+        reason="InvalidImageFormatException" if status is Status.ERROR else None,
+    )
+
+
+def ids(records: list[Recognition]) -> list[str]:
+    return [r.recognition_id for r in records]
+
+
+def at_once(calls: list[Callable[[], bool]]) -> list[bool]:
+    """Runs ``calls`` on threads of their own, released together; their answers in order."""
+    answers: list[bool] = [False] * len(calls)
+    start = threading.Barrier(len(calls))
+
+    def run(i: int) -> None:
+        start.wait()
+        answers[i] = calls[i]()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return answers
+
+
+def test_record_is_once_per_id_and_get_returns_it_as_recorded(ledger: RecognitionLedger) -> None:
+    message = {"Status": "identified", "Zeta": 1, "Alpha": "Zoë", "Similarity": 0.1 + 0.2}
+    at = datetime(2024, 5, 1, 10, 0, 0, 7, tzinfo=timezone(timedelta(hours=2)))
+    first = Recognition(
+        "r1", Status.IDENTIFIED, "rekognition", message, at, "crops", "faces/1.jpg", "e1"
+    )
+    assert ledger.record(first)
+    assert not ledger.record(outcome("r1", T0, Other=True))
+    got = ledger.get("r1")
+    assert got == first  # the first outcome stays
+    assert got is not None
+    assert list(got.message) == ["Status", "Zeta", "Alpha", "Similarity"]  # order as recorded
+    assert got.recognized_at.utcoffset() == timedelta(0)
+    assert got.recognized_at.isoformat() == "2024-05-01T08:00:00.000007+00:00"
+    assert ledger.get("r2") is None
+    # Whatever is not JSON is kept as its text.
+    ledger.record(outcome("r2", T0, When=T0))
+    recorded = ledger.get("r2")
+    assert recorded is not None
+    assert recorded.message["When"] == str(T0)
+
+
+def test_two_instances_racing_on_one_id_record_it_once(open_ledger_on: OpenLedger) -> None:
+    """Two processes (SQLite) or hosts (PostgreSQL): exactly one record() says True."""
+    ledgers = [open_ledger_on() for _ in range(4)]
+    for n in range(10):
+        record = outcome(f"race-{n}")
+        results = at_once([partial(led.record, record) for led in ledgers])
+        assert sorted(results) == [False, False, False, True]
+    assert ledgers[0].count() == 10
+
+
+def test_a_claim_is_one_owner_s_until_recorded_or_its_lease_runs_out(
+    open_ledger_on: OpenLedger,
+) -> None:
+    a, b = open_ledger_on(), open_ledger_on()
+    assert a.claim("r1", "host-a", lease_seconds=LONG_LEASE_S)
+    assert not b.claim("r1", "host-b", lease_seconds=LONG_LEASE_S)
+    assert a.claim("r1", "host-a", lease_seconds=LONG_LEASE_S)  # a restarted worker: its own
+    assert a.record(outcome("r1"))
+    # Recorded: nobody holds it any more, and nobody may handle it again.
+    assert not b.claim("r1", "host-b", lease_seconds=LONG_LEASE_S)
+    assert not a.claim("r1", "host-a", lease_seconds=LONG_LEASE_S)
+    # A claim whose holder died is taken over once its lease has run out.
+    assert a.claim("r2", "host-a", lease_seconds=0.2)
+    assert not b.claim("r2", "host-b", lease_seconds=LONG_LEASE_S)
+    time.sleep(0.4)
+    assert b.claim("r2", "host-b", lease_seconds=LONG_LEASE_S)
+    assert not a.claim("r2", "host-a", lease_seconds=LONG_LEASE_S)
+    # Forgetting a record makes its id new again.
+    assert a.delete(["r1"]) == 1
+    assert b.claim("r1", "host-b", lease_seconds=LONG_LEASE_S)
+
+
+def test_owners_racing_for_one_claim_get_it_once(open_ledger_on: OpenLedger) -> None:
+    ledgers = [open_ledger_on() for _ in range(4)]
+    for n in range(10):
+        rid = f"c-{n}"
+        won = at_once(
+            [
+                partial(ledgers[i].claim, rid, f"host-{i}", lease_seconds=LONG_LEASE_S)
+                for i in range(len(ledgers))
+            ]
+        )
+        assert sum(won) == 1
+
+
+def test_recent_and_history_run_newest_first_ties_by_id_in_byte_order(
+    ledger: RecognitionLedger,
+) -> None:
+    t1 = T0 + timedelta(seconds=1)
+    for rid, at in [("b", T0), ("B", t1), ("a", t1), ("_", t1), ("c", T0 + timedelta(seconds=2))]:
+        ledger.record(outcome(rid, at))
+    assert ids(ledger.recent()) == ["c", "B", "_", "a", "b"]
+    assert ids(ledger.recent(limit=2)) == ["c", "B"]
+    pages: list[list[str]] = []
+    before = None
+    while page := ledger.history(limit=2, before=before):
+        pages.append(ids(page))
+        before = cursor_of(page[-1])
+    assert pages == [["c", "B"], ["_", "a"], ["b"]]
+    assert ids(ledger.history(after=t1.isoformat())) == ["c"]
+    assert ids(ledger.history(after="2024-05-01T10:00:00.5+02:00")) == ["c", "B", "_", "a"]
+
+
+def test_history_filters_and_counts(ledger: RecognitionLedger) -> None:
+    ledger.record(outcome("i1", T0, Camera="door", UserId="anna"))
+    ledger.record(outcome("i2", T0 + timedelta(1), Camera="garage", UserId="ben"))
+    ledger.record(outcome("u1", T0 + timedelta(2), status=Status.UNKNOWN, Camera="door"))
+    ledger.record(outcome("e1", T0 + timedelta(3), status=Status.ERROR))
+    assert ids(ledger.history(camera="door")) == ["u1", "i1"]
+    assert ids(ledger.history(user_id="ben")) == ["i2"]
+    assert ids(ledger.history(status=Status.IDENTIFIED, camera="door")) == ["i1"]
+    assert ids(ledger.recent(status=Status.UNKNOWN)) == ["u1"]
+    assert ids(ledger.dead_letters()) == ["e1"]
+    assert ledger.dead_letters()[0].reason == "InvalidImageFormatException"
+    assert ledger.count() == 4
+    assert ledger.count(status=Status.IDENTIFIED) == 2
+    assert ledger.count(status=Status.ERROR) == 1
+
+
+@pytest.mark.parametrize("bad", ["yesterday", "2024-13-01", "0001-01-01T00:00:00+01:00"])
+def test_a_time_that_is_not_iso_is_refused(ledger: RecognitionLedger, bad: str) -> None:
+    with pytest.raises(InvalidParameterException):
+        ledger.history(after=bad)
+    with pytest.raises(InvalidParameterException):
+        ledger.history(before=(bad, "r1"))
+
+
+def test_naming_finds_one_person_s_records_and_delete_removes_them(
+    ledger: RecognitionLedger,
+) -> None:
+    ledger.record(outcome("r1", T0, UserId="anna", FaceId="f1"))
+    ledger.record(outcome("r2", T0 + timedelta(1), FaceId="f2"))
+    ledger.record(outcome("r3", T0 + timedelta(2), status=Status.UNKNOWN, StrangerId="s-1"))
+    ledger.record(outcome("r4", T0 + timedelta(3), status=Status.UNKNOWN, StrangerFaceId="sf"))
+    ledger.record(outcome("r5", T0 + timedelta(4), UserId="ben", FaceId="f9"))
+    assert ids(ledger.naming(user_id="anna", face_ids=["f2"])) == ["r1", "r2"]
+    assert ids(ledger.naming(user_id=None, face_ids=[], stranger_id="s-1")) == ["r3"]
+    assert ids(ledger.naming(user_id=None, face_ids=[], stranger_face_ids=["sf", "x"])) == ["r4"]
+    assert ledger.naming(user_id=None, face_ids=[]) == []
+    assert ledger.delete(["r1", "r2", "missing"]) == 2
+    assert ids(ledger.recent()) == ["r5", "r4", "r3"]
+    ledger.purge_deleted()  # True only where verifiable (SQLite); it must not fail on either
+
+
+def test_retention_pages_through_old_crops_and_marks_them_deleted(
+    ledger: RecognitionLedger,
+) -> None:
+    for n in range(5):
+        ledger.record(outcome(f"i{n}", T0 + timedelta(hours=n), key=f"faces/i{n}.jpg", N=n))
+    ledger.record(outcome("u0", T0, status=Status.UNKNOWN, key="faces/u0.jpg"))
+    ledger.record(outcome("e0", T0, status=Status.ERROR))  # no crop
+    cutoff = T0 + timedelta(hours=3, minutes=30)
+    first = ledger.crops_older_than(cutoff, [Status.IDENTIFIED], limit=2)
+    assert ids(first) == ["i0", "i1"]
+    rest = ledger.crops_older_than(cutoff, [Status.IDENTIFIED], after=cursor_of(first[-1]))
+    assert ids(rest) == ["i2", "i3"]
+    both = ledger.crops_older_than(cutoff, [Status.IDENTIFIED, Status.UNKNOWN])
+    assert ids(both) == ["i0", "u0", "i1", "i2", "i3"]
+    assert ledger.known_crops("crops", ["faces/i0.jpg", "faces/u0.jpg", "faces/x.jpg"]) == {
+        "faces/i0.jpg",
+        "faces/u0.jpg",
+    }
+    assert ledger.known_crops("other", ["faces/i0.jpg"]) == set()
+
+    ledger.mark_crop_deleted("i0")
+    ledger.mark_crop_deleted("missing")
+    marked = ledger.get("i0")
+    assert marked is not None
+    assert (marked.bucket, marked.key) == (None, None)
+    assert list(marked.message) == ["RecognitionId", "N", CROP_DELETED]
+    assert marked.message[CROP_DELETED] is True
+    assert ids(ledger.crops_older_than(cutoff, [Status.IDENTIFIED])) == ["i1", "i2", "i3"]
+    assert ledger.known_crops("crops", ["faces/i0.jpg"]) == set()
+
+
+def test_sightings_and_strangers_seen(ledger: RecognitionLedger) -> None:
+    def sighting(rid: str, at: datetime, sid: str, box: float | None, *, key: bool = True) -> None:
+        extra: dict[str, Any] = {"StrangerId": sid}
+        if box is not None:
+            extra["BoundingBox"] = {"Width": box, "Height": box, "Left": 0.1, "Top": 0.1}
+        ledger.record(
+            outcome(
+                rid, at, status=Status.UNKNOWN, key=f"faces/{rid}.jpg" if key else None, **extra
+            )
+        )
+
+    sighting("s1", T0, "stranger-1", 0.2)
+    sighting("s2", T0 + timedelta(minutes=1), "stranger-1", 0.5)
+    sighting("s3", T0 + timedelta(minutes=2), "stranger-1", None)
+    sighting("s4", T0 + timedelta(minutes=3), "stranger-1", 0.9, key=False)
+    sighting("s5", T0 + timedelta(minutes=4), "stranger-2", 0.3)
+    ledger.record(outcome("i1", T0, UserId="anna"))
+    assert ids(ledger.sightings(["stranger-1"])) == ["s4", "s3", "s2", "s1"]
+    assert ids(ledger.sightings(["stranger-1", "stranger-2"], limit=2)) == ["s5", "s4"]
+    # The largest box first among crops still stored; one without a box last.
+    assert ids(ledger.sightings(["stranger-1"], largest_first=True)) == ["s2", "s1", "s3"]
+    assert ledger.sightings(["nobody"]) == []
+
+    seen = ledger.strangers_seen()
+    assert seen == {
+        "stranger-1": StrangerSeen(4, T0, T0 + timedelta(minutes=3)),
+        "stranger-2": StrangerSeen(1, T0 + timedelta(minutes=4), T0 + timedelta(minutes=4)),
+    }
+    assert list(seen) == ["stranger-1", "stranger-2"]
+    assert seen["stranger-1"].first_seen.utcoffset() == timedelta(0)
+    assert ledger.strangers_seen(["stranger-2", "nobody"]) == {"stranger-2": seen["stranger-2"]}
+
+
+def test_two_instances_share_one_history(open_ledger_on: OpenLedger) -> None:
+    first, second = open_ledger_on(), open_ledger_on()
+    first.record(outcome("r1", T0, status=Status.UNKNOWN, StrangerId="s-1"))
+    second.record(outcome("r2", T0 + timedelta(1), status=Status.UNKNOWN, StrangerId="s-1"))
+    assert ids(first.recent()) == ids(second.recent()) == ["r2", "r1"]
+    assert first.strangers_seen()["s-1"].count == 2
