@@ -1,10 +1,10 @@
 """The collection store on PostgreSQL, shared by every process and host that reaches it.
 
-Same semantics as :mod:`facelens.collection.sqlite_store`, so a deployment
-moves from one machine to many by changing a URL. PostgreSQL is the source
-of truth; searches run on in-process
-:class:`~facelens.collection.index.CollectionIndex` caches kept coherent by
-a per-collection generation (see :mod:`facelens.collection.index_cache`).
+The store's logic is :class:`~facelens.collection.sql_store.SqlCollectionStore`,
+shared with SQLite, so a deployment moves from one machine to many by
+changing a URL; this module is PostgreSQL's dialect of it (see
+:mod:`facelens.collection.sql_dialect`): the schema, the one connection and
+how it lives and fails, and the SQL PostgreSQL says its own way.
 
 Transactions: reads run in ``REPEATABLE READ READ ONLY``, so a search index
 is rebuilt from one snapshot and a read never fails on a serialisation
@@ -13,87 +13,122 @@ row (``FOR NO KEY UPDATE``), which serialises writers of one collection
 across all processes, as SQLite's ``BEGIN IMMEDIATE`` does for one file,
 while writers of other collections proceed.
 
-One connection per store, used under a lock: the store's cache and its
-transactions are serialised anyway, and a process that needs more
+One connection per store, used under the store's lock: the store's cache
+and its transactions are serialised anyway, and a process that needs more
 throughput runs more workers (each with its own store). A connection that
 died while idle (a server restart, a failover) is replaced once, silently;
 losing it mid-transaction raises ServiceUnavailableException and the next
 call reconnects.
+
+Choices that keep PostgreSQL's answers identical to SQLite's:
+
+* ids are ``TEXT COLLATE "C"``: byte order, as SQLite compares, whatever
+  locale the database was created with, so pages come in the same order and
+  a page token means the same on both;
+* embeddings are little-endian float32 ``bytea`` with their dimension beside
+  them, checked on read like SQLite's blobs;
+* tables carry a ``facelens_`` prefix, since a PostgreSQL database is often
+  shared with other applications (and with our own profile tables).
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from datetime import UTC, datetime
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
+import psycopg
+from psycopg.pq import TransactionStatus
 
-from facelens.collection.index import ANN_THRESHOLD, CollectionIndex
-from facelens.collection.index_cache import IndexCache, Token, WriteTx, search
-from facelens.collection.models import (
-    CollectionInfo,
-    CollectionPage,
-    FaceNeighbor,
-    FacePage,
-    NewFace,
-    StoredFace,
-    UserInfo,
-    UserNeighbor,
-    UserPage,
-    UserStatus,
-)
-from facelens.collection.postgres_schema import (
-    IN_IDS,
-    TOKEN,
-    USERS,
-    Connection,
-    IndexRows,
-    QmarkAdapter,
-    Session,
-    copy_faces,
-    copy_sources,
-    log_deletions,
-    purge_deletion_log,
-    select_faces,
-    select_sources,
-)
-from facelens.collection.rows import (
-    BLOB_DTYPE,
-    FACE_COLUMNS,
-    decode_embeddings,
-    face_from_row,
-    face_values,
-    instant,
-    no_collection,
-    no_user,
-    not_re_embedded,
-    other_model,
-    replacement_vectors,
-    source_values,
-    stored_face,
-    user_from_row,
-)
-from facelens.collection.sources import FaceSource
-from facelens.engine.types import Embedding
-from facelens.errors import (
-    ConflictException,
-    FacelensError,
-    InvalidParameterException,
-    ResourceAlreadyExistsException,
-)
-from facelens.pagination import keyset_page
+from facelens.collection.index import ANN_THRESHOLD
+from facelens.collection.rows import BLOB_DTYPE
+from facelens.collection.sql_dialect import Batches, Tables, one
+from facelens.collection.sql_store import SqlCollectionStore
+from facelens.errors import ServiceUnavailableException, StorageError
 
+Psycopg = psycopg.Connection[tuple[Any, ...]]
 READ = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
 WRITE = "BEGIN ISOLATION LEVEL READ COMMITTED"
 REPLACE_ROWS = 10_000
 """Vectors per UPDATE when a collection is re-embedded (5 MB of 128-d blobs a statement)."""
 
 
-class PostgresCollectionStore:
+SCHEMA_VERSION = 3
+"""Kept in ``facelens_collection_schema``; a database written by a newer schema is refused.
+
+2: ``facelens_faces.generation``, ``facelens_face_deletions`` and
+``facelens_collections.deletions_floor``, so a search index can catch up with the
+changes after its generation. 3: ``facelens_face_sources``, the crop each face can be
+embedded again from (:mod:`facelens.collection.sources`). Every statement is idempotent
+(``IF NOT EXISTS``), so the same list creates a new database and migrates an older one."""
+SCHEMA_LOCK = 0x66_6C_63_6F_6C_6C_73_31
+"""``pg_advisory_xact_lock`` key ("flcolls1") held while the tables are created, so two
+processes starting on an empty database do not race on ``CREATE TABLE IF NOT EXISTS``."""
+
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS facelens_collection_schema (version INTEGER NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS facelens_collections (
+    collection_id TEXT COLLATE "C" PRIMARY KEY, face_model_version TEXT NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL, generation BIGINT NOT NULL DEFAULT 0)""",
+    """CREATE TABLE IF NOT EXISTS facelens_faces (
+    collection_id TEXT COLLATE "C" NOT NULL
+        REFERENCES facelens_collections(collection_id) ON DELETE CASCADE,
+    face_id TEXT COLLATE "C" NOT NULL, image_id TEXT NOT NULL, external_image_id TEXT,
+    box_width DOUBLE PRECISION NOT NULL, box_height DOUBLE PRECISION NOT NULL,
+    box_left DOUBLE PRECISION NOT NULL, box_top DOUBLE PRECISION NOT NULL,
+    confidence DOUBLE PRECISION NOT NULL, user_id TEXT COLLATE "C",
+    indexed_at TIMESTAMPTZ NOT NULL, embedding_dim INTEGER NOT NULL, embedding BYTEA NOT NULL,
+    PRIMARY KEY (collection_id, face_id))""",
+    "CREATE INDEX IF NOT EXISTS facelens_faces_by_user ON facelens_faces(collection_id, user_id)",
+    """CREATE TABLE IF NOT EXISTS facelens_users (
+    collection_id TEXT COLLATE "C" NOT NULL
+        REFERENCES facelens_collections(collection_id) ON DELETE CASCADE,
+    user_id TEXT COLLATE "C" NOT NULL, created_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (collection_id, user_id))""",
+    # version 2
+    "ALTER TABLE facelens_faces ADD COLUMN IF NOT EXISTS generation BIGINT NOT NULL DEFAULT 0",
+    "CREATE INDEX IF NOT EXISTS facelens_faces_by_generation"
+    " ON facelens_faces(collection_id, generation)",
+    """CREATE TABLE IF NOT EXISTS facelens_face_deletions (
+    collection_id TEXT COLLATE "C" NOT NULL
+        REFERENCES facelens_collections(collection_id) ON DELETE CASCADE,
+    face_id TEXT COLLATE "C" NOT NULL, generation BIGINT NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS facelens_face_deletions_by_generation"
+    " ON facelens_face_deletions(collection_id, generation)",
+    "ALTER TABLE facelens_collections"
+    " ADD COLUMN IF NOT EXISTS deletions_floor BIGINT NOT NULL DEFAULT 0",
+    # version 3: a face's source goes with it (the cascade), and so with its collection
+    """CREATE TABLE IF NOT EXISTS facelens_face_sources (
+    collection_id TEXT COLLATE "C" NOT NULL, face_id TEXT COLLATE "C" NOT NULL,
+    width INTEGER NOT NULL, height INTEGER NOT NULL, geometry TEXT NOT NULL, jpeg BYTEA NOT NULL,
+    PRIMARY KEY (collection_id, face_id),
+    FOREIGN KEY (collection_id, face_id) REFERENCES facelens_faces(collection_id, face_id)
+        ON DELETE CASCADE)""",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class QmarkConnection:
+    """A psycopg connection that takes the store's qmark-style SQL.
+
+    Every ``?`` becomes psycopg's ``%s``, so the SQL handed through must hold
+    no literal question mark (ours never does: values are always bound).
+    """
+
+    raw: Psycopg
+
+    def execute(
+        self, sql: str, parameters: Sequence[Any] = (), /
+    ) -> psycopg.Cursor[tuple[Any, ...]]:
+        return self.raw.execute(sql.replace("?", "%s"), parameters)
+
+
+class PostgresCollectionStore(SqlCollectionStore[QmarkConnection]):
     """:class:`~facelens.collection.store.CollectionStore` on PostgreSQL.
 
     ``url`` is a libpq URL (``postgresql://user@host:5432/db``); the
@@ -117,385 +152,218 @@ class PostgresCollectionStore:
         ann_threshold: int = ANN_THRESHOLD,
         index_directory: Path | None = None,
     ) -> None:
-        self._session = Session(url, connect_timeout_s=connect_timeout_s)
-        self._lock = threading.RLock()
-        self._indexes = IndexCache(index_directory, ann_threshold)
+        super().__init__(
+            PostgresDialect(url, connect_timeout_s=connect_timeout_s),
+            index_directory=index_directory,
+            ann_threshold=ann_threshold,
+        )
 
-    def close(self) -> None:
-        with self._lock:
-            self._indexes.close(current=self._current_token)
-            self._session.close()
 
-    # -- collections --
-    def create_collection(self, collection_id: str, *, face_model_version: str) -> CollectionInfo:
-        now = datetime.now(UTC)
-        with self._transaction(WRITE) as conn:
-            cursor = conn.execute(
-                "INSERT INTO facelens_collections (collection_id, face_model_version, created_at)"
-                " VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
-                (collection_id, face_model_version, now),
-            )
-            if cursor.rowcount == 0:
-                message = f"The collection id: {collection_id} already exists"
-                raise ResourceAlreadyExistsException(message)
-        return CollectionInfo(collection_id, face_model_version, now, 0, 0)
+class PostgresDialect:
+    """:class:`~facelens.collection.sql_dialect.Dialect` of one PostgreSQL database.
 
-    def describe_collection(self, collection_id: str) -> CollectionInfo:
-        with self._transaction(READ) as conn:
-            row = conn.execute(
-                "SELECT c.face_model_version, c.created_at,"
-                " (SELECT COUNT(*) FROM facelens_faces f WHERE f.collection_id = c.collection_id),"
-                " (SELECT COUNT(*) FROM facelens_users u WHERE u.collection_id = c.collection_id)"
-                " FROM facelens_collections c WHERE c.collection_id = %s",
-                (collection_id,),
-            ).fetchone()
-        if row is None:
-            raise no_collection(collection_id)
-        return CollectionInfo(collection_id, row[0], instant(row[1]), row[2], row[3])
+    Holds one lazily opened connection. Any psycopg error surfaces as
+    StorageError; a lost connection as ServiceUnavailableException (see the
+    module's docstring for when it is replaced).
+    """
 
-    def list_collections(
-        self, *, max_results: int, next_token: str | None = None
-    ) -> CollectionPage:
-        sql = "SELECT collection_id, face_model_version FROM facelens_collections WHERE TRUE"
-        with self._transaction(READ) as conn:
-            rows, token = keyset_page(
-                QmarkAdapter(conn), sql, [], "collection_id", max_results, next_token, ""
-            )
-        return CollectionPage([r[0] for r in rows], [r[1] for r in rows], token)
+    tables = Tables.prefixed("facelens_")
+    in_list = "= ANY(?)"  # one bound text array: no limit on how many, one plan for any count
+    row_lock = " FOR NO KEY UPDATE"
 
-    def delete_collection(self, collection_id: str) -> None:
-        with self._lock:
-            with self._transaction(WRITE) as conn:
-                cursor = conn.execute(
-                    "DELETE FROM facelens_collections WHERE collection_id = %s", (collection_id,)
-                )
-            if cursor.rowcount:
-                self._indexes.forget(collection_id)
-        if cursor.rowcount == 0:
-            raise no_collection(collection_id)
+    def __init__(self, url: str, *, connect_timeout_s: int) -> None:
+        self._url = url
+        self._connect_timeout_s = connect_timeout_s
+        self._conn: Psycopg | None = None
+        self._closed = False
 
-    # -- faces --
-    def add_faces(
-        self,
-        collection_id: str,
-        faces: Sequence[NewFace],
-        *,
-        face_model_version: str | None = None,
-    ) -> list[StoredFace]:
-        ids = [face.face_id for face in faces]
-        if len(set(ids)) != len(ids):
-            raise InvalidParameterException("The same face id appears twice in one request")
-        vectors = [np.asarray(face.embedding, dtype=np.float32) for face in faces]
-        if any(v.ndim != 1 or v.shape != vectors[0].shape for v in vectors):
-            raise InvalidParameterException("Embeddings must be 1-D and of one dimension")
-        now = datetime.now(UTC)
-        with self._write(collection_id) as tx:
-            if face_model_version is not None:
-                _require_model(tx.conn, collection_id, face_model_version)
-            if not faces:
-                return []
-            dim = vectors[0].shape[0]
-            row = tx.conn.execute(
-                "SELECT embedding_dim FROM facelens_faces WHERE collection_id = %s LIMIT 1",
-                (collection_id,),
-            ).fetchone()
-            if row is not None and row[0] != dim:
-                message = f"Embedding dimension {dim} does not match the collection's {row[0]}"
-                raise InvalidParameterException(message)
-            taken = tx.conn.execute(
-                f"SELECT face_id FROM facelens_faces WHERE {IN_IDS} LIMIT 1", (collection_id, ids)
-            ).fetchone()
-            if taken is not None:
-                raise ResourceAlreadyExistsException(f"The face id: {taken[0]} already exists")
-            copy_faces(
-                tx.conn,
-                [
-                    face_values(collection_id, f, v, now, tx.generation)
-                    for f, v in zip(faces, vectors, strict=True)
-                ],
-            )
-            sources = [source_values(collection_id, f.face_id, f.source) for f in faces if f.source]
-            if sources:
-                copy_sources(tx.conn, sources)
-            matrix = np.stack(vectors)
-            tx.updates.append(lambda index: index.add_faces(ids, matrix))
-            tx.changes += len(ids)
-        return [stored_face(face, now) for face in faces]
+    def id_list(self, ids: Sequence[str]) -> list[str]:
+        return list(ids)
 
-    def get_faces(self, collection_id: str, face_ids: Sequence[str]) -> dict[str, StoredFace]:
-        with self._transaction(READ) as conn:
-            _collection_token(conn, collection_id)
-            return select_faces(conn, collection_id, face_ids)
+    def timestamp(self, when: datetime) -> datetime:
+        return when
 
-    def get_embeddings(self, collection_id: str, face_ids: Sequence[str]) -> dict[str, Embedding]:
-        with self._transaction(READ) as conn:
-            _collection_token(conn, collection_id)
-            rows = conn.execute(
-                f"SELECT face_id, embedding_dim, embedding FROM facelens_faces WHERE {IN_IDS}",
-                (collection_id, list(face_ids)),
-            ).fetchall()
-        return {r[0]: decode_embeddings([r[1]], [r[2]], r[1])[0].astype(np.float32) for r in rows}
+    @contextmanager
+    def transaction(self, *, write: bool) -> Iterator[QmarkConnection]:
+        conn = self._begin(WRITE if write else READ)
+        try:
+            yield QmarkConnection(conn)
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            if not conn.broken and conn.info.transaction_status != TransactionStatus.IDLE:
+                with suppress(psycopg.Error):
+                    conn.execute("ROLLBACK")
+            if isinstance(exc, psycopg.Error):
+                raise self._failure(exc) from exc
+            raise
 
-    def get_sources(self, collection_id: str, face_ids: Sequence[str]) -> dict[str, FaceSource]:
-        with self._transaction(READ) as conn:
-            _collection_token(conn, collection_id)
-            return select_sources(conn, collection_id, face_ids)
-
-    def replace_embeddings(
-        self,
-        collection_id: str,
-        embeddings: Mapping[str, Embedding],
-        *,
-        face_model_version: str,
-        delete: Sequence[str] = (),
+    def insert(
+        self, conn: QmarkConnection, table: str, columns: str, rows: Sequence[tuple[Any, ...]]
     ) -> None:
-        """As SQLite's: every process's search index of the collection is rebuilt after."""
-        ids, vectors = replacement_vectors(embeddings)
-        with self._lock:
-            with self._write(collection_id) as tx:
-                gone = tx.conn.execute(
-                    f"DELETE FROM facelens_faces WHERE {IN_IDS}", (collection_id, list(delete))
-                ).rowcount
-                for start in range(0, len(ids), REPLACE_ROWS):
-                    chunk = slice(start, start + REPLACE_ROWS)
-                    tx.conn.execute(
-                        "UPDATE facelens_faces AS f SET embedding_dim = %s, embedding = v.e,"
-                        " generation = %s FROM unnest(%s::text[], %s::bytea[]) AS v(id, e)"
-                        " WHERE f.collection_id = %s AND f.face_id = v.id",
-                        (
-                            vectors[0].shape[0] if vectors else 0,
-                            tx.generation,
-                            ids[chunk],
-                            [v.astype(BLOB_DTYPE).tobytes() for v in vectors[chunk]],
-                            collection_id,
-                        ),
-                    )
-                left = tx.conn.execute(
-                    "SELECT COUNT(*) FROM facelens_faces"
-                    " WHERE collection_id = %s AND generation <> %s",
-                    (collection_id, tx.generation),
-                ).fetchone()
-                if left is not None and left[0]:
-                    raise not_re_embedded(collection_id, left[0])
-                tx.conn.execute(
-                    "UPDATE facelens_collections SET face_model_version = %s, deletions_floor = %s"
-                    " WHERE collection_id = %s",
-                    (face_model_version, tx.generation, collection_id),
-                )
-                tx.conn.execute(
-                    "DELETE FROM facelens_face_deletions WHERE collection_id = %s",
-                    (collection_id,),
-                )
-                tx.updates.append(lambda index: None)  # bumps the generation; dropped below
-                tx.changes += len(ids) + gone
-            self._indexes.forget(collection_id)
+        """COPY: one round trip for any number of rows."""
+        with (
+            conn.raw.cursor() as cursor,
+            cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy,
+        ):
+            for row in rows:
+                copy.write_row(row)
 
-    def list_faces(
+    @contextmanager
+    def stream(
+        self, conn: QmarkConnection, name: str, sql: str, parameters: Sequence[Any]
+    ) -> Iterator[Batches]:
+        """A server-side cursor, because a plain one would have libpq hold the whole result
+        (about 0.6 GB at 1M faces) before the first row is seen; binary, so the embeddings
+        arrive as raw bytes rather than hex text. Lives within the transaction."""
+        with conn.raw.cursor(name=f"facelens_{name}", binary=True) as cursor:
+            cursor.execute(sql.replace("?", "%s"), parameters)
+            yield cursor
+
+    def set_embeddings(
         self,
+        conn: QmarkConnection,
         collection_id: str,
-        *,
-        max_results: int,
-        next_token: str | None = None,
-        user_id: str | None = None,
-        face_ids: Sequence[str] | None = None,
-    ) -> FacePage:
-        sql = f"SELECT {FACE_COLUMNS} FROM facelens_faces WHERE collection_id = %s"
-        params: list[Any] = [collection_id]
-        if user_id is not None:
-            sql, params = sql + " AND user_id = %s", [*params, user_id]
-        if face_ids is not None:
-            sql, params = sql + " AND face_id = ANY(%s)", [*params, list(face_ids)]
-        with self._transaction(READ) as conn:
-            _collection_token(conn, collection_id)
-            rows, token = keyset_page(
-                QmarkAdapter(conn),
-                sql,
-                params,
-                "face_id",
-                max_results,
-                next_token,
-                collection_id,
+        face_ids: Sequence[str],
+        vectors: Sequence[npt.NDArray[np.float32]],
+        generation: int,
+    ) -> None:
+        """One UPDATE per :data:`REPLACE_ROWS` faces, from two bound arrays."""
+        dim = vectors[0].shape[0] if vectors else 0
+        for start in range(0, len(face_ids), REPLACE_ROWS):
+            chunk = slice(start, start + REPLACE_ROWS)
+            conn.execute(
+                f"UPDATE {self.tables.faces} AS f SET embedding_dim = ?, embedding = v.e,"
+                " generation = ? FROM unnest(?::text[], ?::bytea[]) AS v(id, e)"
+                " WHERE f.collection_id = ? AND f.face_id = v.id",
+                (
+                    dim,
+                    generation,
+                    face_ids[chunk],
+                    [v.astype(BLOB_DTYPE).tobytes() for v in vectors[chunk]],
+                    collection_id,
+                ),
             )
-        return FacePage([face_from_row(r) for r in rows], token)
 
-    def delete_faces(self, collection_id: str, face_ids: Sequence[str]) -> list[str]:
-        params = (collection_id, list(face_ids))
-        with self._write(collection_id) as tx:
-            deleted = tx.conn.execute(
-                f"DELETE FROM facelens_faces WHERE {IN_IDS} RETURNING face_id", params
-            ).fetchall()
-            found = {r[0] for r in deleted}
-            if found:
-                gone = sorted(found)
-                log_deletions(tx.conn, collection_id, gone, tx.generation)
-                tx.updates.append(lambda index: index.remove_faces(gone))
-                tx.changes += len(gone)
-        return [face_id for face_id in dict.fromkeys(face_ids) if face_id in found]
-
-    def search_faces(
-        self, collection_id: str, query: Embedding, *, limit: int, max_distance: float
-    ) -> list[FaceNeighbor]:
-        with self._transaction(READ) as conn:
-            index = self._fresh_index(conn, collection_id)
-            hits = search(index.faces, query, limit, max_distance)
-            faces = select_faces(conn, collection_id, [h.id for h in hits]) if hits else {}
-        return [FaceNeighbor(faces[h.id], h.distance) for h in hits if h.id in faces]
-
-    # -- users --
-    def create_user(self, collection_id: str, user_id: str) -> UserInfo:
-        with self._write(collection_id) as tx:
-            cursor = tx.conn.execute(
-                "INSERT INTO facelens_users VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
-                (collection_id, user_id, datetime.now(UTC)),
+    def erase_deleted(self) -> bool:
+        """A plain VACUUM of the tables that held the deleted rows; False: until a VACUUM
+        FULL (the operator's call: an exclusive lock) the files may still hold them."""
+        t = self.tables
+        try:
+            self._connection().execute(
+                f"VACUUM {t.faces}, {t.face_sources}, {t.users}, {t.face_deletions}"
             )
-            if cursor.rowcount == 0:
-                message = f"The user id: {user_id} already exists in the collection {collection_id}"
-                raise ConflictException(message)
-            tx.updates.append(lambda index: None)  # no template until a face is associated
-        return UserInfo(user_id, UserStatus.CREATED, 0)
-
-    def get_user(self, collection_id: str, user_id: str) -> UserInfo:
-        with self._transaction(READ) as conn:
-            _collection_token(conn, collection_id)
-            row = conn.execute(USERS + " AND u.user_id = %s", (collection_id, user_id)).fetchone()
-        if row is None:
-            raise no_user(collection_id, user_id)
-        return user_from_row(row)
-
-    def list_users(
-        self, collection_id: str, *, max_results: int, next_token: str | None = None
-    ) -> UserPage:
-        with self._transaction(READ) as conn:
-            _collection_token(conn, collection_id)
-            rows, token = keyset_page(
-                QmarkAdapter(conn),
-                *(USERS, [collection_id], "u.user_id", max_results, next_token, collection_id),
-            )
-        return UserPage([user_from_row(r) for r in rows], token)
-
-    def delete_user(self, collection_id: str, user_id: str) -> None:
-        key = (collection_id, user_id)
-        where = "WHERE collection_id = %s AND user_id = %s"
-        with self._write(collection_id) as tx:
-            _require_user(tx.conn, collection_id, user_id)
-            members = [
-                r[0]
-                for r in tx.conn.execute(
-                    f"UPDATE facelens_faces SET user_id = NULL, generation = %s {where}"
-                    " RETURNING face_id",
-                    (tx.generation, *key),
-                )
-            ]
-            tx.conn.execute(f"DELETE FROM facelens_users {where}", key)
-            tx.updates.append(lambda index: index.assign(members, None))
-            tx.changes += len(members)
-
-    def associate_faces(self, collection_id: str, user_id: str, face_ids: Sequence[str]) -> None:
-        self._set_user(collection_id, user_id, face_ids, associate=True)
-
-    def disassociate_faces(self, collection_id: str, user_id: str, face_ids: Sequence[str]) -> None:
-        self._set_user(collection_id, user_id, face_ids, associate=False)
-
-    def search_users(
-        self, collection_id: str, query: Embedding, *, limit: int, max_distance: float
-    ) -> list[UserNeighbor]:
-        with self._transaction(READ) as conn:
-            index = self._fresh_index(conn, collection_id)
-            hits = search(index.users, query, limit, max_distance)
-            return [
-                UserNeighbor(user_from_row((h.id, index.face_count(h.id))), h.distance)
-                for h in hits
-            ]
-
-    def purge_deleted(self, collection_ids: Sequence[str]) -> bool:
-        """As SQLite's, with a plain VACUUM; False: until a VACUUM FULL the files may still
-        hold deleted rows (see :mod:`facelens.people.forget`)."""
-        with self._lock:
-            with self._transaction(WRITE) as conn:
-                purge_deletion_log(conn, collection_ids)
-            for collection_id in collection_ids:
-                self._indexes.forget(collection_id)
-            self._session.vacuum(
-                [
-                    "facelens_faces",
-                    "facelens_face_sources",
-                    "facelens_users",
-                    "facelens_face_deletions",
-                ]
-            )
+        except psycopg.Error as exc:
+            raise self._failure(exc) from exc
         return False
 
-    # -- internals --
-    def _set_user(
-        self, collection_id: str, user_id: str, face_ids: Sequence[str], *, associate: bool
-    ) -> None:
-        where = IN_IDS
-        params: tuple[Any, ...] = (collection_id, list(face_ids))
-        if not associate:  # only the faces this user holds
-            where, params = where + " AND user_id = %s", (*params, user_id)
-        target = user_id if associate else None
-        with self._write(collection_id) as tx:
-            _require_user(tx.conn, collection_id, user_id)
-            changed = tx.conn.execute(
-                f"UPDATE facelens_faces SET user_id = %s, generation = %s WHERE {where}"
-                " RETURNING face_id",
-                (target, tx.generation, *params),
-            ).fetchall()
-            found = [r[0] for r in changed]
-            if found:
-                tx.updates.append(lambda index: index.assign(found, target))
-                tx.changes += len(found)
+    def close(self) -> None:
+        self._closed = True
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except psycopg.Error as exc:
+                raise StorageError(f"Closing the PostgreSQL store failed: {exc}") from exc
 
-    @contextmanager
-    def _transaction(self, begin: str) -> Iterator[Connection]:
-        with self._lock, self._session.transaction(begin) as conn:
-            yield conn
+    def _connection(self) -> Psycopg:
+        if self._closed:
+            raise StorageError("The collection store is closed")
+        if self._conn is None:
+            self._conn = open_connection(self._url, connect_timeout_s=self._connect_timeout_s)
+        return self._conn
 
-    @contextmanager
-    def _write(self, collection_id: str) -> Iterator[WriteTx[Connection]]:
-        """A write that bumps the generation if it changed anything, then patches the cache."""
-        with self._lock:
-            with self._transaction(WRITE) as conn:
-                tx = WriteTx(conn, _collection_token(conn, collection_id, lock=True))
-                yield tx
-                if tx.updates:
-                    conn.execute(
-                        "UPDATE facelens_collections SET generation = generation + 1"
-                        " WHERE collection_id = %s",
-                        (collection_id,),
-                    )
-            self._indexes.patch(collection_id, tx.token, tx.updates, tx.changes)
-
-    def _current_token(self, collection_id: str) -> Token | None:
+    def _begin(self, begin: str) -> Psycopg:
+        conn = self._connection()
         try:
-            with self._transaction(READ) as conn:
-                return _collection_token(conn, collection_id)
-        except FacelensError:
-            return None
+            conn.execute(begin)
+            return conn
+        except psycopg.Error as exc:
+            failure = self._failure(exc)
+            if not isinstance(failure, ServiceUnavailableException):
+                raise failure from exc
+        conn = self._connection()  # the old one died idle: nothing was lost, so try anew
+        try:
+            conn.execute(begin)
+        except psycopg.Error as exc:
+            raise self._failure(exc) from exc
+        return conn
 
-    def _fresh_index(self, conn: Connection, collection_id: str) -> CollectionIndex:
-        """The collection's search index, caught up first if anyone wrote since."""
-        token = _collection_token(conn, collection_id)
-        return self._indexes.fresh(collection_id, token, IndexRows(conn, collection_id))
-
-
-def _collection_token(conn: Connection, collection_id: str, *, lock: bool = False) -> Token:
-    """The collection's (created_at, generation); ``lock`` holds off its other writers."""
-    sql = TOKEN + " FOR NO KEY UPDATE" if lock else TOKEN
-    row = conn.execute(sql, (collection_id,)).fetchone()
-    if row is None:
-        raise no_collection(collection_id)
-    return (row[0], row[1])
-
-
-def _require_model(conn: Connection, collection_id: str, face_model_version: str) -> None:
-    sql = "SELECT face_model_version FROM facelens_collections WHERE collection_id = %s"
-    row = conn.execute(sql, (collection_id,)).fetchone()
-    if row is not None and row[0] != face_model_version:
-        raise other_model(collection_id, row[0], face_model_version)
+    def _failure(self, exc: psycopg.Error) -> StorageError:
+        """The error to raise for ``exc``; a lost connection is dropped for the next call."""
+        conn = self._conn
+        if conn is not None and conn.broken:
+            self._conn = None
+            with suppress(psycopg.Error):
+                conn.close()
+            return ServiceUnavailableException(f"Lost the PostgreSQL connection: {exc}")
+        return StorageError(f"PostgreSQL failed: {exc}")
 
 
-def _require_user(conn: Connection, collection_id: str, user_id: str) -> None:
-    sql = "SELECT 1 FROM facelens_users WHERE collection_id = %s AND user_id = %s"
-    if conn.execute(sql, (collection_id, user_id)).fetchone() is None:
-        raise no_user(collection_id, user_id)
+def open_connection(url: str, *, connect_timeout_s: int) -> Psycopg:
+    """An autocommit connection (we issue BEGIN/COMMIT ourselves) on an up-to-date schema.
+
+    Any failure to connect is ServiceUnavailableException: libpq reports an
+    unreachable server, a server still starting and a missing database alike
+    (no SQLSTATE), and all may heal without a change on our side. Its message
+    names the host and the reason, never the password.
+    """
+    try:
+        conn = psycopg.connect(url, autocommit=True, connect_timeout=connect_timeout_s)
+    except psycopg.OperationalError as exc:
+        raise ServiceUnavailableException(f"PostgreSQL is unavailable: {exc}") from exc
+    except psycopg.Error as exc:  # a malformed URL
+        raise StorageError(f"Connecting to PostgreSQL failed: {exc}") from exc
+    try:
+        ensure_schema(conn)
+    except BaseException as exc:
+        conn.close()
+        if isinstance(exc, psycopg.Error):
+            raise StorageError(f"Preparing the PostgreSQL schema failed: {exc}") from exc
+        raise
+    return conn
+
+
+def ensure_schema(conn: Psycopg) -> None:
+    """Creates the tables on first use; refuses a database of a newer schema.
+
+    The usual case (already current) costs two small queries and needs no
+    CREATE privilege, so a role limited to reading and writing rows works
+    once the tables exist.
+    """
+    version = _schema_version(conn)
+    if version == SCHEMA_VERSION:
+        return
+    _refuse_newer(version)
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+        version = _schema_version(conn)  # another process may have finished meanwhile
+        _refuse_newer(version)
+        if version < SCHEMA_VERSION:
+            for statement in _SCHEMA:
+                conn.execute(statement)
+            conn.execute("DELETE FROM facelens_collection_schema")
+            conn.execute("INSERT INTO facelens_collection_schema VALUES (%s)", (SCHEMA_VERSION,))
+
+
+def _schema_version(conn: Psycopg) -> int:
+    """The schema version, 0 before any. Looks the table up in ``pg_tables`` (a snapshot
+    read) rather than with ``to_regclass``, whose catalog cache can miss a table another
+    session committed while this one waited for the schema lock: the waiter then ran the
+    whole migration again, and its ALTER TABLEs deadlocked with the first one's writers."""
+    exists = one(
+        conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_tables"
+            " WHERE tablename = 'facelens_collection_schema'"
+            " AND schemaname = ANY (current_schemas(false)))"
+        )
+    )
+    if not exists[0]:
+        return 0
+    row = one(conn.execute("SELECT COALESCE(MAX(version), 0) FROM facelens_collection_schema"))
+    version: int = row[0]
+    return version
+
+
+def _refuse_newer(version: int) -> None:
+    if version > SCHEMA_VERSION:
+        raise StorageError(f"Store schema version {version} is newer than {SCHEMA_VERSION}")

@@ -1,11 +1,11 @@
-"""Rows of the collection store, whatever database holds them.
+"""Rows of the collection store: how one becomes a model, and back.
 
-Why a module of its own: every SQL back end (SQLite, PostgreSQL) stores the
-same columns and must turn them into the same models, check embeddings the
-same way and report a missing collection or user in the same words, so that
-swapping the database changes no answer. What stays per back end is the SQL
-and how a timestamp is written (ISO text in SQLite, ``timestamptz`` in
-PostgreSQL); reading accepts either.
+Why a module of its own: the SQL store (:mod:`facelens.collection.sql_store`)
+reads and writes the same columns on every database, and what a row means
+(its columns in order, an embedding checked against its dimension, a missing
+collection or user reported in the same words) is apart from which SQL asks
+for it. Timestamps are written as the dialect stores them (ISO text in
+SQLite, ``timestamptz`` in PostgreSQL); reading accepts either.
 
 Embeddings are little-endian float32 bytes with their dimension stored beside
 them, so a truncated or foreign value is caught on read rather than searched.
@@ -33,12 +33,6 @@ from facelens.errors import (
 from facelens.values.boxes import BoundingBox
 
 BLOB_DTYPE = np.dtype("<f4")
-READ_ROWS = 8192
-"""Rows per fetch when a search index is rebuilt (4 MB of 128-d blobs): enough that the
-per-fetch overhead vanishes, few enough that row objects never pile up."""
-DELETION_LOG_GENERATIONS = 1_000_000
-"""Generations a face deletion stays in the log: an index further behind than that is
-rebuilt rather than caught up. Bounds the log by the deletions of the last million writes."""
 FACE_COLUMNS = (
     "face_id, image_id, external_image_id, box_width, box_height, box_left, box_top,"
     " confidence, user_id, indexed_at"

@@ -16,8 +16,7 @@ import psycopg
 import pytest
 
 from facelens.collection.analysis import FaceAnalyzer
-from facelens.collection.postgres_schema import SCHEMA_VERSION
-from facelens.collection.postgres_store import PostgresCollectionStore
+from facelens.collection.postgres_store import SCHEMA_VERSION, PostgresCollectionStore
 from facelens.collection.registry import open_store
 from facelens.collection.service import CollectionService
 from facelens.engine.protocol import FaceEngine
@@ -101,7 +100,7 @@ def test_corrupt_embeddings_are_refused_on_rebuild(
     monkeypatch: pytest.MonkeyPatch,
     corruption: str,
 ) -> None:
-    monkeypatch.setattr("facelens.collection.postgres_schema.READ_ROWS", 4)  # f0013: a late read
+    monkeypatch.setattr("facelens.collection.sql_store.READ_ROWS", 4)  # f0013: a late read
     vectors = unit(rng, 20)
     add(store, "c", "f", vectors)
     raw(postgres_db, corruption)

@@ -63,7 +63,7 @@ def test_memory_stores_are_private() -> None:
 def test_corrupt_embeddings_are_refused_on_rebuild(
     db: str, rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch, corruption: str
 ) -> None:
-    monkeypatch.setattr("facelens.collection.sqlite_schema.READ_ROWS", 4)  # f0013: a late read
+    monkeypatch.setattr("facelens.collection.sql_store.READ_ROWS", 4)  # f0013: a late read
     s = SQLiteCollectionStore(db)
     s.create_collection("c", face_model_version=MODEL)
     vectors = unit(rng, 20)
