@@ -39,22 +39,20 @@ import collections
 import enum
 import itertools
 import logging
-import threading
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from facelens.bus.delivery import Delivery
-from facelens.bus.mqtt_config import MqttCallbacks, MqttEndpoint, connect_client
+from facelens.bus.mqtt_config import MqttEndpoint
 from facelens.bus.mqtt_publisher import MqttPublisher
+from facelens.bus.mqtt_session import MqttSession
 from facelens.errors import InvalidEventException, InvalidParameterException
 from facelens.storage.events import parse_message, to_minio_message
 from facelens.values.events import ObjectCreated
 
 if TYPE_CHECKING:
-    from paho.mqtt.client import Client, ConnectFlags, DisconnectFlags, MQTTMessage
-    from paho.mqtt.properties import Properties
-    from paho.mqtt.reasoncodes import ReasonCode
+    from paho.mqtt.client import MQTTMessage
 
 _log = logging.getLogger(__name__)
 
@@ -127,51 +125,35 @@ class MqttEventSource:
             raise InvalidParameterException(f"Not a shared-subscription group name: {group!r}")
         if session_expiry_seconds < 1:
             raise InvalidParameterException("session_expiry_seconds must be positive")
-        self._endpoint = endpoint
-        self._filter = f"$share/{group}/{topic}"
         self._release_timeout = release_timeout
-        self._cond = threading.Condition()
         self._queue: collections.deque[_Incoming] = collections.deque()
         self._unacked: dict[int, _State] = {}  # mid -> state, current session only
         self._outstanding: dict[str, _Incoming] = {}  # delivery_id -> message, handed out
-        self._acked_publishes: dict[int, float] = {}  # mid -> monotonic time of PUBACK
         self._ids = itertools.count(1)
         self._epoch = 0
-        self._connected = False
-        self._subscribed = False
         self._closed = False
-        self._client: Client = connect_client(
+        self._session = MqttSession(
             endpoint,
             clean_session=False,
+            subscriptions=[(f"$share/{group}/{topic}", 1)],
+            on_connected=self._on_connected,
+            on_message=self._on_message,
             manual_ack=True,
             mqtt5=True,
             receive_maximum=receive_maximum,
             session_expiry_seconds=session_expiry_seconds,
-            callbacks=MqttCallbacks(
-                on_connect=self._on_connect,
-                on_disconnect=self._on_disconnect,
-                on_message=self._on_message,
-                on_publish=self._on_publish,
-                on_subscribe=self._on_subscribe,
-            ),
         )
+        self._cond = self._session.condition
+        self._session.start()
 
     # -- EventSource --
     def wait_ready(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for the broker to acknowledge our subscription."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while not (self._connected and self._subscribed):
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._cond.wait(left)
-            return True
+        return self._session.wait_subscribed(timeout)
 
     @property
     def connected(self) -> bool:
-        with self._cond:
-            return self._connected
+        return self._session.connected
 
     def receive(self, *, max_events: int = 10, wait_seconds: float = 1.0) -> list[Delivery]:
         """Up to ``max_events`` deliveries, waiting at most ``wait_seconds`` for the first."""
@@ -201,9 +183,9 @@ class MqttEventSource:
             if incoming.mid not in self._unacked:
                 return
             self._unacked[incoming.mid] = _State.ACK_PENDING
-            if not self._connected:
+            if not self._session.connected:
                 return  # the broker resends it on reconnect; _on_message acks it then
-        self._client.ack(incoming.mid, incoming.qos)
+        self._session.ack(incoming.mid, incoming.qos)
         with self._cond:
             if (
                 incoming.epoch == self._epoch
@@ -228,8 +210,8 @@ class MqttEventSource:
         properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
         properties.UserProperty = (ATTEMPT_PROPERTY, str(incoming.attempt + 1))
         started = time.monotonic()
-        info = self._client.publish(incoming.topic, incoming.payload, qos=1, properties=properties)
-        if self._wait_published(info.mid, started, self._release_timeout):
+        info = self._session.publish(incoming.topic, incoming.payload, qos=1, properties=properties)
+        if info is not None and self._session.wait_acked(info.mid, started, self._release_timeout):
             self.ack(delivery)
         else:
             _log.warning(
@@ -246,78 +228,16 @@ class MqttEventSource:
             self._closed = True
             self._queue.clear()
             self._cond.notify_all()
-        self._client.disconnect()
-        self._client.loop_stop()
+        self._session.stop()
 
-    # -- paho callbacks (network thread) --
-    def _on_connect(
-        self,
-        client: Client,
-        userdata: Any,
-        flags: ConnectFlags,
-        reason: ReasonCode,
-        properties: Properties | None,
-    ) -> None:
-        if reason.is_failure:
-            _log.warning("MQTT broker %s refused us: %s", self._endpoint.host, reason)
-            return
-        with self._cond:
-            if not flags.session_present:
-                # A new session: nothing we hold can be acked into it any more.
-                self._epoch += 1
-                self._unacked.clear()
-            self._connected = True
-            self._subscribed = False
-            self._cond.notify_all()
-        _log.info(
-            "Connected to MQTT broker %s:%s as %s (session %s)",
-            self._endpoint.host,
-            self._endpoint.port,
-            self._endpoint.client_id,
-            "resumed" if flags.session_present else "new",
-        )
-        client.subscribe(self._filter, qos=1)
+    # -- session callbacks (paho's network thread) --
+    def _on_connected(self, session_present: bool) -> None:
+        """Holding the lock: a new session (nothing resumed) can take no ack of what we hold."""
+        if not session_present:
+            self._epoch += 1
+            self._unacked.clear()
 
-    def _on_subscribe(
-        self,
-        client: Client,
-        userdata: Any,
-        mid: int,
-        reasons: list[ReasonCode],
-        properties: Properties | None,
-    ) -> None:
-        failed = [reason for reason in reasons if reason.is_failure]
-        if failed:
-            _log.error("The broker refused subscription %s: %s", self._filter, failed[0])
-            return
-        with self._cond:
-            self._subscribed = True
-            self._cond.notify_all()
-
-    def _on_disconnect(
-        self,
-        client: Client,
-        userdata: Any,
-        flags: DisconnectFlags,
-        reason: ReasonCode,
-        properties: Properties | None,
-    ) -> None:
-        with self._cond:
-            was_connected, self._connected = self._connected, False
-            self._subscribed = False
-            closed = self._closed
-            self._cond.notify_all()
-        if was_connected and not closed:
-            # The client id in the message: a broker drops a client when another connects
-            # with the same id, and its log names the id ("Client X already connected").
-            _log.warning(
-                "Lost the MQTT broker %s as %s (%s); will reconnect",
-                self._endpoint.host,
-                self._endpoint.client_id,
-                reason,
-            )
-
-    def _on_message(self, client: Client, userdata: Any, message: MQTTMessage) -> None:
+    def _on_message(self, message: MQTTMessage) -> None:
         payload, attempt = bytes(message.payload), _attempt(message)
         ack_now = False
         with self._cond:
@@ -335,28 +255,7 @@ class MqttEventSource:
                 self._queue.append(incoming)
                 self._cond.notify_all()
         if ack_now:
-            client.ack(incoming.mid, incoming.qos)
-
-    def _on_publish(
-        self, client: Client, userdata: Any, mid: int, reason: ReasonCode, properties: Properties
-    ) -> None:
-        with self._cond:
-            if reason.is_failure:
-                _log.warning("The broker rejected a re-published event: %s", reason)
-                return
-            self._acked_publishes[mid] = time.monotonic()
-            self._cond.notify_all()
-
-    def _wait_published(self, mid: int, started: float, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while self._acked_publishes.get(mid, -1.0) < started:
-                left = deadline - time.monotonic()
-                if left <= 0 or self._closed:
-                    return False
-                self._cond.wait(left)
-            del self._acked_publishes[mid]
-            return True
+            self._session.ack(incoming.mid, incoming.qos)
 
 
 def _attempt(message: MQTTMessage) -> int:

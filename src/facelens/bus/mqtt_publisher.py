@@ -21,6 +21,9 @@ spool. A PUBACK that does not come on a live connection is logged (after
 Availability: with ``availability_topic`` the broker holds a retained
 "online" while we are connected and, through our last will, a retained
 "offline" when we vanish; a clean ``stop()`` publishes "offline" itself.
+The connection (and availability) is an
+:class:`~facelens.bus.mqtt_session.MqttSession`; the spool, the windows and
+the sender thread are this module's.
 """
 
 from __future__ import annotations
@@ -31,21 +34,15 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from facelens.bus.mqtt_config import LastWill, MqttCallbacks, MqttEndpoint, connect_client
+from facelens.bus.mqtt_config import MqttEndpoint
+from facelens.bus.mqtt_session import MqttSession
 from facelens.bus.spool import OutgoingMessage, Spool, SpooledMessage
 from facelens.errors import InvalidParameterException
 
-if TYPE_CHECKING:
-    from paho.mqtt.client import Client, ConnectFlags, DisconnectFlags
-    from paho.mqtt.properties import Properties
-    from paho.mqtt.reasoncodes import ReasonCode
-
 _log = logging.getLogger(__name__)
 
-ONLINE = b"online"
-OFFLINE = b"offline"
 _IDLE_POLL_S = 0.5
 """How often the sender re-checks for stop when nothing wakes it (it is woken on every event)."""
 _MAX_WINDOW = 18
@@ -84,18 +81,19 @@ class MqttPublisher:
     ) -> None:
         if not 1 <= window <= _MAX_WINDOW:
             raise InvalidParameterException(f"window must be 1-{_MAX_WINDOW}, not {window}")
-        self._endpoint = endpoint
+        self._session = MqttSession(
+            endpoint,
+            clean_session=True,
+            availability_topic=availability_topic,
+            on_connected=self._on_connected,
+        )
         self._spool = spool
-        self._availability_topic = availability_topic
         self._window = window
         self._ack_timeout = ack_timeout
-        self._cond = threading.Condition()
-        self._client: Client | None = None
+        self._cond = self._session.condition
         self._thread: threading.Thread | None = None
         self._stopping = False
-        self._connected = False
         self._generation = 0  # connections made so far; a QoS 0 send is void once it changes
-        self._acked: dict[int, float] = {}  # mid -> monotonic time of its PUBACK
         self._published = 0
         self._rejected = 0
 
@@ -103,25 +101,12 @@ class MqttPublisher:
     def start(self) -> None:
         """Connect in the background (retrying while the broker is down) and start sending."""
         with self._cond:
-            if self._client is not None:
+            if self._thread is not None:
                 return
             self._stopping = False
-        will = None
-        if self._availability_topic is not None:
-            will = LastWill(self._availability_topic, OFFLINE, qos=1, retain=True)
-        client = connect_client(
-            self._endpoint,
-            clean_session=True,
-            will=will,
-            callbacks=MqttCallbacks(
-                on_connect=self._on_connect,
-                on_disconnect=self._on_disconnect,
-                on_publish=self._on_publish,
-            ),
-        )
+        self._session.start()
         thread = threading.Thread(target=self._run, name="facelens-mqtt-publisher", daemon=True)
         with self._cond:
-            self._client = client
             self._thread = thread
         thread.start()
 
@@ -142,18 +127,16 @@ class MqttPublisher:
     def publish_now(self, topic: str, payload: bytes | Mapping[str, Any]) -> bool:
         """QoS 0 straight to paho's queue (its network thread sends it), bypassing the spool:
         dropped, not kept, while disconnected. Whether it was handed to the connection."""
-        with self._cond:
-            client = self._client if self._connected else None
-        if client is None:
+        if not self._session.connected:
             return False
         body = _encode(payload)
         from paho.mqtt.client import MQTT_ERR_SUCCESS
 
         try:
-            info = client.publish(topic, body, qos=0)
+            info = self._session.publish(topic, body, qos=0)
         except ValueError as exc:
             raise InvalidParameterException(f"Cannot publish to {topic!r}: {exc}") from exc
-        return info.rc == MQTT_ERR_SUCCESS
+        return info is not None and info.rc == MQTT_ERR_SUCCESS
 
     def flush(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for the spool to empty; whether it did."""
@@ -168,13 +151,13 @@ class MqttPublisher:
 
     @property
     def connected(self) -> bool:
-        with self._cond:
-            return self._connected
+        return self._session.connected
 
     @property
     def stats(self) -> PublisherStats:
         with self._cond:
-            published, rejected, connected = self._published, self._rejected, self._connected
+            published, rejected = self._published, self._rejected
+            connected = self._session.connected
         return PublisherStats(published, len(self._spool), self._spool.dropped, rejected, connected)
 
     def stop(self, *, timeout: float = 5.0) -> None:
@@ -184,81 +167,19 @@ class MqttPublisher:
         connected: with the broker away the messages wait for the next run),
         the sender finishing its window, and the "offline" PUBACK.
         """
-        if self._client is not None and self.connected:
+        if self._session.running and self.connected:
             self.flush(timeout)
         with self._cond:
-            client, thread = self._client, self._thread
-            self._client, self._thread = None, None
+            thread, self._thread = self._thread, None
             self._stopping = True
             self._cond.notify_all()
-        if client is None:
-            return
         if thread is not None:
             thread.join(timeout)
-        if self._availability_topic is not None and self.connected:
-            started = time.monotonic()
-            info = client.publish(self._availability_topic, OFFLINE, qos=1, retain=True)
-            if not self._wait_acked(info.mid, started, timeout):
-                _log.warning("No PUBACK for 'offline' on %s", self._availability_topic)
-        client.disconnect()
-        client.loop_stop()
-        with self._cond:
-            self._connected = False
-            self._cond.notify_all()
+        self._session.stop(timeout=timeout)
 
-    # -- paho callbacks (network thread) --
-    def _on_connect(
-        self,
-        client: Client,
-        userdata: Any,
-        flags: ConnectFlags,
-        reason: ReasonCode,
-        properties: Properties | None,
-    ) -> None:
-        if reason.is_failure:
-            _log.warning("MQTT broker %s refused us: %s", self._endpoint.host, reason)
-            return
-        _log.info(
-            "Connected to MQTT broker %s:%s as %s",
-            self._endpoint.host,
-            self._endpoint.port,
-            self._endpoint.client_id,
-        )
-        if self._availability_topic is not None:
-            client.publish(self._availability_topic, ONLINE, qos=1, retain=True)
-        with self._cond:
-            self._connected = True
-            self._generation += 1
-            self._cond.notify_all()
-
-    def _on_disconnect(
-        self,
-        client: Client,
-        userdata: Any,
-        flags: DisconnectFlags,
-        reason: ReasonCode,
-        properties: Properties | None,
-    ) -> None:
-        with self._cond:
-            was_connected, self._connected = self._connected, False
-            stopping = self._stopping
-            self._cond.notify_all()
-        if was_connected and not stopping:
-            # The client id in the message: a broker drops a client when another connects
-            # with the same id, and its log names the id ("Client X already connected").
-            _log.warning(
-                "Lost the MQTT broker %s as %s (%s); will reconnect",
-                self._endpoint.host,
-                self._endpoint.client_id,
-                reason,
-            )
-
-    def _on_publish(
-        self, client: Client, userdata: Any, mid: int, reason: ReasonCode, properties: Properties
-    ) -> None:
-        with self._cond:
-            self._acked[mid] = time.monotonic()
-            self._cond.notify_all()
+    def _on_connected(self, session_present: bool) -> None:
+        """A new connection (the session holds the lock): QoS 0 sends of the last one are void."""
+        self._generation += 1
 
     # -- the sender thread --
     def _run(self) -> None:
@@ -280,15 +201,14 @@ class MqttPublisher:
         """Block until connected with something spooled; False once stopping."""
         with self._cond:
             while not self._stopping:
-                if self._connected and len(self._spool) > 0:
+                if self._session.connected and len(self._spool) > 0:
                     return True
                 self._cond.wait(_IDLE_POLL_S)
             return False
 
     def _send_window(self) -> bool:
         """Send one window and wait for it; whether anything left the spool."""
-        client = self._client
-        if client is None:
+        if not self._session.running:
             return False
         from paho.mqtt.client import MQTT_ERR_NO_CONN, MQTT_ERR_SUCCESS
 
@@ -300,13 +220,17 @@ class MqttPublisher:
             message = item.message
             started = time.monotonic()
             try:
-                info = client.publish(message.topic, message.payload, message.qos, message.retain)
+                info = self._session.publish(
+                    message.topic, message.payload, qos=message.qos, retain=message.retain
+                )
             except ValueError as exc:  # a topic or size MQTT cannot carry: it never will
                 _log.error(
                     "Dropping an MQTT message to %r that cannot be sent: %s", message.topic, exc
                 )
                 rejected.append(item.id)
                 continue
+            if info is None:  # stopped meanwhile
+                break
             # QoS 1/2 without a connection is kept by paho and sent on reconnect; QoS 0 is not.
             if info.rc == MQTT_ERR_SUCCESS or (info.rc == MQTT_ERR_NO_CONN and message.qos > 0):
                 sent[info.mid] = (item, started)
@@ -327,7 +251,7 @@ class MqttPublisher:
         warn_at = time.monotonic() + self._ack_timeout
         with self._cond:
             while True:
-                done = [mid for mid, (_, at) in sent.items() if self._acked.get(mid, -1.0) >= at]
+                done = [mid for mid, (_, at) in sent.items() if self._session.acked_since(mid, at)]
                 if len(done) == len(sent) or self._stopping:
                     break
                 lost_qos0 = self._generation != generation and any(
@@ -343,20 +267,8 @@ class MqttPublisher:
                     )
                     warn_at = time.monotonic() + self._ack_timeout
                 self._cond.wait(_IDLE_POLL_S)
-            for mid in done:
-                self._acked.pop(mid, None)
+            self._session.forget_acks(done)
         return [sent[mid][0] for mid in done]
-
-    def _wait_acked(self, mid: int, started: float, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while self._acked.get(mid, -1.0) < started:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._cond.wait(left)
-            self._acked.pop(mid, None)
-            return True
 
 
 def _encode(payload: bytes | Mapping[str, Any]) -> bytes:

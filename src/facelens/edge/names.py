@@ -17,12 +17,11 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from facelens import json_limits
-from facelens.bus.mqtt_config import MqttCallbacks, MqttEndpoint, connect_client
+from facelens.bus.mqtt_config import MqttEndpoint
+from facelens.bus.mqtt_session import MqttSession
 
 if TYPE_CHECKING:
-    from paho.mqtt.client import Client, ConnectFlags, MQTTMessage
-    from paho.mqtt.properties import Properties
-    from paho.mqtt.reasoncodes import ReasonCode
+    from paho.mqtt.client import MQTTMessage
 
 _log = logging.getLogger(__name__)
 
@@ -103,40 +102,21 @@ class RecognitionListener:
     """
 
     def __init__(self, endpoint: MqttEndpoint, board: NameBoard, *, topic: str) -> None:
-        self._endpoint = endpoint
         self._board = board
-        self._topics = [topic, f"{topic}/unknown"]
-        self._client: Client | None = None
-
-    def start(self) -> None:
-        if self._client is not None:
-            return
-        self._client = connect_client(
-            self._endpoint,
+        self._session = MqttSession(
+            endpoint,
             clean_session=True,
-            callbacks=MqttCallbacks(on_connect=self._on_connect, on_message=self._on_message),
+            subscriptions=[(topic, 0), (f"{topic}/unknown", 0)],
+            on_message=self._on_message,
         )
 
+    def start(self) -> None:
+        self._session.start()
+
     def stop(self) -> None:
-        client, self._client = self._client, None
-        if client is not None:
-            client.disconnect()
-            client.loop_stop()
+        self._session.stop()
 
-    def _on_connect(
-        self,
-        client: Client,
-        userdata: Any,
-        flags: ConnectFlags,
-        reason: ReasonCode,
-        properties: Properties | None,
-    ) -> None:
-        if reason.is_failure:
-            _log.warning("MQTT broker refused the name listener: %s", reason)
-            return
-        client.subscribe([(topic, 0) for topic in self._topics])
-
-    def _on_message(self, client: Client, userdata: Any, message: MQTTMessage) -> None:
+    def _on_message(self, message: MQTTMessage) -> None:
         try:
             # Bounded: "[" * 100000 raised RecursionError here, which ended paho's network
             # thread (no more names until a restart). Recognizer messages nest a few levels.
