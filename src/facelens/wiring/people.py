@@ -1,0 +1,136 @@
+"""The people services: a person's data over its life, on facelens' own collections.
+
+The matching rule (negative examples, per-person thresholds), corrections,
+forgetting and strangers act on the recognizer's collection
+(``recognizer.collection_id``) unless told another per call. None of them
+owns a store, so none needs closing: the stores they are built on are
+closed by whoever opened them. Collections in AWS Rekognition have none of
+these (:func:`people_of` gives None), but retention still runs there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from facelens.config import Settings
+from facelens.people.corrections import CorrectionService
+from facelens.people.forget import Forgetter
+from facelens.people.matching import MatchPolicy
+from facelens.people.retention import ExpireStrangers, RetentionJob
+from facelens.people.stranger_types import StrangerSettings
+from facelens.people.strangers import StrangerService
+from facelens.profiles.store import ProfileStore
+from facelens.storage.protocol import ObjectStore
+from facelens.wiring.stores import CollectionParts, History, Stores
+
+
+def match_policy(collections: CollectionParts, profiles: ProfileStore) -> MatchPolicy:
+    """Negative examples and per-person thresholds, applied to every identification."""
+    return MatchPolicy(collections.collections, collections.users, profiles)
+
+
+def stranger_service(
+    settings: Settings, collections: CollectionParts, profiles: ProfileStore, history: History
+) -> StrangerService:
+    """Unknown faces grouped into anonymous persons, in '<collection>.strangers'."""
+    return StrangerService(
+        collections.store,
+        profiles=profiles,
+        ledger=history.ledger,
+        settings=StrangerSettings(threshold=settings.recognizer.stranger_threshold),
+    )
+
+
+def correction_service(
+    settings: Settings,
+    collections: CollectionParts,
+    profiles: ProfileStore,
+    history: History,
+    objects: ObjectStore,
+) -> CorrectionService:
+    """'Not this person' and threshold overrides, on the recognizer's collection."""
+    r = settings.recognizer
+    return CorrectionService(
+        ledger=history.ledger,
+        objects=objects,
+        analyzer=collections.analyzer,
+        collections=collections.collections,
+        profiles=profiles,
+        collection_id=r.collection_id,
+        face_match_threshold=r.face_match_threshold,
+        audit=history.audit,
+    )
+
+
+def forgetter(
+    settings: Settings,
+    collections: CollectionParts,
+    profiles: ProfileStore,
+    history: History,
+    objects: ObjectStore,
+) -> Forgetter:
+    """Forgets a person of the recognizer's collection (or another, per call)."""
+    return Forgetter(
+        users=collections.users,
+        profiles=profiles,
+        ledger=history.ledger,
+        objects=objects,
+        collection_id=settings.recognizer.collection_id,
+        audit=history.audit,
+    )
+
+
+@dataclass(frozen=True)
+class PeopleServices:
+    """Every people service, on one set of stores (a recognizer, a server)."""
+
+    policy: MatchPolicy
+    corrections: CorrectionService
+    forgetter: Forgetter
+    strangers: StrangerService
+
+
+def people_services(
+    settings: Settings,
+    collections: CollectionParts,
+    profiles: ProfileStore,
+    history: History,
+    objects: ObjectStore,
+) -> PeopleServices:
+    """``objects``: the store without event notifications (crops are read and deleted)."""
+    return PeopleServices(
+        policy=match_policy(collections, profiles),
+        corrections=correction_service(settings, collections, profiles, history, objects),
+        forgetter=forgetter(settings, collections, profiles, history, objects),
+        strangers=stranger_service(settings, collections, profiles, history),
+    )
+
+
+def people_of(settings: Settings, stores: Stores) -> PeopleServices | None:
+    """The people services on ``stores``; None when the collections are in Rekognition."""
+    if stores.collections is None:
+        return None
+    return people_services(
+        settings, stores.collections, stores.profiles, stores.history, stores.objects
+    )
+
+
+def retention_job(
+    settings: Settings, history: History, objects: ObjectStore, people: PeopleServices | None
+) -> RetentionJob:
+    """Deletes crops older than ``settings.retention`` allows (run by the recognizer,
+    ``facelens up`` and ``facelens retention run``), and strangers not seen for as long
+    when ``recognizer.strangers`` is on and ``people`` are given (not in Rekognition)."""
+    r = settings.recognizer
+    expiry = None
+    if r.strangers and people is not None:
+        expiry = ExpireStrangers(people.strangers, people.forgetter, r.collection_id)
+    return RetentionJob(
+        ledger=history.ledger,
+        objects=objects,
+        settings=settings.retention,
+        bucket=settings.bucket,
+        prefix=r.prefix,
+        audit=history.audit,
+        strangers=expiry,
+    )
