@@ -50,7 +50,7 @@ from facelens.collection.analysis import FaceAnalyzer, ImageLimits
 from facelens.collection.models import NewFace
 from facelens.collection.service import DEFAULT_FACE_MATCH_THRESHOLD, CollectionService
 from facelens.collection.similarity import distance_for_similarity
-from facelens.collection.sqlite_store import SQLiteCollectionStore
+from facelens.collection.stores.sqlite import SQLiteCollectionStore
 from facelens.config import Settings
 from facelens.engine.registry import build_engine
 from facelens.errors import InvalidParameterException

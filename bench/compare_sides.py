@@ -179,7 +179,7 @@ class Ours:
         queries whose best hit is the face they were made from (recall@1;
         the peer's scan is exact, so 1 by construction).
         """
-        from facelens.collection import index as index_module
+        from facelens.collection.index import collection_index as index_module
 
         self._index = None
         vectors = random_unit_vectors(n, dim, seed)
@@ -220,7 +220,7 @@ class Ours:
         Each detector's loop searches faces enrolled through the same
         detector, as a deployment using that detector would have.
         """
-        from facelens.collection.index import CollectionIndex
+        from facelens.collection.index.collection_index import CollectionIndex
         from facelens.engine.images import decode_image
 
         images = [

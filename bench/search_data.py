@@ -21,7 +21,7 @@ from typing import Any, overload
 import numpy as np
 import numpy.typing as npt
 
-from facelens.collection.keys import uuid_strings
+from facelens.collection.index.keys import uuid_strings
 from facelens.collection.models import NewFace
 from facelens.values.boxes import BoundingBox
 

@@ -1,8 +1,8 @@
 """Face search at 10k, 100k, 1M and 10M faces: build, save, restart, search, recall, memory.
 
 Why: a collection's face index is exact (one matrix-vector product per query)
-below :data:`~facelens.collection.index.ANN_THRESHOLD` faces and an inverted
-file (IVF-SQ8 with exact re-ranking, :mod:`facelens.collection.ann`) from
+below :data:`~facelens.collection.index.collection_index.ANN_THRESHOLD` faces and an inverted
+file (IVF-SQ8 with exact re-ranking, :mod:`facelens.collection.index.ann`) from
 there, saved beside the database so a restart loads it. This measures what
 each size costs: building the index, saving it, a restart that loads it,
 catching up with another process's writes, search latency, recall@1 against
@@ -99,7 +99,7 @@ def measure_store_size(
     size: int, db: Path, args: argparse.Namespace, tmp: Path, vectors: Any, ids: LazyIds
 ) -> dict[str, Any]:
     """Build, restart (a subprocess), catch-up and recall for the first ``size`` faces."""
-    from facelens.collection.sqlite_store import SQLiteCollectionStore
+    from facelens.collection.stores.sqlite import SQLiteCollectionStore
 
     rng = np.random.default_rng([args.seed, size])
     queries, sources = second_photos(rng, vectors[:size], args.queries, args.noise)
@@ -140,7 +140,7 @@ def measure_store_size(
 def catch_up(db: Path, size: int, args: argparse.Namespace, ids: LazyIds) -> dict[str, Any]:
     """A restarted store catches up after another instance adds and deletes faces."""
     from bench.search_data import new_faces
-    from facelens.collection.sqlite_store import SQLiteCollectionStore
+    from facelens.collection.stores.sqlite import SQLiteCollectionStore
 
     reader, writer = SQLiteCollectionStore(str(db)), SQLiteCollectionStore(str(db))
     query = unit_vectors(args.seed + 7, 1)[0]
@@ -253,7 +253,7 @@ def main(argv: list[str] | None = None) -> None:
 def measure_store_sizes(
     sizes: list[int], args: argparse.Namespace, tmp: Path
 ) -> list[dict[str, Any]]:
-    from facelens.collection.sqlite_store import SQLiteCollectionStore
+    from facelens.collection.stores.sqlite import SQLiteCollectionStore
 
     vectors = unit_vectors(args.seed, sizes[-1])
     ids = LazyIds(args.seed, sizes[-1])

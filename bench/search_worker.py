@@ -49,7 +49,7 @@ def work(job_path: Path) -> None:
 def restart_store(job: dict[str, Any], tmp: Path) -> dict[str, Any]:
     import faiss  # noqa: F401  # the library's own pages are not the index's
 
-    from facelens.collection.sqlite_store import SQLiteCollectionStore
+    from facelens.collection.stores.sqlite import SQLiteCollectionStore
 
     queries = np.load(job["queries"])
     store = SQLiteCollectionStore(job["db"])
@@ -86,9 +86,9 @@ def restart_store(job: dict[str, Any], tmp: Path) -> dict[str, Any]:
 
 
 def build_index(job: dict[str, Any], tmp: Path) -> dict[str, Any]:
-    from facelens.collection.ann import IvfIndex
-    from facelens.collection.index import CollectionIndex
-    from facelens.collection.saved_index import save_index
+    from facelens.collection.index.ann import IvfIndex
+    from facelens.collection.index.collection_index import CollectionIndex
+    from facelens.collection.index.saved import save_index
 
     size, seed = job["size"], job["seed"]
     began = time.perf_counter()
@@ -133,7 +133,7 @@ def build_index(job: dict[str, Any], tmp: Path) -> dict[str, Any]:
 def load_index_file(job: dict[str, Any], tmp: Path) -> dict[str, Any]:
     import faiss  # noqa: F401
 
-    from facelens.collection.saved_index import load_index
+    from facelens.collection.index.saved import load_index
 
     path = Path(job["file"])
     size = path.stem.split("-")[-1]

@@ -150,7 +150,7 @@ class IndexFileError(StorageError):
     """A saved search index that cannot be used: missing, truncated, corrupt or foreign.
 
     Never reaches a caller of the stores: they rebuild the index from the
-    database instead (see :mod:`facelens.collection.index_cache`).
+    database instead (see :mod:`facelens.collection.stores.index_cache`).
     """
 
 

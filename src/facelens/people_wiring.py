@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from facelens.collection.analysis import FaceAnalyzer
     from facelens.collection.service import CollectionService
-    from facelens.collection.store import CollectionStore
+    from facelens.collection.stores.store import CollectionStore
     from facelens.collection.users import UserService
     from facelens.config import Settings
     from facelens.history.audit import AuditLog

@@ -10,7 +10,7 @@ import pytest
 
 from facelens.collection.analysis import FaceAnalyzer, ImageLimits
 from facelens.collection.service import CollectionService
-from facelens.collection.sqlite_store import SQLiteCollectionStore
+from facelens.collection.stores.sqlite import SQLiteCollectionStore
 from facelens.collection.users import UserService
 from facelens.config import Settings
 from facelens.engine.protocol import FaceEngine

@@ -24,7 +24,7 @@ import pytest
 
 from facelens.api.aws.dynamodb_tables import PAY_PER_REQUEST, TableCatalogue, TableInfo
 from facelens.bus.spool import OutgoingMessage, Spool
-from facelens.collection.sqlite_store import SQLiteCollectionStore
+from facelens.collection.stores.sqlite import SQLiteCollectionStore
 from facelens.edge.crops import PendingCrop
 from facelens.edge.uploads import CropBuffer
 from facelens.history.audit import AuditAction

@@ -17,7 +17,7 @@ import pytest
 
 from facelens.collection.analysis import FaceAnalyzer
 from facelens.collection.service import CollectionService
-from facelens.collection.sqlite_store import SQLiteCollectionStore
+from facelens.collection.stores.sqlite import SQLiteCollectionStore
 from facelens.config import Settings
 from facelens.engine.alignment import align_chip, mirrored
 from facelens.engine.dlib_embedder import DlibEmbedder

@@ -25,7 +25,7 @@ from facelens.collection.analysis import FaceAnalyzer
 from facelens.collection.models import NewFace, QualityFilter
 from facelens.collection.reindex import plan_reindex, reindex
 from facelens.collection.service import CollectionService
-from facelens.collection.sqlite_store import SQLiteCollectionStore
+from facelens.collection.stores.sqlite import SQLiteCollectionStore
 from facelens.collection.users import UserService
 from facelens.config import Settings
 from facelens.engine.protocol import FaceEngine

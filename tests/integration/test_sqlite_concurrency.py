@@ -131,7 +131,7 @@ def _write_tables(path: Path, worker: int, writes: int) -> None:
 
 def _write_facelens_db(path: Path, worker: int, writes: int) -> None:
     """Collections and profiles share ``facelens.db`` (the defaults), opened in either order."""
-    from facelens.collection.sqlite_store import SQLiteCollectionStore
+    from facelens.collection.stores.sqlite import SQLiteCollectionStore
     from facelens.profiles.sqlite_store import SQLiteProfileStore
 
     def collections() -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from facelens.collection.registry import open_store
+from facelens.collection.stores.registry import open_store
 from facelens.config import Settings
 from facelens.engine.registry import build_engine
 from facelens.errors import ConfigurationError

@@ -28,7 +28,7 @@ from facelens.collection.models import (
 )
 from facelens.collection.similarity import distance_for_similarity, similarity
 from facelens.collection.sources import FaceSource
-from facelens.collection.store import CollectionStore
+from facelens.collection.stores.store import CollectionStore
 from facelens.engine.types import Embedding
 from facelens.errors import InvalidParameterException, ResourceNotFoundException
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from facelens.collection.models import NewFace, StoredFace
 from facelens.collection.sources import FaceSource
-from facelens.collection.store import CollectionStore
+from facelens.collection.stores.store import CollectionStore
 from facelens.engine.types import Embedding
 from facelens.errors import ResourceNotFoundException
 from facelens.history.ledger import RecognitionLedger

@@ -30,7 +30,7 @@ from facelens.collection import validation
 from facelens.collection.models import NewFace, StoredFace
 from facelens.collection.similarity import distance_for_similarity, similarity
 from facelens.collection.sources import FaceSource
-from facelens.collection.store import CollectionStore
+from facelens.collection.stores.store import CollectionStore
 from facelens.collection.users import DEFAULT_USER_MATCH_THRESHOLD, MAX_FACES_PER_USER, template
 from facelens.engine.types import Embedding
 from facelens.errors import (

@@ -20,9 +20,9 @@ from facelens.bus.notify import Notifier
 from facelens.bus.outbox import SqliteOutbox
 from facelens.bus.publisher import MemoryPublisher, MessagePublisher, ObservedPublisher, Observer
 from facelens.collection.analysis import FaceAnalyzer, ImageLimits
-from facelens.collection.registry import open_store
 from facelens.collection.service import CollectionService
-from facelens.collection.store import CollectionStore
+from facelens.collection.stores.registry import open_store
+from facelens.collection.stores.store import CollectionStore
 from facelens.collection.users import UserService
 from facelens.config import EventSourceKind, Settings
 from facelens.engine.registry import build_engine

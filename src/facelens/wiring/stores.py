@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from facelens.collection.analysis import FaceAnalyzer, ImageLimits
-from facelens.collection.registry import open_store
 from facelens.collection.service import CollectionService
-from facelens.collection.store import CollectionStore
+from facelens.collection.stores.registry import open_store
+from facelens.collection.stores.store import CollectionStore
 from facelens.collection.users import UserService
 from facelens.config import Settings
 from facelens.engine.registry import build_engine

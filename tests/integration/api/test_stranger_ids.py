@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import requests
 
-from facelens.collection.registry import open_store
+from facelens.collection.stores.registry import open_store
 from facelens.errors import ResourceNotFoundException
 from facelens.people.strangers import StrangerService
 from tests.servers.facelens_api import ApiServer

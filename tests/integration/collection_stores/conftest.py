@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facelens.collection.postgres_store import PostgresCollectionStore
-from facelens.collection.sqlite_store import SQLiteCollectionStore
+from facelens.collection.stores.postgres import PostgresCollectionStore
+from facelens.collection.stores.sqlite import SQLiteCollectionStore
 from tests.integration.collection_stores.helpers import MODEL, AnyStore, Connect
 
 

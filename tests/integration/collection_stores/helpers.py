@@ -13,8 +13,8 @@ import numpy as np
 import numpy.typing as npt
 
 from facelens.collection.models import NewFace
-from facelens.collection.postgres_store import PostgresCollectionStore
-from facelens.collection.sqlite_store import SQLiteCollectionStore
+from facelens.collection.stores.postgres import PostgresCollectionStore
+from facelens.collection.stores.sqlite import SQLiteCollectionStore
 from facelens.values.boxes import BoundingBox
 
 AnyStore: TypeAlias = SQLiteCollectionStore | PostgresCollectionStore

@@ -78,7 +78,7 @@ def test_cold_rebuild_in_many_reads_matches_the_patched_cache(
     The reader's bulk-built index must answer like the writer's cache, which
     was built empty and then patched write by write, and like brute force.
     """
-    monkeypatch.setattr("facelens.collection.sql_store.READ_ROWS", 7)
+    monkeypatch.setattr("facelens.collection.stores.sql.READ_ROWS", 7)
     writer = connect()
     writer.create_collection("c", face_model_version=MODEL)
     writer.create_collection("other", face_model_version=MODEL)  # rows the reads must skip

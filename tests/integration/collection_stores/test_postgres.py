@@ -16,9 +16,9 @@ import psycopg
 import pytest
 
 from facelens.collection.analysis import FaceAnalyzer
-from facelens.collection.postgres_store import SCHEMA_VERSION, PostgresCollectionStore
-from facelens.collection.registry import open_store
 from facelens.collection.service import CollectionService
+from facelens.collection.stores.postgres import SCHEMA_VERSION, PostgresCollectionStore
+from facelens.collection.stores.registry import open_store
 from facelens.engine.protocol import FaceEngine
 from facelens.errors import ServiceUnavailableException, StorageError
 from tests.integration.collection_stores.helpers import MODEL, add, new_face, unit, walk_faces
@@ -100,7 +100,7 @@ def test_corrupt_embeddings_are_refused_on_rebuild(
     monkeypatch: pytest.MonkeyPatch,
     corruption: str,
 ) -> None:
-    monkeypatch.setattr("facelens.collection.sql_store.READ_ROWS", 4)  # f0013: a late read
+    monkeypatch.setattr("facelens.collection.stores.sql.READ_ROWS", 4)  # f0013: a late read
     vectors = unit(rng, 20)
     add(store, "c", "f", vectors)
     raw(postgres_db, corruption)

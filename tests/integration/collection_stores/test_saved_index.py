@@ -18,10 +18,10 @@ import numpy as np
 import psycopg
 import pytest
 
-from facelens.collection import postgres_store, sqlite_store
-from facelens.collection.ann import IvfIndex
-from facelens.collection.postgres_store import PostgresCollectionStore
-from facelens.collection.sqlite_store import SQLiteCollectionStore
+from facelens.collection.index.ann import IvfIndex
+from facelens.collection.stores import postgres, sqlite
+from facelens.collection.stores.postgres import PostgresCollectionStore
+from facelens.collection.stores.sqlite import SQLiteCollectionStore
 from tests.integration.collection_stores.helpers import MODEL, AnyStore, add, new_face, unit
 
 THRESHOLD = 100
@@ -189,7 +189,7 @@ def test_an_index_behind_the_deletion_log_is_rebuilt(
     answers(first, vectors[:5])  # saved at this generation
     first.close()
     # keep deletions 2 generations only
-    monkeypatch.setattr("facelens.collection.sql_store.DELETION_LOG_GENERATIONS", 2)
+    monkeypatch.setattr("facelens.collection.stores.sql.DELETION_LOG_GENERATIONS", 2)
     writer = open_store()
     for face_id in ("f0001", "f0002", "f0003", "f0004"):
         writer.delete_faces("c", [face_id])
@@ -254,7 +254,7 @@ def test_a_schema_1_sqlite_file_is_migrated(tmp_path: Path, rng: np.random.Gener
     for store in (first, second):
         store.close()
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == sqlite_store.SCHEMA_VERSION
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == sqlite.SCHEMA_VERSION
 
 
 def test_a_schema_1_postgres_database_is_migrated(
@@ -278,7 +278,7 @@ def test_a_schema_1_postgres_database_is_migrated(
         store.close()
     with psycopg.connect(postgres_db, autocommit=True) as conn:
         row = conn.execute("SELECT version FROM facelens_collection_schema").fetchone()
-        assert row == (postgres_store.SCHEMA_VERSION,)
+        assert row == (postgres.SCHEMA_VERSION,)
 
 
 V1_SQLITE = """

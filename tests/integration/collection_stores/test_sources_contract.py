@@ -18,11 +18,11 @@ import numpy as np
 import psycopg
 import pytest
 
-from facelens.collection import postgres_store, sqlite_store
 from facelens.collection.models import NewFace
-from facelens.collection.postgres_store import PostgresCollectionStore
 from facelens.collection.sources import FaceSource
-from facelens.collection.sqlite_store import SQLiteCollectionStore
+from facelens.collection.stores import postgres, sqlite
+from facelens.collection.stores.postgres import PostgresCollectionStore
+from facelens.collection.stores.sqlite import SQLiteCollectionStore
 from facelens.engine.types import Landmarks, Point
 from facelens.errors import ConflictException, InvalidParameterException
 from facelens.values.boxes import PixelBox
@@ -178,7 +178,7 @@ def test_a_schema_2_sqlite_file_gets_the_sources_table(
     assert reopened.get_sources("c", ["new"]) == {}
     reopened.close()
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == sqlite_store.SCHEMA_VERSION
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == sqlite.SCHEMA_VERSION
         assert conn.execute("SELECT COUNT(*) FROM face_sources").fetchone()[0] == 0
 
 
@@ -199,6 +199,6 @@ def test_a_schema_2_postgres_database_gets_the_sources_table(
     reopened.close()
     with psycopg.connect(postgres_db, autocommit=True) as conn:
         version = conn.execute("SELECT version FROM facelens_collection_schema").fetchone()
-        assert version == (postgres_store.SCHEMA_VERSION,)
+        assert version == (postgres.SCHEMA_VERSION,)
         rows = conn.execute("SELECT COUNT(*) FROM facelens_face_sources").fetchone()
         assert rows == (0,)

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facelens.collection.sqlite_store import SQLiteCollectionStore
+from facelens.collection.stores.sqlite import SQLiteCollectionStore
 from facelens.engine.protocol import FaceEngine
 from facelens.errors import ResourceNotFoundException
 from facelens.history.ledger import Recognition, Status
@@ -121,7 +121,7 @@ def needles_of(vectors: dict[str, np.ndarray], *ids: str) -> dict[str, bytes]:
     eight float32 values, byte for byte as a blob or a saved index holds them."""
     found = {i: i.encode() for i in ids}
     for i in ids:
-        if _is_uuid(i):  # an index keeps a FaceId as its 16 bytes (facelens.collection.keys)
+        if _is_uuid(i):  # an index keeps a FaceId as its 16 bytes (facelens.collection.index.keys)
             found[f"{i} as 16 bytes"] = uuid.UUID(i).bytes
     for face_id, vector in vectors.items():
         found[f"embedding of {face_id}"] = np.asarray(vector, dtype="<f4")[:8].tobytes()

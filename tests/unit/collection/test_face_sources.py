@@ -23,7 +23,7 @@ from facelens.collection.sources import (
     cut_source,
     source_face,
 )
-from facelens.collection.sqlite_store import SQLiteCollectionStore
+from facelens.collection.stores.sqlite import SQLiteCollectionStore
 from facelens.config import Settings
 from facelens.engine.images import decode_image
 from facelens.engine.protocol import FaceEngine

@@ -24,7 +24,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from facelens.collection.analysis import FaceAnalyzer
 from facelens.collection.service import CollectionService
-from facelens.collection.sqlite_store import SQLiteCollectionStore
+from facelens.collection.stores.sqlite import SQLiteCollectionStore
 from facelens.config import Settings
 from facelens.engine.arcface import (
     ARCFACE_TEMPLATE,

@@ -22,7 +22,7 @@ from pydantic import ValidationError
 
 from facelens.collection.analysis import FaceAnalyzer
 from facelens.collection.service import CollectionService
-from facelens.collection.sqlite_store import SQLiteCollectionStore
+from facelens.collection.stores.sqlite import SQLiteCollectionStore
 from facelens.config import Settings
 from facelens.engine.alignment import align_chip, mirrored, unit_rows
 from facelens.engine.dlib_embedder import DlibEmbedder

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from facelens.collection.store import CollectionStore
+from facelens.collection.stores.store import CollectionStore
 from facelens.errors import InvalidParameterException, ResourceNotFoundException
 from facelens.people.strangers import StrangerService
 from tests.unit.people.test_strangers import MAIN, People, ledger, profiles, service, store  # noqa: F401

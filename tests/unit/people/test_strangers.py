@@ -17,8 +17,8 @@ import pytest
 
 from facelens.bus.publisher import MemoryPublisher
 from facelens.collection.models import StoredFace
-from facelens.collection.registry import open_store
-from facelens.collection.store import CollectionStore
+from facelens.collection.stores.registry import open_store
+from facelens.collection.stores.store import CollectionStore
 from facelens.errors import (
     ConflictException,
     InvalidParameterException,

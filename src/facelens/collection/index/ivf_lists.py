@@ -1,4 +1,4 @@
-"""The faiss side of :class:`~facelens.collection.ann.IvfIndex`: its inverted lists.
+"""The faiss side of :class:`~facelens.collection.index.ann.IvfIndex`: its inverted lists.
 
 Why a module of its own: faiss's Python API adds to lists one call at a
 time and grows each list's memory by doubling; filling, emptying, relabelling,

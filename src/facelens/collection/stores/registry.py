@@ -8,13 +8,13 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlparse
 
-from facelens.collection.store import CollectionStore
+from facelens.collection.stores.store import CollectionStore
 from facelens.errors import ConfigurationError
 
 
 def _sqlite(url: str, index_directory: Path | None) -> CollectionStore:
     """Saved search indexes live beside the database file, whatever ``index_directory`` says."""
-    from facelens.collection.sqlite_store import SQLiteCollectionStore
+    from facelens.collection.stores.sqlite import SQLiteCollectionStore
 
     path = url.removeprefix("sqlite://")
     # sqlite:///abs/path -> "/abs/path"; sqlite://relative.db -> "relative.db"
@@ -24,7 +24,7 @@ def _sqlite(url: str, index_directory: Path | None) -> CollectionStore:
 
 
 def _memory(url: str, index_directory: Path | None) -> CollectionStore:
-    from facelens.collection.sqlite_store import SQLiteCollectionStore
+    from facelens.collection.stores.sqlite import SQLiteCollectionStore
 
     return SQLiteCollectionStore(":memory:")
 
@@ -36,7 +36,7 @@ def _postgres(url: str, index_directory: Path | None) -> CollectionStore:
     (named by a hash of the URL's parameters, password left out), since
     several databases may hold collections of the same name.
     """
-    from facelens.collection.postgres_store import PostgresCollectionStore
+    from facelens.collection.stores.postgres import PostgresCollectionStore
 
     folder = None if index_directory is None else index_directory / database_key(url)
     return PostgresCollectionStore(url, index_directory=folder)

@@ -16,11 +16,11 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from facelens.collection import ann
-from facelens.collection.ann import IvfIndex, lists_for
-from facelens.collection.exact import ExactIndex, Neighbor
-from facelens.collection.index import CollectionIndex, FaceIndex
-from facelens.collection.saved_index import load_index, save_index
+from facelens.collection.index import ann
+from facelens.collection.index.ann import IvfIndex, lists_for
+from facelens.collection.index.collection_index import CollectionIndex, FaceIndex
+from facelens.collection.index.exact import ExactIndex, Neighbor
+from facelens.collection.index.saved import load_index, save_index
 from facelens.errors import IndexFileError
 
 DIM = 128

@@ -2,7 +2,7 @@
 
 Why: searching means a scan of every embedding of a collection, far too slow
 to read from the database per query, so each store instance keeps a
-:class:`~facelens.collection.index.CollectionIndex` per collection. Any SQL
+:class:`~facelens.collection.index.collection_index.CollectionIndex` per collection. Any SQL
 back end then needs the same bookkeeping: every write to a collection's
 faces or users bumps ``generation`` in the same transaction, and a
 collection's token is ``(incarnation, generation)``, where the incarnation
@@ -16,7 +16,7 @@ instead of being rebuilt: each face row records the generation that last
 added it or changed its user, and a per-collection deletion log records
 removals, so only the rows and deletions past the index's generation are
 read (see :class:`IndexSource`). Large indexes are also saved to a file
-tagged with their token (:mod:`facelens.collection.saved_index`), so a
+tagged with their token (:mod:`facelens.collection.index.saved`), so a
 restart loads the file and catches up the same way. A full rebuild happens
 only when no index is at hand, the saved one is unusable or foreign, or the
 database's log no longer reaches back to it.
@@ -40,9 +40,9 @@ from typing import Any, Generic, Protocol, TypeVar
 
 import numpy as np
 
-from facelens.collection.exact import Neighbor
-from facelens.collection.index import ANN_THRESHOLD, CollectionIndex, FaceIndex
-from facelens.collection.rows import decode_embeddings
+from facelens.collection.index.collection_index import ANN_THRESHOLD, CollectionIndex, FaceIndex
+from facelens.collection.index.exact import Neighbor
+from facelens.collection.stores.rows import decode_embeddings
 from facelens.engine.types import Embedding
 from facelens.errors import IndexFileError, InvalidParameterException
 
@@ -266,7 +266,7 @@ class IndexCache:
 
     def _load(self, collection_id: str, token: Token, source: IndexSource) -> _Entry | None:
         """The saved index, caught up to ``token``; None if there is none that fits."""
-        from facelens.collection.saved_index import load_index, read_meta
+        from facelens.collection.index.saved import load_index, read_meta
 
         path = self.path(collection_id)
         if path is None or not path.exists():
@@ -312,7 +312,7 @@ class IndexCache:
         return max(self.save_min_changes, int(CATCH_UP_FRACTION * size))
 
     def _save_if_due(self, collection_id: str, entry: _Entry, *, closing: bool = False) -> None:
-        from facelens.collection.saved_index import can_save, save_index
+        from facelens.collection.index.saved import can_save, save_index
 
         path = self.path(collection_id)
         if path is None or not can_save(entry.index):

@@ -1,12 +1,12 @@
 """The collection store on a SQL database, written once for every dialect.
 
 The database is the source of truth; searches run on in-process
-:class:`~facelens.collection.index.CollectionIndex` caches. Every write to a
+:class:`~facelens.collection.index.collection_index.CollectionIndex` caches. Every write to a
 collection's faces or users bumps ``collections.generation`` in the same
 transaction, so one cheap query before a search tells whether any process
 changed the collection since its cache was built; a cache that is behind
 catches up with just those changes, and large ones are saved so a restart
-loads them (see :mod:`facelens.collection.index_cache`).
+loads them (see :mod:`facelens.collection.stores.index_cache`).
 
 Writers of one collection are serialised across processes: a write
 transaction first reads the collection's row with the dialect's row lock
@@ -16,7 +16,7 @@ hold?) sees no other writer's change in between.
 
 What differs between databases (placeholders, id lists, timestamps, bulk
 reads and writes, the connection and its errors, the schema) is the
-dialect's: see :mod:`facelens.collection.sql_dialect`.
+dialect's: see :mod:`facelens.collection.stores.sql_dialect`.
 """
 
 from __future__ import annotations
@@ -31,8 +31,7 @@ from typing import Any, Generic
 
 import numpy as np
 
-from facelens.collection.index import ANN_THRESHOLD, CollectionIndex
-from facelens.collection.index_cache import Changes, IndexCache, Token, WriteTx, search
+from facelens.collection.index.collection_index import ANN_THRESHOLD, CollectionIndex
 from facelens.collection.models import (
     CollectionInfo,
     CollectionPage,
@@ -45,7 +44,9 @@ from facelens.collection.models import (
     UserPage,
     UserStatus,
 )
-from facelens.collection.rows import (
+from facelens.collection.sources import FaceSource
+from facelens.collection.stores.index_cache import Changes, IndexCache, Token, WriteTx, search
+from facelens.collection.stores.rows import (
     FACE_COLUMNS,
     INSERT_COLUMNS,
     SOURCE_COLUMNS,
@@ -64,8 +65,7 @@ from facelens.collection.rows import (
     stored_face,
     user_from_row,
 )
-from facelens.collection.sources import FaceSource
-from facelens.collection.sql_dialect import C, Dialect, Tables, one
+from facelens.collection.stores.sql_dialect import C, Dialect, Tables, one
 from facelens.engine.types import Embedding
 from facelens.errors import (
     ConflictException,
@@ -84,7 +84,7 @@ rebuilt rather than caught up. Bounds the log by the deletions of the last milli
 
 
 class SqlCollectionStore(Generic[C]):
-    """:class:`~facelens.collection.store.CollectionStore` on one ``dialect``'s database.
+    """:class:`~facelens.collection.stores.store.CollectionStore` on one ``dialect``'s database.
 
     Search indexes of ``ann_threshold`` faces or more are saved in
     ``index_directory`` (None: never saved), so a restart loads them and
@@ -411,7 +411,7 @@ class SqlCollectionStore(Generic[C]):
         catching up: it is emptied, and each collection's floor raised to its
         generation, so an index that is behind rebuilds instead. False when
         the dialect cannot promise the files hold no deleted row any longer
-        (see its :meth:`~facelens.collection.sql_dialect.Dialect.erase_deleted`).
+        (see its :meth:`~facelens.collection.stores.sql_dialect.Dialect.erase_deleted`).
         """
         ids = self._dialect.id_list(collection_ids)
         t = self._t
@@ -553,7 +553,7 @@ class SqlCollectionStore(Generic[C]):
 
 @dataclass(frozen=True, slots=True)
 class IndexRows(Generic[C]):
-    """:class:`~facelens.collection.index_cache.IndexSource` on an open read transaction."""
+    """:class:`~facelens.collection.stores.index_cache.IndexSource` on an open read transaction."""
 
     dialect: Dialect[C]
     conn: C
@@ -563,7 +563,7 @@ class IndexRows(Generic[C]):
         """Every face of the collection, read ``READ_ROWS`` at a time into a new search index.
 
         Only the columns the index needs are read, with the recorded dimension to
-        check each blob against (see :func:`facelens.collection.rows.read_index`).
+        check each blob against (see :func:`facelens.collection.stores.rows.read_index`).
         """
         faces = self.dialect.tables.faces
         key = self.collection_id

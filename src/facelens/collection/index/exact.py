@@ -2,7 +2,7 @@
 
 Why a module of its own: :class:`ExactIndex` is the brute-force index every
 collection starts with, and the re-ranking step of the approximate one
-(:mod:`facelens.collection.ann`) shares its distance arithmetic
+(:mod:`facelens.collection.index.ann`) shares its distance arithmetic
 (:func:`unit_distances`). All distances are Euclidean between unit vectors,
 so they lie in 0-2 (0: identical direction, about 1.41: orthogonal, 2:
 opposite).

@@ -1,6 +1,6 @@
 """Approximate face search for collections too large to scan: an inverted file (IVF).
 
-Why IVF: :class:`~facelens.collection.exact.ExactIndex` reads every vector per
+Why IVF: :class:`~facelens.collection.index.exact.ExactIndex` reads every vector per
 query (72 ms at 1M x 128 on 2 cores). k-means splits the vectors into
 ``nlist`` lists; a query reads only the ``nprobe`` lists whose centroids are
 nearest, from a compact 8-bit copy (faiss ``IndexIVFScalarQuantizer``,
@@ -37,7 +37,7 @@ at 32 and 0.997-1.0 at 64.
 
 Memory per face at 128-d: 512 B float32 (re-ranking, user templates), 128 B
 of codes plus 8 B of label in the lists, 36 B of id (see
-:mod:`facelens.collection.keys`), 5 B of row state: about 0.7 KB; a process
+:mod:`facelens.collection.index.keys`), 5 B of row state: about 0.7 KB; a process
 holding a loaded 10M index measured 6.98 GB resident (6.94 GB of it the
 index), and a 10M build peaked at 7.4 GB. faiss lists grow by doubling under
 steady adds after a bulk build or load, which can add up to 1.3 GB at 10M.
@@ -58,10 +58,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from facelens.collection import ivf_lists
-from facelens.collection.blocks import BlockMatrix
-from facelens.collection.exact import FloatMatrix, Neighbor, unit_distances
-from facelens.collection.keys import KeyMap
+from facelens.collection.index import ivf_lists
+from facelens.collection.index.blocks import BlockMatrix
+from facelens.collection.index.exact import FloatMatrix, Neighbor, unit_distances
+from facelens.collection.index.keys import KeyMap
 
 if TYPE_CHECKING:
     import faiss
@@ -95,7 +95,7 @@ def lists_for(count: int) -> int:
 
 
 class IvfIndex:
-    """A :class:`~facelens.collection.index.FaceIndex` searched through an inverted file.
+    """An inverted-file :class:`~facelens.collection.index.collection_index.FaceIndex`.
 
     Rows are numbered in insertion order and are faiss's labels; ``_alive``
     flags the rows that still hold an id, ``_lists`` the list of each row
@@ -235,13 +235,13 @@ class IvfIndex:
         ids = self._keys.ids(rows[order])
         return [Neighbor(i, d) for i, d in zip(ids, distances[order].tolist(), strict=True)]
 
-    # -- persistence: plain arrays, written and checked by facelens.collection.index_file --
+    # -- persistence: plain arrays, written and checked by facelens.collection.index.file --
     def state(self) -> tuple[dict[str, Any], dict[str, Any]]:
         """(meta, arrays) describing the whole index, as views (no copies).
 
         ``vectors`` is a list of row blocks; ``list_labels`` and ``list_codes``
         are every list's contents in list order, so a load reads them straight
-        into faiss's memory (:func:`facelens.collection.ivf_lists.load`).
+        into faiss's memory (:func:`facelens.collection.index.ivf_lists.load`).
         """
         import faiss
 
@@ -274,7 +274,7 @@ class IvfIndex:
         """The index :meth:`state` described; ValueError if its parts disagree.
 
         ``arrays`` holds the small arrays; ``read`` streams the lists' contents
-        into place (see :func:`facelens.collection.ivf_lists.load`).
+        into place (see :func:`facelens.collection.index.ivf_lists.load`).
         """
         dim, rows = int(meta["dim"]), len(vectors)
         index = cls(dim, nprobe=int(meta["nprobe"]))

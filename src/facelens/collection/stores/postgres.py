@@ -1,9 +1,9 @@
 """The collection store on PostgreSQL, shared by every process and host that reaches it.
 
-The store's logic is :class:`~facelens.collection.sql_store.SqlCollectionStore`,
+The store's logic is :class:`~facelens.collection.stores.sql.SqlCollectionStore`,
 shared with SQLite, so a deployment moves from one machine to many by
 changing a URL; this module is PostgreSQL's dialect of it (see
-:mod:`facelens.collection.sql_dialect`): the schema, the one connection and
+:mod:`facelens.collection.stores.sql_dialect`): the schema, the one connection and
 how it lives and fails, and the SQL PostgreSQL says its own way.
 
 Transactions: reads run in ``REPEATABLE READ READ ONLY``, so a search index
@@ -45,10 +45,10 @@ import numpy.typing as npt
 import psycopg
 from psycopg.pq import TransactionStatus
 
-from facelens.collection.index import ANN_THRESHOLD
-from facelens.collection.rows import BLOB_DTYPE
-from facelens.collection.sql_dialect import Batches, Tables, one
-from facelens.collection.sql_store import SqlCollectionStore
+from facelens.collection.index.collection_index import ANN_THRESHOLD
+from facelens.collection.stores.rows import BLOB_DTYPE
+from facelens.collection.stores.sql import SqlCollectionStore
+from facelens.collection.stores.sql_dialect import Batches, Tables, one
 from facelens.errors import ServiceUnavailableException, StorageError
 
 Psycopg = psycopg.Connection[tuple[Any, ...]]
@@ -129,7 +129,7 @@ class QmarkConnection:
 
 
 class PostgresCollectionStore(SqlCollectionStore[QmarkConnection]):
-    """:class:`~facelens.collection.store.CollectionStore` on PostgreSQL.
+    """:class:`~facelens.collection.stores.store.CollectionStore` on PostgreSQL.
 
     ``url`` is a libpq URL (``postgresql://user@host:5432/db``); the
     connection opens on first use, and the tables are created then if
@@ -138,9 +138,9 @@ class PostgresCollectionStore(SqlCollectionStore[QmarkConnection]):
 
     Search indexes of ``ann_threshold`` faces or more are saved in
     ``index_directory`` (a local cache: one per database, see
-    :func:`facelens.collection.registry.open_store`; None: never saved), so
+    :func:`facelens.collection.stores.registry.open_store`; None: never saved), so
     a restart loads them and catches up from the database instead of
-    rebuilding (see :mod:`facelens.collection.index_cache`). ``close()``
+    rebuilding (see :mod:`facelens.collection.stores.index_cache`). ``close()``
     saves the ones with unsaved changes.
     """
 
@@ -160,7 +160,7 @@ class PostgresCollectionStore(SqlCollectionStore[QmarkConnection]):
 
 
 class PostgresDialect:
-    """:class:`~facelens.collection.sql_dialect.Dialect` of one PostgreSQL database.
+    """:class:`~facelens.collection.stores.sql_dialect.Dialect` of one PostgreSQL database.
 
     Holds one lazily opened connection. Any psycopg error surfaces as
     StorageError; a lost connection as ServiceUnavailableException (see the

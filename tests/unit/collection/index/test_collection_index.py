@@ -9,8 +9,8 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from facelens.collection.exact import ExactIndex
-from facelens.collection.index import CollectionIndex, VectorIndex
+from facelens.collection.index.collection_index import CollectionIndex, VectorIndex
+from facelens.collection.index.exact import ExactIndex
 
 DIM = 128
 

@@ -13,9 +13,9 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from facelens.collection import blocks, keys
-from facelens.collection.blocks import BlockMatrix
-from facelens.collection.keys import KeyMap, uuid_keys, uuid_strings
+from facelens.collection.index import blocks, keys
+from facelens.collection.index.blocks import BlockMatrix
+from facelens.collection.index.keys import KeyMap, uuid_keys, uuid_strings
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facelens.collection.sqlite_store import SCHEMA_VERSION, SQLiteCollectionStore
+from facelens.collection.stores.sqlite import SCHEMA_VERSION, SQLiteCollectionStore
 from facelens.errors import StorageError
 from tests.integration.collection_stores.helpers import MODEL, add, new_face, unit, walk_faces
 
@@ -63,7 +63,7 @@ def test_memory_stores_are_private() -> None:
 def test_corrupt_embeddings_are_refused_on_rebuild(
     db: str, rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch, corruption: str
 ) -> None:
-    monkeypatch.setattr("facelens.collection.sql_store.READ_ROWS", 4)  # f0013: a late read
+    monkeypatch.setattr("facelens.collection.stores.sql.READ_ROWS", 4)  # f0013: a late read
     s = SQLiteCollectionStore(db)
     s.create_collection("c", face_model_version=MODEL)
     vectors = unit(rng, 20)

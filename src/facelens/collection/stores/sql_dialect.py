@@ -2,9 +2,9 @@
 
 Why a module of its own: the store's logic (Rekognition's semantics,
 pagination, the search indexes kept coherent by a generation) is written once,
-in :mod:`facelens.collection.sql_store`, against this interface; each database
-is one module that implements it (:mod:`facelens.collection.sqlite_store`,
-:mod:`facelens.collection.postgres_store`), so a behaviour is fixed in one
+in :mod:`facelens.collection.stores.sql`, against this interface; each database
+is one module that implements it (:mod:`facelens.collection.stores.sqlite`,
+:mod:`facelens.collection.stores.postgres`), so a behaviour is fixed in one
 place and the two cannot drift apart.
 
 The shared SQL is written in the qmark style (``?``) against the tables named

@@ -1,8 +1,8 @@
 """The collection store on one SQLite file, shared safely by threads and processes.
 
-The store's logic is :class:`~facelens.collection.sql_store.SqlCollectionStore`,
+The store's logic is :class:`~facelens.collection.stores.sql.SqlCollectionStore`,
 shared with PostgreSQL; this module is SQLite's dialect of it (see
-:mod:`facelens.collection.sql_dialect`): what the file holds and how it is
+:mod:`facelens.collection.stores.sql_dialect`): what the file holds and how it is
 migrated, how the one connection is opened and its transactions run, and the
 little SQL that SQLite says its own way.
 
@@ -30,10 +30,10 @@ from urllib.parse import parse_qs, urlparse
 import numpy as np
 import numpy.typing as npt
 
-from facelens.collection.index import ANN_THRESHOLD
-from facelens.collection.rows import BLOB_DTYPE
-from facelens.collection.sql_dialect import Batches, Tables
-from facelens.collection.sql_store import SqlCollectionStore
+from facelens.collection.index.collection_index import ANN_THRESHOLD
+from facelens.collection.stores.rows import BLOB_DTYPE
+from facelens.collection.stores.sql import SqlCollectionStore
+from facelens.collection.stores.sql_dialect import Batches, Tables
 from facelens.errors import StorageError
 from facelens.sqlite import connect
 
@@ -87,7 +87,7 @@ CREATE TABLE IF NOT EXISTS face_sources (
 
 
 class SQLiteCollectionStore(SqlCollectionStore[sqlite3.Connection]):
-    """:class:`~facelens.collection.store.CollectionStore` on SQLite in WAL mode.
+    """:class:`~facelens.collection.stores.store.CollectionStore` on SQLite in WAL mode.
 
     ``path_or_uri`` is a file path, ``":memory:"`` (private to this instance,
     for tests) or a ``file:`` URI. The connection opens on first use.
@@ -96,7 +96,7 @@ class SQLiteCollectionStore(SqlCollectionStore[sqlite3.Connection]):
     file, in ``<file>-faceindex/`` (``index_directory`` to put them
     elsewhere; ``save_indexes=False`` or an in-memory database: never), so a
     restart loads them instead of rebuilding (see
-    :mod:`facelens.collection.index_cache`). ``close()`` saves the ones
+    :mod:`facelens.collection.stores.index_cache`). ``close()`` saves the ones
     with unsaved changes.
     """
 
@@ -117,7 +117,7 @@ class SQLiteCollectionStore(SqlCollectionStore[sqlite3.Connection]):
 
 
 class SQLiteDialect:
-    """:class:`~facelens.collection.sql_dialect.Dialect` of one SQLite file (or memory)."""
+    """:class:`~facelens.collection.stores.sql_dialect.Dialect` of one SQLite file (or memory)."""
 
     tables = Tables.prefixed("")
     in_list = "IN (SELECT value FROM json_each(?))"  # one JSON array: no variable-count limit

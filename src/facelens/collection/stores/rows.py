@@ -1,6 +1,6 @@
 """Rows of the collection store: how one becomes a model, and back.
 
-Why a module of its own: the SQL store (:mod:`facelens.collection.sql_store`)
+Why a module of its own: the SQL store (:mod:`facelens.collection.stores.sql`)
 reads and writes the same columns on every database, and what a row means
 (its columns in order, an embedding checked against its dimension, a missing
 collection or user reported in the same words) is apart from which SQL asks
@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from facelens.collection.index import CollectionIndex
+from facelens.collection.index.collection_index import CollectionIndex
 from facelens.collection.models import NewFace, StoredFace, UserInfo, UserStatus
 from facelens.collection.sources import FaceSource
 from facelens.engine.types import Embedding
@@ -47,7 +47,7 @@ INSERT_COLUMNS = (
 ``generation`` is the collection's generation after the write that added the
 face or last changed its user: a cached or saved search index at generation
 g catches up by reading the rows above g (see
-:mod:`facelens.collection.index_cache`)."""
+:mod:`facelens.collection.stores.index_cache`)."""
 
 SOURCE_COLUMNS = "collection_id, face_id, width, height, geometry, jpeg"
 """The columns of a face's source (:func:`source_values`), keyed like its face."""

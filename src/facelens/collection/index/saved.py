@@ -6,7 +6,7 @@ much again; a restart that loads its saved index instead reads arrays at
 disk speed and re-encodes the lists (about 0.7 s per million faces). The
 file records the collection's token (incarnation, generation) it reflects,
 so the store can tell whether it is current, behind (then it catches up from
-the database, see :mod:`facelens.collection.index_cache`) or foreign.
+the database, see :mod:`facelens.collection.stores.index_cache`) or foreign.
 
 Only inverted-file face indexes are saved: below ``ann_threshold`` faces a
 rebuild from the database is cheaper than the file.
@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from facelens.collection.blocks import BlockMatrix
-from facelens.collection.index import CollectionIndex
-from facelens.collection.index_file import IndexFile, write_file
+from facelens.collection.index.blocks import BlockMatrix
+from facelens.collection.index.collection_index import CollectionIndex
+from facelens.collection.index.file import IndexFile, write_file
 from facelens.errors import IndexFileError
 
 KIND = "ivf-sq8"
@@ -30,7 +30,7 @@ KIND = "ivf-sq8"
 
 def can_save(index: CollectionIndex) -> bool:
     """Whether ``index`` has a face index worth saving (a trained inverted file)."""
-    from facelens.collection.ann import IvfIndex
+    from facelens.collection.index.ann import IvfIndex
 
     return isinstance(index.faces, IvfIndex) and index.faces.nlist > 0
 
@@ -38,11 +38,11 @@ def can_save(index: CollectionIndex) -> bool:
 def save_index(path: Path, index: CollectionIndex, meta: dict[str, Any]) -> int:
     """Writes ``index`` with ``meta`` (JSON-able: the token, the collection) to ``path``.
 
-    Atomic (see :func:`facelens.collection.index_file.write_file`); returns
+    Atomic (see :func:`facelens.collection.index.file.write_file`); returns
     the file's size in bytes. Raises ValueError for an index that
     :func:`can_save` refuses.
     """
-    from facelens.collection.ann import IvfIndex
+    from facelens.collection.index.ann import IvfIndex
 
     faces = index.faces
     if not isinstance(faces, IvfIndex):
@@ -66,7 +66,7 @@ def load_index(path: Path, *, ann_threshold: int) -> tuple[dict[str, Any], Colle
     Raises IndexFileError for a missing, truncated, corrupt or
     inconsistent file; the caller then rebuilds from its database.
     """
-    from facelens.collection.ann import IvfIndex
+    from facelens.collection.index.ann import IvfIndex
 
     with IndexFile(path) as file:
         meta = file.meta

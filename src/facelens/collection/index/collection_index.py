@@ -1,13 +1,13 @@
 """The search view of a collection: its face index and its users' templates.
 
 Stores keep their vectors durable elsewhere; an index is an in-memory view
-(saved beside the database, see :mod:`facelens.collection.index_cache`)
+(saved beside the database, see :mod:`facelens.collection.stores.index_cache`)
 used only to answer "which ids are nearest to this query".
 :class:`FaceIndex` is the seam where an approximate index replaces
-:class:`~facelens.collection.exact.ExactIndex` once collections outgrow a
+:class:`~facelens.collection.index.exact.ExactIndex` once collections outgrow a
 brute-force scan: :class:`CollectionIndex` combines a collection's face
 index (exact below :data:`ANN_THRESHOLD` faces, an inverted file,
-:class:`~facelens.collection.ann.IvfIndex`, from there) with the user
+:class:`~facelens.collection.index.ann.IvfIndex`, from there) with the user
 templates that SearchUsers needs, so every store back end can share it.
 
 All distances are Euclidean between unit vectors, so they lie in 0-2
@@ -22,7 +22,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from facelens.collection.exact import ExactIndex, FloatMatrix, Neighbor
+from facelens.collection.index.exact import ExactIndex, FloatMatrix, Neighbor
 
 ANN_THRESHOLD = 50_000
 """Faces from which a collection's face index is an inverted file instead of a scan.
@@ -114,11 +114,11 @@ class CollectionIndex:
         :meth:`ExactIndex.from_matrix`): a store rebuilding its cache passes
         a matrix it has just filled and will not touch again. From
         ``ann_threshold`` faces on, the face index is an
-        :class:`~facelens.collection.ann.IvfIndex` (about 9 s per million
+        :class:`~facelens.collection.index.ann.IvfIndex` (about 9 s per million
         faces to train and fill on 2 cores, see its module).
         """
         if len(face_ids) >= ann_threshold:
-            from facelens.collection.ann import IvfIndex  # faiss loads only when needed
+            from facelens.collection.index.ann import IvfIndex  # faiss loads only when needed
 
             faces: FaceIndex = IvfIndex.from_matrix(face_ids, vectors, copy=copy)
         else:
@@ -161,7 +161,7 @@ class CollectionIndex:
         """New faces belong to no user yet; reaching the threshold trains the inverted file."""
         self.faces.add(face_ids, vectors)
         if isinstance(self.faces, ExactIndex) and len(self.faces) >= self._ann_threshold:
-            from facelens.collection.ann import IvfIndex
+            from facelens.collection.index.ann import IvfIndex
 
             ids, matrix = self.faces.release()
             self.faces = IvfIndex.from_matrix(ids, matrix, copy=False)
