@@ -8,15 +8,17 @@ HTTP the same entries are ``GET /api/v1/audit`` (admin role).
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from datetime import datetime
 from typing import Annotated, Any
 
 import typer
 
-from facelens.cli.context import Context
 from facelens.cli.output import run
+from facelens.config import Settings
 from facelens.errors import InvalidParameterException
 from facelens.history.audit import MAX_PAGE, AuditAction
+from facelens.wiring.stores import open_audit
 
 
 def audit(
@@ -42,10 +44,10 @@ def audit(
     ] = None,
 ) -> None:
     """Prints audit entries, newest first; all given filters must match."""
-    ctx = Context()
+    settings = Settings()
 
-    def action_() -> dict[str, Any]:
-        page = ctx.audit.entries(
+    def action_(stack: ExitStack) -> dict[str, Any]:
+        page = open_audit(settings, stack).entries(
             limit=limit,
             before=before,
             actor=actor,
@@ -58,10 +60,7 @@ def audit(
             out["NextBefore"] = page.next_before
         return out
 
-    try:
-        run(action_)
-    finally:
-        ctx.close()
+    run(action_)
 
 
 def _time(text: str | None) -> datetime | None:

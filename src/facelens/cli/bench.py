@@ -14,8 +14,8 @@ import typer
 from rich.console import Console
 from rich.progress import Progress, TaskID
 
-from facelens.cli.context import Context
 from facelens.cli.output import aws_errors, emit
+from facelens.config import Settings
 from facelens.errors import ConfigurationError
 from facelens.evaluation import identification
 from facelens.evaluation.identify_run import run_identify
@@ -39,10 +39,9 @@ def lfw(
 ) -> None:
     """Accuracy (threshold chosen on the other folds), TAR at FAR <= 0.001, FAR and TAR at
     the default FaceMatchThreshold, and images per second; printed as JSON."""
-    ctx = Context()
-    settings = (
-        ctx.settings if workers is None else ctx.settings.model_copy(update={"workers": workers})
-    )
+    settings = Settings()
+    if workers is not None:
+        settings = settings.model_copy(update={"workers": workers})
     with aws_errors(), Progress(console=Console(stderr=True), transient=True) as progress:
         task = progress.add_task("Embedding LFW images", total=None)
         report, _, _ = run_lfw(
@@ -93,10 +92,9 @@ def identify(
 ) -> None:
     """Open-set identification: rank-1, FNIR at FPIR 1% and 0.1%, and FNIR/FPIR at the rule
     the recognizer applies, per gallery size; printed as JSON (facelens.evaluation)."""
-    ctx = Context()
-    settings = (
-        ctx.settings if workers is None else ctx.settings.model_copy(update={"workers": workers})
-    )
+    settings = Settings()
+    if workers is not None:
+        settings = settings.model_copy(update={"workers": workers})
     with aws_errors(), Progress(console=Console(stderr=True), transient=True) as progress:
         sizes = identification.parse_sizes(gallery_sizes)
         counts = identification.parse_counts(enrol_photos, "--enrol-photos")

@@ -3,22 +3,27 @@
 from __future__ import annotations
 
 import sys
+from contextlib import ExitStack
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from facelens.cli.context import Context
+from facelens.cli.auditing import audit_action
 from facelens.cli.options import CollectionId, MaxResults, NextToken
 from facelens.cli.output import run
 from facelens.collection.reindex import ReindexPlan, ReindexResult, plan_reindex, reindex
+from facelens.collection.service import CollectionService
+from facelens.config import Settings
 from facelens.errors import ResourceNotFoundException
 from facelens.history.audit import AuditAction
 from facelens.people.matching import negatives_collection
 from facelens.people.stranger_types import companion_id
 from facelens.rendering import rekognition_json
 from facelens.rendering.rule import describe_json
+from facelens.wiring.people import match_policy
+from facelens.wiring.stores import open_audit, open_collections, open_profiles
 
 app = typer.Typer(
     help="Face collections: create, describe, list, delete, reindex.", no_args_is_help=True
@@ -28,9 +33,11 @@ app = typer.Typer(
 @app.command()
 def create(collection_id: CollectionId) -> None:
     """CreateCollection."""
-    ctx = Context()
+    settings = Settings()
     run(
-        lambda: rekognition_json.create_collection(ctx.collections.create_collection(collection_id))
+        lambda stack: rekognition_json.create_collection(
+            open_collections(settings, stack).collections.create_collection(collection_id)
+        )
     )
 
 
@@ -38,17 +45,24 @@ def create(collection_id: CollectionId) -> None:
 def describe(collection_id: CollectionId) -> None:
     """DescribeCollection: face and user counts, model version, creation time, and Rule: how
     often strangers get a name and enrolled people do not, and who has one photo."""
-    ctx = Context()
-    run(lambda: describe_json(ctx.match_policy, ctx.settings.recognizer, collection_id))
+    settings = Settings()
+
+    def action(stack: ExitStack) -> dict[str, Any]:
+        policy = match_policy(open_collections(settings, stack), open_profiles(settings, stack))
+        return describe_json(policy, settings.recognizer, collection_id)
+
+    run(action)
 
 
 @app.command("list")
 def list_(max_results: MaxResults = 1000, next_token: NextToken = None) -> None:
     """ListCollections."""
-    ctx = Context()
+    settings = Settings()
     run(
-        lambda: rekognition_json.list_collections(
-            ctx.collections.list_collections(max_results=max_results, next_token=next_token)
+        lambda stack: rekognition_json.list_collections(
+            open_collections(settings, stack).collections.list_collections(
+                max_results=max_results, next_token=next_token
+            )
         )
     )
 
@@ -56,11 +70,16 @@ def list_(max_results: MaxResults = 1000, next_token: NextToken = None) -> None:
 @app.command()
 def delete(collection_id: CollectionId) -> None:
     """DeleteCollection, with every face and user in it."""
-    ctx = Context()
+    settings = Settings()
 
-    def action() -> dict[str, int]:
-        ctx.collections.delete_collection(collection_id)
-        ctx.audit_action(AuditAction.DELETE_COLLECTION, collection_id, collection_id=collection_id)
+    def action(stack: ExitStack) -> dict[str, int]:
+        open_collections(settings, stack).collections.delete_collection(collection_id)
+        audit_action(
+            open_audit(settings, stack),
+            AuditAction.DELETE_COLLECTION,
+            collection_id,
+            collection_id=collection_id,
+        )
         return {"StatusCode": 200}
 
     run(action)
@@ -86,54 +105,53 @@ def reindex_(
     --drop-unsourced deletes them. It asks before changing anything unless --yes (or stdin
     is not a terminal: scripts).
     """
-    ctx = Context()
+    settings = Settings()
 
-    def action() -> dict[str, Any]:
-        try:
-            ids = [collection, *_companions(ctx, collection)]
-            plan = plan_reindex(ctx.collections, ids)
-            if not plan.todo:
-                return _as_json(ReindexResult(plan.face_model_version, (), plan.current))
-            if not yes and sys.stdin.isatty():
-                typer.confirm(_question(plan, drop_unsourced=drop_unsourced), abort=True)
-            with Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeRemainingColumn(),
-                console=Console(stderr=True),
-                transient=True,
-            ) as progress:
-                task = progress.add_task(
-                    f"Re-embedding {collection}", total=max(plan.face_count, 1)
+    def action(stack: ExitStack) -> dict[str, Any]:
+        collections = open_collections(settings, stack).collections
+        ids = [collection, *_companions(collections, collection)]
+        plan = plan_reindex(collections, ids)
+        if not plan.todo:
+            return _as_json(ReindexResult(plan.face_model_version, (), plan.current))
+        if not yes and sys.stdin.isatty():
+            typer.confirm(_question(plan, drop_unsourced=drop_unsourced), abort=True)
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            transient=True,
+        ) as progress:
+            task = progress.add_task(f"Re-embedding {collection}", total=max(plan.face_count, 1))
+            result = reindex(
+                collections,
+                plan,
+                drop_unsourced=drop_unsourced,
+                progress=lambda n: progress.advance(task, n),
+            )
+        dropped = [done for done in result.reindexed if done.dropped]
+        if dropped:
+            audit = open_audit(settings, stack)
+            for done in dropped:
+                audit_action(
+                    audit,
+                    AuditAction.DELETE_FACE,
+                    done.collection_id,
+                    collection_id=done.collection_id,
+                    details={"FaceIds": list(done.dropped), "Reason": "reindex: no source"},
                 )
-                result = reindex(
-                    ctx.collections,
-                    plan,
-                    drop_unsourced=drop_unsourced,
-                    progress=lambda n: progress.advance(task, n),
-                )
-            for done in result.reindexed:
-                if done.dropped:
-                    ctx.audit_action(
-                        AuditAction.DELETE_FACE,
-                        done.collection_id,
-                        collection_id=done.collection_id,
-                        details={"FaceIds": list(done.dropped), "Reason": "reindex: no source"},
-                    )
-            return _as_json(result)
-        finally:
-            ctx.close()
+        return _as_json(result)
 
     run(action)
 
 
-def _companions(ctx: Context, collection: str) -> list[str]:
+def _companions(collections: CollectionService, collection: str) -> list[str]:
     """The collection's strangers and negative examples, where they exist."""
     found = []
     for companion in (companion_id(collection), negatives_collection(collection)):
         try:
-            ctx.collections.describe_collection(companion)
+            collections.describe_collection(companion)
         except ResourceNotFoundException:
             continue
         found.append(companion)

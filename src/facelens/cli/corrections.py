@@ -7,14 +7,18 @@ as ``cli:<os user>``.
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from typing import Annotated, Any
 
 import typer
 
-from facelens.cli.context import Context
 from facelens.cli.output import run
+from facelens.config import Settings
 from facelens.errors import InvalidParameterException
 from facelens.history.audit import cli_actor
+from facelens.people.corrections import CorrectionService
+from facelens.wiring.people import correction_service
+from facelens.wiring.stores import open_collections, open_history, open_profiles, open_raw_objects
 
 app = typer.Typer(
     help="Corrections: 'this is not that person', kept as negative examples; undo.",
@@ -28,6 +32,16 @@ thresholds_app = typer.Typer(
 Person = Annotated[str, typer.Argument(help="UserId, or FaceId of a face without a user.")]
 
 
+def _corrections(settings: Settings, stack: ExitStack) -> CorrectionService:
+    return correction_service(
+        settings,
+        open_collections(settings, stack),
+        open_profiles(settings, stack),
+        open_history(settings, stack),
+        open_raw_objects(settings, stack),
+    )
+
+
 @app.command()
 def reject(
     recognition_id: Annotated[str, typer.Argument(help="RecognitionId of the wrong match.")],
@@ -37,10 +51,12 @@ def reject(
     ] = None,
 ) -> None:
     """The face of that identification is not that person: keep it as a negative example."""
-    ctx = Context()
+    settings = Settings()
 
-    def action() -> dict[str, Any]:
-        correction = ctx.corrections.reject(recognition_id, actor=cli_actor(), person=person)
+    def action(stack: ExitStack) -> dict[str, Any]:
+        correction = _corrections(settings, stack).reject(
+            recognition_id, actor=cli_actor(), person=person
+        )
         return {"Correction": correction.as_json()}
 
     run(action)
@@ -51,10 +67,11 @@ def undo(
     correction_id: Annotated[str, typer.Argument(help="CorrectionId from reject or list.")],
 ) -> None:
     """Deletes that negative example: the person can be matched to such faces again."""
-    ctx = Context()
+    settings = Settings()
 
-    def action() -> dict[str, Any]:
-        return {"Correction": ctx.corrections.undo(correction_id, actor=cli_actor()).as_json()}
+    def action(stack: ExitStack) -> dict[str, Any]:
+        correction = _corrections(settings, stack).undo(correction_id, actor=cli_actor())
+        return {"Correction": correction.as_json()}
 
     run(action)
 
@@ -68,10 +85,10 @@ def list_(
     ] = None,
 ) -> None:
     """The corrections in force, newest first."""
-    ctx = Context()
+    settings = Settings()
 
-    def action() -> dict[str, Any]:
-        found = ctx.corrections.list(collection_id, person=person)
+    def action(stack: ExitStack) -> dict[str, Any]:
+        found = _corrections(settings, stack).list(collection_id, person=person)
         return {"Corrections": [c.as_json() for c in found]}
 
     run(action)
@@ -89,12 +106,13 @@ def set_(
     ] = False,
 ) -> None:
     """Sets (VALUE) or removes (--clear) the person's own match threshold."""
-    ctx = Context()
+    settings = Settings()
 
-    def action() -> dict[str, Any]:
+    def action(stack: ExitStack) -> dict[str, Any]:
         if (value is not None) == clear:
             raise InvalidParameterException("Give either a VALUE or --clear")
-        return ctx.corrections.set_threshold(person, value, actor=cli_actor()).as_json()
+        corrections = _corrections(settings, stack)
+        return corrections.set_threshold(person, value, actor=cli_actor()).as_json()
 
     run(action)
 
@@ -102,5 +120,5 @@ def set_(
 @thresholds_app.command("get")
 def get(person: Person) -> None:
     """The person's override (null if none) and the threshold that applies to them."""
-    ctx = Context()
-    run(lambda: ctx.corrections.threshold(person).as_json())
+    settings = Settings()
+    run(lambda stack: _corrections(settings, stack).threshold(person).as_json())

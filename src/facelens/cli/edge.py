@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import logging
 import signal
+from contextlib import ExitStack
 from typing import Annotated, Any
 
 import typer
 
-from facelens.cli.context import Context
 from facelens.cli.output import run
 from facelens.config import Settings
+from facelens.wiring.bus import open_event_sink, open_publication
+from facelens.wiring.process import process_role
+from facelens.wiring.stores import notifying_objects, open_raw_objects
 
 
 def edge(
@@ -49,18 +52,32 @@ def edge(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     settings = _settings(detector=detector, view_port=view_port, no_view=no_view)
-    ctx = Context(settings, instance=f"edge-{thing}")
 
-    def action() -> dict[str, Any]:
-        try:
-            runner = ctx.edge_runner(
-                source=source, thing=thing, realtime=realtime, max_frames=max_frames
-            )
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                signal.signal(signum, lambda *_: runner.stop())
-            summary = runner.run()
-        finally:
-            ctx.close()  # the publisher sends what is spooled before it goes
+    def action(stack: ExitStack) -> dict[str, Any]:
+        # Here, not at the top: the edge's parts (OpenCV, the live view's web app) would
+        # slow every other command's start.
+        from facelens.wiring.edge import open_edge_runner
+
+        # Its own MQTT clients and crop buffer, so two runners on one host share neither.
+        role = process_role(settings, f"edge-{thing}")
+        # Opened first, so closed last: the publisher sends what is spooled before it goes.
+        publication = open_publication(settings, stack, role)
+        sink = open_event_sink(settings, stack, publication)
+        objects = notifying_objects(settings, open_raw_objects(settings, stack), sink)
+        runner = open_edge_runner(
+            settings,
+            stack,
+            role,
+            publication,
+            objects,
+            source=source,
+            thing=thing,
+            realtime=realtime,
+            max_frames=max_frames,
+        )
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: runner.stop())
+        summary = runner.run()
         return {
             "Thing": thing,
             "Frames": summary.frames,

@@ -8,6 +8,7 @@ a photo without a usable face is reported, not fatal, unless none had one.
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -39,7 +40,7 @@ def enroll(
     ctx = Context()
     collection = collection_id or ctx.settings.recognizer.collection_id
 
-    def action() -> dict[str, Any]:
+    def action(stack: ExitStack) -> dict[str, Any]:
         attributes = parse_attrs(attrs or [])
         photos = _photos(path)
         face_ids: list[str] = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
@@ -9,7 +10,8 @@ from typing import Annotated, Any
 import typer
 from rich.progress import Progress
 
-from facelens.cli.context import Context, build_analyzer
+from facelens.cli.auditing import audit_action
+from facelens.cli.images import read_image
 from facelens.cli.options import (
     CollectionId,
     FaceIds,
@@ -24,8 +26,10 @@ from facelens.cli.output import ERROR_EXIT, aws_errors, emit, run
 from facelens.collection import enroll
 from facelens.collection.models import QualityFilter
 from facelens.collection.service import DEFAULT_FACE_MATCH_THRESHOLD, DEFAULT_SEARCH_MAX_FACES
+from facelens.config import Settings
 from facelens.history.audit import AuditAction, faces_target
 from facelens.rendering import rekognition_json
+from facelens.wiring.stores import build_analyzer, open_audit, open_collections
 
 app = typer.Typer(help="Faces: index, search, list, delete.", no_args_is_help=True)
 
@@ -50,16 +54,16 @@ def index(
 ) -> None:
     """IndexFaces. A folder enrols every photo: ExternalImageId from the file name, and
     one user per sub-folder (its photos' largest faces associated to it)."""
-    ctx = Context()
+    settings = Settings()
     folder = Path(path.removeprefix("fileb://"))
     if folder.is_dir():
-        _index_folder(ctx, folder, collection_id, quality_filter, workers or ctx.settings.workers)
+        _index_folder(settings, folder, collection_id, quality_filter, workers or settings.workers)
         return
 
-    def action() -> dict[str, Any]:
-        result = ctx.collections.index_faces(
+    def action(stack: ExitStack) -> dict[str, Any]:
+        result = open_collections(settings, stack).collections.index_faces(
             collection_id,
-            ctx.read_image(path),
+            read_image(settings, path),
             external_image_id=external_image_id,
             max_faces=max_faces,
             quality_filter=quality_filter,
@@ -67,27 +71,29 @@ def index(
         ids = [r.face.face_id for r in result.face_records]
         details = {"FaceIds": ids, "ExternalImageId": external_image_id}
         target = faces_target(collection_id, ids)
-        ctx.audit_action(AuditAction.ENROL, target, collection_id=collection_id, details=details)
+        audit = open_audit(settings, stack)
+        audit_action(audit, AuditAction.ENROL, target, collection_id=collection_id, details=details)
         return rekognition_json.index_faces(result)
 
     run(action)
 
 
 def _index_folder(
-    ctx: Context, folder: Path, collection_id: str, quality: QualityFilter, workers: int
+    settings: Settings, folder: Path, collection_id: str, quality: QualityFilter, workers: int
 ) -> None:
-    with aws_errors():
+    with aws_errors(), ExitStack() as stack:
         items = enroll.plan(folder)
+        parts = open_collections(settings, stack)
         with Progress(transient=True) as progress:
             task = progress.add_task(f"Enrolling {folder}", total=len(items))
             outcomes = enroll.enrol(
-                ctx.collections,
-                ctx.users,
+                parts.collections,
+                parts.users,
                 collection_id,
                 items,
                 quality_filter=quality,
                 workers=workers,
-                make_analyzer=partial(build_analyzer, ctx.settings),
+                make_analyzer=partial(build_analyzer, settings),
                 advance=lambda: progress.advance(task),
             )
     images: list[dict[str, Any]] = []
@@ -106,14 +112,18 @@ def _index_folder(
             entry.update(o.error.to_dict())
         images.append(entry)
     failed = sum(o.error is not None for o in outcomes)
-    with aws_errors():
+    with aws_errors(), ExitStack() as stack:
         enrolled = {
             "Folder": str(folder),
             "FaceIds": [f for e in images for f in e.get("FaceIds", [])],
             "UserIds": sorted({e["UserId"] for e in images if "UserId" in e}),
         }
-        ctx.audit_action(
-            AuditAction.ENROL, collection_id, collection_id=collection_id, details=enrolled
+        audit_action(
+            open_audit(settings, stack),
+            AuditAction.ENROL,
+            collection_id,
+            collection_id=collection_id,
+            details=enrolled,
         )
     emit(
         {
@@ -135,12 +145,12 @@ def search(
     quality_filter: Quality = QualityFilter.NONE,
 ) -> None:
     """SearchFacesByImage: the largest face in IMAGE against the collection."""
-    ctx = Context()
+    settings = Settings()
     run(
-        lambda: rekognition_json.search_faces_by_image(
-            ctx.collections.search_faces_by_image(
+        lambda stack: rekognition_json.search_faces_by_image(
+            open_collections(settings, stack).collections.search_faces_by_image(
                 collection_id,
-                ctx.read_image(image),
+                read_image(settings, image),
                 max_faces=max_faces,
                 face_match_threshold=face_match_threshold,
                 quality_filter=quality_filter,
@@ -157,10 +167,10 @@ def search_by_id(
     face_match_threshold: Threshold = DEFAULT_FACE_MATCH_THRESHOLD,
 ) -> None:
     """SearchFaces: stored faces like a stored face."""
-    ctx = Context()
+    settings = Settings()
     run(
-        lambda: rekognition_json.search_faces(
-            ctx.collections.search_faces(
+        lambda stack: rekognition_json.search_faces(
+            open_collections(settings, stack).collections.search_faces(
                 collection_id,
                 face_id,
                 max_faces=max_faces,
@@ -180,30 +190,38 @@ def list_(
     ] = None,
 ) -> None:
     """ListFaces, a page at a time (pass NextToken back for the next)."""
-    ctx = Context()
-    run(
-        lambda: rekognition_json.list_faces(
-            ctx.collections.list_faces(
+    settings = Settings()
+
+    def action(stack: ExitStack) -> dict[str, Any]:
+        collections = open_collections(settings, stack).collections
+        return rekognition_json.list_faces(
+            collections.list_faces(
                 collection_id, max_results=max_results, next_token=next_token, user_id=user_id
             ),
-            model_version=ctx.collections.face_model_version,
+            model_version=collections.face_model_version,
         )
-    )
+
+    run(action)
 
 
 @app.command()
 def delete(collection_id: CollectionId, face_ids: FaceIds) -> None:
     """DeleteFaces (faces that belong to a user must be disassociated first)."""
-    ctx = Context()
+    settings = Settings()
 
-    def action() -> dict[str, Any]:
-        result = ctx.collections.delete_faces(collection_id, split_ids(face_ids))
+    def action(stack: ExitStack) -> dict[str, Any]:
+        collections = open_collections(settings, stack).collections
+        result = collections.delete_faces(collection_id, split_ids(face_ids))
         ids = list(result.deleted_faces)
         target = faces_target(collection_id, ids)
         details = {"FaceIds": ids}
         if ids:
-            ctx.audit_action(
-                AuditAction.DELETE_FACE, target, collection_id=collection_id, details=details
+            audit_action(
+                open_audit(settings, stack),
+                AuditAction.DELETE_FACE,
+                target,
+                collection_id=collection_id,
+                details=details,
             )
         return rekognition_json.delete_faces(result)
 

@@ -8,13 +8,16 @@ It asks before deleting unless ``--yes`` (or stdin is not a terminal: scripts).
 from __future__ import annotations
 
 import sys
+from contextlib import ExitStack
 from typing import Annotated, Any
 
 import typer
 
-from facelens.cli.context import Context
 from facelens.cli.output import run
+from facelens.config import Settings
 from facelens.history.audit import cli_actor
+from facelens.wiring.people import forgetter
+from facelens.wiring.stores import open_collections, open_history, open_profiles, open_raw_objects
 
 
 def forget(
@@ -31,13 +34,17 @@ def forget(
     and prints what was deleted as JSON."""
     if not yes and sys.stdin.isatty():
         typer.confirm(f"Forget {person} and everything of theirs, for good?", abort=True)
-    ctx = Context()
+    settings = Settings()
 
-    def action() -> dict[str, Any]:
-        try:
-            report = ctx.forgetter.forget(person, collection_id=collection_id, actor=cli_actor())
-        finally:
-            ctx.close()
+    def action(stack: ExitStack) -> dict[str, Any]:
+        forget_ = forgetter(
+            settings,
+            open_collections(settings, stack),
+            open_profiles(settings, stack),
+            open_history(settings, stack),
+            open_raw_objects(settings, stack),
+        )
+        report = forget_.forget(person, collection_id=collection_id, actor=cli_actor())
         return report.as_json()
 
     run(action)

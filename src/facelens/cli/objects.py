@@ -6,16 +6,20 @@
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from facelens.cli.context import Context
 from facelens.cli.options import NextToken
 from facelens.cli.output import run
+from facelens.config import Settings
 from facelens.errors import InvalidParameterException
 from facelens.storage.types import ObjectInfo
+from facelens.wiring.bus import open_event_sink, open_publication, sends_events_by_broker
+from facelens.wiring.process import process_role
+from facelens.wiring.stores import notifying_objects, open_raw_objects
 
 app = typer.Typer(help="Objects: crops in the configured object store.", no_args_is_help=True)
 
@@ -55,20 +59,22 @@ def put(
     ] = None,
 ) -> None:
     """Uploads a file (and, for crops, triggers the recognizer)."""
-    ctx = Context(instance="cli")
+    settings = Settings()
 
-    def action() -> dict[str, Any]:
-        name = bucket or ctx.settings.bucket
-        try:
-            info = ctx.objects.put_object(
-                name,
-                key,
-                file.read_bytes(),
-                content_type=content_type,
-                metadata=_metadata(metadata or []),
-            )
-        finally:
-            ctx.close()  # an event sent over MQTT leaves the spool before the process exits
+    def action(stack: ExitStack) -> dict[str, Any]:
+        publication = None
+        if sends_events_by_broker(settings):
+            # Closed before the output: the event leaves the spool before the process exits.
+            publication = open_publication(settings, stack, process_role(settings, "cli"))
+        sink = open_event_sink(settings, stack, publication)
+        objects = notifying_objects(settings, open_raw_objects(settings, stack), sink)
+        info = objects.put_object(
+            bucket or settings.bucket,
+            key,
+            file.read_bytes(),
+            content_type=content_type,
+            metadata=_metadata(metadata or []),
+        )
         return {"ETag": f'"{info.etag}"', "Key": info.key, "Size": info.size}
 
     run(action)
@@ -81,10 +87,10 @@ def get(
     bucket: Bucket = None,
 ) -> None:
     """Downloads an object into a file."""
-    ctx = Context()
+    settings = Settings()
 
-    def action() -> dict[str, Any]:
-        stored = ctx.raw_objects.get_object(bucket or ctx.settings.bucket, key)
+    def action(stack: ExitStack) -> dict[str, Any]:
+        stored = open_raw_objects(settings, stack).get_object(bucket or settings.bucket, key)
         out.write_bytes(stored.body)
         return _info(stored.info)
 
@@ -94,8 +100,12 @@ def get(
 @app.command()
 def head(key: Key, bucket: Bucket = None) -> None:
     """An object's size, ETag and metadata."""
-    ctx = Context()
-    run(lambda: _info(ctx.raw_objects.head_object(bucket or ctx.settings.bucket, key)))
+    settings = Settings()
+    run(
+        lambda stack: _info(
+            open_raw_objects(settings, stack).head_object(bucket or settings.bucket, key)
+        )
+    )
 
 
 @app.command("list")
@@ -106,11 +116,11 @@ def list_(
     next_token: NextToken = None,
 ) -> None:
     """Objects under a prefix, in key order."""
-    ctx = Context()
+    settings = Settings()
 
-    def action() -> dict[str, Any]:
-        page = ctx.raw_objects.list_objects(
-            bucket or ctx.settings.bucket, prefix=prefix, max_keys=max_keys, next_token=next_token
+    def action(stack: ExitStack) -> dict[str, Any]:
+        page = open_raw_objects(settings, stack).list_objects(
+            bucket or settings.bucket, prefix=prefix, max_keys=max_keys, next_token=next_token
         )
         document: dict[str, Any] = {"Contents": [_info(i) for i in page.objects]}
         if page.next_token:
@@ -123,10 +133,10 @@ def list_(
 @app.command()
 def delete(key: Key, bucket: Bucket = None) -> None:
     """Deletes an object (a missing key is not an error, as in S3)."""
-    ctx = Context()
+    settings = Settings()
 
-    def action() -> dict[str, Any]:
-        ctx.raw_objects.delete_object(bucket or ctx.settings.bucket, key)
+    def action(stack: ExitStack) -> dict[str, Any]:
+        open_raw_objects(settings, stack).delete_object(bucket or settings.bucket, key)
         return {}
 
     run(action)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import typer
@@ -39,7 +39,11 @@ def aws_errors() -> Iterator[None]:
         raise typer.Exit(ERROR_EXIT) from None
 
 
-def run(action: Callable[[], dict[str, Any]]) -> None:
-    """Runs ``action`` and emits its JSON, or its error."""
+def run(action: Callable[[ExitStack], dict[str, Any]]) -> None:
+    """Runs ``action`` and emits its JSON, or its error. ``action`` opens what it uses on
+    the stack it is given (a store that cannot open is an error like any other); all of it
+    is closed before the JSON is printed, so what a publisher had spooled has gone out."""
     with aws_errors():
-        emit(action())
+        with ExitStack() as stack:
+            document = action(stack)
+        emit(document)

@@ -7,18 +7,21 @@ so the original recipe's ``aws dynamodb put-item`` items paste in as they are.
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from typing import Annotated, Any
 
 import typer
 
 from facelens import json_limits
-from facelens.cli.context import Context
+from facelens.cli.auditing import audit_action
 from facelens.cli.options import NextToken
 from facelens.cli.output import run
+from facelens.config import Settings
 from facelens.errors import InvalidParameterException, ResourceNotFoundException
 from facelens.history.audit import AuditAction
 from facelens.profiles.dynamo import from_dynamo_item, to_dynamo_item
 from facelens.profiles.types import Profile
+from facelens.wiring.stores import open_audit, open_profiles
 
 app = typer.Typer(help="Profiles: what we know about each FaceId or UserId.", no_args_is_help=True)
 
@@ -76,18 +79,20 @@ def put(
     ] = False,
 ) -> None:
     """Stores a profile (replacing the old one unless --merge)."""
-    ctx = Context()
+    settings = Settings()
 
-    def action() -> dict[str, Any]:
+    def action(stack: ExitStack) -> dict[str, Any]:
         attributes = _item_option(item) if item is not None else {}
         attributes.update(parse_attrs(attr or []))
         target = profile_id or attributes.get("FaceId") or attributes.get("UserId")
         if not isinstance(target, str):
             raise InvalidParameterException("Give the id, or a FaceId or UserId in --item")
-        store = ctx.profiles
+        store = open_profiles(settings, stack)
         profile = store.update(target, attributes) if merge else store.put(target, attributes)
         details = {"Attributes": sorted(attributes), "Merge": merge}
-        ctx.audit_action(AuditAction.PROFILE_WRITE, target, details=details)
+        audit_action(
+            open_audit(settings, stack), AuditAction.PROFILE_WRITE, target, details=details
+        )
         return dict(profile.item)
 
     run(action)
@@ -101,13 +106,13 @@ def get(
     ] = False,
 ) -> None:
     """Prints a profile; an unknown id is ResourceNotFoundException."""
-    ctx = Context()
+    settings = Settings()
 
-    def action() -> dict[str, Any]:
-        profile = ctx.profiles.get(profile_id)
+    def action(stack: ExitStack) -> dict[str, Any]:
+        profile = open_profiles(settings, stack).get(profile_id)
         if profile is None:
             raise ResourceNotFoundException(f"No profile for {profile_id}")
-        ctx.audit_action(AuditAction.PROFILE_READ, profile_id)
+        audit_action(open_audit(settings, stack), AuditAction.PROFILE_READ, profile_id)
         return _shape(profile, dynamodb=dynamodb)
 
     run(action)
@@ -116,12 +121,12 @@ def get(
 @app.command()
 def delete(profile_id: ProfileId) -> None:
     """Deletes a profile; an unknown id is ResourceNotFoundException."""
-    ctx = Context()
+    settings = Settings()
 
-    def action() -> dict[str, Any]:
-        if not ctx.profiles.delete(profile_id):
+    def action(stack: ExitStack) -> dict[str, Any]:
+        if not open_profiles(settings, stack).delete(profile_id):
             raise ResourceNotFoundException(f"No profile for {profile_id}")
-        ctx.audit_action(AuditAction.PROFILE_DELETE, profile_id)
+        audit_action(open_audit(settings, stack), AuditAction.PROFILE_DELETE, profile_id)
         return {}
 
     run(action)
@@ -133,13 +138,13 @@ def list_(
     next_token: NextToken = None,
 ) -> None:
     """Lists profiles in id order."""
-    ctx = Context()
+    settings = Settings()
 
-    def action() -> dict[str, Any]:
-        page = ctx.profiles.list(max_results=max_results, next_token=next_token)
+    def action(stack: ExitStack) -> dict[str, Any]:
+        page = open_profiles(settings, stack).list(max_results=max_results, next_token=next_token)
         if page.profiles:
             read = {"ProfileIds": [p.profile_id for p in page.profiles]}
-            ctx.audit_action(AuditAction.PROFILE_READ, "*", details=read)
+            audit_action(open_audit(settings, stack), AuditAction.PROFILE_READ, "*", details=read)
         out: dict[str, Any] = {"Items": [dict(p.item) for p in page.profiles]}
         if page.next_token:
             out["NextToken"] = page.next_token

@@ -12,15 +12,19 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from contextlib import ExitStack
 from typing import Annotated, Any
 
 import typer
 
-from facelens.cli.context import Context
 from facelens.cli.output import run
+from facelens.config import Settings
 from facelens.history.ledger import Recognition, Status
-from facelens.people.retention import start_retention
-from facelens.recognizer.worker import RecognizerWorker
+from facelens.wiring.bus import open_publication
+from facelens.wiring.people import people_of
+from facelens.wiring.process import process_role
+from facelens.wiring.recognizer import open_recognizer, start_worker
+from facelens.wiring.stores import open_ledger, open_stores
 
 app = typer.Typer(help="The recognizer: crops in, identifications out.")
 
@@ -40,24 +44,21 @@ def main(
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    ctx = Context()
+    settings = Settings()
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
 
-    def action() -> dict[str, Any]:
-        ctx.recognizer.prepare()
-        worker = RecognizerWorker(ctx.event_source, ctx.recognizer, wait_seconds=1.0)
-        logging.getLogger(__name__).info("recognizer %s started", ctx.settings.recognizer.worker_id)
-        retention = None if drain else start_retention(ctx.retention, ctx.settings.retention)
-        try:
-            while not stop.is_set():
-                if worker.run_once() == 0 and drain:
-                    break
-        finally:
-            if retention is not None:
-                retention.stop()
-            ctx.close()  # stops the publisher, which first sends what is spooled
+    def action(stack: ExitStack) -> dict[str, Any]:
+        # Opened first, so closed last: the publisher sends what is spooled before it goes.
+        publication = open_publication(settings, stack, process_role(settings))
+        stores = open_stores(settings, stack)
+        parts = open_recognizer(settings, stack, stores, people_of(settings, stores), publication)
+        worker = start_worker(settings, stack, parts, wait_seconds=1.0, retention=not drain)
+        logging.getLogger(__name__).info("recognizer %s started", settings.recognizer.worker_id)
+        while not stop.is_set():
+            if worker.run_once() == 0 and drain:
+                break
         s = worker.stats
         return {
             "Events": s.events,
@@ -79,16 +80,22 @@ def _record(r: Recognition) -> dict[str, Any]:
 @app.command()
 def recent(limit: Limit = 20) -> None:
     """The latest identifications, unknowns and dead letters, newest first."""
-    ctx = Context()
-    run(lambda: {"Recognitions": [_record(r) for r in ctx.ledger.recent(limit=limit)]})
+    settings = Settings()
+
+    def action(stack: ExitStack) -> dict[str, Any]:
+        recent = open_ledger(settings, stack).recent(limit=limit)
+        return {"Recognitions": [_record(r) for r in recent]}
+
+    run(action)
 
 
 @app.command("dead-letters")
 def dead_letters(limit: Limit = 20) -> None:
     """Events that could not be processed, with the reason."""
-    ctx = Context()
-    run(
-        lambda: {
-            "DeadLetters": [_record(r) for r in ctx.ledger.recent(limit=limit, status=Status.ERROR)]
-        }
-    )
+    settings = Settings()
+
+    def action(stack: ExitStack) -> dict[str, Any]:
+        errors = open_ledger(settings, stack).recent(limit=limit, status=Status.ERROR)
+        return {"DeadLetters": [_record(r) for r in errors]}
+
+    run(action)

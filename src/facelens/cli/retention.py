@@ -7,12 +7,14 @@
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from typing import Annotated, Any
 
 import typer
 
-from facelens.cli.context import Context
 from facelens.cli.output import run as run_action
+from facelens.config import Settings
+from facelens.wiring.people import open_retention
 
 app = typer.Typer(help="Retention: crops are deleted once older than settings.retention allows.")
 
@@ -24,13 +26,9 @@ def run(
     ] = False,
 ) -> None:
     """Deletes the crops due now and prints the counts and keys as JSON."""
-    ctx = Context()
+    settings = Settings()
 
-    def action() -> dict[str, Any]:
-        try:
-            report = ctx.retention.run_once(dry_run=dry_run)
-        finally:
-            ctx.close()
-        return report.as_json()
+    def action(stack: ExitStack) -> dict[str, Any]:
+        return open_retention(settings, stack).run_once(dry_run=dry_run).as_json()
 
     run_action(action)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from contextlib import ExitStack
 from typing import Annotated, Any
 
 import typer
@@ -17,6 +18,8 @@ import typer
 from facelens.access.keys import Role
 from facelens.cli.context import Context
 from facelens.cli.output import run
+from facelens.config import Settings
+from facelens.wiring.server import open_keys
 
 keys_app = typer.Typer(help="API keys and AWS access keys for `facelens serve`.")
 
@@ -38,15 +41,13 @@ def serve(
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
 
-    def action() -> dict[str, Any]:
-        try:
-            server, _ = build_server(ctx, host=host, port=port)
-            server.start()
-            typer.echo(f"facelens serving on {server.url} (dashboard: {server.url}/ui/)", err=True)
-            stop.wait()
-            server.stop()
-        finally:
-            ctx.close()
+    def action(stack: ExitStack) -> dict[str, Any]:
+        stack.callback(ctx.close)
+        server, _ = build_server(ctx, host=host, port=port)
+        server.start()
+        typer.echo(f"facelens serving on {server.url} (dashboard: {server.url}/ui/)", err=True)
+        stop.wait()
+        server.stop()
         return {"Stopped": True}
 
     run(action)
@@ -62,17 +63,18 @@ def create(
     ] = False,
 ) -> None:
     """Creates a key; its secret is shown this once."""
-    ctx = Context()
+    settings = Settings()
 
-    def action() -> dict[str, Any]:
+    def action(stack: ExitStack) -> dict[str, Any]:
+        keys = open_keys(settings, stack)
         if access_key:
-            made = ctx.keys.create_access_key(name, role)
+            made = keys.create_access_key(name, role)
             return {
                 "AccessKeyId": made.access_key_id,
                 "SecretAccessKey": made.secret_access_key.get_secret_value(),
                 "Role": role.value,
             }
-        key = ctx.keys.create_api_key(name, role)
+        key = keys.create_api_key(name, role)
         return {"KeyId": key.key_id, "ApiKey": key.token.get_secret_value(), "Role": role.value}
 
     run(action)
@@ -81,12 +83,12 @@ def create(
 @keys_app.command("list")
 def list_() -> None:
     """Lists keys (never their secrets)."""
-    ctx = Context()
+    settings = Settings()
     run(
-        lambda: {
+        lambda stack: {
             "Keys": [
                 {"KeyId": k.key_id, "Kind": k.kind, "Name": k.name, "Role": k.role.value}
-                for k in ctx.keys.list_keys()
+                for k in open_keys(settings, stack).list_keys()
             ]
         }
     )
@@ -95,10 +97,10 @@ def list_() -> None:
 @keys_app.command("delete")
 def delete(key_id: Annotated[str, typer.Argument(help="KeyId or AccessKeyId.")]) -> None:
     """Deletes a key: requests with it are refused from now on."""
-    ctx = Context()
+    settings = Settings()
 
-    def action() -> dict[str, Any]:
-        ctx.keys.delete(key_id)
+    def action(stack: ExitStack) -> dict[str, Any]:
+        open_keys(settings, stack).delete(key_id)
         return {}
 
     run(action)

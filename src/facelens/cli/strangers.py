@@ -8,16 +8,21 @@ They act on the recognizer's collection (``recognizer.collection_id``) unless
 from __future__ import annotations
 
 import json
+from contextlib import ExitStack
 from typing import Annotated, Any
 
 import typer
 
-from facelens.cli.context import Context
+from facelens.cli.auditing import audit_action
 from facelens.cli.options import FaceIds, split_ids
 from facelens.cli.output import run
+from facelens.config import Settings
 from facelens.errors import InvalidParameterException
 from facelens.history.audit import AuditAction
 from facelens.people.stranger_types import named_json, stranger_json
+from facelens.people.strangers import StrangerService
+from facelens.wiring.people import stranger_service
+from facelens.wiring.stores import open_audit, open_collections, open_ledger, open_profiles
 
 app = typer.Typer(
     help="Strangers: unknown faces grouped into anonymous persons; name, merge, split them.",
@@ -31,17 +36,26 @@ Collection = Annotated[
 ]
 
 
-def _collection(ctx: Context, collection_id: str | None) -> str:
-    return collection_id or ctx.settings.recognizer.collection_id
+def _collection(settings: Settings, collection_id: str | None) -> str:
+    return collection_id or settings.recognizer.collection_id
+
+
+def _strangers(settings: Settings, stack: ExitStack) -> StrangerService:
+    return stranger_service(
+        settings,
+        open_collections(settings, stack),
+        open_profiles(settings, stack),
+        open_ledger(settings, stack),
+    )
 
 
 @app.command("list")
 def list_(collection_id: Collection = None) -> None:
     """Every stranger: faces, sightings, first and last seen, best crops."""
-    ctx = Context()
+    settings = Settings()
 
-    def action() -> dict[str, Any]:
-        strangers = ctx.strangers.list(_collection(ctx, collection_id))
+    def action(stack: ExitStack) -> dict[str, Any]:
+        strangers = _strangers(settings, stack).list(_collection(settings, collection_id))
         return {"Strangers": [stranger_json(s) for s in strangers]}
 
     run(action)
@@ -50,11 +64,11 @@ def list_(collection_id: Collection = None) -> None:
 @app.command()
 def show(stranger_id: StrangerId, collection_id: Collection = None) -> None:
     """One stranger."""
-    ctx = Context()
+    settings = Settings()
     run(
-        lambda: {
+        lambda stack: {
             "Stranger": stranger_json(
-                ctx.strangers.get(_collection(ctx, collection_id), stranger_id)
+                _strangers(settings, stack).get(_collection(settings, collection_id), stranger_id)
             )
         }
     )
@@ -77,19 +91,23 @@ def name(
     collection_id: Collection = None,
 ) -> None:
     """Turns the stranger into a user with its faces enrolled: later sightings are identified."""
-    ctx = Context()
+    settings = Settings()
 
-    def action() -> dict[str, Any]:
+    def action(stack: ExitStack) -> dict[str, Any]:
         attributes = _profile(profile)
         if display_name is not None:
             attributes["Name"] = display_name
-        collection = _collection(ctx, collection_id)
-        named = ctx.strangers.name(
+        collection = _collection(settings, collection_id)
+        named = _strangers(settings, stack).name(
             collection, stranger_id, user_id, profile=attributes, extend=extend
         )
         details = {"StrangerId": stranger_id, "Faces": len(named.face_ids)}
-        ctx.audit_action(
-            AuditAction.NAME_STRANGER, user_id, collection_id=collection, details=details
+        audit_action(
+            open_audit(settings, stack),
+            AuditAction.NAME_STRANGER,
+            user_id,
+            collection_id=collection,
+            details=details,
         )
         return named_json(named)
 
@@ -103,13 +121,17 @@ def merge(
     collection_id: Collection = None,
 ) -> None:
     """Two strangers are one person: OTHER's faces and sightings go to INTO."""
-    ctx = Context()
+    settings = Settings()
 
-    def action() -> dict[str, Any]:
-        collection = _collection(ctx, collection_id)
-        merged = ctx.strangers.merge(collection, into, other)
-        ctx.audit_action(
-            AuditAction.MERGE_STRANGERS, into, collection_id=collection, details={"Other": other}
+    def action(stack: ExitStack) -> dict[str, Any]:
+        collection = _collection(settings, collection_id)
+        merged = _strangers(settings, stack).merge(collection, into, other)
+        audit_action(
+            open_audit(settings, stack),
+            AuditAction.MERGE_STRANGERS,
+            into,
+            collection_id=collection,
+            details={"Other": other},
         )
         return {"Stranger": stranger_json(merged)}
 
@@ -119,13 +141,15 @@ def merge(
 @app.command()
 def split(stranger_id: StrangerId, face_ids: FaceIds, collection_id: Collection = None) -> None:
     """Some of the stranger's faces are someone else: they become a new stranger."""
-    ctx = Context()
+    settings = Settings()
 
-    def action() -> dict[str, Any]:
-        collection = _collection(ctx, collection_id)
+    def action(stack: ExitStack) -> dict[str, Any]:
+        collection = _collection(settings, collection_id)
         ids = split_ids(face_ids)
-        new_id = ctx.strangers.split(collection, stranger_id, ids)
-        ctx.audit_action(
+        strangers = _strangers(settings, stack)
+        new_id = strangers.split(collection, stranger_id, ids)
+        audit_action(
+            open_audit(settings, stack),
             AuditAction.SPLIT_STRANGER,
             stranger_id,
             collection_id=collection,
@@ -133,8 +157,8 @@ def split(stranger_id: StrangerId, face_ids: FaceIds, collection_id: Collection 
         )
         return {
             "StrangerId": new_id,
-            "Stranger": stranger_json(ctx.strangers.get(collection, new_id)),
-            "From": stranger_json(ctx.strangers.get(collection, stranger_id)),
+            "Stranger": stranger_json(strangers.get(collection, new_id)),
+            "From": stranger_json(strangers.get(collection, stranger_id)),
         }
 
     run(action)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import signal
+from contextlib import ExitStack
 from typing import Annotated, Any
 
 import typer
@@ -44,7 +45,7 @@ def up(
     settings = _settings(mqtt=mqtt, port=port)
     ctx = Context(settings, instance=f"up-{thing}")
 
-    def action() -> dict[str, Any]:
+    def action(stack: ExitStack) -> dict[str, Any]:
         try:
             pipeline = Up(
                 ctx,

@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from typing import Annotated, Any
 
 import typer
 
-from facelens.cli.context import Context
+from facelens.cli.auditing import audit_action, audit_forget
+from facelens.cli.images import read_image
 from facelens.cli.options import CollectionId, FaceIds, NextToken, Quality, UserIdOpt, split_ids
 from facelens.cli.output import run
 from facelens.collection.models import QualityFilter
 from facelens.collection.users import DEFAULT_USER_MATCH_THRESHOLD
+from facelens.config import Settings
 from facelens.history.audit import AuditAction
 from facelens.recognizer.forget import forget_user
 from facelens.rendering import rekognition_json
+from facelens.wiring.stores import (
+    open_audit,
+    open_collections,
+    open_ledger,
+    open_profiles,
+    open_raw_objects,
+)
 
 app = typer.Typer(help="Users: one person, several faces.", no_args_is_help=True)
 
@@ -26,10 +36,10 @@ UserThreshold = Annotated[
 @app.command()
 def create(collection_id: CollectionId, user_id: UserIdOpt) -> None:
     """CreateUser."""
-    ctx = Context()
+    settings = Settings()
 
-    def action() -> dict[str, Any]:
-        ctx.users.create_user(collection_id, user_id)
+    def action(stack: ExitStack) -> dict[str, Any]:
+        open_collections(settings, stack).users.create_user(collection_id, user_id)
         return {}
 
     run(action)
@@ -43,17 +53,20 @@ def associate(
     user_match_threshold: UserThreshold = DEFAULT_USER_MATCH_THRESHOLD,
 ) -> None:
     """AssociateFaces: each face must match the user's faces at the threshold."""
-    ctx = Context()
+    settings = Settings()
 
-    def action() -> dict[str, Any]:
-        result = ctx.users.associate_faces(
+    def action(stack: ExitStack) -> dict[str, Any]:
+        result = open_collections(settings, stack).users.associate_faces(
             collection_id,
             user_id,
             split_ids(face_ids),
             user_match_threshold=user_match_threshold,
         )
         details = {"FaceIds": list(result.associated_face_ids)}
-        ctx.audit_action(AuditAction.ENROL, user_id, collection_id=collection_id, details=details)
+        audit = open_audit(settings, stack)
+        audit_action(
+            audit, AuditAction.ENROL, user_id, collection_id=collection_id, details=details
+        )
         return rekognition_json.associate_faces(result)
 
     run(action)
@@ -62,10 +75,12 @@ def associate(
 @app.command()
 def disassociate(collection_id: CollectionId, user_id: UserIdOpt, face_ids: FaceIds) -> None:
     """DisassociateFaces."""
-    ctx = Context()
+    settings = Settings()
     run(
-        lambda: rekognition_json.disassociate_faces(
-            ctx.users.disassociate_faces(collection_id, user_id, split_ids(face_ids))
+        lambda stack: rekognition_json.disassociate_faces(
+            open_collections(settings, stack).users.disassociate_faces(
+                collection_id, user_id, split_ids(face_ids)
+            )
         )
     )
 
@@ -77,10 +92,12 @@ def list_(
     next_token: NextToken = None,
 ) -> None:
     """ListUsers."""
-    ctx = Context()
+    settings = Settings()
     run(
-        lambda: rekognition_json.list_users(
-            ctx.users.list_users(collection_id, max_results=max_results, next_token=next_token)
+        lambda stack: rekognition_json.list_users(
+            open_collections(settings, stack).users.list_users(
+                collection_id, max_results=max_results, next_token=next_token
+            )
         )
     )
 
@@ -98,23 +115,32 @@ def delete(
     ] = False,
 ) -> None:
     """DeleteUser. Its faces stay in the collection unless --delete-faces."""
-    ctx = Context()
+    settings = Settings()
 
-    def action() -> dict[str, Any]:
+    def action(stack: ExitStack) -> dict[str, Any]:
+        users = open_collections(settings, stack).users
         if not delete_faces:
-            ctx.users.delete_user(collection_id, user_id)
-            ctx.audit_action(AuditAction.DELETE_USER, user_id, collection_id=collection_id)
+            users.delete_user(collection_id, user_id)
+            audit = open_audit(settings, stack)
+            audit_action(audit, AuditAction.DELETE_USER, user_id, collection_id=collection_id)
             return {}
         report = forget_user(
             collection_id,
             user_id,
-            users=ctx.users,
-            profiles=ctx.profiles,
-            ledger=ctx.ledger,
-            objects=ctx.raw_objects,
+            users=users,
+            profiles=open_profiles(settings, stack),
+            ledger=open_ledger(settings, stack),
+            objects=open_raw_objects(settings, stack),
         )
         crops, records = len(report.deleted_crops), report.deleted_records
-        ctx.audit_forget(collection_id, user_id, report.deleted_faces, Crops=crops, Records=records)
+        audit_forget(
+            open_audit(settings, stack),
+            collection_id,
+            user_id,
+            report.deleted_faces,
+            Crops=crops,
+            Records=records,
+        )
         return rekognition_json.forget_report(report)
 
     run(action)
@@ -129,12 +155,12 @@ def search(
     quality_filter: Quality = QualityFilter.NONE,
 ) -> None:
     """SearchUsersByImage: the largest face in IMAGE against every user's combined template."""
-    ctx = Context()
+    settings = Settings()
     run(
-        lambda: rekognition_json.search_users_by_image(
-            ctx.users.search_users_by_image(
+        lambda stack: rekognition_json.search_users_by_image(
+            open_collections(settings, stack).users.search_users_by_image(
                 collection_id,
-                ctx.read_image(image),
+                read_image(settings, image),
                 max_users=max_users,
                 user_match_threshold=user_match_threshold,
                 quality_filter=quality_filter,

@@ -151,23 +151,30 @@ def open_outbox(settings: Settings, stack: ExitStack) -> SqliteOutbox:
     return outbox
 
 
+def sends_events_by_broker(settings: Settings) -> bool:
+    """Whether a put crop's event goes through the MQTT broker (events.source 'mqtt'), so
+    whoever puts crops needs this process's publication."""
+    return settings.events.source is EventSourceKind.MQTT
+
+
 def open_event_sink(
     settings: Settings,
     stack: ExitStack,
-    publication: Publication,
+    publication: Publication | None,
     *,
     outbox: SqliteOutbox | None = None,
 ) -> EventSink | None:
     """Where a put crop's ObjectCreated event goes: the outbox (``outbox``, when this
-    process also reads it, else one opened here), the broker, or None for source 'sqs'
-    (S3 itself sends the events)."""
+    process also reads it, else one opened here), the broker of ``publication`` (this
+    process's: see :func:`sends_events_by_broker`), or None for source 'sqs' (S3 itself
+    sends the events)."""
     kind = settings.events.source
     if kind is EventSourceKind.OUTBOX:
         return outbox if outbox is not None else open_outbox(settings, stack)
     if kind is EventSourceKind.MQTT:
         from facelens.bus.mqtt_events import MqttEventSink
 
-        if publication.broker is None:
+        if publication is None or publication.broker is None:
             raise ConfigurationError(NEEDS_BROKER)
         return MqttEventSink(publication.broker, settings.events.topic)
     return None

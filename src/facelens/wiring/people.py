@@ -10,9 +10,11 @@ these (:func:`people_of` gives None), but retention still runs there.
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from dataclasses import dataclass
 
 from facelens.config import Settings
+from facelens.history.ledger import RecognitionLedger
 from facelens.people.corrections import CorrectionService
 from facelens.people.forget import Forgetter
 from facelens.people.matching import MatchPolicy
@@ -21,7 +23,16 @@ from facelens.people.stranger_types import StrangerSettings
 from facelens.people.strangers import StrangerService
 from facelens.profiles.store import ProfileStore
 from facelens.storage.protocol import ObjectStore
-from facelens.wiring.stores import CollectionParts, History, Stores
+from facelens.wiring.stores import (
+    CollectionParts,
+    History,
+    Stores,
+    in_rekognition,
+    open_collections,
+    open_history,
+    open_profiles,
+    open_raw_objects,
+)
 
 
 def match_policy(collections: CollectionParts, profiles: ProfileStore) -> MatchPolicy:
@@ -30,13 +41,17 @@ def match_policy(collections: CollectionParts, profiles: ProfileStore) -> MatchP
 
 
 def stranger_service(
-    settings: Settings, collections: CollectionParts, profiles: ProfileStore, history: History
+    settings: Settings,
+    collections: CollectionParts,
+    profiles: ProfileStore,
+    ledger: RecognitionLedger,
 ) -> StrangerService:
-    """Unknown faces grouped into anonymous persons, in '<collection>.strangers'."""
+    """Unknown faces grouped into anonymous persons, in '<collection>.strangers'; their
+    sightings in ``ledger``."""
     return StrangerService(
         collections.store,
         profiles=profiles,
-        ledger=history.ledger,
+        ledger=ledger,
         settings=StrangerSettings(threshold=settings.recognizer.stranger_threshold),
     )
 
@@ -102,7 +117,7 @@ def people_services(
         policy=match_policy(collections, profiles),
         corrections=correction_service(settings, collections, profiles, history, objects),
         forgetter=forgetter(settings, collections, profiles, history, objects),
-        strangers=stranger_service(settings, collections, profiles, history),
+        strangers=stranger_service(settings, collections, profiles, history.ledger),
     )
 
 
@@ -134,3 +149,16 @@ def retention_job(
         audit=history.audit,
         strangers=expiry,
     )
+
+
+def open_retention(settings: Settings, stack: ExitStack) -> RetentionJob:
+    """The retention job alone (``facelens retention run``): the history and the objects,
+    and the collections and profiles only when it expires strangers too."""
+    history = open_history(settings, stack)
+    objects = open_raw_objects(settings, stack)
+    people = None
+    if settings.recognizer.strangers and not in_rekognition(settings):
+        collections = open_collections(settings, stack)
+        profiles = open_profiles(settings, stack)
+        people = people_services(settings, collections, profiles, history, objects)
+    return retention_job(settings, history, objects, people)

@@ -12,15 +12,15 @@ from __future__ import annotations
 from contextlib import ExitStack
 from dataclasses import dataclass
 
-from facelens.bus.delivery import EventSource
 from facelens.bus.notify import Notifier
+from facelens.bus.outbox import SqliteOutbox
 from facelens.config import Settings
 from facelens.people.matching import MatchPolicy
 from facelens.people.retention import RetentionJob, start_retention
 from facelens.recognizer.finders import EngineFinder, FaceFinder, RekognitionFinder, SearchOptions
 from facelens.recognizer.service import Recognizer, RecognizerOptions
 from facelens.recognizer.worker import RecognizerWorker
-from facelens.wiring.bus import Publication, open_notifier
+from facelens.wiring.bus import Publication, open_event_source, open_notifier
 from facelens.wiring.lifetime import close_later
 from facelens.wiring.people import PeopleServices, match_policy, retention_job
 from facelens.wiring.stores import CollectionParts, Stores
@@ -110,15 +110,17 @@ def start_worker(
     settings: Settings,
     stack: ExitStack,
     parts: RecognizerParts,
-    source: EventSource,
     *,
     wait_seconds: float,
+    outbox: SqliteOutbox | None = None,
     retention: bool = True,
 ) -> RecognizerWorker:
-    """The recognizer prepared (its engine loaded), a worker on ``source`` for the caller's
-    loop, and, with ``retention``, the retention job running every
-    ``retention.interval_seconds`` on its own thread until ``stack`` closes."""
+    """The recognizer prepared (its engine loaded), then a worker on the event source
+    (``outbox``: this process's, when it also puts crops) for the caller's loop and, with
+    ``retention``, the retention job every ``retention.interval_seconds`` on its own thread,
+    until ``stack`` closes."""
     parts.recognizer.prepare()
+    source = open_event_source(settings, stack, outbox=outbox)
     worker = RecognizerWorker(source, parts.recognizer, wait_seconds=wait_seconds)
     if retention:
         runner = start_retention(parts.retention, settings.retention)
