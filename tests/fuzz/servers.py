@@ -99,7 +99,7 @@ def serving(
     server, app = build_server(components)
     server.start()
     try:
-        tables = app.state.ctx.tables
+        tables = app.state.parts.tables()
         world = World.seed(components, tables, photos)
         fuzz = Fuzzer(
             url=server.url,

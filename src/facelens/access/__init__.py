@@ -1,0 +1,1 @@
+"""Who may call facelens' server: API keys and AWS access keys with their roles, on disk."""

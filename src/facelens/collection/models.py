@@ -1,6 +1,6 @@
 """Values that cross the collection boundary.
 
-Rekognition-shaped dicts are built only at the edge (facelens.api.shapes).
+Rekognition-shaped dicts are built only by facelens.rendering.rekognition_json.
 """
 
 from __future__ import annotations

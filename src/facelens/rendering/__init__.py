@@ -1,0 +1,7 @@
+"""facelens' results as the JSON (and sentences) people and programs read.
+
+Pure functions from domain objects to dicts, shared by the front ends so the
+CLI, the REST API and the Rekognition endpoint say the same: Rekognition's
+shapes (:mod:`~facelens.rendering.rekognition_json`) and the identification
+rule (:mod:`~facelens.rendering.rule`). Nothing here knows HTTP.
+"""

@@ -30,7 +30,7 @@ from facelens.collection.models import (
     UserPage,
 )
 from facelens.engine.types import FaceDetail
-from facelens.recognizer.forget import ForgetReport
+from facelens.people.forget import ForgetReport
 from facelens.values.boxes import BoundingBox
 
 Json = dict[str, Any]

@@ -7,15 +7,12 @@ which is how a person reads a risk.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from facelens.config import RecognizerSettings
 from facelens.people.identify import FaceAnswer, PhotoAnswer, RuleInForce
-from facelens.people.matching import RuleSummary, open_set_rule, summarise
+from facelens.people.matching import MatchPolicy, RuleSummary, open_set_rule, summarise
 from facelens.rendering import rekognition_json
-
-if TYPE_CHECKING:
-    from facelens.config import RecognizerSettings
-    from facelens.people.matching import MatchPolicy
 
 Json = dict[str, Any]
 

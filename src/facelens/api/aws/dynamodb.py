@@ -33,12 +33,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from facelens.access.keys import Principal, Role
-from facelens.api.app import ServerContext
-from facelens.api.auditing import audit_dynamodb
+from facelens.api.aws.auditing import audit_dynamodb
 from facelens.api.aws.dynamodb_items import ProfileTables, item_id, key_id, typed_item, typed_key
 from facelens.api.aws.dynamodb_tables import TableInfo, describe, table_from_request, table_name
 from facelens.api.aws.protocol import Json, JsonService
 from facelens.errors import FacelensError, InvalidParameterException, ValidationException
+from facelens.history.audit import AuditLog
 
 SIGNING_NAME = "dynamodb"
 TARGET_PREFIX = "DynamoDB_20120810."
@@ -231,27 +231,31 @@ OPERATIONS: dict[str, Operation] = {
 """DynamoDB operation name (``X-Amz-Target`` after ``DynamoDB_20120810.``) -> handler."""
 
 
-def _run(ctx: ServerContext, principal: Principal, name: str, params: Json) -> Json:
-    try:
-        result = OPERATIONS[name].handler(ctx.tables, params)
-        audit_dynamodb(ctx, principal, name, params, result)
-        return result
-    except ValidationException:
-        raise
-    except InvalidParameterException as exc:
-        # The profile store's and converters' refusals (an id too long, an item over 400 KB)
-        # are what DynamoDB calls ValidationException.
-        raise ValidationException(exc.message) from exc
+def service(tables: Callable[[], ProfileTables], audit: Callable[[], AuditLog]) -> JsonService:
+    """DynamoDB on ``POST /`` (what :func:`facelens.api.aws.protocol.json_router` dispatches
+    to), running each operation on ``tables`` and recording item reads and writes in
+    ``audit``."""
 
+    def run(principal: Principal, name: str, params: Json) -> Json:
+        try:
+            t = tables()
+            result = OPERATIONS[name].handler(t, params)
+            audit_dynamodb(audit(), t, principal, name, params, result)
+            return result
+        except ValidationException:
+            raise
+        except InvalidParameterException as exc:
+            # The profile store's and converters' refusals (an id too long, an item over
+            # 400 KB) are what DynamoDB calls ValidationException.
+            raise ValidationException(exc.message) from exc
 
-SERVICE = JsonService(
-    name="dynamodb",
-    target_prefix=TARGET_PREFIX,
-    signing_name=SIGNING_NAME,
-    content_type=CONTENT_TYPE,
-    roles={name: operation.role for name, operation in OPERATIONS.items()},
-    run=_run,
-    error_type=error_type,
-    headers=crc32_header,
-)
-"""DynamoDB on ``POST /``: what :func:`facelens.api.aws.protocol.json_router` dispatches to."""
+    return JsonService(
+        name="dynamodb",
+        target_prefix=TARGET_PREFIX,
+        signing_name=SIGNING_NAME,
+        content_type=CONTENT_TYPE,
+        roles={name: operation.role for name, operation in OPERATIONS.items()},
+        run=run,
+        error_type=error_type,
+        headers=crc32_header,
+    )

@@ -4,8 +4,8 @@ The original recipe's function published its identification with
 ``boto3.client("iot-data").publish(topic=…, qos=1, payload=…)``. That call is
 REST-JSON: ``POST /topics/{topic}?qos=1[&retain=true]`` with the payload as
 the body, signed with SigV4 scoped to the service ``iotdata``. facelens hands
-the payload, byte for byte, to its own publisher (``components.publisher``:
-the MQTT broker of ``mqtt.url``, or, with none configured, the in-memory
+the payload, byte for byte, to its own publisher (the server's
+``MessagePublisher``: the MQTT broker of ``mqtt.url``, or, with none configured, the in-memory
 publisher that logs), so subscribers of facelens' broker receive it as
 AWS IoT's subscribers would.
 
@@ -26,16 +26,18 @@ was, it gets ThrottlingException (:class:`facelens.api.aws.replays.ReplayCache`)
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import parse_qs, unquote
 
 from fastapi import APIRouter, Request, Response
 
 from facelens.access.keys import Role
-from facelens.api.app import ServerContext
 from facelens.api.aws import protocol, sigv4
+from facelens.api.aws.protocol import SigningKeys
 from facelens.api.aws.replays import ReplayCache
 from facelens.api.security import Authenticator, client_address
+from facelens.bus.publisher import MessagePublisher
 from facelens.errors import (
     ForbiddenException,
     InvalidRequestException,
@@ -51,8 +53,6 @@ MAX_TOPIC_SLASHES = 7
 MAX_PAYLOAD_BYTES = 128 * 1024
 """AWS IoT's message size limit (bytes)."""
 
-router = APIRouter()
-
 
 @dataclass(frozen=True)
 class Publication:
@@ -64,24 +64,31 @@ class Publication:
     retain: bool
 
 
-@router.post("/topics/{topic:path}", include_in_schema=False)
-async def publish(request: Request) -> Response:
-    """One ``iot-data`` Publish; errors leave through the app's handler (REST-JSON shape)."""
-    ctx: ServerContext = request.app.state.ctx
-    authenticator: Authenticator = request.app.state.authenticator
-    body = await request.body()
-    signed = protocol.signed_request(request, body)
-    replays = protocol.replay_cache(request)
-    await protocol.run_signed(
-        _publish, ctx, authenticator, signed, client_address(request), replays
-    )
-    return Response(
-        b"{}", media_type="application/json", headers={"x-amzn-RequestId": str(uuid.uuid4())}
-    )
+def publish_router(keys: SigningKeys, publisher: Callable[[], MessagePublisher]) -> APIRouter:
+    """The ``POST /topics/{topic}`` route: a publish signed with ``keys`` goes to
+    ``publisher`` (asked for only once the request has passed every check)."""
+    router = APIRouter()
+
+    @router.post("/topics/{topic:path}", include_in_schema=False)
+    async def publish(request: Request) -> Response:
+        """One ``iot-data`` Publish; errors leave through the app's handler (REST-JSON)."""
+        authenticator: Authenticator = request.app.state.authenticator
+        body = await request.body()
+        signed = protocol.signed_request(request, body)
+        replays = protocol.replay_cache(request)
+        await protocol.run_signed(
+            _publish, keys, publisher, authenticator, signed, client_address(request), replays
+        )
+        return Response(
+            b"{}", media_type="application/json", headers={"x-amzn-RequestId": str(uuid.uuid4())}
+        )
+
+    return router
 
 
 def _publish(
-    ctx: ServerContext,
+    keys: SigningKeys,
+    publisher: Callable[[], MessagePublisher],
     authenticator: Authenticator,
     signed: sigv4.SignedRequest,
     client: str,
@@ -89,7 +96,7 @@ def _publish(
 ) -> None:
     # Each publish delivers a message again: an exact repeat is refused (not repeatable).
     principal = protocol.authenticate(
-        ctx, authenticator, signed, client, service=SIGNING_NAME, replays=replays
+        keys, authenticator, signed, client, service=SIGNING_NAME, replays=replays
     )
     publication = parse_publication(signed.path, signed.query_string, signed.body)
     if not principal.role.allows(Role.ADMIN):
@@ -97,7 +104,7 @@ def _publish(
             f"User: {principal.name} ({principal.role}) is not authorized to perform: "
             f"iot:Publish on topic {publication.topic}"
         )
-    ctx.components.publisher.publish(
+    publisher().publish(
         publication.topic, publication.payload, qos=publication.qos, retain=publication.retain
     )
 

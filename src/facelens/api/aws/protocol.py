@@ -24,6 +24,11 @@ signature error.
 
 This module also holds what the IoT data-plane route (:mod:`facelens.api.aws.iot_data`)
 shares with these: the request as it was signed, and authentication.
+
+Each service runs its operations on the parts it was built with
+(:func:`facelens.api.aws.rekognition.service`, :func:`facelens.api.aws.dynamodb.service`),
+and the route checks signatures against the keys it was built with
+(:class:`SigningKeys`): nothing here reaches into the server for more.
 """
 
 from __future__ import annotations
@@ -37,13 +42,14 @@ from typing import Any, TypeVar
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request, Response
+from pydantic import SecretStr
 from starlette.concurrency import run_in_threadpool
 
 from facelens import json_limits
 from facelens.access.keys import LOCAL, Principal, Role
-from facelens.api.app import ServerContext, error_response
 from facelens.api.aws import sigv4
 from facelens.api.aws.replays import REUSE_PAUSE, ReplayCache, mutating, repeatable
+from facelens.api.errors import error_response
 from facelens.api.security import Authenticator, client_address
 from facelens.errors import (
     AccessDeniedException,
@@ -62,14 +68,23 @@ PutItem at DynamoDB's 32-level limit: 31 maps in an attribute take two JSON leve
 walks a body recurses per level (validators, converters, ``json.dumps``), so 100 keeps
 them far from Python's recursion limit of 1000, which ``"[" * 100000`` hit in
 ``json.loads`` itself: a 500 instead of a 400. Refused before parsing, in linear time."""
-Runner = Callable[[ServerContext, Principal, str, Json], Json]
-"""(server context, the caller, operation name, request JSON) -> response JSON; runs on a
-worker thread. The caller is for the audit log: the role was checked before."""
+Runner = Callable[[Principal, str, Json], Json]
+"""(the caller, operation name, request JSON) -> response JSON; runs on a worker thread.
+The caller is for the audit log: the role was checked before."""
 
 
 def plain_error_type(error: FacelensError) -> str:
     """The ``__type`` most services send: the bare code (``ResourceNotFoundException``)."""
     return error.code
+
+
+@dataclass(frozen=True)
+class SigningKeys:
+    """What checking a SigV4 signature needs of the server: the secret of each access key,
+    and the region a signature must be scoped to (``serve.region``)."""
+
+    lookup: Callable[[str], tuple[Principal, SecretStr] | None]
+    region: str
 
 
 @dataclass(frozen=True)
@@ -115,13 +130,13 @@ class JsonService:
         return rendered
 
 
-def json_router(*services: JsonService) -> APIRouter:
-    """The ``POST /`` route for ``services``; the first one also answers unknown targets."""
+def json_router(keys: SigningKeys, *services: JsonService) -> APIRouter:
+    """The ``POST /`` route for ``services``, signed with ``keys``; the first service also
+    answers unknown targets."""
     router = APIRouter()
 
     @router.post("/", include_in_schema=False)
     async def aws_json(request: Request) -> Response:
-        ctx: ServerContext = request.app.state.ctx
         authenticator: Authenticator = request.app.state.authenticator
         body = await request.body()
         signed = signed_request(request, body)
@@ -132,7 +147,7 @@ def json_router(*services: JsonService) -> APIRouter:
             result = await run_signed(
                 _call,
                 service,
-                ctx,
+                keys,
                 authenticator,
                 signed,
                 client_address(request),
@@ -172,7 +187,7 @@ def _scoped_service(signed: sigv4.SignedRequest) -> str | None:
 
 def _call(
     service: JsonService,
-    ctx: ServerContext,
+    keys: SigningKeys,
     authenticator: Authenticator,
     signed: sigv4.SignedRequest,
     client: str,
@@ -183,7 +198,7 @@ def _call(
     # The target is signed (sigv4 insists), so what it says about the call can be trusted.
     operation = target.removeprefix(service.target_prefix)
     principal = authenticate(
-        ctx,
+        keys,
         authenticator,
         signed,
         client,
@@ -198,7 +213,7 @@ def _call(
             f"User: {principal.name} ({principal.role}) is not authorized to perform: "
             f"{service.name}:{name}"
         )
-    return service.run(ctx, principal, name, params)
+    return service.run(principal, name, params)
 
 
 def signed_request(request: Request, body: bytes) -> sigv4.SignedRequest:
@@ -213,7 +228,7 @@ def signed_request(request: Request, body: bytes) -> sigv4.SignedRequest:
 
 
 def authenticate(
-    ctx: ServerContext,
+    keys: SigningKeys,
     authenticator: Authenticator,
     signed: sigv4.SignedRequest,
     client: str,
@@ -230,10 +245,10 @@ def authenticate(
         return LOCAL
     return sigv4.authenticate(
         signed,
-        lookup=ctx.keys.access_key,
+        lookup=keys.lookup,
         limiter=authenticator.limiter,
         client=client,
-        region=ctx.settings.region,
+        region=keys.region,
         service=service,
         replays=replays,
         repeatable=repeatable,

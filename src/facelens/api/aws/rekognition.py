@@ -16,11 +16,13 @@ The route, the order of checks and the threading are shared with DynamoDB
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from facelens.access.keys import Principal
-from facelens.api.app import ServerContext
-from facelens.api.auditing import audit_rekognition
+from facelens.api.aws.auditing import audit_rekognition
 from facelens.api.aws.protocol import Json, JsonService
-from facelens.api.aws.rekognition_ops import OPERATIONS, Params
+from facelens.api.aws.rekognition_ops import OPERATIONS, Params, RekognitionParts
+from facelens.history.audit import AuditLog
 
 SIGNING_NAME = "rekognition"
 """The service name in the SigV4 credential scope (boto3's signing name for Rekognition)."""
@@ -29,18 +31,20 @@ TARGET_PREFIX = "RekognitionService."
 CONTENT_TYPE = "application/x-amz-json-1.1"
 
 
-def _run(ctx: ServerContext, principal: Principal, name: str, params: Json) -> Json:
-    result = OPERATIONS[name].handler(ctx.components, Params(params))
-    audit_rekognition(ctx, principal, name, params, result)
-    return result
+def service(parts: Callable[[], RekognitionParts], audit: Callable[[], AuditLog]) -> JsonService:
+    """Rekognition on ``POST /`` (what :func:`facelens.api.aws.protocol.json_router`
+    dispatches to), running each operation on ``parts`` and recording it in ``audit``."""
 
+    def run(principal: Principal, name: str, params: Json) -> Json:
+        result = OPERATIONS[name].handler(parts(), Params(params))
+        audit_rekognition(audit(), principal, name, params, result)
+        return result
 
-SERVICE = JsonService(
-    name="rekognition",
-    target_prefix=TARGET_PREFIX,
-    signing_name=SIGNING_NAME,
-    content_type=CONTENT_TYPE,
-    roles={name: operation.role for name, operation in OPERATIONS.items()},
-    run=_run,
-)
-"""Rekognition on ``POST /``: what :func:`facelens.api.aws.protocol.json_router` dispatches to."""
+    return JsonService(
+        name="rekognition",
+        target_prefix=TARGET_PREFIX,
+        signing_name=SIGNING_NAME,
+        content_type=CONTENT_TYPE,
+        roles={name: operation.role for name, operation in OPERATIONS.items()},
+        run=run,
+    )

@@ -3,9 +3,10 @@
 One function per operation, each a thin adapter: read the parameters with
 Rekognition's names and types (:class:`Params`), call
 :class:`~facelens.collection.service.CollectionService` or
-:class:`~facelens.collection.users.UserService`, shape the answer with
-:mod:`facelens.rendering.rekognition_json`. They are synchronous and CPU-bound (decoding,
-detection, embedding): the router runs them on a worker thread.
+:class:`~facelens.collection.users.UserService` (the :class:`RekognitionParts`
+the route hands them), shape the answer with :mod:`facelens.rendering.rekognition_json`.
+They are synchronous and CPU-bound (decoding, detection, embedding): the
+router runs them on a worker thread.
 
 Images come as ``{"Bytes": base64}`` or ``{"S3Object": {"Bucket", "Name"}}``,
 the latter read from facelens' own object store (the one cameras upload
@@ -21,13 +22,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from facelens.access.keys import Role
 from facelens.collection import compare, validation
+from facelens.collection.analysis import FaceAnalyzer
 from facelens.collection.models import QualityFilter
-from facelens.collection.service import DEFAULT_FACE_MATCH_THRESHOLD, DEFAULT_SEARCH_MAX_FACES
-from facelens.collection.users import DEFAULT_USER_MATCH_THRESHOLD
+from facelens.collection.service import (
+    DEFAULT_FACE_MATCH_THRESHOLD,
+    DEFAULT_SEARCH_MAX_FACES,
+    CollectionService,
+)
+from facelens.collection.stores.store import CollectionStore
+from facelens.collection.users import DEFAULT_USER_MATCH_THRESHOLD, UserService, template
 from facelens.engine.types import Embedding
 from facelens.errors import (
     InvalidParameterException,
@@ -35,9 +40,23 @@ from facelens.errors import (
     ResourceNotFoundException,
 )
 from facelens.rendering import rekognition_json
-from facelens.wiring import Components
+from facelens.storage.protocol import ObjectStore
 
 Json = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class RekognitionParts:
+    """What the operations use: the collection services, the store they search by FaceId
+    or UserId, the engine (DetectFaces, CompareFaces), and facelens' object store, where an
+    image given as ``S3Object`` is read."""
+
+    collections: CollectionService
+    users: UserService
+    store: CollectionStore
+    analyzer: FaceAnalyzer
+    objects: ObjectStore
+
 
 _ATTRIBUTE_NAMES = (
     "DEFAULT ALL AGE_RANGE BEARD EMOTIONS EYE_DIRECTION EYEGLASSES EYES_OPEN GENDER "
@@ -117,7 +136,7 @@ class Params:
             raise InvalidParameterException(f"{name} has unknown attributes: {', '.join(unknown)}")
         return values
 
-    def image(self, name: str, components: Components) -> bytes:
+    def image(self, name: str, objects: ObjectStore) -> bytes:
         """The bytes of image parameter ``name``: exactly one of Bytes or S3Object."""
         image = self._get(name, dict, "an object with Bytes or S3Object")
         if image is None:
@@ -133,7 +152,7 @@ class Params:
                 return base64.b64decode(encoded, validate=True)
             except (binascii.Error, ValueError):
                 raise InvalidParameterException(f"{name}.Bytes is not valid base64") from None
-        return _s3_object(Params(image).required_object("S3Object"), name, components)
+        return _s3_object(Params(image).required_object("S3Object"), name, objects)
 
     def required_object(self, name: str) -> Params:
         value = self._get(name, dict, "an object")
@@ -142,7 +161,7 @@ class Params:
         return Params(value)
 
 
-def _s3_object(location: Params, name: str, components: Components) -> bytes:
+def _s3_object(location: Params, name: str, objects: ObjectStore) -> bytes:
     """An object of facelens' store; any failure to find it is InvalidS3ObjectException."""
     bucket, key = location.string("Bucket"), location.string("Name")
     if location.optional_string("Version") is not None:
@@ -150,7 +169,7 @@ def _s3_object(location: Params, name: str, components: Components) -> bytes:
             f"{name}.S3Object.Version: facelens' object store keeps one version per object"
         )
     try:
-        return components.raw_objects.get_object(bucket, key).body
+        return objects.get_object(bucket, key).body
     except (ResourceNotFoundException, InvalidParameterException) as exc:
         raise InvalidS3ObjectException(
             f"Unable to get object metadata from S3. Check object key, region and/or access "
@@ -161,26 +180,26 @@ def _s3_object(location: Params, name: str, components: Components) -> bytes:
 # -- collections --
 
 
-def create_collection(c: Components, p: Params) -> Json:
+def create_collection(c: RekognitionParts, p: Params) -> Json:
     return rekognition_json.create_collection(
         c.collections.create_collection(p.string("CollectionId"))
     )
 
 
-def describe_collection(c: Components, p: Params) -> Json:
+def describe_collection(c: RekognitionParts, p: Params) -> Json:
     return rekognition_json.describe_collection(
         c.collections.describe_collection(p.string("CollectionId"))
     )
 
 
-def list_collections(c: Components, p: Params) -> Json:
+def list_collections(c: RekognitionParts, p: Params) -> Json:
     page = c.collections.list_collections(
         max_results=p.integer("MaxResults", 1000), next_token=p.optional_string("NextToken")
     )
     return rekognition_json.list_collections(page)
 
 
-def delete_collection(c: Components, p: Params) -> Json:
+def delete_collection(c: RekognitionParts, p: Params) -> Json:
     c.collections.delete_collection(p.string("CollectionId"))
     return rekognition_json.delete_collection()
 
@@ -188,13 +207,13 @@ def delete_collection(c: Components, p: Params) -> Json:
 # -- faces --
 
 
-def index_faces(c: Components, p: Params) -> Json:
+def index_faces(c: RekognitionParts, p: Params) -> Json:
     collection_id = p.string("CollectionId")
     p.attributes("DetectionAttributes")
     c.collections.require_compatible(collection_id)  # before any engine time
     result = c.collections.index_faces(
         collection_id,
-        p.image("Image", c),
+        p.image("Image", c.objects),
         external_image_id=p.optional_string("ExternalImageId"),
         max_faces=p.optional_integer("MaxFaces"),
         quality_filter=p.quality_filter(QualityFilter.AUTO),
@@ -202,12 +221,12 @@ def index_faces(c: Components, p: Params) -> Json:
     return rekognition_json.index_faces(result)
 
 
-def search_faces_by_image(c: Components, p: Params) -> Json:
+def search_faces_by_image(c: RekognitionParts, p: Params) -> Json:
     collection_id = p.string("CollectionId")
     c.collections.require_compatible(collection_id)
     result = c.collections.search_faces_by_image(
         collection_id,
-        p.image("Image", c),
+        p.image("Image", c.objects),
         max_faces=p.integer("MaxFaces", DEFAULT_SEARCH_MAX_FACES),
         face_match_threshold=p.number("FaceMatchThreshold", DEFAULT_FACE_MATCH_THRESHOLD),
         quality_filter=p.quality_filter(QualityFilter.NONE),
@@ -215,7 +234,7 @@ def search_faces_by_image(c: Components, p: Params) -> Json:
     return rekognition_json.search_faces_by_image(result)
 
 
-def search_faces(c: Components, p: Params) -> Json:
+def search_faces(c: RekognitionParts, p: Params) -> Json:
     result = c.collections.search_faces(
         p.string("CollectionId"),
         p.string("FaceId"),
@@ -225,7 +244,7 @@ def search_faces(c: Components, p: Params) -> Json:
     return rekognition_json.search_faces(result)
 
 
-def list_faces(c: Components, p: Params) -> Json:
+def list_faces(c: RekognitionParts, p: Params) -> Json:
     page = c.collections.list_faces(
         p.string("CollectionId"),
         max_results=p.integer("MaxResults", 1000),
@@ -236,21 +255,23 @@ def list_faces(c: Components, p: Params) -> Json:
     return rekognition_json.list_faces(page, model_version=c.collections.face_model_version)
 
 
-def delete_faces(c: Components, p: Params) -> Json:
+def delete_faces(c: RekognitionParts, p: Params) -> Json:
     result = c.collections.delete_faces(p.string("CollectionId"), p.strings("FaceIds"))
     return rekognition_json.delete_faces(result)
 
 
-def detect_faces(c: Components, p: Params) -> Json:
+def detect_faces(c: RekognitionParts, p: Params) -> Json:
     p.attributes("Attributes")
-    return rekognition_json.detect_faces(compare.detect_faces(c.analyzer, p.image("Image", c)))
+    return rekognition_json.detect_faces(
+        compare.detect_faces(c.analyzer, p.image("Image", c.objects))
+    )
 
 
-def compare_faces(c: Components, p: Params) -> Json:
+def compare_faces(c: RekognitionParts, p: Params) -> Json:
     result = compare.compare_faces(
         c.analyzer,
-        p.image("SourceImage", c),
-        p.image("TargetImage", c),
+        p.image("SourceImage", c.objects),
+        p.image("TargetImage", c.objects),
         similarity_threshold=p.number("SimilarityThreshold", compare.DEFAULT_SIMILARITY_THRESHOLD),
         quality_filter=p.quality_filter(QualityFilter.NONE),
     )
@@ -260,17 +281,17 @@ def compare_faces(c: Components, p: Params) -> Json:
 # -- users --
 
 
-def create_user(c: Components, p: Params) -> Json:
+def create_user(c: RekognitionParts, p: Params) -> Json:
     c.users.create_user(p.string("CollectionId"), p.string("UserId"))
     return {}
 
 
-def delete_user(c: Components, p: Params) -> Json:
+def delete_user(c: RekognitionParts, p: Params) -> Json:
     c.users.delete_user(p.string("CollectionId"), p.string("UserId"))
     return {}
 
 
-def list_users(c: Components, p: Params) -> Json:
+def list_users(c: RekognitionParts, p: Params) -> Json:
     page = c.users.list_users(
         p.string("CollectionId"),
         max_results=p.integer("MaxResults", 500),
@@ -279,7 +300,7 @@ def list_users(c: Components, p: Params) -> Json:
     return rekognition_json.list_users(page)
 
 
-def associate_faces(c: Components, p: Params) -> Json:
+def associate_faces(c: RekognitionParts, p: Params) -> Json:
     result = c.users.associate_faces(
         p.string("CollectionId"),
         p.string("UserId"),
@@ -289,19 +310,19 @@ def associate_faces(c: Components, p: Params) -> Json:
     return rekognition_json.associate_faces(result)
 
 
-def disassociate_faces(c: Components, p: Params) -> Json:
+def disassociate_faces(c: RekognitionParts, p: Params) -> Json:
     result = c.users.disassociate_faces(
         p.string("CollectionId"), p.string("UserId"), p.strings("FaceIds")
     )
     return rekognition_json.disassociate_faces(result)
 
 
-def search_users_by_image(c: Components, p: Params) -> Json:
+def search_users_by_image(c: RekognitionParts, p: Params) -> Json:
     collection_id = p.string("CollectionId")
     c.collections.require_compatible(collection_id)
     result = c.users.search_users_by_image(
         collection_id,
-        p.image("Image", c),
+        p.image("Image", c.objects),
         max_users=p.integer("MaxUsers", 10),
         user_match_threshold=p.number("UserMatchThreshold", DEFAULT_USER_MATCH_THRESHOLD),
         quality_filter=p.quality_filter(QualityFilter.NONE),
@@ -309,7 +330,7 @@ def search_users_by_image(c: Components, p: Params) -> Json:
     return rekognition_json.search_users_by_image(result)
 
 
-def search_users(c: Components, p: Params) -> Json:
+def search_users(c: RekognitionParts, p: Params) -> Json:
     """Users like a stored face (FaceId) or like a user's combined template (UserId).
 
     Searching by UserId leaves that user itself out, as SearchFaces leaves out its face.
@@ -345,30 +366,18 @@ def search_users(c: Components, p: Params) -> Json:
     )
 
 
-def _user_template(c: Components, collection_id: str, user_id: str) -> Embedding:
+def _user_template(c: RekognitionParts, collection_id: str, user_id: str) -> Embedding:
     """The renormalised mean of the user's faces (what the store searches users by)."""
     c.store.get_user(collection_id, user_id)
-    face_ids: list[str] = []
-    token: str | None = None
-    while True:
-        page = c.collections.list_faces(
-            collection_id, max_results=1000, next_token=token, user_id=user_id
-        )
-        face_ids.extend(f.face_id for f in page.faces)
-        token = page.next_token
-        if token is None:
-            break
+    face_ids = c.users.face_ids(collection_id, user_id)
     if not face_ids:
         raise InvalidParameterException(f"user {user_id} has no faces to search with")
-    embeddings = list(c.store.get_embeddings(collection_id, face_ids).values())
-    mean = np.mean(np.stack(embeddings), axis=0).astype(np.float32)
-    template: Embedding = mean / np.float32(max(float(np.linalg.norm(mean)), 1e-12))
-    return template
+    return template(list(c.store.get_embeddings(collection_id, face_ids).values()))
 
 
 # -- the table the router dispatches on --
 
-Handler = Callable[[Components, Params], Json]
+Handler = Callable[[RekognitionParts, Params], Json]
 
 
 @dataclass(frozen=True)

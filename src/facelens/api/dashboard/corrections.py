@@ -16,22 +16,19 @@ the crop again) and the stores run in the thread pool.
 
 from __future__ import annotations
 
-from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from facelens.access.keys import Principal
 from facelens.api.auditing import request_actor
-from facelens.api.dashboard.web import back, editor, form_text, name_of, safe_next, server
+from facelens.api.context import Corrections, Profiles
+from facelens.api.dashboard.web import Editor, back, form_text, name_of, safe_next
 from facelens.errors import FacelensError, InvalidParameterException
 from facelens.people.matching import MIN_OVERRIDE
 
 router = APIRouter(include_in_schema=False)
-
-Editor = Annotated[Principal, Depends(editor)]
 
 
 async def _next(request: Request, default: str) -> tuple[str, str, bool]:
@@ -44,15 +41,21 @@ async def _next(request: Request, default: str) -> tuple[str, str, bool]:
 
 
 @router.post("/ui/identifications/{recognition_id}/reject")
-async def reject(request: Request, recognition_id: str, _who: Editor) -> Response:
+async def reject(
+    request: Request,
+    recognition_id: str,
+    _who: Editor,
+    corrections: Corrections,
+    profiles: Profiles,
+) -> Response:
     """This identification was wrong: its face becomes a negative example of the person."""
-    ctx = server(request)
     target, _, _ = await _next(request, "/ui/")
-    service = ctx.components.corrections
     actor = request_actor(request)
     try:
-        correction = await run_in_threadpool(lambda: service.reject(recognition_id, actor=actor))
-        name = await run_in_threadpool(name_of, ctx, correction.person_id)
+        correction = await run_in_threadpool(
+            lambda: corrections.reject(recognition_id, actor=actor)
+        )
+        name = await run_in_threadpool(name_of, profiles, correction.person_id)
     except FacelensError as exc:
         if exc.http_status >= 500:
             raise
@@ -65,15 +68,19 @@ async def reject(request: Request, recognition_id: str, _who: Editor) -> Respons
 
 
 @router.post("/ui/corrections/{correction_id}/undo")
-async def undo(request: Request, correction_id: str, _who: Editor) -> Response:
+async def undo(
+    request: Request,
+    correction_id: str,
+    _who: Editor,
+    corrections: Corrections,
+    profiles: Profiles,
+) -> Response:
     """Deletes that negative example: the identification rule is as before the correction."""
-    ctx = server(request)
     target, _, _ = await _next(request, "/ui/")
-    service = ctx.components.corrections
     actor = request_actor(request)
     try:
-        correction = await run_in_threadpool(lambda: service.undo(correction_id, actor=actor))
-        name = await run_in_threadpool(name_of, ctx, correction.person_id)
+        correction = await run_in_threadpool(lambda: corrections.undo(correction_id, actor=actor))
+        name = await run_in_threadpool(name_of, profiles, correction.person_id)
     except FacelensError as exc:
         if exc.http_status >= 500:
             raise
@@ -82,16 +89,16 @@ async def undo(request: Request, correction_id: str, _who: Editor) -> Response:
 
 
 @router.post("/ui/people/{person_id}/threshold")
-async def set_threshold(request: Request, person_id: str, _who: Editor) -> Response:
+async def set_threshold(
+    request: Request, person_id: str, _who: Editor, corrections: Corrections
+) -> Response:
     """Sets (similarity 50-100) or clears the person's own match threshold."""
-    ctx = server(request)
     target, text, clear = await _next(request, f"/ui/people/{quote(person_id, safe='')}")
-    service = ctx.components.corrections
     actor = request_actor(request)
     try:
         value = None if clear else _value(text)
         result = await run_in_threadpool(
-            lambda: service.set_threshold(person_id, value, actor=actor)
+            lambda: corrections.set_threshold(person_id, value, actor=actor)
         )
     except FacelensError as exc:
         if exc.http_status >= 500:

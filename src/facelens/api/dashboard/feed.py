@@ -1,6 +1,7 @@
-"""The dashboard: server-rendered pages under ``/ui/``: login, the live feed, crops, cameras.
+"""The dashboard's live feed under ``/ui/``: sightings as they happen, their crops, the cameras.
 
-People and unknown faces live in :mod:`facelens.api.dashboard.people`, search in
+The dashboard is server-rendered pages: login in :mod:`facelens.api.dashboard.login`,
+people and unknown faces in :mod:`facelens.api.dashboard.people`, search in
 :mod:`facelens.api.dashboard.search`, strangers in :mod:`facelens.api.dashboard.strangers`,
 "not this person" and thresholds in :mod:`facelens.api.dashboard.corrections`;
 what the pages share (templates, login redirects, same-origin checks) in
@@ -24,49 +25,31 @@ import threading
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import RedirectResponse, Response, StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from facelens.access.keys import Principal, Role
-from facelens.api.dashboard import corrections as dashboard_corrections
-from facelens.api.dashboard import people as dashboard_people
-from facelens.api.dashboard import search as dashboard_search
-from facelens.api.dashboard import strangers as dashboard_strangers
-from facelens.api.dashboard.web import (
-    STATIC,
-    authenticator,
-    check_same_origin,
-    form_text,
-    origin_of,
-    page,
-    public_url,
-    safe_next,
-    server,
-    sightings,
-    templates,
-    viewer,
-    with_corrections,
+from facelens.api.context import (
+    Collections,
+    Context,
+    Corrections,
+    Ledger,
+    Objects,
+    ServerContext,
 )
-from facelens.api.security import SESSION_COOKIE, require
+from facelens.api.dashboard.sightings import sightings, with_corrections
+from facelens.api.dashboard.web import STATIC, Viewer, origin_of, page, public_url, templates
+from facelens.api.security import require
 from facelens.errors import (
-    FacelensError,
     InvalidParameterException,
     ResourceNotFoundException,
-    UnrecognizedClientException,
     ValidationException,
 )
-from facelens.history.ledger import Status
+from facelens.history.ledger import RecognitionLedger, Status
 
 router = APIRouter(include_in_schema=False)
-router.include_router(dashboard_people.router)
-router.include_router(dashboard_search.router)
-router.include_router(dashboard_strangers.router)
-router.include_router(dashboard_corrections.router)
-
-Viewer = Annotated[Principal, Depends(viewer)]
 
 FEED_SIZE = 40
 """Sightings the feed page starts with."""
@@ -86,79 +69,24 @@ _STATIC_TYPES = {"style.css": "text/css; charset=utf-8", "app.js": "text/javascr
 _CROP_TYPES = {"image/jpeg", "image/png", "image/webp"}
 
 
-# -- login --
-
-
-@router.get("/ui/login")
-def login_form(request: Request, next: str | None = None) -> Response:
-    if authenticator(request).open_access:
-        return RedirectResponse(safe_next(next), status_code=303)
-    return page(request, "login.html", next=safe_next(next), active="login")
-
-
-@router.post("/ui/login")
-async def login(request: Request) -> Response:
-    check_same_origin(request)
-    async with request.form() as form:
-        token = form_text(form, "token", max_chars=200)
-        target = safe_next(form_text(form, "next", max_chars=1000))
-    auth = authenticator(request)
-    try:
-        session_id = await run_in_threadpool(auth.login, request, token)
-    except UnrecognizedClientException:
-        return page(
-            request,
-            "login.html",
-            status_code=401,
-            next=target,
-            active="login",
-            login_error="That API key is not valid.",
-        )
-    except FacelensError as exc:  # too many failures from this address
-        return page(
-            request,
-            "login.html",
-            status_code=exc.http_status,
-            next=target,
-            active="login",
-            login_error=exc.message,
-        )
-    response = RedirectResponse(target, status_code=303)
-    response.set_cookie(
-        SESSION_COOKIE,
-        session_id,
-        max_age=auth.sessions.max_age,
-        path="/",
-        httponly=True,
-        samesite="strict",
-        secure=request.url.scheme == "https",
-    )
-    return response
-
-
-@router.post("/ui/logout")
-def logout(request: Request) -> Response:
-    check_same_origin(request)
-    session_id = request.cookies.get(SESSION_COOKIE)
-    if session_id:
-        authenticator(request).sessions.close(session_id)
-    response = RedirectResponse("/ui/login", status_code=303)
-    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
-    return response
-
-
 # -- the live feed --
 
 
 @router.get("/ui/")
-def live(request: Request, _who: Viewer) -> Response:
-    ctx = server(request)
-    records = ctx.components.ledger.history(limit=FEED_SIZE + 10)
-    shown = sightings(ctx, [r for r in records if r.status is not Status.ERROR][:FEED_SIZE])
-    shown = with_corrections(ctx, shown)
+def live(
+    request: Request,
+    _who: Viewer,
+    ctx: Context,
+    ledger: Ledger,
+    corrections: Corrections,
+    collections: Collections,
+) -> Response:
+    records = ledger.history(limit=FEED_SIZE + 10)
+    shown = sightings(ctx.crops, [r for r in records if r.status is not Status.ERROR][:FEED_SIZE])
+    shown = with_corrections(corrections, shown)
     newest = shown[0].seen_iso if shown else datetime.now(UTC).isoformat()
     try:
-        ctx.components.collections.describe_collection(ctx.collection_id)
+        collections.describe_collection(ctx.collection_id)
         has_collection = True
     except ResourceNotFoundException:
         has_collection = False
@@ -173,7 +101,9 @@ def live(request: Request, _who: Viewer) -> Response:
 
 
 @router.get("/ui/feed", dependencies=[Depends(require(Role.READ))])
-async def feed(request: Request, after: str | None = None) -> StreamingResponse:
+async def feed(
+    request: Request, ctx: Context, ledger: Ledger, after: str | None = None
+) -> StreamingResponse:
     """``text/event-stream`` of sightings newer than ``after`` (or the Last-Event-ID)."""
     start = (
         _start(request.headers.get("last-event-id"), "Last-Event-ID")
@@ -181,15 +111,15 @@ async def feed(request: Request, after: str | None = None) -> StreamingResponse:
         or datetime.now(UTC)
     )
     return StreamingResponse(
-        _events(request, start),
+        _events(request, ctx, ledger, start),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
 
 
-async def _events(request: Request, start: datetime) -> AsyncIterator[str]:
-    ctx = server(request)
-    ledger = ctx.components.ledger
+async def _events(
+    request: Request, ctx: ServerContext, ledger: RecognitionLedger, start: datetime
+) -> AsyncIterator[str]:
     fragment = templates().get_template("_sighting.html")
     principal: Principal = request.state.principal
     can_edit = principal.role.allows(Role.ADMIN)  # the fragment's "Not this person" button
@@ -206,7 +136,7 @@ async def _events(request: Request, start: datetime) -> AsyncIterator[str]:
             for r in reversed(records)
             if r.recognition_id not in sent and r.status is not Status.ERROR
         ]
-        for s in sightings(ctx, fresh):
+        for s in sightings(ctx.crops, fresh):
             sent[s.recognition_id] = None
             if len(sent) > 4 * FEED_BATCH:
                 sent.popitem(last=False)
@@ -251,14 +181,11 @@ def _start(text: str | None, name: str) -> datetime | None:
 
 
 @router.get("/ui/crops/{key:path}", dependencies=[Depends(require(Role.READ))])
-async def crop(request: Request, key: str) -> Response:
+async def crop(ctx: Context, objects: Objects, key: str) -> Response:
     """A crop from the object store: only under the recognizer's prefix, only as an image."""
-    settings = server(request).components.settings
-    if not key.startswith(settings.recognizer.prefix):
+    if not key.startswith(ctx.crops.prefix):
         raise InvalidParameterException("Only crops can be shown")
-    stored = await run_in_threadpool(
-        server(request).components.raw_objects.get_object, settings.bucket, key
-    )
+    stored = await run_in_threadpool(objects.get_object, ctx.crops.bucket, key)
     media = stored.info.content_type.split(";")[0].strip().lower()
     return Response(
         stored.body,
@@ -272,11 +199,10 @@ async def crop(request: Request, key: str) -> Response:
 
 
 @router.get("/ui/cameras")
-def cameras(request: Request, _who: Viewer) -> Response:
-    ctx = server(request)
+def cameras(request: Request, _who: Viewer, ctx: Context, ledger: Ledger) -> Response:
     shown = []
     for camera in ctx.settings.cameras:
-        last = ctx.components.ledger.history(limit=1, camera=camera.name)
+        last = ledger.history(limit=1, camera=camera.name)
         url = public_url(camera.url)
         shown.append(
             {
@@ -284,7 +210,7 @@ def cameras(request: Request, _who: Viewer) -> Response:
                 "url": url,
                 "has_credentials": "@" in camera.url.split("//", 1)[-1].split("/", 1)[0],
                 "origin": origin_of(camera.url),
-                "last": sightings(ctx, last)[0] if last else None,
+                "last": sightings(ctx.crops, last)[0] if last else None,
             }
         )
     return page(request, "cameras.html", cameras=shown, active="cameras")

@@ -16,42 +16,45 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from functools import partial
-from typing import Annotated, Any
+from typing import Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 
-from facelens.access.keys import Principal
-from facelens.api.app import ServerContext
 from facelens.api.auditing import audit, audit_enrolment, audit_forget
-from facelens.api.dashboard.enrol import name_unknown, remove_face
-from facelens.api.dashboard.web import (
-    back,
-    corrections_of,
-    editor,
-    form_text,
-    name_of,
-    page,
-    server,
-    sightings,
-    viewer,
-    with_corrections,
+from facelens.api.context import (
+    Audit,
+    Collections,
+    Context,
+    Corrections,
+    Enrolment,
+    Forget,
+    Ledger,
+    Objects,
+    Policy,
+    Profiles,
+    Store,
+    Users,
 )
-from facelens.enrolment import Photo, enrol_person
+from facelens.api.dashboard.enrol import name_unknown, remove_face
+from facelens.api.dashboard.sightings import corrections_of, sightings, with_corrections
+from facelens.api.dashboard.web import Editor, Viewer, back, form_text, name_of, page
+from facelens.collection.stores.store import CollectionStore
+from facelens.collection.users import UserService
+from facelens.config import RecognizerSettings
+from facelens.enrolment import Photo
 from facelens.errors import FacelensError, InvalidParameterException, ResourceNotFoundException
 from facelens.history.audit import AuditAction
 from facelens.history.ledger import Status
-from facelens.people.matching import open_set_rule, summarise
+from facelens.people.matching import MatchPolicy, open_set_rule, summarise
+from facelens.profiles.store import ProfileStore
 from facelens.profiles.types import key_attribute
 from facelens.rendering.rule import rule_sentences
 
 router = APIRouter(include_in_schema=False)
-
-Viewer = Annotated[Principal, Depends(viewer)]
-Editor = Annotated[Principal, Depends(editor)]
 
 MAX_PHOTOS = 20
 MAX_PEOPLE_PAGES = 20
@@ -71,16 +74,14 @@ class Person:
         return "".join(w[0] for w in words[:2]).upper() or "?"
 
 
-def _people(ctx: ServerContext) -> list[Person]:
+def _people(users: UserService, profiles: ProfileStore, collection_id: str) -> list[Person]:
     found: list[Person] = []
     token: str | None = None
     try:
         for _ in range(MAX_PEOPLE_PAGES):
-            listed = ctx.components.users.list_users(
-                ctx.collection_id, max_results=500, next_token=token
-            )
+            listed = users.list_users(collection_id, max_results=500, next_token=token)
             found += [
-                Person(u.user_id, name_of(ctx, u.user_id), u.face_count) for u in listed.users
+                Person(u.user_id, name_of(profiles, u.user_id), u.face_count) for u in listed.users
             ]
             token = listed.next_token
             if token is None:
@@ -118,10 +119,11 @@ ONE_PHOTO_LINKED = 12
 """One-photo people linked under the rule's sentences; the rest are counted."""
 
 
-def _rule_note(ctx: ServerContext, people: list[Person]) -> RuleNote | None:
-    c = ctx.components
+def _rule_note(
+    policy: MatchPolicy, recognizer: RecognizerSettings, collection_id: str, people: list[Person]
+) -> RuleNote | None:
     try:
-        summary = summarise(c.match_policy, ctx.collection_id, open_set_rule(c.settings.recognizer))
+        summary = summarise(policy, collection_id, open_set_rule(recognizer))
     except ResourceNotFoundException:  # no collection yet: nothing to say
         return None
     one = [p for p in people if p.face_count <= 1]
@@ -130,29 +132,32 @@ def _rule_note(ctx: ServerContext, people: list[Person]) -> RuleNote | None:
 
 
 @router.get("/ui/people")
-def people(request: Request, _who: Viewer) -> Response:
-    ctx = server(request)
-    found = _people(ctx)
-    note = _rule_note(ctx, found)
+def people(
+    request: Request,
+    _who: Viewer,
+    ctx: Context,
+    users: Users,
+    profiles: Profiles,
+    policy: Policy,
+) -> Response:
+    found = _people(users, profiles, ctx.collection_id)
+    note = _rule_note(policy, ctx.recognizer, ctx.collection_id, found)
     return page(request, "people.html", people=found, rule=note, active="people")
 
 
 @router.post("/ui/people")
-async def enrol(request: Request, _who: Editor) -> Response:
-    ctx = server(request)
+async def enrol(
+    request: Request, _who: Editor, ctx: Context, enrolment: Enrolment, log: Audit
+) -> Response:
     try:
         async with request.form() as form:
             name = form_text(form, "name", max_chars=200)
             user_id = form_text(form, "user_id", max_chars=128) or None
             photos = await _photos(form, "photos")
         report = await run_in_threadpool(
-            partial(enrol_person, user_id=user_id),
-            ctx.components,
-            ctx.collection_id,
-            name,
-            photos,
+            partial(enrolment, user_id=user_id), ctx.collection_id, name, photos
         )
-        await run_in_threadpool(audit_enrolment, request, ctx.collection_id, report)
+        await run_in_threadpool(audit_enrolment, log, request, ctx.collection_id, report)
     except FacelensError as exc:
         if exc.http_status >= 500:
             raise
@@ -165,12 +170,21 @@ async def enrol(request: Request, _who: Editor) -> Response:
 
 
 @router.get("/ui/people/{user_id}")
-def person(request: Request, user_id: str, _who: Viewer) -> Response:
-    ctx = server(request)
-    c = ctx.components
+def person(
+    request: Request,
+    user_id: str,
+    _who: Viewer,
+    ctx: Context,
+    store: Store,
+    collections: Collections,
+    profiles: Profiles,
+    ledger: Ledger,
+    corrections: Corrections,
+    log: Audit,
+) -> Response:
     try:
-        user = c.store.get_user(ctx.collection_id, user_id)
-        faces = c.collections.list_faces(ctx.collection_id, user_id=user_id, max_results=100)
+        user = store.get_user(ctx.collection_id, user_id)
+        faces = collections.list_faces(ctx.collection_id, user_id=user_id, max_results=100)
     except ResourceNotFoundException:
         return page(
             request,
@@ -180,15 +194,17 @@ def person(request: Request, user_id: str, _who: Viewer) -> Response:
             text=f"Nobody with the id {user_id!r} is enrolled.",
             active="people",
         )
-    profile = c.profiles.get(user_id)
+    profile = profiles.get(user_id)
     if profile is not None:
-        audit(request, AuditAction.PROFILE_READ, user_id, details={"Via": "dashboard page"})
+        details = {"Via": "dashboard page"}
+        audit(log, request, AuditAction.PROFILE_READ, user_id, details=details)
     attributes = profile.attributes if profile is not None else {}
     fields = [
         (k, v if isinstance(v, str) else json.dumps(v, ensure_ascii=False))
         for k, v in attributes.items()
     ]
-    seen = with_corrections(ctx, sightings(ctx, c.ledger.history(limit=12, user_id=user_id)))
+    seen = sightings(ctx.crops, ledger.history(limit=12, user_id=user_id))
+    seen = with_corrections(corrections, seen)
     return page(
         request,
         "person.html",
@@ -196,24 +212,35 @@ def person(request: Request, user_id: str, _who: Viewer) -> Response:
         fields=fields,
         faces=faces.faces,
         sightings=seen,
-        corrections=corrections_of(ctx, user_id),
-        threshold=c.corrections.threshold(user_id),
+        corrections=corrections_of(corrections, ledger, ctx.crops, user_id),
+        threshold=corrections.threshold(user_id),
         active="people",
     )
 
 
 @router.post("/ui/people/{user_id}/profile")
-async def save_profile(request: Request, user_id: str, _who: Editor) -> Response:
-    ctx = server(request)
+async def save_profile(
+    request: Request,
+    user_id: str,
+    _who: Editor,
+    ctx: Context,
+    store: Store,
+    profiles: Profiles,
+    log: Audit,
+) -> Response:
     async with request.form() as form:
         names = [str(v).strip() for v in form.getlist("field_name")]
         values = [str(v).strip() for v in form.getlist("field_value")]
         remove = form_text(form, "remove", max_chars=10)
     try:
-        attributes = await run_in_threadpool(_edited, ctx, user_id, names, values, remove)
-        await run_in_threadpool(ctx.components.profiles.put, user_id, attributes)
+        attributes = await run_in_threadpool(
+            _edited, store, profiles, ctx.collection_id, user_id, names, values, remove
+        )
+        await run_in_threadpool(profiles.put, user_id, attributes)
         details = {"Attributes": sorted(attributes)}
-        await run_in_threadpool(audit, request, AuditAction.PROFILE_WRITE, user_id, details=details)
+        await run_in_threadpool(
+            audit, log, request, AuditAction.PROFILE_WRITE, user_id, details=details
+        )
     except FacelensError as exc:
         if exc.http_status >= 500:
             raise
@@ -222,11 +249,17 @@ async def save_profile(request: Request, user_id: str, _who: Editor) -> Response
 
 
 def _edited(
-    ctx: ServerContext, user_id: str, names: list[str], values: list[str], remove: str
+    store: CollectionStore,
+    profiles: ProfileStore,
+    collection_id: str,
+    user_id: str,
+    names: list[str],
+    values: list[str],
+    remove: str,
 ) -> dict[str, Any]:
     """The profile the form describes. A value not edited keeps its JSON type (numbers, lists)."""
-    ctx.components.store.get_user(ctx.collection_id, user_id)  # only enrolled people
-    profile = ctx.components.profiles.get(user_id)
+    store.get_user(collection_id, user_id)  # only enrolled people
+    profile = profiles.get(user_id)
     before = profile.attributes if profile is not None else {}
     # isdecimal+isascii: isdigit() passes "²", which int() refuses (a 500).
     removed = int(remove) if remove.isascii() and remove.isdecimal() else -1
@@ -244,12 +277,22 @@ def _edited(
 
 
 @router.post("/ui/people/{user_id}/faces/{face_id}/delete")
-async def delete_face(request: Request, user_id: str, face_id: str, _who: Editor) -> Response:
-    ctx = server(request)
+async def delete_face(
+    request: Request,
+    user_id: str,
+    face_id: str,
+    _who: Editor,
+    ctx: Context,
+    users: Users,
+    collections: Collections,
+    profiles: Profiles,
+    log: Audit,
+) -> Response:
+    cid = ctx.collection_id
     try:
-        await run_in_threadpool(remove_face, ctx.components, ctx.collection_id, user_id, face_id)
-        record = partial(audit, collection_id=ctx.collection_id, details={"UserId": user_id})
-        await run_in_threadpool(record, request, AuditAction.DELETE_FACE, face_id)
+        await run_in_threadpool(remove_face, users, collections, profiles, cid, user_id, face_id)
+        record = partial(audit, collection_id=cid, details={"UserId": user_id})
+        await run_in_threadpool(record, log, request, AuditAction.DELETE_FACE, face_id)
     except FacelensError as exc:
         if exc.http_status >= 500:
             raise
@@ -258,14 +301,20 @@ async def delete_face(request: Request, user_id: str, face_id: str, _who: Editor
 
 
 @router.post("/ui/people/{user_id}/delete")
-async def forget(request: Request, user_id: str, _who: Editor) -> Response:
+async def forget(
+    request: Request,
+    user_id: str,
+    _who: Editor,
+    ctx: Context,
+    profiles: Profiles,
+    forgetter: Forget,
+    log: Audit,
+) -> Response:
     """Forgets the person (:class:`facelens.people.forget.Forgetter`, as ``facelens forget``):
     faces, negative examples, profiles, their crops and records, their former stranger's
     sightings; audited under a pseudonym, earlier entries redacted."""
-    ctx = server(request)
     cid = ctx.collection_id
-    name = await run_in_threadpool(name_of, ctx, user_id)
-    forgetter = ctx.components.forgetter
+    name = await run_in_threadpool(name_of, profiles, user_id)
     try:
         report = await run_in_threadpool(
             lambda: forgetter.forget(user_id, collection_id=cid, users_only=True)
@@ -277,7 +326,7 @@ async def forget(request: Request, user_id: str, _who: Editor) -> Response:
             "Crops": len(report.deleted_crops),
             "Via": "dashboard",
         }
-        await run_in_threadpool(lambda: audit_forget(request, cid, user_id, also, **details))
+        await run_in_threadpool(lambda: audit_forget(log, request, cid, user_id, also, **details))
     except FacelensError as exc:
         if exc.http_status >= 500:
             raise
@@ -293,29 +342,44 @@ async def forget(request: Request, user_id: str, _who: Editor) -> Response:
 
 
 @router.get("/ui/unknown")
-def unknown(request: Request, _who: Viewer) -> Response:
-    ctx = server(request)
-    records = ctx.components.ledger.history(limit=UNKNOWN_SHOWN, status=Status.UNKNOWN)
+def unknown(
+    request: Request,
+    _who: Viewer,
+    ctx: Context,
+    ledger: Ledger,
+    users: Users,
+    profiles: Profiles,
+) -> Response:
+    records = ledger.history(limit=UNKNOWN_SHOWN, status=Status.UNKNOWN)
     return page(
         request,
         "unknown.html",
-        sightings=sightings(ctx, records),
-        people=_people(ctx),
+        sightings=sightings(ctx.crops, records),
+        people=_people(users, profiles, ctx.collection_id),
         active="unknown",
     )
 
 
 @router.post("/ui/unknown/{recognition_id}/name")
-async def name_face(request: Request, recognition_id: str, _who: Editor) -> Response:
-    ctx = server(request)
+async def name_face(
+    request: Request,
+    recognition_id: str,
+    _who: Editor,
+    ctx: Context,
+    enrolment: Enrolment,
+    ledger: Ledger,
+    objects: Objects,
+    log: Audit,
+) -> Response:
+    cid = ctx.collection_id
     try:
         async with request.form() as form:
             name = form_text(form, "name", max_chars=200)
         report = await run_in_threadpool(
-            name_unknown, ctx.components, ctx.collection_id, recognition_id, name
+            name_unknown, enrolment, ledger, objects, cid, recognition_id, name
         )
         record = partial(audit_enrolment, RecognitionId=recognition_id)
-        await run_in_threadpool(record, request, ctx.collection_id, report)
+        await run_in_threadpool(record, log, request, cid, report)
     except FacelensError as exc:
         if exc.http_status >= 500:
             raise

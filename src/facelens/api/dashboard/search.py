@@ -11,6 +11,7 @@ would refuse is not mistaken for an identification. The photo is not stored.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -18,31 +19,62 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from facelens.access.keys import Principal
-from facelens.api.app import ServerContext
-from facelens.api.dashboard.web import check_same_origin, form_text, name_of, page, server, viewer
+from facelens.api.context import Analyzer, Collections, Context, Policy, Profiles, Users
+from facelens.api.dashboard.web import Viewer, check_same_origin, form_text, name_of, page
+from facelens.collection.analysis import FaceAnalyzer
 from facelens.collection.models import QualityFilter
+from facelens.collection.service import CollectionService
+from facelens.collection.users import UserService
+from facelens.config import RecognizerSettings
 from facelens.errors import FacelensError, InvalidParameterException, ResourceNotFoundException
-from facelens.people.matching import VETO_SIMILARITY, open_set_rule
+from facelens.people.matching import VETO_SIMILARITY, MatchPolicy, open_set_rule
+from facelens.profiles.store import ProfileStore
 
 router = APIRouter(include_in_schema=False)
-
-Viewer = Annotated[Principal, Depends(viewer)]
 
 SEARCH_RESULTS = 5
 
 
+@dataclass(frozen=True)
+class Searching:
+    """What a search reads: the engine, the people and faces it ranks, the recognizer's
+    rule (and its settings) that gives the verdict, and the profiles that name them."""
+
+    analyzer: FaceAnalyzer
+    users: UserService
+    collections: CollectionService
+    policy: MatchPolicy
+    profiles: ProfileStore
+    recognizer: RecognizerSettings
+    collection_id: str
+
+
+def _searching(
+    ctx: Context,
+    analyzer: Analyzer,
+    users: Users,
+    collections: Collections,
+    policy: Policy,
+    profiles: Profiles,
+) -> Searching:
+    return Searching(
+        analyzer, users, collections, policy, profiles, ctx.recognizer, ctx.collection_id
+    )
+
+
+SearchParts = Annotated[Searching, Depends(_searching)]
+
+
 @router.get("/ui/search")
-def search_form(request: Request, _who: Viewer) -> Response:
-    threshold = server(request).components.settings.recognizer.face_match_threshold
+def search_form(request: Request, _who: Viewer, ctx: Context) -> Response:
+    threshold = ctx.recognizer.face_match_threshold
     return page(request, "search.html", threshold=threshold, active="search")
 
 
 @router.post("/ui/search")
-async def search(request: Request, _who: Viewer) -> Response:
+async def search(request: Request, _who: Viewer, parts: SearchParts) -> Response:
     check_same_origin(request)
-    ctx = server(request)
-    threshold = ctx.components.settings.recognizer.face_match_threshold
+    threshold = parts.recognizer.face_match_threshold
     try:
         async with request.form() as form:
             uploads = [f for f in form.getlist("photo") if isinstance(f, UploadFile) and f.filename]
@@ -51,7 +83,7 @@ async def search(request: Request, _who: Viewer) -> Response:
                 raise InvalidParameterException("Choose one photo")
             image = await uploads[0].read()
         threshold = _threshold(text, threshold)
-        found = await run_in_threadpool(_search, ctx, image, threshold)
+        found = await run_in_threadpool(_search, parts, image, threshold)
     except FacelensError as exc:
         if exc.http_status >= 500:
             raise
@@ -77,16 +109,16 @@ def _threshold(text: str, default: float) -> float:
     return value
 
 
-def _search(ctx: ServerContext, image: bytes, threshold: float) -> dict[str, Any]:
+def _search(s: Searching, image: bytes, threshold: float) -> dict[str, Any]:
     """Lists and verdict for one photo (blocking: the engine and the stores)."""
-    c, cid = ctx.components, ctx.collection_id
-    global_threshold = c.settings.recognizer.face_match_threshold
-    c.collections.require_compatible(cid)  # no collection: ResourceNotFoundException
-    embedding = c.analyzer.probe(image, QualityFilter.NONE).embedding
-    users = c.users.match_embedding(cid, embedding, limit=SEARCH_RESULTS, threshold=threshold)
-    faces = c.collections.match_embedding(cid, embedding, limit=SEARCH_RESULTS, threshold=threshold)
-    policy = c.match_policy
-    r = c.settings.recognizer
+    cid = s.collection_id
+    global_threshold = s.recognizer.face_match_threshold
+    s.collections.require_compatible(cid)  # no collection: ResourceNotFoundException
+    embedding = s.analyzer.probe(image, QualityFilter.NONE).embedding
+    users = s.users.match_embedding(cid, embedding, limit=SEARCH_RESULTS, threshold=threshold)
+    faces = s.collections.match_embedding(cid, embedding, limit=SEARCH_RESULTS, threshold=threshold)
+    policy = s.policy
+    r = s.recognizer
     rule = open_set_rule(r)
     verdict = policy.identify(
         cid, embedding, threshold=global_threshold, max_faces=r.max_faces, rule=rule
@@ -103,7 +135,7 @@ def _search(ctx: ServerContext, image: bytes, threshold: float) -> dict[str, Any
     user_rows = [
         {
             "user_id": m.user.user_id,
-            "name": name_of(ctx, m.user.user_id),
+            "name": name_of(s.profiles, m.user.user_id),
             "similarity": m.similarity,
             "faces": m.user.face_count,
             **marks(m.user.user_id, m.similarity, m.user.user_id),
@@ -114,7 +146,7 @@ def _search(ctx: ServerContext, image: bytes, threshold: float) -> dict[str, Any
     for m in faces:
         f = m.face
         owner = f.user_id or f.face_id
-        name = name_of(ctx, owner)
+        name = name_of(s.profiles, owner)
         face_rows.append(
             {
                 "face_id": f.face_id,
@@ -129,7 +161,7 @@ def _search(ctx: ServerContext, image: bytes, threshold: float) -> dict[str, Any
         person = verdict.user_id or verdict.face_id or ""
         answer = {
             "user_id": verdict.user_id,
-            "name": name_of(ctx, person),
+            "name": name_of(s.profiles, person),
             "similarity": verdict.similarity,
             "expected_fpir": verdict.expected_fpir,
             "gallery_size": verdict.gallery_size,

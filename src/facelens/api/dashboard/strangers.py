@@ -10,9 +10,8 @@ stranger's own page adds its faces (to split some off as another stranger),
 a merge with another stranger, and Forget (as ``facelens forget``).
 
 A stranger's faces are embeddings, not images; the page shows next to each
-face the crop of the sighting it came from: the stranger's sighting recorded
-nearest in time to the face (both are written within the same recognition,
-milliseconds apart), when one is within :data:`PAIRING_SECONDS`.
+face the crop of the sighting it came from
+(:func:`facelens.people.stranger_sightings.faces_with_sightings`).
 
 Changes need the admin role and come from the dashboard itself; each is
 audited under the session's user. Store work runs in the thread pool.
@@ -22,43 +21,28 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from facelens.access.keys import Principal
-from facelens.api.app import ServerContext
 from facelens.api.auditing import audit, audit_forget
-from facelens.api.dashboard.web import (
-    Sighting,
-    back,
-    crop_url,
-    editor,
-    form_text,
-    name_of,
-    page,
-    server,
-    sightings,
-    viewer,
-)
-from facelens.collection.models import StoredFace
+from facelens.api.context import Audit, Context, Forget, Ledger, Profiles, Store, Strangers, Users
+from facelens.api.dashboard.sightings import Sighting, crop_url, sightings
+from facelens.api.dashboard.web import Editor, Viewer, back, form_text, name_of, page
+from facelens.api.parts import CropPlace
+from facelens.collection.stores.store import CollectionStore
 from facelens.enrolment import person_id
 from facelens.errors import FacelensError, ResourceNotFoundException
 from facelens.history.audit import AuditAction
-from facelens.people.stranger_faces import faces_of
-from facelens.people.stranger_types import Stranger, companion_id
-from facelens.wiring import Components
+from facelens.people.stranger_sightings import faces_with_sightings
+from facelens.people.stranger_types import Stranger
+from facelens.people.strangers import StrangerService
+from facelens.profiles.store import ProfileStore
 
 router = APIRouter(include_in_schema=False)
 
-Viewer = Annotated[Principal, Depends(viewer)]
-Editor = Annotated[Principal, Depends(editor)]
-
-PAIRING_SECONDS = 10.0
-"""Longest gap between a stranger's face and a sighting for the sighting's crop to stand for it."""
 SIGHTINGS_SHOWN = 24
 
 
@@ -87,63 +71,62 @@ def _path(stranger_id: str) -> str:
     return f"/ui/strangers/{quote(stranger_id, safe='')}"
 
 
-def _card(c: Components, stranger: Stranger) -> StrangerCard:
-    s = c.settings
-    urls = (
-        crop_url(crop.bucket, crop.key, bucket=s.bucket, prefix=s.recognizer.prefix)
-        for crop in stranger.best_crops
-    )
+def _card(crops: CropPlace, stranger: Stranger) -> StrangerCard:
+    urls = (crop_url(crops, crop.bucket, crop.key) for crop in stranger.best_crops)
     return StrangerCard(stranger, tuple(u for u in urls if u))
 
 
-def _cards(ctx: ServerContext) -> list[StrangerCard]:
+def _cards(strangers: StrangerService, crops: CropPlace, collection_id: str) -> list[StrangerCard]:
     try:
-        found = ctx.components.strangers.list(ctx.collection_id)
+        found = strangers.list(collection_id)
     except ResourceNotFoundException:  # no collection yet: nobody was seen
         return []
     # The most recently seen first: the one at the door now is the one to name.
     found.sort(key=lambda s: s.last_seen.timestamp() if s.last_seen else 0.0, reverse=True)
-    return [_card(ctx.components, s) for s in found]
+    return [_card(crops, s) for s in found]
 
 
-def _faces(c: Components, stranger: Stranger, seen: list[Sighting]) -> list[FaceChoice]:
-    """The stranger's faces (newest first), each paired with the nearest sighting's crop."""
-    companion = companion_id(stranger.collection_id)
-    free = [s for s in seen if s.crop_url]
-    choices = []
-    for face in faces_of(c.store, companion, stranger.stranger_id):
-
-        def gap(s: Sighting, face: StoredFace = face) -> float:
-            return abs((s.seen_at - face.indexed_at).total_seconds())
-
-        near = min(free, key=gap, default=None)
-        url = None
-        if near is not None and gap(near) <= PAIRING_SECONDS:
-            free.remove(near)
-            url = near.crop_url
-        choices.append(FaceChoice(face.face_id, face.indexed_at, url))
-    return choices
+def _faces(store: CollectionStore, stranger: Stranger, seen: list[Sighting]) -> list[FaceChoice]:
+    """The stranger's faces (newest first), each with the crop of the sighting it came from."""
+    with_crops = [s for s in seen if s.crop_url]
+    paired = faces_with_sightings(store, stranger, with_crops, seen_at=lambda s: s.seen_at)
+    return [
+        FaceChoice(face.face_id, face.indexed_at, None if near is None else near.crop_url)
+        for face, near in paired
+    ]
 
 
 @router.get("/ui/strangers")
-def strangers(request: Request, _who: Viewer) -> Response:
-    ctx = server(request)
-    people = ctx.components.users
+def strangers(
+    request: Request,
+    _who: Viewer,
+    ctx: Context,
+    users: Users,
+    profiles: Profiles,
+    service: Strangers,
+) -> Response:
     names: list[str] = []
     try:
-        listed = people.list_users(ctx.collection_id, max_results=500)
-        names = sorted({name_of(ctx, u.user_id) for u in listed.users}, key=str.casefold)
+        listed = users.list_users(ctx.collection_id, max_results=500)
+        names = sorted({name_of(profiles, u.user_id) for u in listed.users}, key=str.casefold)
     except ResourceNotFoundException:
         pass
-    return page(request, "strangers.html", strangers=_cards(ctx), names=names, active="strangers")
+    cards = _cards(service, ctx.crops, ctx.collection_id)
+    return page(request, "strangers.html", strangers=cards, names=names, active="strangers")
 
 
 @router.get("/ui/strangers/{stranger_id}")
-def stranger(request: Request, stranger_id: str, _who: Viewer) -> Response:
-    ctx = server(request)
-    c = ctx.components
+def stranger(
+    request: Request,
+    stranger_id: str,
+    _who: Viewer,
+    ctx: Context,
+    service: Strangers,
+    store: Store,
+    ledger: Ledger,
+) -> Response:
     try:
-        found = c.strangers.get(ctx.collection_id, stranger_id)
+        found = service.get(ctx.collection_id, stranger_id)
     except ResourceNotFoundException:
         return page(
             request,
@@ -154,13 +137,14 @@ def stranger(request: Request, stranger_id: str, _who: Viewer) -> Response:
             active="strangers",
         )
     ids = [found.stranger_id, *found.merged]
-    seen = sightings(ctx, c.ledger.sightings(ids, limit=max(SIGHTINGS_SHOWN, 4 * found.face_count)))
-    others = [s for s in c.strangers.list(ctx.collection_id) if s.stranger_id != stranger_id]
+    records = ledger.sightings(ids, limit=max(SIGHTINGS_SHOWN, 4 * found.face_count))
+    seen = sightings(ctx.crops, records)
+    others = [s for s in service.list(ctx.collection_id) if s.stranger_id != stranger_id]
     return page(
         request,
         "stranger.html",
-        card=_card(c, found),
-        faces=_faces(c, found, seen),
+        card=_card(ctx.crops, found),
+        faces=_faces(store, found, seen),
         sightings=seen[:SIGHTINGS_SHOWN],
         others=others,
         active="strangers",
@@ -168,24 +152,33 @@ def stranger(request: Request, stranger_id: str, _who: Viewer) -> Response:
 
 
 @router.post("/ui/strangers/{stranger_id}/name")
-async def name(request: Request, stranger_id: str, _who: Editor) -> Response:
+async def name(
+    request: Request,
+    stranger_id: str,
+    _who: Editor,
+    ctx: Context,
+    service: Strangers,
+    profiles: Profiles,
+    log: Audit,
+) -> Response:
     """Makes the stranger a person called ``name`` (their faces enrolled; an existing
     person of that name gains them)."""
-    ctx = server(request)
+    cid = ctx.collection_id
     async with request.form() as form:
         given = " ".join(form_text(form, "name", max_chars=200).split())
         came_from = form_text(form, "from", max_chars=10)
     failed = _path(stranger_id) if came_from == "page" else "/ui/strangers"
     try:
         user_id = person_id(given)
-        named = await run_in_threadpool(_name, ctx, stranger_id, user_id, given)
+        named = await run_in_threadpool(_name, service, profiles, cid, stranger_id, user_id, given)
         details = {"StrangerId": stranger_id, "Faces": len(named), "Via": "dashboard"}
         await run_in_threadpool(
             lambda: audit(
+                log,
                 request,
                 AuditAction.NAME_STRANGER,
                 user_id,
-                collection_id=ctx.collection_id,
+                collection_id=cid,
                 details=details,
             )
         )
@@ -193,7 +186,7 @@ async def name(request: Request, stranger_id: str, _who: Editor) -> Response:
         if exc.http_status >= 500:
             raise
         return back(failed, error=exc.message)
-    shown = name_of(ctx, user_id)
+    shown = name_of(profiles, user_id)
     return back(
         f"/ui/people/{quote(user_id, safe='')}",
         notice=f"{stranger_id} is now {shown} ({len(named)} face{'s' if len(named) != 1 else ''} "
@@ -201,13 +194,19 @@ async def name(request: Request, stranger_id: str, _who: Editor) -> Response:
     )
 
 
-def _name(ctx: ServerContext, stranger_id: str, user_id: str, given: str) -> tuple[str, ...]:
+def _name(
+    service: StrangerService,
+    profiles: ProfileStore,
+    collection_id: str,
+    stranger_id: str,
+    user_id: str,
+    given: str,
+) -> tuple[str, ...]:
     """Names the stranger; an existing person keeps their profile's Name. Blocking."""
-    c = ctx.components
-    existing = c.profiles.get(user_id)
+    existing = profiles.get(user_id)
     keep = existing is not None and bool(existing.attributes.get("Name"))
-    named = c.strangers.name(
-        ctx.collection_id,
+    named = service.name(
+        collection_id,
         stranger_id,
         user_id,
         profile={} if keep else {"Name": given},
@@ -217,17 +216,22 @@ def _name(ctx: ServerContext, stranger_id: str, user_id: str, given: str) -> tup
 
 
 @router.post("/ui/strangers/{stranger_id}/merge")
-async def merge(request: Request, stranger_id: str, _who: Editor) -> Response:
+async def merge(
+    request: Request,
+    stranger_id: str,
+    _who: Editor,
+    ctx: Context,
+    service: Strangers,
+    log: Audit,
+) -> Response:
     """The chosen other stranger is the same person: its faces and sightings join this one."""
-    ctx = server(request)
     async with request.form() as form:
         other = form_text(form, "other", max_chars=128)
     try:
-        await run_in_threadpool(
-            ctx.components.strangers.merge, ctx.collection_id, stranger_id, other
-        )
+        await run_in_threadpool(service.merge, ctx.collection_id, stranger_id, other)
         await run_in_threadpool(
             lambda: audit(
+                log,
                 request,
                 AuditAction.MERGE_STRANGERS,
                 stranger_id,
@@ -243,19 +247,24 @@ async def merge(request: Request, stranger_id: str, _who: Editor) -> Response:
 
 
 @router.post("/ui/strangers/{stranger_id}/split")
-async def split(request: Request, stranger_id: str, _who: Editor) -> Response:
+async def split(
+    request: Request,
+    stranger_id: str,
+    _who: Editor,
+    ctx: Context,
+    service: Strangers,
+    log: Audit,
+) -> Response:
     """The chosen faces are someone else: they become a new stranger."""
-    ctx = server(request)
     async with request.form() as form:
         face_ids = [str(v).strip() for v in form.getlist("face_id") if str(v).strip()]
     try:
         if not face_ids:
             return back(_path(stranger_id), error="Choose the faces to split off")
-        new_id = await run_in_threadpool(
-            ctx.components.strangers.split, ctx.collection_id, stranger_id, face_ids
-        )
+        new_id = await run_in_threadpool(service.split, ctx.collection_id, stranger_id, face_ids)
         await run_in_threadpool(
             lambda: audit(
+                log,
                 request,
                 AuditAction.SPLIT_STRANGER,
                 stranger_id,
@@ -275,17 +284,24 @@ async def split(request: Request, stranger_id: str, _who: Editor) -> Response:
 
 
 @router.post("/ui/strangers/{stranger_id}/forget")
-async def forget(request: Request, stranger_id: str, _who: Editor) -> Response:
+async def forget(
+    request: Request,
+    stranger_id: str,
+    _who: Editor,
+    ctx: Context,
+    forgetter: Forget,
+    log: Audit,
+) -> Response:
     """Forgets the stranger as ``facelens forget`` does: faces, sightings, crops; audited
     under a pseudonym."""
-    ctx = server(request)
     cid = ctx.collection_id
-    forgetter = ctx.components.forgetter
     try:
         report = await run_in_threadpool(lambda: forgetter.forget(stranger_id, collection_id=cid))
         also = [i for i in report.ids() if i != stranger_id]
         details = {"Kind": report.kind, "Crops": len(report.deleted_crops), "Via": "dashboard"}
-        await run_in_threadpool(lambda: audit_forget(request, cid, stranger_id, also, **details))
+        await run_in_threadpool(
+            lambda: audit_forget(log, request, cid, stranger_id, also, **details)
+        )
     except FacelensError as exc:
         if exc.http_status >= 500:
             raise

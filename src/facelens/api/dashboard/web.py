@@ -1,43 +1,41 @@
-"""What every dashboard page shares: templates, who is looking, same-origin POSTs, sightings.
+"""What every dashboard page shares: templates, who is looking, same-origin POSTs, forms.
 
-The page modules (:mod:`facelens.api.dashboard`, :mod:`facelens.api.dashboard.people`)
-import this one and never each other. Pages are server-rendered HTML: a
-page request without a login is sent to ``/ui/login`` (303), while the
-resources a page loads (crops, the event stream) answer 401 as the API does.
+The page modules (:mod:`facelens.api.dashboard.feed`, :mod:`facelens.api.dashboard.people`,
+...) import this one and :mod:`facelens.api.dashboard.sightings`, never each other.
+Pages are server-rendered HTML: a page request without a login is sent to
+``/ui/login`` (303), while the resources a page loads (crops, the event
+stream) answer 401 as the API does.
 
 Cross-site request forgery: every state-changing POST must carry an
 ``Origin`` (or, failing that, ``Referer``) naming this server's host, and
 the session cookie is ``SameSite=Strict``; either alone stops a foreign
 page from posting with a logged-in browser's cookie. (The app-wide
-:class:`facelens.api.app.SameOriginWrites` refuses foreign origins on every
-route already; a dashboard form must also name its origin at all.)
+:class:`facelens.api.middleware.SameOriginWrites` refuses foreign origins on
+every route already; a dashboard form must also name its origin at all.)
 """
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import quote, urlsplit
 
-from fastapi import HTTPException, Request
+from fastapi import Depends, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from starlette.datastructures import FormData
 
 from facelens.access.keys import Principal, Role
-from facelens.api.app import ServerContext
+from facelens.api.context import ServerContext, server
 from facelens.api.security import Authenticator, same_origin
 from facelens.errors import (
     AccessDeniedException,
     InvalidParameterException,
     UnrecognizedClientException,
 )
-from facelens.people.corrections import Correction, correction_id
-from facelens.recognizer.ledger import Recognition, Status
+from facelens.profiles.store import ProfileStore
 
 HERE = Path(__file__).parent
 TEMPLATES = HERE / "templates"
@@ -54,11 +52,6 @@ def templates() -> Jinja2Templates:
     built.env.filters["fpir"] = fpir_text
     built.env.filters["url_part"] = lambda text: quote(str(text), safe="")
     return built
-
-
-def server(request: Request) -> ServerContext:
-    ctx: ServerContext = request.app.state.ctx
-    return ctx
 
 
 def authenticator(request: Request) -> Authenticator:
@@ -101,6 +94,12 @@ def editor(request: Request) -> Principal:
     if not principal.role.allows(Role.ADMIN):
         raise AccessDeniedException(f"{principal.name} ({principal.role}) may only look")
     return principal
+
+
+Viewer = Annotated[Principal, Depends(viewer)]
+"""A page's caller: anyone logged in (a login redirect otherwise)."""
+Editor = Annotated[Principal, Depends(editor)]
+"""A change's caller: logged in with the admin role, posting from the dashboard itself."""
 
 
 def check_same_origin(request: Request) -> None:
@@ -208,105 +207,14 @@ def _uuid_or_none(text: str | None) -> str | None:
         return None
 
 
-def name_of(ctx: ServerContext, person_id: str) -> str:
+def name_of(profiles: ProfileStore, person_id: str) -> str:
     """The profile's ``Name`` of a person (UserId or FaceId), else the id itself."""
-    profile = ctx.components.profiles.get(person_id)
+    profile = profiles.get(person_id)
     name = profile.attributes.get("Name") if profile is not None else None
     return str(name) if name else person_id
 
 
-# -- what a page shows of one recognition --
-
-
-@dataclass(frozen=True)
-class Sighting:
-    """One ledger record as a feed entry. similarity: 0-100; crop_url None when not ours."""
-
-    recognition_id: str
-    status: str
-    name: str
-    similarity: float | None
-    camera: str | None
-    seen_at: datetime
-    crop_url: str | None
-    user_id: str | None
-    face_id: str | None
-    stranger_id: str | None = None
-    rejected: str | None = None
-    """The correction id in force that says this identification was wrong (None: none)."""
-    expected_fpir: float | None = None
-    """How sure the name was: the share of strangers (0-1) expected to score as high."""
-
-    @property
-    def person_id(self) -> str | None:
-        """Whom an identification named (UserId, else FaceId): what "not this person" rejects."""
-        return (self.user_id or self.face_id) if self.status == Status.IDENTIFIED.value else None
-
-    @property
-    def correction_id(self) -> str | None:
-        """The id rejecting this identification would give its correction."""
-        person = self.person_id
-        return None if person is None else correction_id(self.recognition_id, person)
-
-    @property
-    def seen_iso(self) -> str:
-        return self.seen_at.astimezone(UTC).isoformat()
-
-    @property
-    def seen_text(self) -> str:
-        """UTC fallback; the page script shows local time."""
-        return self.seen_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def sighting(record: Recognition, *, bucket: str, prefix: str) -> Sighting:
-    message = record.message
-    name = message.get("Name") or message.get("ExternalImageId") or message.get("UserId")
-    if record.status is not Status.IDENTIFIED or not name:
-        name = "Unknown" if record.status is not Status.ERROR else "Error"
-    similarity = message.get("Similarity")
-    return Sighting(
-        recognition_id=record.recognition_id,
-        status=record.status.value,
-        name=str(name),
-        similarity=float(similarity) if isinstance(similarity, int | float) else None,
-        camera=_text_or_none(message.get("Camera")),
-        seen_at=record.recognized_at,
-        crop_url=crop_url(record.bucket, record.key, bucket=bucket, prefix=prefix),
-        user_id=_text_or_none(message.get("UserId")),
-        face_id=_text_or_none(message.get("FaceId")),
-        stranger_id=_text_or_none(message.get("StrangerId")),
-        expected_fpir=float(fpir)
-        if isinstance(fpir := message.get("ExpectedFPIR"), int | float)
-        else None,
-    )
-
-
-def crop_url(key_bucket: str | None, key: str | None, *, bucket: str, prefix: str) -> str | None:
-    """The dashboard's URL of a crop (:func:`facelens.api.dashboard.crop`), None when the
-    object is not one of the recognizer's crops (another bucket or prefix)."""
-    if key_bucket == bucket and key and key.startswith(prefix):
-        return "/ui/crops/" + quote(key, safe="/")
-    return None
-
-
-def sightings(ctx: ServerContext, records: list[Recognition]) -> list[Sighting]:
-    s = ctx.components.settings
-    return [sighting(r, bucket=s.bucket, prefix=s.recognizer.prefix) for r in records]
-
-
-def with_corrections(ctx: ServerContext, shown: list[Sighting]) -> list[Sighting]:
-    """The sightings, each identification marked with its correction when one is in force
-    (one listing of the corrections, not one lookup per sighting). Blocking."""
-    if not any(s.person_id for s in shown):
-        return shown
-    in_force = {c.correction_id for c in ctx.components.corrections.list()}
-    return [
-        replace(s, rejected=s.correction_id) if s.correction_id in in_force else s for s in shown
-    ]
-
-
-def _text_or_none(value: object) -> str | None:
-    return str(value) if isinstance(value, str) and value else None
+# -- template filters --
 
 
 def _similarity(value: float | None) -> str:
@@ -322,33 +230,3 @@ def fpir_text(value: float | None) -> str:
     if value < 0.01:
         return f"1 in {round(1 / value):,}"
     return f"{value * 100:.0f} %"
-
-
-@dataclass(frozen=True)
-class CorrectionRow:
-    """A correction as a person's page lists it; crop_url: the rejected crop while kept."""
-
-    correction: Correction
-    crop_url: str | None
-
-    @property
-    def created_iso(self) -> str:
-        return self.correction.created_at.astimezone(UTC).isoformat()
-
-    @property
-    def created_text(self) -> str:
-        return self.correction.created_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
-def corrections_of(ctx: ServerContext, person_id: str) -> list[CorrectionRow]:
-    """The person's corrections in force, newest first, with their crops. Blocking."""
-    c = ctx.components
-    s = c.settings
-    rows = []
-    for correction in c.corrections.list(person=person_id):
-        record = c.ledger.get(correction.recognition_id) if correction.recognition_id else None
-        url = None
-        if record is not None:
-            url = crop_url(record.bucket, record.key, bucket=s.bucket, prefix=s.recognizer.prefix)
-        rows.append(CorrectionRow(correction, url))
-    return rows

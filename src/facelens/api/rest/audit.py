@@ -1,7 +1,7 @@
 """``GET /api/v1/audit``: the audit log, newest first, for admins only.
 
 Who enrolled, deleted, corrected or read whose data (see
-:mod:`facelens.people.audit`). Only the admin role may read it: the log
+:mod:`facelens.history.audit`). Only the admin role may read it: the log
 itself says whose profiles were looked at, and by whom.
 """
 
@@ -13,23 +13,21 @@ import re
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query
 
-from facelens.access.keys import Principal, Role
-from facelens.api.app import ServerContext
-from facelens.api.security import require
+from facelens.api.context import Audit
+from facelens.api.rest import models
+from facelens.api.rest.params import Admin
 from facelens.errors import InvalidParameterException
-from facelens.people.audit import MAX_ENTRY_ID, AuditAction
+from facelens.history.audit import MAX_ENTRY_ID, AuditAction
 
 router = APIRouter(tags=["audit"])
 
-Admin = Annotated[Principal, Depends(require(Role.ADMIN))]
 
-
-@router.get("/audit")
+@router.get("/audit", response_model=models.AuditList, response_model_exclude_unset=True)
 def audit_log(
-    request: Request,
     _: Admin,
+    log: Audit,
     actor: Annotated[str | None, Query(description="e.g. api-key:alice, cli:bob")] = None,
     action: Annotated[AuditAction | None, Query()] = None,
     target: Annotated[str | None, Query(description="A person, face or collection id.")] = None,
@@ -38,8 +36,7 @@ def audit_log(
     next_token: Annotated[str | None, Query()] = None,
 ) -> dict[str, Any]:
     """Audit entries newest first; all given filters must match; page with ``next_token``."""
-    ctx: ServerContext = request.app.state.ctx
-    page = ctx.components.audit.entries(
+    page = log.entries(
         limit=max_results,
         before=_decode(next_token),
         actor=actor,

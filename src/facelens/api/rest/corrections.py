@@ -15,30 +15,26 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Query, Request
+from fastapi import APIRouter, Body, Query, Request
 
-from facelens.access.keys import Principal, Role
-from facelens.api.app import ServerContext
 from facelens.api.auditing import request_actor
-from facelens.api.security import require
-from facelens.people.corrections import CorrectionService
+from facelens.api.context import Corrections
+from facelens.api.rest import models
+from facelens.api.rest.params import Admin, Reader
 from facelens.people.matching import THRESHOLD_ATTRIBUTE
 
 router = APIRouter(tags=["corrections"])
 
-Reader = Annotated[Principal, Depends(require(Role.READ))]
-Admin = Annotated[Principal, Depends(require(Role.ADMIN))]
 
-
-def _service(request: Request) -> CorrectionService:
-    ctx: ServerContext = request.app.state.ctx
-    return ctx.components.corrections
-
-
-@router.post("/identifications/{recognition_id}/reject", status_code=201)
+@router.post(
+    "/identifications/{recognition_id}/reject",
+    status_code=201,
+    response_model=models.CorrectionAnswer,
+)
 def reject(
     request: Request,
     _: Admin,
+    corrections: Corrections,
     recognition_id: str,
     person_id: Annotated[
         str | None,
@@ -46,53 +42,54 @@ def reject(
     ] = None,
 ) -> dict[str, Any]:
     """The identification was wrong: its face becomes a negative example of the person."""
-    correction = _service(request).reject(
-        recognition_id, actor=request_actor(request), person=person_id
-    )
+    correction = corrections.reject(recognition_id, actor=request_actor(request), person=person_id)
     return {"Correction": correction.as_json()}
 
 
-@router.delete("/corrections/{correction_id}")
-def undo(request: Request, _: Admin, correction_id: str) -> dict[str, Any]:
+@router.delete("/corrections/{correction_id}", response_model=models.CorrectionAnswer)
+def undo(
+    request: Request, _: Admin, corrections: Corrections, correction_id: str
+) -> dict[str, Any]:
     """Undoes a correction: its negative example is deleted."""
-    correction = _service(request).undo(correction_id, actor=request_actor(request))
+    correction = corrections.undo(correction_id, actor=request_actor(request))
     return {"Correction": correction.as_json()}
 
 
-@router.get("/corrections")
+@router.get("/corrections", response_model=models.CorrectionList)
 def list_corrections(
-    request: Request,
     _: Reader,
+    corrections: Corrections,
     person: Annotated[str | None, Query(description="Only this person's.")] = None,
     collection_id: Annotated[
         str | None, Query(description="Default: the recognizer's collection.")
     ] = None,
 ) -> dict[str, Any]:
     """The corrections in force, newest first."""
-    found = _service(request).list(collection_id, person=person)
+    found = corrections.list(collection_id, person=person)
     return {"Corrections": [c.as_json() for c in found]}
 
 
-@router.get("/profiles/{person_id}/threshold")
-def get_threshold(request: Request, _: Reader, person_id: str) -> dict[str, Any]:
+@router.get("/profiles/{person_id}/threshold", response_model=models.Threshold)
+def get_threshold(_: Reader, corrections: Corrections, person_id: str) -> dict[str, Any]:
     """The person's override (null: none) and the threshold that applies to them."""
-    return _service(request).threshold(person_id).as_json()
+    return corrections.threshold(person_id).as_json()
 
 
-@router.put("/profiles/{person_id}/threshold")
+@router.put("/profiles/{person_id}/threshold", response_model=models.Threshold)
 def set_threshold(
     request: Request,
     _: Admin,
+    corrections: Corrections,
     person_id: str,
     value: Annotated[float, Body(embed=True, alias=THRESHOLD_ATTRIBUTE, ge=0, le=100)],
 ) -> dict[str, Any]:
     """Sets the person's own threshold (similarity 50-100)."""
-    service = _service(request)
-    return service.set_threshold(person_id, value, actor=request_actor(request)).as_json()
+    return corrections.set_threshold(person_id, value, actor=request_actor(request)).as_json()
 
 
-@router.delete("/profiles/{person_id}/threshold")
-def clear_threshold(request: Request, _: Admin, person_id: str) -> dict[str, Any]:
+@router.delete("/profiles/{person_id}/threshold", response_model=models.Threshold)
+def clear_threshold(
+    request: Request, _: Admin, corrections: Corrections, person_id: str
+) -> dict[str, Any]:
     """Removes the override: the global threshold applies again."""
-    service = _service(request)
-    return service.set_threshold(person_id, None, actor=request_actor(request)).as_json()
+    return corrections.set_threshold(person_id, None, actor=request_actor(request)).as_json()

@@ -10,22 +10,23 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 
-from facelens.access.keys import Principal, Role
-from facelens.api.app import ServerContext
 from facelens.api.auditing import audit_forget
-from facelens.api.security import require
+from facelens.api.context import Audit, Context, Forget
+from facelens.api.rest import models
+from facelens.api.rest.params import Admin
 
 router = APIRouter(tags=["people"])
 
-Admin = Annotated[Principal, Depends(require(Role.ADMIN))]
 
-
-@router.delete("/people/{person}")
+@router.delete("/people/{person}", response_model=models.ForgetReport)
 def forget_person(
     request: Request,
     _: Admin,
+    ctx: Context,
+    forgetter: Forget,
+    log: Audit,
     person: str,
     collection_id: Annotated[
         str | None, Query(description="The collection (default: the recognizer's).")
@@ -33,12 +34,12 @@ def forget_person(
 ) -> dict[str, Any]:
     """Forgets PERSON (a UserId, a FaceId or a stranger id, ``stranger-<n>``): faces,
     embeddings, negative examples, crops, profiles and records (facelens.people.forget)."""
-    ctx: ServerContext = request.app.state.ctx
     cid = collection_id or ctx.collection_id
-    report = ctx.components.forgetter.forget(person, collection_id=cid)
+    report = forgetter.forget(person, collection_id=cid)
     who = report.deleted_user or report.person
     also = [i for i in report.ids() if i != who]
     audit_forget(
+        log,
         request,
         cid,
         who,

@@ -13,22 +13,17 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
+from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 
-from facelens.access.keys import Principal, Role
-from facelens.api.app import ServerContext
 from facelens.api.auditing import audit
-from facelens.api.security import require
-from facelens.errors import InvalidParameterException
-from facelens.people.audit import AuditAction
-from facelens.people.identify import Identifier
+from facelens.api.context import Audit, Identify
+from facelens.api.rest import models
+from facelens.api.rest.params import Photo, Reader, read_photo
+from facelens.history.audit import AuditAction
 from facelens.rendering.rule import identify_json
 
 router = APIRouter(tags=["facelens"])
-
-Reader = Annotated[Principal, Depends(require(Role.READ))]
-Photo = Annotated[UploadFile, File(description="A JPEG or PNG photo.")]
 
 
 class Faces(StrEnum):
@@ -38,27 +33,17 @@ class Faces(StrEnum):
     ALL = "all"
 
 
-def identifier(ctx: ServerContext) -> Identifier:
-    """The identification parts of the server's components (strangers only when on)."""
-    c = ctx.components
-    r = c.settings.recognizer
-    return Identifier(
-        analyzer=c.analyzer,
-        collections=c.collections,
-        policy=c.match_policy,
-        profiles=c.profiles,
-        recognizer=r,
-        strangers=c.strangers if r.strangers and not c.in_rekognition else None,
-    )
-
-
 @router.post(
     "/collections/{collection_id}/identify",
     summary="Who is in a photo, decided as the recognizer decides; nothing is recorded.",
+    response_model=models.Identification,
+    response_model_exclude_unset=True,
 )
 async def identify(
     request: Request,
     _: Reader,
+    identifier: Identify,
+    log: Audit,
     collection_id: str,
     image: Photo,
     faces: Annotated[
@@ -73,17 +58,15 @@ async def identify(
     (``StrangerId``: the stranger the recognizer would file the face under, null for a new
     one). ``Rule``: the rule that decided and its setting. A photo without a face is
     InvalidParameterException, like SearchFacesByImage."""
-    data = await image.read()
-    if not data:
-        raise InvalidParameterException("The uploaded image is empty")
-    ctx: ServerContext = request.app.state.ctx
+    data = await read_photo(image)
 
     def work() -> dict[str, Any]:
-        answer = identifier(ctx).identify_photo(collection_id, data, every_face=faces is Faces.ALL)
+        answer = identifier.identify_photo(collection_id, data, every_face=faces is Faces.ALL)
         for face in answer.faces:
             if face.profile_id is not None:
                 details = {"Via": "identify"}
                 audit(
+                    log,
                     request,
                     AuditAction.PROFILE_READ,
                     face.profile_id,

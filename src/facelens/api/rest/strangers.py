@@ -10,46 +10,39 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Request
+from fastapi import APIRouter, Body, Request
 
-from facelens.access.keys import Principal, Role
-from facelens.api.app import ServerContext
 from facelens.api.auditing import audit
-from facelens.api.security import require
-from facelens.people.audit import AuditAction
+from facelens.api.context import Audit, Strangers
+from facelens.api.rest import models
+from facelens.api.rest.params import Admin, Reader
+from facelens.history.audit import AuditAction
 from facelens.people.stranger_types import named_json, stranger_json
-from facelens.people.strangers import StrangerService
 
 router = APIRouter(tags=["strangers"])
 
-Reader = Annotated[Principal, Depends(require(Role.READ))]
-Admin = Annotated[Principal, Depends(require(Role.ADMIN))]
 BASE = "/collections/{collection_id}/strangers"
 
 
-def _strangers(request: Request) -> StrangerService:
-    ctx: ServerContext = request.app.state.ctx
-    return ctx.components.strangers
-
-
-@router.get(BASE)
-def list_strangers(request: Request, _: Reader, collection_id: str) -> dict[str, Any]:
+@router.get(BASE, response_model=models.StrangerList)
+def list_strangers(_: Reader, strangers: Strangers, collection_id: str) -> dict[str, Any]:
     """Every anonymous person the recognizer formed from unknown faces of the collection."""
-    strangers = _strangers(request).list(collection_id)
-    return {"Strangers": [stranger_json(s) for s in strangers]}
+    return {"Strangers": [stranger_json(s) for s in strangers.list(collection_id)]}
 
 
-@router.get(BASE + "/{stranger_id}")
+@router.get(BASE + "/{stranger_id}", response_model=models.StrangerAnswer)
 def get_stranger(
-    request: Request, _: Reader, collection_id: str, stranger_id: str
+    _: Reader, strangers: Strangers, collection_id: str, stranger_id: str
 ) -> dict[str, Any]:
-    return {"Stranger": stranger_json(_strangers(request).get(collection_id, stranger_id))}
+    return {"Stranger": stranger_json(strangers.get(collection_id, stranger_id))}
 
 
-@router.post(BASE + "/{stranger_id}/name")
+@router.post(BASE + "/{stranger_id}/name", response_model=models.NamedStranger)
 def name_stranger(
     request: Request,
     _: Admin,
+    strangers: Strangers,
+    log: Audit,
     collection_id: str,
     stranger_id: str,
     user_id: Annotated[str, Body(alias="UserId")],
@@ -58,26 +51,34 @@ def name_stranger(
 ) -> dict[str, Any]:
     """Turns the stranger into user ``UserId`` with its faces enrolled and ``Profile`` merged
     into the user's; an existing user is ConflictException (409) unless ``Extend``."""
-    named = _strangers(request).name(
-        collection_id, stranger_id, user_id, profile=profile, extend=extend
-    )
+    named = strangers.name(collection_id, stranger_id, user_id, profile=profile, extend=extend)
     details = {"StrangerId": stranger_id, "Faces": len(named.face_ids)}
-    audit(request, AuditAction.NAME_STRANGER, user_id, collection_id=collection_id, details=details)
+    audit(
+        log,
+        request,
+        AuditAction.NAME_STRANGER,
+        user_id,
+        collection_id=collection_id,
+        details=details,
+    )
     return named_json(named)
 
 
-@router.post(BASE + "/{stranger_id}/merge")
+@router.post(BASE + "/{stranger_id}/merge", response_model=models.StrangerAnswer)
 def merge_strangers(
     request: Request,
     _: Admin,
+    strangers: Strangers,
+    log: Audit,
     collection_id: str,
     stranger_id: str,
     other: Annotated[str, Body(embed=True, alias="Other")],
 ) -> dict[str, Any]:
     """``Other`` is the same person: its faces and sightings join this stranger."""
-    merged = _strangers(request).merge(collection_id, stranger_id, other)
+    merged = strangers.merge(collection_id, stranger_id, other)
     details = {"Other": other}
     audit(
+        log,
         request,
         AuditAction.MERGE_STRANGERS,
         stranger_id,
@@ -87,22 +88,23 @@ def merge_strangers(
     return {"Stranger": stranger_json(merged)}
 
 
-@router.post(BASE + "/{stranger_id}/split", status_code=201)
+@router.post(BASE + "/{stranger_id}/split", status_code=201, response_model=models.SplitStranger)
 def split_stranger(
     request: Request,
     _: Admin,
+    strangers: Strangers,
+    log: Audit,
     collection_id: str,
     stranger_id: str,
     face_ids: Annotated[list[str], Body(embed=True, alias="FaceIds")],
 ) -> dict[str, Any]:
     """``FaceIds`` (some of the stranger's faces) become a new stranger."""
-    service = _strangers(request)
-    new_id = service.split(collection_id, stranger_id, face_ids)
+    new_id = strangers.split(collection_id, stranger_id, face_ids)
     details = {"NewStrangerId": new_id, "FaceIds": face_ids}
     action = AuditAction.SPLIT_STRANGER
-    audit(request, action, stranger_id, collection_id=collection_id, details=details)
+    audit(log, request, action, stranger_id, collection_id=collection_id, details=details)
     return {
         "StrangerId": new_id,
-        "Stranger": stranger_json(service.get(collection_id, new_id)),
-        "From": stranger_json(service.get(collection_id, stranger_id)),
+        "Stranger": stranger_json(strangers.get(collection_id, new_id)),
+        "From": stranger_json(strangers.get(collection_id, stranger_id)),
     }
