@@ -31,6 +31,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,7 +39,11 @@ from facelens.aws.lambda_events import EventKind, LambdaEventSource
 from facelens.config import Settings
 from facelens.errors import ServiceUnavailableException
 from facelens.recognizer.worker import RecognizerWorker
-from facelens.wiring import Components
+from facelens.wiring.bus import open_publication
+from facelens.wiring.people import people_of
+from facelens.wiring.process import process_role
+from facelens.wiring.recognizer import RecognizerParts, open_recognizer
+from facelens.wiring.stores import open_stores
 
 _log = logging.getLogger(__name__)
 
@@ -53,14 +58,14 @@ MAX_SQS_ATTEMPTS = 5
 class LambdaRecognizer:
     """The recognizer of one Lambda container, built on its first invocation and reused."""
 
-    components: Components
+    parts: RecognizerParts
 
     def __post_init__(self) -> None:
         self._prepared = False
 
     def handle(self, event: Any) -> dict[str, Any]:
         """Handles every record of ``event``; raises to have Lambda retry the invocation."""
-        recognizer = self.components.recognizer
+        recognizer = self.parts.recognizer
         if not self._prepared:
             recognizer.prepare()
             self._prepared = True
@@ -69,9 +74,9 @@ class LambdaRecognizer:
             source, recognizer, batch_size=max(1, source.size), max_attempts=MAX_SQS_ATTEMPTS
         )
         worker.run_once()
-        if "notifier" in self.components.__dict__:
+        if self.parts.notifier is not None:
             # Lambda freezes the container when the handler returns: send alerts first.
-            self.components.notifier.flush(NOTIFY_FLUSH_SECONDS)
+            self.parts.notifier.flush(NOTIFY_FLUSH_SECONDS)
         stats = worker.stats
         summary: dict[str, Any] = {
             "records": source.size,
@@ -96,8 +101,23 @@ class LambdaRecognizer:
         return summary
 
 
+def open_lambda_recognizer(settings: Settings, stack: ExitStack) -> LambdaRecognizer:
+    """The container's recognizer, its parts opened on ``stack`` (publication first, so it
+    is closed last), in the process role ``lambda``."""
+    publication = open_publication(settings, stack, process_role(settings, "lambda"))
+    stores = open_stores(settings, stack)
+    parts = open_recognizer(settings, stack, stores, people_of(settings, stores), publication)
+    return LambdaRecognizer(parts)
+
+
+@dataclass(frozen=True)
+class _Container:
+    recognizer: LambdaRecognizer
+    stack: ExitStack
+
+
 _lock = threading.Lock()
-_current: LambdaRecognizer | None = None
+_current: _Container | None = None
 
 
 def handler(event: Any, context: Any = None, *, settings: Callable[[], Settings] = Settings) -> Any:
@@ -107,9 +127,11 @@ def handler(event: Any, context: Any = None, *, settings: Callable[[], Settings]
     with _lock:
         if _current is None:
             logging.getLogger("facelens").setLevel(logging.INFO)
-            _current = LambdaRecognizer(Components(settings(), instance="lambda"))
+            with ExitStack() as stack:  # closed here only if opening fails
+                recognizer = open_lambda_recognizer(settings(), stack)
+                _current = _Container(recognizer, stack.pop_all())
         current = _current
-    return current.handle(event)
+    return current.recognizer.handle(event)
 
 
 def reset() -> None:
@@ -118,4 +140,4 @@ def reset() -> None:
     with _lock:
         current, _current = _current, None
     if current is not None:
-        current.components.close()
+        current.stack.close()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,38 +27,60 @@ from pydantic import SecretStr
 
 from facelens.aws.handler import LambdaRecognizer
 from facelens.collection.analysis import FaceAnalyzer
-from facelens.config import NotifyChannel, NotifyRule
+from facelens.config import NotifyChannel, NotifyRule, Settings
 from facelens.engine.protocol import FaceEngine
 from facelens.errors import ServiceUnavailableException
-from facelens.wiring import Components
+from facelens.storage.protocol import ObjectStore
+from facelens.wiring.bus import open_publication
+from facelens.wiring.people import people_of
+from facelens.wiring.process import process_role
+from facelens.wiring.recognizer import open_recognizer
+from facelens.wiring.stores import CollectionParts, open_stores
 from tests.integration.aws.moto_aws import COLLECTION, Aws, iot_messages, lambda_settings
 from tests.integration.recognizer.conftest import make_crop
 from tests.servers.moto import REGION
+
+
+@dataclass(frozen=True)
+class Container:
+    """A warm container's parts, as the handler opens them, on the session's loaded engine."""
+
+    lambda_: LambdaRecognizer
+    collections: CollectionParts
+    objects: ObjectStore
+
+
+def open_container(settings: Settings, stack: ExitStack, engine: FaceEngine) -> Container:
+    publication = open_publication(settings, stack, process_role(settings, "lambda"))
+    stores = open_stores(settings, stack, FaceAnalyzer(engine))
+    parts = open_recognizer(settings, stack, stores, people_of(settings, stores), publication)
+    return Container(LambdaRecognizer(parts), stores.own_collections(), stores.objects)
 
 
 @dataclass
 class Function:
     lambda_: LambdaRecognizer
     faces: dict[str, str]
+    objects: ObjectStore
 
 
 @pytest.fixture
 def function(aws: Aws, engine: FaceEngine, testdata: Path, tmp_path: Path) -> Iterator[Function]:
     """The function as one warm Lambda container, with Brad Pitt enrolled and profiled."""
-    components = Components(lambda_settings(aws, tmp_path / "home"), instance="lambda")
-    components.__dict__["analyzer"] = FaceAnalyzer(engine)  # the session's loaded engine
-    photo = testdata / "people" / "brad_pitt" / "brad_pitt_1.jpg"
-    components.collections.create_collection(COLLECTION)
-    indexed = components.collections.index_faces(
-        COLLECTION, photo.read_bytes(), external_image_id="brad_pitt_1.jpg", max_faces=1
-    )
-    brad = indexed.face_records[0].face.face_id
-    aws.client("dynamodb").put_item(
-        TableName=aws.table,
-        Item={"FaceId": {"S": brad}, "Name": {"S": "Brad Pitt"}, "Role": {"S": "Actor"}},
-    )
-    yield Function(LambdaRecognizer(components), {"brad": brad})
-    components.close()
+    with ExitStack() as stack:
+        container = open_container(lambda_settings(aws, tmp_path / "home"), stack, engine)
+        collections = container.collections.collections
+        photo = testdata / "people" / "brad_pitt" / "brad_pitt_1.jpg"
+        collections.create_collection(COLLECTION)
+        indexed = collections.index_faces(
+            COLLECTION, photo.read_bytes(), external_image_id="brad_pitt_1.jpg", max_faces=1
+        )
+        brad = indexed.face_records[0].face.face_id
+        aws.client("dynamodb").put_item(
+            TableName=aws.table,
+            Item={"FaceId": {"S": brad}, "Name": {"S": "Brad Pitt"}, "Role": {"S": "Actor"}},
+        )
+        yield Function(container.lambda_, {"brad": brad}, container.objects)
 
 
 @pytest.fixture(scope="module")
@@ -139,7 +162,7 @@ def test_an_sqs_batch_reports_only_its_failed_records(
             for m in messages
         ]
     }
-    objects = function.lambda_.components.raw_objects
+    objects = function.objects
     real_get = objects.get_object
 
     def flaky(bucket: str, key: str) -> Any:
@@ -166,21 +189,17 @@ def test_a_direct_invocation_with_a_failed_record_raises_for_lambdas_retry(
     """The profile table is unreachable (nothing listens on its port): the invocation raises,
     so Lambda retries it and, after its retries, sends it to the dead-letter queue."""
     down = f"dynamodb://{aws.table}?endpoint_url=http://127.0.0.1:9&region={REGION}"
-    components = Components(
-        lambda_settings(aws, tmp_path / "home", profiles_url=down), instance="lambda"
-    )
-    components.__dict__["analyzer"] = FaceAnalyzer(engine)
-    photo = crops["brad"]
-    components.collections.create_collection(COLLECTION)
-    components.collections.index_faces(COLLECTION, photo, max_faces=1)
-    aws.put_crop("faces/a.jpg", photo)
-    event = json.loads(aws.s3_events(1)[0]["Body"])
-    before = len(iot_messages())
-    try:
+    settings = lambda_settings(aws, tmp_path / "home", profiles_url=down)
+    with ExitStack() as stack:
+        container = open_container(settings, stack, engine)
+        photo = crops["brad"]
+        container.collections.collections.create_collection(COLLECTION)
+        container.collections.collections.index_faces(COLLECTION, photo, max_faces=1)
+        aws.put_crop("faces/a.jpg", photo)
+        event = json.loads(aws.s3_events(1)[0]["Body"])
+        before = len(iot_messages())
         with pytest.raises(ServiceUnavailableException, match="will be retried"):
-            LambdaRecognizer(components).handle(event)
-    finally:
-        components.close()
+            container.lambda_.handle(event)
     assert len(iot_messages()) == before  # nothing published for the failed record
 
 
@@ -223,13 +242,10 @@ def test_alerts_go_to_an_sns_topic_before_the_invocation_returns(
     sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=inbox_arn["Attributes"]["QueueArn"])
     channel = NotifyChannel(url=SecretStr(topic), rule=NotifyRule.UNKNOWN, cooldown_seconds=0)
     settings = lambda_settings(aws, tmp_path / "home", notify=[channel])
-    components = Components(settings, instance="lambda")
-    components.__dict__["analyzer"] = FaceAnalyzer(engine)
-    try:
+    with ExitStack() as stack:
+        container = open_container(settings, stack, engine)
         aws.put_crop("faces/stranger.jpg", crops["biden"])
-        summary = LambdaRecognizer(components).handle(json.loads(aws.s3_events(1)[0]["Body"]))
-    finally:
-        components.close()
+        summary = container.lambda_.handle(json.loads(aws.s3_events(1)[0]["Body"]))
     assert summary["unknown"] == 1
     alerts = sqs.receive_message(QueueUrl=inbox, WaitTimeSeconds=1).get("Messages", [])
     assert len(alerts) == 1
