@@ -59,6 +59,7 @@ from facelens.evaluation.identify_run import (
     scan,
     usable_photos,
 )
+from facelens.wiring.evaluation import open_recognizer_rule
 
 PEER_TOLERANCE = 0.6
 """face_recognition's default ``compare_faces`` tolerance: its documented operating point."""
@@ -216,6 +217,7 @@ def main(argv: list[str] | None = None) -> None:
         enrol_counts=counts,
         seed=args.seed,
         cache_dir=settings.home / "cache",
+        open_rule=open_recognizer_rule,
     )
     document: dict[str, Any] = {"machine": machine, "ours": dataclasses.asdict(ours)}
     table = rows("facelens", document["ours"]["results"])

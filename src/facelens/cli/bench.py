@@ -20,6 +20,7 @@ from facelens.errors import ConfigurationError
 from facelens.evaluation import identification
 from facelens.evaluation.identify_run import run_identify
 from facelens.evaluation.lfw import run_lfw
+from facelens.wiring.evaluation import open_recognizer_rule
 
 app = typer.Typer(help="Benchmarks.", no_args_is_help=True)
 
@@ -112,6 +113,7 @@ def identify(
             enrol_counts=counts,
             seed=seed,
             cache_dir=cache_dir if cache_dir is not None else settings.home / "cache",
+            open_rule=open_recognizer_rule,
             progress=step,
         )
     document = dataclasses.asdict(report)

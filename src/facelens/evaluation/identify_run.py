@@ -34,6 +34,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,12 +43,14 @@ import numpy as np
 import numpy.typing as npt
 
 from facelens.collection.models import NewFace
-from facelens.collection.users import template
+from facelens.collection.service import CollectionService
+from facelens.collection.stores.store import CollectionStore
+from facelens.collection.users import UserService, template
 from facelens.config import Settings
 from facelens.engine.open_set import calibration_for
 from facelens.engine.registry import build_engine, detector_name
 from facelens.engine.types import Embedding
-from facelens.errors import ConfigurationError, InvalidParameterException
+from facelens.errors import InvalidParameterException
 from facelens.evaluation import identification as ident
 from facelens.evaluation.lfw import find_faces
 from facelens.recognizer.finders import EngineFinder
@@ -229,46 +232,45 @@ def embed_folder(
     )
 
 
+def gallery_settings(settings: Settings, home: Path) -> Settings:
+    """The settings of one gallery's rule: ``settings``' engine and recognizer, with fresh
+    stores in memory (objects under ``home``)."""
+    return settings.model_copy(
+        update={
+            "home": home,
+            "collections_url": "memory://",
+            "profiles_url": "memory://",
+            "objects_url": f"file://{home / 'objects'}",
+        }
+    )
+
+
 class RecognizerRule:
-    """A gallery enrolled into a fresh in-memory collection, and the recognizer's decision
-    for a probe (module docstring). Close it (or use ``with``) to drop the collection."""
+    """A gallery enrolled into a fresh collection, and the recognizer's decision for a probe
+    (module docstring). Its parts are the recognizer's own, built by the caller's wiring
+    from :func:`gallery_settings` (see :data:`OpenRule`), which also closes them."""
 
-    def __init__(self, settings: Settings, home: Path) -> None:
-        from facelens.wiring import Components  # the composition root, built per gallery
-
-        bench_settings = settings.model_copy(
-            update={
-                "home": home,
-                "collections_url": "memory://",
-                "profiles_url": "memory://",
-                "objects_url": f"file://{home / 'objects'}",
-            }
-        )
-        self.components = Components(settings=bench_settings, instance="bench-identify")
-        finder = self.components.finder
-        if not isinstance(finder, EngineFinder):  # memory:// above: never Rekognition's
-            raise ConfigurationError("bench identify measures facelens' own engine finder")
+    def __init__(
+        self,
+        finder: EngineFinder,
+        store: CollectionStore,
+        collections: CollectionService,
+        users: UserService,
+    ) -> None:
         self.finder = finder
-        self.collection_id = bench_settings.recognizer.collection_id
-        self.components.collections.create_collection(self.collection_id)
+        self.store = store
+        self.collections = collections
+        self.users = users
+        self.collection_id = finder.options.collection_id
+        self.collections.create_collection(self.collection_id)
         self._index: dict[str, int] = {}
         self.refused = 0
-
-    def __enter__(self) -> RecognizerRule:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self.components.close()
 
     def enrol(
         self, identities: Sequence[str], photos: Mapping[str, Sequence[Vector]]
     ) -> dict[str, list[Vector]]:
         """Enrols each identity (gallery index = position in ``identities``) as ``facelens
         enroll`` does; returns the vectors each identity kept (refused faces are deleted)."""
-        c = self.components
         box = BoundingBox(0.5, 0.5, 0.25, 0.25)  # not used by any decision
         new: list[NewFace] = []
         owner: dict[str, str] = {}
@@ -280,19 +282,19 @@ class RecognizerRule:
                 owner[face_id] = name
                 new.append(NewFace(face_id, str(uuid.uuid4()), user_id, box, 100.0, vector))
         for start in range(0, len(new), 1000):
-            c.store.add_faces(self.collection_id, new[start : start + 1000])
+            self.store.add_faces(self.collection_id, new[start : start + 1000])
         kept: dict[str, list[Vector]] = {name: [] for name in identities}
         by_user: dict[str, list[NewFace]] = {}
         for face in new:
             by_user.setdefault(str(face.external_image_id), []).append(face)
         for user_id, faces in by_user.items():
-            c.users.create_user(self.collection_id, user_id)
-            result = c.users.associate_faces(
+            self.users.create_user(self.collection_id, user_id)
+            result = self.users.associate_faces(
                 self.collection_id, user_id, [f.face_id for f in faces]
             )
             refused = [f.face_id for f in result.unsuccessful]
             if refused:
-                c.collections.delete_faces(self.collection_id, refused)
+                self.collections.delete_faces(self.collection_id, refused)
                 self.refused += len(refused)
             for face in faces:
                 if face.face_id not in refused:
@@ -322,7 +324,8 @@ def describe_rule(settings: Settings) -> dict[str, Any]:
     r = settings.recognizer
     return {
         "name": "recognizer",
-        "code": "facelens.wiring.Components.finder.search (the recognizer's own decision)",
+        "code": "facelens.recognizer.finders.EngineFinder.search as facelens.wiring builds it "
+        "(the recognizer's own decision)",
         "rule": r.rule,
         "max_false_identification_rate": r.max_false_identification_rate,
         "face_match_threshold": r.face_match_threshold,
@@ -427,10 +430,16 @@ def gallery_scores(
     )
 
 
+OpenRule = Callable[[Settings, ExitStack], RecognizerRule]
+"""Builds a gallery's rule from its :func:`gallery_settings`, its parts closed by the stack
+(the front ends pass :func:`facelens.wiring.evaluation.open_recognizer_rule`)."""
+
+
 def measure(
     split: ident.Split,
     vectors: Mapping[str, Vector],
     settings: Settings,
+    open_rule: OpenRule,
     *,
     progress: Progress | None = None,
 ) -> GalleryResult:
@@ -443,8 +452,9 @@ def measure(
     decisions = np.full(len(split.probes), -1, dtype=np.int64)
     with (
         tempfile.TemporaryDirectory(prefix="facelens-identify-") as home,
-        RecognizerRule(settings, Path(home)) as rule,
+        ExitStack() as stack,
     ):
+        rule = open_rule(gallery_settings(settings, Path(home)), stack)
         kept = rule.enrol(
             split.identities,
             {n: [vectors[p] for p in split.gallery[n]] for n in split.identities},
@@ -500,9 +510,11 @@ def run_identify(
     enrol_counts: Sequence[int],
     seed: int,
     cache_dir: Path,
+    open_rule: OpenRule,
     progress: Progress | None = None,
 ) -> IdentifyReport:
-    """The whole benchmark: embed (or read back), then one result per enrol count and size."""
+    """The whole benchmark: embed (or read back), then one result per enrol count and size;
+    ``open_rule`` builds each gallery's rule (:data:`OpenRule`)."""
     started = time.perf_counter()
     found = scan(images)
     paths = [p for ps in found.values() for p in ps]
@@ -514,6 +526,7 @@ def run_identify(
             ident.split(photos, size=size, enrol_photos=k, seed=seed),
             vectors,
             settings,
+            open_rule,
             progress=progress,
         )
         for k in enrol_counts

@@ -8,6 +8,8 @@ their enrolment photo (same-person pairs: 0.2-0.38).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +20,9 @@ from facelens.config import Settings
 from facelens.engine import open_set
 from facelens.engine.registry import build_engine
 from facelens.evaluation import identification as ident
-from facelens.evaluation.identify_run import RecognizerRule, gallery_scores
+from facelens.evaluation.identify_run import RecognizerRule, gallery_scores, gallery_settings
 from facelens.people.matching import MatchPolicy, OpenSetRule, summarise
+from facelens.wiring.evaluation import open_recognizer_rule
 
 DIM = 128
 Vector = npt.NDArray[np.float32]
@@ -51,12 +54,20 @@ def settings(tmp_path: Path) -> Settings:
     return Settings(home=tmp_path)
 
 
-def enrolled(settings: Settings, home: Path, gallery: Vector) -> RecognizerRule:
-    rule = RecognizerRule(settings, home)
-    rule.enrol(
-        [f"p{i}" for i in range(len(gallery))], {f"p{i}": [g] for i, g in enumerate(gallery)}
-    )
-    return rule
+@contextmanager
+def opened_rule(settings: Settings, home: Path) -> Iterator[RecognizerRule]:
+    """The recognizer's rule on a fresh gallery under ``home``, as bench identify opens it."""
+    with ExitStack() as stack:
+        yield open_recognizer_rule(gallery_settings(settings, home), stack)
+
+
+@contextmanager
+def enrolled(settings: Settings, home: Path, gallery: Vector) -> Iterator[RecognizerRule]:
+    with opened_rule(settings, home) as rule:
+        rule.enrol(
+            [f"p{i}" for i in range(len(gallery))], {f"p{i}": [g] for i, g in enumerate(gallery)}
+        )
+        yield rule
 
 
 def policy_of(rule: RecognizerRule) -> MatchPolicy:
@@ -132,7 +143,7 @@ def test_the_benchmark_twin_decides_as_the_recognizer_does(
         [at_distance(rng, gallery[i % n], d) for i, d in enumerate(np.linspace(0.15, 0.5, 60))]
         + list(people(rng, 20))
     )
-    with RecognizerRule(settings, tmp_path / "h") as rule:
+    with opened_rule(settings, tmp_path / "h") as rule:
         kept = rule.enrol(list(enrolled_photos), enrolled_photos)
         assert sum(len(v) for v in kept.values()) == sum(len(v) for v in enrolled_photos.values())
         policy = policy_of(rule)
@@ -173,7 +184,7 @@ def test_the_summary_counts_people_and_those_with_one_photo(
 ) -> None:
     rng = np.random.default_rng(6)
     gallery = people(rng, 5)
-    with RecognizerRule(settings, tmp_path / "h") as rule:
+    with opened_rule(settings, tmp_path / "h") as rule:
         photos = {f"p{i}": [g] for i, g in enumerate(gallery)}
         photos["p0"] = [gallery[0], at_distance(rng, gallery[0], 0.2)]
         rule.enrol(list(photos), photos)
