@@ -42,6 +42,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from facelens.errors import InvalidParameterException
+from facelens.history import nul
 
 _log = logging.getLogger(__name__)
 
@@ -241,10 +242,13 @@ def new_entry(
     at: datetime | None,
 ) -> NewEntry:
     """The checks of :meth:`AuditLog.record`: InvalidParameterException for an unknown
-    action, a missing actor or target, or details that are not JSON."""
+    action, a missing actor or target, an actor, target or collection holding NUL
+    (:mod:`facelens.history.nul`; details may: their JSON escapes it), or details that are
+    not JSON."""
     kind = _action(action)
     if not actor or not target:
         raise InvalidParameterException("An audit entry needs an actor and a target")
+    nul.refuse(actor=actor, target=target, collection_id=collection_id)
     when = (at or datetime.now(UTC)).astimezone(UTC)
     document = dict(details or {})
     try:

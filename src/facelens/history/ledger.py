@@ -22,6 +22,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from facelens.errors import InvalidParameterException
+from facelens.history import nul
 
 CROP_DELETED = "CropDeleted"
 """Set (true) in a record's message once retention deleted its crop (bucket and key go NULL)."""
@@ -71,12 +72,14 @@ class RecognitionLedger(Protocol):
         True when no outcome is recorded for it and it was free, its last claim's lease
         has run out, or that claim is ``owner``'s own (a restarted worker takes back what
         it held). Recording the outcome ends the claim. Of several workers given the same
-        event, only the one holding the claim publishes it."""
+        event, only the one holding the claim publishes it. An id or owner holding NUL is
+        InvalidParameterException (:mod:`facelens.history.nul`)."""
         ...
 
     def record(self, recognition: Recognition) -> bool:
         """Stores the outcome, atomically; False when that recognition id was already there
-        (whichever process or host recorded it first)."""
+        (whichever process or host recorded it first). InvalidParameterException, and nothing
+        stored, when it holds NUL anywhere (:func:`stored_message`)."""
         ...
 
     def recent(self, *, limit: int = 50, status: Status | None = None) -> list[Recognition]:
@@ -99,7 +102,8 @@ class RecognitionLedger(Protocol):
         of the previous page (a cursor; :func:`cursor_of`); after: only records
         newer than this ISO time (a live feed's tail). camera / user_id match the
         message's ``Camera`` / ``UserId``. A time that is not ISO 8601 is an
-        InvalidParameterException.
+        InvalidParameterException. An id or text holding NUL, here or in any other method's
+        filters, matches nothing: no record holds it (:mod:`facelens.history.nul`).
         """
         ...
 
@@ -192,3 +196,21 @@ def encode_message(message: Mapping[str, Any]) -> str:
     """A message as both adapters store it: JSON text, keys in the order given (the order a
     reader gets them back in), anything not JSON (a datetime) as its ``str``."""
     return json.dumps(message, ensure_ascii=False, default=str)
+
+
+def stored_message(recognition: Recognition) -> str:
+    """The message of ``recognition`` as both adapters store it (:func:`encode_message`),
+    once the whole outcome is known storable: InvalidParameterException when a field or
+    the message holds NUL (:mod:`facelens.history.nul`)."""
+    r = recognition
+    nul.refuse(
+        recognition_id=r.recognition_id,
+        topic=r.topic,
+        bucket=r.bucket,
+        key=r.key,
+        etag=r.etag,
+        reason=r.reason,
+    )
+    text = encode_message(r.message)
+    nul.refuse_in_json("message", text)
+    return text

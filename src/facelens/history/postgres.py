@@ -18,7 +18,7 @@ IF NOT EXISTS``. A database whose tables exist needs no CREATE privilege.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any
 
@@ -26,6 +26,7 @@ import psycopg
 from psycopg.pq import TransactionStatus
 
 from facelens.errors import ServiceUnavailableException, StorageError
+from facelens.history.nul import NUL
 
 Connection = psycopg.Connection[tuple[Any, ...]]
 
@@ -167,3 +168,22 @@ class PostgresTables:
                 conn.close()
             return ServiceUnavailableException(f"Lost the PostgreSQL connection: {exc}")
         return StorageError(f"{self._what} in PostgreSQL failed: {exc}")
+
+
+def holds_nul(value: str | None) -> bool:
+    """Whether ``value`` holds NUL, which PostgreSQL refuses as a parameter and no stored
+    text holds (:mod:`facelens.history.nul`): a filter on it matches nothing."""
+    return value is not None and NUL in value
+
+
+def matchable(values: Iterable[str]) -> list[str]:
+    """``values`` without those holding NUL: for ``= ANY(...)``, where they match nothing."""
+    return [value for value in values if NUL not in value]
+
+
+def before_nul(value: str) -> str:
+    """What to bind for ``column > value`` (byte order, ``COLLATE "C"``): ``value`` up to its
+    first NUL. No stored text holds NUL, so for each one ``x``, ``x > value`` exactly when
+    ``x > value[:i]`` (where ``x`` starts with ``value[:i]`` and goes on, its next
+    character is above NUL), as SQLite, which binds NUL, answers."""
+    return value.split(NUL, 1)[0]

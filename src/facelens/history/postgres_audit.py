@@ -10,6 +10,11 @@ target is found inside it by ``strpos``, as SQLite's ``instr``), ids from
 an identity column. Ids grow in the order entries were *begun*: two hosts
 appending at once may commit out of that order, so a page read in that
 instant can miss the entry with the smaller id until the next read.
+
+No entry's actor, target or collection holds NUL (:func:`audit.new_entry`
+refuses it: PostgreSQL cannot bind it), so a filter on one holding it
+matches nothing; details may name it, as JSON escapes it
+(:mod:`facelens.history.nul`).
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from typing import Any
 from facelens.errors import StorageError
 from facelens.history import audit
 from facelens.history.audit import AuditAction, AuditEntry, AuditPage
-from facelens.history.postgres import PostgresTables
+from facelens.history.postgres import PostgresTables, holds_nul
 
 _TABLE = "facelens_audit"
 _SCHEMA = (
@@ -89,14 +94,17 @@ class PostgresAuditLog:
         f = audit.entry_filter(
             limit=limit, before=before, actor=actor, action=action, target=target, since=since
         )
+        if holds_nul(f.actor):
+            return AuditPage([], None)
         clauses: list[str] = []
         params: list[Any] = []
         if f.actor is not None:
             clauses.append("actor = %s")
             params.append(f.actor)
-        if f.target is not None:
-            clauses.append("(target = %s OR strpos(details, %s) > 0)")
-            params += [f.target, f.needle]
+        if f.target is not None and f.needle is not None:
+            clause, named = _concerning(f.target, f.needle)
+            clauses.append(clause)
+            params += named
         if f.action is not None:
             clauses.append("action = %s")
             params.append(f.action.value)
@@ -118,12 +126,10 @@ class PostgresAuditLog:
     def redact(self, person_id: str) -> int:
         """The old row versions stay in the table's files until a VACUUM reuses their space:
         :meth:`purge_deleted`, which forgetting runs after this."""
-        needle = audit.redaction_needle(person_id)
+        clause, named = _concerning(person_id, audit.redaction_needle(person_id))
         with self._tables.transaction() as conn:
             rows = conn.execute(
-                f"SELECT id, target, details FROM {_TABLE}"
-                " WHERE target = %s OR strpos(details, %s) > 0 FOR UPDATE",
-                (person_id, needle),
+                f"SELECT id, target, details FROM {_TABLE} WHERE {clause} FOR UPDATE", named
             ).fetchall()
             for entry_id, target, details in rows:
                 conn.execute(
@@ -153,3 +159,12 @@ class PostgresAuditLog:
 
     def close(self) -> None:
         self._tables.close()
+
+
+def _concerning(target: str, needle: str) -> tuple[str, list[str]]:
+    """The condition (and its parameters) for entries concerning ``target``: as their target,
+    or named in their details (``needle``, ``target`` as JSON). A target holding NUL is no
+    entry's, but details may name it (JSON escapes it): then only they are searched."""
+    if holds_nul(target):
+        return "strpos(details, %s) > 0", [needle]
+    return "(target = %s OR strpos(details, %s) > 0)", [target, needle]

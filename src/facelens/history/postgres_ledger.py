@@ -16,7 +16,10 @@ Choices that keep its answers identical to :mod:`facelens.history.sqlite_ledger`
 * ``recognized_at`` is ``timestamptz`` (microseconds, like the SQLite text)
   and is read back in UTC whatever the session's time zone;
 * a claim's lease is timed by the database's clock, the one clock every
-  host sees.
+  host sees;
+* text holding NUL, which PostgreSQL cannot bind, is refused when written
+  and matches nothing when filtered on, as no stored text holds it
+  (:mod:`facelens.history.nul`).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from facelens.history import nul
 from facelens.history.ledger import (
     CROP_DELETED,
     Recognition,
@@ -32,8 +36,9 @@ from facelens.history.ledger import (
     StrangerSeen,
     encode_message,
     parse_time,
+    stored_message,
 )
-from facelens.history.postgres import PostgresTables
+from facelens.history.postgres import PostgresTables, before_nul, holds_nul, matchable
 
 _TABLE = "facelens_recognitions"
 _CLAIMS = "facelens_recognition_claims"
@@ -69,6 +74,8 @@ class PostgresLedger:
         )
 
     def get(self, recognition_id: str) -> Recognition | None:
+        if holds_nul(recognition_id):
+            return None
         rows = self._select("WHERE recognition_id = %s", [recognition_id])
         return rows[0] if rows else None
 
@@ -81,6 +88,7 @@ class PostgresLedger:
         taken (:meth:`record` ends the claim in the transaction that stores
         the outcome). A claim taken on a recorded id is given back.
         """
+        nul.refuse(recognition_id=recognition_id, owner=owner)
         with self._tables.transaction() as conn:
             taken = conn.execute(
                 f"INSERT INTO {_CLAIMS} AS c VALUES"
@@ -105,6 +113,7 @@ class PostgresLedger:
         """Stores the outcome and ends its claim; False when that recognition id was already
         there (``ON CONFLICT DO NOTHING``: of two hosts racing, exactly one gets True)."""
         r = recognition
+        message = stored_message(r)
         with self._tables.transaction() as conn:
             cursor = conn.execute(
                 f"INSERT INTO {_TABLE} ({_COLUMNS})"
@@ -117,7 +126,7 @@ class PostgresLedger:
                     r.key,
                     r.etag,
                     r.topic,
-                    encode_message(r.message),
+                    message,
                     r.reason,
                     r.recognized_at.astimezone(UTC),
                 ),
@@ -152,10 +161,12 @@ class PostgresLedger:
         if before is not None:
             at = parse_time(before[0])
             clauses.append("(recognized_at < %s OR (recognized_at = %s AND recognition_id > %s))")
-            params += [at, at, before[1]]
+            params += [at, at, before_nul(before[1])]
         if after is not None:
             clauses.append("recognized_at > %s")
             params.append(parse_time(after))
+        if holds_nul(camera) or holds_nul(user_id):
+            return []  # only now: a time that is not ISO is refused whatever else was asked
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         return self._select(f"{where} {_NEWEST_FIRST} LIMIT %s", [*params, limit])
 
@@ -180,15 +191,20 @@ class PostgresLedger:
     ) -> list[Recognition]:
         clauses: list[str] = []
         params: list[Any] = []
+        # What holds NUL is dropped: it names no record, and the other names still do.
+        stranger_face_ids = matchable(stranger_face_ids or [])
+        face_ids = matchable(face_ids)
+        user_id = None if holds_nul(user_id) else user_id
+        stranger_id = None if holds_nul(stranger_id) else stranger_id
         if stranger_face_ids:
             clauses.append("message ->> 'StrangerFaceId' = ANY(%s)")
-            params.append(list(stranger_face_ids))
+            params.append(stranger_face_ids)
         if user_id is not None:
             clauses.append("message ->> 'UserId' = %s")
             params.append(user_id)
         if face_ids:
             clauses.append("message ->> 'FaceId' = ANY(%s)")
-            params.append(list(face_ids))
+            params.append(face_ids)
         if stranger_id is not None:
             clauses.append("message ->> 'StrangerId' = %s")
             params.append(stranger_id)
@@ -199,7 +215,8 @@ class PostgresLedger:
     def delete(self, recognition_ids: list[str]) -> int:
         with self._tables.transaction() as conn:
             cursor = conn.execute(
-                f"DELETE FROM {_TABLE} WHERE recognition_id = ANY(%s)", (list(recognition_ids),)
+                f"DELETE FROM {_TABLE} WHERE recognition_id = ANY(%s)",
+                (matchable(recognition_ids),),
             )
         return cursor.rowcount
 
@@ -217,12 +234,14 @@ class PostgresLedger:
         if after is not None:
             at = parse_time(after[0])
             where += " AND (recognized_at > %s OR (recognized_at = %s AND recognition_id > %s))"
-            params += [at, at, after[1]]
+            params += [at, at, before_nul(after[1])]
         return self._select(f"{where} {_OLDEST_FIRST} LIMIT %s", [*params, limit])
 
     def mark_crop_deleted(self, recognition_id: str) -> None:
         """The message is rewritten here rather than by ``jsonb_set``, which would reorder
         its keys: ``CropDeleted`` goes last, as SQLite's ``json_set`` puts it."""
+        if holds_nul(recognition_id):
+            return
         with self._tables.transaction() as conn:
             row = conn.execute(
                 f"SELECT message FROM {_TABLE} WHERE recognition_id = %s FOR UPDATE",
@@ -239,10 +258,12 @@ class PostgresLedger:
             )
 
     def known_crops(self, bucket: str, keys: list[str]) -> set[str]:
+        if holds_nul(bucket):
+            return set()
         with self._tables.transaction() as conn:
             rows = conn.execute(
                 f"SELECT key FROM {_TABLE} WHERE key = ANY(%s) AND bucket = %s",
-                (list(keys), bucket),
+                (matchable(keys), bucket),
             ).fetchall()
         return {row[0] for row in rows}
 
@@ -262,7 +283,7 @@ class PostgresLedger:
             # NULLS LAST: SQLite orders a missing box below every area.
             where += " AND key IS NOT NULL"
             order = f"ORDER BY {_BOX_AREA} DESC NULLS LAST, recognized_at DESC, recognition_id"
-        return self._select(f"{where} {order} LIMIT %s", [list(stranger_ids), limit])
+        return self._select(f"{where} {order} LIMIT %s", [matchable(stranger_ids), limit])
 
     def strangers_seen(self, stranger_ids: Sequence[str] | None = None) -> dict[str, StrangerSeen]:
         sql = (
@@ -274,7 +295,7 @@ class PostgresLedger:
             sql += "message ->> 'StrangerId' IS NOT NULL"
         else:
             sql += "message ->> 'StrangerId' = ANY(%s)"
-            params.append(list(stranger_ids))
+            params.append(matchable(stranger_ids))
         with self._tables.transaction() as conn:
             rows = conn.execute(
                 f"{sql} GROUP BY sid ORDER BY (message ->> 'StrangerId') COLLATE \"C\"", params

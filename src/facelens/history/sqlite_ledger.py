@@ -16,14 +16,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from facelens.history import nul
 from facelens.history.ledger import (
     CROP_DELETED,
     Recognition,
     Status,
     StrangerSeen,
-    encode_message,
     parse_time,
     stamp,
+    stored_message,
 )
 from facelens.sqlite import SqliteDatabase
 
@@ -72,6 +73,7 @@ class SqliteLedger:
     def claim(self, recognition_id: str, owner: str, *, lease_seconds: float) -> bool:
         """See :meth:`~facelens.history.ledger.RecognitionLedger.claim`; the lease is timed
         by this host's clock (every process sharing the file is on this host)."""
+        nul.refuse(recognition_id=recognition_id, owner=owner)
         now = time.time()
         with self._db.transaction() as conn:
             done = conn.execute(
@@ -91,6 +93,7 @@ class SqliteLedger:
         """Stores the outcome and ends its claim; False when that recognition id was already
         there."""
         r = recognition
+        message = stored_message(r)
         with self._db.transaction() as conn:
             cursor = conn.execute(
                 "INSERT OR IGNORE INTO recognitions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -101,7 +104,7 @@ class SqliteLedger:
                     r.key,
                     r.etag,
                     r.topic,
-                    encode_message(r.message),
+                    message,
                     r.reason,
                     stamp(r.recognized_at),
                 ),

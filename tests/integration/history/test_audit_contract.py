@@ -23,6 +23,10 @@ from facelens.history.audit import (
 from facelens.history.registry import open_audit_log
 from tests.integration.history.conftest import OpenAudit
 
+NUL = "a\x00b"
+"""Text holding U+0000: PostgreSQL cannot bind it, so no adapter stores it
+(:mod:`facelens.history.nul`)."""
+
 
 def test_record_returns_and_stores_the_entry(log: AuditLog) -> None:
     at = datetime(2024, 5, 1, 8, 0, tzinfo=UTC)
@@ -212,3 +216,36 @@ def test_two_instances_share_one_log(open_audit_on: OpenAudit) -> None:
     assert [e.actor for e in first.entries(target="anna").entries] == ["cli:b", "api-key:a"]
     assert second.redact("anna") == 2
     assert first.entries(target="anna").entries == []
+
+
+@pytest.mark.parametrize("field", ["actor", "target", "collection_id"])
+def test_an_entry_holding_nul_is_refused_and_nothing_is_stored(log: AuditLog, field: str) -> None:
+    """InvalidParameterException on both adapters (was a StorageError, a 500, on PostgreSQL)."""
+    fields = {"actor": "cli:ada", "target": "anna", "collection_id": "staff", field: NUL}
+    with pytest.raises(InvalidParameterException, match="NUL"):
+        log.record(
+            fields["actor"],
+            AuditAction.ENROL,
+            fields["target"],
+            collection_id=fields["collection_id"],
+        )
+    assert log.entries().entries == []
+
+
+def test_nul_in_details_is_kept_and_filters_holding_nul_match_only_details(log: AuditLog) -> None:
+    """Details are JSON text, where NUL is the escape ``\\u0000``: both databases keep it. A
+    filter holding NUL matches no actor or target (none holds it), and finds the details
+    that name it, as :meth:`AuditLog.redact` does."""
+    log.record("cli:ada", AuditAction.MERGE_STRANGERS, "s-1", details={"Into": NUL, NUL: 1})
+    log.record("cli:ada", AuditAction.PROFILE_READ, "anna")
+    (first, _) = reversed(log.entries().entries)
+    assert first.details == {"Into": NUL, NUL: 1}
+    assert log.entries(actor=NUL).entries == []
+    assert [e.target for e in log.entries(target=NUL).entries] == ["s-1"]
+    assert log.entries(target=NUL, actor="cli:ada", action=AuditAction.PROFILE_READ).entries == []
+    assert log.redact(NUL) == 1
+    assert log.entries(target=NUL).entries == []
+    alias = pseudonym(NUL)
+    assert log.entries(target=alias).entries[0].details == {"Into": alias, alias: 1}
+    entry = log.record_forget("cli:ada", NUL)
+    assert entry.target == alias

@@ -21,11 +21,15 @@ from facelens.history.ledger import (
     Status,
     StrangerSeen,
     cursor_of,
+    stamp,
 )
 from tests.integration.history.conftest import OpenLedger
 
 T0 = datetime(2024, 5, 1, 8, 0, tzinfo=UTC)
 LONG_LEASE_S = 60.0
+NUL = "a\x00b"
+"""Text holding U+0000: PostgreSQL cannot bind it, so no adapter stores it
+(:mod:`facelens.history.nul`)."""
 
 
 def outcome(
@@ -267,3 +271,89 @@ def test_two_instances_share_one_history(open_ledger_on: OpenLedger) -> None:
     second.record(outcome("r2", T0 + timedelta(1), status=Status.UNKNOWN, StrangerId="s-1"))
     assert ids(first.recent()) == ids(second.recent()) == ["r2", "r1"]
     assert first.strangers_seen()["s-1"].count == 2
+
+
+def test_a_filter_holding_nul_matches_nothing(ledger: RecognitionLedger) -> None:
+    """Whatever a query string carries (``?camera=%00``) answers as no match, never a
+    StorageError (was a 500 on PostgreSQL); the other names given beside it still match."""
+    ledger.record(outcome("r1", T0, key="faces/r1.jpg", Camera="door", UserId="anna", FaceId="f1"))
+    ledger.record(outcome("s1", T0, status=Status.UNKNOWN, key="faces/s1.jpg", StrangerId="s-1"))
+    assert ledger.get(NUL) is None
+    assert ledger.history(camera=NUL) == []
+    assert ledger.history(user_id=NUL) == []
+    assert ledger.history(camera=NUL, status=Status.IDENTIFIED, after=T0.isoformat()) == []
+    with pytest.raises(InvalidParameterException):  # the time is checked whatever else is asked
+        ledger.history(camera=NUL, after="yesterday")
+    assert (
+        ledger.naming(user_id=NUL, face_ids=[NUL], stranger_id=NUL, stranger_face_ids=[NUL]) == []
+    )
+    assert ids(ledger.naming(user_id=NUL, face_ids=[NUL, "f1"], stranger_id=NUL)) == ["r1"]
+    assert ids(
+        ledger.naming(user_id=None, face_ids=[], stranger_id="s-1", stranger_face_ids=[NUL])
+    ) == ["s1"]
+    assert ledger.sightings([NUL]) == []
+    assert ids(ledger.sightings([NUL, "s-1"])) == ["s1"]
+    assert ledger.strangers_seen([NUL]) == {}
+    assert list(ledger.strangers_seen([NUL, "s-1"])) == ["s-1"]
+    assert ledger.known_crops(NUL, ["faces/r1.jpg"]) == set()
+    assert ledger.known_crops("crops", [NUL, "faces/r1.jpg"]) == {"faces/r1.jpg"}
+    ledger.mark_crop_deleted(NUL)
+    assert ledger.delete([NUL]) == 0
+    assert ledger.count() == 2
+
+
+def test_a_cursor_id_holding_nul_pages_in_byte_order(ledger: RecognitionLedger) -> None:
+    """A cursor is compared, not matched: ids after ``"a\\0"`` in byte order are those after
+    ``"a"`` (``"a" < "a\\0" < "a0"``), as SQLite compares the NUL itself."""
+    t1 = T0 + timedelta(seconds=1)
+    for rid in ("a", "a0", "b"):
+        ledger.record(outcome(rid, t1, key=f"faces/{rid}.jpg"))
+    ledger.record(outcome("z", T0, key="faces/z.jpg"))
+    assert ids(ledger.history(before=(t1.isoformat(), "a\x00"))) == ["a0", "b", "z"]
+    assert ids(ledger.history(before=(t1.isoformat(), "a0\x00z"))) == ["b", "z"]
+    later = T0 + timedelta(hours=1)
+    rest = ledger.crops_older_than(later, [Status.IDENTIFIED], after=(stamp(t1), "a\x00"))
+    assert ids(rest) == ["a0", "b"]
+
+
+@pytest.mark.parametrize(
+    "field", ["recognition_id", "topic", "bucket", "key", "etag", "reason", "Camera", "Name\x00"]
+)
+def test_an_outcome_holding_nul_is_refused_and_nothing_is_stored(
+    ledger: RecognitionLedger, field: str
+) -> None:
+    """InvalidParameterException (a client's error, never a StorageError: the worker would
+    retry it forever) on both adapters, for its text columns and anywhere in its message
+    (PostgreSQL's ``->>`` fails on every row whose JSON escapes NUL)."""
+    good = outcome("r1", T0, key="faces/r1.jpg", Camera="door", Profile={"Name": "Ada"})
+    if field[0].isupper():  # in the message: a value, or a key of a nested object
+        message = dict(good.message)
+        if field == "Camera":
+            message["Camera"] = NUL
+        else:
+            message["Profile"] = {field: "Ada"}
+        bad = Recognition(**{**vars(good), "message": message})
+    else:
+        bad = Recognition(**{**vars(good), field: NUL})
+    with pytest.raises(InvalidParameterException, match="NUL"):
+        ledger.record(bad)
+    assert ledger.count() == 0
+    assert ledger.record(good)  # the id was not taken by the refused one
+
+
+def test_json_text_that_only_looks_like_an_escaped_nul_is_stored(ledger: RecognitionLedger) -> None:
+    """A backslash before ``u0000`` is text, not NUL: kept, and found by its filters."""
+    text = "\\u0000 and \\\\u0000"
+    assert ledger.record(outcome("r1", T0, Camera=text, Note="\\"))
+    got = ledger.get("r1")
+    assert got is not None
+    assert got.message["Camera"] == text
+    assert ids(ledger.history(camera=text)) == ["r1"]
+
+
+def test_a_claim_holding_nul_is_refused(ledger: RecognitionLedger) -> None:
+    with pytest.raises(InvalidParameterException, match="NUL"):
+        ledger.claim(NUL, "host-a", lease_seconds=LONG_LEASE_S)
+    with pytest.raises(InvalidParameterException, match="NUL"):
+        ledger.claim("r1", NUL, lease_seconds=LONG_LEASE_S)
+    assert ledger.claim("r1", "host-a", lease_seconds=LONG_LEASE_S)
