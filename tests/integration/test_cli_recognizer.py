@@ -149,11 +149,19 @@ def test_put_a_crop_then_drain_the_recognizer(
             env=cli_env,
         )
     )
-    assert forgotten == {
+    assert forgotten == {  # the one shape every forgetting answers with
+        "Person": "obama",
+        "Kind": "user",
+        "CollectionId": "faces",
+        "DeletedUser": "obama",
         "DeletedFaces": [face_id],
+        "DeletedStrangerFaces": [],
+        "DeletedNegatives": [],
         "DeletedProfiles": [face_id],
         "DeletedCrops": ["faces/11_26/10_30/1_0.jpg"],
         "DeletedRecords": 1,
+        "FormerStrangerIds": [],
+        "Purged": True,
     }
     missing = error(
         facelens("objects", "head", "faces/11_26/10_30/1_0.jpg", env=cli_env, check=False)

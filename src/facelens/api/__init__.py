@@ -8,5 +8,5 @@ and :mod:`~facelens.api.aws` (``POST /`` and ``/topics/``);
 and runs it. What every route shares: authentication
 (:mod:`~facelens.api.security`), the error shape (:mod:`~facelens.api.errors`),
 the checks before any route (:mod:`~facelens.api.middleware`) and who did what
-(:mod:`~facelens.api.auditing`).
+(:mod:`~facelens.api.actors`).
 """

@@ -29,8 +29,11 @@ from facelens.history.audit import AuditLog
 from facelens.history.ledger import RecognitionLedger
 from facelens.people.corrections import CorrectionService
 from facelens.people.forget import Forgetter
+from facelens.people.gallery import Gallery
 from facelens.people.identify import Identifier
 from facelens.people.matching import MatchPolicy
+from facelens.people.profiles import ProfileService
+from facelens.people.stranger_curation import StrangerCuration
 from facelens.people.strangers import StrangerService
 from facelens.profiles.store import ProfileStore
 from facelens.storage.protocol import ObjectStore
@@ -78,6 +81,29 @@ Corrections = Annotated[CorrectionService, _provided(lambda p: p.corrections)]
 Strangers = Annotated[StrangerService, _provided(lambda p: p.strangers)]
 Forget = Annotated[Forgetter, _provided(lambda p: p.forgetter)]
 Identify = Annotated[Identifier, _provided(lambda p: p.identifier)]
+
+
+def _gallery(request: Request) -> Gallery:
+    parts: ServerParts = request.app.state.parts
+    return Gallery(parts.collections(), parts.users(), parts.audit())
+
+
+def _profile_service(request: Request) -> ProfileService:
+    parts: ServerParts = request.app.state.parts
+    return ProfileService(parts.profiles(), parts.audit())
+
+
+def _curation(request: Request) -> StrangerCuration:
+    parts: ServerParts = request.app.state.parts
+    return StrangerCuration(parts.strangers(), parts.audit())
+
+
+GalleryChanges = Annotated[Gallery, Depends(_gallery)]
+"""The collections' faces and users, each change recorded as the caller's."""
+ProfileAccess = Annotated[ProfileService, Depends(_profile_service)]
+"""The profiles, each read and write recorded as the caller's."""
+Curation = Annotated[StrangerCuration, Depends(_curation)]
+"""Naming, merging and splitting strangers, each recorded as the caller's."""
 
 
 def _enrol(request: Request) -> Enrol:

@@ -22,7 +22,7 @@ def audit_action(
     details: Mapping[str, Any] | None = None,
 ) -> None:
     """Records ``action`` on ``target`` by this command's user."""
-    audit.record(cli_actor(), action, target, collection_id=collection_id, details=details)
+    audit.record(cli_actor().label, action, target, collection_id=collection_id, details=details)
 
 
 def audit_forget(
@@ -31,7 +31,7 @@ def audit_forget(
     """Records that ``person_id`` was forgotten, under its pseudonym (never in clear), then
     redacts the person and their faces in every earlier entry."""
     audit.record_forget(
-        cli_actor(),
+        cli_actor().label,
         person_id,
         also=face_ids,
         collection_id=collection_id,

@@ -1,4 +1,9 @@
-"""`facelens collections create|describe|list|delete|reindex`."""
+"""`facelens collections create|describe|list|delete|reindex`.
+
+Deleting a collection, and the faces ``reindex --drop-unsourced`` deletes, go through
+:class:`facelens.people.gallery.Gallery`, which records them in the audit log as
+``cli:<os user>``.
+"""
 
 from __future__ import annotations
 
@@ -10,14 +15,14 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from facelens.cli.auditing import audit_action
 from facelens.cli.options import CollectionId, MaxResults, NextToken
 from facelens.cli.output import run
-from facelens.collection.reindex import ReindexPlan, ReindexResult, plan_reindex, reindex
+from facelens.collection.reindex import ReindexPlan, ReindexResult, plan_reindex
 from facelens.collection.service import CollectionService
 from facelens.config import Settings
 from facelens.errors import ResourceNotFoundException
-from facelens.history.audit import AuditAction
+from facelens.history.audit import cli_actor
+from facelens.people.gallery import Gallery
 from facelens.people.matching import negatives_collection
 from facelens.people.stranger_types import companion_id
 from facelens.rendering import rekognition_json
@@ -73,13 +78,7 @@ def delete(collection_id: CollectionId) -> None:
     settings = Settings()
 
     def action(stack: ExitStack) -> dict[str, int]:
-        open_collections(settings, stack).collections.delete_collection(collection_id)
-        audit_action(
-            open_audit(settings, stack),
-            AuditAction.DELETE_COLLECTION,
-            collection_id,
-            collection_id=collection_id,
-        )
+        _gallery(settings, stack).delete_collection(cli_actor(), collection_id)
         return {"StatusCode": 200}
 
     run(action)
@@ -108,7 +107,8 @@ def reindex_(
     settings = Settings()
 
     def action(stack: ExitStack) -> dict[str, Any]:
-        collections = open_collections(settings, stack).collections
+        gallery = _gallery(settings, stack)
+        collections = gallery.collections
         ids = [collection, *_companions(collections, collection)]
         plan = plan_reindex(collections, ids)
         if not plan.todo:
@@ -124,26 +124,20 @@ def reindex_(
             transient=True,
         ) as progress:
             task = progress.add_task(f"Re-embedding {collection}", total=max(plan.face_count, 1))
-            result = reindex(
-                collections,
+            result = gallery.reindex(
+                cli_actor(),
                 plan,
                 drop_unsourced=drop_unsourced,
                 progress=lambda n: progress.advance(task, n),
             )
-        dropped = [done for done in result.reindexed if done.dropped]
-        if dropped:
-            audit = open_audit(settings, stack)
-            for done in dropped:
-                audit_action(
-                    audit,
-                    AuditAction.DELETE_FACE,
-                    done.collection_id,
-                    collection_id=done.collection_id,
-                    details={"FaceIds": list(done.dropped), "Reason": "reindex: no source"},
-                )
         return _as_json(result)
 
     run(action)
+
+
+def _gallery(settings: Settings, stack: ExitStack) -> Gallery:
+    parts = open_collections(settings, stack)
+    return Gallery(parts.collections, parts.users, open_audit(settings, stack))
 
 
 def _companions(collections: CollectionService, collection: str) -> list[str]:

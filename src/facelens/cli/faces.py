@@ -1,4 +1,8 @@
-"""`facelens faces index|search|search-by-id|list|delete`."""
+"""`facelens faces index|search|search-by-id|list|delete`.
+
+Indexing and deleting go through :class:`facelens.people.gallery.Gallery`, which records
+them in the audit log as ``cli:<os user>``.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,6 @@ from typing import Annotated, Any
 import typer
 from rich.progress import Progress
 
-from facelens.cli.auditing import audit_action
 from facelens.cli.images import read_image
 from facelens.cli.options import (
     CollectionId,
@@ -27,7 +30,8 @@ from facelens.collection import enroll
 from facelens.collection.models import QualityFilter
 from facelens.collection.service import DEFAULT_FACE_MATCH_THRESHOLD, DEFAULT_SEARCH_MAX_FACES
 from facelens.config import Settings
-from facelens.history.audit import AuditAction, faces_target
+from facelens.history.audit import cli_actor
+from facelens.people.gallery import Gallery
 from facelens.rendering import rekognition_json
 from facelens.wiring.stores import build_analyzer, open_audit, open_collections
 
@@ -61,18 +65,14 @@ def index(
         return
 
     def action(stack: ExitStack) -> dict[str, Any]:
-        result = open_collections(settings, stack).collections.index_faces(
+        result = _gallery(settings, stack).index_faces(
+            cli_actor(),
             collection_id,
             read_image(settings, path),
             external_image_id=external_image_id,
             max_faces=max_faces,
             quality_filter=quality_filter,
         )
-        ids = [r.face.face_id for r in result.face_records]
-        details = {"FaceIds": ids, "ExternalImageId": external_image_id}
-        target = faces_target(collection_id, ids)
-        audit = open_audit(settings, stack)
-        audit_action(audit, AuditAction.ENROL, target, collection_id=collection_id, details=details)
         return rekognition_json.index_faces(result)
 
     run(action)
@@ -83,13 +83,13 @@ def _index_folder(
 ) -> None:
     with aws_errors(), ExitStack() as stack:
         items = enroll.plan(folder)
-        parts = open_collections(settings, stack)
+        gallery = _gallery(settings, stack)
         with Progress(transient=True) as progress:
             task = progress.add_task(f"Enrolling {folder}", total=len(items))
-            outcomes = enroll.enrol(
-                parts.collections,
-                parts.users,
+            outcomes = gallery.index_folder(
+                cli_actor(),
                 collection_id,
+                folder,
                 items,
                 quality_filter=quality,
                 workers=workers,
@@ -112,19 +112,6 @@ def _index_folder(
             entry.update(o.error.to_dict())
         images.append(entry)
     failed = sum(o.error is not None for o in outcomes)
-    with aws_errors(), ExitStack() as stack:
-        enrolled = {
-            "Folder": str(folder),
-            "FaceIds": [f for e in images for f in e.get("FaceIds", [])],
-            "UserIds": sorted({e["UserId"] for e in images if "UserId" in e}),
-        }
-        audit_action(
-            open_audit(settings, stack),
-            AuditAction.ENROL,
-            collection_id,
-            collection_id=collection_id,
-            details=enrolled,
-        )
     emit(
         {
             "Images": images,
@@ -210,19 +197,14 @@ def delete(collection_id: CollectionId, face_ids: FaceIds) -> None:
     settings = Settings()
 
     def action(stack: ExitStack) -> dict[str, Any]:
-        collections = open_collections(settings, stack).collections
-        result = collections.delete_faces(collection_id, split_ids(face_ids))
-        ids = list(result.deleted_faces)
-        target = faces_target(collection_id, ids)
-        details = {"FaceIds": ids}
-        if ids:
-            audit_action(
-                open_audit(settings, stack),
-                AuditAction.DELETE_FACE,
-                target,
-                collection_id=collection_id,
-                details=details,
-            )
+        result = _gallery(settings, stack).delete_faces(
+            cli_actor(), collection_id, split_ids(face_ids)
+        )
         return rekognition_json.delete_faces(result)
 
     run(action)
+
+
+def _gallery(settings: Settings, stack: ExitStack) -> Gallery:
+    parts = open_collections(settings, stack)
+    return Gallery(parts.collections, parts.users, open_audit(settings, stack))

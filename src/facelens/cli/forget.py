@@ -16,6 +16,7 @@ import typer
 from facelens.cli.output import run
 from facelens.config import Settings
 from facelens.history.audit import cli_actor
+from facelens.rendering.forget import forget_json
 from facelens.wiring.people import forgetter
 from facelens.wiring.stores import open_collections, open_history, open_profiles, open_raw_objects
 
@@ -44,7 +45,7 @@ def forget(
             open_history(settings, stack),
             open_raw_objects(settings, stack),
         )
-        report = forget_.forget(person, collection_id=collection_id, actor=cli_actor())
-        return report.as_json()
+        report = forget_.forget(person, actor=cli_actor(), collection_id=collection_id)
+        return forget_json(report)
 
     run(action)

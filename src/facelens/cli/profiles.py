@@ -3,6 +3,8 @@
 ``--attr K=V`` sets a string; ``--attr K:=JSON`` a typed value (number,
 list, map: the httpie convention); ``--item`` takes DynamoDB's typed JSON,
 so the original recipe's ``aws dynamodb put-item`` items paste in as they are.
+Every read and write goes through :class:`facelens.people.profiles.ProfileService`,
+which records it in the audit log as ``cli:<os user>``.
 """
 
 from __future__ import annotations
@@ -13,12 +15,12 @@ from typing import Annotated, Any
 import typer
 
 from facelens import json_limits
-from facelens.cli.auditing import audit_action
 from facelens.cli.options import NextToken
 from facelens.cli.output import run
 from facelens.config import Settings
 from facelens.errors import InvalidParameterException, ResourceNotFoundException
-from facelens.history.audit import AuditAction
+from facelens.history.audit import cli_actor
+from facelens.people.profiles import ProfileService
 from facelens.profiles.dynamo import from_dynamo_item, to_dynamo_item
 from facelens.profiles.types import Profile
 from facelens.wiring.stores import open_audit, open_profiles
@@ -58,6 +60,10 @@ def _item_option(text: str) -> dict[str, Any]:
     return from_dynamo_item(document)
 
 
+def _profiles(settings: Settings, stack: ExitStack) -> ProfileService:
+    return ProfileService(open_profiles(settings, stack), open_audit(settings, stack))
+
+
 def _shape(profile: Profile, *, dynamodb: bool) -> dict[str, Any]:
     item = dict(profile.item)
     return {"Item": to_dynamo_item(item)} if dynamodb else item
@@ -87,12 +93,7 @@ def put(
         target = profile_id or attributes.get("FaceId") or attributes.get("UserId")
         if not isinstance(target, str):
             raise InvalidParameterException("Give the id, or a FaceId or UserId in --item")
-        store = open_profiles(settings, stack)
-        profile = store.update(target, attributes) if merge else store.put(target, attributes)
-        details = {"Attributes": sorted(attributes), "Merge": merge}
-        audit_action(
-            open_audit(settings, stack), AuditAction.PROFILE_WRITE, target, details=details
-        )
+        profile = _profiles(settings, stack).put(cli_actor(), target, attributes, merge=merge)
         return dict(profile.item)
 
     run(action)
@@ -109,10 +110,9 @@ def get(
     settings = Settings()
 
     def action(stack: ExitStack) -> dict[str, Any]:
-        profile = open_profiles(settings, stack).get(profile_id)
+        profile = _profiles(settings, stack).get(cli_actor(), profile_id)
         if profile is None:
             raise ResourceNotFoundException(f"No profile for {profile_id}")
-        audit_action(open_audit(settings, stack), AuditAction.PROFILE_READ, profile_id)
         return _shape(profile, dynamodb=dynamodb)
 
     run(action)
@@ -124,9 +124,8 @@ def delete(profile_id: ProfileId) -> None:
     settings = Settings()
 
     def action(stack: ExitStack) -> dict[str, Any]:
-        if not open_profiles(settings, stack).delete(profile_id):
+        if not _profiles(settings, stack).delete(cli_actor(), profile_id):
             raise ResourceNotFoundException(f"No profile for {profile_id}")
-        audit_action(open_audit(settings, stack), AuditAction.PROFILE_DELETE, profile_id)
         return {}
 
     run(action)
@@ -141,10 +140,9 @@ def list_(
     settings = Settings()
 
     def action(stack: ExitStack) -> dict[str, Any]:
-        page = open_profiles(settings, stack).list(max_results=max_results, next_token=next_token)
-        if page.profiles:
-            read = {"ProfileIds": [p.profile_id for p in page.profiles]}
-            audit_action(open_audit(settings, stack), AuditAction.PROFILE_READ, "*", details=read)
+        page = _profiles(settings, stack).list(
+            cli_actor(), max_results=max_results, next_token=next_token
+        )
         out: dict[str, Any] = {"Items": [dict(p.item) for p in page.profiles]}
         if page.next_token:
             out["NextToken"] = page.next_token

@@ -1,8 +1,9 @@
 """`facelens strangers list|show|name|merge|split`: the anonymous persons unknown faces form.
 
 They act on the recognizer's collection (``recognizer.collection_id``) unless
-``--collection-id`` says otherwise. Changes are recorded in the audit log as
-``cli:<os user>``.
+``--collection-id`` says otherwise. Changes go through
+:class:`facelens.people.stranger_curation.StrangerCuration`, which records them
+in the audit log as ``cli:<os user>``.
 """
 
 from __future__ import annotations
@@ -13,12 +14,12 @@ from typing import Annotated, Any
 
 import typer
 
-from facelens.cli.auditing import audit_action
 from facelens.cli.options import FaceIds, split_ids
 from facelens.cli.output import run
 from facelens.config import Settings
 from facelens.errors import InvalidParameterException
-from facelens.history.audit import AuditAction
+from facelens.history.audit import cli_actor
+from facelens.people.stranger_curation import StrangerCuration
 from facelens.people.stranger_types import named_json, stranger_json
 from facelens.people.strangers import StrangerService
 from facelens.wiring.people import stranger_service
@@ -47,6 +48,10 @@ def _strangers(settings: Settings, stack: ExitStack) -> StrangerService:
         open_profiles(settings, stack),
         open_ledger(settings, stack),
     )
+
+
+def _curation(settings: Settings, stack: ExitStack) -> StrangerCuration:
+    return StrangerCuration(_strangers(settings, stack), open_audit(settings, stack))
 
 
 @app.command("list")
@@ -98,16 +103,8 @@ def name(
         if display_name is not None:
             attributes["Name"] = display_name
         collection = _collection(settings, collection_id)
-        named = _strangers(settings, stack).name(
-            collection, stranger_id, user_id, profile=attributes, extend=extend
-        )
-        details = {"StrangerId": stranger_id, "Faces": len(named.face_ids)}
-        audit_action(
-            open_audit(settings, stack),
-            AuditAction.NAME_STRANGER,
-            user_id,
-            collection_id=collection,
-            details=details,
+        named = _curation(settings, stack).name(
+            cli_actor(), collection, stranger_id, user_id, profile=attributes, extend=extend
         )
         return named_json(named)
 
@@ -125,14 +122,7 @@ def merge(
 
     def action(stack: ExitStack) -> dict[str, Any]:
         collection = _collection(settings, collection_id)
-        merged = _strangers(settings, stack).merge(collection, into, other)
-        audit_action(
-            open_audit(settings, stack),
-            AuditAction.MERGE_STRANGERS,
-            into,
-            collection_id=collection,
-            details={"Other": other},
-        )
+        merged = _curation(settings, stack).merge(cli_actor(), collection, into, other)
         return {"Stranger": stranger_json(merged)}
 
     run(action)
@@ -145,16 +135,9 @@ def split(stranger_id: StrangerId, face_ids: FaceIds, collection_id: Collection 
 
     def action(stack: ExitStack) -> dict[str, Any]:
         collection = _collection(settings, collection_id)
-        ids = split_ids(face_ids)
-        strangers = _strangers(settings, stack)
-        new_id = strangers.split(collection, stranger_id, ids)
-        audit_action(
-            open_audit(settings, stack),
-            AuditAction.SPLIT_STRANGER,
-            stranger_id,
-            collection_id=collection,
-            details={"NewStrangerId": new_id, "FaceIds": ids},
-        )
+        curation = _curation(settings, stack)
+        strangers = curation.strangers
+        new_id = curation.split(cli_actor(), collection, stranger_id, split_ids(face_ids))
         return {
             "StrangerId": new_id,
             "Stranger": stranger_json(strangers.get(collection, new_id)),

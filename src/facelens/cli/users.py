@@ -1,4 +1,9 @@
-"""`facelens users create|associate|disassociate|list|delete|search`."""
+"""`facelens users create|associate|disassociate|list|delete|search`.
+
+Associating faces and deleting a user go through :class:`facelens.people.gallery.Gallery`,
+``delete --delete-faces`` through :class:`facelens.people.forget.Forgetter`; both record
+what they did in the audit log as ``cli:<os user>``.
+"""
 
 from __future__ import annotations
 
@@ -7,20 +12,21 @@ from typing import Annotated, Any
 
 import typer
 
-from facelens.cli.auditing import audit_action, audit_forget
 from facelens.cli.images import read_image
 from facelens.cli.options import CollectionId, FaceIds, NextToken, Quality, UserIdOpt, split_ids
 from facelens.cli.output import run
 from facelens.collection.models import QualityFilter
 from facelens.collection.users import DEFAULT_USER_MATCH_THRESHOLD
 from facelens.config import Settings
-from facelens.history.audit import AuditAction
-from facelens.recognizer.forget import forget_user
+from facelens.history.audit import cli_actor
+from facelens.people.gallery import Gallery
 from facelens.rendering import rekognition_json
+from facelens.rendering.forget import forget_json
+from facelens.wiring.people import forgetter
 from facelens.wiring.stores import (
     open_audit,
     open_collections,
-    open_ledger,
+    open_history,
     open_profiles,
     open_raw_objects,
 )
@@ -56,16 +62,12 @@ def associate(
     settings = Settings()
 
     def action(stack: ExitStack) -> dict[str, Any]:
-        result = open_collections(settings, stack).users.associate_faces(
+        result = _gallery(settings, stack).associate_faces(
+            cli_actor(),
             collection_id,
             user_id,
             split_ids(face_ids),
             user_match_threshold=user_match_threshold,
-        )
-        details = {"FaceIds": list(result.associated_face_ids)}
-        audit = open_audit(settings, stack)
-        audit_action(
-            audit, AuditAction.ENROL, user_id, collection_id=collection_id, details=details
         )
         return rekognition_json.associate_faces(result)
 
@@ -118,30 +120,21 @@ def delete(
     settings = Settings()
 
     def action(stack: ExitStack) -> dict[str, Any]:
-        users = open_collections(settings, stack).users
         if not delete_faces:
-            users.delete_user(collection_id, user_id)
-            audit = open_audit(settings, stack)
-            audit_action(audit, AuditAction.DELETE_USER, user_id, collection_id=collection_id)
+            _gallery(settings, stack).delete_user(cli_actor(), collection_id, user_id)
             return {}
-        report = forget_user(
-            collection_id,
-            user_id,
-            users=users,
-            profiles=open_profiles(settings, stack),
-            ledger=open_ledger(settings, stack),
-            objects=open_raw_objects(settings, stack),
+        forget = forgetter(
+            settings,
+            open_collections(settings, stack),
+            open_profiles(settings, stack),
+            open_history(settings, stack),
+            open_raw_objects(settings, stack),
         )
-        crops, records = len(report.deleted_crops), report.deleted_records
-        audit_forget(
-            open_audit(settings, stack),
-            collection_id,
-            user_id,
-            report.deleted_faces,
-            Crops=crops,
-            Records=records,
+        # As DeleteUser: only a user of the collection (a FaceId or stranger id is not found).
+        report = forget.forget(
+            user_id, actor=cli_actor(), collection_id=collection_id, users_only=True
         )
-        return rekognition_json.forget_report(report)
+        return forget_json(report)
 
     run(action)
 
@@ -167,3 +160,8 @@ def search(
             )
         )
     )
+
+
+def _gallery(settings: Settings, stack: ExitStack) -> Gallery:
+    parts = open_collections(settings, stack)
+    return Gallery(parts.collections, parts.users, open_audit(settings, stack))

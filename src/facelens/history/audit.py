@@ -1,10 +1,12 @@
 """The audit log: who enrolled, deleted, corrected or read whose data, and when.
 
 One entry per action: time, actor, action, target (the person, face or
-collection acted on), the collection, and a small JSON ``details``. Actors
-are strings the entry points build: ``api-key:<name>``, ``access-key:<name>``
-(SigV4), ``dashboard:<user>``, ``local`` (open access on loopback),
-``cli:<os user>``, ``recognizer``. The port is :class:`AuditLog`;
+collection acted on), the collection, and a small JSON ``details``. Who
+acts is an :class:`Actor`, which the entry points make and the application
+services (:mod:`facelens.people`, :mod:`facelens.enrolment`) record, each
+for its own operation; the log keeps its label: ``api-key:<name>``,
+``access-key:<name>`` (SigV4), ``dashboard:<user>``, ``local`` (open access
+on loopback), ``cli:<os user>``, ``recognizer``. The port is :class:`AuditLog`;
 :mod:`facelens.history.sqlite_audit` keeps it in ``<home>/audit.db`` (one
 host), :mod:`facelens.history.postgres_audit` in the PostgreSQL database
 that holds the collections (every host that shares them). The rules both
@@ -52,10 +54,35 @@ MAX_ENTRY_ID = 2**63 - 1
 """The largest entry id: SQLite's INTEGER and PostgreSQL's BIGINT are 64-bit signed (a larger
 ``before`` is refused rather than reaching the query, where it raises OverflowError)."""
 FORGOTTEN_PREFIX = "forgotten:"
-RECOGNIZER = "recognizer"
-"""The actor of what the recognizer or a background job (retention) does on its own."""
-LOCAL = "local"
-"""The actor of a server call with open access (no keys; loopback only)."""
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts on a person's data: how they reached facelens (``kind``: ``api-key``,
+    ``access-key``, ``dashboard``, ``cli``; ``local`` and ``recognizer`` stand alone) and
+    which key, session user or OS user (``name``). Every operation the audit log records
+    takes one, so no change or read is recorded without saying whose it was."""
+
+    kind: str
+    name: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.kind or ":" in self.kind or self.name == "":
+            raise InvalidParameterException(f"Not an actor: {self.kind!r}, {self.name!r}")
+
+    @property
+    def label(self) -> str:
+        """What the log stores and filters on: ``<kind>:<name>``, or ``kind`` alone."""
+        return self.kind if self.name is None else f"{self.kind}:{self.name}"
+
+    def __str__(self) -> str:
+        return self.label
+
+
+RECOGNIZER = Actor("recognizer")
+"""What the recognizer or a background job (retention) does on its own."""
+LOCAL = Actor("local")
+"""A server call with open access (no keys; loopback only)."""
 
 
 class AuditAction(StrEnum):
@@ -341,6 +368,38 @@ def record_forget(
     return entry
 
 
+Context = Mapping[str, Any]
+"""What an entry point adds to the details of the entries an operation records: where the
+call came from (``Via``: the dashboard, the AWS operation), the DynamoDB table. The
+operation's own details win over it."""
+
+
+def with_context(details: Mapping[str, Any], context: Context | None) -> dict[str, Any]:
+    """An operation's ``details`` with the entry point's ``context`` beside them."""
+    return {**(context or {}), **details}
+
+
+def record_as(
+    log: AuditLog,
+    actor: Actor,
+    action: AuditAction,
+    target: str,
+    *,
+    collection_id: str | None = None,
+    details: Mapping[str, Any] | None = None,
+    context: Context | None = None,
+) -> AuditEntry:
+    """Records that ``actor`` did ``action`` on ``target``: how an application service
+    writes its own entry, with the entry point's ``context`` beside its ``details``."""
+    return log.record(
+        actor.label,
+        action,
+        target,
+        collection_id=collection_id,
+        details=with_context(details or {}, context),
+    )
+
+
 def entry_from_row(row: tuple[Any, ...]) -> AuditEntry:
     """An entry from its stored columns: id, at, actor, action, target, collection_id,
     details."""
@@ -379,10 +438,11 @@ def _replace(value: Any, old: str, new: str) -> Any:
     return value
 
 
-def cli_actor() -> str:
+def cli_actor() -> Actor:
     """``cli:<os user>``: who ran a command on this host (``cli:uid-<n>`` when the user has
     no name, e.g. a container's arbitrary uid)."""
     try:
-        return f"cli:{getpass.getuser()}"
+        user = getpass.getuser()
     except (KeyError, OSError):
-        return f"cli:uid-{os.getuid()}"
+        user = ""
+    return Actor("cli", user or f"uid-{os.getuid()}")

@@ -13,8 +13,9 @@ correction from its next crop on, and undo deletes exactly one face.
 The correction id is derived from (RecognitionId, person): rejecting the same
 identification twice is one correction, and the dashboard can name the
 correction of an identification without a lookup. Who rejected what, and
-when, goes to the audit log (:mod:`facelens.history.audit`) when one is given;
-changes are logged here either way, and ``on_change`` is told of each one.
+when, goes to the audit log (:mod:`facelens.history.audit`): every front end
+(REST, dashboard, CLI) hands the service its actor, and the service records
+each change itself; ``on_change`` is told of each one too.
 
 Thresholds are the profile attribute ``FaceMatchThreshold`` of the person, so
 they travel with the profile (DynamoDB, PostgreSQL) like any other attribute.
@@ -40,7 +41,7 @@ from facelens.errors import (
     ResourceAlreadyExistsException,
     ResourceNotFoundException,
 )
-from facelens.history.audit import AuditAction, AuditLog
+from facelens.history.audit import Actor, AuditAction, AuditLog, record_as
 from facelens.history.ledger import Recognition, RecognitionLedger, Status
 from facelens.people.matching import (
     MIN_OVERRIDE,
@@ -130,7 +131,7 @@ class CorrectionService:
         profiles: ProfileStore,
         collection_id: str,
         face_match_threshold: float,
-        audit: AuditLog | None = None,
+        audit: AuditLog,
         on_change: ChangeHook | None = None,
     ) -> None:
         self.ledger = ledger
@@ -148,7 +149,7 @@ class CorrectionService:
         return negatives_collection(self.collection_id)
 
     # -- corrections --
-    def reject(self, recognition_id: str, *, actor: str, person: str | None = None) -> Correction:
+    def reject(self, recognition_id: str, *, actor: Actor, person: str | None = None) -> Correction:
         """Keeps the face of ``recognition_id``'s crop as a negative example of ``person``
         (default: whom it was identified as). Rejecting it again returns the same correction.
 
@@ -197,7 +198,7 @@ class CorrectionService:
             return self._correction(again, recognition_id=recognition_id)
         correction = replace(
             self._correction(stored, recognition_id=recognition_id),
-            actor=actor,
+            actor=actor.label,
             similarity=float(similarity) if isinstance(similarity, int | float) else None,
         )
         self._changed(
@@ -214,7 +215,7 @@ class CorrectionService:
         )
         return correction
 
-    def undo(self, correction_id: str, *, actor: str) -> Correction:
+    def undo(self, correction_id: str, *, actor: Actor) -> Correction:
         """Deletes exactly that negative example; ResourceNotFoundException if there is none."""
         validation.face_ids([correction_id], limit=1)
         face = self._negative(correction_id)
@@ -228,7 +229,7 @@ class CorrectionService:
             correction.person_id,
             {"CorrectionId": correction_id},
         )
-        return replace(correction, actor=actor)
+        return replace(correction, actor=actor.label)
 
     def get(self, correction_id: str) -> Correction | None:
         """The correction in force under that id (see :func:`correction_id`), or None."""
@@ -267,7 +268,9 @@ class CorrectionService:
         effective = self.face_match_threshold if override is None else override
         return PersonThreshold(person_id, override, effective)
 
-    def set_threshold(self, person_id: str, value: float | None, *, actor: str) -> PersonThreshold:
+    def set_threshold(
+        self, person_id: str, value: float | None, *, actor: Actor
+    ) -> PersonThreshold:
         """Sets (``value``, similarity MIN_OVERRIDE-100) or removes (None) the person's override.
 
         The person must be a user or a face of the collection (a typo would otherwise
@@ -346,9 +349,7 @@ class CorrectionService:
 
     def _origins(self) -> dict[str, tuple[str | None, str, Any]]:
         """CorrectionId -> (RecognitionId, actor, similarity) from the audit log's latest
-        corrections (one query; empty without an audit log)."""
-        if self.audit is None:
-            return {}
+        corrections (one query)."""
         page = self.audit.entries(action=AuditAction.CORRECT, limit=1000)
         found: dict[str, tuple[str | None, str, Any]] = {}
         for entry in page.entries:
@@ -381,13 +382,12 @@ class CorrectionService:
         )
 
     def _changed(
-        self, actor: str, action: AuditAction, person_id: str, details: dict[str, Any]
+        self, actor: Actor, action: AuditAction, person_id: str, details: dict[str, Any]
     ) -> None:
-        _log.info("%s: %s %s %s", actor, action.value, person_id, details)
-        if self.audit is not None:
-            self.audit.record(
-                actor, action, person_id, collection_id=self.collection_id, details=details
-            )
+        _log.info("%s: %s %s %s", actor.label, action.value, person_id, details)
+        record_as(
+            self.audit, actor, action, person_id, collection_id=self.collection_id, details=details
+        )
         if self.on_change is not None:
             self.on_change(action.value, person_id, details)
 

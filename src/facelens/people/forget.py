@@ -15,7 +15,13 @@ companion collection ``<collection>.strangers``). What goes:
 * every crop a ledger record names (identified as them, or a sighting of the
   stranger: the unknown message's ``StrangerId``), then those records;
 * the profiles of the UserId and of each FaceId;
-* in the audit log, their ids (replaced by a pseudonym) when an actor is given.
+* in the audit log, their ids (replaced by a pseudonym), after the forgetting
+  itself is recorded under that pseudonym with the actor who asked.
+
+Every front end forgets through :meth:`Forgetter.forget` (``facelens forget``,
+``users delete --delete-faces``, ``DELETE /api/v1/people/{person}``,
+``?forget=true``, the dashboard, retention's expiry of strangers), and prints
+its :class:`ForgetReport` one way (:func:`facelens.rendering.forget.forget_json`).
 
 Order matters for a retry: crops go first, while the records that name them
 still exist; a back end that fails midway leaves the rest for a second call,
@@ -39,19 +45,17 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from facelens.collection.models import StoredFace
 from facelens.collection.users import UserService
 from facelens.errors import ResourceNotFoundException
+from facelens.history.audit import Actor, AuditLog, Context, with_context
 from facelens.history.ledger import Recognition, RecognitionLedger
 from facelens.people.matching import NEGATIVES_SUFFIX
 from facelens.people.stranger_types import STRANGERS_SUFFIX
 from facelens.profiles.store import ProfileStore
 from facelens.storage.protocol import ObjectStore
-
-if TYPE_CHECKING:
-    from facelens.history.audit import AuditLog
 
 _log = logging.getLogger(__name__)
 
@@ -96,22 +100,6 @@ class ForgetReport:
         ids = [self.person, *user, *faces, *self.deleted_profiles, *self.former_stranger_ids]
         return list(dict.fromkeys(ids))
 
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "Person": self.person,
-            "Kind": self.kind,
-            "CollectionId": self.collection_id,
-            "DeletedUser": self.deleted_user,
-            "DeletedFaces": list(self.deleted_faces),
-            "DeletedStrangerFaces": list(self.deleted_stranger_faces),
-            "DeletedNegatives": list(self.deleted_negatives),
-            "DeletedProfiles": list(self.deleted_profiles),
-            "DeletedCrops": list(self.deleted_crops),
-            "DeletedRecords": self.deleted_records,
-            "FormerStrangerIds": list(self.former_stranger_ids),
-            "Purged": self.purged,
-        }
-
 
 @dataclass
 class _Person:
@@ -130,11 +118,8 @@ class _Person:
 
 
 class Forgetter:
-    """Forgets people of ``collection_id`` (the default; each call may name another).
-
-    ``audit``: where :meth:`forget` records the forgetting (and redacts the
-    person) when it is given an ``actor``; entry points that audit themselves
-    pass none.
+    """Forgets people of ``collection_id`` (the default; each call may name another), and
+    records each forgetting in ``audit`` (redacting the person from earlier entries).
     """
 
     def __init__(
@@ -145,7 +130,7 @@ class Forgetter:
         ledger: RecognitionLedger,
         objects: ObjectStore,
         collection_id: str,
-        audit: AuditLog | None = None,
+        audit: AuditLog,
     ) -> None:
         self.users = users
         self.store = users.store
@@ -159,15 +144,17 @@ class Forgetter:
         self,
         person: str,
         *,
+        actor: Actor,
         collection_id: str | None = None,
-        actor: str | None = None,
         users_only: bool = False,
+        context: Context | None = None,
     ) -> ForgetReport:
-        """Deletes everything of ``person`` (see the module's docstring) and reports it.
+        """Deletes everything of ``person`` (see the module's docstring), records that
+        ``actor`` had them forgotten, and reports what went.
 
         Raises ResourceNotFoundException when nothing anywhere names them
         (``users_only``: unless they are a user of the collection, as
-        DeleteUser would).
+        DeleteUser would). ``context``: what the entry point adds to the entry's details.
         """
         cid = collection_id or self.collection_id
         found = self._resolve(cid, person, users_only=users_only)
@@ -193,8 +180,7 @@ class Forgetter:
             former_stranger_ids=tuple(found.former_strangers),
             purged=purged,
         )
-        if self.audit is not None and actor is not None:
-            self._audit(self.audit, actor, report, found)
+        self._record(actor, report, found, context)
         _log.info(
             "forgot a %s: %d faces, %d crops, %d records, %d profiles",
             found.kind,
@@ -353,7 +339,11 @@ class Forgetter:
             _log.warning("forget: some files may still hold deleted rows (see facelens.people)")
         return purged
 
-    def _audit(self, audit: AuditLog, actor: str, report: ForgetReport, found: _Person) -> None:
+    def _record(
+        self, actor: Actor, report: ForgetReport, found: _Person, context: Context | None
+    ) -> None:
+        """The forgetting, under the person's pseudonym; then their ids (UserId, FaceIds,
+        stranger ids) are redacted in every earlier entry, and purged from the log's files."""
         details = {
             "Kind": report.kind,
             "Faces": len(report.deleted_faces) + len(report.deleted_stranger_faces),
@@ -364,11 +354,14 @@ class Forgetter:
         }
         person = found.user_id or found.stranger_id or report.person
         also = [i for i in dict.fromkeys(report.ids()) if i != person]
-        audit.record_forget(
-            actor, person, also=also, collection_id=report.collection_id, details=details
+        self.audit.record_forget(
+            actor.label,
+            person,
+            also=also,
+            collection_id=report.collection_id,
+            details=with_context(details, context),
         )
-        if isinstance(audit, _Purge):
-            audit.purge_deleted()
+        self.audit.purge_deleted()
 
 
 def _origins(faces: list[StoredFace], person: str) -> list[str]:

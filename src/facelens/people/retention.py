@@ -28,17 +28,15 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from facelens.config import RetentionSettings
 from facelens.errors import FacelensError
+from facelens.history.audit import RECOGNIZER, AuditAction, AuditLog
 from facelens.history.ledger import Recognition, RecognitionLedger, Status, cursor_of
+from facelens.people.forget import Forgetter
+from facelens.people.strangers import StrangerService
 from facelens.storage.protocol import ObjectStore
-
-if TYPE_CHECKING:
-    from facelens.history.audit import AuditLog
-    from facelens.people.forget import Forgetter
-    from facelens.people.strangers import StrangerService
 
 _log = logging.getLogger(__name__)
 
@@ -216,8 +214,6 @@ class RetentionJob:
                 return
 
     def _record(self, audit: AuditLog, report: RetentionReport) -> None:
-        from facelens.history.audit import RECOGNIZER, AuditAction
-
         details = {
             "IdentifiedCrops": report.identified,
             "StrangerCrops": report.strangers,
@@ -225,7 +221,7 @@ class RetentionJob:
             "ForgottenStrangers": len(report.forgotten_strangers),
         }
         try:
-            audit.record(RECOGNIZER, AuditAction.RETENTION, self.bucket, details=details)
+            audit.record(RECOGNIZER.label, AuditAction.RETENTION, self.bucket, details=details)
         except FacelensError as exc:  # the deletions happened; the log says what failed
             _log.error("retention: not audited: %s", exc.message)
 
@@ -244,8 +240,6 @@ class ExpireStrangers:
         self.collection_id = collection_id
 
     def expire(self, cutoff: datetime, *, dry_run: bool) -> list[str]:
-        from facelens.history.audit import RECOGNIZER
-
         due = [
             s.stranger_id
             for s in self.strangers.list(self.collection_id)

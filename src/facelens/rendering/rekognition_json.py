@@ -30,7 +30,6 @@ from facelens.collection.models import (
     UserPage,
 )
 from facelens.engine.types import FaceDetail
-from facelens.people.forget import ForgetReport
 from facelens.values.boxes import BoundingBox
 
 Json = dict[str, Any]
@@ -259,13 +258,3 @@ def search_users(
     if searched_user_id is not None:
         out["SearchedUser"] = {"UserId": searched_user_id}
     return out
-
-
-def forget_report(report: ForgetReport) -> Json:
-    """What erasing a person deleted (``users delete --delete-faces``, ``?forget=true``)."""
-    return {
-        "DeletedFaces": list(report.deleted_faces),
-        "DeletedProfiles": list(report.deleted_profiles),
-        "DeletedCrops": list(report.deleted_crops),
-        "DeletedRecords": report.deleted_records,
-    }

@@ -144,7 +144,7 @@ def test_faces_target_and_cli_actor() -> None:
     assert faces_target("staff", ["f1"]) == "f1"
     assert faces_target("staff", ["f1", "f2"]) == "staff"
     assert faces_target("staff", []) == "staff"
-    assert cli_actor().startswith("cli:")
+    assert cli_actor().label.startswith("cli:")
 
 
 def test_a_write_that_fails_raises(open_audit_on: OpenAudit) -> None:

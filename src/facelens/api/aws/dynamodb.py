@@ -22,7 +22,10 @@ Errors leave in DynamoDB's shape, ``{"__type":
 (botocore takes the part after ``#``), with the response's CRC32 in
 ``x-amz-crc32`` as DynamoDB sends it (botocore checks it when present).
 Role: reading (DescribeTable, ListTables, GetItem, Scan) needs ``read``;
-everything else ``admin``.
+everything else ``admin``. Items are read and written through
+:class:`facelens.people.profiles.ProfileService` as the signing key's actor,
+which records each read and write in the audit log (the table and the
+operation as its context).
 """
 
 from __future__ import annotations
@@ -33,12 +36,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from facelens.access.keys import Principal, Role
-from facelens.api.aws.auditing import audit_dynamodb
+from facelens.api.actors import ACCESS_KEY, actor_of
 from facelens.api.aws.dynamodb_items import ProfileTables, item_id, key_id, typed_item, typed_key
 from facelens.api.aws.dynamodb_tables import TableInfo, describe, table_from_request, table_name
 from facelens.api.aws.protocol import Json, JsonService
 from facelens.errors import FacelensError, InvalidParameterException, ValidationException
-from facelens.history.audit import AuditLog
+from facelens.history.audit import Actor, AuditLog, Context
+from facelens.people.profiles import ProfileService
 
 SIGNING_NAME = "dynamodb"
 TARGET_PREFIX = "DynamoDB_20120810."
@@ -91,24 +95,37 @@ def crc32_header(body: bytes) -> dict[str, str]:
     return {"x-amz-crc32": str(zlib.crc32(body) & 0xFFFFFFFF)}
 
 
+@dataclass(frozen=True)
+class Caller:
+    """Who signed the call (the audit log's actor) and the profiles as read and written for
+    them: each item read or written is recorded, with the table and the operation."""
+
+    actor: Actor
+    profiles: ProfileService
+
+
+def _context(table: TableInfo, operation: str) -> Context:
+    return {"Table": table.name, "Via": operation}
+
+
 # -- tables --
 
 
-def create_table(t: ProfileTables, p: Json) -> Json:
+def create_table(t: ProfileTables, p: Json, _caller: Caller) -> Json:
     table = t.catalogue.create(table_from_request(p))
     return {"TableDescription": _describe(t, table)}
 
 
-def describe_table(t: ProfileTables, p: Json) -> Json:
+def describe_table(t: ProfileTables, p: Json, _caller: Caller) -> Json:
     return {"Table": _describe(t, t.catalogue.require(p.get("TableName")))}
 
 
-def delete_table(t: ProfileTables, p: Json) -> Json:
+def delete_table(t: ProfileTables, p: Json, _caller: Caller) -> Json:
     table = t.catalogue.delete(p.get("TableName"))
     return {"TableDescription": _describe(t, table, status="DELETING")}
 
 
-def list_tables(t: ProfileTables, p: Json) -> Json:
+def list_tables(t: ProfileTables, p: Json, _caller: Caller) -> Json:
     limit = _integer(p, "Limit", _MAX_LIST_TABLES, maximum=_MAX_LIST_TABLES)
     start = p.get("ExclusiveStartTableName")
     names, more = t.catalogue.names(after=None if start is None else table_name(start), limit=limit)
@@ -126,34 +143,41 @@ def _describe(t: ProfileTables, table: TableInfo, *, status: str = "ACTIVE") -> 
 # -- items --
 
 
-def put_item(t: ProfileTables, p: Json) -> Json:
+def put_item(t: ProfileTables, p: Json, caller: Caller) -> Json:
     _refuse_unsupported(p, "PutItem")
     table = t.catalogue.require(p.get("TableName"))
     all_old = _all_old(p)
     profile_id, attributes = item_id(table, p.get("Item"))
     old = t.profiles.get(profile_id) if all_old else None
-    t.profiles.put(profile_id, attributes)
+    caller.profiles.put(caller.actor, profile_id, attributes, context=_context(table, "PutItem"))
     return {} if old is None else {"Attributes": typed_item(table, old)}
 
 
-def get_item(t: ProfileTables, p: Json) -> Json:
+def get_item(t: ProfileTables, p: Json, caller: Caller) -> Json:
     _refuse_unsupported(p, "GetItem")
     table = t.catalogue.require(p.get("TableName"))
-    profile = t.profiles.get(key_id(table, p.get("Key")))
+    profile = caller.profiles.get(
+        caller.actor,
+        key_id(table, p.get("Key")),
+        context=_context(table, "GetItem"),
+        record_miss=True,  # no item is an answer here, not an error
+    )
     return {} if profile is None else {"Item": typed_item(table, profile)}
 
 
-def delete_item(t: ProfileTables, p: Json) -> Json:
+def delete_item(t: ProfileTables, p: Json, caller: Caller) -> Json:
     _refuse_unsupported(p, "DeleteItem")
     table = t.catalogue.require(p.get("TableName"))
     all_old = _all_old(p)
     profile_id = key_id(table, p.get("Key"))
     old = t.profiles.get(profile_id) if all_old else None
-    t.profiles.delete(profile_id)
+    caller.profiles.delete(
+        caller.actor, profile_id, context=_context(table, "DeleteItem"), record_miss=True
+    )
     return {} if old is None else {"Attributes": typed_item(table, old)}
 
 
-def scan(t: ProfileTables, p: Json) -> Json:
+def scan(t: ProfileTables, p: Json, caller: Caller) -> Json:
     _refuse_unsupported(p, "Scan")
     table = t.catalogue.require(p.get("TableName"))
     limit = _integer(p, "Limit", None)
@@ -165,6 +189,9 @@ def scan(t: ProfileTables, p: Json) -> Json:
     page = t.scan(after=after, limit=limit)
     answer: Json = {"Count": len(page.profiles), "ScannedCount": len(page.profiles)}
     if select == "ALL_ATTRIBUTES":
+        # Only items handed out are reads of a profile: a COUNT reads none.
+        context = _context(table, "Scan")
+        caller.profiles.read_together(caller.actor, page.profiles, context=context)
         answer["Items"] = [typed_item(table, profile) for profile in page.profiles]
     if page.last_id is not None:
         answer["LastEvaluatedKey"] = typed_key(table, page.last_id)
@@ -209,7 +236,7 @@ def _integer(p: Json, name: str, default: Any, *, maximum: int | None = None) ->
 
 # -- the table the route dispatches on --
 
-Handler = Callable[[ProfileTables, Json], Json]
+Handler = Callable[[ProfileTables, Json, Caller], Json]
 
 
 @dataclass(frozen=True)
@@ -233,15 +260,15 @@ OPERATIONS: dict[str, Operation] = {
 
 def service(tables: Callable[[], ProfileTables], audit: Callable[[], AuditLog]) -> JsonService:
     """DynamoDB on ``POST /`` (what :func:`facelens.api.aws.protocol.json_router` dispatches
-    to), running each operation on ``tables`` and recording item reads and writes in
-    ``audit``."""
+    to), running each operation on ``tables`` for the signing key, whose item reads and
+    writes are recorded in ``audit``."""
 
     def run(principal: Principal, name: str, params: Json) -> Json:
         try:
             t = tables()
-            result = OPERATIONS[name].handler(t, params)
-            audit_dynamodb(audit(), t, principal, name, params, result)
-            return result
+            actor = actor_of(principal, via=ACCESS_KEY)
+            caller = Caller(actor, ProfileService(t.profiles, audit()))
+            return OPERATIONS[name].handler(t, params, caller)
         except ValidationException:
             raise
         except InvalidParameterException as exc:

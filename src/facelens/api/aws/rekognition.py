@@ -11,7 +11,9 @@ exception classes.
 
 The route, the order of checks and the threading are shared with DynamoDB
 (:mod:`facelens.api.aws.protocol`); the operations are in
-:mod:`facelens.api.aws.rekognition_ops`.
+:mod:`facelens.api.aws.rekognition_ops`. Those that change a collection go
+through :class:`facelens.people.gallery.Gallery` as the signing key's actor,
+which records them in the audit log.
 """
 
 from __future__ import annotations
@@ -19,10 +21,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from facelens.access.keys import Principal
-from facelens.api.aws.auditing import audit_rekognition
+from facelens.api.actors import ACCESS_KEY, actor_of
 from facelens.api.aws.protocol import Json, JsonService
-from facelens.api.aws.rekognition_ops import OPERATIONS, Params, RekognitionParts
+from facelens.api.aws.rekognition_ops import OPERATIONS, Caller, Params, RekognitionParts
 from facelens.history.audit import AuditLog
+from facelens.people.gallery import Gallery
 
 SIGNING_NAME = "rekognition"
 """The service name in the SigV4 credential scope (boto3's signing name for Rekognition)."""
@@ -33,12 +36,15 @@ CONTENT_TYPE = "application/x-amz-json-1.1"
 
 def service(parts: Callable[[], RekognitionParts], audit: Callable[[], AuditLog]) -> JsonService:
     """Rekognition on ``POST /`` (what :func:`facelens.api.aws.protocol.json_router`
-    dispatches to), running each operation on ``parts`` and recording it in ``audit``."""
+    dispatches to), running each operation on ``parts`` for the signing key, whose changes
+    are recorded in ``audit``."""
 
     def run(principal: Principal, name: str, params: Json) -> Json:
-        result = OPERATIONS[name].handler(parts(), Params(params))
-        audit_rekognition(audit(), principal, name, params, result)
-        return result
+        own = parts()
+        caller = Caller(
+            actor_of(principal, via=ACCESS_KEY), Gallery(own.collections, own.users, audit())
+        )
+        return OPERATIONS[name].handler(own, Params(params), caller)
 
     return JsonService(
         name="rekognition",

@@ -4,7 +4,10 @@ One function per operation, each a thin adapter: read the parameters with
 Rekognition's names and types (:class:`Params`), call
 :class:`~facelens.collection.service.CollectionService` or
 :class:`~facelens.collection.users.UserService` (the :class:`RekognitionParts`
-the route hands them), shape the answer with :mod:`facelens.rendering.rekognition_json`.
+the route hands them), or, for a change the audit log records (IndexFaces,
+DeleteFaces, AssociateFaces, DeleteUser, DeleteCollection), the
+:class:`~facelens.people.gallery.Gallery` acting for the :class:`Caller`,
+and shape the answer with :mod:`facelens.rendering.rekognition_json`.
 They are synchronous and CPU-bound (decoding, detection, embedding): the
 router runs them on a worker thread.
 
@@ -39,6 +42,8 @@ from facelens.errors import (
     InvalidS3ObjectException,
     ResourceNotFoundException,
 )
+from facelens.history.audit import Actor
+from facelens.people.gallery import Gallery
 from facelens.rendering import rekognition_json
 from facelens.storage.protocol import ObjectStore
 
@@ -56,6 +61,15 @@ class RekognitionParts:
     store: CollectionStore
     analyzer: FaceAnalyzer
     objects: ObjectStore
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who signed the call (the audit log's actor) and the gallery acting for them, which
+    records the changes (the caller's key as actor, the operation as ``Via``)."""
+
+    actor: Actor
+    gallery: Gallery
 
 
 _ATTRIBUTE_NAMES = (
@@ -180,48 +194,50 @@ def _s3_object(location: Params, name: str, objects: ObjectStore) -> bytes:
 # -- collections --
 
 
-def create_collection(c: RekognitionParts, p: Params) -> Json:
+def create_collection(c: RekognitionParts, p: Params, _caller: Caller) -> Json:
     return rekognition_json.create_collection(
         c.collections.create_collection(p.string("CollectionId"))
     )
 
 
-def describe_collection(c: RekognitionParts, p: Params) -> Json:
+def describe_collection(c: RekognitionParts, p: Params, _caller: Caller) -> Json:
     return rekognition_json.describe_collection(
         c.collections.describe_collection(p.string("CollectionId"))
     )
 
 
-def list_collections(c: RekognitionParts, p: Params) -> Json:
+def list_collections(c: RekognitionParts, p: Params, _caller: Caller) -> Json:
     page = c.collections.list_collections(
         max_results=p.integer("MaxResults", 1000), next_token=p.optional_string("NextToken")
     )
     return rekognition_json.list_collections(page)
 
 
-def delete_collection(c: RekognitionParts, p: Params) -> Json:
-    c.collections.delete_collection(p.string("CollectionId"))
+def delete_collection(c: RekognitionParts, p: Params, caller: Caller) -> Json:
+    caller.gallery.delete_collection(caller.actor, p.string("CollectionId"))
     return rekognition_json.delete_collection()
 
 
 # -- faces --
 
 
-def index_faces(c: RekognitionParts, p: Params) -> Json:
+def index_faces(c: RekognitionParts, p: Params, caller: Caller) -> Json:
     collection_id = p.string("CollectionId")
     p.attributes("DetectionAttributes")
     c.collections.require_compatible(collection_id)  # before any engine time
-    result = c.collections.index_faces(
+    result = caller.gallery.index_faces(
+        caller.actor,
         collection_id,
         p.image("Image", c.objects),
         external_image_id=p.optional_string("ExternalImageId"),
         max_faces=p.optional_integer("MaxFaces"),
         quality_filter=p.quality_filter(QualityFilter.AUTO),
+        context={"Via": "IndexFaces"},
     )
     return rekognition_json.index_faces(result)
 
 
-def search_faces_by_image(c: RekognitionParts, p: Params) -> Json:
+def search_faces_by_image(c: RekognitionParts, p: Params, _caller: Caller) -> Json:
     collection_id = p.string("CollectionId")
     c.collections.require_compatible(collection_id)
     result = c.collections.search_faces_by_image(
@@ -234,7 +250,7 @@ def search_faces_by_image(c: RekognitionParts, p: Params) -> Json:
     return rekognition_json.search_faces_by_image(result)
 
 
-def search_faces(c: RekognitionParts, p: Params) -> Json:
+def search_faces(c: RekognitionParts, p: Params, _caller: Caller) -> Json:
     result = c.collections.search_faces(
         p.string("CollectionId"),
         p.string("FaceId"),
@@ -244,7 +260,7 @@ def search_faces(c: RekognitionParts, p: Params) -> Json:
     return rekognition_json.search_faces(result)
 
 
-def list_faces(c: RekognitionParts, p: Params) -> Json:
+def list_faces(c: RekognitionParts, p: Params, _caller: Caller) -> Json:
     page = c.collections.list_faces(
         p.string("CollectionId"),
         max_results=p.integer("MaxResults", 1000),
@@ -255,19 +271,21 @@ def list_faces(c: RekognitionParts, p: Params) -> Json:
     return rekognition_json.list_faces(page, model_version=c.collections.face_model_version)
 
 
-def delete_faces(c: RekognitionParts, p: Params) -> Json:
-    result = c.collections.delete_faces(p.string("CollectionId"), p.strings("FaceIds"))
+def delete_faces(c: RekognitionParts, p: Params, caller: Caller) -> Json:
+    result = caller.gallery.delete_faces(
+        caller.actor, p.string("CollectionId"), p.strings("FaceIds")
+    )
     return rekognition_json.delete_faces(result)
 
 
-def detect_faces(c: RekognitionParts, p: Params) -> Json:
+def detect_faces(c: RekognitionParts, p: Params, _caller: Caller) -> Json:
     p.attributes("Attributes")
     return rekognition_json.detect_faces(
         compare.detect_faces(c.analyzer, p.image("Image", c.objects))
     )
 
 
-def compare_faces(c: RekognitionParts, p: Params) -> Json:
+def compare_faces(c: RekognitionParts, p: Params, _caller: Caller) -> Json:
     result = compare.compare_faces(
         c.analyzer,
         p.image("SourceImage", c.objects),
@@ -281,17 +299,17 @@ def compare_faces(c: RekognitionParts, p: Params) -> Json:
 # -- users --
 
 
-def create_user(c: RekognitionParts, p: Params) -> Json:
+def create_user(c: RekognitionParts, p: Params, _caller: Caller) -> Json:
     c.users.create_user(p.string("CollectionId"), p.string("UserId"))
     return {}
 
 
-def delete_user(c: RekognitionParts, p: Params) -> Json:
-    c.users.delete_user(p.string("CollectionId"), p.string("UserId"))
+def delete_user(c: RekognitionParts, p: Params, caller: Caller) -> Json:
+    caller.gallery.delete_user(caller.actor, p.string("CollectionId"), p.string("UserId"))
     return {}
 
 
-def list_users(c: RekognitionParts, p: Params) -> Json:
+def list_users(c: RekognitionParts, p: Params, _caller: Caller) -> Json:
     page = c.users.list_users(
         p.string("CollectionId"),
         max_results=p.integer("MaxResults", 500),
@@ -300,24 +318,26 @@ def list_users(c: RekognitionParts, p: Params) -> Json:
     return rekognition_json.list_users(page)
 
 
-def associate_faces(c: RekognitionParts, p: Params) -> Json:
-    result = c.users.associate_faces(
+def associate_faces(c: RekognitionParts, p: Params, caller: Caller) -> Json:
+    result = caller.gallery.associate_faces(
+        caller.actor,
         p.string("CollectionId"),
         p.string("UserId"),
         p.strings("FaceIds"),
         user_match_threshold=p.number("UserMatchThreshold", DEFAULT_USER_MATCH_THRESHOLD),
+        context={"Via": "AssociateFaces"},
     )
     return rekognition_json.associate_faces(result)
 
 
-def disassociate_faces(c: RekognitionParts, p: Params) -> Json:
+def disassociate_faces(c: RekognitionParts, p: Params, _caller: Caller) -> Json:
     result = c.users.disassociate_faces(
         p.string("CollectionId"), p.string("UserId"), p.strings("FaceIds")
     )
     return rekognition_json.disassociate_faces(result)
 
 
-def search_users_by_image(c: RekognitionParts, p: Params) -> Json:
+def search_users_by_image(c: RekognitionParts, p: Params, _caller: Caller) -> Json:
     collection_id = p.string("CollectionId")
     c.collections.require_compatible(collection_id)
     result = c.users.search_users_by_image(
@@ -330,7 +350,7 @@ def search_users_by_image(c: RekognitionParts, p: Params) -> Json:
     return rekognition_json.search_users_by_image(result)
 
 
-def search_users(c: RekognitionParts, p: Params) -> Json:
+def search_users(c: RekognitionParts, p: Params, _caller: Caller) -> Json:
     """Users like a stored face (FaceId) or like a user's combined template (UserId).
 
     Searching by UserId leaves that user itself out, as SearchFaces leaves out its face.
@@ -377,7 +397,7 @@ def _user_template(c: RekognitionParts, collection_id: str, user_id: str) -> Emb
 
 # -- the table the router dispatches on --
 
-Handler = Callable[[RekognitionParts, Params], Json]
+Handler = Callable[[RekognitionParts, Params, Caller], Json]
 
 
 @dataclass(frozen=True)

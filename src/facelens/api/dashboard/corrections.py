@@ -22,7 +22,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from facelens.api.auditing import request_actor
+from facelens.api.actors import request_actor
 from facelens.api.context import Corrections, Profiles
 from facelens.api.dashboard.web import Editor, back, form_text, name_of, safe_next
 from facelens.errors import FacelensError, InvalidParameterException

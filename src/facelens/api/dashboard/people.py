@@ -24,7 +24,8 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 
-from facelens.api.auditing import audit, audit_enrolment, audit_forget
+from facelens.api.actors import request_actor
+from facelens.api.auditing import audit, audit_enrolment
 from facelens.api.context import (
     Audit,
     Collections,
@@ -35,6 +36,7 @@ from facelens.api.context import (
     Ledger,
     Objects,
     Policy,
+    ProfileAccess,
     Profiles,
     Store,
     Users,
@@ -60,6 +62,8 @@ MAX_PHOTOS = 20
 MAX_PEOPLE_PAGES = 20
 """ListUsers pages (500 users each) the people page reads: 10,000 people."""
 UNKNOWN_SHOWN = 48
+VIA = {"Via": "dashboard"}
+"""Where the dashboard's changes came from, in their audit entries."""
 
 
 @dataclass(frozen=True)
@@ -177,10 +181,9 @@ def person(
     ctx: Context,
     store: Store,
     collections: Collections,
-    profiles: Profiles,
+    profiles: ProfileAccess,
     ledger: Ledger,
     corrections: Corrections,
-    log: Audit,
 ) -> Response:
     try:
         user = store.get_user(ctx.collection_id, user_id)
@@ -194,10 +197,7 @@ def person(
             text=f"Nobody with the id {user_id!r} is enrolled.",
             active="people",
         )
-    profile = profiles.get(user_id)
-    if profile is not None:
-        details = {"Via": "dashboard page"}
-        audit(log, request, AuditAction.PROFILE_READ, user_id, details=details)
+    profile = profiles.get(request_actor(request), user_id, context={"Via": "dashboard page"})
     attributes = profile.attributes if profile is not None else {}
     fields = [
         (k, v if isinstance(v, str) else json.dumps(v, ensure_ascii=False))
@@ -225,22 +225,18 @@ async def save_profile(
     _who: Editor,
     ctx: Context,
     store: Store,
-    profiles: Profiles,
-    log: Audit,
+    profiles: ProfileAccess,
 ) -> Response:
+    actor = request_actor(request)
     async with request.form() as form:
         names = [str(v).strip() for v in form.getlist("field_name")]
         values = [str(v).strip() for v in form.getlist("field_value")]
         remove = form_text(form, "remove", max_chars=10)
     try:
         attributes = await run_in_threadpool(
-            _edited, store, profiles, ctx.collection_id, user_id, names, values, remove
+            _edited, store, profiles.store, ctx.collection_id, user_id, names, values, remove
         )
-        await run_in_threadpool(profiles.put, user_id, attributes)
-        details = {"Attributes": sorted(attributes)}
-        await run_in_threadpool(
-            audit, log, request, AuditAction.PROFILE_WRITE, user_id, details=details
-        )
+        await run_in_threadpool(lambda: profiles.put(actor, user_id, attributes))
     except FacelensError as exc:
         if exc.http_status >= 500:
             raise
@@ -308,25 +304,19 @@ async def forget(
     ctx: Context,
     profiles: Profiles,
     forgetter: Forget,
-    log: Audit,
 ) -> Response:
     """Forgets the person (:class:`facelens.people.forget.Forgetter`, as ``facelens forget``):
     faces, negative examples, profiles, their crops and records, their former stranger's
     sightings; audited under a pseudonym, earlier entries redacted."""
     cid = ctx.collection_id
+    actor = request_actor(request)
     name = await run_in_threadpool(name_of, profiles, user_id)
     try:
         report = await run_in_threadpool(
-            lambda: forgetter.forget(user_id, collection_id=cid, users_only=True)
+            lambda: forgetter.forget(
+                user_id, actor=actor, collection_id=cid, users_only=True, context=VIA
+            )
         )
-        also = [i for i in report.ids() if i != user_id]
-        details = {
-            "Kind": report.kind,
-            "Faces": len(report.deleted_faces),
-            "Crops": len(report.deleted_crops),
-            "Via": "dashboard",
-        }
-        await run_in_threadpool(lambda: audit_forget(log, request, cid, user_id, also, **details))
     except FacelensError as exc:
         if exc.http_status >= 500:
             raise

@@ -13,8 +13,10 @@ A stranger's faces are embeddings, not images; the page shows next to each
 face the crop of the sighting it came from
 (:func:`facelens.people.stranger_sightings.faces_with_sightings`).
 
-Changes need the admin role and come from the dashboard itself; each is
-audited under the session's user. Store work runs in the thread pool.
+Changes need the admin role and come from the dashboard itself; they go
+through :class:`facelens.people.stranger_curation.StrangerCuration` and
+:class:`facelens.people.forget.Forgetter`, which record each as the session
+user's. Store work runs in the thread pool.
 """
 
 from __future__ import annotations
@@ -27,15 +29,25 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from facelens.api.auditing import audit, audit_forget
-from facelens.api.context import Audit, Context, Forget, Ledger, Profiles, Store, Strangers, Users
+from facelens.api.actors import request_actor
+from facelens.api.context import (
+    Context,
+    Curation,
+    Forget,
+    Ledger,
+    Profiles,
+    Store,
+    Strangers,
+    Users,
+)
 from facelens.api.dashboard.sightings import Sighting, crop_url, sightings
 from facelens.api.dashboard.web import Editor, Viewer, back, form_text, name_of, page
 from facelens.api.parts import CropPlace
 from facelens.collection.stores.store import CollectionStore
 from facelens.enrolment import person_id
 from facelens.errors import FacelensError, ResourceNotFoundException
-from facelens.history.audit import AuditAction
+from facelens.history.audit import Actor
+from facelens.people.stranger_curation import StrangerCuration
 from facelens.people.stranger_sightings import faces_with_sightings
 from facelens.people.stranger_types import Stranger
 from facelens.people.strangers import StrangerService
@@ -44,6 +56,8 @@ from facelens.profiles.store import ProfileStore
 router = APIRouter(include_in_schema=False)
 
 SIGHTINGS_SHOWN = 24
+VIA = {"Via": "dashboard"}
+"""Where the dashboard's changes came from, in their audit entries."""
 
 
 @dataclass(frozen=True)
@@ -157,30 +171,21 @@ async def name(
     stranger_id: str,
     _who: Editor,
     ctx: Context,
-    service: Strangers,
+    curation: Curation,
     profiles: Profiles,
-    log: Audit,
 ) -> Response:
     """Makes the stranger a person called ``name`` (their faces enrolled; an existing
     person of that name gains them)."""
     cid = ctx.collection_id
+    actor = request_actor(request)
     async with request.form() as form:
         given = " ".join(form_text(form, "name", max_chars=200).split())
         came_from = form_text(form, "from", max_chars=10)
     failed = _path(stranger_id) if came_from == "page" else "/ui/strangers"
     try:
         user_id = person_id(given)
-        named = await run_in_threadpool(_name, service, profiles, cid, stranger_id, user_id, given)
-        details = {"StrangerId": stranger_id, "Faces": len(named), "Via": "dashboard"}
-        await run_in_threadpool(
-            lambda: audit(
-                log,
-                request,
-                AuditAction.NAME_STRANGER,
-                user_id,
-                collection_id=cid,
-                details=details,
-            )
+        named = await run_in_threadpool(
+            _name, curation, profiles, actor, cid, stranger_id, user_id, given
         )
     except FacelensError as exc:
         if exc.http_status >= 500:
@@ -195,8 +200,9 @@ async def name(
 
 
 def _name(
-    service: StrangerService,
+    curation: StrangerCuration,
     profiles: ProfileStore,
+    actor: Actor,
     collection_id: str,
     stranger_id: str,
     user_id: str,
@@ -205,12 +211,14 @@ def _name(
     """Names the stranger; an existing person keeps their profile's Name. Blocking."""
     existing = profiles.get(user_id)
     keep = existing is not None and bool(existing.attributes.get("Name"))
-    named = service.name(
+    named = curation.name(
+        actor,
         collection_id,
         stranger_id,
         user_id,
         profile={} if keep else {"Name": given},
         extend=True,
+        context=VIA,
     )
     return named.face_ids
 
@@ -221,23 +229,15 @@ async def merge(
     stranger_id: str,
     _who: Editor,
     ctx: Context,
-    service: Strangers,
-    log: Audit,
+    curation: Curation,
 ) -> Response:
     """The chosen other stranger is the same person: its faces and sightings join this one."""
+    actor = request_actor(request)
     async with request.form() as form:
         other = form_text(form, "other", max_chars=128)
     try:
-        await run_in_threadpool(service.merge, ctx.collection_id, stranger_id, other)
         await run_in_threadpool(
-            lambda: audit(
-                log,
-                request,
-                AuditAction.MERGE_STRANGERS,
-                stranger_id,
-                collection_id=ctx.collection_id,
-                details={"Other": other, "Via": "dashboard"},
-            )
+            lambda: curation.merge(actor, ctx.collection_id, stranger_id, other, context=VIA)
         )
     except FacelensError as exc:
         if exc.http_status >= 500:
@@ -252,25 +252,17 @@ async def split(
     stranger_id: str,
     _who: Editor,
     ctx: Context,
-    service: Strangers,
-    log: Audit,
+    curation: Curation,
 ) -> Response:
     """The chosen faces are someone else: they become a new stranger."""
+    actor = request_actor(request)
     async with request.form() as form:
         face_ids = [str(v).strip() for v in form.getlist("face_id") if str(v).strip()]
     try:
         if not face_ids:
             return back(_path(stranger_id), error="Choose the faces to split off")
-        new_id = await run_in_threadpool(service.split, ctx.collection_id, stranger_id, face_ids)
-        await run_in_threadpool(
-            lambda: audit(
-                log,
-                request,
-                AuditAction.SPLIT_STRANGER,
-                stranger_id,
-                collection_id=ctx.collection_id,
-                details={"NewStrangerId": new_id, "FaceIds": face_ids, "Via": "dashboard"},
-            )
+        new_id = await run_in_threadpool(
+            lambda: curation.split(actor, ctx.collection_id, stranger_id, face_ids, context=VIA)
         )
     except FacelensError as exc:
         if exc.http_status >= 500:
@@ -290,17 +282,14 @@ async def forget(
     _who: Editor,
     ctx: Context,
     forgetter: Forget,
-    log: Audit,
 ) -> Response:
     """Forgets the stranger as ``facelens forget`` does: faces, sightings, crops; audited
     under a pseudonym."""
     cid = ctx.collection_id
+    actor = request_actor(request)
     try:
-        report = await run_in_threadpool(lambda: forgetter.forget(stranger_id, collection_id=cid))
-        also = [i for i in report.ids() if i != stranger_id]
-        details = {"Kind": report.kind, "Crops": len(report.deleted_crops), "Via": "dashboard"}
-        await run_in_threadpool(
-            lambda: audit_forget(log, request, cid, stranger_id, also, **details)
+        report = await run_in_threadpool(
+            lambda: forgetter.forget(stranger_id, actor=actor, collection_id=cid, context=VIA)
         )
     except FacelensError as exc:
         if exc.http_status >= 500:

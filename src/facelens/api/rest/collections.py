@@ -3,8 +3,11 @@
 Resource-shaped URLs for people and scripts, with Rekognition's field names
 in the bodies (the same JSON the CLI prints, :mod:`facelens.rendering.rekognition_json`),
 so one vocabulary serves both. Photos are uploaded as ``multipart/form-data``
-(``image``), not base64. Reading needs the ``read`` role, changing ``admin``.
-The engine runs in the threadpool: an enrolment never blocks the event loop.
+(``image``), not base64. Reading needs the ``read`` role, changing ``admin``;
+changes go through :class:`facelens.people.gallery.Gallery` (and forgetting
+through :class:`facelens.people.forget.Forgetter`), which record them as the
+caller's. The engine runs in the threadpool: an enrolment never blocks the
+event loop.
 """
 
 from __future__ import annotations
@@ -14,14 +17,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Form, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from facelens.api.auditing import audit, audit_forget
-from facelens.api.context import Audit, Collections, Context, Forget, Policy, Users
+from facelens.api.actors import request_actor
+from facelens.api.context import Collections, Context, Forget, GalleryChanges, Policy, Users
 from facelens.api.rest import models
 from facelens.api.rest.params import Admin, MaxResults, Photo, Reader, Token, read_photo
 from facelens.collection.models import QualityFilter
 from facelens.errors import ResourceNotFoundException
-from facelens.history.audit import AuditAction, faces_target
 from facelens.rendering import rekognition_json
+from facelens.rendering.forget import forget_json
 from facelens.rendering.rule import describe_json
 
 router = APIRouter(tags=["facelens"])
@@ -65,10 +68,9 @@ def describe_collection(
 
 @router.delete("/collections/{collection_id}", status_code=204)
 def delete_collection(
-    request: Request, _: Admin, collections: Collections, log: Audit, collection_id: str
+    request: Request, _: Admin, gallery: GalleryChanges, collection_id: str
 ) -> Response:
-    collections.delete_collection(collection_id)
-    audit(log, request, AuditAction.DELETE_COLLECTION, collection_id, collection_id=collection_id)
+    gallery.delete_collection(request_actor(request), collection_id)
     return Response(status_code=204)
 
 
@@ -82,8 +84,7 @@ def delete_collection(
 async def index_faces(
     request: Request,
     _: Admin,
-    collections: Collections,
-    log: Audit,
+    gallery: GalleryChanges,
     collection_id: str,
     image: Photo,
     external_image_id: Annotated[str | None, Form(alias="ExternalImageId")] = None,
@@ -92,20 +93,16 @@ async def index_faces(
 ) -> dict[str, Any]:
     """IndexFaces on an uploaded photo: each face gets a FaceId."""
     data = await read_photo(image)
+    actor = request_actor(request)
     result = await run_in_threadpool(
-        lambda: collections.index_faces(
+        lambda: gallery.index_faces(
+            actor,
             collection_id,
             data,
             external_image_id=external_image_id,
             max_faces=max_faces,
             quality_filter=quality_filter,
         )
-    )
-    ids = [r.face.face_id for r in result.face_records]
-    details = {"FaceIds": ids, "ExternalImageId": external_image_id}
-    target = faces_target(collection_id, ids)
-    await run_in_threadpool(
-        audit, log, request, AuditAction.ENROL, target, collection_id=collection_id, details=details
     )
     return rekognition_json.index_faces(result)
 
@@ -133,15 +130,13 @@ def list_faces(
 def delete_face(
     request: Request,
     _: Admin,
-    collections: Collections,
-    log: Audit,
+    gallery: GalleryChanges,
     collection_id: str,
     face_id: str,
 ) -> dict[str, Any]:
-    result = collections.delete_faces(collection_id, [face_id])
+    result = gallery.delete_faces(request_actor(request), collection_id, [face_id])
     if face_id not in result.deleted_faces:
         raise ResourceNotFoundException(f"No face {face_id} in collection {collection_id}")
-    audit(log, request, AuditAction.DELETE_FACE, face_id, collection_id=collection_id)
     return rekognition_json.delete_faces(result)
 
 
@@ -203,45 +198,40 @@ def create_user(
 def associate_faces(
     request: Request,
     _: Admin,
-    users: Users,
-    log: Audit,
+    gallery: GalleryChanges,
     collection_id: str,
     user_id: str,
     face_ids: Annotated[list[str], Body(embed=True, alias="FaceIds")],
 ) -> dict[str, Any]:
-    result = users.associate_faces(collection_id, user_id, face_ids)
-    details = {"FaceIds": list(result.associated_face_ids)}
-    audit(log, request, AuditAction.ENROL, user_id, collection_id=collection_id, details=details)
+    result = gallery.associate_faces(request_actor(request), collection_id, user_id, face_ids)
     return rekognition_json.associate_faces(result)
 
 
 @router.delete(
-    "/collections/{collection_id}/users/{user_id}", response_model=models.DeletedUser, **_ANSWER
+    "/collections/{collection_id}/users/{user_id}",
+    response_model=models.DeletedUser | models.ForgetReport,
+    **_ANSWER,
 )
 def delete_user(
     request: Request,
     _: Admin,
-    users: Users,
+    gallery: GalleryChanges,
     forgetter: Forget,
-    log: Audit,
     collection_id: str,
     user_id: str,
     forget: Annotated[
         bool, Query(description="Also delete faces, profiles, crops, history.")
     ] = False,
 ) -> dict[str, Any]:
-    """DeleteUser; with ``forget=true`` the person is erased: faces, profiles, crops, records."""
+    """DeleteUser; with ``forget=true`` the person is erased (faces, profiles, crops,
+    records) and the answer says what went, as ``DELETE /people/{person}``'s does."""
+    actor = request_actor(request)
     if not forget:
-        users.delete_user(collection_id, user_id)
-        audit(log, request, AuditAction.DELETE_USER, user_id, collection_id=collection_id)
+        gallery.delete_user(actor, collection_id, user_id)
         return {}
     # As DeleteUser: only a user of the collection (a FaceId or stranger id is not found).
-    report = forgetter.forget(user_id, collection_id=collection_id, users_only=True)
-    crops, records = len(report.deleted_crops), report.deleted_records
-    audit_forget(
-        log, request, collection_id, user_id, report.deleted_faces, Crops=crops, Records=records
-    )
-    return rekognition_json.forget_report(report)
+    report = forgetter.forget(user_id, actor=actor, collection_id=collection_id, users_only=True)
+    return forget_json(report)
 
 
 @router.post(

@@ -6,7 +6,7 @@
 * ``GET|PUT|DELETE /profiles/{id}/threshold``: the person's ``FaceMatchThreshold``.
 
 Changing needs the ``admin`` role, looking ``read``. The services record each
-change in the audit log under the caller (:func:`facelens.api.auditing.request_actor`).
+change in the audit log under the caller (:func:`facelens.api.actors.request_actor`).
 Routes are plain ``def``: FastAPI runs them in its threadpool, so a rejection's
 engine run (the crop is embedded again) never blocks the event loop.
 """
@@ -17,7 +17,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request
 
-from facelens.api.auditing import request_actor
+from facelens.api.actors import request_actor
 from facelens.api.context import Corrections
 from facelens.api.rest import models
 from facelens.api.rest.params import Admin, Reader

@@ -12,10 +12,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 
-from facelens.api.auditing import audit_forget
-from facelens.api.context import Audit, Context, Forget
+from facelens.api.actors import request_actor
+from facelens.api.context import Context, Forget
 from facelens.api.rest import models
 from facelens.api.rest.params import Admin
+from facelens.rendering.forget import forget_json
 
 router = APIRouter(tags=["people"])
 
@@ -26,7 +27,6 @@ def forget_person(
     _: Admin,
     ctx: Context,
     forgetter: Forget,
-    log: Audit,
     person: str,
     collection_id: Annotated[
         str | None, Query(description="The collection (default: the recognizer's).")
@@ -35,19 +35,5 @@ def forget_person(
     """Forgets PERSON (a UserId, a FaceId or a stranger id, ``stranger-<n>``): faces,
     embeddings, negative examples, crops, profiles and records (facelens.people.forget)."""
     cid = collection_id or ctx.collection_id
-    report = forgetter.forget(person, collection_id=cid)
-    who = report.deleted_user or report.person
-    also = [i for i in report.ids() if i != who]
-    audit_forget(
-        log,
-        request,
-        cid,
-        who,
-        also,
-        Kind=report.kind,
-        Faces=len(report.deleted_faces) + len(report.deleted_stranger_faces),
-        Negatives=len(report.deleted_negatives),
-        Crops=len(report.deleted_crops),
-        Records=report.deleted_records,
-    )
-    return report.as_json()
+    report = forgetter.forget(person, actor=request_actor(request), collection_id=cid)
+    return forget_json(report)

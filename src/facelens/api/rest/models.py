@@ -3,7 +3,8 @@
 Field names are those on the wire (Rekognition's, capitalised), in the order
 the answers send them. The JSON itself is built where the CLI builds it too
 (:mod:`facelens.rendering.rekognition_json`, :mod:`facelens.rendering.rule`,
-the people services' ``as_json``), so one vocabulary serves both; the routes
+:mod:`facelens.rendering.forget`, the people services' ``as_json``), so one
+vocabulary serves both; the routes
 declare these models as their ``response_model``, which checks each answer
 against its model and sends only the fields the answer has
 (``response_model_exclude_unset``): a field that is left out (``NextToken``
@@ -224,12 +225,7 @@ class AssociatedFaces(Answer):
 
 
 class DeletedUser(Answer):
-    """Empty for a plain DeleteUser; with ``forget=true``, what erasing the user deleted."""
-
-    DeletedFaces: list[str] | None = None
-    DeletedProfiles: list[str] | None = None
-    DeletedCrops: list[str] | None = None
-    DeletedRecords: int | None = None
+    """A plain DeleteUser's answer: empty (with ``forget=true``, a :class:`ForgetReport`)."""
 
 
 class UserSearch(Answer):

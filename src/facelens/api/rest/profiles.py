@@ -3,7 +3,8 @@
 A profile is keyed by a UserId (or a FaceId, for a person enrolled as one
 face) and holds free-form attributes (strings, numbers, lists, maps); the
 recognizer attaches it to each identification of that person. Every read
-and write is audited with the caller's key: a profile says who someone is.
+and write goes through :class:`facelens.people.profiles.ProfileService`,
+which records it as the caller's: a profile says who someone is.
 """
 
 from __future__ import annotations
@@ -12,12 +13,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Request, Response
 
-from facelens.api.auditing import audit
-from facelens.api.context import Audit, Profiles
+from facelens.api.actors import request_actor
+from facelens.api.context import ProfileAccess
 from facelens.api.rest import models
 from facelens.api.rest.params import Admin, MaxResults, Reader, Token
 from facelens.errors import ResourceNotFoundException
-from facelens.history.audit import AuditAction
 
 router = APIRouter(tags=["facelens"])
 
@@ -28,15 +28,12 @@ Attributes = Annotated[dict[str, Any], Body()]
 def list_profiles(
     request: Request,
     _: Reader,
-    profiles: Profiles,
-    log: Audit,
+    profiles: ProfileAccess,
     max_results: MaxResults = 100,
     next_token: Token = None,
 ) -> dict[str, Any]:
-    page = profiles.list(max_results=max_results, next_token=next_token)
-    if page.profiles:
-        read = [p.profile_id for p in page.profiles]
-        audit(log, request, AuditAction.PROFILE_READ, "*", details={"ProfileIds": read})
+    actor = request_actor(request)
+    page = profiles.list(actor, max_results=max_results, next_token=next_token)
     out: dict[str, Any] = {"Items": [dict(p.item) for p in page.profiles]}
     if page.next_token:
         out["NextToken"] = page.next_token
@@ -45,12 +42,11 @@ def list_profiles(
 
 @router.get("/profiles/{profile_id}", response_model=models.ProfileItem)
 def get_profile(
-    request: Request, _: Reader, profiles: Profiles, log: Audit, profile_id: str
+    request: Request, _: Reader, profiles: ProfileAccess, profile_id: str
 ) -> dict[str, Any]:
-    profile = profiles.get(profile_id)
+    profile = profiles.get(request_actor(request), profile_id)
     if profile is None:
         raise ResourceNotFoundException(f"No profile {profile_id}")
-    audit(log, request, AuditAction.PROFILE_READ, profile_id)
     return {"Item": dict(profile.item)}
 
 
@@ -58,15 +54,12 @@ def get_profile(
 def put_profile(
     request: Request,
     _: Admin,
-    profiles: Profiles,
-    log: Audit,
+    profiles: ProfileAccess,
     profile_id: str,
     attributes: Attributes,
 ) -> dict[str, Any]:
     """Replaces the profile's attributes (strings, numbers, lists, maps)."""
-    profile = profiles.put(profile_id, attributes)
-    details = {"Attributes": sorted(attributes)}
-    audit(log, request, AuditAction.PROFILE_WRITE, profile_id, details=details)
+    profile = profiles.put(request_actor(request), profile_id, attributes)
     return {"Item": dict(profile.item)}
 
 
@@ -74,23 +67,19 @@ def put_profile(
 def update_profile(
     request: Request,
     _: Admin,
-    profiles: Profiles,
-    log: Audit,
+    profiles: ProfileAccess,
     profile_id: str,
     attributes: Attributes,
 ) -> dict[str, Any]:
     """Merges the given attributes into the profile (creating it if needed)."""
-    profile = profiles.update(profile_id, attributes)
-    details = {"Attributes": sorted(attributes), "Merge": True}
-    audit(log, request, AuditAction.PROFILE_WRITE, profile_id, details=details)
+    profile = profiles.put(request_actor(request), profile_id, attributes, merge=True)
     return {"Item": dict(profile.item)}
 
 
 @router.delete("/profiles/{profile_id}", status_code=204)
 def delete_profile(
-    request: Request, _: Admin, profiles: Profiles, log: Audit, profile_id: str
+    request: Request, _: Admin, profiles: ProfileAccess, profile_id: str
 ) -> Response:
-    if not profiles.delete(profile_id):
+    if not profiles.delete(request_actor(request), profile_id):
         raise ResourceNotFoundException(f"No profile {profile_id}")
-    audit(log, request, AuditAction.PROFILE_DELETE, profile_id)
     return Response(status_code=204)

@@ -1,8 +1,9 @@
 """Strangers under ``/api/v1/collections/{id}/strangers``: list, show, name, merge, split.
 
 The same JSON as ``facelens strangers`` prints (:mod:`facelens.people.stranger_types`).
-Reading needs the ``read`` role, changing ``admin``; changes are audited with
-the caller's key. The routes are plain ``def``: FastAPI runs them in its
+Reading needs the ``read`` role, changing ``admin``; changes go through
+:class:`facelens.people.stranger_curation.StrangerCuration`, which records
+them as the caller's. The routes are plain ``def``: FastAPI runs them in its
 threadpool, so the stores' blocking calls never hold the event loop.
 """
 
@@ -12,11 +13,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Request
 
-from facelens.api.auditing import audit
-from facelens.api.context import Audit, Strangers
+from facelens.api.actors import request_actor
+from facelens.api.context import Curation, Strangers
 from facelens.api.rest import models
 from facelens.api.rest.params import Admin, Reader
-from facelens.history.audit import AuditAction
 from facelens.people.stranger_types import named_json, stranger_json
 
 router = APIRouter(tags=["strangers"])
@@ -41,8 +41,7 @@ def get_stranger(
 def name_stranger(
     request: Request,
     _: Admin,
-    strangers: Strangers,
-    log: Audit,
+    curation: Curation,
     collection_id: str,
     stranger_id: str,
     user_id: Annotated[str, Body(alias="UserId")],
@@ -51,15 +50,13 @@ def name_stranger(
 ) -> dict[str, Any]:
     """Turns the stranger into user ``UserId`` with its faces enrolled and ``Profile`` merged
     into the user's; an existing user is ConflictException (409) unless ``Extend``."""
-    named = strangers.name(collection_id, stranger_id, user_id, profile=profile, extend=extend)
-    details = {"StrangerId": stranger_id, "Faces": len(named.face_ids)}
-    audit(
-        log,
-        request,
-        AuditAction.NAME_STRANGER,
+    named = curation.name(
+        request_actor(request),
+        collection_id,
+        stranger_id,
         user_id,
-        collection_id=collection_id,
-        details=details,
+        profile=profile,
+        extend=extend,
     )
     return named_json(named)
 
@@ -68,23 +65,13 @@ def name_stranger(
 def merge_strangers(
     request: Request,
     _: Admin,
-    strangers: Strangers,
-    log: Audit,
+    curation: Curation,
     collection_id: str,
     stranger_id: str,
     other: Annotated[str, Body(embed=True, alias="Other")],
 ) -> dict[str, Any]:
     """``Other`` is the same person: its faces and sightings join this stranger."""
-    merged = strangers.merge(collection_id, stranger_id, other)
-    details = {"Other": other}
-    audit(
-        log,
-        request,
-        AuditAction.MERGE_STRANGERS,
-        stranger_id,
-        collection_id=collection_id,
-        details=details,
-    )
+    merged = curation.merge(request_actor(request), collection_id, stranger_id, other)
     return {"Stranger": stranger_json(merged)}
 
 
@@ -92,17 +79,14 @@ def merge_strangers(
 def split_stranger(
     request: Request,
     _: Admin,
+    curation: Curation,
     strangers: Strangers,
-    log: Audit,
     collection_id: str,
     stranger_id: str,
     face_ids: Annotated[list[str], Body(embed=True, alias="FaceIds")],
 ) -> dict[str, Any]:
     """``FaceIds`` (some of the stranger's faces) become a new stranger."""
-    new_id = strangers.split(collection_id, stranger_id, face_ids)
-    details = {"NewStrangerId": new_id, "FaceIds": face_ids}
-    action = AuditAction.SPLIT_STRANGER
-    audit(log, request, action, stranger_id, collection_id=collection_id, details=details)
+    new_id = curation.split(request_actor(request), collection_id, stranger_id, face_ids)
     return {
         "StrangerId": new_id,
         "Stranger": stranger_json(strangers.get(collection_id, new_id)),
