@@ -75,9 +75,11 @@ def _one_run(
     import cv2
 
     cv2.setNumThreads(1)
+    from contextlib import ExitStack
+
     from facelens.bus.publisher import MemoryPublisher
     from facelens.config import EdgeSettings, Settings
-    from facelens.wiring import Components
+    from facelens.wiring.edge import open_edge
 
     settings = Settings(
         home=Path(home),
@@ -85,20 +87,18 @@ def _one_run(
         detector=detector,
         edge=EdgeSettings(view_port=None, best_of_seconds=best_of, stats_seconds=3600),
     )
-    components = Components(settings, instance="edge-bench")
-    try:
-        runner = components.edge_runner(source=video, thing="bench", realtime=realtime)
+    with ExitStack() as stack:  # the process role edge-bench, as `facelens edge --thing bench`
+        edge = open_edge(settings, stack, source=video, thing="bench", realtime=realtime)
+        runner = edge.runner
         summary = runner.run()
         stats = runner.stats()
-        publisher = components.publisher
+        publisher = edge.publication.publisher
         latencies = []
         if isinstance(publisher, MemoryPublisher):
             for message in publisher.messages:
                 body = message.json()
                 if body.get("status") == "uploaded" and body.get("latency_ms") is not None:
                     latencies.append(body["latency_ms"] / 1000.0)
-    finally:
-        components.close()
     queue.put(
         {
             "frames": summary.frames,

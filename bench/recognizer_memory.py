@@ -39,6 +39,7 @@ import sys
 import tempfile
 import time
 import uuid
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -46,9 +47,9 @@ import numpy as np
 
 from bench._common import machine_facts, write_result
 from bench.edge_fps import models_dir
-from bench.recognizer_throughput import _crop, prepare
+from bench.recognizer_throughput import _crop, crop_store, prepare
 from facelens.config import Settings
-from facelens.wiring import Components
+from facelens.wiring.stores import build_analyzer, open_collections
 
 COLLECTION = "faces"
 BATCH = 20_000
@@ -61,10 +62,9 @@ def add_synthetic_faces(home: Path, count: int, seed: int) -> float:
 
     box = BoundingBox(width=0.25, height=0.3, left=0.375, top=0.2)
     rng = np.random.default_rng(seed)
-    components = Components(Settings(home=home, models_dir=models_dir()))
-    store = components.store
     started = time.perf_counter()
-    try:
+    with ExitStack() as stack:
+        store = open_collections(Settings(home=home, models_dir=models_dir()), stack).store
         for start in range(0, count, BATCH):
             n = min(BATCH, count - start)
             vectors = rng.standard_normal((n, 128), dtype=np.float32)
@@ -84,8 +84,6 @@ def add_synthetic_faces(home: Path, count: int, seed: int) -> float:
                     )
                 )
             store.add_faces(COLLECTION, faces)
-    finally:
-        components.close()
     return time.perf_counter() - started
 
 
@@ -94,18 +92,18 @@ def queue_more_events(home: Path, count: int, tag: str) -> None:
     from bench._common import testdata_dir
     from facelens.storage.crops import CropMetadata
 
-    components = Components(Settings(home=home, models_dir=models_dir()))
-    try:
+    settings = Settings(home=home, models_dir=models_dir())
+    analyzer = build_analyzer(settings)
+    with ExitStack() as stack:
+        objects = crop_store(settings, stack)
         crops: list[bytes] = []
         for person in sorted((testdata_dir() / "people").iterdir()):
             photos = sorted(p for p in person.iterdir() if p.suffix in (".jpg", ".png"))
-            crops += [c for c in (_crop(components, p) for p in photos[1:2]) if c is not None]
+            crops += [c for c in (_crop(analyzer, p) for p in photos[1:2]) if c is not None]
         meta = CropMetadata(camera="bench").to_metadata()
         for i in range(count):
             key = f"faces/bench-{tag}/{i:05d}.jpg"
-            components.objects.put_object("facelens", key, crops[i % len(crops)], metadata=meta)
-    finally:
-        components.close()
+            objects.put_object("facelens", key, crops[i % len(crops)], metadata=meta)
 
 
 def run_recognizer(home: Path) -> dict[str, Any]:

@@ -43,15 +43,33 @@ import socket
 import subprocess
 import tempfile
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 from bench._common import machine_facts, summarize_ms, testdata_dir, write_result
 from bench.edge_fps import models_dir
+from facelens.collection.analysis import FaceAnalyzer
 from facelens.config import MqttSettings, RecognizerSettings, Settings
 from facelens.recognizer.worker import RecognizerWorker
 from facelens.storage.crops import CropMetadata
-from facelens.wiring import Components
+from facelens.storage.protocol import ObjectStore
+from facelens.wiring.bus import (
+    open_event_sink,
+    open_event_source,
+    open_publication,
+    sends_events_by_broker,
+)
+from facelens.wiring.people import people_of
+from facelens.wiring.process import process_role
+from facelens.wiring.recognizer import open_recognizer
+from facelens.wiring.stores import (
+    notifying_objects,
+    open_collections,
+    open_profiles,
+    open_raw_objects,
+    open_stores,
+)
 
 
 def _settings(home: Path, mqtt_url: str | None, worker_id: str) -> Settings:
@@ -63,13 +81,13 @@ def _settings(home: Path, mqtt_url: str | None, worker_id: str) -> Settings:
     )
 
 
-def _crop(components: Components, photo: Path) -> bytes | None:
+def _crop(analyzer: FaceAnalyzer, photo: Path) -> bytes | None:
     import cv2
 
     from facelens.engine.images import read_image_file
 
     image = read_image_file(photo, max_bytes=50_000_000, max_pixels=50_000_000).pixels
-    faces = components.analyzer.engine.detect(image, largest_only=True)
+    faces = analyzer.engine.detect(image, largest_only=True)
     if not faces:
         return None
     box = faces[0].face.box
@@ -85,44 +103,61 @@ def _crop(components: Components, photo: Path) -> bytes | None:
     return bytes(jpeg.tobytes()) if ok else None
 
 
+def crop_store(settings: Settings, stack: ExitStack) -> ObjectStore:
+    """The object store a camera puts crops in: each put queues the recognizer's event (as
+    ``facelens objects put``, in the process role ``cli``)."""
+    publication = None
+    if sends_events_by_broker(settings):
+        publication = open_publication(settings, stack, process_role(settings, "cli"))
+    sink = open_event_sink(settings, stack, publication)
+    return notifying_objects(settings, open_raw_objects(settings, stack), sink)
+
+
 def prepare(home: Path, mqtt_url: str | None, events: int) -> int:
     """Enrols one photo per identity and queues ``events`` crop events; returns the count."""
-    components = Components(_settings(home, mqtt_url, "setup"))
-    collections, users = components.collections, components.users
-    collections.create_collection("faces")
-    crops: list[bytes] = []
-    for person in sorted((testdata_dir() / "people").iterdir()):
-        photos = sorted(p for p in person.iterdir() if p.suffix in (".jpg", ".png"))
-        enrolled = collections.index_faces("faces", photos[0].read_bytes(), max_faces=1)
-        if enrolled.face_records:
-            users.create_user("faces", person.name)
-            users.associate_faces("faces", person.name, [enrolled.face_records[0].face.face_id])
-            components.profiles.put(person.name, {"Name": person.name.replace("_", " ")})
-        crops += [c for c in (_crop(components, p) for p in photos[1:]) if c is not None]
-    components.raw_objects.create_bucket("facelens")
-    meta = CropMetadata(camera="bench").to_metadata()
-    for i in range(events):
-        components.objects.put_object(
-            "facelens", f"faces/bench/{i:05d}.jpg", crops[i % len(crops)], metadata=meta
-        )
-    components.close()
+    settings = _settings(home, mqtt_url, "setup")
+    with ExitStack() as stack:
+        own = open_collections(settings, stack)
+        profiles = open_profiles(settings, stack)
+        collections, users = own.collections, own.users
+        collections.create_collection("faces")
+        crops: list[bytes] = []
+        for person in sorted((testdata_dir() / "people").iterdir()):
+            photos = sorted(p for p in person.iterdir() if p.suffix in (".jpg", ".png"))
+            enrolled = collections.index_faces("faces", photos[0].read_bytes(), max_faces=1)
+            if enrolled.face_records:
+                face_id = enrolled.face_records[0].face.face_id
+                users.create_user("faces", person.name)
+                users.associate_faces("faces", person.name, [face_id])
+                profiles.put(person.name, {"Name": person.name.replace("_", " ")})
+            crops += [c for c in (_crop(own.analyzer, p) for p in photos[1:]) if c is not None]
+        objects = crop_store(settings, stack)
+        objects.create_bucket("facelens")
+        meta = CropMetadata(camera="bench").to_metadata()
+        for i in range(events):
+            objects.put_object(
+                "facelens", f"faces/bench/{i:05d}.jpg", crops[i % len(crops)], metadata=meta
+            )
     return events
 
 
 def _work(home: str, mqtt_url: str | None, worker_id: str, ready: Any, go: Any, out: Any) -> None:
-    components = Components(_settings(Path(home), mqtt_url, worker_id))
-    components.recognizer.prepare()
-    worker = RecognizerWorker(
-        components.event_source, components.recognizer, wait_seconds=0.2, keep_outcomes=True
-    )
-    ready.put(worker_id)
-    go.wait()
-    while worker.run_once():
-        pass
-    finished = time.perf_counter()
-    if mqtt_url is not None:
-        components.mqtt_publisher.flush(30)
-    components.close()
+    settings = _settings(Path(home), mqtt_url, worker_id)
+    with ExitStack() as stack:  # as `facelens recognizer`, its worker driven from here
+        publication = open_publication(settings, stack, process_role(settings))
+        stores = open_stores(settings, stack)
+        people = people_of(settings, stores)
+        recognizer = open_recognizer(settings, stack, stores, people, publication).recognizer
+        recognizer.prepare()
+        source = open_event_source(settings, stack)
+        worker = RecognizerWorker(source, recognizer, wait_seconds=0.2, keep_outcomes=True)
+        ready.put(worker_id)
+        go.wait()
+        while worker.run_once():
+            pass
+        finished = time.perf_counter()
+        if publication.broker is not None:
+            publication.broker.flush(30)
     outcomes = worker.stats.outcomes
     out.put(
         {

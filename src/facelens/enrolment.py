@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from facelens.collection.models import QualityFilter
+from facelens.collection.service import CollectionService
+from facelens.collection.users import UserService
 from facelens.errors import (
     ConflictException,
     FacelensError,
@@ -28,8 +30,8 @@ from facelens.errors import (
     ResourceAlreadyExistsException,
     ResourceNotFoundException,
 )
+from facelens.profiles.store import ProfileStore
 from facelens.profiles.types import make_item
-from facelens.wiring import Components
 
 
 def person_id(name: str) -> str:
@@ -57,6 +59,15 @@ class Photo:
 
 
 @dataclass(frozen=True)
+class EnrolmentParts:
+    """What an enrolment writes: the collection's faces and users, and the profiles."""
+
+    collections: CollectionService
+    users: UserService
+    profiles: ProfileStore
+
+
+@dataclass(frozen=True)
 class EnrolReport:
     """What an enrolment did. problems: one line per photo that added no face."""
 
@@ -67,17 +78,17 @@ class EnrolReport:
     created: bool
 
 
-def ensure_collection(components: Components, collection_id: str) -> None:
+def ensure_collection(collections: CollectionService, collection_id: str) -> None:
     """Creates the dashboard's collection on first use (two racing creators are fine)."""
     try:
-        components.collections.describe_collection(collection_id)
+        collections.describe_collection(collection_id)
     except ResourceNotFoundException:
         with suppress(ResourceAlreadyExistsException):
-            components.collections.create_collection(collection_id)
+            collections.create_collection(collection_id)
 
 
 def enrol_person(
-    components: Components,
+    parts: EnrolmentParts,
     collection_id: str,
     name: str,
     photos: Sequence[Photo],
@@ -100,26 +111,28 @@ def enrol_person(
     # The profile store's checks (nesting, Unicode, 400 KB) before anything is enrolled:
     # refused at the end, the person was enrolled and the caller told nothing was.
     make_item(user_id, {"Name": name, **(attributes or {})})
-    ensure_collection(components, collection_id)
+    ensure_collection(parts.collections, collection_id)
     created = True
     try:
-        components.users.create_user(collection_id, user_id)
+        parts.users.create_user(collection_id, user_id)
     except ConflictException:
         created = False
     labels: dict[str, str] = {}  # FaceId -> the photo it came from
     problems: list[str] = []
     for photo in photos:
-        face_id, problem = _index_one(components, collection_id, user_id, photo, quality_filter)
+        face_id, problem = _index_one(
+            parts.collections, collection_id, user_id, photo, quality_filter
+        )
         if face_id is not None:
             labels[face_id] = photo.label
         if problem is not None:
             problems.append(problem)
     face_ids = list(labels)
     if face_ids:
-        result = components.users.associate_faces(collection_id, user_id, face_ids)
+        result = parts.users.associate_faces(collection_id, user_id, face_ids)
         refused = {f.face_id: f for f in result.unsuccessful}
         if refused:
-            components.collections.delete_faces(collection_id, list(refused))
+            parts.collections.delete_faces(collection_id, list(refused))
             for face_id, failure in refused.items():
                 seen = f" (similarity {failure.confidence:.0f} %)" if failure.confidence else ""
                 problems.append(
@@ -128,13 +141,13 @@ def enrol_person(
             face_ids = [f for f in face_ids if f not in refused]
     if not face_ids:
         if created:
-            components.users.delete_user(collection_id, user_id)
+            parts.users.delete_user(collection_id, user_id)
         raise InvalidParameterException("No face was enrolled: " + "; ".join(problems))
-    profile = components.profiles.get(user_id)
+    profile = parts.profiles.get(user_id)
     if profile is None or not profile.attributes.get("Name"):
-        components.profiles.update(user_id, {"Name": " ".join(name.split())})
+        parts.profiles.update(user_id, {"Name": " ".join(name.split())})
     if attributes:
-        components.profiles.update(user_id, dict(attributes))
+        parts.profiles.update(user_id, dict(attributes))
     shown = profile.attributes.get("Name") if profile is not None else None
     return EnrolReport(
         user_id=user_id,
@@ -146,7 +159,7 @@ def enrol_person(
 
 
 def _index_one(
-    components: Components,
+    collections: CollectionService,
     collection_id: str,
     user_id: str,
     photo: Photo,
@@ -154,7 +167,7 @@ def _index_one(
 ) -> tuple[str | None, str | None]:
     """The FaceId of the photo's largest face, or why there is none."""
     try:
-        result = components.collections.index_faces(
+        result = collections.index_faces(
             collection_id,
             photo.body,
             external_image_id=user_id,

@@ -1,17 +1,19 @@
 """``facelens up``: the edge runner, the recognizer and the HTTP server in one process.
 
 The same parts as ``facelens edge``, ``facelens recognizer`` and ``facelens
-serve``, built by the same ``Components``: only the wiring differs. Events
-go through the SQLite outbox in ``<home>`` (so a second start picks up what
-the first left: unrecognized crops, buffered uploads), identifications are
-printed one line each and name the live view's tracks in-process (with or
-without an MQTT broker), and the dashboard shows them live.
+serve``, built by the same factories (:mod:`facelens.wiring`) on one set of
+stores: only the assembly differs. Events go through the SQLite outbox in
+``<home>`` (so a second start picks up what the first left: unrecognized
+crops, buffered uploads), identifications are printed one line each and
+name the live view's tracks in-process (with or without an MQTT broker),
+and the dashboard shows them live.
 
 Threads: the edge runner's frame loop runs on the caller's thread; the
 recognizer worker, the server and the retention job (``settings.retention``)
 on their own. ``stop`` (set by Ctrl-C)
 ends the runner, then the worker finishes the event in hand, then the
-server stops and every store closes.
+server stops; the caller's ExitStack then stops the retention job and
+closes every store, the publisher last.
 """
 
 from __future__ import annotations
@@ -19,16 +21,22 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Mapping
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from facelens.config import Settings
 from facelens.edge.names import display_name
 from facelens.edge.runner import EdgeRunner
-from facelens.people.retention import start_retention
 from facelens.recognizer.messages import RESERVED
-from facelens.recognizer.worker import RecognizerWorker
-from facelens.wiring import Components
+from facelens.wiring.bus import open_event_sink, open_outbox, open_publication
+from facelens.wiring.edge import open_edge_runner
+from facelens.wiring.people import people_of
+from facelens.wiring.process import process_role
+from facelens.wiring.recognizer import open_recognizer, start_worker
+from facelens.wiring.server import open_server_bundles
+from facelens.wiring.stores import notifying_objects, open_stores
 
 _log = logging.getLogger(__name__)
 
@@ -81,7 +89,8 @@ def _clock(text: object) -> str | None:
 
 
 class Up:
-    """One process running a camera, the recognizer and the server on ``components``.
+    """One process running a camera, the recognizer and the server on ``settings``, in the
+    process role ``up-<thing>``; what it opens is closed by ``stack``.
 
     out: where identification lines go (stdout in the CLI); announce: where the
     dashboard's address goes, once it listens (default: ``out``). once: stop when
@@ -91,7 +100,8 @@ class Up:
 
     def __init__(
         self,
-        components: Components,
+        settings: Settings,
+        stack: ExitStack,
         *,
         source: str,
         thing: str,
@@ -101,7 +111,6 @@ class Up:
         out: Callable[[str], None] = print,
         announce: Callable[[str], None] | None = None,
     ) -> None:
-        self.components = components
         self._out = out
         self._announce = announce or out
         self._once = once
@@ -109,17 +118,34 @@ class Up:
         self._edge_done = threading.Event()
         self._stats = {"identified": 0, "unknown": 0}
         self._lock = threading.Lock()
-        components.publish_observers.append(self._observe)
-        self.runner: EdgeRunner = components.edge_runner(
-            source=source, thing=thing, realtime=realtime
+        role = process_role(settings, f"up-{thing}")
+        # Opened first, so closed last: what is spooled goes out after everything else stops.
+        publication = open_publication(settings, stack, role, observers=[self._observe])
+        stores = open_stores(settings, stack)
+        people = people_of(settings, stores)
+        outbox = open_outbox(settings, stack)  # the camera's crops wake the worker at once
+        sink = open_event_sink(settings, stack, publication, outbox=outbox)
+        self.runner: EdgeRunner = open_edge_runner(
+            settings,
+            stack,
+            role,
+            publication,
+            notifying_objects(settings, stores.objects, sink),
+            source=source,
+            thing=thing,
+            realtime=realtime,
         )
+        recognizer = open_recognizer(settings, stack, stores, people, publication)
         self.server = None
         if serve:
             from facelens.api.serve import build_server
 
-            self.server, _ = build_server(components)
-        self.worker = RecognizerWorker(
-            components.event_source, components.recognizer, wait_seconds=_IDLE_WAIT_S
+            bundles = open_server_bundles(
+                settings, stack, role, stores=stores, people=people, publication=publication
+            )
+            self.server, _ = build_server(bundles)
+        self.worker = start_worker(
+            settings, stack, recognizer, wait_seconds=_IDLE_WAIT_S, outbox=outbox
         )
         self._worker_thread = threading.Thread(
             target=self._recognize, name="facelens-recognizer", daemon=True
@@ -135,12 +161,10 @@ class Up:
         self.runner.stop()
 
     def run(self) -> UpSummary:
-        self.components.recognizer.prepare()
         if self.server is not None:
             self.server.start()
             self._announce(f"facelens up: dashboard at {self.server.url}/ui/")
         self._worker_thread.start()
-        retention = start_retention(self.components.retention, self.components.settings.retention)
         try:
             summary = self.runner.run()
             self._edge_done.set()
@@ -152,8 +176,6 @@ class Up:
             self._stop.set()
             self._edge_done.set()
             self._worker_thread.join(30)
-            if retention is not None:
-                retention.stop()
             if self.server is not None:
                 self.server.stop()
         stats = self.worker.stats

@@ -38,4 +38,4 @@ def configured_server(tmp_path: Path) -> Iterator[ServerFactory]:
     yield start
     for server in started:
         server.server.stop()
-        server.components.close()
+        server.stack.close()

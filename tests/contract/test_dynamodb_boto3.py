@@ -1,7 +1,7 @@
 """boto3's DynamoDB client and resource against a real facelens server: only endpoint_url changes.
 
 Every table is a view of the server's one profile store, so what is put
-here is checked through ``components.profiles`` too. Errors must arrive as
+here is checked through that store (``bundles.profiles()``) too. Errors must arrive as
 botocore's own exception classes (DynamoDB's ``__type`` is namespaced:
 ``com.amazonaws.dynamodb.v20120810#ResourceNotFoundException``).
 """
@@ -117,7 +117,7 @@ def test_items_are_the_profile_store(client: Any, api_server: ApiServer) -> None
     }
     assert client.put_item(TableName=TABLE, Item=item).get("Attributes") is None
 
-    profile = api_server.components.profiles.get(FACE_ID)
+    profile = api_server.bundles.profiles().get(FACE_ID)
     assert profile is not None
     assert profile.attributes == {
         "Name": "Anna Berg",
@@ -135,7 +135,7 @@ def test_items_are_the_profile_store(client: Any, api_server: ApiServer) -> None
     assert "Item" not in client.get_item(TableName=TABLE, Key={"FaceId": {"S": OTHER_FACE_ID}})
 
     # A profile put the facelens way is an item of every table.
-    api_server.components.profiles.put(OTHER_FACE_ID, {"Name": "Bo"})
+    api_server.bundles.profiles().put(OTHER_FACE_ID, {"Name": "Bo"})
     other = client.get_item(TableName=TABLE, Key={"FaceId": {"S": OTHER_FACE_ID}})["Item"]
     assert other == {"FaceId": {"S": OTHER_FACE_ID}, "Name": {"S": "Bo"}}
     assert client.describe_table(TableName=TABLE)["Table"]["ItemCount"] == 2
@@ -146,13 +146,13 @@ def test_items_are_the_profile_store(client: Any, api_server: ApiServer) -> None
         ReturnValues="ALL_OLD",
     )
     assert replaced["Attributes"]["Name"] == {"S": "Anna Berg"}
-    assert api_server.components.profiles.get(FACE_ID).attributes == {"Name": "Anna B."}  # type: ignore[union-attr]
+    assert api_server.bundles.profiles().get(FACE_ID).attributes == {"Name": "Anna B."}  # type: ignore[union-attr]
 
     gone = client.delete_item(
         TableName=TABLE, Key={"FaceId": {"S": FACE_ID}}, ReturnValues="ALL_OLD"
     )
     assert gone["Attributes"] == {"FaceId": {"S": FACE_ID}, "Name": {"S": "Anna B."}}
-    assert api_server.components.profiles.get(FACE_ID) is None
+    assert api_server.bundles.profiles().get(FACE_ID) is None
     assert "Attributes" not in client.delete_item(TableName=TABLE, Key={"FaceId": {"S": FACE_ID}})
 
 
@@ -172,7 +172,7 @@ def test_the_resource_interface(api_server: ApiServer) -> None:
     table.put_item(Item={"FaceId": FACE_ID, "Name": "Anna", "Age": 31, "Score": Decimal("0.5")})
     item = table.get_item(Key={"FaceId": FACE_ID})["Item"]
     assert item == {"FaceId": FACE_ID, "Name": "Anna", "Age": 31, "Score": Decimal("0.5")}
-    assert api_server.components.profiles.get(FACE_ID).attributes["Age"] == 31  # type: ignore[union-attr]
+    assert api_server.bundles.profiles().get(FACE_ID).attributes["Age"] == 31  # type: ignore[union-attr]
     assert [i["FaceId"] for i in table.scan()["Items"]] == [FACE_ID]
     table.delete_item(Key={"FaceId": FACE_ID})
     assert "Item" not in table.get_item(Key={"FaceId": FACE_ID})
@@ -308,7 +308,7 @@ def test_refused_callers(api_server: ApiServer, client: Any) -> None:
         wrong.describe_table(TableName=TABLE)
     assert error_code(info) == "InvalidSignatureException"
 
-    key = api_server.components.keys.create_access_key("reader", Role.READ)
+    key = api_server.bundles.keys.create_access_key("reader", Role.READ)
     reader = dynamodb(
         api_server, key_id=key.access_key_id, secret=key.secret_access_key.get_secret_value()
     )
@@ -326,7 +326,7 @@ def test_refused_callers(api_server: ApiServer, client: Any) -> None:
             BillingMode="PAY_PER_REQUEST",
         )
     assert error_code(info) == "AccessDeniedException"
-    assert api_server.components.profiles.get(FACE_ID) is None
+    assert api_server.bundles.profiles().get(FACE_ID) is None
 
 
 def signed_post(

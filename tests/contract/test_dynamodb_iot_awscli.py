@@ -55,7 +55,7 @@ def test_cli_table_and_items(api_server: ApiServer, tmp_path: Path) -> None:
     key = json.dumps({"FaceId": {"S": FACE_ID}})
     got = aws("dynamodb", "get-item", "--table-name", "facerecognition", "--key", key)
     assert got["Item"] == item
-    profile = api_server.components.profiles.get(FACE_ID)
+    profile = api_server.bundles.profiles().get(FACE_ID)
     assert profile is not None
     assert profile.attributes == {"Name": "Anna Berg", "Bio": "Front desk"}
 

@@ -83,7 +83,7 @@ def test_topics_aws_iot_refuses(api_server: ApiServer) -> None:
     with pytest.raises(client.exceptions.RequestEntityTooLargeException):
         client.publish(topic="ok", qos=1, payload=b"x" * (128 * 1024 + 1))
     client.publish(topic="t" * 256, qos=0, payload=b"{}")  # the longest topic there may be
-    published = api_server.components.publisher.messages  # type: ignore[attr-defined]
+    published = api_server.bundles.publication().publisher.messages  # type: ignore[attr-defined]
     assert [m.topic for m in published] == ["t" * 256]
 
 
@@ -98,10 +98,10 @@ def test_refused_callers(api_server: ApiServer) -> None:
         wrong.publish(topic="rekognition", qos=1, payload=b"{}")
     assert error_code(info) == "InvalidSignatureException"
 
-    key = api_server.components.keys.create_access_key("reader", Role.READ)
+    key = api_server.bundles.keys.create_access_key("reader", Role.READ)
     reader = iot_data(
         api_server, key_id=key.access_key_id, secret=key.secret_access_key.get_secret_value()
     )
     with pytest.raises(reader.exceptions.ForbiddenException):
         reader.publish(topic="rekognition", qos=1, payload=b"{}")
-    assert api_server.components.publisher.messages == []  # type: ignore[attr-defined]
+    assert api_server.bundles.publication().publisher.messages == []  # type: ignore[attr-defined]

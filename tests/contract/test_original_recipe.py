@@ -237,7 +237,7 @@ def test_the_original_recipe_runs_unchanged(
     assert identification["Similarity"] > 70
     assert (identification["Bucket"], identification["Key"]) == (bucket, CROP_KEY)
     assert message.qos == 1
-    stored = server.components.profiles.get(face_id)
+    stored = server.bundles.profiles().get(face_id)
     assert stored is not None
     assert stored.attributes["Name"] == "Barack Obama"
     s3.close()

@@ -59,8 +59,8 @@ def test_cli_collection_cycle(
 ) -> None:
     photo = tmp_path / "photo.jpg"  # a relative fileb:// path, as users type it
     photo.write_bytes((testdata / "people" / "obama" / "obama_1.jpg").read_bytes())
-    bucket = api_server.components.settings.bucket
-    api_server.components.raw_objects.put_object(
+    bucket = api_server.bundles.settings.bucket
+    api_server.bundles.objects().put_object(
         bucket, "uploads/obama_4.jpg", (testdata / "people" / "obama" / "obama_4.jpg").read_bytes()
     )
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,8 @@ from botocore.exceptions import ClientError
 from facelens.access.keys import Role
 from facelens.api.serve import build_server
 from facelens.config import ServeSettings, Settings
-from facelens.wiring import Components
+from facelens.wiring.process import process_role
+from facelens.wiring.server import open_server_bundles
 from tests.servers.facelens_api import ApiServer
 
 COLLECTION = "contract"
@@ -131,8 +133,8 @@ def test_collection_and_face_cycle(client: Any, photos: dict[str, bytes]) -> Non
 def test_index_faces_from_the_object_store(
     api_server: ApiServer, client: Any, photos: dict[str, bytes]
 ) -> None:
-    bucket = api_server.components.settings.bucket
-    api_server.components.raw_objects.put_object(bucket, "uploads/obama.jpg", photos["obama_1"])
+    bucket = api_server.bundles.settings.bucket
+    api_server.bundles.objects().put_object(bucket, "uploads/obama.jpg", photos["obama_1"])
     client.create_collection(CollectionId=COLLECTION)
     indexed = client.index_faces(
         CollectionId=COLLECTION, Image={"S3Object": {"Bucket": bucket, "Name": "uploads/obama.jpg"}}
@@ -260,7 +262,7 @@ def test_an_unknown_access_key_is_refused(api_server: ApiServer) -> None:
 
 def test_repeated_failures_are_throttled(api_server: ApiServer) -> None:
     wrong = rekognition(api_server, secret="not-the-secret-access-key")
-    limit = api_server.components.settings.serve.failed_auth_limit
+    limit = api_server.bundles.settings.serve.failed_auth_limit
     for _ in range(limit):
         with pytest.raises(ClientError):
             wrong.list_collections()
@@ -272,7 +274,7 @@ def test_repeated_failures_are_throttled(api_server: ApiServer) -> None:
 
 def test_a_read_key_can_look_but_not_change(api_server: ApiServer, client: Any) -> None:
     client.create_collection(CollectionId=COLLECTION)
-    key = api_server.components.keys.create_access_key("reader", Role.READ)
+    key = api_server.bundles.keys.create_access_key("reader", Role.READ)
     reader = rekognition(
         api_server, key_id=key.access_key_id, secret=key.secret_access_key.get_secret_value()
     )
@@ -316,21 +318,19 @@ def test_unknown_operations_and_broken_json(api_server: ApiServer) -> None:
 def test_without_keys_any_local_signer_is_trusted(tmp_path: Path) -> None:
     # No keys at all: the server listens on loopback only and trusts every caller, as
     # the REST API does; an SDK still signs (with anything), and that is accepted.
-    components = Components(
-        Settings(home=tmp_path / "home", models_dir=None, serve=ServeSettings(port=0))
-    )
-    server, _ = build_server(components)
-    server.start()
-    try:
-        client = boto3.session.Session().client(
-            "rekognition",
-            endpoint_url=server.url,
-            region_name="us-east-1",
-            aws_access_key_id="anything",
-            aws_secret_access_key="anything",
-        )
-        assert client.create_collection(CollectionId=COLLECTION)["StatusCode"] == 200
-        assert client.list_collections()["CollectionIds"] == [COLLECTION]
-    finally:
-        server.stop()
-        components.close()
+    settings = Settings(home=tmp_path / "home", models_dir=None, serve=ServeSettings(port=0))
+    with ExitStack() as stack:
+        server, _ = build_server(open_server_bundles(settings, stack, process_role(settings)))
+        server.start()
+        try:
+            client = boto3.session.Session().client(
+                "rekognition",
+                endpoint_url=server.url,
+                region_name="us-east-1",
+                aws_access_key_id="anything",
+                aws_secret_access_key="anything",
+            )
+            assert client.create_collection(CollectionId=COLLECTION)["StatusCode"] == 200
+            assert client.list_collections()["CollectionIds"] == [COLLECTION]
+        finally:
+            server.stop()

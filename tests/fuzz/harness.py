@@ -41,7 +41,7 @@ from urllib.parse import urlsplit
 
 from facelens.api.aws.dynamodb_items import ProfileTables
 from facelens.errors import FacelensError
-from facelens.wiring import Components
+from facelens.wiring.server import ServerBundles
 from tests.fuzz.wire import HEALTH_TIMEOUT_S, TIMEOUT_S, Answer, Call, breaks_http, send
 
 # -- the server's own view: errors it logged, and its stores --
@@ -91,21 +91,23 @@ def _pages(fetch: Callable[[str | None], tuple[Sequence[Any], str | None]]) -> l
     return items
 
 
-def _faces_page(c: Components, cid: str, token: str | None) -> tuple[Sequence[Any], str | None]:
-    page = c.collections.list_faces(cid, max_results=1000, next_token=token)
+def _faces_page(c: ServerBundles, cid: str, token: str | None) -> tuple[Sequence[Any], str | None]:
+    page = c.collections().collections.list_faces(cid, max_results=1000, next_token=token)
     return page.faces, page.next_token
 
 
-def _users_page(c: Components, cid: str, token: str | None) -> tuple[Sequence[Any], str | None]:
-    page = c.users.list_users(cid, max_results=500, next_token=token)
+def _users_page(c: ServerBundles, cid: str, token: str | None) -> tuple[Sequence[Any], str | None]:
+    page = c.collections().users.list_users(cid, max_results=500, next_token=token)
     return page.users, page.next_token
 
 
-def fingerprint(c: Components, tables: ProfileTables) -> dict[str, Any]:
+def fingerprint(c: ServerBundles, tables: ProfileTables) -> dict[str, Any]:
     """What a refused request must not change, read straight from the stores."""
     collections = _pages(
         lambda t: (
-            (p := c.collections.list_collections(max_results=1000, next_token=t)).collection_ids,
+            (
+                p := c.collections().collections.list_collections(max_results=1000, next_token=t)
+            ).collection_ids,
             p.next_token,
         )
     )
@@ -118,16 +120,16 @@ def fingerprint(c: Components, tables: ProfileTables) -> dict[str, Any]:
             "users": sorted((u.user_id, u.status.value, u.face_count) for u in users),
         }
     profiles = _pages(
-        lambda t: ((p := c.profiles.list(max_results=1000, next_token=t)).profiles, p.next_token)
+        lambda t: ((p := c.profiles().list(max_results=1000, next_token=t)).profiles, p.next_token)
     )
     state["profiles"] = {p.profile_id: json.dumps(p.item, sort_keys=True) for p in profiles}
     state["keys"] = sorted(json.dumps(asdict(k), default=str) for k in c.keys.list_keys())
     state["tables"] = tables.catalogue.names(limit=1000)[0]
-    newest = c.audit.entries(limit=1).entries
+    newest = c.history().audit.entries(limit=1).entries
     state["audit"] = newest[0].entry_id if newest else None
-    state["ledger"] = c.ledger.count()
-    state["corrections"] = sorted(x.correction_id for x in c.corrections.list())
-    objects = c.raw_objects.list_objects(c.settings.bucket, max_keys=1000)
+    state["ledger"] = c.history().ledger.count()
+    state["corrections"] = sorted(x.correction_id for x in c.people().corrections.list())
+    objects = c.objects().list_objects(c.settings.bucket, max_keys=1000)
     state["objects"] = sorted(o.key for o in objects.objects)
     return state
 
@@ -229,7 +231,7 @@ class Fuzzer:
     """Sends calls to one server and checks the rule (see the module's docstring)."""
 
     url: str
-    components: Components
+    bundles: ServerBundles
     tables: ProfileTables
     errors: ServerErrors
     tally: Tally
@@ -262,7 +264,7 @@ class Fuzzer:
         return f"{self.host}:{self.port}"
 
     def state(self) -> dict[str, Any]:
-        return fingerprint(self.components, self.tables)
+        return fingerprint(self.bundles, self.tables)
 
     def check(self, call: Call) -> Answer:
         """Sends ``call``; fails (or, collecting, records) each rule it breaks."""

@@ -16,7 +16,7 @@ text); the audit log, the ledger and the keys are SQLite files in either.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode
@@ -25,7 +25,8 @@ from facelens.access.keys import Role
 from facelens.api.serve import build_server
 from facelens.collection.analysis import FaceAnalyzer
 from facelens.config import MqttSettings, ServeSettings, Settings
-from facelens.wiring import Components
+from facelens.wiring.process import process_role
+from facelens.wiring.server import open_server_bundles
 from tests.fuzz.harness import Fuzzer, ServerErrors, Tally
 from tests.fuzz.images import Photos
 from tests.fuzz.wire import AccessKey, Call, send
@@ -89,21 +90,21 @@ def serving(
         serve=ServeSettings(port=0, failed_auth_limit=1_000_000_000),
         **(stores if backend == "postgres" else {}),  # type: ignore[arg-type]
     )
-    components = Components(settings, instance=f"fuzz-{backend}")
-    if analyzer is not None:
-        components.__dict__["analyzer"] = analyzer  # the cached_property, filled
-    admin = components.keys.create_api_key("fuzz-admin", Role.ADMIN)
-    reader = components.keys.create_api_key("fuzz-reader", Role.READ)
-    admin_key = components.keys.create_access_key("fuzz-sdk-admin", Role.ADMIN)
-    reader_key = components.keys.create_access_key("fuzz-sdk-reader", Role.READ)
-    server, app = build_server(components)
+    stack = ExitStack()
+    role = process_role(settings, f"fuzz-{backend}")
+    bundles = open_server_bundles(settings, stack, role, analyzer=analyzer)
+    admin = bundles.keys.create_api_key("fuzz-admin", Role.ADMIN)
+    reader = bundles.keys.create_api_key("fuzz-reader", Role.READ)
+    admin_key = bundles.keys.create_access_key("fuzz-sdk-admin", Role.ADMIN)
+    reader_key = bundles.keys.create_access_key("fuzz-sdk-reader", Role.READ)
+    server, app = build_server(bundles)
     server.start()
     try:
         tables = app.state.parts.tables()
-        world = World.seed(components, tables, photos)
+        world = World.seed(bundles, tables, photos)
         fuzz = Fuzzer(
             url=server.url,
-            components=components,
+            bundles=bundles,
             tables=tables,
             errors=errors,
             tally=tally,
@@ -127,7 +128,7 @@ def serving(
             reader_cookie=_login(fuzz, reader_token),
             spare_cookie=_login(fuzz, reader_token),
         )
-        yield Target(fuzz, credentials, world, components.analyzer)
+        yield Target(fuzz, credentials, world, bundles.analyzer())
     finally:
         server.stop()
-        components.close()
+        stack.close()

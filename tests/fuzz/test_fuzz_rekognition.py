@@ -117,7 +117,7 @@ REKOGNITION_NAMES: dict[str, list[str]] = {
 
 @st.composite
 def rekognition_calls(draw: st.DrawFn, fuzz: Fuzzer, creds: Credentials, world: World) -> Call:
-    bucket = fuzz.components.settings.bucket
+    bucket = fuzz.bundles.settings.bucket
     target = draw(targets(rekognition.TARGET_PREFIX, sorted(OPERATIONS)))
     names = REKOGNITION_NAMES.get(target.removeprefix(rekognition.TARGET_PREFIX), [])
     body = draw(params_body(rekognition_params(world, bucket), names or ["CollectionId"]))
@@ -175,7 +175,7 @@ def rekognition_classics(fuzz: Fuzzer, creds: Credentials, world: World) -> list
     huge = base64.b64encode(b"9" * 400).decode()
     bomb = base64.b64encode(png(65_535, 65_535)).decode()
     photo = base64.b64encode(world.photos.faces[0]).decode()
-    bucket = fuzz.components.settings.bucket
+    bucket = fuzz.bundles.settings.bucket
     return [
         _rekognition(fuzz, creds, "ListCollections", b"[" * 100_000),
         _rekognition(fuzz, creds, "ListCollections", b'{"MaxResults": 1' + b"0" * 5000 + b"}"),

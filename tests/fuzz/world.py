@@ -24,7 +24,7 @@ from facelens.errors import ResourceNotFoundException
 from facelens.history.ledger import Recognition, Status
 from facelens.people.stranger_types import companion_id
 from facelens.values.boxes import BoundingBox
-from facelens.wiring import Components
+from facelens.wiring.server import ServerBundles
 from tests.fuzz.images import Photos
 from tests.fuzz.wire import AccessKey
 
@@ -63,7 +63,7 @@ class Credentials:
 class World:
     """The seeded data of one server; ``embedding``: a real face's, from the real engine."""
 
-    components: Components
+    bundles: ServerBundles
     tables: ProfileTables
     photos: Photos
     embedding: Embedding
@@ -73,9 +73,9 @@ class World:
         return f"World({COLLECTION!r}, {USER!r}, strangers={self.strangers})"
 
     @classmethod
-    def seed(cls, components: Components, tables: ProfileTables, photos: Photos) -> World:
-        embedding = components.analyzer.probe(photos.faces[0], QualityFilter.NONE).embedding
-        world = cls(components, tables, photos, embedding)
+    def seed(cls, bundles: ServerBundles, tables: ProfileTables, photos: Photos) -> World:
+        embedding = bundles.analyzer().probe(photos.faces[0], QualityFilter.NONE).embedding
+        world = cls(bundles, tables, photos, embedding)
         world.reseed()
         return world
 
@@ -98,25 +98,25 @@ class World:
 
     def reseed(self) -> None:
         """Puts back whatever generated requests deleted."""
-        c = self.components
+        c = self.bundles
         try:
-            c.collections.describe_collection(COLLECTION)
+            c.collections().collections.describe_collection(COLLECTION)
         except ResourceNotFoundException:
-            c.collections.create_collection(COLLECTION)
-        present = c.store.get_faces(COLLECTION, [FACE, LONE_FACE])
+            c.collections().collections.create_collection(COLLECTION)
+        present = c.collections().store.get_faces(COLLECTION, [FACE, LONE_FACE])
         missing = [f for f in (FACE, LONE_FACE) if f not in present]
         if missing:
-            c.store.add_faces(COLLECTION, [self._face(f) for f in missing])
+            c.collections().store.add_faces(COLLECTION, [self._face(f) for f in missing])
         try:
-            c.store.get_user(COLLECTION, USER)
+            c.collections().store.get_user(COLLECTION, USER)
         except ResourceNotFoundException:
-            c.store.create_user(COLLECTION, USER)
-        if c.store.get_faces(COLLECTION, [FACE])[FACE].user_id is None:
-            c.store.associate_faces(COLLECTION, USER, [FACE])
-        if c.profiles.get(USER) is None:
-            c.profiles.put(USER, {"Name": "Ada Lovelace", "Born": 1815, "Tags": ["maths"]})
-        if c.raw_objects.list_objects(c.settings.bucket, prefix=CROP_KEY).objects == ():
-            c.raw_objects.put_object(
+            c.collections().store.create_user(COLLECTION, USER)
+        if c.collections().store.get_faces(COLLECTION, [FACE])[FACE].user_id is None:
+            c.collections().store.associate_faces(COLLECTION, USER, [FACE])
+        if c.profiles().get(USER) is None:
+            c.profiles().put(USER, {"Name": "Ada Lovelace", "Born": 1815, "Tags": ["maths"]})
+        if c.objects().list_objects(c.settings.bucket, prefix=CROP_KEY).objects == ():
+            c.objects().put_object(
                 c.settings.bucket, CROP_KEY, self.photos.faces[0], content_type="image/jpeg"
             )
         if self.tables.catalogue.get(TABLE) is None:
@@ -131,13 +131,13 @@ class World:
                 )
             )
         try:
-            c.collections.describe_collection(companion_id(COLLECTION))
+            c.collections().collections.describe_collection(companion_id(COLLECTION))
         except ResourceNotFoundException:  # deleted by a request: the service would not see it
-            c.collections.create_collection(companion_id(COLLECTION))
-        if not c.strangers.list(COLLECTION):
+            c.collections().collections.create_collection(companion_id(COLLECTION))
+        if not c.people().strangers.list(COLLECTION):
             nudged = self.embedding + np.float32(0.01)
             unit: Embedding = nudged / np.float32(np.linalg.norm(nudged))
-            stranger = c.strangers.observe(COLLECTION, unit).stranger_id
+            stranger = c.people().strangers.observe(COLLECTION, unit).stranger_id
             self.strangers = [stranger]
             self._record(STRANGER_SEEN, Status.UNKNOWN, {"StrangerId": stranger})
         self._record(
@@ -158,7 +158,7 @@ class World:
         )
 
     def _record(self, recognition_id: str, status: Status, message: dict[str, object]) -> None:
-        ledger = self.components.ledger
+        ledger = self.bundles.history().ledger
         if ledger.get(recognition_id) is not None:
             return
         ledger.record(
@@ -168,7 +168,7 @@ class World:
                 topic="rekognition",
                 message={"Status": status.value, **message},
                 recognized_at=datetime.now(UTC) - timedelta(minutes=5),
-                bucket=self.components.settings.bucket,
+                bucket=self.bundles.settings.bucket,
                 key=CROP_KEY,
             )
         )

@@ -205,7 +205,7 @@ def server(tmp_path: Path, models_dir: Path) -> Iterator[ApiServer]:
         yield started
     finally:
         started.server.stop()
-        started.components.close()
+        started.stack.close()
 
 
 def rest_search(server: ApiServer, image: bytes) -> requests.Response:

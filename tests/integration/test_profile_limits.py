@@ -9,17 +9,18 @@ CLI runs as a subprocess.
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from facelens.config import Settings
-from facelens.enrolment import Photo, enrol_person
+from facelens.enrolment import EnrolmentParts, Photo, enrol_person
 from facelens.errors import InvalidParameterException, ResourceNotFoundException
 from facelens.profiles.store import ProfileStore
 from facelens.profiles.types import MAX_ITEM_BYTES
-from facelens.wiring import Components
+from facelens.wiring.stores import open_collections, open_profiles
 from tests.integration.test_cli import error, facelens, out
 from tests.integration.test_dynamodb_profiles import dynamodb_table_url  # noqa: F401  (fixture)
 from tests.integration.test_profile_stores import store  # noqa: F401  (fixture)
@@ -76,19 +77,18 @@ def test_enrolling_with_a_profile_the_store_refuses_enrols_nothing(
 ) -> None:
     """The refusal came after the faces were indexed and the user made: `facelens enrol
     --attr` then reported "No face was enrolled" (and audited nothing) for a person who was."""
-    components = Components(Settings(home=tmp_path / "home", models_dir=models_dir))
+    settings = Settings(home=tmp_path / "home", models_dir=models_dir)
     photo = testdata / "people" / "obama" / "obama_1.jpg"
-    try:
+    with ExitStack() as stack:
+        own, profiles = open_collections(settings, stack), open_profiles(settings, stack)
         with pytest.raises(InvalidParameterException):
             enrol_person(
-                components,
+                EnrolmentParts(own.collections, own.users, profiles),
                 "staff",
                 "Ada",
                 [Photo(photo.name, photo.read_bytes())],
                 attributes=attributes,
             )
-        assert components.profiles.get("ada") is None
+        assert profiles.get("ada") is None
         with pytest.raises(ResourceNotFoundException):
-            components.collections.describe_collection("staff")
-    finally:
-        components.close()
+            own.collections.describe_collection("staff")

@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from facelens.config import Settings
 from facelens.engine.protocol import FaceEngine
 from facelens.engine.registry import build_engine
 from facelens.errors import ConflictException, InvalidParameterException
+from facelens.history.audit import Actor
 from facelens.people.strangers import StrangerService
 from tests.integration.people.test_forget import open_home
 from tests.integration.recognizer.conftest import COLLECTION, enroll
@@ -226,26 +228,25 @@ def test_a_face_added_meanwhile_fails_the_swap(
 def test_forgetting_a_person_deletes_their_sources_from_every_file(
     engine: FaceEngine, testdata: Path, tmp_path: Path
 ) -> None:
-    home = open_home(engine, testdata, tmp_path / "home")
-    c = home.c
-    try:
+    with ExitStack() as stack:
+        home = open_home(engine, testdata, tmp_path / "home", stack)
+        c = home.c
+        store = c.collections.store
         enroll(c, testdata)
-        faces = [f.face_id for f in c.store.list_faces(COLLECTION, max_results=10).faces]
-        sources = c.store.get_sources(COLLECTION, faces)
+        faces = [f.face_id for f in store.list_faces(COLLECTION, max_results=10).faces]
+        sources = store.get_sources(COLLECTION, faces)
         assert len(sources) == 2  # obama's face and brad's
-        obama = c.store.list_faces(COLLECTION, max_results=10, user_id="obama").faces[0].face_id
+        obama = store.list_faces(COLLECTION, max_results=10, user_id="obama").faces[0].face_id
         # 40 bytes of each crop's compressed pixels (the headers are alike in every JPEG)
         theirs = sources[obama].jpeg[-200:-160]
         others = sources[next(f for f in faces if f != obama)].jpeg[-200:-160]
         assert home.holding({"obama's crop": theirs})
 
-        c.forgetter.forget("obama", actor="cli:test")
+        c.people.forgetter.forget("obama", actor=Actor("cli", "test"))
 
-        assert c.store.get_sources(COLLECTION, faces).keys() == {f for f in faces if f != obama}
+        assert store.get_sources(COLLECTION, faces).keys() == {f for f in faces if f != obama}
         assert home.holding({"obama's crop": theirs}) == []
         assert home.holding({"brad's crop": others})
-    finally:
-        c.close()
 
 
 # -- the command --

@@ -1,7 +1,8 @@
 """What the HTTP server's routes are handed: the parts they use, each built on first use.
 
-Routes never see the container that builds facelens (``wiring.Components``):
-:func:`facelens.api.serve.build_server`, the one place that reads it, fills a
+Routes never see how facelens is built (:mod:`facelens.wiring`):
+:func:`facelens.api.serve.build_server`, the one place that reads the wiring's
+bundles (:class:`facelens.wiring.server.ServerBundles`), fills a
 :class:`ServerParts` with one provider per part, and each route asks for the
 parts it uses as FastAPI dependencies (:mod:`facelens.api.context`). A
 provider is called per request and returns the part its builder made on

@@ -1,8 +1,8 @@
-"""Builds the HTTP server from ``Components``: the app, and uvicorn on its own thread.
+"""Builds the HTTP server from the wiring's bundles: the app, and uvicorn on its own thread.
 
 :func:`build_server` is the one place of the HTTP front end that reads
-``Components``: it hands the routes their parts (:class:`ServerParts`), each
-provider returning the part ``Components`` builds on first use, so the
+:class:`facelens.wiring.server.ServerBundles`: it hands the routes their parts
+(:class:`ServerParts`), each provider opening its bundle on first use, so the
 server opens and loads nothing before a request needs it.
 """
 
@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
-from functools import partial
-from typing import TypeVar
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 from fastapi import FastAPI
 
@@ -23,17 +22,19 @@ from facelens.api.aws.rekognition_ops import RekognitionParts
 from facelens.api.context import ServerContext
 from facelens.api.parts import CropPlace, ServerParts
 from facelens.api.security import check_bind
-from facelens.enrolment import enrol_person
+from facelens.collection.models import QualityFilter
+from facelens.enrolment import EnrolmentParts, EnrolReport, Photo, enrol_person
 from facelens.http_server import ThreadedServer
 from facelens.people.identify import Identifier
-from facelens.wiring import Components
+from facelens.wiring.server import ServerBundles
+from facelens.wiring.stores import in_rekognition
 
 _log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
 
 def build_server(
-    components: Components, *, host: str | None = None, port: int | None = None
+    bundles: ServerBundles, *, host: str | None = None, port: int | None = None
 ) -> tuple[ThreadedServer, FastAPI]:
     """The server (not started) and its app. host/port default to ``settings.serve``.
 
@@ -41,12 +42,12 @@ def build_server(
     server answers to loopback names, ``host`` and ``serve.allowed_hosts`` only,
     and believes ``X-Forwarded-For`` from ``serve.trusted_proxies`` only.
     """
-    c = components
-    settings = c.settings.serve
-    r = c.settings.recognizer
+    b = bundles
+    settings = b.settings.serve
+    r = b.settings.recognizer
     host = settings.host if host is None else host
     port = settings.port if port is None else port
-    has_keys = c.keys.has_keys()
+    has_keys = b.keys.has_keys()
     check_bind(host, has_keys=has_keys)
     if not has_keys:
         _log.warning(
@@ -57,49 +58,79 @@ def build_server(
     # The DynamoDB endpoint's tables: views of the one profile store, one catalogue per server.
     tables = _once(
         lambda: ProfileTables(
-            TableCatalogue(c.settings.home / "dynamodb-tables.db"),
-            c.profiles,
+            TableCatalogue(b.settings.home / "dynamodb-tables.db"),
+            b.profiles(),
             region=settings.region,
         )
     )
-    parts = ServerParts(
-        collections=lambda: c.collections,
-        users=lambda: c.users,
-        store=lambda: c.store,
-        analyzer=lambda: c.analyzer,
-        objects=lambda: c.raw_objects,
-        profiles=lambda: c.profiles,
-        ledger=lambda: c.ledger,
-        audit=lambda: c.audit,
-        policy=lambda: c.match_policy,
-        corrections=lambda: c.corrections,
-        strangers=lambda: c.strangers,
-        forgetter=lambda: c.forgetter,
-        identifier=lambda: Identifier(
-            analyzer=c.analyzer,
-            collections=c.collections,
-            policy=c.match_policy,
-            profiles=c.profiles,
+    strangers_on = r.strangers and not in_rekognition(b.settings)
+
+    def identifier() -> Identifier:
+        own, people = b.collections(), b.people()
+        return Identifier(
+            analyzer=own.analyzer,
+            collections=own.collections,
+            policy=people.policy,
+            profiles=b.profiles(),
             recognizer=r,
-            strangers=c.strangers if r.strangers and not c.in_rekognition else None,
-        ),
-        publisher=lambda: c.publisher,
+            strangers=people.strangers if strangers_on else None,
+        )
+
+    def rekognition() -> RekognitionParts:
+        own = b.collections()
+        return RekognitionParts(
+            collections=own.collections,
+            users=own.users,
+            store=own.store,
+            analyzer=own.analyzer,
+            objects=b.objects(),
+        )
+
+    def enrol(
+        collection_id: str,
+        name: str,
+        photos: Sequence[Photo],
+        *,
+        user_id: str | None = None,
+        quality_filter: QualityFilter = QualityFilter.AUTO,
+        attributes: Mapping[str, Any] | None = None,
+    ) -> EnrolReport:
+        own = b.collections()
+        return enrol_person(
+            EnrolmentParts(own.collections, own.users, b.profiles()),
+            collection_id,
+            name,
+            photos,
+            user_id=user_id,
+            quality_filter=quality_filter,
+            attributes=attributes,
+        )
+
+    parts = ServerParts(
+        collections=lambda: b.collections().collections,
+        users=lambda: b.collections().users,
+        store=lambda: b.collections().store,
+        analyzer=b.analyzer,
+        objects=b.objects,
+        profiles=b.profiles,
+        ledger=lambda: b.history().ledger,
+        audit=lambda: b.history().audit,
+        policy=lambda: b.people().policy,
+        corrections=lambda: b.people().corrections,
+        strangers=lambda: b.people().strangers,
+        forgetter=lambda: b.people().forgetter,
+        identifier=identifier,
+        publisher=lambda: b.publication().publisher,
         tables=tables,
-        rekognition=lambda: RekognitionParts(
-            collections=c.collections,
-            users=c.users,
-            store=c.store,
-            analyzer=c.analyzer,
-            objects=c.raw_objects,
-        ),
-        enrol=partial(enrol_person, c),
+        rekognition=rekognition,
+        enrol=enrol,
     )
     context = ServerContext(
         settings=settings,
         recognizer=r,
         collection_id=settings.collection_id or r.collection_id,
-        crops=CropPlace(bucket=c.settings.bucket, prefix=r.prefix),
-        keys=c.keys,
+        crops=CropPlace(bucket=b.settings.bucket, prefix=r.prefix),
+        keys=b.keys,
     )
     app = create_app(context, parts, open_access=not has_keys)
     server = ThreadedServer(

@@ -16,9 +16,6 @@ import typer
 
 from facelens.cli.output import run
 from facelens.config import Settings
-from facelens.wiring.bus import open_event_sink, open_publication
-from facelens.wiring.process import process_role
-from facelens.wiring.stores import notifying_objects, open_raw_objects
 
 
 def edge(
@@ -56,25 +53,11 @@ def edge(
     def action(stack: ExitStack) -> dict[str, Any]:
         # Here, not at the top: the edge's parts (OpenCV, the live view's web app) would
         # slow every other command's start.
-        from facelens.wiring.edge import open_edge_runner
+        from facelens.wiring.edge import open_edge
 
-        # Its own MQTT clients and crop buffer, so two runners on one host share neither.
-        role = process_role(settings, f"edge-{thing}")
-        # Opened first, so closed last: the publisher sends what is spooled before it goes.
-        publication = open_publication(settings, stack, role)
-        sink = open_event_sink(settings, stack, publication)
-        objects = notifying_objects(settings, open_raw_objects(settings, stack), sink)
-        runner = open_edge_runner(
-            settings,
-            stack,
-            role,
-            publication,
-            objects,
-            source=source,
-            thing=thing,
-            realtime=realtime,
-            max_frames=max_frames,
-        )
+        runner = open_edge(
+            settings, stack, source=source, thing=thing, realtime=realtime, max_frames=max_frames
+        ).runner
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, lambda *_: runner.stop())
         summary = runner.run()

@@ -15,13 +15,15 @@ from typing import Annotated, Any
 import typer
 from rich.progress import Progress
 
-from facelens.cli.context import Context
+from facelens.cli.auditing import audit_action
 from facelens.cli.output import run
 from facelens.cli.profiles import parse_attrs
 from facelens.collection.enroll import IMAGE_SUFFIXES
-from facelens.enrolment import Photo, enrol_person
+from facelens.config import Settings
+from facelens.enrolment import EnrolmentParts, Photo, enrol_person
 from facelens.errors import InvalidParameterException, ResourceNotFoundException
 from facelens.history.audit import AuditAction
+from facelens.wiring.stores import open_audit, open_collections, open_profiles
 
 
 def enroll(
@@ -37,12 +39,15 @@ def enroll(
     ] = None,
 ) -> None:
     """Enrols a person from one or more photos, with a profile, in one step."""
-    ctx = Context()
-    collection = collection_id or ctx.settings.recognizer.collection_id
+    settings = Settings()
+    collection = collection_id or settings.recognizer.collection_id
 
     def action(stack: ExitStack) -> dict[str, Any]:
         attributes = parse_attrs(attrs or [])
         photos = _photos(path)
+        own = open_collections(settings, stack)
+        profiles = open_profiles(settings, stack)
+        parts = EnrolmentParts(own.collections, own.users, profiles)
         face_ids: list[str] = []
         problems: list[str] = []
         user_id = created = None
@@ -51,7 +56,7 @@ def enroll(
             for photo in photos:
                 try:
                     report = enrol_person(
-                        ctx, collection, name, [_read(photo)], attributes=attributes
+                        parts, collection, name, [_read(photo)], attributes=attributes
                     )
                 except InvalidParameterException as exc:
                     problems.append(exc.message)
@@ -63,10 +68,14 @@ def enroll(
                 progress.advance(task)
         if user_id is None:
             raise InvalidParameterException("No face was enrolled: " + "; ".join(problems))
-        ctx.audit_action(
-            AuditAction.ENROL, user_id, collection_id=collection, details={"FaceIds": face_ids}
+        audit_action(
+            open_audit(settings, stack),
+            AuditAction.ENROL,
+            user_id,
+            collection_id=collection,
+            details={"FaceIds": face_ids},
         )
-        profile = ctx.profiles.get(user_id)
+        profile = profiles.get(user_id)
         out: dict[str, Any] = {
             "CollectionId": collection,
             "UserId": user_id,
@@ -77,10 +86,7 @@ def enroll(
             out["Problems"] = problems
         return out
 
-    try:
-        run(action)
-    finally:
-        ctx.close()
+    run(action)
 
 
 def _photos(path: Path) -> list[Path]:

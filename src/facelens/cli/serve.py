@@ -16,10 +16,10 @@ from typing import Annotated, Any
 import typer
 
 from facelens.access.keys import Role
-from facelens.cli.context import Context
 from facelens.cli.output import run
 from facelens.config import Settings
-from facelens.wiring.server import open_keys
+from facelens.wiring.process import process_role
+from facelens.wiring.server import open_keys, open_server_bundles
 
 keys_app = typer.Typer(help="API keys and AWS access keys for `facelens serve`.")
 
@@ -36,14 +36,15 @@ def serve(
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    ctx = Context(instance="serve")  # its own spool, status topic and MQTT client ids
+    settings = Settings()
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
 
     def action(stack: ExitStack) -> dict[str, Any]:
-        stack.callback(ctx.close)
-        server, _ = build_server(ctx, host=host, port=port)
+        # Its own spool, status topic and MQTT client ids.
+        role = process_role(settings, "serve")
+        server, _ = build_server(open_server_bundles(settings, stack, role), host=host, port=port)
         server.start()
         typer.echo(f"facelens serving on {server.url} (dashboard: {server.url}/ui/)", err=True)
         stop.wait()

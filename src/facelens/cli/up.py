@@ -9,7 +9,6 @@ from typing import Annotated, Any
 
 import typer
 
-from facelens.cli.context import Context
 from facelens.cli.output import run
 from facelens.config import MqttSettings, Settings
 
@@ -43,25 +42,22 @@ def up(
         level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     settings = _settings(mqtt=mqtt, port=port)
-    ctx = Context(settings, instance=f"up-{thing}")
 
     def action(stack: ExitStack) -> dict[str, Any]:
-        try:
-            pipeline = Up(
-                ctx,
-                source=source,
-                thing=thing,
-                realtime=realtime,
-                once=once,
-                serve=not no_serve,
-                out=lambda line: typer.echo(line),
-                announce=lambda line: typer.echo(line, err=True),
-            )
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                signal.signal(signum, lambda *_: pipeline.stop())
-            summary = pipeline.run()
-        finally:
-            ctx.close()
+        pipeline = Up(
+            settings,
+            stack,
+            source=source,
+            thing=thing,
+            realtime=realtime,
+            once=once,
+            serve=not no_serve,
+            out=lambda line: typer.echo(line),
+            announce=lambda line: typer.echo(line, err=True),
+        )
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: pipeline.stop())
+        summary = pipeline.run()
         return {
             "Frames": summary.frames,
             "Crops": summary.crops,

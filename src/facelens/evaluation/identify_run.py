@@ -16,7 +16,7 @@ Three parts, each swappable:
   (a user per identity, its faces stored with ``ExternalImageId`` = the user
   and associated through ``UserService.associate_faces``, which refuses a
   face that does not look like the person's others, as ``facelens enroll``
-  does), and every probe is decided by ``Components.finder.search``: the very
+  does), and every probe is decided by ``EngineFinder.search``: the very
   object and method the recognizer calls for each crop, built by the same
   wiring from the same settings (``recognizer.face_match_threshold``,
   ``max_faces``, per-person thresholds, negatives). Whatever rule the

@@ -77,7 +77,7 @@ class PhotoAnswer:
 
 @dataclass(frozen=True)
 class Identifier:
-    """The parts an identification reads (``Components`` has them all). ``strangers`` None:
+    """The parts an identification reads (the server's bundles have them). ``strangers`` None:
     strangers are off (``recognizer.strangers``), so no StrangerId is looked up."""
 
     analyzer: FaceAnalyzer

@@ -139,9 +139,16 @@ def open_notifier(settings: Settings, stack: ExitStack) -> Notifier | None:
     return notifier
 
 
-def open_outbox(settings: Settings, stack: ExitStack) -> SqliteOutbox:
-    """The local event queue, ``<home>/events.db``: the object store's sink and the
-    workers' source (events.source 'outbox')."""
+def open_outbox(settings: Settings, stack: ExitStack) -> SqliteOutbox | None:
+    """The local event queue, ``<home>/events.db``, when events.source is 'outbox' (else
+    None): a process that both puts crops and recognizes them (``facelens up``) passes it to
+    :func:`open_event_sink` and the worker's source, so a put wakes the worker at once."""
+    if settings.events.source is not EventSourceKind.OUTBOX:
+        return None
+    return _open_outbox(settings, stack)
+
+
+def _open_outbox(settings: Settings, stack: ExitStack) -> SqliteOutbox:
     outbox = SqliteOutbox(
         home_file(settings, "events.db"),
         worker_id=settings.recognizer.worker_id,
@@ -164,13 +171,13 @@ def open_event_sink(
     *,
     outbox: SqliteOutbox | None = None,
 ) -> EventSink | None:
-    """Where a put crop's ObjectCreated event goes: the outbox (``outbox``, when this
-    process also reads it, else one opened here), the broker of ``publication`` (this
-    process's: see :func:`sends_events_by_broker`), or None for source 'sqs' (S3 itself
-    sends the events)."""
+    """Where a put crop's ObjectCreated event goes: the outbox (``outbox``, this process's
+    from :func:`open_outbox` when it also reads it, else one opened here), the broker of
+    ``publication`` (this process's: see :func:`sends_events_by_broker`), or None for
+    source 'sqs' (S3 itself sends the events)."""
     kind = settings.events.source
     if kind is EventSourceKind.OUTBOX:
-        return outbox if outbox is not None else open_outbox(settings, stack)
+        return outbox if outbox is not None else _open_outbox(settings, stack)
     if kind is EventSourceKind.MQTT:
         from facelens.bus.mqtt_events import MqttEventSink
 
@@ -183,12 +190,12 @@ def open_event_sink(
 def open_event_source(
     settings: Settings, stack: ExitStack, *, outbox: SqliteOutbox | None = None
 ) -> EventSource:
-    """Where a recognizer worker takes its events from: the outbox (``outbox``, when this
-    process also writes it, so a put wakes the worker at once; else one opened here), the
+    """Where a recognizer worker takes its events from: the outbox (``outbox``, this
+    process's from :func:`open_outbox` when it also puts crops; else one opened here), the
     broker's shared subscription, or an SQS queue."""
     e = settings.events
     if e.source is EventSourceKind.OUTBOX:
-        return outbox if outbox is not None else open_outbox(settings, stack)
+        return outbox if outbox is not None else _open_outbox(settings, stack)
     source: EventSource
     if e.source is EventSourceKind.MQTT:
         from facelens.bus.mqtt_events import MqttEventSource

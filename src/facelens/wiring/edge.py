@@ -7,6 +7,7 @@ live view...), and only ``facelens edge`` and ``facelens up`` need them.
 from __future__ import annotations
 
 from contextlib import ExitStack
+from dataclasses import dataclass
 
 from facelens.config import Settings
 from facelens.edge.capture import FrameFeed
@@ -21,9 +22,10 @@ from facelens.edge.view import LiveView
 from facelens.engine.registry import build_detector
 from facelens.errors import ConfigurationError
 from facelens.storage.protocol import ObjectStore
-from facelens.wiring.bus import Publication, names_endpoint
+from facelens.wiring.bus import Publication, names_endpoint, open_event_sink, open_publication
 from facelens.wiring.lifetime import close_later
-from facelens.wiring.process import ProcessRole, home_file
+from facelens.wiring.process import ProcessRole, home_file, process_role
+from facelens.wiring.stores import notifying_objects, open_raw_objects
 
 
 def open_edge_runner(
@@ -122,3 +124,43 @@ def open_edge_runner(
         max_frames=max_frames,
     )
     return runner
+
+
+@dataclass(frozen=True)
+class EdgeParts:
+    """One camera's runner, the object store its crops go to (each put there is an event
+    for the recognizers) and the publication its status goes to."""
+
+    runner: EdgeRunner
+    objects: ObjectStore
+    publication: Publication
+
+
+def open_edge(
+    settings: Settings,
+    stack: ExitStack,
+    *,
+    source: str,
+    thing: str,
+    realtime: bool = False,
+    max_frames: int | None = None,
+) -> EdgeParts:
+    """A camera on its own (``facelens edge``): the process role ``edge-<thing>``, so two
+    runners on one host share no MQTT client or crop buffer; its publication opened first,
+    so it is stopped last and sends what is spooled."""
+    role = process_role(settings, f"edge-{thing}")
+    publication = open_publication(settings, stack, role)
+    sink = open_event_sink(settings, stack, publication)
+    objects = notifying_objects(settings, open_raw_objects(settings, stack), sink)
+    runner = open_edge_runner(
+        settings,
+        stack,
+        role,
+        publication,
+        objects,
+        source=source,
+        thing=thing,
+        realtime=realtime,
+        max_frames=max_frames,
+    )
+    return EdgeParts(runner, objects, publication)

@@ -75,19 +75,21 @@ def open_server_bundles(
     stores: Stores | None = None,
     people: PeopleServices | None = None,
     publication: Publication | None = None,
+    analyzer: FaceAnalyzer | None = None,
 ) -> ServerBundles:
     """The server's bundles for ``settings``; ``stores``, ``people`` and ``publication``, when
     given, are those this process opened already (``facelens up``), else each bundle is
-    opened on ``stack`` when a request first needs it."""
+    opened on ``stack`` when a request first needs it. ``analyzer``: the engine's, when one
+    is loaded already (tests), else one built from the settings on first use."""
     if stores is None:
-        analyzer = _once(partial(build_analyzer, settings))
-        collections = _once(lambda: open_collections(settings, stack, analyzer()))
+        engine = _once(partial(build_analyzer, settings)) if analyzer is None else _given(analyzer)
+        collections = _once(lambda: open_collections(settings, stack, engine()))
         profiles = _once(partial(open_profiles, settings, stack))
         objects = _once(partial(open_raw_objects, settings, stack))
         history = _once(partial(open_history, settings, stack))
     else:
         own = stores.collections
-        analyzer = _once(partial(build_analyzer, settings)) if own is None else _given(own.analyzer)
+        engine = _once(partial(build_analyzer, settings)) if own is None else _given(own.analyzer)
         collections = stores.own_collections
         profiles = _given(stores.profiles)
         objects = _given(stores.objects)
@@ -105,7 +107,7 @@ def open_server_bundles(
     return ServerBundles(
         settings=settings,
         keys=open_keys(settings, stack),
-        analyzer=analyzer,
+        analyzer=engine,
         collections=collections,
         profiles=profiles,
         objects=objects,

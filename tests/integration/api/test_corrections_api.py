@@ -1,7 +1,8 @@
 """Corrections and per-person thresholds over real HTTP: roles, bodies, errors, the audit trail.
 
-The server's own recognizer (same ``Components``) identifies the crops; the
-look-alike pair is the one of :mod:`tests.integration.people.corrections_helpers`.
+A recognizer on the server's own stores (:func:`tests.wired.wired_server`) identifies
+the crops; the look-alike pair is the one of
+:mod:`tests.integration.people.corrections_helpers`.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from tests.integration.people.corrections_helpers import (
     who,
 )
 from tests.servers.facelens_api import ApiServer, start_api_server
+from tests.wired import wired_server
 
 
 @pytest.fixture(scope="session")
@@ -32,19 +34,18 @@ def crops(engine: FaceEngine, testdata: Path) -> dict[str, bytes]:
 
 @pytest.fixture
 def server(engine: FaceEngine, testdata: Path, tmp_path: Path) -> Iterator[ApiServer]:
-    """A server whose components share the session's loaded engine; Nicole enrolled."""
-    started = start_api_server(tmp_path / "home")
-    started.components.__dict__["analyzer"] = FaceAnalyzer(engine)
-    enrol_nicole(started.components, testdata)
+    """A server on the session's loaded engine; Nicole enrolled."""
+    started = start_api_server(tmp_path / "home", analyzer=FaceAnalyzer(engine))
+    enrol_nicole(wired_server(started), testdata)
     try:
         yield started
     finally:
         started.server.stop()
-        started.components.close()
+        started.stack.close()
 
 
 def test_reject_list_and_undo_over_http(server: ApiServer, crops: dict[str, bytes]) -> None:
-    c = server.components
+    c = wired_server(server)
     wrong = recognize(c, crops["sarah_paulson_3"])
     assert who(wrong) == NICOLE
     path = f"/identifications/{wrong.recognition_id}/reject"
@@ -85,7 +86,7 @@ def test_reject_list_and_undo_over_http(server: ApiServer, crops: dict[str, byte
 
 
 def test_thresholds_over_http(server: ApiServer, crops: dict[str, bytes]) -> None:
-    c = server.components
+    c = wired_server(server)
     path = f"/profiles/{NICOLE}/threshold"
     assert call(server, "GET", path, token=server.reader_token) == {
         "PersonId": NICOLE,

@@ -14,6 +14,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.message import Message
@@ -25,7 +26,8 @@ from facelens.api.security import SESSION_COOKIE
 from facelens.api.serve import build_server
 from facelens.config import ServeSettings, Settings
 from facelens.history.ledger import Recognition, Status
-from facelens.wiring import Components
+from facelens.wiring.process import process_role
+from facelens.wiring.server import open_server_bundles
 from tests.servers.facelens_api import ApiServer
 
 PAGES = [
@@ -245,9 +247,9 @@ def test_an_enrolment_without_a_face_comes_back_with_the_reason(api_server: ApiS
 
 
 def test_crops_need_a_login_and_are_served_privately(api_server: ApiServer) -> None:
-    c = api_server.components
+    b = api_server.bundles
     key = "faces/1_1/0_0/1700000000000_0.jpg"
-    c.raw_objects.put_object(c.settings.bucket, key, b"\xff\xd8jpeg", content_type="image/jpeg")
+    b.objects().put_object(b.settings.bucket, key, b"\xff\xd8jpeg", content_type="image/jpeg")
     assert call(api_server, f"/ui/crops/{key}").status == 401
     bad = call(api_server, f"/ui/crops/{key}", headers=api_server.headers(token="fl_x_y"))
     assert bad.status == 401
@@ -275,7 +277,7 @@ def test_the_feed_streams_new_sightings(api_server: ApiServer) -> None:
     with _OPENER.open(request, timeout=10) as stream:
         assert stream.headers["Content-Type"].startswith("text/event-stream")
         assert stream.readline() == b"retry: 2000\n"
-        api_server.components.ledger.record(
+        api_server.bundles.history().ledger.record(
             Recognition(
                 recognition_id="r-1",
                 status=Status.IDENTIFIED,
@@ -288,7 +290,7 @@ def test_the_feed_streams_new_sightings(api_server: ApiServer) -> None:
                     "Status": "identified",
                 },
                 recognized_at=datetime.now(UTC),
-                bucket=api_server.components.settings.bucket,
+                bucket=api_server.bundles.settings.bucket,
                 key="faces/1_1/0_0/1_0.jpg",
             )
         )
@@ -342,10 +344,11 @@ def test_stopping_the_server_ends_an_open_feed(api_server: ApiServer) -> None:
 
 def test_without_keys_the_pages_need_no_login(tmp_path: Path) -> None:
     settings = Settings(home=tmp_path / "home", models_dir=None, serve=ServeSettings(port=0))
-    components = Components(settings, instance="open-test")
-    server, _ = build_server(components)
+    stack = ExitStack()
+    bundles = open_server_bundles(settings, stack, process_role(settings, "open-test"))
+    server, _ = build_server(bundles)
     server.start()
-    opened = ApiServer(server.url, components, "", "", "", "", "", server)
+    opened = ApiServer(server.url, bundles, stack, "", "", "", "", "", server)
     try:
         for path in PAGES:
             reply = call(opened, path)
@@ -356,4 +359,4 @@ def test_without_keys_the_pages_need_no_login(tmp_path: Path) -> None:
         assert login_page.headers["Location"] == "/ui/people"
     finally:
         server.stop()
-        components.close()
+        stack.close()

@@ -13,7 +13,6 @@ overflow, with screenshots left in the test's tmp_path.
 from __future__ import annotations
 
 import re
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -26,11 +25,14 @@ from facelens.config import Camera
 from facelens.engine.protocol import FaceEngine
 from facelens.recognizer.worker import RecognizerWorker
 from facelens.storage.crops import CropMetadata
+from facelens.wiring.bus import open_event_sink
+from facelens.wiring.stores import notifying_objects
 from tests.integration.people.corrections_helpers import enrol_nicole
 from tests.integration.recognizer.conftest import make_crop
 from tests.servers._common import missing
 from tests.servers.facelens_api import ApiServer, start_api_server
 from tests.servers.mjpeg import MjpegCamera
+from tests.wired import start_worker, wired_server
 
 if TYPE_CHECKING:
     from playwright.sync_api import ViewportSize
@@ -69,22 +71,21 @@ def browser_page(tmp_path: Path) -> Iterator[Any]:
 
 @pytest.fixture
 def worker(api_server: ApiServer) -> Iterator[RecognizerWorker]:
-    c = api_server.components
-    running = RecognizerWorker(c.event_source, c.recognizer, wait_seconds=0.2)
-    stop = threading.Event()
-    thread = threading.Thread(target=running.run, args=(stop,), daemon=True)
-    thread.start()
+    running, thread, stop = start_worker(wired_server(api_server), api_server.stack)
     yield running
     stop.set()
     thread.join(10)
 
 
 def put_crop(api_server: ApiServer, body: bytes, *, camera: str) -> str:
-    c = api_server.components
+    """As ``facelens objects put`` does: through the store that sends the recognizer its event."""
+    b = api_server.bundles
+    sink = open_event_sink(b.settings, api_server.stack, b.publication())
+    objects = notifying_objects(b.settings, b.objects(), sink)
     key = f"faces/1_1/0_0/{int(time.time() * 1000)}_0.jpg"
     meta = CropMetadata(camera=camera, captured_at=datetime.now(UTC), track_id="1")
-    c.objects.put_object(
-        c.settings.bucket, key, body, content_type="image/jpeg", metadata=meta.to_metadata()
+    objects.put_object(
+        b.settings.bucket, key, body, content_type="image/jpeg", metadata=meta.to_metadata()
     )
     return key
 
@@ -143,7 +144,7 @@ def test_enrol_then_see_the_person_identified_live(
     page.get_by_role("button", name="Save profile").click()
     expect(page.get_by_role("status")).to_contain_text("Profile saved")
     expect(page.locator("input[name=field_value][value=President]")).to_have_count(1)
-    profile = api_server.components.profiles.get("barack-obama")
+    profile = api_server.bundles.profiles().get("barack-obama")
     assert profile is not None
     assert profile.attributes == {"Name": "Barack Obama", "Role": "President"}
 
@@ -184,7 +185,9 @@ def test_name_an_unknown_face_then_search_and_forget(
     biden = testdata / "people" / "biden"
     log_in(page, api_server, "/ui/")
     expect(page.get_by_text("Nobody is enrolled yet")).to_be_visible()
-    api_server.components.collections.create_collection("faces")  # as `facelens collections`
+    api_server.bundles.collections().collections.create_collection(
+        "faces"
+    )  # as `facelens collections`
     page.reload()
     expect(page.get_by_text("Nobody is enrolled yet")).to_have_count(0)
     expect(page.locator("#live-status")).to_have_attribute("data-state", "live")
@@ -227,13 +230,13 @@ def test_name_an_unknown_face_then_search_and_forget(
     page.get_by_role("button", name="Delete person").click()
     expect(page.get_by_role("status")).to_contain_text("Joe Biden was deleted")
     expect(page.get_by_text("Nobody is enrolled yet.")).to_be_visible()
-    assert api_server.components.ledger.history(user_id="joe-biden") == []
-    assert api_server.components.profiles.get("joe-biden") is None
+    assert api_server.bundles.history().ledger.history(user_id="joe-biden") == []
+    assert api_server.bundles.profiles().get("joe-biden") is None
 
 
 def wait_for_records(api_server: ApiServer, count: int) -> None:
     deadline = time.monotonic() + SLOW_MS / 1000
-    while api_server.components.ledger.count() < count:
+    while api_server.bundles.history().ledger.count() < count:
         assert time.monotonic() < deadline, "the recognizer did not record the crop"
         time.sleep(0.1)
 
@@ -249,7 +252,7 @@ def test_name_a_stranger_with_one_click(
 
     page = browser_page
     biden = testdata / "people" / "biden"
-    api_server.components.collections.create_collection("faces")
+    api_server.bundles.collections().collections.create_collection("faces")
     log_in(page, api_server, "/ui/strangers")
     expect(page.get_by_text("No strangers")).to_be_visible()
 
@@ -278,7 +281,7 @@ def test_name_a_stranger_with_one_click(
     expect(page).to_have_url(re.compile(r".*/ui/people/joe-biden\?notice=.*"), timeout=SLOW_MS)
     expect(page.locator(".flash--ok")).to_contain_text("stranger-1 is now Joe Biden (2 faces")
     expect(page.get_by_role("heading", level=1)).to_contain_text("Joe Biden")
-    users = api_server.components.users.list_users("faces").users
+    users = api_server.bundles.collections().users.list_users("faces").users
     assert [(u.user_id, u.face_count) for u in users] == [("joe-biden", 2)]
 
     # His next sighting is identified, live; the stranger is gone.
@@ -303,7 +306,7 @@ def test_reject_an_identification_then_undo(
     from playwright.sync_api import expect
 
     page = browser_page
-    c = api_server.components
+    c = wired_server(api_server)
     enrol_nicole(c, testdata)
     look_alike = make_crop(engine, testdata / "people" / "sarah_paulson" / "sarah_paulson_3.jpg")
     log_in(page, api_server, "/ui/")
@@ -317,7 +320,7 @@ def test_reject_an_identification_then_undo(
     notice = page.locator(".flash--ok")
     expect(notice).to_contain_text("that face is not Nicole Kidman", timeout=SLOW_MS)
     expect(page.locator("#feed .sighting--rejected")).to_contain_text("Not Nicole Kidman")
-    [correction] = c.corrections.list()
+    [correction] = c.people.corrections.list()
     assert correction.actor == "dashboard:test-admin"
     screenshots(page, tmp_path, "rejected")
 
@@ -330,7 +333,7 @@ def test_reject_an_identification_then_undo(
     expect(notice).to_contain_text("Correction undone")
     expect(page.locator("#feed .sighting--rejected")).to_have_count(0)
     expect(entry.get_by_role("button", name="Not this person")).to_be_visible()
-    assert c.corrections.list() == []
+    assert c.people.corrections.list() == []
     page.get_by_role("link", name="Nicole Kidman").first.click()
     expect(page.get_by_role("region", name="Corrections")).to_contain_text("No corrections")
     screenshots(page, tmp_path, "person-thresholds")
@@ -344,7 +347,7 @@ def server_with_a_camera(tmp_path: Path, mjpeg_camera: MjpegCamera) -> Iterator[
         yield started
     finally:
         started.server.stop()
-        started.components.close()
+        started.stack.close()
 
 
 def test_the_cameras_page_shows_each_live_view(

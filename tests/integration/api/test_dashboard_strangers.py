@@ -1,7 +1,7 @@
 """The dashboard's strangers, corrections and thresholds over plain HTTP, on real crops.
 
-The server's own recognizer (same ``Components``, sharing the session's loaded
-engine) handles crops made from real photos as the edge runner makes them:
+A recognizer on the server's own stores (:func:`tests.wired.wired_server`, on the
+session's loaded engine) handles crops made from real photos as the edge runner makes them:
 Kit Harington and Joe Biden are not enrolled, so they become strangers;
 Nicole Kidman is enrolled and Sarah Paulson's look-alike crop is identified
 as her at the default threshold 80 (:mod:`tests.integration.people.corrections_helpers`).
@@ -33,6 +33,7 @@ from tests.integration.people.corrections_helpers import (
 )
 from tests.integration.recognizer.conftest import make_crop
 from tests.servers.facelens_api import ApiServer, start_api_server
+from tests.wired import wired_server
 
 COLLECTION = "faces"
 
@@ -48,15 +49,14 @@ def crops(engine: FaceEngine, testdata: Path) -> dict[str, bytes]:
 
 @pytest.fixture
 def server(engine: FaceEngine, testdata: Path, tmp_path: Path) -> Iterator[ApiServer]:
-    """A server whose components share the session's loaded engine; Nicole enrolled."""
-    started = start_api_server(tmp_path / "home")
-    started.components.__dict__["analyzer"] = FaceAnalyzer(engine)
-    enrol_nicole(started.components, testdata)
+    """A server on the session's loaded engine; Nicole enrolled."""
+    started = start_api_server(tmp_path / "home", analyzer=FaceAnalyzer(engine))
+    enrol_nicole(wired_server(started), testdata)
     try:
         yield started
     finally:
         started.server.stop()
-        started.components.close()
+        started.stack.close()
 
 
 def editor(server: ApiServer) -> dict[str, str]:
@@ -76,14 +76,14 @@ def query(location: str) -> dict[str, str]:
 
 def actions(server: ApiServer) -> list[tuple[str, str, str]]:
     """(action, actor, target) of the audit log, oldest first."""
-    page = server.components.audit.entries(limit=100)
+    page = server.bundles.history().audit.entries(limit=100)
     return [(e.action, e.actor, e.target) for e in reversed(page.entries)]
 
 
 def test_strangers_are_shown_merged_split_and_named(
     server: ApiServer, crops: dict[str, bytes]
 ) -> None:
-    c = server.components
+    c = wired_server(server)
     first = recognize(c, crops["kit_harington_1"])
     second = recognize(c, crops["kit_harington_2"])
     biden = recognize(c, crops["biden_1"])
@@ -122,8 +122,8 @@ def test_strangers_are_shown_merged_split_and_named(
     assert f"{biden_id} was merged into {kit_id}" in follow(
         server, merged.headers["Location"], admin
     )
-    assert c.strangers.get(COLLECTION, kit_id).face_count == 3
-    faces = faces_of(c.store, companion_id(COLLECTION), kit_id)
+    assert c.people.strangers.get(COLLECTION, kit_id).face_count == 3
+    faces = faces_of(c.collections.store, companion_id(COLLECTION), kit_id)
     bidens = [f.face_id for f in faces if f.external_image_id == biden_id]
     nothing = post_form(server, f"/ui/strangers/{kit_id}/split", {}, headers=admin)
     assert "Choose the faces" in query(nothing.headers["Location"])["error"]
@@ -134,8 +134,8 @@ def test_strangers_are_shown_merged_split_and_named(
     moved = re.fullmatch(r"/ui/strangers/([^?]+)\?.*", split.headers["Location"])
     assert moved is not None
     new_id = moved.group(1)
-    assert c.strangers.get(COLLECTION, new_id).face_ids == tuple(bidens)
-    assert c.strangers.get(COLLECTION, kit_id).face_count == 2
+    assert c.people.strangers.get(COLLECTION, new_id).face_ids == tuple(bidens)
+    assert c.people.strangers.get(COLLECTION, kit_id).face_count == 2
 
     # Name Kit with one form: a person with his faces, identified from then on.
     empty = post_form(server, f"/ui/strangers/{kit_id}/name", {"name": " "}, headers=admin)
@@ -147,7 +147,7 @@ def test_strangers_are_shown_merged_split_and_named(
     assert named.headers["Location"].startswith("/ui/people/kit-harington?notice=")
     person = follow(server, named.headers["Location"], admin)
     assert "is now Kit Harington (2 faces enrolled)" in person
-    profile = c.profiles.get("kit-harington")
+    profile = c.stores.profiles.get("kit-harington")
     assert profile is not None
     assert profile.attributes["Name"] == "Kit Harington"
     assert who(recognize(c, crops["kit_harington_3"])) == "kit-harington"
@@ -160,16 +160,16 @@ def test_strangers_are_shown_merged_split_and_named(
         "Kit Harington was deleted with 2 faces, 3 crops"
         in query(deleted.headers["Location"])["notice"]
     )
-    assert c.ledger.strangers_seen([kit_id]) == {}
+    assert c.stores.history.ledger.strangers_seen([kit_id]) == {}
 
     # Biden's stranger is forgotten from its own page: faces, sightings and crop go.
     assert "Forget stranger" in call(server, f"/ui/strangers/{new_id}", headers=admin).text
     forgotten = post_form(server, f"/ui/strangers/{new_id}/forget", {}, headers=admin)
     assert forgotten.headers["Location"].startswith("/ui/strangers?notice=")
     assert f"{new_id} was forgotten with 1 crops" in query(forgotten.headers["Location"])["notice"]
-    assert c.strangers.list(COLLECTION) == []
+    assert c.people.strangers.list(COLLECTION) == []
     assert biden.key is not None
-    assert not c.raw_objects.list_objects(c.settings.bucket, prefix=biden.key).objects
+    assert not c.stores.objects.list_objects(c.settings.bucket, prefix=biden.key).objects
 
     trail = [(a, actor) for a, actor, _ in actions(server) if a != AuditAction.PROFILE_READ.value]
     assert trail == [
@@ -184,7 +184,7 @@ def test_strangers_are_shown_merged_split_and_named(
 def test_not_this_person_undo_and_the_person_threshold(
     server: ApiServer, crops: dict[str, bytes]
 ) -> None:
-    c = server.components
+    c = wired_server(server)
     wrong = recognize(c, crops["sarah_paulson_3"])
     assert who(wrong) == NICOLE
     rid = wrong.recognition_id
@@ -233,13 +233,13 @@ def test_not_this_person_undo_and_the_person_threshold(
     strict = post_form(server, f"{page}/threshold", {"threshold": "95"}, headers=admin)
     assert "Threshold set to 95 %" in query(strict.headers["Location"])["notice"]
     assert 'id="effective-threshold">95 %' in follow(server, strict.headers["Location"], admin)
-    assert c.corrections.threshold(NICOLE).override == 95.0
+    assert c.people.corrections.threshold(NICOLE).override == 95.0
     assert who(recognize(c, crops["sarah_paulson_3"])) is None
     low = post_form(server, f"{page}/threshold", {"threshold": "40"}, headers=admin)
     assert "from 50 to 100" in query(low.headers["Location"])["error"]
     cleared = post_form(server, f"{page}/threshold", {"clear": "1"}, headers=admin)
     assert "global 80 % applies" in query(cleared.headers["Location"])["notice"]
-    assert c.corrections.threshold(NICOLE).override is None
+    assert c.people.corrections.threshold(NICOLE).override is None
     nobody = post_form(server, "/ui/people/nobody/threshold", {"threshold": "90"}, headers=admin)
     assert "No user or face nobody" in query(nobody.headers["Location"])["error"]
 
@@ -250,7 +250,7 @@ def test_not_this_person_undo_and_the_person_threshold(
         (AuditAction.THRESHOLD.value, "dashboard:test-admin"),
         (AuditAction.THRESHOLD.value, "dashboard:test-admin"),
     ]
-    record = c.ledger.get(rid)
+    record = c.stores.history.ledger.get(rid)
     assert record is not None
     assert record.status is Status.IDENTIFIED
 

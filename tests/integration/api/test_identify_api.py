@@ -19,8 +19,9 @@ import requests
 from facelens.collection.models import QualityFilter
 from facelens.config import RecognizerSettings, ServeSettings, Settings
 from facelens.engine.open_set import calibration_for
-from facelens.enrolment import Photo, enrol_person
+from facelens.enrolment import EnrolmentParts, Photo, enrol_person
 from facelens.history.audit import AuditAction
+from facelens.wiring.recognizer import engine_finder
 from tests.integration.test_cli import facelens, out
 from tests.servers.facelens_api import ApiServer, start_api_server, start_server
 
@@ -32,11 +33,17 @@ def _photo(testdata: Path, relative: str) -> bytes:
     return (testdata / relative).read_bytes()
 
 
+def _enrolment(server: ApiServer) -> EnrolmentParts:
+    """The server's own collections and profiles, as its dashboard enrols into them."""
+    own = server.bundles.collections()
+    return EnrolmentParts(own.collections, own.users, server.bundles.profiles())
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, testdata: Path) -> Iterator[ApiServer]:
     started = start_api_server(tmp_path_factory.mktemp("identify") / "home")
     try:
-        c = started.components
+        c = _enrolment(started)
         obama = [f"people/obama/obama_{n}.jpg" for n in (1, 2, 3)]
         enrol_person(
             c,
@@ -51,7 +58,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, testdata: Path) -> Iterator
         yield started
     finally:
         started.server.stop()
-        started.components.close()
+        started.stack.close()
 
 
 def identify(
@@ -78,7 +85,7 @@ def identify(
 
 def test_the_engine_is_calibrated(server: ApiServer) -> None:
     """The figures below need the default engine's open-set calibration to ship."""
-    version = server.components.collections.face_model_version
+    version = server.bundles.collections().collections.face_model_version
     assert calibration_for(version) is not None, f"no calibration for {version}"
 
 
@@ -104,14 +111,17 @@ def test_an_enrolled_person_is_named_with_how_sure(server: ApiServer, testdata: 
         "FaceMatchThreshold": None,
     }
     # The profile was read on the reader's behalf: audited as GET /profiles/{id} is.
-    entries = server.components.audit.entries(action=AuditAction.PROFILE_READ, target="obama")
+    entries = server.bundles.history().audit.entries(
+        action=AuditAction.PROFILE_READ, target="obama"
+    )
     assert any(e.details.get("Via") == "identify" for e in entries.entries)
 
 
 def test_the_answer_is_the_recognizers(server: ApiServer, testdata: Path) -> None:
     """The recognizer's own finder on the same photo decides the same, as surely."""
     image = _photo(testdata, "people/obama/obama_480p.jpg")
-    sighting = server.components.finder.find(image)
+    b = server.bundles
+    sighting = engine_finder(b.settings, b.collections(), b.people().policy).find(image)
     person = identify(server, image)["Faces"][0]["Person"]
     assert sighting.identity is not None
     assert person["UserId"] == sighting.identity.user_id
@@ -138,13 +148,15 @@ def test_every_face_of_a_group_largest_first(server: ApiServer, testdata: Path) 
 
 def test_identification_changes_nothing(server: ApiServer, testdata: Path) -> None:
     """No ledger record, no stranger, no face: and not even the strangers' collection."""
-    c = server.components
+    b = server.bundles
+    collections, strangers = b.collections().collections, b.people().strangers
+    ledger = b.history().ledger
 
     def state() -> Any:
-        info = c.collections.describe_collection(COLLECTION)
-        ids = c.collections.list_collections(max_results=100).collection_ids
-        strangers = c.strangers.list(COLLECTION)
-        return (info.face_count, info.user_count, ids, c.ledger.history(limit=10), strangers)
+        info = collections.describe_collection(COLLECTION)
+        ids = collections.list_collections(max_results=100).collection_ids
+        seen = strangers.list(COLLECTION)
+        return (info.face_count, info.user_count, ids, ledger.history(limit=10), seen)
 
     before = state()
     identify(server, _photo(testdata, "people/kit_harington/kit_harington_1.jpg"))
@@ -155,16 +167,16 @@ def test_identification_changes_nothing(server: ApiServer, testdata: Path) -> No
 def test_an_unknown_face_says_which_stranger_it_would_join(
     server: ApiServer, testdata: Path
 ) -> None:
-    c = server.components
+    analyzer, strangers = server.bundles.analyzer(), server.bundles.people().strangers
     seen = _photo(testdata, "people/kit_harington/kit_harington_2.jpg")
-    embedding = c.analyzer.probe(seen, QualityFilter.NONE).embedding
-    match = c.strangers.observe(COLLECTION, embedding)  # as the recognizer files an unknown face
-    before = c.strangers.list(COLLECTION)
+    embedding = analyzer.probe(seen, QualityFilter.NONE).embedding
+    match = strangers.observe(COLLECTION, embedding)  # as the recognizer files an unknown face
+    before = strangers.list(COLLECTION)
     [face] = identify(server, seen)["Faces"]
     assert face["Unknown"] == {"StrangerId": match.stranger_id}
     other = _photo(testdata, "people/rose_leslie/rose_leslie_2.jpg")
     assert identify(server, other)["Faces"][0]["Unknown"] == {"StrangerId": None}
-    assert c.strangers.list(COLLECTION) == before  # still one face, no new stranger
+    assert strangers.list(COLLECTION) == before  # still one face, no new stranger
 
 
 @pytest.mark.parametrize("faces", ["largest", "all"])
@@ -227,7 +239,7 @@ def test_describe_gives_the_rule_and_its_figures(server: ApiServer) -> None:
 
 
 def test_the_cli_describes_the_same(server: ApiServer, testdata: Path) -> None:
-    home = server.components.settings.home
+    home = server.bundles.settings.home
     done = facelens(
         "collections", "describe", "--collection-id", COLLECTION, env={"FACELENS_HOME": str(home)}
     )
@@ -260,7 +272,7 @@ def test_the_similarity_rule_when_set(tmp_path: Path, testdata: Path) -> None:
     try:
         obama = "people/obama/obama_1.jpg"
         photos = [Photo(obama, _photo(testdata, obama))]
-        enrol_person(started.components, COLLECTION, "Barack Obama", photos, user_id="obama")
+        enrol_person(_enrolment(started), COLLECTION, "Barack Obama", photos, user_id="obama")
         found = identify(started, _photo(testdata, "people/obama/obama_2.jpg"))
         person = found["Faces"][0]["Person"]
         assert person["UserId"] == "obama"
@@ -280,4 +292,4 @@ def test_the_similarity_rule_when_set(tmp_path: Path, testdata: Path) -> None:
         assert rule["Summary"].startswith("Rule similarity (recognizer.rule): ")
     finally:
         started.server.stop()
-        started.components.close()
+        started.stack.close()

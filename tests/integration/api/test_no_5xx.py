@@ -295,7 +295,7 @@ def test_a_profile_stored_too_deep_before_the_limit_does_not_break_reading(
     """Profiles stored before the limit existed (here: written into the store's SQLite file
     as an older facelens did) are served without what is nested too deep, never a 500."""
     assert rest(api_server, "PUT", "/profiles/fine", json={"Name": "Grace"}).status_code == 200
-    database = api_server.components.settings.profile_store_url().removeprefix("sqlite://")
+    database = api_server.bundles.settings.profile_store_url().removeprefix("sqlite://")
     legacy = {
         "old": {"UserId": "old", "Name": "Ada", "deep": nested(300)},
         "older": '{"UserId": "older", "deep": ' + "[" * 5000 + "]" * 5000 + "}",
@@ -365,7 +365,7 @@ def test_a_bad_last_event_id_is_a_validation_error(api_server: ApiServer) -> Non
 
 
 def test_a_profile_form_with_a_non_ascii_digit_is_not_a_500(api_server: ApiServer) -> None:
-    collection = api_server.components.settings.recognizer.collection_id
+    collection = api_server.bundles.settings.recognizer.collection_id
     assert rest(api_server, "POST", "/collections", json={"CollectionId": collection}).ok
     created = rest(api_server, "POST", f"/collections/{collection}/users", json={"UserId": "ada"})
     assert created.ok, created.text

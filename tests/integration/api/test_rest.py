@@ -225,7 +225,7 @@ def test_failed_authentications_are_rate_limited(tmp_path: Path) -> None:
         assert throttled.json()["__type"] == "ThrottlingException"
     finally:
         server.server.stop()
-        server.components.close()
+        server.stack.close()
 
 
 def test_oversized_uploads_are_refused(tmp_path: Path, testdata: Path) -> None:
@@ -254,11 +254,11 @@ def test_oversized_uploads_are_refused(tmp_path: Path, testdata: Path) -> None:
         assert streamed.status_code == 413
     finally:
         server.server.stop()
-        server.components.close()
+        server.stack.close()
 
 
 def test_identification_history_pages_and_filters(api_server: ApiServer) -> None:
-    ledger = api_server.components.ledger
+    ledger = api_server.bundles.history().ledger
     start = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
     for n in range(5):
         status = Status.UNKNOWN if n % 2 else Status.IDENTIFIED

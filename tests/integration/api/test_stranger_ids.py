@@ -53,9 +53,9 @@ def test_service_refuses_ids_no_stranger_can_have(tmp_path: Path, bad: str) -> N
     [b'{"Other": "\\ud800"}', b'{"Other": "\xed\xa0\x80"}', b'{"Other": "stranger-1\\u0000"}'],
 )
 def test_merge_with_an_impossible_other_is_404(api_server: ApiServer, body: bytes) -> None:
-    c = api_server.components
-    c.store.create_collection(COLLECTION, face_model_version=c.collections.face_model_version)
-    stranger = c.strangers.observe(COLLECTION, _unit(2)).stranger_id
+    own, strangers = api_server.bundles.collections(), api_server.bundles.people().strangers
+    own.store.create_collection(COLLECTION, face_model_version=own.collections.face_model_version)
+    stranger = strangers.observe(COLLECTION, _unit(2)).stranger_id
     response = requests.post(
         f"{api_server.url}/api/v1/collections/{COLLECTION}/strangers/{stranger}/merge",
         data=body,
@@ -64,4 +64,4 @@ def test_merge_with_an_impossible_other_is_404(api_server: ApiServer, body: byte
     )
     assert response.status_code == 404, response.text
     assert response.json()["__type"] == "ResourceNotFoundException"
-    assert c.strangers.get(COLLECTION, stranger).face_count == 1
+    assert strangers.get(COLLECTION, stranger).face_count == 1

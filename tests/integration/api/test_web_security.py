@@ -15,6 +15,7 @@ import time
 import urllib.parse
 import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +26,8 @@ from facelens.api.security import KEY_RECHECK_SECONDS, SESSION_COOKIE
 from facelens.api.serve import build_server
 from facelens.config import ServeSettings, Settings
 from facelens.http_server import ThreadedServer
-from facelens.wiring import Components
+from facelens.wiring.process import process_role
+from facelens.wiring.server import ServerBundles, open_server_bundles
 from tests.servers.facelens_api import ApiServer, start_api_server, start_server
 
 EVIL = "http://attacker.example"
@@ -108,21 +110,21 @@ class OpenServer:
 
     url: str
     port: int
-    components: Components
+    bundles: ServerBundles
     server: ThreadedServer
 
 
 @pytest.fixture
 def open_server(tmp_path: Path) -> Iterator[OpenServer]:
     settings = Settings(home=tmp_path / "home", models_dir=None, serve=ServeSettings(port=0))
-    components = Components(settings, instance="open-test")
-    server, _ = build_server(components)
-    server.start()
-    try:
-        yield OpenServer(server.url, server.port, components, server)
-    finally:
-        server.stop()
-        components.close()
+    with ExitStack() as stack:
+        bundles = open_server_bundles(settings, stack, process_role(settings, "open-test"))
+        server, _ = build_server(bundles)
+        server.start()
+        try:
+            yield OpenServer(server.url, server.port, bundles, server)
+        finally:
+            server.stop()
 
 
 def login(server: ApiServer, token: str) -> str:
@@ -171,7 +173,7 @@ def test_a_rebinding_page_cannot_read_or_enrol(open_server: OpenServer) -> None:
 def test_cross_origin_writes_are_refused_without_keys(
     open_server: OpenServer, testdata: Path
 ) -> None:
-    open_server.components.collections.create_collection("x")
+    open_server.bundles.collections().collections.create_collection("x")
     body, content_type = multipart({"image": ("face.jpg", face_photo(testdata))})
     index = send(
         open_server.url,
@@ -198,8 +200,8 @@ def test_cross_origin_writes_are_refused_without_keys(
             )
             assert reply.status == 403, (path, foreign, reply.body)
             assert reply.json()["__type"] == "AccessDeniedException"
-    assert open_server.components.collections.list_collections().collection_ids == ["x"]
-    assert open_server.components.collections.describe_collection("x").face_count == 0
+    assert open_server.bundles.collections().collections.list_collections().collection_ids == ["x"]
+    assert open_server.bundles.collections().collections.describe_collection("x").face_count == 0
 
     # Its own pages, and clients that are not browsers (curl, scripts: no Origin), still can.
     own = {"Origin": open_server.url}
@@ -223,7 +225,7 @@ def test_the_dashboard_cookie_does_not_write_cross_origin(
     api_server: ApiServer, testdata: Path
 ) -> None:
     cookie = login(api_server, api_server.admin_token)
-    api_server.components.collections.create_collection("x")
+    api_server.bundles.collections().collections.create_collection("x")
     body, content_type = multipart({"image": ("face.jpg", face_photo(testdata))})
     for path, payload, kind in (
         ("/api/v1/collections/x/faces", body, content_type),
@@ -239,8 +241,8 @@ def test_the_dashboard_cookie_does_not_write_cross_origin(
         )
         assert reply.status == 403, (path, reply.body)
         assert reply.json()["__type"] == "AccessDeniedException"
-    assert api_server.components.collections.list_collections().collection_ids == ["x"]
-    assert api_server.components.collections.describe_collection("x").face_count == 0
+    assert api_server.bundles.collections().collections.list_collections().collection_ids == ["x"]
+    assert api_server.bundles.collections().collections.describe_collection("x").face_count == 0
     payload, _ = create_collection("mine")
     same = send(
         api_server.url,
@@ -267,12 +269,13 @@ def test_the_dashboard_cookie_does_not_write_cross_origin(
 def test_deleting_a_key_ends_its_sessions_in_every_server(tmp_path: Path) -> None:
     settings = Settings(home=tmp_path / "home", models_dir=None, serve=ServeSettings(port=0))
     first = start_server(settings)
-    second_components = Components(settings, instance="api-test-2")
-    second, _ = build_server(second_components)
+    second_stack = ExitStack()
+    second_role = process_role(settings, "api-test-2")
+    second, _ = build_server(open_server_bundles(settings, second_stack, second_role))
     second.start()
     try:
-        doomed = first.components.keys.create_api_key("doomed", Role.ADMIN)
-        changed = first.components.keys.create_api_key("demoted", Role.ADMIN)
+        doomed = first.bundles.keys.create_api_key("doomed", Role.ADMIN)
+        changed = first.bundles.keys.create_api_key("demoted", Role.ADMIN)
         servers = [first, replace_url(first, second.url)]
         sessions = {
             (s.url, key.key_id): login(s, key.token.get_secret_value())
@@ -314,15 +317,16 @@ def test_deleting_a_key_ends_its_sessions_in_every_server(tmp_path: Path) -> Non
         assert send(first.url, "/api/v1/collections", headers=first.headers()).status == 200
     finally:
         second.stop()
-        second_components.close()
+        second_stack.close()
         first.server.stop()
-        first.components.close()
+        first.stack.close()
 
 
 def replace_url(server: ApiServer, url: str) -> ApiServer:
     return ApiServer(
         url,
-        server.components,
+        server.bundles,
+        server.stack,
         server.admin_token,
         server.reader_token,
         server.access_key_id,
@@ -342,7 +346,7 @@ def limited_server(tmp_path: Path) -> Iterator[ApiServer]:
         yield started
     finally:
         started.server.stop()
-        started.components.close()
+        started.stack.close()
 
 
 def bad_key(n: int) -> dict[str, str]:
@@ -403,7 +407,7 @@ def test_a_trusted_proxy_forwards_its_clients_addresses(tmp_path: Path) -> None:
         assert send(url, "/api/v1/collections", headers=other, source=proxy).status == 200
     finally:
         started.server.stop()
-        started.components.close()
+        started.stack.close()
 
 
 # -- 9. the API's documentation --

@@ -22,13 +22,15 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 import requests
 
 from facelens.config import MqttSettings, Settings
-from facelens.wiring import Components
+from facelens.wiring.bus import open_publication
+from facelens.wiring.process import process_role
 from tests.servers.mosquitto import MosquittoBroker, Subscriber
 
 WATCH_S = 20.0
@@ -155,15 +157,16 @@ def test_two_publishers_in_one_role_keep_their_connections(
     """Two `facelens serve` (or two runners of one camera) with the same settings: each
     process's publisher has an id of its own, so neither is closed for the other."""
     mqtt = MqttSettings(url=mqtt_broker.url)
-    both = [Components(settings.model_copy(update={"mqtt": mqtt}), instance="serve") for _ in "ab"]
-    try:
-        publishers = [c.mqtt_publisher for c in both]
+    both = settings.model_copy(update={"mqtt": mqtt})
+    with ExitStack() as a, ExitStack() as b:  # two processes, each its own role's tag
+        publishers = []
+        for stack in (a, b):
+            broker = open_publication(both, stack, process_role(both, "serve")).broker
+            assert broker is not None
+            publishers.append(broker)
         deadline = time.monotonic() + 10
         while not all(p.connected for p in publishers) and time.monotonic() < deadline:
             time.sleep(0.05)
         time.sleep(SAME_ROLE_WATCH_S)  # a kicked client would reconnect within 1 s, and kick
         assert all(p.connected for p in publishers)
         assert KICKED not in mqtt_broker.log.read_text(errors="replace")
-    finally:
-        for c in both:
-            c.close()

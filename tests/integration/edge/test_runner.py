@@ -16,6 +16,7 @@ import threading
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,8 @@ from facelens.config import EdgeSettings, MqttSettings, Settings
 from facelens.edge.runner import EdgeRunner, RunSummary
 from facelens.engine.registry import build_engine
 from facelens.storage.crops import CropMetadata
-from facelens.wiring import Components
+from facelens.storage.protocol import ObjectStore
+from facelens.wiring.edge import open_edge
 from tests.servers.mjpeg import MjpegCamera
 from tests.servers.mosquitto import MosquittoBroker, Received, Subscriber
 
@@ -48,8 +50,7 @@ def edge_settings(home: Path, models_dir: Path, **changes: Any) -> Settings:
     )
 
 
-def crops_in_store(components: Components) -> dict[str, CropMetadata]:
-    store, bucket = components.raw_objects, components.settings.bucket
+def crops_in_store(store: ObjectStore, bucket: str) -> dict[str, CropMetadata]:
     return {
         info.key: CropMetadata.from_metadata(store.head_object(bucket, info.key).metadata)
         for info in store.list_objects(bucket, prefix="faces/").objects
@@ -75,18 +76,14 @@ def test_one_crop_per_person_per_track_each_with_a_face(
 ) -> None:
     video = testdata / "video" / clip
     settings = edge_settings(home, models_dir, detector=detector)
-    components = Components(settings, instance=f"edge-{THING}")
     started = datetime.now(UTC)
-    try:
-        runner = components.edge_runner(source=str(video), thing=THING, max_frames=max_frames)
+    with ExitStack() as stack:
+        edge = open_edge(settings, stack, source=str(video), thing=THING, max_frames=max_frames)
+        runner = edge.runner
         summary = runner.run()
         stats = runner.stats()
-        crops = crops_in_store(components)
-        bodies = {
-            key: components.raw_objects.get_object(settings.bucket, key).body for key in crops
-        }
-    finally:
-        components.close()
+        crops = crops_in_store(edge.objects, settings.bucket)
+        bodies = {key: edge.objects.get_object(settings.bucket, key).body for key in crops}
 
     frame = cv2.VideoCapture(str(video))
     width = frame.get(cv2.CAP_PROP_FRAME_WIDTH)
@@ -153,9 +150,11 @@ def has_status(status: str, **fields: Any) -> Any:
 class Running:
     """A runner on its own thread, stopped (and its parts closed) at the end."""
 
-    def __init__(self, components: Components, source: str) -> None:
-        self.components = components
-        self.runner: EdgeRunner = components.edge_runner(source=source, thing=THING)
+    def __init__(self, settings: Settings, source: str) -> None:
+        self.stack = ExitStack()
+        edge = open_edge(settings, self.stack, source=source, thing=THING)
+        self.objects = edge.objects
+        self.runner: EdgeRunner = edge.runner
         self.summary: RunSummary | None = None
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -170,7 +169,7 @@ class Running:
     def stop(self) -> None:
         self.runner.stop()
         self.thread.join(30)
-        self.components.close()
+        self.stack.close()
 
 
 @pytest.fixture
@@ -190,7 +189,7 @@ def live(
         },
     )
     with Subscriber(mqtt_broker, f"things/{THING}/infer") as subscriber:
-        running = Running(Components(settings, instance=f"edge-{THING}"), mjpeg_camera.url)
+        running = Running(settings, mjpeg_camera.url)
         try:
             yield running, subscriber
         finally:
@@ -242,9 +241,7 @@ def test_live_camera_status_view_names_and_reconnection(
 
     # The recognizer's answer names the track the crop came from.
     key = next(s["key"] for s in statuses(messages) if s["status"] == "uploaded")
-    meta = CropMetadata.from_metadata(
-        running.components.raw_objects.head_object("facelens", key).metadata
-    )
+    meta = CropMetadata.from_metadata(running.objects.head_object("facelens", key).metadata)
     assert meta.track_id is not None
     answer = {"Status": "identified", "Key": key, "Name": "Lin-Manuel", "Similarity": 99.1}
     recognizer = connect_client(mqtt_broker.endpoint("recognizer"), clean_session=True)

@@ -22,6 +22,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,9 +36,9 @@ from facelens.collection.analysis import FaceAnalyzer
 from facelens.config import EventSettings, MqttSettings, RecognizerSettings, ServeSettings, Settings
 from facelens.engine.protocol import FaceEngine
 from facelens.storage.crops import CropMetadata
-from facelens.wiring import Components
 from tests.servers.facelens_api import ApiServer, start_server
 from tests.servers.mosquitto import MosquittoBroker, Subscriber
+from tests.wired import Wired, open_wired
 
 COLLECTION = "faces"
 EVENTS_TOPIC = "facelens/events"
@@ -145,13 +146,16 @@ def hosts(
     postgres_db: str,
     mqtt_broker: MosquittoBroker,
     engine: FaceEngine,
-) -> Iterator[tuple[Components, list[Host]]]:
+) -> Iterator[tuple[Wired, list[Host]]]:
     """The camera side (enrols, uploads) in this process, and two recognizer hosts."""
     bucket = tmp_path / "bucket"
-    camera = Components(
-        _settings(tmp_path / "camera", postgres_db, bucket, mqtt_broker), instance="camera"
+    stack = ExitStack()
+    camera = open_wired(
+        _settings(tmp_path / "camera", postgres_db, bucket, mqtt_broker),
+        stack,
+        instance="camera",
+        analyzer=FaceAnalyzer(engine),  # the session's engine, loaded once
     )
-    camera.__dict__["analyzer"] = FaceAnalyzer(engine)  # the session's engine, loaded once
     started: list[Host] = []
     try:
         for name in ("host-a", "host-b"):
@@ -176,21 +180,22 @@ def hosts(
             if host.process.poll() is None:
                 host.process.kill()
                 host.process.wait(10)
-        camera.close()
+        stack.close()
 
 
-def _enrol(camera: Components, testdata: Path) -> None:
+def _enrol(camera: Wired, testdata: Path) -> None:
     people = testdata / "people"
-    camera.collections.create_collection(COLLECTION)
-    result = camera.collections.index_faces(
+    collections, users = camera.collections.collections, camera.collections.users
+    collections.create_collection(COLLECTION)
+    result = collections.index_faces(
         COLLECTION, (people / "obama" / "obama_1.jpg").read_bytes(), max_faces=1
     )
-    camera.users.create_user(COLLECTION, "obama")
-    camera.users.associate_faces(COLLECTION, "obama", [result.face_records[0].face.face_id])
-    camera.profiles.put("obama", {"Name": "Barack Obama"})
+    users.create_user(COLLECTION, "obama")
+    users.associate_faces(COLLECTION, "obama", [result.face_records[0].face.face_id])
+    camera.stores.profiles.put("obama", {"Name": "Barack Obama"})
 
 
-def _upload(camera: Components, photo: Path, key: str) -> None:
+def _upload(camera: Wired, photo: Path, key: str) -> None:
     """A camera's crop: the put sends its ObjectCreated event on the broker."""
     meta = CropMetadata(camera="front-door", captured_at=datetime.now(UTC), track_id="1")
     camera.objects.put_object(
@@ -209,7 +214,7 @@ def _get(server: ApiServer, path: str) -> Any:
 
 
 def test_an_event_delivered_to_two_hosts_is_published_once_and_both_serve_it(
-    hosts: tuple[Components, list[Host]],
+    hosts: tuple[Wired, list[Host]],
     testdata: Path,
     mqtt_broker: MosquittoBroker,
     tmp_path: Path,
@@ -260,7 +265,7 @@ def test_an_event_delivered_to_two_hosts_is_published_once_and_both_serve_it(
     finally:
         for server in servers:
             server.server.stop()
-            server.components.close()
+            server.stack.close()
     assert histories[0] == histories[1]
     assert sorted(r["Message"]["Key"] for r in histories[0]) == sorted(uploads)
     assert strangers[0] == strangers[1]

@@ -17,8 +17,8 @@ from facelens.history.ledger import Recognition, Status
 from facelens.storage.crops import CropMetadata
 from facelens.storage.events import new_sequencer
 from facelens.values.events import ObjectCreated
-from facelens.wiring import Components
 from tests.integration.recognizer.conftest import make_crop
+from tests.wired import Wired
 
 NICOLE = "nicole"
 PHOTOS = {
@@ -38,29 +38,29 @@ def make_crops(engine: FaceEngine, testdata: Path) -> dict[str, bytes]:
     }
 
 
-def enrol_nicole(c: Components, testdata: Path) -> None:
+def enrol_nicole(w: Wired, testdata: Path) -> None:
     """Nicole as user ``nicole`` of the recognizer's collection, from one photo, with a profile."""
-    collection = c.settings.recognizer.collection_id
-    c.collections.create_collection(collection)
+    collection = w.settings.recognizer.collection_id
+    collections, users = w.collections.collections, w.collections.users
+    collections.create_collection(collection)
     photo = testdata / "people" / "nicole_kidman" / "nicole_kidman_1.jpg"
-    indexed = c.collections.index_faces(
+    indexed = collections.index_faces(
         collection, photo.read_bytes(), external_image_id="nicole_kidman_1.jpg", max_faces=1
     )
-    c.users.create_user(collection, NICOLE)
-    c.users.associate_faces(collection, NICOLE, [indexed.face_records[0].face.face_id])
-    c.profiles.put(NICOLE, {"Name": "Nicole Kidman"})
+    users.create_user(collection, NICOLE)
+    users.associate_faces(collection, NICOLE, [indexed.face_records[0].face.face_id])
+    w.stores.profiles.put(NICOLE, {"Name": "Nicole Kidman"})
 
 
-def recognize(c: Components, crop: bytes) -> Recognition:
+def recognize(w: Wired, crop: bytes) -> Recognition:
     """Uploads ``crop`` under a new key and lets the recognizer handle its event."""
-    bucket, key = c.settings.bucket, f"faces/test/{uuid.uuid4()}.jpg"
+    bucket, key = w.settings.bucket, f"faces/test/{uuid.uuid4()}.jpg"
     meta = CropMetadata(camera="front-door", captured_at=datetime.now(UTC), track_id="1")
-    c.raw_objects.put_object(
-        bucket, key, crop, content_type="image/jpeg", metadata=meta.to_metadata()
-    )
-    info = c.raw_objects.head_object(bucket, key)
+    objects = w.stores.objects
+    objects.put_object(bucket, key, crop, content_type="image/jpeg", metadata=meta.to_metadata())
+    info = objects.head_object(bucket, key)
     event = ObjectCreated(bucket, key, info.size, info.etag, new_sequencer(), info.last_modified)
-    return c.recognizer.handle(event).recognition
+    return w.recognizer.recognizer.handle(event).recognition
 
 
 def who(recognition: Recognition) -> str | None:

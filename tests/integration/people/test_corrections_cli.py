@@ -9,12 +9,12 @@ from __future__ import annotations
 import getpass
 import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 
 from facelens.engine.protocol import FaceEngine
-from facelens.wiring import Components
 from tests.integration.people.corrections_helpers import (
     NICOLE,
     enrol_nicole,
@@ -22,8 +22,9 @@ from tests.integration.people.corrections_helpers import (
     recognize,
     who,
 )
-from tests.integration.recognizer.conftest import build_components
+from tests.integration.recognizer.conftest import open_recognizer_process
 from tests.integration.test_cli import error, facelens, out
+from tests.wired import Wired
 
 
 @pytest.fixture(scope="session")
@@ -34,15 +35,15 @@ def crops(engine: FaceEngine, testdata: Path) -> dict[str, bytes]:
 @pytest.fixture
 def recognizer(
     engine: FaceEngine, testdata: Path, home: Path, cli_env: dict[str, str]
-) -> Iterator[Components]:
-    components = build_components(engine, home, mqtt_url=None)
-    enrol_nicole(components, testdata)
-    yield components
-    components.close()
+) -> Iterator[Wired]:
+    with ExitStack() as stack:
+        wired = open_recognizer_process(engine, home, stack, mqtt_url=None)
+        enrol_nicole(wired, testdata)
+        yield wired
 
 
 def test_reject_list_undo_from_the_command_line(
-    recognizer: Components, crops: dict[str, bytes], cli_env: dict[str, str]
+    recognizer: Wired, crops: dict[str, bytes], cli_env: dict[str, str]
 ) -> None:
     wrong = recognize(recognizer, crops["sarah_paulson_3"])
     assert who(wrong) == NICOLE
@@ -68,7 +69,7 @@ def test_reject_list_undo_from_the_command_line(
 
 
 def test_thresholds_set_get_clear(
-    recognizer: Components, crops: dict[str, bytes], cli_env: dict[str, str]
+    recognizer: Wired, crops: dict[str, bytes], cli_env: dict[str, str]
 ) -> None:
     assert out(facelens("thresholds", "get", NICOLE, env=cli_env)) == {
         "PersonId": NICOLE,

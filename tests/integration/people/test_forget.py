@@ -1,7 +1,7 @@
 """`forget` leaves no trace: the test searches the database, the store and the index.
 
 Real photos and the session's dlib engine, the production wiring
-(:class:`facelens.wiring.Components`) on a private home, crops recognized by
+(:mod:`facelens.wiring`'s factories) on a private home, crops recognized by
 the real recognizer, a negative example made by a real correction, and a
 saved search index (``ann_threshold=1``, so even a small collection is
 saved). Afterwards every file under the home is read back raw: no UserId,
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,15 +20,30 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from facelens.bus.delivery import EventSource
+from facelens.collection.analysis import FaceAnalyzer
+from facelens.collection.service import CollectionService
 from facelens.collection.stores.sqlite import SQLiteCollectionStore
+from facelens.collection.users import UserService
 from facelens.engine.protocol import FaceEngine
 from facelens.errors import ResourceNotFoundException
+from facelens.history.audit import Actor
 from facelens.history.ledger import Recognition, Status
 from facelens.people.forget import ForgetReport
 from facelens.recognizer.worker import RecognizerWorker
 from facelens.storage.crops import CropMetadata
-from facelens.wiring import Components
-from tests.integration.recognizer.conftest import COLLECTION, build_components, enroll, make_crop
+from facelens.wiring.bus import open_event_source
+from facelens.wiring.stores import (
+    CollectionParts,
+    Stores,
+    open_history,
+    open_profiles,
+    open_raw_objects,
+)
+from tests.integration.recognizer.conftest import COLLECTION, enroll, make_crop, pipeline_settings
+from tests.wired import Wired, open_wired
+
+TESTER = Actor("cli", "test")
 
 STRANGERS = f"{COLLECTION}.strangers"
 REJECTED = f"{COLLECTION}.rejected"
@@ -36,14 +52,11 @@ REJECTED = f"{COLLECTION}.rejected"
 @dataclass
 class Home:
     path: Path
-    components: Components
+    c: Wired
+    source: EventSource
     testdata: Path
     engine: FaceEngine
     counter: int = 0
-
-    @property
-    def c(self) -> Components:
-        return self.components
 
     def photo(self, person: str, name: str) -> Path:
         return self.testdata / "people" / person / name
@@ -61,10 +74,10 @@ class Home:
             content_type="image/jpeg",
             metadata=meta.to_metadata(),
         )
-        worker = RecognizerWorker(self.c.event_source, self.c.recognizer, wait_seconds=0.1)
+        worker = RecognizerWorker(self.source, self.c.recognizer.recognizer, wait_seconds=0.1)
         while worker.run_once():
             pass
-        [record] = [r for r in self.c.ledger.recent(limit=100) if r.key == key]
+        [record] = [r for r in self.c.stores.history.ledger.recent(limit=100) if r.key == key]
         return record
 
     def files(self) -> dict[Path, bytes]:
@@ -89,24 +102,38 @@ class Home:
         return sorted((self.path / "facelens.db-faceindex").glob("*.faceindex"))
 
 
-def open_home(engine: FaceEngine, testdata: Path, path: Path) -> Home:
-    components = build_components(engine, path, mqtt_url=None)
+def open_home(engine: FaceEngine, testdata: Path, path: Path, stack: ExitStack) -> Home:
+    settings = pipeline_settings(path, mqtt_url=None)
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
     # A saved index even for a handful of faces: the file must be checked too.
     store = SQLiteCollectionStore(str(path / "facelens.db"), ann_threshold=1)
-    components.__dict__["store"] = store
-    return Home(path, components, testdata, engine)
+    stack.callback(store.close)
+    analyzer = FaceAnalyzer(engine)
+    collections = CollectionService(analyzer, store)
+    stores = Stores(
+        collections=CollectionParts(
+            analyzer, store, collections, UserService(collections, analyzer, store)
+        ),
+        rekognition=None,
+        profiles=open_profiles(settings, stack),
+        objects=open_raw_objects(settings, stack),
+        history=open_history(settings, stack),
+    )
+    wired = open_wired(settings, stack, stores=stores)
+    source = open_event_source(settings, stack, outbox=wired.outbox)
+    return Home(path, wired, source, testdata, engine)
 
 
 @pytest.fixture
 def home(engine: FaceEngine, testdata: Path, tmp_path: Path) -> Iterator[Home]:
-    h = open_home(engine, testdata, tmp_path / "home")
-    enroll(h.c, testdata)  # obama: a user with a profile; brad: one face with a profile
-    second = h.c.collections.index_faces(
-        COLLECTION, h.photo("obama", "obama_4.jpg").read_bytes(), max_faces=1
-    ).face_records[0]
-    h.c.users.associate_faces(COLLECTION, "obama", [second.face.face_id])
-    yield h
-    h.c.close()
+    with ExitStack() as stack:
+        h = open_home(engine, testdata, tmp_path / "home", stack)
+        enroll(h.c, testdata)  # obama: a user with a profile; brad: one face with a profile
+        second = h.c.collections.collections.index_faces(
+            COLLECTION, h.photo("obama", "obama_4.jpg").read_bytes(), max_faces=1
+        ).face_records[0]
+        h.c.collections.users.associate_faces(COLLECTION, "obama", [second.face.face_id])
+        yield h
 
 
 def _is_uuid(text: str) -> bool:
@@ -132,9 +159,10 @@ def needles_of(vectors: dict[str, np.ndarray], *ids: str) -> dict[str, bytes]:
 def test_forget_leaves_no_trace_in_the_database_the_store_or_the_index(home: Home) -> None:
     c = home.c
     obama_faces = sorted(
-        f.face_id for f in c.store.list_faces(COLLECTION, max_results=10, user_id="obama").faces
+        f.face_id
+        for f in c.collections.store.list_faces(COLLECTION, max_results=10, user_id="obama").faces
     )
-    brad_face = home.c.store.list_faces(COLLECTION, max_results=10).faces
+    brad_face = home.c.collections.store.list_faces(COLLECTION, max_results=10).faces
     brad = next(f.face_id for f in brad_face if f.user_id is None)
     seen = [home.recognize("obama", "obama_2.jpg"), home.recognize("obama", "obama_3.jpg")]
     assert [r.status for r in seen] == [Status.IDENTIFIED, Status.IDENTIFIED]
@@ -142,12 +170,12 @@ def test_forget_leaves_no_trace_in_the_database_the_store_or_the_index(home: Hom
     other = home.recognize("brad_pitt", "brad_pitt_2.jpg")
     assert other.message["FaceId"] == brad
     # "this is not Obama": the crop's face becomes a negative example of obama
-    correction = c.corrections.reject(seen[1].recognition_id, actor="cli:test")
-    negatives = c.store.list_faces(REJECTED, max_results=10).faces
+    correction = c.people.corrections.reject(seen[1].recognition_id, actor=TESTER)
+    negatives = c.collections.store.list_faces(REJECTED, max_results=10).faces
     assert [f.external_image_id for f in negatives] == ["obama"]
     vectors = {
-        **c.store.get_embeddings(COLLECTION, obama_faces),
-        **c.store.get_embeddings(REJECTED, [negatives[0].face_id]),
+        **c.collections.store.get_embeddings(COLLECTION, obama_faces),
+        **c.collections.store.get_embeddings(REJECTED, [negatives[0].face_id]),
     }
     their_crops = {r.key: home.crop_files()[str(r.key)] for r in seen}
     needles = needles_of(vectors, "obama", "Barack Obama", *obama_faces, negatives[0].face_id)
@@ -156,7 +184,7 @@ def test_forget_leaves_no_trace_in_the_database_the_store_or_the_index(home: Hom
     assert uuid.UUID(obama_faces[0]).bytes in index_file.read_bytes()
     assert home.holding(needles)
 
-    report = c.forgetter.forget("obama", actor="cli:test")
+    report = c.people.forgetter.forget("obama", actor=TESTER)
 
     assert report.kind == "user"
     assert report.deleted_user == "obama"
@@ -173,36 +201,38 @@ def test_forget_leaves_no_trace_in_the_database_the_store_or_the_index(home: Hom
     assert str(other.key) in left
     # THE INDEX: their photo finds nothing, as a face or a user
     photo = home.photo("obama", "obama_1.jpg").read_bytes()
-    assert c.collections.search_faces_by_image(COLLECTION, photo).face_matches == []
-    assert c.users.search_users_by_image(COLLECTION, photo).user_matches == []
+    assert c.collections.collections.search_faces_by_image(COLLECTION, photo).face_matches == []
+    assert c.collections.users.search_users_by_image(COLLECTION, photo).user_matches == []
     brad_photo = home.photo("brad_pitt", "brad_pitt_1.jpg").read_bytes()
-    assert c.collections.search_faces_by_image(COLLECTION, brad_photo).face_matches
+    assert c.collections.collections.search_faces_by_image(COLLECTION, brad_photo).face_matches
     [index_file] = home.saved_indexes()  # rebuilt by that search, without them
     assert uuid.UUID(brad).bytes in index_file.read_bytes()
     # THE DATABASE (collections, profiles, ledger, audit, outbox, index files: every file)
     assert home.holding(needles) == []
-    assert c.store.list_faces(REJECTED, max_results=10).faces == []
-    assert [r.key for r in c.ledger.recent(limit=100)] == [other.key]
-    assert c.profiles.get("obama") is None
-    assert c.profiles.get(brad) is not None
+    assert c.collections.store.list_faces(REJECTED, max_results=10).faces == []
+    assert [r.key for r in c.stores.history.ledger.recent(limit=100)] == [other.key]
+    assert c.stores.profiles.get("obama") is None
+    assert c.stores.profiles.get(brad) is not None
     # the audit log keeps that it happened, under a pseudonym
-    forgets = c.audit.entries(action="forget").entries
+    forgets = c.stores.history.audit.entries(action="forget").entries
     assert [e.target.startswith("forgotten:") for e in forgets] == [True]
     assert correction.correction_id  # the correction's entry stays too, redacted
     # nothing left to forget
     with pytest.raises(ResourceNotFoundException):
-        c.forgetter.forget("obama")
+        c.people.forgetter.forget("obama", actor=TESTER)
 
 
 @pytest.mark.slow
 def test_forget_a_face_without_a_user(home: Home) -> None:
     c = home.c
     brad = next(
-        f.face_id for f in c.store.list_faces(COLLECTION, max_results=10).faces if f.user_id is None
+        f.face_id
+        for f in c.collections.store.list_faces(COLLECTION, max_results=10).faces
+        if f.user_id is None
     )
     record = home.recognize("brad_pitt", "brad_pitt_2.jpg")
-    vectors = c.store.get_embeddings(COLLECTION, [brad])
-    report = c.forgetter.forget(brad)
+    vectors = c.collections.store.get_embeddings(COLLECTION, [brad])
+    report = c.people.forgetter.forget(brad, actor=TESTER)
     assert (report.kind, report.deleted_faces, report.deleted_profiles) == (
         "face",
         (brad,),
@@ -210,7 +240,7 @@ def test_forget_a_face_without_a_user(home: Home) -> None:
     )
     assert report.deleted_crops == (record.key,)
     assert home.holding(needles_of(vectors, brad, "Brad Pitt")) == []
-    assert "obama" in {u.user_id for u in c.users.list_users(COLLECTION).users}
+    assert "obama" in {u.user_id for u in c.collections.users.list_users(COLLECTION).users}
 
 
 def add_stranger(home: Home, stranger_id: str, person: str, photos: list[str]) -> list[str]:
@@ -219,22 +249,24 @@ def add_stranger(home: Home, stranger_id: str, person: str, photos: list[str]) -
     with its crop in the store."""
     c = home.c
     faces = [
-        c.collections.index_faces(STRANGERS, home.photo(person, name).read_bytes(), max_faces=1)
+        c.collections.collections.index_faces(
+            STRANGERS, home.photo(person, name).read_bytes(), max_faces=1
+        )
         .face_records[0]
         .face.face_id
         for name in photos
     ]
-    c.users.create_user(STRANGERS, stranger_id)
-    c.users.associate_faces(STRANGERS, stranger_id, faces)
+    c.collections.users.create_user(STRANGERS, stranger_id)
+    c.collections.users.associate_faces(STRANGERS, stranger_id, faces)
     for n, name in enumerate(photos):
         key = f"faces/strangers/{stranger_id}-{n}.jpg"
-        c.raw_objects.put_object(
+        c.stores.objects.put_object(
             c.settings.bucket, key, make_crop(home.engine, home.photo(person, name))
         )
         rid = f"{stranger_id}-sighting-{n}"
         message = {"RecognitionId": rid, "Status": "unknown", "Key": key, "StrangerId": stranger_id}
         at = datetime.now(UTC) - timedelta(minutes=n)
-        c.ledger.record(
+        c.stores.history.ledger.record(
             Recognition(
                 rid, Status.UNKNOWN, "rekognition/unknown", message, at, c.settings.bucket, key
             )
@@ -245,14 +277,16 @@ def add_stranger(home: Home, stranger_id: str, person: str, photos: list[str]) -
 @pytest.mark.slow
 def test_forget_a_stranger_leaves_no_trace(home: Home) -> None:
     c = home.c
-    c.collections.create_collection(STRANGERS)
+    c.collections.collections.create_collection(STRANGERS)
     biden = add_stranger(home, "stranger-1", "biden", ["biden_1.jpg", "biden_2.jpg"])
     kate = add_stranger(home, "stranger-2", "kate_siegel", ["kate_siegel_1.jpg"])
-    vectors = c.store.get_embeddings(STRANGERS, biden)
+    vectors = c.collections.store.get_embeddings(STRANGERS, biden)
     photo = home.photo("biden", "biden_2.jpg").read_bytes()
-    assert c.collections.search_faces_by_image(STRANGERS, photo).face_matches  # findable
+    assert c.collections.collections.search_faces_by_image(
+        STRANGERS, photo
+    ).face_matches  # findable
 
-    report: ForgetReport = c.forgetter.forget("stranger-1", actor="cli:test")
+    report: ForgetReport = c.people.forgetter.forget("stranger-1", actor=TESTER)
 
     assert report.kind == "stranger"
     assert sorted(report.deleted_stranger_faces) == sorted(biden)
@@ -261,30 +295,35 @@ def test_forget_a_stranger_leaves_no_trace(home: Home) -> None:
     assert report.deleted_records == 2
     left = home.crop_files()
     assert sorted(left) == ["faces/strangers/stranger-2-0.jpg"]
-    assert c.collections.search_faces_by_image(STRANGERS, photo).face_matches == []
-    assert [u.user_id for u in c.users.list_users(STRANGERS).users] == ["stranger-2"]
-    assert sorted(f.face_id for f in c.store.list_faces(STRANGERS, max_results=10).faces) == kate
+    assert c.collections.collections.search_faces_by_image(STRANGERS, photo).face_matches == []
+    assert [u.user_id for u in c.collections.users.list_users(STRANGERS).users] == ["stranger-2"]
+    assert (
+        sorted(f.face_id for f in c.collections.store.list_faces(STRANGERS, max_results=10).faces)
+        == kate
+    )
     assert home.holding(needles_of(vectors, "stranger-1", *biden)) == []
-    assert [r.recognition_id for r in c.ledger.recent(limit=10)] == ["stranger-2-sighting-0"]
+    assert [r.recognition_id for r in c.stores.history.ledger.recent(limit=10)] == [
+        "stranger-2-sighting-0"
+    ]
 
 
 def test_nobody_is_not_found(home: Home) -> None:
     with pytest.raises(ResourceNotFoundException):
-        home.c.forgetter.forget("nobody-at-all")
+        home.c.people.forgetter.forget("nobody-at-all", actor=TESTER)
     with pytest.raises(ResourceNotFoundException):
-        home.c.forgetter.forget("stranger-99")
+        home.c.people.forgetter.forget("stranger-99", actor=TESTER)
 
 
 @pytest.mark.slow
 def test_forget_a_named_stranger_takes_their_sightings_as_a_stranger(home: Home) -> None:
     c = home.c
-    c.collections.create_collection(STRANGERS)
+    c.collections.collections.create_collection(STRANGERS)
     biden = add_stranger(home, "stranger-3", "biden", ["biden_1.jpg", "biden_2.jpg"])
-    vectors = c.store.get_embeddings(STRANGERS, biden)
-    named = c.strangers.name(COLLECTION, "stranger-3", "joe", profile={"Name": "Joe"})
+    vectors = c.collections.store.get_embeddings(STRANGERS, biden)
+    named = c.people.strangers.name(COLLECTION, "stranger-3", "joe", profile={"Name": "Joe"})
     assert named.stranger_id == "stranger-3"
 
-    report = c.forgetter.forget("joe", actor="cli:test")
+    report = c.people.forgetter.forget("joe", actor=TESTER)
 
     assert (report.kind, report.deleted_user) == ("user", "joe")
     assert report.former_stranger_ids == ("stranger-3",)

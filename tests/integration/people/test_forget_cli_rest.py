@@ -3,40 +3,43 @@ call them: a real process with JSON out, a real HTTP server with its keys."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 import requests
 
 from facelens.collection.analysis import FaceAnalyzer
 from facelens.engine.protocol import FaceEngine
 from facelens.history.ledger import Recognition, Status
-from facelens.wiring import Components
-from tests.integration.recognizer.conftest import COLLECTION, build_components, enroll
+from tests.integration.recognizer.conftest import COLLECTION, enroll, open_recognizer_process
 from tests.integration.test_cli import error, facelens, out
-from tests.servers.facelens_api import ApiServer
+from tests.servers.facelens_api import ApiServer, start_api_server
+from tests.wired import Wired, wired_server
 
 BUCKET = "facelens"
 
 
-def sighting(c: Components, rid: str, status: Status, hours_ago: float, **message: str) -> str:
+def sighting(c: Wired, rid: str, status: Status, hours_ago: float, **message: str) -> str:
     """A ledger record with its crop in the store, ``hours_ago`` old."""
     key = f"faces/{rid}.jpg"
-    c.raw_objects.put_object(BUCKET, key, b"\xff\xd8 crop of " + rid.encode())
+    c.stores.objects.put_object(BUCKET, key, b"\xff\xd8 crop of " + rid.encode())
     body = {"RecognitionId": rid, "Status": status.value, "Key": key, **message}
     at = datetime.now(UTC) - timedelta(hours=hours_ago)
-    c.ledger.record(Recognition(rid, status, "rekognition", body, at, BUCKET, key))
+    c.stores.history.ledger.record(Recognition(rid, status, "rekognition", body, at, BUCKET, key))
     return key
 
 
 def test_forget_and_retention_commands(
     engine: FaceEngine, testdata: Path, home: Path, cli_env: dict[str, str]
 ) -> None:
-    c = build_components(engine, home, mqtt_url=None)
-    faces = enroll(c, testdata)
-    brad_crop = sighting(c, "seen-brad", Status.IDENTIFIED, 1, FaceId=faces["brad"])
-    old_unknown = sighting(c, "seen-unknown", Status.UNKNOWN, 20)
-    c.close()
+    with ExitStack() as stack:
+        c = open_recognizer_process(engine, home, stack, mqtt_url=None)
+        faces = enroll(c, testdata)
+        brad_crop = sighting(c, "seen-brad", Status.IDENTIFIED, 1, FaceId=faces["brad"])
+        old_unknown = sighting(c, "seen-unknown", Status.UNKNOWN, 20)
 
     forgotten = out(facelens("forget", faces["brad"], "--yes", env=cli_env))
     assert forgotten["Kind"] == "face"
@@ -73,9 +76,19 @@ def call(
     )
 
 
-def test_delete_people_endpoint(engine: FaceEngine, testdata: Path, api_server: ApiServer) -> None:
-    c = api_server.components
-    c.__dict__["analyzer"] = FaceAnalyzer(engine)  # the session's engine, not a second load
+@pytest.fixture
+def api_server(engine: FaceEngine, tmp_path: Path) -> Iterator[ApiServer]:
+    """The shared fixture's server, on the session's engine rather than a second load."""
+    started = start_api_server(tmp_path / "home", analyzer=FaceAnalyzer(engine))
+    try:
+        yield started
+    finally:
+        started.server.stop()
+        started.stack.close()
+
+
+def test_delete_people_endpoint(testdata: Path, api_server: ApiServer) -> None:
+    c = wired_server(api_server)
     faces = enroll(c, testdata)
     crop = sighting(c, "seen-obama", Status.IDENTIFIED, 1, UserId="obama", FaceId=faces["obama"])
 
@@ -93,7 +106,7 @@ def test_delete_people_endpoint(engine: FaceEngine, testdata: Path, api_server: 
     gone = call(api_server, "DELETE", "/people/obama")
     assert gone.status_code == 404
     assert "ResourceNotFoundException" in gone.text
-    entries = c.audit.entries(action="forget").entries
+    entries = c.stores.history.audit.entries(action="forget").entries
     assert len(entries) == 2
     assert all(e.target.startswith("forgotten:") for e in entries)
     assert all(e.actor == "api-key:test-admin" for e in entries)

@@ -13,6 +13,7 @@ import json
 import random
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -22,21 +23,23 @@ import requests
 
 from facelens.collection.analysis import FaceAnalyzer
 from facelens.collection.models import QualityFilter
+from facelens.collection.service import CollectionService
 from facelens.engine.protocol import FaceEngine
 from facelens.history.ledger import Status
 from facelens.people.stranger_types import companion_id
-from facelens.wiring import Components
+from facelens.people.strangers import StrangerService
 from tests.integration.recognizer.conftest import (
     COLLECTION,
     OpenPipeline,
     Pipeline,
-    build_components,
     make_crop,
     open_pipeline,  # noqa: F401 (a fixture)
+    open_recognizer_process,
 )
 from tests.integration.test_cli import error, facelens, out
 from tests.servers.facelens_api import ApiServer, start_api_server
 from tests.servers.mosquitto import MosquittoBroker, Subscriber
+from tests.wired import Wired
 
 PEOPLE = ("kit_harington", "alex_lacamoire", "compreface_person_a")
 Crops = dict[str, list[bytes]]
@@ -77,10 +80,10 @@ def recognize(p: Pipeline, items: list[tuple[str, bytes]]) -> dict[str, str]:
     """Puts the crops one by one, each recognized before the next; key -> person."""
     keys = {}
     for person, crop in items:
-        before = p.components.ledger.count()
+        before = p.wired.stores.history.ledger.count()
         keys[p.put_crop(crop, camera="porch")] = person
         deadline = time.monotonic() + 30
-        while p.components.ledger.count() == before and time.monotonic() < deadline:
+        while p.wired.stores.history.ledger.count() == before and time.monotonic() < deadline:
             time.sleep(0.05)
     return keys
 
@@ -91,7 +94,7 @@ def test_three_unenrolled_people_become_three_strangers_and_naming_one_identifie
     people_crops: Crops,
 ) -> None:
     p = open_pipeline(mqtt_broker.url)
-    p.components.recognizer.prepare()
+    p.wired.recognizer.recognizer.prepare()
     p.start_worker()
     items = mixed(people_crops, hold_back="kit_harington")
     with Subscriber(mqtt_broker, "rekognition/#") as sub:
@@ -114,7 +117,7 @@ def test_three_unenrolled_people_become_three_strangers_and_naming_one_identifie
         assert [m["StrangerSightings"] for m in messages] == list(range(1, len(messages) + 1))
         assert {m["FirstSeen"] for m in messages} == {messages[0]["RecognizedAt"]}
 
-    strangers = {s.stranger_id: s for s in p.components.strangers.list(COLLECTION)}
+    strangers = {s.stranger_id: s for s in p.wired.people.strangers.list(COLLECTION)}
     assert set(strangers) == set(by_stranger)
     for sid, stranger in strangers.items():
         assert stranger.face_count == stranger.sightings == len(by_stranger[sid])
@@ -122,12 +125,12 @@ def test_three_unenrolled_people_become_three_strangers_and_naming_one_identifie
         assert all(keys[c.key] == keys[by_stranger[sid][0]["Key"]] for c in stranger.best_crops)
 
     kit = next(iter(ids["kit_harington"]))
-    named = p.components.strangers.name(
+    named = p.wired.people.strangers.name(
         COLLECTION, kit, "kit", profile={"Name": "Kit Harington", "Role": "Actor"}
     )
     assert named.created
     assert len(named.face_ids) == 2
-    assert kit not in {s.stranger_id for s in p.components.strangers.list(COLLECTION)}
+    assert kit not in {s.stranger_id for s in p.wired.people.strangers.list(COLLECTION)}
     with Subscriber(mqtt_broker, "rekognition/#") as sub:
         key = p.put_crop(people_crops["kit_harington"][-1], camera="porch")
         seen = sub.wait_until(lambda ms: any(m.topic == "rekognition" for m in ms), timeout=30)
@@ -143,11 +146,11 @@ def test_merge_and_split_through_the_recognizer(
     people_crops: Crops,
 ) -> None:
     p = open_pipeline(None)
-    p.components.recognizer.prepare()
+    p.wired.recognizer.recognizer.prepare()
     p.start_worker()
     crops = {k: people_crops[k] for k in ("alex_lacamoire", "compreface_person_a")}
     recognize(p, mixed(crops))
-    service = p.components.strangers
+    service = p.wired.people.strangers
     alex_id, a_id = (
         next(s for s in service.list(COLLECTION) if s.face_count == n).stranger_id for n in (3, 4)
     )
@@ -163,29 +166,34 @@ def test_merge_and_split_through_the_recognizer(
     assert service.get(COLLECTION, a_id).face_count == 4
     # Alex comes back: he joins the split-off stranger, not the one he was wrongly merged into.
     recognize(p, [("alex_lacamoire", people_crops["alex_lacamoire"][0])])
-    (last,) = p.components.ledger.recent(limit=1, status=Status.UNKNOWN)
+    (last,) = p.wired.stores.history.ledger.recent(limit=1, status=Status.UNKNOWN)
     assert last.message["StrangerId"] == new_id
 
 
-def seed_strangers(components: Components, embeddings: dict[str, list[np.ndarray]]) -> None:
+def seed_strangers(
+    collections: CollectionService,
+    strangers: StrangerService,
+    embeddings: dict[str, list[np.ndarray]],
+) -> None:
     """Two strangers (Kit: 3 faces, Alex: 3), as the recognizer would have made them."""
-    components.collections.create_collection(COLLECTION)
+    collections.create_collection(COLLECTION)
     for person in ("kit_harington", "alex_lacamoire"):
         for vector in embeddings[person]:
-            components.strangers.observe(COLLECTION, vector)
+            strangers.observe(COLLECTION, vector)
 
 
 @pytest.fixture
 def cli_components(
     engine: FaceEngine, cli_env: dict[str, str], people_embeddings: dict[str, list[np.ndarray]]
-) -> Iterator[Components]:
-    components = build_components(engine, Path(cli_env["FACELENS_HOME"]), mqtt_url=None)
-    seed_strangers(components, people_embeddings)
-    yield components
-    components.close()
+) -> Iterator[Wired]:
+    with ExitStack() as stack:
+        home = Path(cli_env["FACELENS_HOME"])
+        wired = open_recognizer_process(engine, home, stack, mqtt_url=None)
+        seed_strangers(wired.collections.collections, wired.people.strangers, people_embeddings)
+        yield wired
 
 
-def test_cli(cli_env: dict[str, str], cli_components: Components) -> None:
+def test_cli(cli_env: dict[str, str], cli_components: Wired) -> None:
     listed = out(facelens("strangers", "list", env=cli_env))["Strangers"]
     assert [(s["StrangerId"], s["FaceCount"]) for s in listed] == [
         ("stranger-1", 3),
@@ -231,15 +239,15 @@ def test_cli(cli_env: dict[str, str], cli_components: Components) -> None:
 def rest_server(
     engine: FaceEngine, tmp_path: Path, people_embeddings: dict[str, list[np.ndarray]]
 ) -> Iterator[ApiServer]:
-    server = start_api_server(tmp_path / "home")
     # The session's loaded engine, rather than the server loading dlib's models again.
-    server.components.__dict__["analyzer"] = FaceAnalyzer(engine)
+    server = start_api_server(tmp_path / "home", analyzer=FaceAnalyzer(engine))
     try:
-        seed_strangers(server.components, people_embeddings)
+        b = server.bundles
+        seed_strangers(b.collections().collections, b.people().strangers, people_embeddings)
         yield server
     finally:
         server.server.stop()
-        server.components.close()
+        server.stack.close()
 
 
 def api(
@@ -280,8 +288,8 @@ def test_rest(rest_server: ApiServer) -> None:
     body = {"UserId": "kit", "Profile": {"Name": "Kit Harington"}}
     named = api(s, "POST", "/stranger-1/name", json=body)
     assert (named["UserId"], named["UserCreated"], len(named["FaceIds"])) == ("kit", True, 3)
-    assert s.components.store.get_user(COLLECTION, "kit").face_count == 3
-    assert s.components.profiles.get("kit") is not None
+    assert s.bundles.collections().store.get_user(COLLECTION, "kit").face_count == 3
+    assert s.bundles.profiles().get("kit") is not None
     conflict = api(s, "POST", "/stranger-3/name", json={"UserId": "kit"}, expect=409)
     assert conflict["__type"] == "ConflictException"
     # stranger-3 is the split-off other person: not added to Kit, whatever Extend says.
@@ -290,4 +298,6 @@ def test_rest(rest_server: ApiServer) -> None:
     other = api(s, "POST", "/stranger-3/name", json={"UserId": "alex"})
     assert other["UserCreated"] is True
     assert api(s, "GET", "")["Strangers"] == []
-    assert s.components.store.describe_collection(companion_id(COLLECTION)).face_count == 0
+    assert (
+        s.bundles.collections().store.describe_collection(companion_id(COLLECTION)).face_count == 0
+    )

@@ -29,34 +29,34 @@ def test_strangers_are_forgotten_a_month_after_their_last_sighting(
     people_crops: Crops,  # noqa: F811
 ) -> None:
     p = open_pipeline(None, retention=DAYS_30)
-    c = p.components
-    c.recognizer.prepare()
+    c = p.wired
+    c.recognizer.recognizer.prepare()
     p.start_worker()
     kit, alex = people_crops["kit_harington"], people_crops["alex_lacamoire"]
     keys = recognize(p, [("kit", kit[0]), ("alex", alex[0]), ("kit", kit[1])])
-    strangers = {s.stranger_id for s in c.strangers.list(COLLECTION)}
+    strangers = {s.stranger_id for s in c.people.strangers.list(COLLECTION)}
     assert len(strangers) == 2
     now = datetime.now(UTC)
 
-    within = c.retention.run_once(now + timedelta(days=29))
+    within = c.recognizer.retention.run_once(now + timedelta(days=29))
     assert within.forgotten_strangers == ()
-    assert {s.stranger_id for s in c.strangers.list(COLLECTION)} == strangers
+    assert {s.stranger_id for s in c.people.strangers.list(COLLECTION)} == strangers
 
-    dry = c.retention.run_once(now + timedelta(days=31), dry_run=True)
+    dry = c.recognizer.retention.run_once(now + timedelta(days=31), dry_run=True)
     assert set(dry.forgotten_strangers) == strangers
-    assert len(c.strangers.list(COLLECTION)) == 2  # a dry run forgets nothing
+    assert len(c.people.strangers.list(COLLECTION)) == 2  # a dry run forgets nothing
 
-    report = c.retention.run_once(now + timedelta(days=31))
+    report = c.recognizer.retention.run_once(now + timedelta(days=31))
     assert set(report.forgotten_strangers) == strangers
-    assert c.strangers.list(COLLECTION) == []
-    assert c.store.list_faces(companion_id(COLLECTION), max_results=100).faces == []
+    assert c.people.strangers.list(COLLECTION) == []
+    assert c.collections.store.list_faces(companion_id(COLLECTION), max_results=100).faces == []
     bucket = c.settings.bucket
     for key in keys:
-        assert not c.raw_objects.list_objects(bucket, prefix=key).objects, key
-    assert c.ledger.sightings(sorted(strangers)) == []
+        assert not c.stores.objects.list_objects(bucket, prefix=key).objects, key
+    assert c.stores.history.ledger.sightings(sorted(strangers)) == []
     assert report.as_json()["ForgottenStrangers"] == sorted(report.forgotten_strangers)
 
     # Kit comes back: a new anonymous person, not the forgotten one.
     recognize(p, [("kit", kit[2])])
-    (back,) = c.strangers.list(COLLECTION)
+    (back,) = c.people.strangers.list(COLLECTION)
     assert back.stranger_id not in strangers

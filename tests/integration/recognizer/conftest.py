@@ -1,4 +1,5 @@
-"""A recognizer wired as in production (Components), on real photos, a real broker and files.
+"""A recognizer wired as in production (the wiring's factories), on real photos, a real
+broker and files.
 
 Crops are made the way the edge runner makes them: the largest face with a
 25 % margin, JPEG quality 90. Enrolment uses one photo per person and the
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,13 +18,16 @@ from pathlib import Path
 import cv2
 import pytest
 
+from facelens.bus.delivery import EventSource
+from facelens.bus.outbox import SqliteOutbox
 from facelens.collection.analysis import FaceAnalyzer
 from facelens.config import MqttSettings, RecognizerSettings, Settings
 from facelens.engine.images import read_image_file
 from facelens.engine.protocol import FaceEngine
 from facelens.recognizer.worker import RecognizerWorker
 from facelens.storage.crops import CropMetadata
-from facelens.wiring import Components
+from facelens.wiring.bus import open_event_source
+from tests.wired import Wired, open_wired
 
 COLLECTION = "faces"
 OpenPipeline = Callable[..., "Pipeline"]
@@ -59,21 +64,24 @@ def crops(engine: FaceEngine, testdata: Path) -> dict[str, bytes]:
 
 @dataclass
 class Pipeline:
-    """Components plus a worker thread; ``put_crop`` uploads as a camera would."""
+    """A recognizer process's bundles plus worker threads; ``put_crop`` uploads as a camera
+    would. ``stack`` closes what the process opened."""
 
-    components: Components
+    wired: Wired
+    stack: ExitStack
     engine: FaceEngine
     faces: dict[str, str]
     threads: list[tuple[threading.Thread, threading.Event]] = field(default_factory=list)
     workers: list[RecognizerWorker] = field(default_factory=list)
     counter: int = 0
+    source: EventSource | None = None
 
     def put_crop(self, body: bytes, *, camera: str = "front-door", key: str | None = None) -> str:
         self.counter += 1
         key = key or f"faces/11_26/10_30/1764150000{self.counter:03d}_0.jpg"
         meta = CropMetadata(camera=camera, captured_at=datetime.now(UTC), track_id="1")
-        self.components.objects.put_object(
-            self.components.settings.bucket,
+        self.wired.objects.put_object(
+            self.wired.settings.bucket,
             key,
             body,
             content_type="image/jpeg",
@@ -81,9 +89,23 @@ class Pipeline:
         )
         return key
 
-    def start_worker(self, components: Components | None = None) -> RecognizerWorker:
-        c = components or self.components
-        worker = RecognizerWorker(c.event_source, c.recognizer, wait_seconds=0.2)
+    def outbox(self) -> SqliteOutbox:
+        """The local event queue (events.source 'outbox', the default)."""
+        assert self.wired.outbox is not None, "this pipeline's events go elsewhere"
+        return self.wired.outbox
+
+    def event_source(self) -> EventSource:
+        """The worker's event source, opened on the first call: an MQTT subscription takes
+        its share of the events from then on, so only a pipeline that will work opens it."""
+        if self.source is None:
+            w = self.wired
+            self.source = open_event_source(w.settings, self.stack, outbox=w.outbox)
+        return self.source
+
+    def start_worker(self) -> RecognizerWorker:
+        worker = RecognizerWorker(
+            self.event_source(), self.wired.recognizer.recognizer, wait_seconds=0.2
+        )
         stop = threading.Event()
         thread = threading.Thread(target=worker.run, args=(stop,), daemon=True)
         thread.start()
@@ -98,9 +120,7 @@ class Pipeline:
         self.threads.clear()
 
 
-def build_components(
-    engine: FaceEngine, home: Path, *, mqtt_url: str | None, **overrides: object
-) -> Components:
+def pipeline_settings(home: Path, *, mqtt_url: str | None, **overrides: object) -> Settings:
     fields: dict[str, object] = {
         "home": home,
         "models_dir": None,
@@ -108,17 +128,23 @@ def build_components(
         "recognizer": RecognizerSettings(collection_id=COLLECTION),
         **overrides,
     }
-    settings = Settings(**fields)  # type: ignore[arg-type]
-    components = Components(settings)
-    # Share the session's loaded engine rather than loading dlib's models per test.
-    components.__dict__["analyzer"] = FaceAnalyzer(engine)
-    return components
+    return Settings(**fields)  # type: ignore[arg-type]
 
 
-def enroll(components: Components, testdata: Path) -> dict[str, str]:
+def open_recognizer_process(
+    engine: FaceEngine, home: Path, stack: ExitStack, *, mqtt_url: str | None, **overrides: object
+) -> Wired:
+    """The recognizer's process on ``home``, sharing the session's loaded engine rather than
+    loading dlib's models per test."""
+    settings = pipeline_settings(home, mqtt_url=mqtt_url, **overrides)
+    return open_wired(settings, stack, analyzer=FaceAnalyzer(engine))
+
+
+def enroll(wired: Wired, testdata: Path) -> dict[str, str]:
     """Obama as a user with a profile; Brad Pitt as a single face with a profile on its FaceId."""
     people = testdata / "people"
-    collections, users, profiles = components.collections, components.users, components.profiles
+    collections, users = wired.collections.collections, wired.collections.users
+    profiles = wired.stores.profiles
     collections.create_collection(COLLECTION)
 
     def index(photo: Path, external: str) -> str:
@@ -141,17 +167,19 @@ def open_pipeline(engine: FaceEngine, testdata: Path, tmp_path: Path) -> Iterato
     """Opens pipelines on a shared home (enrolled once) and closes them all at the end."""
     made: list[Pipeline] = []
     enrolled: dict[str, str] = {}
+    with ExitStack() as every:
 
-    def opener(mqtt_url: str | None, **overrides: object) -> Pipeline:
-        components = build_components(engine, tmp_path / "home", mqtt_url=mqtt_url, **overrides)
-        if not enrolled:
-            enrolled.update(enroll(components, testdata))
-        pipeline = Pipeline(components, engine, faces=enrolled)
-        made.append(pipeline)
-        return pipeline
+        def opener(mqtt_url: str | None, **overrides: object) -> Pipeline:
+            stack = every.enter_context(ExitStack())
+            wired = open_recognizer_process(
+                engine, tmp_path / "home", stack, mqtt_url=mqtt_url, **overrides
+            )
+            if not enrolled:
+                enrolled.update(enroll(wired, testdata))
+            pipeline = Pipeline(wired, stack, engine, faces=enrolled)
+            made.append(pipeline)
+            return pipeline
 
-    yield opener
-    for p in made:
-        p.stop_workers()
-    for p in made:
-        p.components.close()
+        yield opener
+        for p in made:
+            p.stop_workers()

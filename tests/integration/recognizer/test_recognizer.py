@@ -1,7 +1,7 @@
 """The recognizer end to end: crop put in the store -> event -> search -> profile -> MQTT.
 
 Real Mosquitto, real SQLite files, the real dlib engine, the production
-wiring (:class:`facelens.wiring.Components`). Each test names the promise of
+wiring (:mod:`facelens.wiring`'s factories). Each test names the promise of
 the issue it shows.
 """
 
@@ -37,16 +37,16 @@ def on_topic(topic: str, count: int = 1) -> Any:
 
 def wait_drained(pipeline: Pipeline, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
-    while pipeline.components.outbox.pending() and time.monotonic() < deadline:
+    while pipeline.outbox().pending() and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert pipeline.components.outbox.pending() == 0
+    assert pipeline.outbox().pending() == 0
 
 
 def test_known_face_is_published_with_its_profile_within_two_seconds(
     open_pipeline: OpenPipeline, mqtt_broker: MosquittoBroker, crops: dict[str, bytes]
 ) -> None:
     p = open_pipeline(mqtt_broker.url)
-    p.components.recognizer.prepare()
+    p.wired.recognizer.recognizer.prepare()
     p.start_worker()
     with Subscriber(mqtt_broker, "rekognition/#") as sub:
         started = time.monotonic()
@@ -92,7 +92,7 @@ def test_a_stranger_is_published_as_unknown(
     assert unknown["Status"] == "unknown"
     assert 0 < unknown["BoundingBox"]["Width"] <= 1
     assert not payloads(seen, "rekognition")
-    (recorded,) = p.components.ledger.recent(status=Status.UNKNOWN)
+    (recorded,) = p.wired.stores.history.ledger.recent(status=Status.UNKNOWN)
     assert recorded.key == key
 
 
@@ -126,7 +126,7 @@ def test_bad_objects_are_dead_lettered_and_the_worker_goes_on(
         "faces/bad/noface.jpg": "InvalidParameterException",
     }
     assert payloads(seen, "rekognition")[0]["Key"] == good
-    dead = {r.key: r.reason for r in p.components.ledger.dead_letters()}
+    dead = {r.key: r.reason for r in p.wired.stores.history.ledger.dead_letters()}
     assert dead == errors
     assert p.workers[0].stats.dead_letters == 4
 
@@ -155,7 +155,7 @@ def test_a_duplicate_event_publishes_once(
     with Subscriber(mqtt_broker, "rekognition/#") as sub:
         key = p.put_crop(crops["obama"])
         first = sub.wait_until(on_topic("rekognition"), timeout=15)
-        info = p.components.raw_objects.head_object("facelens", key)
+        info = p.wired.stores.objects.head_object("facelens", key)
         again = ObjectCreated(
             bucket="facelens",
             key=key,
@@ -164,16 +164,16 @@ def test_a_duplicate_event_publishes_once(
             sequencer=new_sequencer(),
             event_time=info.last_modified,
         )
-        p.components.outbox.send(again)
-        p.components.outbox.send(again)
+        p.outbox().send(again)
+        p.outbox().send(again)
         wait_drained(p)
-        p.components.publisher.flush(5)  # type: ignore[attr-defined]
+        p.wired.publication.publisher.flush(5)  # type: ignore[attr-defined]
         time.sleep(0.3)
         seen = sub.messages
     assert len(payloads(first, "rekognition")) == 1
     assert len(payloads(seen, "rekognition")) == 1
     assert p.workers[0].stats.duplicates == 2
-    assert len(p.components.ledger.recent()) == 1
+    assert len(p.wired.stores.history.ledger.recent()) == 1
 
 
 def test_stopping_the_broker_mid_run_loses_no_message(
@@ -234,7 +234,7 @@ def test_two_workers_on_one_shared_subscription_split_the_events(
         recognizer=RecognizerSettings(collection_id=COLLECTION, worker_id="recognizer-2"),
     )
     for p in (first, second):
-        source = p.components.event_source
+        source = p.event_source()
         assert source.wait_ready(10)  # type: ignore[attr-defined]
         p.start_worker()
     with Subscriber(mqtt_broker, "rekognition/#") as sub:
@@ -257,10 +257,11 @@ def test_a_malformed_event_message_is_dead_lettered(
     open_pipeline: OpenPipeline, mqtt_broker: MosquittoBroker, crops: dict[str, bytes]
 ) -> None:
     p = open_pipeline(mqtt_broker.url, events=EventSettings(source="mqtt"))  # type: ignore[arg-type]
-    assert p.components.event_source.wait_ready(10)  # type: ignore[attr-defined]
+    assert p.event_source().wait_ready(10)  # type: ignore[attr-defined]
     p.start_worker()
     with Subscriber(mqtt_broker, "rekognition/#") as sub:
-        p.components.mqtt_publisher.publish("facelens/events", b"{not json")
+        assert p.wired.publication.broker is not None
+        p.wired.publication.broker.publish("facelens/events", b"{not json")
         key = p.put_crop(crops["obama"])
         seen = sub.wait_until(
             lambda ms: on_topic("rekognition/errors")(ms) and on_topic("rekognition")(ms),
@@ -288,7 +289,7 @@ def test_a_worker_killed_mid_event_has_it_redone_after_restart(
 ) -> None:
     p = open_pipeline(mqtt_broker.url)
     key = p.put_crop(crops["obama"])
-    outbox_file = p.components.settings.home / "events.db"
+    outbox_file = p.wired.settings.home / "events.db"
     # A worker process (same worker id) takes the event, then dies before acking it.
     doomed = subprocess.Popen(
         [sys.executable, "-c", LEASE_AND_HANG, str(outbox_file)],
@@ -300,7 +301,7 @@ def test_a_worker_killed_mid_event_has_it_redone_after_restart(
     assert doomed.stdout.readline().strip() == "1"
     doomed.send_signal(signal.SIGKILL)
     doomed.wait(10)
-    assert p.components.outbox.pending() == 1  # leased, not lost
+    assert p.outbox().pending() == 1  # leased, not lost
     with Subscriber(mqtt_broker, "rekognition/#") as sub:
         p.start_worker()  # the restart: same worker id, so it takes its lease back at once
         seen = sub.wait_until(on_topic("rekognition"), timeout=15)

@@ -40,7 +40,7 @@ def test_s3_notification_to_sqs_to_recognizer(
         bucket=bucket,
         events=EventSettings(source="sqs", sqs_queue_url=queue_url),  # type: ignore[arg-type]
     )
-    p.components.raw_objects.create_bucket(bucket)
+    p.wired.stores.objects.create_bucket(bucket)
     s3.put_bucket_notification_configuration(
         Bucket=bucket,
         NotificationConfiguration={

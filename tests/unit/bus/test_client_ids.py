@@ -16,7 +16,8 @@ import pytest
 from facelens.bus.mqtt_config import make_client_id
 from facelens.config import MqttSettings, Settings
 from facelens.errors import ConfigurationError
-from facelens.wiring import Components
+from facelens.wiring.bus import events_endpoint, names_endpoint, publisher_endpoint
+from facelens.wiring.process import process_role
 
 TAG = "[0-9a-f]{8}"
 
@@ -27,20 +28,21 @@ def mqtt_settings(settings: Settings) -> Settings:
 
 
 def test_each_role_has_its_own_client_id(mqtt_settings: Settings) -> None:
-    recognizer = Components(mqtt_settings)  # `facelens recognizer`
-    serve = Components(mqtt_settings, instance="serve")
-    edge = Components(mqtt_settings, instance="edge-door")
-    up = Components(mqtt_settings, instance="up-door")
-    cli = Components(mqtt_settings, instance="cli")
+    s = mqtt_settings
+    recognizer = process_role(s)  # `facelens recognizer`
+    serve = process_role(s, "serve")
+    edge = process_role(s, "edge-door")
+    up = process_role(s, "up-door")
+    cli = process_role(s, "cli")
     ids = {
-        "recognizer publisher": recognizer.mqtt_publisher_endpoint.client_id,
-        "recognizer events": recognizer.mqtt_events_endpoint.client_id,
-        "serve publisher": serve.mqtt_publisher_endpoint.client_id,
-        "edge publisher": edge.mqtt_publisher_endpoint.client_id,
-        "edge names": edge.mqtt_names_endpoint.client_id,
-        "up publisher": up.mqtt_publisher_endpoint.client_id,
-        "up names": up.mqtt_names_endpoint.client_id,
-        "cli publisher": cli.mqtt_publisher_endpoint.client_id,
+        "recognizer publisher": publisher_endpoint(s, recognizer).client_id,
+        "recognizer events": events_endpoint(s).client_id,
+        "serve publisher": publisher_endpoint(s, serve).client_id,
+        "edge publisher": publisher_endpoint(s, edge).client_id,
+        "edge names": names_endpoint(s, edge).client_id,
+        "up publisher": publisher_endpoint(s, up).client_id,
+        "up names": names_endpoint(s, up).client_id,
+        "cli publisher": publisher_endpoint(s, cli).client_id,
     }
     assert len(set(ids.values())) == len(ids), ids
     assert ids["recognizer events"] == "facelens-recognizer-1"
@@ -54,25 +56,27 @@ def test_each_role_has_its_own_client_id(mqtt_settings: Settings) -> None:
 def test_two_processes_in_one_role_differ_but_the_event_session_is_stable(
     mqtt_settings: Settings,
 ) -> None:
-    first, second = Components(mqtt_settings), Components(mqtt_settings)  # or a restart
-    assert first.mqtt_publisher_endpoint.client_id != second.mqtt_publisher_endpoint.client_id
-    assert first.mqtt_names_endpoint.client_id != second.mqtt_names_endpoint.client_id
+    s = mqtt_settings
+    first, second = process_role(s), process_role(s)  # or a restart
+    assert publisher_endpoint(s, first).client_id != publisher_endpoint(s, second).client_id
+    assert names_endpoint(s, first).client_id != names_endpoint(s, second).client_id
     # Within one process an id never changes, so a reconnect is the same client.
-    assert first.mqtt_publisher_endpoint.client_id == first.mqtt_publisher_endpoint.client_id
+    assert publisher_endpoint(s, first).client_id == publisher_endpoint(s, first).client_id
     # The persistent event session comes back under the same id after a restart...
-    assert first.mqtt_events_endpoint.client_id == second.mqtt_events_endpoint.client_id
+    assert events_endpoint(s).client_id == events_endpoint(s).client_id
     # ...and is told apart from another worker's by the worker id.
     other = mqtt_settings.model_copy(
         update={"recognizer": mqtt_settings.recognizer.model_copy(update={"worker_id": "rec-2"})}
     )
-    assert Components(other).mqtt_events_endpoint.client_id == "facelens-rec-2"
+    assert events_endpoint(other).client_id == "facelens-rec-2"
 
 
 def test_the_prefix_is_the_setting(mqtt_settings: Settings) -> None:
     mqtt = mqtt_settings.mqtt.model_copy(update={"client_id": "site7"})
-    components = Components(mqtt_settings.model_copy(update={"mqtt": mqtt}), instance="serve")
-    assert components.mqtt_events_endpoint.client_id == "site7-recognizer-1"
-    assert re.fullmatch(f"site7-serve-pub-{TAG}", components.mqtt_publisher_endpoint.client_id)
+    settings = mqtt_settings.model_copy(update={"mqtt": mqtt})
+    serve = process_role(settings, "serve")
+    assert events_endpoint(settings).client_id == "site7-recognizer-1"
+    assert re.fullmatch(f"site7-serve-pub-{TAG}", publisher_endpoint(settings, serve).client_id)
 
 
 def test_an_id_needs_a_prefix_and_a_role() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -322,24 +323,22 @@ def test_stranger_numbers() -> None:
 
 def test_the_recognizer_is_wired_with_strangers_unless_disabled(tmp_path: Path) -> None:
     from facelens.config import RecognizerSettings, Settings
-    from facelens.wiring import Components
+    from tests.wired import open_wired
 
-    on = Components(Settings(home=tmp_path / "on", models_dir=None))
-    off = Components(
-        Settings(
-            home=tmp_path / "off",
-            models_dir=None,
-            recognizer=RecognizerSettings(strangers=False, stranger_threshold=90),
+    with ExitStack() as stack:
+        on = open_wired(Settings(home=tmp_path / "on", models_dir=None), stack)
+        off = open_wired(
+            Settings(
+                home=tmp_path / "off",
+                models_dir=None,
+                recognizer=RecognizerSettings(strangers=False, stranger_threshold=90),
+            ),
+            stack,
         )
-    )
-    try:
-        assert on.recognizer.strangers is on.strangers
-        assert on.strangers.settings.threshold == 95
-        assert off.recognizer.strangers is None
-        assert off.strangers.settings.threshold == 90
-    finally:
-        on.close()
-        off.close()
+        assert on.recognizer.recognizer.strangers is on.people.strangers
+        assert on.people.strangers.settings.threshold == 95
+        assert off.recognizer.recognizer.strangers is None
+        assert off.people.strangers.settings.threshold == 90
 
 
 class _Finder:
