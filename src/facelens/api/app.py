@@ -86,7 +86,7 @@ def create_app(context: ServerContext, parts: ServerParts, *, open_access: bool)
     app.include_router(
         json_router(
             keys,
-            rekognition.service(parts.rekognition, parts.audit),
+            rekognition.service(parts.rekognition, parts.analyzer, parts.objects, parts.audit),
             dynamodb.service(parts.tables, parts.audit),
         )
     )

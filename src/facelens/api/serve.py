@@ -82,7 +82,6 @@ def build_server(
             collections=own.collections,
             users=own.users,
             store=own.store,
-            analyzer=own.analyzer,
             objects=b.objects(),
         )
 

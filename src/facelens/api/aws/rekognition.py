@@ -23,9 +23,18 @@ from collections.abc import Callable
 from facelens.access.keys import Principal
 from facelens.api.actors import ACCESS_KEY, actor_of
 from facelens.api.aws.protocol import Json, JsonService
-from facelens.api.aws.rekognition_ops import OPERATIONS, Caller, Params, RekognitionParts
+from facelens.api.aws.rekognition_ops import (
+    OPERATIONS,
+    Caller,
+    ImageOperation,
+    ImageParts,
+    Params,
+    RekognitionParts,
+)
+from facelens.collection.analysis import FaceAnalyzer
 from facelens.history.audit import AuditLog
 from facelens.people.gallery import Gallery
+from facelens.storage.protocol import ObjectStore
 
 SIGNING_NAME = "rekognition"
 """The service name in the SigV4 credential scope (boto3's signing name for Rekognition)."""
@@ -34,17 +43,27 @@ TARGET_PREFIX = "RekognitionService."
 CONTENT_TYPE = "application/x-amz-json-1.1"
 
 
-def service(parts: Callable[[], RekognitionParts], audit: Callable[[], AuditLog]) -> JsonService:
+def service(
+    parts: Callable[[], RekognitionParts],
+    analyzer: Callable[[], FaceAnalyzer],
+    objects: Callable[[], ObjectStore],
+    audit: Callable[[], AuditLog],
+) -> JsonService:
     """Rekognition on ``POST /`` (what :func:`facelens.api.aws.protocol.json_router`
-    dispatches to), running each operation on ``parts`` for the signing key, whose changes
-    are recorded in ``audit``."""
+    dispatches to), running each operation on collections on ``parts`` for the signing key,
+    whose changes are recorded in ``audit``. DetectFaces and CompareFaces run on the engine
+    (``analyzer``) and ``objects`` alone, without opening ``parts``: they work where the
+    collections are in AWS Rekognition and ``parts`` refuses."""
 
     def run(principal: Principal, name: str, params: Json) -> Json:
+        operation = OPERATIONS[name]
+        if isinstance(operation, ImageOperation):
+            return operation.handler(ImageParts(analyzer(), objects()), Params(params))
         own = parts()
         caller = Caller(
             actor_of(principal, via=ACCESS_KEY), Gallery(own.collections, own.users, audit())
         )
-        return OPERATIONS[name].handler(own, Params(params), caller)
+        return operation.handler(own, Params(params), caller)
 
     return JsonService(
         name="rekognition",

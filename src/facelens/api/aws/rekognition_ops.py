@@ -52,13 +52,23 @@ Json = dict[str, Any]
 
 @dataclass(frozen=True)
 class RekognitionParts:
-    """What the operations use: the collection services, the store they search by FaceId
-    or UserId, the engine (DetectFaces, CompareFaces), and facelens' object store, where an
-    image given as ``S3Object`` is read."""
+    """What the operations on collections use: the collection services, the store they
+    search by FaceId or UserId, and facelens' object store, where an image given as
+    ``S3Object`` is read."""
 
     collections: CollectionService
     users: UserService
     store: CollectionStore
+    objects: ObjectStore
+
+
+@dataclass(frozen=True)
+class ImageParts:
+    """What the operations that only look at the images given use (DetectFaces,
+    CompareFaces): the engine and facelens' object store. No collection: so they work on a
+    server whose collections are in AWS Rekognition (``rekognition://``), where the
+    collection parts cannot be opened and the other operations are refused."""
+
     analyzer: FaceAnalyzer
     objects: ObjectStore
 
@@ -278,18 +288,18 @@ def delete_faces(c: RekognitionParts, p: Params, caller: Caller) -> Json:
     return rekognition_json.delete_faces(result)
 
 
-def detect_faces(c: RekognitionParts, p: Params, _caller: Caller) -> Json:
+def detect_faces(i: ImageParts, p: Params) -> Json:
     p.attributes("Attributes")
     return rekognition_json.detect_faces(
-        compare.detect_faces(c.analyzer, p.image("Image", c.objects))
+        compare.detect_faces(i.analyzer, p.image("Image", i.objects))
     )
 
 
-def compare_faces(c: RekognitionParts, p: Params, _caller: Caller) -> Json:
+def compare_faces(i: ImageParts, p: Params) -> Json:
     result = compare.compare_faces(
-        c.analyzer,
-        p.image("SourceImage", c.objects),
-        p.image("TargetImage", c.objects),
+        i.analyzer,
+        p.image("SourceImage", i.objects),
+        p.image("TargetImage", i.objects),
         similarity_threshold=p.number("SimilarityThreshold", compare.DEFAULT_SIMILARITY_THRESHOLD),
         quality_filter=p.quality_filter(QualityFilter.NONE),
     )
@@ -398,15 +408,26 @@ def _user_template(c: RekognitionParts, collection_id: str, user_id: str) -> Emb
 # -- the table the router dispatches on --
 
 Handler = Callable[[RekognitionParts, Params, Caller], Json]
+ImageHandler = Callable[[ImageParts, Params], Json]
 
 
 @dataclass(frozen=True)
 class Operation:
+    """An operation on collections: run on the :class:`RekognitionParts`, for the caller."""
+
     role: Role
     handler: Handler
 
 
-OPERATIONS: dict[str, Operation] = {
+@dataclass(frozen=True)
+class ImageOperation:
+    """An operation that only looks at the images given: run on the :class:`ImageParts`."""
+
+    role: Role
+    handler: ImageHandler
+
+
+OPERATIONS: dict[str, Operation | ImageOperation] = {
     "CreateCollection": Operation(Role.ADMIN, create_collection),
     "DescribeCollection": Operation(Role.READ, describe_collection),
     "ListCollections": Operation(Role.READ, list_collections),
@@ -416,8 +437,8 @@ OPERATIONS: dict[str, Operation] = {
     "SearchFaces": Operation(Role.READ, search_faces),
     "ListFaces": Operation(Role.READ, list_faces),
     "DeleteFaces": Operation(Role.ADMIN, delete_faces),
-    "DetectFaces": Operation(Role.READ, detect_faces),
-    "CompareFaces": Operation(Role.READ, compare_faces),
+    "DetectFaces": ImageOperation(Role.READ, detect_faces),
+    "CompareFaces": ImageOperation(Role.READ, compare_faces),
     "CreateUser": Operation(Role.ADMIN, create_user),
     "DeleteUser": Operation(Role.ADMIN, delete_user),
     "ListUsers": Operation(Role.READ, list_users),
