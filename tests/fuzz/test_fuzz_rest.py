@@ -229,10 +229,9 @@ def classics(fuzz: Fuzzer, creds: Credentials, world: World) -> list[Call]:
         call("GET", "/api/v1/profiles/%ff%fe"),
         call("DELETE", "/api/v1/people/%2e%2e?collection_id=%2e%2e"),
         call("GET", f"/api/v1/identifications?user_id=%00&camera={'a' * 5000}"),
-        # NUL reaches the history's filters: PostgreSQL cannot bind it (was a 500 there).
+        # NUL in the history's filters: PostgreSQL cannot bind it (these were 500s there).
         call("GET", "/api/v1/identifications?camera=a%00b"),
         call("GET", "/api/v1/audit?actor=a%00b&target=a%00b"),
-        call("GET", f"/api/v1/collections/{COLLECTION}/strangers/a%00b"),
         call("POST", "/api/v1/identifications/a%00b/reject", b"{}"),
     ]
     calls += surrogate_sweep(call, world)
