@@ -24,12 +24,14 @@ from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from facelens.config import Settings
 from facelens.edge.names import display_name
 from facelens.edge.runner import EdgeRunner
 from facelens.recognizer.messages import RESERVED
+from facelens.recognizer.worker import RecognizerWorker
 from facelens.wiring.bus import open_event_sink, open_outbox, open_publication
 from facelens.wiring.edge import open_edge_runner
 from facelens.wiring.people import people_of
@@ -144,11 +146,10 @@ class Up:
                 settings, stack, role, stores=stores, people=people, publication=publication
             )
             self.server, _ = build_server(bundles)
-        self.worker = start_worker(
-            settings, stack, recognizer, wait_seconds=_IDLE_WAIT_S, outbox=outbox
-        )
-        self._worker_thread = threading.Thread(
-            target=self._recognize, name="facelens-recognizer", daemon=True
+        # Started by run(), which loads the engine: constructing loads nothing, so the
+        # caller has its Ctrl-C handler in place before the slow part begins.
+        self._start_worker = partial(
+            start_worker, settings, stack, recognizer, wait_seconds=_IDLE_WAIT_S, outbox=outbox
         )
 
     @property
@@ -161,24 +162,28 @@ class Up:
         self.runner.stop()
 
     def run(self) -> UpSummary:
+        worker = self._start_worker()
         if self.server is not None:
             self.server.start()
             self._announce(f"facelens up: dashboard at {self.server.url}/ui/")
-        self._worker_thread.start()
+        worker_thread = threading.Thread(
+            target=self._recognize, args=(worker,), name="facelens-recognizer", daemon=True
+        )
+        worker_thread.start()
         try:
             summary = self.runner.run()
             self._edge_done.set()
             if self._once:
-                self._worker_thread.join()  # it ends once the outbox is empty
+                worker_thread.join()  # it ends once the outbox is empty
             else:
                 self._stop.wait()
         finally:
             self._stop.set()
             self._edge_done.set()
-            self._worker_thread.join(30)
+            worker_thread.join(30)
             if self.server is not None:
                 self.server.stop()
-        stats = self.worker.stats
+        stats = worker.stats
         return UpSummary(
             frames=summary.frames,
             crops=summary.crops,
@@ -188,10 +193,10 @@ class Up:
             url=self.url,
         )
 
-    def _recognize(self) -> None:
+    def _recognize(self, worker: RecognizerWorker) -> None:
         while not self._stop.is_set():
             try:
-                handled = self.worker.run_once()
+                handled = worker.run_once()
             except Exception:  # the worker's own errors are dead letters; this is a bug
                 _log.exception("The recognizer failed; retrying")
                 self._stop.wait(1.0)
