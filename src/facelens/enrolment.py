@@ -7,7 +7,13 @@ and whose profile holds ``Name``; each photo adds its largest face, with
 checks each new face against the person's other faces
 (``UserMatchThreshold``, 75 by default), so a photo of someone else is
 refused instead of spoiling the template; a face that was refused is
-deleted again rather than left behind, unassigned.
+deleted again rather than left behind, unassigned. Taking one face off a
+person again (:func:`remove_face`, the dashboard's) deletes it with its
+profile.
+
+Both are on record: the front end hands its actor (the API key, the
+dashboard session, ``cli:<os user>``) and the enrolment or removal records
+itself in the audit log once it succeeded (:mod:`facelens.history.audit`).
 """
 
 from __future__ import annotations
@@ -15,9 +21,10 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from facelens.collection.models import QualityFilter
@@ -30,6 +37,7 @@ from facelens.errors import (
     ResourceAlreadyExistsException,
     ResourceNotFoundException,
 )
+from facelens.history.audit import Actor, AuditAction, AuditLog, Context, record_as
 from facelens.profiles.store import ProfileStore
 from facelens.profiles.types import make_item
 
@@ -52,19 +60,26 @@ def person_id(name: str) -> str:
 
 @dataclass(frozen=True)
 class Photo:
-    """One uploaded image; ``label`` names it in messages (the file name, or the crop key)."""
+    """One image; ``label`` names it in messages (the file name, or the crop key).
+    ``body``: its bytes, or the file they are read from when its turn comes (so a folder's
+    photos are not all held in memory at once)."""
 
     label: str
-    body: bytes
+    body: bytes | Path
+
+    def read(self) -> bytes:
+        return self.body if isinstance(self.body, bytes) else self.body.read_bytes()
 
 
 @dataclass(frozen=True)
 class EnrolmentParts:
-    """What an enrolment writes: the collection's faces and users, and the profiles."""
+    """What an enrolment writes: the collection's faces and users, and the profiles; and
+    the audit log it records itself in."""
 
     collections: CollectionService
     users: UserService
     profiles: ProfileStore
+    audit: AuditLog
 
 
 @dataclass(frozen=True)
@@ -89,6 +104,7 @@ def ensure_collection(collections: CollectionService, collection_id: str) -> Non
 
 def enrol_person(
     parts: EnrolmentParts,
+    actor: Actor,
     collection_id: str,
     name: str,
     photos: Sequence[Photo],
@@ -96,14 +112,19 @@ def enrol_person(
     user_id: str | None = None,
     quality_filter: QualityFilter = QualityFilter.AUTO,
     attributes: Mapping[str, Any] | None = None,
+    context: Context | None = None,
+    advance: Callable[[], None] | None = None,
 ) -> EnrolReport:
-    """Adds each photo's largest face to the person called ``name``, creating them if new.
+    """Adds each photo's largest face to the person called ``name``, creating them if new,
+    and records that ``actor`` enrolled them (the FaceIds, whether the person is new;
+    ``context``: what the entry point adds, e.g. the RecognitionId of a named sighting).
 
     user_id: the person's id when known (a person page adding photos), else
     the slug of ``name``. Raises InvalidParameterException when no photo
     gave a face (a person it had just created is removed again). An
     existing person keeps their profile's ``Name``; a new one gets
     ``{"Name": name}``; ``attributes`` are merged into the profile after that.
+    ``advance`` is called after each photo (a progress bar).
     """
     if not photos:
         raise InvalidParameterException("Choose at least one photo")
@@ -127,6 +148,8 @@ def enrol_person(
             labels[face_id] = photo.label
         if problem is not None:
             problems.append(problem)
+        if advance is not None:
+            advance()
     face_ids = list(labels)
     if face_ids:
         result = parts.users.associate_faces(collection_id, user_id, face_ids)
@@ -149,12 +172,49 @@ def enrol_person(
     if attributes:
         parts.profiles.update(user_id, dict(attributes))
     shown = profile.attributes.get("Name") if profile is not None else None
+    record_as(
+        parts.audit,
+        actor,
+        AuditAction.ENROL,
+        user_id,
+        collection_id=collection_id,
+        details={"FaceIds": face_ids, "Created": created},
+        context=context,
+    )
     return EnrolReport(
         user_id=user_id,
         name=str(shown or " ".join(name.split())),
         face_ids=tuple(face_ids),
         problems=tuple(problems),
         created=created,
+    )
+
+
+def remove_face(
+    parts: EnrolmentParts,
+    actor: Actor,
+    collection_id: str,
+    user_id: str,
+    face_id: str,
+    *,
+    context: Context | None = None,
+) -> None:
+    """Takes one face from a person and deletes it, with any profile kept on its FaceId;
+    recorded as ``actor``'s deletion of the face."""
+    parts.users.disassociate_faces(collection_id, user_id, [face_id])
+    result = parts.collections.delete_faces(collection_id, [face_id])
+    if result.unsuccessful:
+        reasons = ", ".join(r for f in result.unsuccessful for r in f.reasons)
+        raise InvalidParameterException(f"The face was not deleted: {reasons}")
+    parts.profiles.delete(face_id)
+    record_as(
+        parts.audit,
+        actor,
+        AuditAction.DELETE_FACE,
+        face_id,
+        collection_id=collection_id,
+        details={"UserId": user_id},
+        context=context,
     )
 
 
@@ -169,7 +229,7 @@ def _index_one(
     try:
         result = collections.index_faces(
             collection_id,
-            photo.body,
+            photo.read(),
             external_image_id=user_id,
             max_faces=1,
             quality_filter=quality_filter,

@@ -16,11 +16,13 @@ from typing import Any
 import pytest
 
 from facelens.config import Settings
-from facelens.enrolment import EnrolmentParts, Photo, enrol_person
+from facelens.enrolment import Photo, enrol_person
 from facelens.errors import InvalidParameterException, ResourceNotFoundException
+from facelens.history.audit import cli_actor
 from facelens.profiles.store import ProfileStore
 from facelens.profiles.types import MAX_ITEM_BYTES
-from facelens.wiring.stores import open_collections, open_profiles
+from facelens.wiring.people import enrolment
+from facelens.wiring.stores import open_audit, open_collections, open_profiles
 from tests.integration.test_cli import error, facelens, out
 from tests.integration.test_dynamodb_profiles import dynamodb_table_url  # noqa: F401  (fixture)
 from tests.integration.test_profile_stores import store  # noqa: F401  (fixture)
@@ -81,14 +83,17 @@ def test_enrolling_with_a_profile_the_store_refuses_enrols_nothing(
     photo = testdata / "people" / "obama" / "obama_1.jpg"
     with ExitStack() as stack:
         own, profiles = open_collections(settings, stack), open_profiles(settings, stack)
+        audit = open_audit(settings, stack)
         with pytest.raises(InvalidParameterException):
             enrol_person(
-                EnrolmentParts(own.collections, own.users, profiles),
+                enrolment(own, profiles, audit),
+                cli_actor(),
                 "staff",
                 "Ada",
                 [Photo(photo.name, photo.read_bytes())],
                 attributes=attributes,
             )
         assert profiles.get("ada") is None
+        assert audit.entries().entries == []  # nothing enrolled, nothing recorded
         with pytest.raises(ResourceNotFoundException):
             own.collections.describe_collection("staff")

@@ -86,8 +86,8 @@ def create_app(context: ServerContext, parts: ServerParts, *, open_access: bool)
     app.include_router(
         json_router(
             keys,
-            rekognition.service(parts.rekognition, parts.analyzer, parts.objects, parts.audit),
-            dynamodb.service(parts.tables, parts.audit),
+            rekognition.service(parts.rekognition, parts.analyzer, parts.objects, parts.gallery),
+            dynamodb.service(parts.tables, parts.profile_access),
         )
     )
     app.include_router(iot_data.publish_router(keys, parts.publisher))

@@ -19,12 +19,13 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 
 from facelens.access.keys import KeyStore
-from facelens.api.parts import CropPlace, Enrol, ServerParts
+from facelens.api.parts import CropPlace, ServerParts
 from facelens.collection.analysis import FaceAnalyzer
 from facelens.collection.service import CollectionService
 from facelens.collection.stores.store import CollectionStore
 from facelens.collection.users import UserService
 from facelens.config import RecognizerSettings, ServeSettings
+from facelens.enrolment import EnrolmentParts
 from facelens.history.audit import AuditLog
 from facelens.history.ledger import RecognitionLedger
 from facelens.people.corrections import CorrectionService
@@ -81,34 +82,11 @@ Corrections = Annotated[CorrectionService, _provided(lambda p: p.corrections)]
 Strangers = Annotated[StrangerService, _provided(lambda p: p.strangers)]
 Forget = Annotated[Forgetter, _provided(lambda p: p.forgetter)]
 Identify = Annotated[Identifier, _provided(lambda p: p.identifier)]
-
-
-def _gallery(request: Request) -> Gallery:
-    parts: ServerParts = request.app.state.parts
-    return Gallery(parts.collections(), parts.users(), parts.audit())
-
-
-def _profile_service(request: Request) -> ProfileService:
-    parts: ServerParts = request.app.state.parts
-    return ProfileService(parts.profiles(), parts.audit())
-
-
-def _curation(request: Request) -> StrangerCuration:
-    parts: ServerParts = request.app.state.parts
-    return StrangerCuration(parts.strangers(), parts.audit())
-
-
-GalleryChanges = Annotated[Gallery, Depends(_gallery)]
+GalleryChanges = Annotated[Gallery, _provided(lambda p: p.gallery)]
 """The collections' faces and users, each change recorded as the caller's."""
-ProfileAccess = Annotated[ProfileService, Depends(_profile_service)]
+ProfileAccess = Annotated[ProfileService, _provided(lambda p: p.profile_access)]
 """The profiles, each read and write recorded as the caller's."""
-Curation = Annotated[StrangerCuration, Depends(_curation)]
+Curation = Annotated[StrangerCuration, _provided(lambda p: p.curation)]
 """Naming, merging and splitting strangers, each recorded as the caller's."""
-
-
-def _enrol(request: Request) -> Enrol:
-    parts: ServerParts = request.app.state.parts
-    return parts.enrol
-
-
-Enrolment = Annotated[Enrol, Depends(_enrol)]
+Enrolment = Annotated[EnrolmentParts, _provided(lambda p: p.enrolment)]
+"""Enrolling a person (:func:`facelens.enrolment.enrol_person`), recorded as the caller's."""

@@ -19,25 +19,26 @@ DynamoDB tables (:class:`facelens.api.aws.dynamodb_items.ProfileTables`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
 
 from facelens.api.aws.dynamodb_items import ProfileTables
 from facelens.api.aws.rekognition_ops import RekognitionParts
 from facelens.bus.publisher import MessagePublisher
 from facelens.collection.analysis import FaceAnalyzer
-from facelens.collection.models import QualityFilter
 from facelens.collection.service import CollectionService
 from facelens.collection.stores.store import CollectionStore
 from facelens.collection.users import UserService
-from facelens.enrolment import EnrolReport, Photo
+from facelens.enrolment import EnrolmentParts
 from facelens.history.audit import AuditLog
 from facelens.history.ledger import RecognitionLedger
 from facelens.people.corrections import CorrectionService
 from facelens.people.forget import Forgetter
+from facelens.people.gallery import Gallery
 from facelens.people.identify import Identifier
 from facelens.people.matching import MatchPolicy
+from facelens.people.profiles import ProfileService
+from facelens.people.stranger_curation import StrangerCuration
 from facelens.people.strangers import StrangerService
 from facelens.profiles.store import ProfileStore
 from facelens.storage.protocol import ObjectStore
@@ -51,27 +52,13 @@ class CropPlace:
     prefix: str
 
 
-class Enrol(Protocol):
-    """Enrols a person from photos (:func:`facelens.enrolment.enrol_person`, on the server's
-    parts): the dashboard's "add a person" and "name this unknown face"."""
-
-    def __call__(
-        self,
-        collection_id: str,
-        name: str,
-        photos: Sequence[Photo],
-        *,
-        user_id: str | None = None,
-        quality_filter: QualityFilter = QualityFilter.AUTO,
-        attributes: Mapping[str, Any] | None = None,
-    ) -> EnrolReport: ...
-
-
 @dataclass(frozen=True)
 class ServerParts:
     """One provider per part the routes use (see the module's docstring); each returns a
     part built on its first call (a bundle made of such parts), so calling one per request
-    costs a lookup. ``enrol`` is an operation, not a part."""
+    costs a lookup. The application services (``gallery``, ``profile_access``,
+    ``enrolment``, ``corrections``, ``forgetter``, ``curation``) record what a route has
+    them do in the audit log, as the caller's."""
 
     collections: Callable[[], CollectionService]
     users: Callable[[], UserService]
@@ -82,12 +69,16 @@ class ServerParts:
     profiles: Callable[[], ProfileStore]
     ledger: Callable[[], RecognitionLedger]
     audit: Callable[[], AuditLog]
+    """Read by the audit log's own route; the services below write it."""
+    gallery: Callable[[], Gallery]
+    profile_access: Callable[[], ProfileService]
+    enrolment: Callable[[], EnrolmentParts]
     policy: Callable[[], MatchPolicy]
     corrections: Callable[[], CorrectionService]
     strangers: Callable[[], StrangerService]
+    curation: Callable[[], StrangerCuration]
     forgetter: Callable[[], Forgetter]
     identifier: Callable[[], Identifier]
     publisher: Callable[[], MessagePublisher]
     tables: Callable[[], ProfileTables]
     rekognition: Callable[[], RekognitionParts]
-    enrol: Enrol

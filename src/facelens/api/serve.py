@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 from fastapi import FastAPI
 
@@ -22,10 +22,9 @@ from facelens.api.aws.rekognition_ops import RekognitionParts
 from facelens.api.context import ServerContext
 from facelens.api.parts import CropPlace, ServerParts
 from facelens.api.security import check_bind
-from facelens.collection.models import QualityFilter
-from facelens.enrolment import EnrolmentParts, EnrolReport, Photo, enrol_person
 from facelens.http_server import ThreadedServer
 from facelens.people.identify import Identifier
+from facelens.wiring.people import enrolment, gallery, profile_service
 from facelens.wiring.server import ServerBundles
 from facelens.wiring.stores import in_rekognition
 
@@ -71,7 +70,7 @@ def build_server(
             analyzer=own.analyzer,
             collections=own.collections,
             policy=people.policy,
-            profiles=b.profiles(),
+            profiles=profile_service(b.profiles(), b.history().audit),
             recognizer=r,
             strangers=people.strangers if strangers_on else None,
         )
@@ -85,26 +84,6 @@ def build_server(
             objects=b.objects(),
         )
 
-    def enrol(
-        collection_id: str,
-        name: str,
-        photos: Sequence[Photo],
-        *,
-        user_id: str | None = None,
-        quality_filter: QualityFilter = QualityFilter.AUTO,
-        attributes: Mapping[str, Any] | None = None,
-    ) -> EnrolReport:
-        own = b.collections()
-        return enrol_person(
-            EnrolmentParts(own.collections, own.users, b.profiles()),
-            collection_id,
-            name,
-            photos,
-            user_id=user_id,
-            quality_filter=quality_filter,
-            attributes=attributes,
-        )
-
     parts = ServerParts(
         collections=lambda: b.collections().collections,
         users=lambda: b.collections().users,
@@ -114,15 +93,18 @@ def build_server(
         profiles=b.profiles,
         ledger=lambda: b.history().ledger,
         audit=lambda: b.history().audit,
+        gallery=_once(lambda: gallery(b.collections(), b.history().audit)),
+        profile_access=_once(lambda: profile_service(b.profiles(), b.history().audit)),
+        enrolment=_once(lambda: enrolment(b.collections(), b.profiles(), b.history().audit)),
         policy=lambda: b.people().policy,
         corrections=lambda: b.people().corrections,
         strangers=lambda: b.people().strangers,
+        curation=lambda: b.people().curation,
         forgetter=lambda: b.people().forgetter,
         identifier=identifier,
         publisher=lambda: b.publication().publisher,
         tables=tables,
         rekognition=rekognition,
-        enrol=enrol,
     )
     context = ServerContext(
         settings=settings,

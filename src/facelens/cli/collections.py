@@ -22,13 +22,12 @@ from facelens.collection.service import CollectionService
 from facelens.config import Settings
 from facelens.errors import ResourceNotFoundException
 from facelens.history.audit import cli_actor
-from facelens.people.gallery import Gallery
 from facelens.people.matching import negatives_collection
 from facelens.people.stranger_types import companion_id
 from facelens.rendering import rekognition_json
 from facelens.rendering.rule import describe_json
-from facelens.wiring.people import match_policy
-from facelens.wiring.stores import open_audit, open_collections, open_profiles
+from facelens.wiring.people import match_policy, open_gallery
+from facelens.wiring.stores import open_collections, open_profiles
 
 app = typer.Typer(
     help="Face collections: create, describe, list, delete, reindex.", no_args_is_help=True
@@ -78,7 +77,7 @@ def delete(collection_id: CollectionId) -> None:
     settings = Settings()
 
     def action(stack: ExitStack) -> dict[str, int]:
-        _gallery(settings, stack).delete_collection(cli_actor(), collection_id)
+        open_gallery(settings, stack).delete_collection(cli_actor(), collection_id)
         return {"StatusCode": 200}
 
     run(action)
@@ -107,7 +106,7 @@ def reindex_(
     settings = Settings()
 
     def action(stack: ExitStack) -> dict[str, Any]:
-        gallery = _gallery(settings, stack)
+        gallery = open_gallery(settings, stack)
         collections = gallery.collections
         ids = [collection, *_companions(collections, collection)]
         plan = plan_reindex(collections, ids)
@@ -133,11 +132,6 @@ def reindex_(
         return _as_json(result)
 
     run(action)
-
-
-def _gallery(settings: Settings, stack: ExitStack) -> Gallery:
-    parts = open_collections(settings, stack)
-    return Gallery(parts.collections, parts.users, open_audit(settings, stack))
 
 
 def _companions(collections: CollectionService, collection: str) -> list[str]:

@@ -4,6 +4,7 @@ Indexes each photo's largest face into the recognizer's collection (made on
 first use), creates or extends the user named after the person, and writes
 the profile (``Name`` plus any ``--attr``). A folder shows a progress bar;
 a photo without a usable face is reported, not fatal, unless none had one.
+The enrolment records itself in the audit log as ``cli:<os user>``.
 """
 
 from __future__ import annotations
@@ -15,14 +16,14 @@ from typing import Annotated, Any
 import typer
 from rich.progress import Progress
 
-from facelens.cli.auditing import audit_action
 from facelens.cli.output import run
 from facelens.cli.profiles import parse_attrs
 from facelens.collection.enroll import IMAGE_SUFFIXES
 from facelens.config import Settings
-from facelens.enrolment import EnrolmentParts, Photo, enrol_person
+from facelens.enrolment import Photo, enrol_person
 from facelens.errors import InvalidParameterException, ResourceNotFoundException
-from facelens.history.audit import AuditAction
+from facelens.history.audit import cli_actor
+from facelens.wiring.people import enrolment
 from facelens.wiring.stores import open_audit, open_collections, open_profiles
 
 
@@ -45,45 +46,28 @@ def enroll(
     def action(stack: ExitStack) -> dict[str, Any]:
         attributes = parse_attrs(attrs or [])
         photos = _photos(path)
-        own = open_collections(settings, stack)
         profiles = open_profiles(settings, stack)
-        parts = EnrolmentParts(own.collections, own.users, profiles)
-        face_ids: list[str] = []
-        problems: list[str] = []
-        user_id = created = None
+        parts = enrolment(open_collections(settings, stack), profiles, open_audit(settings, stack))
         with Progress(transient=True, disable=len(photos) < 2) as progress:
             task = progress.add_task(f"Enrolling {name}", total=len(photos))
-            for photo in photos:
-                try:
-                    report = enrol_person(
-                        parts, collection, name, [_read(photo)], attributes=attributes
-                    )
-                except InvalidParameterException as exc:
-                    problems.append(exc.message)
-                else:
-                    user_id = report.user_id
-                    created = report.created if created is None else created
-                    face_ids += report.face_ids
-                    problems += report.problems
-                progress.advance(task)
-        if user_id is None:
-            raise InvalidParameterException("No face was enrolled: " + "; ".join(problems))
-        audit_action(
-            open_audit(settings, stack),
-            AuditAction.ENROL,
-            user_id,
-            collection_id=collection,
-            details={"FaceIds": face_ids},
-        )
-        profile = profiles.get(user_id)
+            report = enrol_person(
+                parts,
+                cli_actor(),
+                collection,
+                name,
+                [Photo(label=p.name, body=p) for p in photos],  # each read when its turn comes
+                attributes=attributes,
+                advance=lambda: progress.advance(task),
+            )
+        profile = profiles.get(report.user_id)
         out: dict[str, Any] = {
             "CollectionId": collection,
-            "UserId": user_id,
-            "FaceIds": face_ids,
+            "UserId": report.user_id,
+            "FaceIds": list(report.face_ids),
             "Profile": dict(profile.item) if profile else {},
         }
-        if problems:
-            out["Problems"] = problems
+        if report.problems:
+            out["Problems"] = list(report.problems)
         return out
 
     run(action)
@@ -102,7 +86,3 @@ def _photos(path: Path) -> list[Path]:
     if not path.is_file():
         raise ResourceNotFoundException(f"No such photo or folder: {path}")
     return [path]
-
-
-def _read(path: Path) -> Photo:
-    return Photo(label=path.name, body=path.read_bytes())

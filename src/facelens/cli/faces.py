@@ -31,9 +31,9 @@ from facelens.collection.models import QualityFilter
 from facelens.collection.service import DEFAULT_FACE_MATCH_THRESHOLD, DEFAULT_SEARCH_MAX_FACES
 from facelens.config import Settings
 from facelens.history.audit import cli_actor
-from facelens.people.gallery import Gallery
 from facelens.rendering import rekognition_json
-from facelens.wiring.stores import build_analyzer, open_audit, open_collections
+from facelens.wiring.people import open_gallery
+from facelens.wiring.stores import build_analyzer, open_collections
 
 app = typer.Typer(help="Faces: index, search, list, delete.", no_args_is_help=True)
 
@@ -65,7 +65,7 @@ def index(
         return
 
     def action(stack: ExitStack) -> dict[str, Any]:
-        result = _gallery(settings, stack).index_faces(
+        result = open_gallery(settings, stack).index_faces(
             cli_actor(),
             collection_id,
             read_image(settings, path),
@@ -83,7 +83,7 @@ def _index_folder(
 ) -> None:
     with aws_errors(), ExitStack() as stack:
         items = enroll.plan(folder)
-        gallery = _gallery(settings, stack)
+        gallery = open_gallery(settings, stack)
         with Progress(transient=True) as progress:
             task = progress.add_task(f"Enrolling {folder}", total=len(items))
             outcomes = gallery.index_folder(
@@ -197,14 +197,9 @@ def delete(collection_id: CollectionId, face_ids: FaceIds) -> None:
     settings = Settings()
 
     def action(stack: ExitStack) -> dict[str, Any]:
-        result = _gallery(settings, stack).delete_faces(
+        result = open_gallery(settings, stack).delete_faces(
             cli_actor(), collection_id, split_ids(face_ids)
         )
         return rekognition_json.delete_faces(result)
 
     run(action)
-
-
-def _gallery(settings: Settings, stack: ExitStack) -> Gallery:
-    parts = open_collections(settings, stack)
-    return Gallery(parts.collections, parts.users, open_audit(settings, stack))

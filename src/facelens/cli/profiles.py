@@ -20,10 +20,9 @@ from facelens.cli.output import run
 from facelens.config import Settings
 from facelens.errors import InvalidParameterException, ResourceNotFoundException
 from facelens.history.audit import cli_actor
-from facelens.people.profiles import ProfileService
 from facelens.profiles.dynamo import from_dynamo_item, to_dynamo_item
 from facelens.profiles.types import Profile
-from facelens.wiring.stores import open_audit, open_profiles
+from facelens.wiring.people import open_profile_service
 
 app = typer.Typer(help="Profiles: what we know about each FaceId or UserId.", no_args_is_help=True)
 
@@ -60,10 +59,6 @@ def _item_option(text: str) -> dict[str, Any]:
     return from_dynamo_item(document)
 
 
-def _profiles(settings: Settings, stack: ExitStack) -> ProfileService:
-    return ProfileService(open_profiles(settings, stack), open_audit(settings, stack))
-
-
 def _shape(profile: Profile, *, dynamodb: bool) -> dict[str, Any]:
     item = dict(profile.item)
     return {"Item": to_dynamo_item(item)} if dynamodb else item
@@ -93,7 +88,9 @@ def put(
         target = profile_id or attributes.get("FaceId") or attributes.get("UserId")
         if not isinstance(target, str):
             raise InvalidParameterException("Give the id, or a FaceId or UserId in --item")
-        profile = _profiles(settings, stack).put(cli_actor(), target, attributes, merge=merge)
+        profile = open_profile_service(settings, stack).put(
+            cli_actor(), target, attributes, merge=merge
+        )
         return dict(profile.item)
 
     run(action)
@@ -110,7 +107,7 @@ def get(
     settings = Settings()
 
     def action(stack: ExitStack) -> dict[str, Any]:
-        profile = _profiles(settings, stack).get(cli_actor(), profile_id)
+        profile = open_profile_service(settings, stack).get(cli_actor(), profile_id)
         if profile is None:
             raise ResourceNotFoundException(f"No profile for {profile_id}")
         return _shape(profile, dynamodb=dynamodb)
@@ -124,7 +121,7 @@ def delete(profile_id: ProfileId) -> None:
     settings = Settings()
 
     def action(stack: ExitStack) -> dict[str, Any]:
-        if not _profiles(settings, stack).delete(cli_actor(), profile_id):
+        if not open_profile_service(settings, stack).delete(cli_actor(), profile_id):
             raise ResourceNotFoundException(f"No profile for {profile_id}")
         return {}
 
@@ -140,7 +137,7 @@ def list_(
     settings = Settings()
 
     def action(stack: ExitStack) -> dict[str, Any]:
-        page = _profiles(settings, stack).list(
+        page = open_profile_service(settings, stack).list(
             cli_actor(), max_results=max_results, next_token=next_token
         )
         out: dict[str, Any] = {"Items": [dict(p.item) for p in page.profiles]}

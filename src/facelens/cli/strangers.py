@@ -22,7 +22,7 @@ from facelens.history.audit import cli_actor
 from facelens.people.stranger_curation import StrangerCuration
 from facelens.people.stranger_types import named_json, stranger_json
 from facelens.people.strangers import StrangerService
-from facelens.wiring.people import stranger_service
+from facelens.wiring.people import stranger_curation, stranger_service
 from facelens.wiring.stores import open_audit, open_collections, open_ledger, open_profiles
 
 app = typer.Typer(
@@ -51,7 +51,7 @@ def _strangers(settings: Settings, stack: ExitStack) -> StrangerService:
 
 
 def _curation(settings: Settings, stack: ExitStack) -> StrangerCuration:
-    return StrangerCuration(_strangers(settings, stack), open_audit(settings, stack))
+    return stranger_curation(_strangers(settings, stack), open_audit(settings, stack))
 
 
 @app.command("list")

@@ -19,12 +19,10 @@ from facelens.collection.models import QualityFilter
 from facelens.collection.users import DEFAULT_USER_MATCH_THRESHOLD
 from facelens.config import Settings
 from facelens.history.audit import cli_actor
-from facelens.people.gallery import Gallery
 from facelens.rendering import rekognition_json
 from facelens.rendering.forget import forget_json
-from facelens.wiring.people import forgetter
+from facelens.wiring.people import forgetter, open_gallery
 from facelens.wiring.stores import (
-    open_audit,
     open_collections,
     open_history,
     open_profiles,
@@ -62,7 +60,7 @@ def associate(
     settings = Settings()
 
     def action(stack: ExitStack) -> dict[str, Any]:
-        result = _gallery(settings, stack).associate_faces(
+        result = open_gallery(settings, stack).associate_faces(
             cli_actor(),
             collection_id,
             user_id,
@@ -121,7 +119,7 @@ def delete(
 
     def action(stack: ExitStack) -> dict[str, Any]:
         if not delete_faces:
-            _gallery(settings, stack).delete_user(cli_actor(), collection_id, user_id)
+            open_gallery(settings, stack).delete_user(cli_actor(), collection_id, user_id)
             return {}
         forget = forgetter(
             settings,
@@ -160,8 +158,3 @@ def search(
             )
         )
     )
-
-
-def _gallery(settings: Settings, stack: ExitStack) -> Gallery:
-    parts = open_collections(settings, stack)
-    return Gallery(parts.collections, parts.users, open_audit(settings, stack))

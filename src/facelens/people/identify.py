@@ -8,7 +8,9 @@ person or a script sends in, for its largest face or for every face, and stops
 there: no ledger record, no MQTT message, no notification, no face stored, no
 stranger made or grown. An unknown face is told which stranger it *would* join
 (:meth:`facelens.people.strangers.StrangerService.nearest`), so a caller can go
-and name that stranger.
+and name that stranger. The one thing kept is accountability: each profile
+handed back is read through :class:`facelens.people.profiles.ProfileService`
+as the caller's, so it is in the audit log as ``GET /profiles/{id}`` would be.
 
 Blocking (the engine and the stores): call it from a worker thread.
 """
@@ -18,22 +20,20 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from facelens.collection.analysis import FaceAnalyzer
 from facelens.collection.models import QualityFilter
+from facelens.collection.service import CollectionService
+from facelens.config import RecognizerSettings
 from facelens.engine.types import Embedding
 from facelens.errors import FacelensError, InvalidParameterException, StorageError
-from facelens.people.matching import open_set_rule
+from facelens.history.audit import Actor
+from facelens.people.matching import MatchPolicy, open_set_rule
+from facelens.people.profiles import ProfileService
+from facelens.people.strangers import StrangerService
 from facelens.values.boxes import BoundingBox
 from facelens.values.identity import Identity
-
-if TYPE_CHECKING:
-    from facelens.collection.analysis import FaceAnalyzer
-    from facelens.collection.service import CollectionService
-    from facelens.config import RecognizerSettings
-    from facelens.people.matching import MatchPolicy
-    from facelens.people.strangers import StrangerService
-    from facelens.profiles.store import ProfileStore
 
 _log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ class Identifier:
     analyzer: FaceAnalyzer
     collections: CollectionService
     policy: MatchPolicy
-    profiles: ProfileStore
+    profiles: ProfileService
     recognizer: RecognizerSettings
     strangers: StrangerService | None = None
 
@@ -95,11 +95,12 @@ class Identifier:
         return RuleInForce("similarity", None, r.face_match_threshold)
 
     def identify_photo(
-        self, collection_id: str, image: bytes, *, every_face: bool = False
+        self, actor: Actor, collection_id: str, image: bytes, *, every_face: bool = False
     ) -> PhotoAnswer:
         """Who the largest face of ``image`` (or, ``every_face``, each face, largest first)
-        is in ``collection_id``. A missing collection is ResourceNotFoundException before any
-        engine work; a photo without a face InvalidParameterException; an unreadable one
+        is in ``collection_id``; each profile in the answer is recorded as read by ``actor``.
+        A missing collection is ResourceNotFoundException before any engine work; a photo
+        without a face InvalidParameterException; an unreadable one
         InvalidImageFormatException (the analyzer's size and pixel limits apply)."""
         self.collections.require_compatible(collection_id)
         found = self._faces(image, every_face=every_face)
@@ -114,7 +115,7 @@ class Identifier:
                 max_faces=r.max_faces,
                 rule=rule,
             )
-            answers.append(self._answer(collection_id, box, embedding, identity))
+            answers.append(self._answer(actor, collection_id, box, embedding, identity))
         return PhotoAnswer(tuple(answers), self.rule_in_force())
 
     def _faces(self, image: bytes, *, every_face: bool) -> Sequence[tuple[BoundingBox, Embedding]]:
@@ -130,7 +131,12 @@ class Identifier:
         return [(d.bounding_box, v) for d, v in zip(details, vectors, strict=True)]
 
     def _answer(
-        self, collection_id: str, box: BoundingBox, embedding: Embedding, who: Identity | None
+        self,
+        actor: Actor,
+        collection_id: str,
+        box: BoundingBox,
+        embedding: Embedding,
+        who: Identity | None,
     ) -> FaceAnswer:
         if who is None:
             return FaceAnswer(box, None, stranger_id=self._stranger(collection_id, embedding))
@@ -138,7 +144,9 @@ class Identifier:
         for profile_id in (who.user_id, who.face_id):
             if profile_id is None:
                 continue
-            profile = self.profiles.get(profile_id)
+            profile = self.profiles.get(
+                actor, profile_id, collection_id=collection_id, context={"Via": "identify"}
+            )
             if profile is not None:
                 return FaceAnswer(box, who, profile_id, dict(profile.item))
         return FaceAnswer(box, who)

@@ -4,8 +4,9 @@ The recognizer reads the crop, asks a :class:`FaceFinder`, and publishes.
 Two finders answer the same way:
 
 * :class:`EngineFinder`: facelens' own engine and collections (the default,
-  on hardware the user owns). It searches users first (a person enrolled from
-  several photos matches on their combined template) and faces second.
+  on hardware the user owns), deciding by the matching rule
+  (:meth:`facelens.people.matching.MatchPolicy.identify`: users and faces,
+  negative examples, per-person thresholds, the open-set or similarity rule).
 * :class:`RekognitionFinder`: a collection kept by AWS Rekognition (facelens
   on AWS). One ``SearchFacesByImage`` call per crop; a matched face's
   ``UserId`` says which user it belongs to, so no second call is paid for.
@@ -26,7 +27,6 @@ from facelens.collection.models import QualityFilter
 from facelens.collection.rekognition import RekognitionCollections
 from facelens.collection.service import CollectionService
 from facelens.collection.sources import FaceSource
-from facelens.collection.users import UserService
 from facelens.engine.types import Embedding
 from facelens.errors import ResourceNotFoundException
 from facelens.people.matching import MatchPolicy, OpenSetRule
@@ -78,27 +78,22 @@ class FaceFinder(Protocol):
 
 
 class EngineFinder:
-    """facelens' own engine and collections.
-
-    ``policy``: corrections (negative examples) and per-person thresholds
-    (:class:`facelens.people.matching.MatchPolicy`); without one, the best user
-    else the best face at the global threshold.
-    """
+    """facelens' own engine and collections, under ``policy``: the one matching rule,
+    with corrections (negative examples) and per-person thresholds
+    (:class:`facelens.people.matching.MatchPolicy`)."""
 
     def __init__(
         self,
         analyzer: FaceAnalyzer,
         collections: CollectionService,
-        users: UserService,
+        policy: MatchPolicy,
         *,
         options: SearchOptions | None = None,
-        policy: MatchPolicy | None = None,
     ) -> None:
         self.analyzer = analyzer
         self.collections = collections
-        self.users = users
-        self.options = options or SearchOptions()
         self.policy = policy
+        self.options = options or SearchOptions()
 
     def prepare(self) -> None:
         """Loads the engine and makes sure the collection exists (created empty if not)."""
@@ -118,44 +113,18 @@ class EngineFinder:
 
     def search(self, embedding: Embedding) -> Identity | None:
         o = self.options
-        if self.policy is not None:
-            rule = (
-                None
-                if o.max_false_identification_rate is None
-                else OpenSetRule(o.max_false_identification_rate, o.max_faces)
-            )
-            return self.policy.identify(
-                o.collection_id,
-                embedding,
-                threshold=o.face_match_threshold,
-                max_faces=o.max_faces,
-                rule=rule,
-            )
-        faces = self.collections.match_embedding(
-            o.collection_id, embedding, limit=o.max_faces, threshold=o.face_match_threshold
+        rule = (
+            None
+            if o.max_false_identification_rate is None
+            else OpenSetRule(o.max_false_identification_rate, o.max_faces)
         )
-        users = self.users.match_embedding(
-            o.collection_id, embedding, limit=1, threshold=o.face_match_threshold
+        return self.policy.identify(
+            o.collection_id,
+            embedding,
+            threshold=o.face_match_threshold,
+            max_faces=o.max_faces,
+            rule=rule,
         )
-        if users:
-            user = users[0]
-            own = [m for m in faces if m.face.user_id == user.user.user_id]
-            face = own[0].face if own else None
-            return Identity(
-                similarity=user.similarity,
-                face_id=face.face_id if face else None,
-                user_id=user.user.user_id,
-                external_image_id=face.external_image_id if face else None,
-            )
-        if faces:
-            best = faces[0]
-            return Identity(
-                similarity=best.similarity,
-                face_id=best.face.face_id,
-                user_id=best.face.user_id,
-                external_image_id=best.face.external_image_id,
-            )
-        return None
 
 
 class RekognitionFinder:

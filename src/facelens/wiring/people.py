@@ -6,6 +6,11 @@ forgetting and strangers act on the recognizer's collection
 owns a store, so none needs closing: the stores they are built on are
 closed by whoever opened them. Collections in AWS Rekognition have none of
 these (:func:`people_of` gives None), but retention still runs there.
+
+The application services that change or read a person's data on someone's
+behalf record it in the audit log, so each is built with it: the gallery
+(enrolled faces and users), profiles, enrolment, corrections, forgetting,
+and the curation of strangers (name, merge, split).
 """
 
 from __future__ import annotations
@@ -14,11 +19,16 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 
 from facelens.config import Settings
+from facelens.enrolment import EnrolmentParts
+from facelens.history.audit import AuditLog
 from facelens.history.ledger import RecognitionLedger
 from facelens.people.corrections import CorrectionService
 from facelens.people.forget import Forgetter
+from facelens.people.gallery import Gallery
 from facelens.people.matching import MatchPolicy
+from facelens.people.profiles import ProfileService
 from facelens.people.retention import ExpireStrangers, RetentionJob
+from facelens.people.stranger_curation import StrangerCuration
 from facelens.people.stranger_types import StrangerSettings
 from facelens.people.strangers import StrangerService
 from facelens.profiles.store import ProfileStore
@@ -28,6 +38,7 @@ from facelens.wiring.stores import (
     History,
     Stores,
     in_rekognition,
+    open_audit,
     open_collections,
     open_history,
     open_profiles,
@@ -38,6 +49,34 @@ from facelens.wiring.stores import (
 def match_policy(collections: CollectionParts, profiles: ProfileStore) -> MatchPolicy:
     """Negative examples and per-person thresholds, applied to every identification."""
     return MatchPolicy(collections.collections, collections.users, profiles)
+
+
+def gallery(collections: CollectionParts, audit: AuditLog) -> Gallery:
+    """The collections' faces and users, each change recorded in ``audit``."""
+    return Gallery(collections.collections, collections.users, audit)
+
+
+def open_gallery(settings: Settings, stack: ExitStack) -> Gallery:
+    """:func:`gallery` on the collections and the audit log, opened on ``stack``."""
+    return gallery(open_collections(settings, stack), open_audit(settings, stack))
+
+
+def profile_service(profiles: ProfileStore, audit: AuditLog) -> ProfileService:
+    """The profiles, each read and write recorded in ``audit`` (collections in AWS
+    Rekognition have profiles too)."""
+    return ProfileService(profiles, audit)
+
+
+def open_profile_service(settings: Settings, stack: ExitStack) -> ProfileService:
+    """:func:`profile_service` on the profiles and the audit log, opened on ``stack``."""
+    return profile_service(open_profiles(settings, stack), open_audit(settings, stack))
+
+
+def enrolment(
+    collections: CollectionParts, profiles: ProfileStore, audit: AuditLog
+) -> EnrolmentParts:
+    """What enrolling a person writes, and the audit log it records itself in."""
+    return EnrolmentParts(collections.collections, collections.users, profiles, audit)
 
 
 def stranger_service(
@@ -95,6 +134,11 @@ def forgetter(
     )
 
 
+def stranger_curation(strangers: StrangerService, audit: AuditLog) -> StrangerCuration:
+    """Naming, merging and splitting ``strangers``, each recorded in ``audit``."""
+    return StrangerCuration(strangers, audit)
+
+
 @dataclass(frozen=True)
 class PeopleServices:
     """Every people service, on one set of stores (a recognizer, a server)."""
@@ -103,6 +147,7 @@ class PeopleServices:
     corrections: CorrectionService
     forgetter: Forgetter
     strangers: StrangerService
+    curation: StrangerCuration
 
 
 def people_services(
@@ -113,11 +158,13 @@ def people_services(
     objects: ObjectStore,
 ) -> PeopleServices:
     """``objects``: the store without event notifications (crops are read and deleted)."""
+    strangers = stranger_service(settings, collections, profiles, history.ledger)
     return PeopleServices(
         policy=match_policy(collections, profiles),
         corrections=correction_service(settings, collections, profiles, history, objects),
         forgetter=forgetter(settings, collections, profiles, history, objects),
-        strangers=stranger_service(settings, collections, profiles, history.ledger),
+        strangers=strangers,
+        curation=stranger_curation(strangers, history.audit),
     )
 
 

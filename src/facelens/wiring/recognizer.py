@@ -44,11 +44,7 @@ def engine_finder(
 ) -> EngineFinder:
     """Who a crop shows, by facelens' engine and collections, under the match policy."""
     return EngineFinder(
-        collections.analyzer,
-        collections.collections,
-        collections.users,
-        options=search_options(settings),
-        policy=policy,
+        collections.analyzer, collections.collections, policy, options=search_options(settings)
     )
 
 

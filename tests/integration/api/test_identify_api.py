@@ -20,13 +20,15 @@ from facelens.collection.models import QualityFilter
 from facelens.config import RecognizerSettings, ServeSettings, Settings
 from facelens.engine.open_set import calibration_for
 from facelens.enrolment import EnrolmentParts, Photo, enrol_person
-from facelens.history.audit import AuditAction
+from facelens.history.audit import Actor, AuditAction
+from facelens.wiring.people import enrolment
 from facelens.wiring.recognizer import engine_finder
 from tests.integration.test_cli import facelens, out
 from tests.servers.facelens_api import ApiServer, start_api_server, start_server
 
 COLLECTION = "faces"
 """The recognizer's and the dashboard's collection (the default), so both can be compared."""
+ADMIN = Actor("dashboard", "test-admin")
 
 
 def _photo(testdata: Path, relative: str) -> bytes:
@@ -34,9 +36,10 @@ def _photo(testdata: Path, relative: str) -> bytes:
 
 
 def _enrolment(server: ApiServer) -> EnrolmentParts:
-    """The server's own collections and profiles, as its dashboard enrols into them."""
-    own = server.bundles.collections()
-    return EnrolmentParts(own.collections, own.users, server.bundles.profiles())
+    """The server's own collections, profiles and audit log, as its dashboard enrols into
+    them."""
+    b = server.bundles
+    return enrolment(b.collections(), b.profiles(), b.history().audit)
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +50,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, testdata: Path) -> Iterator
         obama = [f"people/obama/obama_{n}.jpg" for n in (1, 2, 3)]
         enrol_person(
             c,
+            ADMIN,
             COLLECTION,
             "Barack Obama",
             [Photo(p, _photo(testdata, p)) for p in obama],
@@ -54,7 +58,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, testdata: Path) -> Iterator
         )
         biden = "people/biden/biden_1.jpg"
         photos = [Photo(biden, _photo(testdata, biden))]
-        enrol_person(c, COLLECTION, "Joe Biden", photos, user_id="biden")
+        enrol_person(c, ADMIN, COLLECTION, "Joe Biden", photos, user_id="biden")
         yield started
     finally:
         started.server.stop()
@@ -272,7 +276,9 @@ def test_the_similarity_rule_when_set(tmp_path: Path, testdata: Path) -> None:
     try:
         obama = "people/obama/obama_1.jpg"
         photos = [Photo(obama, _photo(testdata, obama))]
-        enrol_person(_enrolment(started), COLLECTION, "Barack Obama", photos, user_id="obama")
+        enrol_person(
+            _enrolment(started), ADMIN, COLLECTION, "Barack Obama", photos, user_id="obama"
+        )
         found = identify(started, _photo(testdata, "people/obama/obama_2.jpg"))
         person = found["Faces"][0]["Person"]
         assert person["UserId"] == "obama"

@@ -41,7 +41,7 @@ from facelens.api.aws.dynamodb_items import ProfileTables, item_id, key_id, type
 from facelens.api.aws.dynamodb_tables import TableInfo, describe, table_from_request, table_name
 from facelens.api.aws.protocol import Json, JsonService
 from facelens.errors import FacelensError, InvalidParameterException, ValidationException
-from facelens.history.audit import Actor, AuditLog, Context
+from facelens.history.audit import Actor, Context
 from facelens.people.profiles import ProfileService
 
 SIGNING_NAME = "dynamodb"
@@ -258,16 +258,18 @@ OPERATIONS: dict[str, Operation] = {
 """DynamoDB operation name (``X-Amz-Target`` after ``DynamoDB_20120810.``) -> handler."""
 
 
-def service(tables: Callable[[], ProfileTables], audit: Callable[[], AuditLog]) -> JsonService:
+def service(
+    tables: Callable[[], ProfileTables], profiles: Callable[[], ProfileService]
+) -> JsonService:
     """DynamoDB on ``POST /`` (what :func:`facelens.api.aws.protocol.json_router` dispatches
     to), running each operation on ``tables`` for the signing key, whose item reads and
-    writes are recorded in ``audit``."""
+    writes go through ``profiles`` (the same store as the tables'), which records them."""
 
     def run(principal: Principal, name: str, params: Json) -> Json:
         try:
             t = tables()
             actor = actor_of(principal, via=ACCESS_KEY)
-            caller = Caller(actor, ProfileService(t.profiles, audit()))
+            caller = Caller(actor, profiles())
             return OPERATIONS[name].handler(t, params, caller)
         except ValidationException:
             raise

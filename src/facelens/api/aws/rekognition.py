@@ -32,7 +32,6 @@ from facelens.api.aws.rekognition_ops import (
     RekognitionParts,
 )
 from facelens.collection.analysis import FaceAnalyzer
-from facelens.history.audit import AuditLog
 from facelens.people.gallery import Gallery
 from facelens.storage.protocol import ObjectStore
 
@@ -47,23 +46,20 @@ def service(
     parts: Callable[[], RekognitionParts],
     analyzer: Callable[[], FaceAnalyzer],
     objects: Callable[[], ObjectStore],
-    audit: Callable[[], AuditLog],
+    gallery: Callable[[], Gallery],
 ) -> JsonService:
     """Rekognition on ``POST /`` (what :func:`facelens.api.aws.protocol.json_router`
     dispatches to), running each operation on collections on ``parts`` for the signing key,
-    whose changes are recorded in ``audit``. DetectFaces and CompareFaces run on the engine
-    (``analyzer``) and ``objects`` alone, without opening ``parts``: they work where the
-    collections are in AWS Rekognition and ``parts`` refuses."""
+    whose changes go through ``gallery``, which records them. DetectFaces and CompareFaces
+    run on the engine (``analyzer``) and ``objects`` alone, without opening ``parts``: they
+    work where the collections are in AWS Rekognition and ``parts`` refuses."""
 
     def run(principal: Principal, name: str, params: Json) -> Json:
         operation = OPERATIONS[name]
         if isinstance(operation, ImageOperation):
             return operation.handler(ImageParts(analyzer(), objects()), Params(params))
-        own = parts()
-        caller = Caller(
-            actor_of(principal, via=ACCESS_KEY), Gallery(own.collections, own.users, audit())
-        )
-        return operation.handler(own, Params(params), caller)
+        caller = Caller(actor_of(principal, via=ACCESS_KEY), gallery())
+        return operation.handler(parts(), Params(params), caller)
 
     return JsonService(
         name="rekognition",

@@ -25,9 +25,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 
 from facelens.api.actors import request_actor
-from facelens.api.auditing import audit, audit_enrolment
 from facelens.api.context import (
-    Audit,
     Collections,
     Context,
     Corrections,
@@ -41,15 +39,14 @@ from facelens.api.context import (
     Store,
     Users,
 )
-from facelens.api.dashboard.enrol import name_unknown, remove_face
+from facelens.api.dashboard.enrol import name_unknown
 from facelens.api.dashboard.sightings import corrections_of, sightings, with_corrections
 from facelens.api.dashboard.web import Editor, Viewer, back, form_text, name_of, page
 from facelens.collection.stores.store import CollectionStore
 from facelens.collection.users import UserService
 from facelens.config import RecognizerSettings
-from facelens.enrolment import Photo
+from facelens.enrolment import Photo, enrol_person, remove_face
 from facelens.errors import FacelensError, InvalidParameterException, ResourceNotFoundException
-from facelens.history.audit import AuditAction
 from facelens.history.ledger import Status
 from facelens.people.matching import MatchPolicy, open_set_rule, summarise
 from facelens.profiles.store import ProfileStore
@@ -150,18 +147,21 @@ def people(
 
 
 @router.post("/ui/people")
-async def enrol(
-    request: Request, _who: Editor, ctx: Context, enrolment: Enrolment, log: Audit
-) -> Response:
+async def enrol(request: Request, _who: Editor, ctx: Context, enrolment: Enrolment) -> Response:
+    actor = request_actor(request)
     try:
         async with request.form() as form:
             name = form_text(form, "name", max_chars=200)
             user_id = form_text(form, "user_id", max_chars=128) or None
             photos = await _photos(form, "photos")
         report = await run_in_threadpool(
-            partial(enrolment, user_id=user_id), ctx.collection_id, name, photos
+            partial(enrol_person, user_id=user_id),
+            enrolment,
+            actor,
+            ctx.collection_id,
+            name,
+            photos,
         )
-        await run_in_threadpool(audit_enrolment, log, request, ctx.collection_id, report)
     except FacelensError as exc:
         if exc.http_status >= 500:
             raise
@@ -279,16 +279,12 @@ async def delete_face(
     face_id: str,
     _who: Editor,
     ctx: Context,
-    users: Users,
-    collections: Collections,
-    profiles: Profiles,
-    log: Audit,
+    enrolment: Enrolment,
 ) -> Response:
     cid = ctx.collection_id
+    actor = request_actor(request)
     try:
-        await run_in_threadpool(remove_face, users, collections, profiles, cid, user_id, face_id)
-        record = partial(audit, collection_id=cid, details={"UserId": user_id})
-        await run_in_threadpool(record, log, request, AuditAction.DELETE_FACE, face_id)
+        await run_in_threadpool(remove_face, enrolment, actor, cid, user_id, face_id)
     except FacelensError as exc:
         if exc.http_status >= 500:
             raise
@@ -359,17 +355,15 @@ async def name_face(
     enrolment: Enrolment,
     ledger: Ledger,
     objects: Objects,
-    log: Audit,
 ) -> Response:
     cid = ctx.collection_id
+    actor = request_actor(request)
     try:
         async with request.form() as form:
             name = form_text(form, "name", max_chars=200)
         report = await run_in_threadpool(
-            name_unknown, enrolment, ledger, objects, cid, recognition_id, name
+            name_unknown, enrolment, actor, ledger, objects, cid, recognition_id, name
         )
-        record = partial(audit_enrolment, RecognitionId=recognition_id)
-        await run_in_threadpool(record, log, request, cid, report)
     except FacelensError as exc:
         if exc.http_status >= 500:
             raise

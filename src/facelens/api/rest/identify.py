@@ -3,9 +3,9 @@
 The recognizer's rule and settings (:mod:`facelens.people.identify`), on an
 uploaded photo (``multipart/form-data``, field ``image``), and nothing recorded:
 no identification in the ledger, no MQTT message, no stranger made or grown. The
-profiles it returns are read on the caller's behalf, so each is audited as a
-profile read, as ``GET /profiles/{id}`` is. Needs the ``read`` role; the engine
-runs in the thread pool.
+profiles it returns are read on the caller's behalf, so the identification
+records each as a profile read, as ``GET /profiles/{id}`` does. Needs the
+``read`` role; the engine runs in the thread pool.
 """
 
 from __future__ import annotations
@@ -16,11 +16,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 
-from facelens.api.auditing import audit
-from facelens.api.context import Audit, Identify
+from facelens.api.actors import request_actor
+from facelens.api.context import Identify
 from facelens.api.rest import models
 from facelens.api.rest.params import Photo, Reader, read_photo
-from facelens.history.audit import AuditAction
 from facelens.rendering.rule import identify_json
 
 router = APIRouter(tags=["facelens"])
@@ -43,7 +42,6 @@ async def identify(
     request: Request,
     _: Reader,
     identifier: Identify,
-    log: Audit,
     collection_id: str,
     image: Photo,
     faces: Annotated[
@@ -59,20 +57,8 @@ async def identify(
     one). ``Rule``: the rule that decided and its setting. A photo without a face is
     InvalidParameterException, like SearchFacesByImage."""
     data = await read_photo(image)
-
-    def work() -> dict[str, Any]:
-        answer = identifier.identify_photo(collection_id, data, every_face=faces is Faces.ALL)
-        for face in answer.faces:
-            if face.profile_id is not None:
-                details = {"Via": "identify"}
-                audit(
-                    log,
-                    request,
-                    AuditAction.PROFILE_READ,
-                    face.profile_id,
-                    collection_id=collection_id,
-                    details=details,
-                )
-        return identify_json(answer)
-
-    return await run_in_threadpool(work)
+    actor = request_actor(request)
+    answer = await run_in_threadpool(
+        lambda: identifier.identify_photo(actor, collection_id, data, every_face=faces is Faces.ALL)
+    )
+    return identify_json(answer)
