@@ -233,6 +233,9 @@ def classics(fuzz: Fuzzer, creds: Credentials, world: World) -> list[Call]:
         call("GET", "/api/v1/identifications?camera=a%00b"),
         call("GET", "/api/v1/audit?actor=a%00b&target=a%00b"),
         call("POST", "/api/v1/identifications/a%00b/reject", b"{}"),
+        # NUL in a person to forget: the collection store on PostgreSQL cannot bind it.
+        call("DELETE", "/api/v1/people/a%00b"),
+        call("DELETE", f"/api/v1/collections/{COLLECTION}/users/a%00b?forget=true"),
     ]
     calls += surrogate_sweep(call, world)
     for image in (

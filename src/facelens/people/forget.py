@@ -193,6 +193,11 @@ class Forgetter:
 
     # -- finding them --
     def _resolve(self, cid: str, person: str, *, users_only: bool) -> _Person:
+        if "\x00" in person:
+            # No id facelens keeps holds NUL (U+0000): user, face and stranger ids have
+            # patterns, and the profile and history stores refuse it. So nobody is this
+            # person, on every back end alike: PostgreSQL cannot even bind the text to look.
+            raise ResourceNotFoundException(f"Nobody in collection {cid} is {person!r}")
         if not users_only and STRANGER_ID.fullmatch(person):
             stored = self._user_stored_faces(cid + STRANGERS_SUFFIX, person)
             if stored is not None:
