@@ -19,23 +19,11 @@ import base64
 import binascii
 import json
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any
 
 from facelens import json_limits
 from facelens.errors import InvalidParameterException
-
-
-class _Rows(Protocol):
-    def fetchall(self) -> list[Any]: ...
-
-
-class QmarkConnection(Protocol):
-    """A DB-API connection with ``execute`` and the qmark (``?``) parameter style.
-
-    ``sqlite3.Connection`` is one; so is a DuckDB connection.
-    """
-
-    def execute(self, sql: str, parameters: Sequence[Any], /) -> _Rows: ...
+from facelens.sql import Connection
 
 
 def encode_token(scope: str, key: str, after: str) -> str:
@@ -63,7 +51,7 @@ def decode_token(token: str, *, scope: str, key: str) -> str:
 
 
 def keyset_page(
-    conn: QmarkConnection,
+    conn: Connection,
     sql: str,
     params: Sequence[Any],
     key: str,

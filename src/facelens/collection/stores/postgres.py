@@ -35,7 +35,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -50,8 +49,8 @@ from facelens.collection.stores.rows import BLOB_DTYPE
 from facelens.collection.stores.sql import SqlCollectionStore
 from facelens.collection.stores.sql_dialect import Batches, Tables, one
 from facelens.errors import ServiceUnavailableException, StorageError
+from facelens.postgres import Psycopg, QmarkConnection, qmark_to_psycopg
 
-Psycopg = psycopg.Connection[tuple[Any, ...]]
 READ = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
 WRITE = "BEGIN ISOLATION LEVEL READ COMMITTED"
 REPLACE_ROWS = 10_000
@@ -110,22 +109,6 @@ _SCHEMA = (
     FOREIGN KEY (collection_id, face_id) REFERENCES facelens_faces(collection_id, face_id)
         ON DELETE CASCADE)""",
 )
-
-
-@dataclass(frozen=True, slots=True)
-class QmarkConnection:
-    """A psycopg connection that takes the store's qmark-style SQL.
-
-    Every ``?`` becomes psycopg's ``%s``, so the SQL handed through must hold
-    no literal question mark (ours never does: values are always bound).
-    """
-
-    raw: Psycopg
-
-    def execute(
-        self, sql: str, parameters: Sequence[Any] = (), /
-    ) -> psycopg.Cursor[tuple[Any, ...]]:
-        return self.raw.execute(sql.replace("?", "%s"), parameters)
 
 
 class PostgresCollectionStore(SqlCollectionStore[QmarkConnection]):
@@ -216,7 +199,7 @@ class PostgresDialect:
         (about 0.6 GB at 1M faces) before the first row is seen; binary, so the embeddings
         arrive as raw bytes rather than hex text. Lives within the transaction."""
         with conn.raw.cursor(name=f"facelens_{name}", binary=True) as cursor:
-            cursor.execute(sql.replace("?", "%s"), parameters)
+            cursor.execute(qmark_to_psycopg(sql), parameters)
             yield cursor
 
     def set_embeddings(

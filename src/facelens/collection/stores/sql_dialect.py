@@ -17,7 +17,7 @@ files are rid of deleted rows.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,31 +27,13 @@ import numpy as np
 import numpy.typing as npt
 
 from facelens.errors import StorageError
-
-
-class Cursor(Protocol):
-    """The result of one statement, as both drivers' cursors offer it."""
-
-    @property
-    def rowcount(self) -> int: ...
-
-    def fetchone(self) -> Any: ...
-
-    def fetchall(self) -> list[Any]: ...
-
-    def __iter__(self) -> Iterator[Any]: ...
+from facelens.sql import Connection, Cursor
 
 
 class Batches(Protocol):
     """A cursor read a batch at a time (see :meth:`Dialect.stream`)."""
 
     def fetchmany(self, size: int, /) -> list[Any]: ...
-
-
-class Connection(Protocol):
-    """A connection that runs qmark-style SQL (``?`` placeholders, bound by position)."""
-
-    def execute(self, sql: str, parameters: Sequence[Any], /) -> Cursor: ...
 
 
 C = TypeVar("C", bound=Connection)
