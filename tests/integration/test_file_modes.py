@@ -28,7 +28,7 @@ from facelens.collection.stores.sqlite import SQLiteCollectionStore
 from facelens.edge.crops import PendingCrop
 from facelens.edge.uploads import CropBuffer
 from facelens.history.audit import AuditAction
-from facelens.history.sqlite_audit import SqliteAuditLog
+from facelens.history.sqlite import SqliteAuditLog
 from tests.integration.collection_stores.helpers import MODEL, add, unit
 from tests.integration.test_cli import facelens, out
 

@@ -48,7 +48,7 @@ _log = logging.getLogger(__name__)
 
 def _write_audit(path: Path, worker: int, writes: int) -> None:
     from facelens.history.audit import AuditAction
-    from facelens.history.sqlite_audit import SqliteAuditLog
+    from facelens.history.sqlite import SqliteAuditLog
 
     log = SqliteAuditLog(path)
     try:
@@ -60,7 +60,7 @@ def _write_audit(path: Path, worker: int, writes: int) -> None:
 
 def _write_ledger(path: Path, worker: int, writes: int) -> None:
     from facelens.history.ledger import Recognition, Status
-    from facelens.history.sqlite_ledger import SqliteLedger
+    from facelens.history.sqlite import SqliteLedger
 
     ledger = SqliteLedger(path)
     try:

@@ -7,8 +7,9 @@ services (:mod:`facelens.people`, :mod:`facelens.enrolment`) record, each
 for its own operation; the log keeps its label: ``api-key:<name>``,
 ``access-key:<name>`` (SigV4), ``dashboard:<user>``, ``local`` (open access
 on loopback), ``cli:<os user>``, ``recognizer``. The port is :class:`AuditLog`;
-:mod:`facelens.history.sqlite_audit` keeps it in ``<home>/audit.db`` (one
-host), :mod:`facelens.history.postgres_audit` in the PostgreSQL database
+:mod:`facelens.history.sql_audit` writes it once over SQL;
+:mod:`facelens.history.sqlite` keeps it in ``<home>/audit.db`` (one
+host), :mod:`facelens.history.postgres` in the PostgreSQL database
 that holds the collections (every host that shares them). The rules both
 follow are here, so the two cannot drift apart.
 

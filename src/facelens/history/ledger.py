@@ -4,9 +4,10 @@ It makes the worker idempotent (an object already handled is not published
 again, by this host or by another on the same database), keeps the dead
 letters (events that can never succeed, with their reason) and is the
 history of identifications the HTTP API pages through. The port is
-:class:`RecognitionLedger`; :mod:`facelens.history.sqlite_ledger` keeps it in
-one SQLite file per host, :mod:`facelens.history.postgres_ledger` in the
-PostgreSQL database several hosts share. Both give the same answers: times
+:class:`RecognitionLedger`, written once over SQL in
+:mod:`facelens.history.sql_ledger`; :mod:`facelens.history.sqlite` keeps it in
+one SQLite file per host, :mod:`facelens.history.postgres` in the PostgreSQL
+database several hosts share. Both give the same answers: times
 are UTC with microseconds, pages run newest first with ties broken by
 recognition id in byte order, and a message comes back with its keys in the
 order it was recorded.

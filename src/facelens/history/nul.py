@@ -18,6 +18,7 @@ may name it: they are stored as JSON text, where it is the six characters
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 from facelens.errors import InvalidParameterException
 
@@ -40,3 +41,21 @@ def refuse_in_json(name: str, text: str) -> None:
     """:func:`refuse` for a JSON document as ``json.dumps`` wrote it (NUL escaped)."""
     if _ESCAPED_NUL.search(text):
         raise InvalidParameterException(f"The {name} holds a NUL character (U+0000)")
+
+
+def holds_nul(value: str | None) -> bool:
+    """Whether ``value`` holds NUL: a filter on it matches nothing, as no stored text holds it
+    (and PostgreSQL would refuse it as a parameter)."""
+    return value is not None and NUL in value
+
+
+def matchable(values: Iterable[str]) -> list[str]:
+    """``values`` without those holding NUL: for a list filter, where they match nothing."""
+    return [value for value in values if NUL not in value]
+
+
+def before_nul(value: str) -> str:
+    """What to bind for ``column > value`` (byte order): ``value`` up to its first NUL. No
+    stored text holds NUL, so for each one ``x``, ``x > value`` exactly when ``x > value[:i]``
+    (where ``x`` starts with ``value[:i]`` and goes on, its next character is above NUL)."""
+    return value.split(NUL, 1)[0]

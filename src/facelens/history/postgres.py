@@ -1,13 +1,34 @@
-"""The one PostgreSQL connection a history adapter keeps, its tables and its failures.
+"""The history in PostgreSQL (psycopg 3): one for every host on the database.
 
-Why apart from the adapters: the ledger and the audit log live, connect and
-fail alike; only their tables differ. Each adapter holds one connection
-(opened on first use, serialised by a lock: a ledger serves the worker and
-the HTTP threads of one process), runs each call in one transaction, and
-reports psycopg's errors as facelens errors, so callers see what SQLite's
-adapters raise: ServiceUnavailableException when the server cannot be
-reached (it may heal: the worker retries the event), StorageError for
-anything else.
+Hosts that share the collections database share the ledger and the audit
+log kept there: an event delivered to two of them is published by one, each
+host's dashboard shows every host's identifications, strangers' sightings
+count across hosts, an action is found whichever host took it, and
+forgetting a person redacts their id in every host's entries. This module is
+PostgreSQL's dialect of the shared ledger and audit log
+(:mod:`facelens.history.sql_dialect`) and their schemas.
+
+Choices that keep its answers identical to :mod:`facelens.history.sqlite`:
+
+* the ledger's ``message`` is ``json``, not ``jsonb``: it keeps the text as
+  written, so a message comes back with its keys in the order it was
+  recorded (``jsonb`` sorts them) and the ``->>`` operators still filter on
+  it;
+* ``recognition_id`` is ``COLLATE "C"``: ties in time order by id in byte
+  order, as SQLite compares, whatever locale the database was made with;
+* ``recognized_at`` is ``timestamptz`` (microseconds, like the SQLite text)
+  and is read back in UTC whatever the session's time zone;
+* a claim's lease is timed by the database's clock, the one clock every
+  host sees;
+* the audit log's ``at`` is a double of Unix seconds and ``details`` the same
+  JSON text as SQLite's, ids from an identity column.
+
+One connection per adapter (opened on first use, serialised by a lock: a
+ledger serves the worker and the HTTP threads of one process), each call in
+one transaction, psycopg's errors reported as facelens errors, so callers
+see what SQLite's adapters raise: ServiceUnavailableException when the
+server cannot be reached (it may heal: the worker retries the event),
+StorageError for anything else.
 
 The tables carry a ``facelens_`` prefix (a database is often shared with
 other applications) and are created on first use under an advisory lock,
@@ -18,17 +39,19 @@ IF NOT EXISTS``. A database whose tables exist needs no CREATE privilege.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
 from psycopg.pq import TransactionStatus
 
 from facelens.errors import ServiceUnavailableException, StorageError
-from facelens.history.nul import NUL
-
-Connection = psycopg.Connection[tuple[Any, ...]]
+from facelens.history.sql_audit import SqlAuditLog
+from facelens.history.sql_dialect import Lease, Tables
+from facelens.history.sql_ledger import SqlLedger
+from facelens.postgres import Psycopg, QmarkConnection
 
 SCHEMA_LOCK = 0x66_6C_68_69_73_74_72_31
 """``pg_advisory_xact_lock`` key ("flhistr1") held while history tables are created."""
@@ -36,15 +59,53 @@ CONNECT_TIMEOUT_S = 5
 """Seconds libpq waits for the server before the call fails as unavailable."""
 
 
-class PostgresTables:
-    """One lazily opened connection to ``url`` on which ``tables`` exist (made by ``schema``,
-    idempotent statements, when one is missing). ``what`` names the store in errors.
+_TABLES = Tables(
+    recognitions="facelens_recognitions",
+    claims="facelens_recognition_claims",
+    audit="facelens_audit",
+)
+_R, _C, _A = _TABLES.recognitions, _TABLES.claims, _TABLES.audit
+LEDGER_SCHEMA = (
+    f"""CREATE TABLE IF NOT EXISTS {_R} (
+    recognition_id TEXT COLLATE "C" PRIMARY KEY, status TEXT NOT NULL,
+    bucket TEXT, key TEXT, etag TEXT, topic TEXT NOT NULL, message JSON NOT NULL,
+    reason TEXT, recognized_at TIMESTAMPTZ NOT NULL)""",
+    f"CREATE INDEX IF NOT EXISTS {_R}_time ON {_R} (recognized_at)",
+    f"CREATE INDEX IF NOT EXISTS {_R}_stranger ON {_R} ((message ->> 'StrangerId'))",
+    f"CREATE INDEX IF NOT EXISTS {_R}_user ON {_R} ((message ->> 'UserId'))",
+    f"CREATE INDEX IF NOT EXISTS {_R}_crops ON {_R} (recognized_at) WHERE key IS NOT NULL",
+    f"CREATE INDEX IF NOT EXISTS {_R}_keys ON {_R} (key) WHERE key IS NOT NULL",
+    f"""CREATE TABLE IF NOT EXISTS {_C} (
+    recognition_id TEXT COLLATE "C" PRIMARY KEY, owner TEXT NOT NULL,
+    until TIMESTAMPTZ NOT NULL)""",
+)
+AUDIT_SCHEMA = (
+    f"""CREATE TABLE IF NOT EXISTS {_A} (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, at DOUBLE PRECISION NOT NULL,
+    actor TEXT NOT NULL, action TEXT NOT NULL, target TEXT NOT NULL, collection_id TEXT,
+    details TEXT NOT NULL)""",
+    f"CREATE INDEX IF NOT EXISTS {_A}_actor ON {_A} (actor, id)",
+    f"CREATE INDEX IF NOT EXISTS {_A}_target ON {_A} (target, id)",
+    f"CREATE INDEX IF NOT EXISTS {_A}_action ON {_A} (action, id)",
+)
+
+
+class PostgresDialect:
+    """:class:`~facelens.history.sql_dialect.Dialect` of one PostgreSQL database: one lazily
+    opened connection to ``url`` on which ``tables`` exist (made by ``schema``, idempotent
+    statements, when one is missing). ``what`` names the store in errors.
 
     A connection that died while idle (a server restart, a failover) is
     replaced once, silently, when the next transaction begins; one lost
     mid-transaction raises ServiceUnavailableException, and the call after
     reconnects.
     """
+
+    tables = _TABLES
+    in_list = "= ANY(?)"  # one bound text array: no limit on how many, one plan for any count
+    row_lock = " FOR UPDATE"
+    byte_order = ' COLLATE "C"'
+    json_value = "?::json"
 
     def __init__(
         self,
@@ -61,17 +122,42 @@ class PostgresTables:
         self._what = what
         self._connect_timeout_s = connect_timeout_s
         self._lock = threading.Lock()
-        self._conn: Connection | None = None
+        self._conn: Psycopg | None = None
         self._closed = False
 
+    def id_list(self, ids: Sequence[str]) -> list[str]:
+        return list(ids)
+
+    def field(self, name: str) -> str:
+        return f"(message ->> '{name}')"  # parenthesised: COLLATE binds tighter than ->>
+
+    def number(self, *path: str) -> str:
+        return f"(message #>> '{{{','.join(path)}}}')::float8"
+
+    def contains(self, column: str) -> str:
+        return f"strpos({column}, ?) > 0"
+
+    def time(self, moment: datetime) -> datetime:
+        return moment.astimezone(UTC)
+
+    def read_time(self, value: Any) -> datetime:
+        moment: datetime = value
+        return moment.astimezone(UTC)
+
+    def lease(self, seconds: float) -> Lease:
+        return Lease(
+            ends="clock_timestamp() + make_interval(secs => ?)",
+            now="clock_timestamp()",
+            parameters=(seconds,),
+        )
+
     @contextmanager
-    def transaction(self) -> Iterator[Connection]:
-        """BEGIN ... COMMIT (READ COMMITTED) under the lock, rolled back on any exception.
-        Not re-entrant: an adapter's method opens one and calls nothing that opens another."""
+    def transaction(self) -> Iterator[QmarkConnection]:
+        """BEGIN ... COMMIT (READ COMMITTED) under the lock, rolled back on any exception."""
         with self._lock:
             conn = self._begin()
             try:
-                yield conn
+                yield QmarkConnection(conn)
                 conn.execute("COMMIT")
             except BaseException as exc:
                 if not conn.broken and conn.info.transaction_status != TransactionStatus.IDLE:
@@ -81,14 +167,19 @@ class PostgresTables:
                     raise self._failure(exc) from exc
                 raise
 
-    def vacuum(self) -> None:
-        """``VACUUM`` of this store's tables (outside any transaction): the space of deleted
-        and updated rows is reused, though their bytes may stay on disk until it is."""
+    def after_rewrite(self) -> None:
+        """Nothing: the old row versions stay until :meth:`erase_deleted`'s VACUUM."""
+
+    def erase_deleted(self) -> bool:
+        """A plain ``VACUUM`` of this store's tables (outside any transaction): the space of
+        deleted and updated rows is reused, though their bytes may stay on disk until it is;
+        so False, until a VACUUM FULL (the operator's call: an exclusive lock)."""
         with self._lock:
             try:
                 self._connection().execute(f"VACUUM {', '.join(self._tables)}")
             except psycopg.Error as exc:
                 raise self._failure(exc) from exc
+        return False
 
     def close(self) -> None:
         with self._lock:
@@ -98,7 +189,7 @@ class PostgresTables:
                 with suppress(psycopg.Error):  # closing a dead connection has nothing to lose
                     conn.close()
 
-    def _begin(self) -> Connection:
+    def _begin(self) -> Psycopg:
         conn = self._connection()
         try:
             conn.execute("BEGIN")
@@ -114,14 +205,14 @@ class PostgresTables:
             raise self._failure(exc) from exc
         return conn
 
-    def _connection(self) -> Connection:
+    def _connection(self) -> Psycopg:
         if self._closed:
             raise StorageError(f"{self._what} is closed")
         if self._conn is None:
             self._conn = self._open()
         return self._conn
 
-    def _open(self) -> Connection:
+    def _open(self) -> Psycopg:
         """An autocommit connection (we issue BEGIN/COMMIT ourselves) on which the tables
         exist. libpq reports an unreachable server, one still starting and a missing
         database alike (no SQLSTATE), and all may heal: ServiceUnavailableException."""
@@ -142,14 +233,14 @@ class PostgresTables:
             raise
         return conn
 
-    def _ensure_tables(self, conn: Connection) -> None:
+    def _ensure_tables(self, conn: Psycopg) -> None:
         if self._missing(conn):
             with conn.transaction():
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
                 for statement in self._schema:
                     conn.execute(statement)
 
-    def _missing(self, conn: Connection) -> bool:
+    def _missing(self, conn: Psycopg) -> bool:
         """Whether one of the tables is missing (then every statement runs again, under the
         lock: they are all ``IF NOT EXISTS``)."""
         row = conn.execute(
@@ -170,20 +261,21 @@ class PostgresTables:
         return StorageError(f"{self._what} in PostgreSQL failed: {exc}")
 
 
-def holds_nul(value: str | None) -> bool:
-    """Whether ``value`` holds NUL, which PostgreSQL refuses as a parameter and no stored
-    text holds (:mod:`facelens.history.nul`): a filter on it matches nothing."""
-    return value is not None and NUL in value
+class PostgresLedger(SqlLedger):
+    """The ledger in PostgreSQL; connects on first use (``url`` goes to libpq unchanged)."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(
+            PostgresDialect(
+                url, tables=(_R, _C), schema=LEDGER_SCHEMA, what="The recognizer ledger"
+            )
+        )
 
 
-def matchable(values: Iterable[str]) -> list[str]:
-    """``values`` without those holding NUL: for ``= ANY(...)``, where they match nothing."""
-    return [value for value in values if NUL not in value]
+class PostgresAuditLog(SqlAuditLog):
+    """The audit log in PostgreSQL; connects on first use (``url`` goes to libpq unchanged)."""
 
-
-def before_nul(value: str) -> str:
-    """What to bind for ``column > value`` (byte order, ``COLLATE "C"``): ``value`` up to its
-    first NUL. No stored text holds NUL, so for each one ``x``, ``x > value`` exactly when
-    ``x > value[:i]`` (where ``x`` starts with ``value[:i]`` and goes on, its next
-    character is above NUL), as SQLite, which binds NUL, answers."""
-    return value.split(NUL, 1)[0]
+    def __init__(self, url: str) -> None:
+        super().__init__(
+            PostgresDialect(url, tables=(_A,), schema=AUDIT_SCHEMA, what="The audit log")
+        )

@@ -28,10 +28,10 @@ LOCAL_SCHEMES = frozenset({"sqlite", "memory", "rekognition"})
 def open_ledger(database_url: str, home: Path) -> RecognitionLedger:
     """The ledger for collections at ``database_url`` on a host whose home is ``home``."""
     if _shared(database_url):
-        from facelens.history.postgres_ledger import PostgresLedger
+        from facelens.history.postgres import PostgresLedger
 
         return PostgresLedger(database_url)
-    from facelens.history.sqlite_ledger import SqliteLedger
+    from facelens.history.sqlite import SqliteLedger
 
     return SqliteLedger(home / LEDGER_FILE)
 
@@ -39,10 +39,10 @@ def open_ledger(database_url: str, home: Path) -> RecognitionLedger:
 def open_audit_log(database_url: str, home: Path) -> AuditLog:
     """The audit log for collections at ``database_url`` on a host whose home is ``home``."""
     if _shared(database_url):
-        from facelens.history.postgres_audit import PostgresAuditLog
+        from facelens.history.postgres import PostgresAuditLog
 
         return PostgresAuditLog(database_url)
-    from facelens.history.sqlite_audit import SqliteAuditLog
+    from facelens.history.sqlite import SqliteAuditLog
 
     return SqliteAuditLog(home / AUDIT_FILE)
 

@@ -11,7 +11,7 @@ import pytest
 from facelens.enrolment import EnrolmentParts, Photo, enrol_person, remove_face
 from facelens.errors import InvalidParameterException
 from facelens.history.audit import Actor, AuditAction, AuditEntry
-from facelens.history.sqlite_audit import SqliteAuditLog
+from facelens.history.sqlite import SqliteAuditLog
 from facelens.profiles.registry import open_profile_store
 from tests.integration.conftest import Services
 

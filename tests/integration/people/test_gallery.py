@@ -10,7 +10,7 @@ import pytest
 
 from facelens.errors import ResourceNotFoundException
 from facelens.history.audit import Actor, AuditAction, AuditEntry
-from facelens.history.sqlite_audit import SqliteAuditLog
+from facelens.history.sqlite import SqliteAuditLog
 from facelens.people.gallery import Gallery
 from tests.integration.conftest import Services
 

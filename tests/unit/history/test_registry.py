@@ -7,11 +7,9 @@ from pathlib import Path
 import pytest
 
 from facelens.errors import ConfigurationError
-from facelens.history.postgres_audit import PostgresAuditLog
-from facelens.history.postgres_ledger import PostgresLedger
+from facelens.history.postgres import PostgresAuditLog, PostgresLedger
 from facelens.history.registry import open_audit_log, open_ledger
-from facelens.history.sqlite_audit import SqliteAuditLog
-from facelens.history.sqlite_ledger import SqliteLedger
+from facelens.history.sqlite import SqliteAuditLog, SqliteLedger
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from facelens.history.audit import AuditAction, pseudonym
-from facelens.history.sqlite_audit import SqliteAuditLog
+from facelens.history.sqlite import SqliteAuditLog
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from facelens.history.audit import Actor, AuditAction, AuditEntry
-from facelens.history.sqlite_audit import SqliteAuditLog
+from facelens.history.sqlite import SqliteAuditLog
 from facelens.people.profiles import EVERYONE, ProfileService
 from facelens.profiles.registry import open_profile_store
 

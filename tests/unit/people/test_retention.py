@@ -15,7 +15,7 @@ import pytest
 from facelens.config import RetentionSettings
 from facelens.errors import ServiceUnavailableException
 from facelens.history.ledger import CROP_DELETED, Recognition, RecognitionLedger, Status
-from facelens.history.sqlite_ledger import SqliteLedger
+from facelens.history.sqlite import SqliteLedger
 from facelens.people.retention import RetentionJob, RetentionRunner, start_retention
 from facelens.storage.local import LocalObjectStore
 
@@ -214,7 +214,7 @@ def test_runner_runs_now_and_then_every_interval(world: World) -> None:
 
 
 def test_a_run_that_deleted_something_is_audited(world: World, tmp_path: Path) -> None:
-    from facelens.history.sqlite_audit import SqliteAuditLog
+    from facelens.history.sqlite import SqliteAuditLog
 
     populate(world)
     audit = SqliteAuditLog(tmp_path / "audit.db")

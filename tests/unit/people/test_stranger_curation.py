@@ -12,7 +12,7 @@ import pytest
 from facelens.collection.stores.registry import open_store
 from facelens.errors import ResourceNotFoundException
 from facelens.history.audit import Actor, AuditAction, AuditEntry
-from facelens.history.sqlite_audit import SqliteAuditLog
+from facelens.history.sqlite import SqliteAuditLog
 from facelens.people.stranger_curation import StrangerCuration
 from facelens.people.strangers import StrangerService
 from facelens.profiles.registry import open_profile_store

@@ -26,7 +26,7 @@ from facelens.errors import (
     ResourceNotFoundException,
 )
 from facelens.history.ledger import Recognition, RecognitionLedger, Status
-from facelens.history.sqlite_ledger import SqliteLedger
+from facelens.history.sqlite import SqliteLedger
 from facelens.people.stranger_faces import aliases, evictable
 from facelens.people.stranger_types import StrangerSettings, companion_id, stranger_number
 from facelens.people.strangers import StrangerService
