@@ -17,7 +17,7 @@ Enrolling a person in one step (user, faces and profile) is
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,7 +77,15 @@ class Gallery:
         if external_image_id is not None:
             details["ExternalImageId"] = external_image_id
         target = faces_target(collection_id, ids)
-        self._record(actor, AuditAction.ENROL, target, collection_id, details, context)
+        record_as(
+            self.audit,
+            actor,
+            AuditAction.ENROL,
+            target,
+            collection_id=collection_id,
+            details=details,
+            context=context,
+        )
         return result
 
     def index_folder(
@@ -115,7 +123,14 @@ class Gallery:
             ],
             "UserIds": sorted({o.item.user_id for o in outcomes if o.item.user_id}),
         }
-        self._record(actor, AuditAction.ENROL, collection_id, collection_id, details, None)
+        record_as(
+            self.audit,
+            actor,
+            AuditAction.ENROL,
+            collection_id,
+            collection_id=collection_id,
+            details=details,
+        )
         return outcomes
 
     def delete_faces(
@@ -132,7 +147,15 @@ class Gallery:
         if ids:
             target = faces_target(collection_id, ids)
             details = {"FaceIds": ids}
-            self._record(actor, AuditAction.DELETE_FACE, target, collection_id, details, context)
+            record_as(
+                self.audit,
+                actor,
+                AuditAction.DELETE_FACE,
+                target,
+                collection_id=collection_id,
+                details=details,
+                context=context,
+            )
         return result
 
     def reindex(
@@ -150,13 +173,26 @@ class Gallery:
             if done.dropped:
                 cid = done.collection_id
                 details = {"FaceIds": list(done.dropped), "Reason": UNSOURCED}
-                self._record(actor, AuditAction.DELETE_FACE, cid, cid, details, None)
+                record_as(
+                    self.audit,
+                    actor,
+                    AuditAction.DELETE_FACE,
+                    cid,
+                    collection_id=cid,
+                    details=details,
+                )
         return result
 
     def delete_collection(self, actor: Actor, collection_id: str) -> None:
         """DeleteCollection, with every face and user in it; recorded."""
         self.collections.delete_collection(collection_id)
-        self._record(actor, AuditAction.DELETE_COLLECTION, collection_id, collection_id, {}, None)
+        record_as(
+            self.audit,
+            actor,
+            AuditAction.DELETE_COLLECTION,
+            collection_id,
+            collection_id=collection_id,
+        )
 
     # -- users --
     def associate_faces(
@@ -175,30 +211,19 @@ class Gallery:
             collection_id, user_id, face_ids, user_match_threshold=user_match_threshold
         )
         details = {"FaceIds": list(result.associated_face_ids)}
-        self._record(actor, AuditAction.ENROL, user_id, collection_id, details, context)
+        record_as(
+            self.audit,
+            actor,
+            AuditAction.ENROL,
+            user_id,
+            collection_id=collection_id,
+            details=details,
+            context=context,
+        )
         return result
 
     def delete_user(self, actor: Actor, collection_id: str, user_id: str) -> None:
         """DeleteUser (its faces stay, unassigned); recorded. Erasing the person is
         :meth:`facelens.people.forget.Forgetter.forget`."""
         self.users.delete_user(collection_id, user_id)
-        self._record(actor, AuditAction.DELETE_USER, user_id, collection_id, {}, None)
-
-    def _record(
-        self,
-        actor: Actor,
-        action: AuditAction,
-        target: str,
-        collection_id: str,
-        details: Mapping[str, Any],
-        context: Context | None,
-    ) -> None:
-        record_as(
-            self.audit,
-            actor,
-            action,
-            target,
-            collection_id=collection_id,
-            details=details,
-            context=context,
-        )
+        record_as(self.audit, actor, AuditAction.DELETE_USER, user_id, collection_id=collection_id)

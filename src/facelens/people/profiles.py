@@ -56,8 +56,14 @@ class ProfileService:
         profile = self.store.get(profile_id)
         if profile is not None or record_miss:
             details = {"Found": profile is not None} if record_miss else {}
-            self._record(
-                actor, AuditAction.PROFILE_READ, profile_id, details, context, collection_id
+            record_as(
+                self.audit,
+                actor,
+                AuditAction.PROFILE_READ,
+                profile_id,
+                collection_id=collection_id,
+                details=details,
+                context=context,
             )
         return profile
 
@@ -81,7 +87,14 @@ class ProfileService:
         to ``actor``: one entry naming them all (none for no profile)."""
         if profiles:
             details = {"ProfileIds": [p.profile_id for p in profiles]}
-            self._record(actor, AuditAction.PROFILE_READ, EVERYONE, details, context, None)
+            record_as(
+                self.audit,
+                actor,
+                AuditAction.PROFILE_READ,
+                EVERYONE,
+                details=details,
+                context=context,
+            )
 
     def put(
         self,
@@ -99,7 +112,14 @@ class ProfileService:
         else:
             profile = self.store.put(profile_id, attributes)
         details = {"Attributes": sorted(attributes), "Merge": merge}
-        self._record(actor, AuditAction.PROFILE_WRITE, profile_id, details, context, None)
+        record_as(
+            self.audit,
+            actor,
+            AuditAction.PROFILE_WRITE,
+            profile_id,
+            details=details,
+            context=context,
+        )
         return profile
 
     def delete(
@@ -116,24 +136,12 @@ class ProfileService:
         deleted = self.store.delete(profile_id)
         if deleted or record_miss:
             details = {"Found": deleted} if record_miss else {}
-            self._record(actor, AuditAction.PROFILE_DELETE, profile_id, details, context, None)
+            record_as(
+                self.audit,
+                actor,
+                AuditAction.PROFILE_DELETE,
+                profile_id,
+                details=details,
+                context=context,
+            )
         return deleted
-
-    def _record(
-        self,
-        actor: Actor,
-        action: AuditAction,
-        target: str,
-        details: Mapping[str, Any],
-        context: Context | None,
-        collection_id: str | None,
-    ) -> None:
-        record_as(
-            self.audit,
-            actor,
-            action,
-            target,
-            collection_id=collection_id,
-            details=details,
-            context=context,
-        )

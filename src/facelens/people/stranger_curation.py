@@ -46,7 +46,15 @@ class StrangerCuration:
             collection_id, stranger_id, user_id, profile=profile, extend=extend
         )
         details = {"StrangerId": stranger_id, "Faces": len(named.face_ids)}
-        self._record(actor, AuditAction.NAME_STRANGER, user_id, collection_id, details, context)
+        record_as(
+            self.audit,
+            actor,
+            AuditAction.NAME_STRANGER,
+            user_id,
+            collection_id=collection_id,
+            details=details,
+            context=context,
+        )
         return named
 
     def merge(
@@ -61,7 +69,15 @@ class StrangerCuration:
         """:meth:`StrangerService.merge`; recorded against ``into``, naming ``other``."""
         merged = self.strangers.merge(collection_id, into, other)
         details = {"Other": other}
-        self._record(actor, AuditAction.MERGE_STRANGERS, into, collection_id, details, context)
+        record_as(
+            self.audit,
+            actor,
+            AuditAction.MERGE_STRANGERS,
+            into,
+            collection_id=collection_id,
+            details=details,
+            context=context,
+        )
         return merged
 
     def split(
@@ -78,24 +94,13 @@ class StrangerCuration:
         new_id = self.strangers.split(collection_id, stranger_id, face_ids)
         details = {"NewStrangerId": new_id, "FaceIds": list(face_ids)}
         action = AuditAction.SPLIT_STRANGER
-        self._record(actor, action, stranger_id, collection_id, details, context)
-        return new_id
-
-    def _record(
-        self,
-        actor: Actor,
-        action: AuditAction,
-        target: str,
-        collection_id: str,
-        details: Mapping[str, Any],
-        context: Context | None,
-    ) -> None:
         record_as(
             self.audit,
             actor,
             action,
-            target,
+            stranger_id,
             collection_id=collection_id,
             details=details,
             context=context,
         )
+        return new_id
