@@ -9,9 +9,6 @@ server opens and loads nothing before a request needs it.
 from __future__ import annotations
 
 import logging
-import threading
-from collections.abc import Callable
-from typing import TypeVar
 
 from fastapi import FastAPI
 
@@ -25,11 +22,10 @@ from facelens.api.security import check_bind
 from facelens.http_server import ThreadedServer
 from facelens.people.identify import Identifier
 from facelens.wiring.people import enrolment, gallery, profile_service
-from facelens.wiring.server import ServerBundles
+from facelens.wiring.server import ServerBundles, once
 from facelens.wiring.stores import in_rekognition
 
 _log = logging.getLogger(__name__)
-_T = TypeVar("_T")
 
 
 def build_server(
@@ -55,7 +51,7 @@ def build_server(
             host,
         )
     # The DynamoDB endpoint's tables: views of the one profile store, one catalogue per server.
-    tables = _once(
+    tables = once(
         lambda: ProfileTables(
             TableCatalogue(b.settings.home / "dynamodb-tables.db"),
             b.profiles(),
@@ -93,9 +89,9 @@ def build_server(
         profiles=b.profiles,
         ledger=lambda: b.history().ledger,
         audit=lambda: b.history().audit,
-        gallery=_once(lambda: gallery(b.collections(), b.history().audit)),
-        profile_access=_once(lambda: profile_service(b.profiles(), b.history().audit)),
-        enrolment=_once(lambda: enrolment(b.collections(), b.profiles(), b.history().audit)),
+        gallery=once(lambda: gallery(b.collections(), b.history().audit)),
+        profile_access=once(lambda: profile_service(b.profiles(), b.history().audit)),
+        enrolment=once(lambda: enrolment(b.collections(), b.profiles(), b.history().audit)),
         policy=lambda: b.people().policy,
         corrections=lambda: b.people().corrections,
         strangers=lambda: b.people().strangers,
@@ -124,17 +120,3 @@ def build_server(
         trusted_proxies=settings.trusted_proxies,
     )
     return server, app
-
-
-def _once(build: Callable[[], _T]) -> Callable[[], _T]:
-    """``build`` called on first use only, by one thread; the same result after."""
-    built: list[_T] = []
-    lock = threading.Lock()
-
-    def get() -> _T:
-        with lock:
-            if not built:
-                built.append(build())
-            return built[0]
-
-    return get

@@ -82,25 +82,25 @@ def open_server_bundles(
     opened on ``stack`` when a request first needs it. ``analyzer``: the engine's, when one
     is loaded already (tests), else one built from the settings on first use."""
     if stores is None:
-        engine = _once(partial(build_analyzer, settings)) if analyzer is None else _given(analyzer)
-        collections = _once(lambda: open_collections(settings, stack, engine()))
-        profiles = _once(partial(open_profiles, settings, stack))
-        objects = _once(partial(open_raw_objects, settings, stack))
-        history = _once(partial(open_history, settings, stack))
+        engine = once(partial(build_analyzer, settings)) if analyzer is None else _given(analyzer)
+        collections = once(lambda: open_collections(settings, stack, engine()))
+        profiles = once(partial(open_profiles, settings, stack))
+        objects = once(partial(open_raw_objects, settings, stack))
+        history = once(partial(open_history, settings, stack))
     else:
         own = stores.collections
-        engine = _once(partial(build_analyzer, settings)) if own is None else _given(own.analyzer)
+        engine = once(partial(build_analyzer, settings)) if own is None else _given(own.analyzer)
         collections = stores.own_collections
         profiles = _given(stores.profiles)
         objects = _given(stores.objects)
         history = _given(stores.history)
     people_of_server = (
-        _once(lambda: people_services(settings, collections(), profiles(), history(), objects()))
+        once(lambda: people_services(settings, collections(), profiles(), history(), objects()))
         if people is None
         else _given(people)
     )
     publication_of_server = (
-        _once(partial(open_publication, settings, stack, role))
+        once(partial(open_publication, settings, stack, role))
         if publication is None
         else _given(publication)
     )
@@ -121,9 +121,11 @@ def _given(part: _T) -> Callable[[], _T]:
     return lambda: part
 
 
-def _once(build: Callable[[], _T]) -> Callable[[], _T]:
+def once(build: Callable[[], _T]) -> Callable[[], _T]:
     """``build`` called on first use only, by one thread; the same result after. A build
-    that raises is tried again by the next caller (nothing is kept)."""
+    that raises is tried again by the next caller (nothing is kept). The server's parts,
+    here and in :mod:`facelens.api.serve`, are built this way: what a request never needs
+    is never opened."""
     built: list[_T] = []
     lock = threading.Lock()
 
