@@ -207,7 +207,7 @@ class AuditLog(Protocol):
     ) -> AuditEntry:
         """Records that ``person_id`` was forgotten, under its pseudonym (the id is never
         written in clear), then :meth:`redact` s it and the ids in ``also`` (their FaceIds)
-        in every earlier entry: :func:`record_forget`."""
+        in every earlier entry."""
         ...
 
     def purge_deleted(self) -> bool:
@@ -345,28 +345,6 @@ def redacted(target: str, details: str, person_id: str) -> tuple[str, str]:
         alias if target == person_id else target,
         json.dumps(cleaned, ensure_ascii=False, sort_keys=True),
     )
-
-
-def record_forget(
-    log: AuditLog,
-    actor: str,
-    person_id: str,
-    *,
-    also: Sequence[str] = (),
-    collection_id: str | None = None,
-    details: Mapping[str, Any] | None = None,
-) -> AuditEntry:
-    """:meth:`AuditLog.record_forget` on any adapter."""
-    entry = log.record(
-        actor,
-        AuditAction.FORGET,
-        pseudonym(person_id),
-        collection_id=collection_id,
-        details=details,
-    )
-    for forgotten in (person_id, *also):
-        log.redact(forgotten)
-    return entry
 
 
 Context = Mapping[str, Any]

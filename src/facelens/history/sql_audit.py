@@ -140,9 +140,16 @@ class SqlAuditLog:
         collection_id: str | None = None,
         details: Mapping[str, Any] | None = None,
     ) -> AuditEntry:
-        return audit.record_forget(
-            self, actor, person_id, also=also, collection_id=collection_id, details=details
+        entry = self.record(
+            actor,
+            AuditAction.FORGET,
+            audit.pseudonym(person_id),
+            collection_id=collection_id,
+            details=details,
         )
+        for forgotten in (person_id, *also):
+            self.redact(forgotten)
+        return entry
 
     def purge_deleted(self) -> bool:
         """See :meth:`Dialect.erase_deleted`: True when the ids :meth:`redact` replaced are
