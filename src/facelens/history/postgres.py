@@ -23,12 +23,10 @@ Choices that keep its answers identical to :mod:`facelens.history.sqlite`:
 * the audit log's ``at`` is a double of Unix seconds and ``details`` the same
   JSON text as SQLite's, ids from an identity column.
 
-One connection per adapter (opened on first use, serialised by a lock: a
-ledger serves the worker and the HTTP threads of one process), each call in
-one transaction, psycopg's errors reported as facelens errors, so callers
-see what SQLite's adapters raise: ServiceUnavailableException when the
-server cannot be reached (it may heal: the worker retries the event),
-StorageError for anything else.
+One connection per adapter (:class:`facelens.postgres.PostgresConnection`,
+which says how it opens, lives and fails), serialised by a lock: a ledger
+serves the worker and the HTTP threads of one process; each call runs in
+one transaction.
 
 The tables carry a ``facelens_`` prefix (a database is often shared with
 other applications) and are created on first use under an advisory lock,
@@ -40,18 +38,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-import psycopg
-from psycopg.pq import TransactionStatus
-
-from facelens.errors import ServiceUnavailableException, StorageError
 from facelens.history.sql_audit import SqlAuditLog
 from facelens.history.sql_dialect import Lease, Tables
 from facelens.history.sql_ledger import SqlLedger
-from facelens.postgres import Psycopg, QmarkConnection
+from facelens.postgres import PostgresConnection, Psycopg, QmarkConnection
 
 SCHEMA_LOCK = 0x66_6C_68_69_73_74_72_31
 """``pg_advisory_xact_lock`` key ("flhistr1") held while history tables are created."""
@@ -116,14 +110,12 @@ class PostgresDialect:
         what: str,
         connect_timeout_s: int = CONNECT_TIMEOUT_S,
     ) -> None:
-        self._url = url
         self._tables = list(tables)
         self._schema = list(schema)
-        self._what = what
-        self._connect_timeout_s = connect_timeout_s
-        self._lock = threading.Lock()
-        self._conn: Psycopg | None = None
-        self._closed = False
+        self._lock = threading.Lock()  # a ledger serves the worker and the HTTP threads
+        self._db = PostgresConnection(
+            url, prepare=self._ensure_tables, what=what, connect_timeout_s=connect_timeout_s
+        )
 
     def id_list(self, ids: Sequence[str]) -> list[str]:
         return list(ids)
@@ -154,18 +146,8 @@ class PostgresDialect:
     @contextmanager
     def transaction(self) -> Iterator[QmarkConnection]:
         """BEGIN ... COMMIT (READ COMMITTED) under the lock, rolled back on any exception."""
-        with self._lock:
-            conn = self._begin()
-            try:
-                yield QmarkConnection(conn)
-                conn.execute("COMMIT")
-            except BaseException as exc:
-                if not conn.broken and conn.info.transaction_status != TransactionStatus.IDLE:
-                    with suppress(psycopg.Error):
-                        conn.execute("ROLLBACK")
-                if isinstance(exc, psycopg.Error):
-                    raise self._failure(exc) from exc
-                raise
+        with self._lock, self._db.transaction() as conn:
+            yield QmarkConnection(conn)
 
     def after_rewrite(self) -> None:
         """Nothing: the old row versions stay until :meth:`erase_deleted`'s VACUUM."""
@@ -175,63 +157,12 @@ class PostgresDialect:
         deleted and updated rows is reused, though their bytes may stay on disk until it is;
         so False, until a VACUUM FULL (the operator's call: an exclusive lock)."""
         with self._lock:
-            try:
-                self._connection().execute(f"VACUUM {', '.join(self._tables)}")
-            except psycopg.Error as exc:
-                raise self._failure(exc) from exc
+            self._db.run(f"VACUUM {', '.join(self._tables)}")
         return False
 
     def close(self) -> None:
         with self._lock:
-            self._closed = True
-            conn, self._conn = self._conn, None
-            if conn is not None:
-                with suppress(psycopg.Error):  # closing a dead connection has nothing to lose
-                    conn.close()
-
-    def _begin(self) -> Psycopg:
-        conn = self._connection()
-        try:
-            conn.execute("BEGIN")
-            return conn
-        except psycopg.Error as exc:
-            failure = self._failure(exc)
-            if not isinstance(failure, ServiceUnavailableException):
-                raise failure from exc
-        conn = self._connection()  # the old one died idle: nothing was lost, so try anew
-        try:
-            conn.execute("BEGIN")
-        except psycopg.Error as exc:
-            raise self._failure(exc) from exc
-        return conn
-
-    def _connection(self) -> Psycopg:
-        if self._closed:
-            raise StorageError(f"{self._what} is closed")
-        if self._conn is None:
-            self._conn = self._open()
-        return self._conn
-
-    def _open(self) -> Psycopg:
-        """An autocommit connection (we issue BEGIN/COMMIT ourselves) on which the tables
-        exist. libpq reports an unreachable server, one still starting and a missing
-        database alike (no SQLSTATE), and all may heal: ServiceUnavailableException."""
-        try:
-            conn = psycopg.connect(
-                self._url, autocommit=True, connect_timeout=self._connect_timeout_s
-            )
-        except psycopg.OperationalError as exc:
-            raise ServiceUnavailableException(f"PostgreSQL is unavailable: {exc}") from exc
-        except psycopg.Error as exc:  # a malformed URL
-            raise StorageError(f"Connecting to PostgreSQL failed: {exc}") from exc
-        try:
-            self._ensure_tables(conn)
-        except BaseException as exc:
-            conn.close()
-            if isinstance(exc, psycopg.Error):
-                raise StorageError(f"Preparing {self._what} in PostgreSQL failed: {exc}") from exc
-            raise
-        return conn
+            self._db.close()
 
     def _ensure_tables(self, conn: Psycopg) -> None:
         if self._missing(conn):
@@ -249,16 +180,6 @@ class PostgresDialect:
             (self._tables,),
         ).fetchone()
         return row is None or int(row[0]) < len(self._tables)
-
-    def _failure(self, exc: psycopg.Error) -> StorageError:
-        """The error to raise for ``exc``; a lost connection is dropped for the next call."""
-        conn = self._conn
-        if conn is not None and conn.broken:
-            self._conn = None
-            with suppress(psycopg.Error):
-                conn.close()
-            return ServiceUnavailableException(f"Lost the PostgreSQL connection: {exc}")
-        return StorageError(f"{self._what} in PostgreSQL failed: {exc}")
 
 
 class PostgresLedger(SqlLedger):

@@ -34,22 +34,20 @@ Choices that keep PostgreSQL's answers identical to SQLite's:
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import psycopg
-from psycopg.pq import TransactionStatus
 
 from facelens.collection.index.collection_index import ANN_THRESHOLD
 from facelens.collection.stores.rows import BLOB_DTYPE
 from facelens.collection.stores.sql import SqlCollectionStore
 from facelens.collection.stores.sql_dialect import Batches, Tables, one
-from facelens.errors import ServiceUnavailableException, StorageError
-from facelens.postgres import Psycopg, QmarkConnection, qmark_to_psycopg
+from facelens.errors import StorageError
+from facelens.postgres import PostgresConnection, Psycopg, QmarkConnection, qmark_to_psycopg
 
 READ = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
 WRITE = "BEGIN ISOLATION LEVEL READ COMMITTED"
@@ -155,10 +153,12 @@ class PostgresDialect:
     row_lock = " FOR NO KEY UPDATE"
 
     def __init__(self, url: str, *, connect_timeout_s: int) -> None:
-        self._url = url
-        self._connect_timeout_s = connect_timeout_s
-        self._conn: Psycopg | None = None
-        self._closed = False
+        self._db = PostgresConnection(
+            url,
+            prepare=ensure_schema,
+            what="The collection store",
+            connect_timeout_s=connect_timeout_s,
+        )
 
     def id_list(self, ids: Sequence[str]) -> list[str]:
         return list(ids)
@@ -168,17 +168,8 @@ class PostgresDialect:
 
     @contextmanager
     def transaction(self, *, write: bool) -> Iterator[QmarkConnection]:
-        conn = self._begin(WRITE if write else READ)
-        try:
+        with self._db.transaction(WRITE if write else READ) as conn:
             yield QmarkConnection(conn)
-            conn.execute("COMMIT")
-        except BaseException as exc:
-            if not conn.broken and conn.info.transaction_status != TransactionStatus.IDLE:
-                with suppress(psycopg.Error):
-                    conn.execute("ROLLBACK")
-            if isinstance(exc, psycopg.Error):
-                raise self._failure(exc) from exc
-            raise
 
     def insert(
         self, conn: QmarkConnection, table: str, columns: str, rows: Sequence[tuple[Any, ...]]
@@ -231,79 +222,11 @@ class PostgresDialect:
         """A plain VACUUM of the tables that held the deleted rows; False: until a VACUUM
         FULL (the operator's call: an exclusive lock) the files may still hold them."""
         t = self.tables
-        try:
-            self._connection().execute(
-                f"VACUUM {t.faces}, {t.face_sources}, {t.users}, {t.face_deletions}"
-            )
-        except psycopg.Error as exc:
-            raise self._failure(exc) from exc
+        self._db.run(f"VACUUM {t.faces}, {t.face_sources}, {t.users}, {t.face_deletions}")
         return False
 
     def close(self) -> None:
-        self._closed = True
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            try:
-                conn.close()
-            except psycopg.Error as exc:
-                raise StorageError(f"Closing the PostgreSQL store failed: {exc}") from exc
-
-    def _connection(self) -> Psycopg:
-        if self._closed:
-            raise StorageError("The collection store is closed")
-        if self._conn is None:
-            self._conn = open_connection(self._url, connect_timeout_s=self._connect_timeout_s)
-        return self._conn
-
-    def _begin(self, begin: str) -> Psycopg:
-        conn = self._connection()
-        try:
-            conn.execute(begin)
-            return conn
-        except psycopg.Error as exc:
-            failure = self._failure(exc)
-            if not isinstance(failure, ServiceUnavailableException):
-                raise failure from exc
-        conn = self._connection()  # the old one died idle: nothing was lost, so try anew
-        try:
-            conn.execute(begin)
-        except psycopg.Error as exc:
-            raise self._failure(exc) from exc
-        return conn
-
-    def _failure(self, exc: psycopg.Error) -> StorageError:
-        """The error to raise for ``exc``; a lost connection is dropped for the next call."""
-        conn = self._conn
-        if conn is not None and conn.broken:
-            self._conn = None
-            with suppress(psycopg.Error):
-                conn.close()
-            return ServiceUnavailableException(f"Lost the PostgreSQL connection: {exc}")
-        return StorageError(f"PostgreSQL failed: {exc}")
-
-
-def open_connection(url: str, *, connect_timeout_s: int) -> Psycopg:
-    """An autocommit connection (we issue BEGIN/COMMIT ourselves) on an up-to-date schema.
-
-    Any failure to connect is ServiceUnavailableException: libpq reports an
-    unreachable server, a server still starting and a missing database alike
-    (no SQLSTATE), and all may heal without a change on our side. Its message
-    names the host and the reason, never the password.
-    """
-    try:
-        conn = psycopg.connect(url, autocommit=True, connect_timeout=connect_timeout_s)
-    except psycopg.OperationalError as exc:
-        raise ServiceUnavailableException(f"PostgreSQL is unavailable: {exc}") from exc
-    except psycopg.Error as exc:  # a malformed URL
-        raise StorageError(f"Connecting to PostgreSQL failed: {exc}") from exc
-    try:
-        ensure_schema(conn)
-    except BaseException as exc:
-        conn.close()
-        if isinstance(exc, psycopg.Error):
-            raise StorageError(f"Preparing the PostgreSQL schema failed: {exc}") from exc
-        raise
-    return conn
+        self._db.close()
 
 
 def ensure_schema(conn: Psycopg) -> None:
