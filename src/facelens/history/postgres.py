@@ -100,6 +100,8 @@ class PostgresDialect:
     row_lock = " FOR UPDATE"
     byte_order = ' COLLATE "C"'
     json_value = "?::json"
+    nulls_last = " NULLS LAST"  # NULL is above every value in PostgreSQL's order
+    last_id = "SELECT lastval()"  # the identity's sequence, as this session last used it
 
     def __init__(
         self,

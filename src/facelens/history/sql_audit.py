@@ -52,9 +52,9 @@ class SqlAuditLog:
         )
         try:
             with self._sql.transaction() as conn:
-                rows = conn.execute(
+                conn.execute(
                     f"INSERT INTO {self._table} (at, actor, action, target, collection_id,"
-                    " details) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+                    " details) VALUES (?, ?, ?, ?, ?, ?)",
                     (
                         entry.timestamp,
                         entry.actor,
@@ -63,13 +63,14 @@ class SqlAuditLog:
                         entry.collection_id,
                         entry.encoded,
                     ),
-                ).fetchall()
+                )
+                row = conn.execute(self._sql.last_id, ()).fetchone()
         except StorageError:
             entry.report_lost()
             raise
-        if not rows:
+        if row is None:
             raise StorageError("The database returned no id for an audit entry")
-        return entry.stored(int(rows[0][0]))
+        return entry.stored(int(row[0]))
 
     def entries(
         self,

@@ -73,6 +73,18 @@ class Dialect(Protocol):
         """The placeholder for a JSON text written to the ledger's ``message`` column."""
         ...
 
+    @property
+    def nulls_last(self) -> str:
+        """Appended to a descending ORDER BY term so that NULL sorts after every value
+        (empty where the database does so already: the SQL spelling needs SQLite 3.30)."""
+        ...
+
+    @property
+    def last_id(self) -> str:
+        """A query for the id that this connection's last INSERT gave its row (in the same
+        transaction; not ``RETURNING``, which needs SQLite 3.35)."""
+        ...
+
     def id_list(self, ids: Sequence[str]) -> object:
         """``ids`` as the one parameter :attr:`in_list` binds."""
         ...

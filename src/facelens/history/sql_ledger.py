@@ -265,7 +265,9 @@ class SqlLedger:
                 f" * {self._sql.number('BoundingBox', 'Height')}"
             )
             where += " AND key IS NOT NULL"
-            order = f"ORDER BY {area} DESC NULLS LAST, recognized_at DESC, recognition_id"
+            order = (
+                f"ORDER BY {area} DESC{self._sql.nulls_last}, recognized_at DESC, recognition_id"
+            )
         ids = self._sql.id_list(nul.matchable(stranger_ids))
         return self._select(f"{where} {order} LIMIT ?", [ids, limit])
 

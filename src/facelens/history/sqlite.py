@@ -87,6 +87,8 @@ class SqliteDialect:
     row_lock = ""  # BEGIN IMMEDIATE holds the file's write lock already
     byte_order = ""  # SQLite's default collation (BINARY) is byte order
     json_value = "?"
+    nulls_last = ""  # NULL is below every value, so a descending order puts it last
+    last_id = "SELECT last_insert_rowid()"
 
     def __init__(self, path: Path | str, *, schema: str, what: str, fsync: bool = False) -> None:
         self._db = SqliteDatabase(path, schema=schema, what=what, fsync=fsync)
