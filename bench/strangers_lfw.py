@@ -145,7 +145,7 @@ def score(truth: Sequence[str], assigned: Sequence[str]) -> dict[str, Any]:
 def cluster(vectors: np.ndarray, order: Sequence[int], threshold: float, model: str) -> Any:
     """Feeds the vectors in ``order`` through StrangerService.observe; returns ids and times."""
     from facelens.collection.stores.registry import open_store
-    from facelens.people.stranger_types import StrangerSettings
+    from facelens.people.stranger_model import StrangerSettings
     from facelens.people.strangers import StrangerService
 
     store = open_store("memory://")

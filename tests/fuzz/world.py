@@ -22,7 +22,7 @@ from facelens.collection.models import NewFace, QualityFilter
 from facelens.engine.types import Embedding
 from facelens.errors import ResourceNotFoundException
 from facelens.history.ledger import Recognition, Status
-from facelens.people.stranger_types import companion_id
+from facelens.people.stranger_model import companion_id
 from facelens.values.boxes import BoundingBox
 from facelens.wiring.server import ServerBundles
 from tests.fuzz.images import Photos

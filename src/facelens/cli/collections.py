@@ -23,7 +23,7 @@ from facelens.config import Settings
 from facelens.errors import ResourceNotFoundException
 from facelens.history.audit import cli_actor
 from facelens.people.matching import negatives_collection
-from facelens.people.stranger_types import companion_id
+from facelens.people.stranger_model import companion_id
 from facelens.rendering import rekognition_json
 from facelens.rendering.rule import describe_json
 from facelens.wiring.people import match_policy, open_gallery

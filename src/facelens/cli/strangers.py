@@ -20,8 +20,8 @@ from facelens.config import Settings
 from facelens.errors import InvalidParameterException
 from facelens.history.audit import cli_actor
 from facelens.people.stranger_curation import StrangerCuration
-from facelens.people.stranger_types import named_json, stranger_json
 from facelens.people.strangers import StrangerService
+from facelens.rendering.strangers import named_json, stranger_json
 from facelens.wiring.people import stranger_curation, stranger_service
 from facelens.wiring.stores import open_audit, open_collections, open_ledger, open_profiles
 

@@ -53,7 +53,7 @@ from facelens.errors import ResourceNotFoundException
 from facelens.history.audit import Actor, AuditLog, Context, with_context
 from facelens.history.ledger import Recognition, RecognitionLedger
 from facelens.people.matching import NEGATIVES_SUFFIX
-from facelens.people.stranger_types import STRANGERS_SUFFIX
+from facelens.people.stranger_model import STRANGERS_SUFFIX
 from facelens.profiles.store import ProfileStore
 from facelens.storage.protocol import ObjectStore
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from facelens.history.audit import Actor, AuditAction, AuditLog, Context, record_as
-from facelens.people.stranger_types import NamedStranger, Stranger
+from facelens.people.stranger_model import NamedStranger, Stranger
 from facelens.people.strangers import StrangerService
 
 

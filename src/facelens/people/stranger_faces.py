@@ -19,7 +19,7 @@ from facelens.collection.stores.store import CollectionStore
 from facelens.engine.types import Embedding
 from facelens.errors import ResourceNotFoundException
 from facelens.history.ledger import RecognitionLedger
-from facelens.people.stranger_types import stranger_number
+from facelens.people.stranger_model import stranger_number
 from facelens.values.boxes import BoundingBox
 
 _WHOLE = BoundingBox(width=1.0, height=1.0, left=0.0, top=0.0)

@@ -17,7 +17,7 @@ from typing import TypeVar
 from facelens.collection.models import StoredFace
 from facelens.collection.stores.store import CollectionStore
 from facelens.people.stranger_faces import faces_of
-from facelens.people.stranger_types import Stranger, companion_id
+from facelens.people.stranger_model import Stranger, companion_id
 
 PAIRING_SECONDS = 10.0
 """Longest gap between a stranger's face and a sighting for the sighting to stand for it."""

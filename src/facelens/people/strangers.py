@@ -42,7 +42,7 @@ from facelens.errors import (
 )
 from facelens.history.ledger import RecognitionLedger, StrangerSeen
 from facelens.people import stranger_faces as sf
-from facelens.people.stranger_types import (
+from facelens.people.stranger_model import (
     ID_PREFIX,
     Crop,
     NamedStranger,

@@ -29,7 +29,7 @@ from facelens.people.matching import MatchPolicy
 from facelens.people.profiles import ProfileService
 from facelens.people.retention import ExpireStrangers, RetentionJob
 from facelens.people.stranger_curation import StrangerCuration
-from facelens.people.stranger_types import StrangerSettings
+from facelens.people.stranger_model import StrangerSettings
 from facelens.people.strangers import StrangerService
 from facelens.profiles.store import ProfileStore
 from facelens.storage.protocol import ObjectStore

@@ -22,7 +22,7 @@ from facelens.engine.protocol import FaceEngine
 from facelens.history.audit import AuditAction
 from facelens.history.ledger import Status
 from facelens.people.stranger_faces import faces_of
-from facelens.people.stranger_types import companion_id
+from facelens.people.stranger_model import companion_id
 from tests.integration.api.test_dashboard import call, login, multipart, origin, post_form
 from tests.integration.people.corrections_helpers import (
     NICOLE,

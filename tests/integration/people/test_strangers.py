@@ -26,7 +26,7 @@ from facelens.collection.models import QualityFilter
 from facelens.collection.service import CollectionService
 from facelens.engine.protocol import FaceEngine
 from facelens.history.ledger import Status
-from facelens.people.stranger_types import companion_id
+from facelens.people.stranger_model import companion_id
 from facelens.people.strangers import StrangerService
 from tests.integration.recognizer.conftest import (
     COLLECTION,

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from facelens.config import RetentionSettings
-from facelens.people.stranger_types import companion_id
+from facelens.people.stranger_model import companion_id
 from tests.integration.people.test_strangers import Crops, people_crops, recognize  # noqa: F401
 from tests.integration.recognizer.conftest import (
     COLLECTION,

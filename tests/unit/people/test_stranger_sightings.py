@@ -8,12 +8,12 @@ import numpy as np
 
 from facelens.collection.models import NewFace, StoredFace
 from facelens.collection.stores.registry import open_store
+from facelens.people.stranger_model import Stranger, companion_id
 from facelens.people.stranger_sightings import (
     PAIRING_SECONDS,
     faces_with_sightings,
     pair_sightings,
 )
-from facelens.people.stranger_types import Stranger, companion_id
 from facelens.values.boxes import BoundingBox
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)

@@ -28,7 +28,7 @@ from facelens.errors import (
 from facelens.history.ledger import Recognition, RecognitionLedger, Status
 from facelens.history.sqlite import SqliteLedger
 from facelens.people.stranger_faces import aliases, evictable
-from facelens.people.stranger_types import StrangerSettings, companion_id, stranger_number
+from facelens.people.stranger_model import StrangerSettings, companion_id, stranger_number
 from facelens.people.strangers import StrangerService
 from facelens.profiles.registry import open_profile_store
 from facelens.profiles.store import ProfileStore

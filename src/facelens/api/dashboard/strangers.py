@@ -48,8 +48,8 @@ from facelens.enrolment import person_id
 from facelens.errors import FacelensError, ResourceNotFoundException
 from facelens.history.audit import Actor
 from facelens.people.stranger_curation import StrangerCuration
+from facelens.people.stranger_model import Stranger
 from facelens.people.stranger_sightings import faces_with_sightings
-from facelens.people.stranger_types import Stranger
 from facelens.people.strangers import StrangerService
 from facelens.profiles.store import ProfileStore
 

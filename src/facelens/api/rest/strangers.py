@@ -1,6 +1,6 @@
 """Strangers under ``/api/v1/collections/{id}/strangers``: list, show, name, merge, split.
 
-The same JSON as ``facelens strangers`` prints (:mod:`facelens.people.stranger_types`).
+The same JSON as ``facelens strangers`` prints (:mod:`facelens.people.stranger_model`).
 Reading needs the ``read`` role, changing ``admin``; changes go through
 :class:`facelens.people.stranger_curation.StrangerCuration`, which records
 them as the caller's. The routes are plain ``def``: FastAPI runs them in its
@@ -17,7 +17,7 @@ from facelens.api.actors import request_actor
 from facelens.api.context import Curation, Strangers
 from facelens.api.rest import models
 from facelens.api.rest.params import Admin, Reader
-from facelens.people.stranger_types import named_json, stranger_json
+from facelens.rendering.strangers import named_json, stranger_json
 
 router = APIRouter(tags=["strangers"])
 
