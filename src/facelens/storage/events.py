@@ -191,6 +191,7 @@ def _parse_record(record: Any, where: str) -> ObjectCreated | None:
         ) from exc
     if not bucket_name or not key:
         raise InvalidEventException(f"{where} names an empty bucket or key")
+    _no_nul(key, f"{where}.s3.object.key")
     return ObjectCreated(
         bucket=bucket_name,
         key=key,
@@ -212,6 +213,8 @@ def _field(container: Mapping[str, Any], name: str, kind: type[Any], where: str)
         raise InvalidEventException(
             f"{where}.{name} must be {_KINDS[kind]}, not {type(value).__name__}"
         )
+    if isinstance(value, str):
+        _no_nul(value, f"{where}.{name}")
     return value
 
 
@@ -219,6 +222,15 @@ def _optional(container: Mapping[str, Any], name: str, where: str) -> str:
     value = container.get(name, "")
     if not isinstance(value, str):
         raise InvalidEventException(f"{where}.{name} must be a string")
+    return _no_nul(value, f"{where}.{name}")
+
+
+def _no_nul(value: str, where: str) -> str:
+    """``value``, unless it holds NUL (U+0000): no object store holds such a key
+    (:func:`facelens.storage.keys.check_key`) and the history refuses to record it, so an
+    event naming one is invalid here, once, instead of failing twice further on."""
+    if "\x00" in value:
+        raise InvalidEventException(f"{where} must not hold a NUL character")
     return value
 
 

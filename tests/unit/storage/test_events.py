@@ -270,6 +270,11 @@ def _with(path: str, value: Any) -> bytes:
         (_with("eventTime", "2024-13-01T00:00:00Z"), "not a valid time"),
         (_with("eventTime", "2024-02-30T00:00:00.000Z"), "not a valid time"),
         (_with("awsRegion", 1), "awsRegion must be a string"),
+        # NUL (U+0000): no object store holds such a key, and the history cannot record it.
+        (_with("s3.object.key", "a%00b"), "key must not hold a NUL"),
+        (_with("s3.bucket.name", "a\x00b"), "name must not hold a NUL"),
+        (_with("s3.object.eTag", "\x00"), "eTag must not hold a NUL"),
+        (_with("awsRegion", "eu\x00"), "awsRegion must not hold a NUL"),
     ],
 )
 def test_malformed_messages_raise_invalid_event_with_the_reason(
