@@ -42,6 +42,36 @@ def qmark_to_psycopg(sql: str) -> str:
     return sql.replace("?", "%s")
 
 
+def create_missing_tables(
+    conn: Psycopg, *, tables: Sequence[str], schema: Sequence[str], lock: int
+) -> None:
+    """Runs ``schema`` (idempotent statements: ``IF NOT EXISTS``) when one of ``tables`` is
+    missing, holding the advisory lock ``lock`` (a ``pg_advisory_xact_lock`` key).
+
+    Why: two hosts starting on an empty database would race on ``CREATE TABLE
+    IF NOT EXISTS`` (one fails on the catalog's unique index); under the lock
+    the second finds the tables made. A database whose tables exist costs one
+    small query and needs no CREATE privilege, so a role limited to reading
+    and writing rows works once they exist.
+    """
+    if _missing(conn, tables):
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock,))
+            for statement in schema:
+                conn.execute(statement)
+
+
+def _missing(conn: Psycopg, tables: Sequence[str]) -> bool:
+    """Whether one of ``tables`` is missing from the schemas on the search path (looked up in
+    ``pg_tables``, a snapshot read, not ``to_regclass``'s catalog cache)."""
+    row = conn.execute(
+        "SELECT COUNT(*) FROM pg_catalog.pg_tables"
+        " WHERE tablename = ANY(%s) AND schemaname = ANY (current_schemas(false))",
+        (list(tables),),
+    ).fetchone()
+    return row is None or int(row[0]) < len(tables)
+
+
 class PostgresConnection:
     """One lazily opened autocommit connection to ``url`` (we issue BEGIN/COMMIT ourselves),
     given to ``prepare`` (its schema) when opened; ``what`` names the store in errors.

@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from facelens.errors import InvalidParameterException, ServiceUnavailableException
@@ -170,3 +171,19 @@ def test_postgres_down_is_service_unavailable() -> None:
     store = PostgresProfileStore("postgresql://127.0.0.1:1/none", connect_timeout=2)
     with pytest.raises(ServiceUnavailableException):
         store.get("anna")
+
+
+def test_postgres_connection_lost_while_idle_is_replaced(postgres_db: str) -> None:
+    """A server restart or failover between two calls costs nothing but a reconnect."""
+    store = PostgresProfileStore(postgres_db)
+    store.put("anna", {"Name": "Anna"})
+    with psycopg.connect(postgres_db, autocommit=True) as admin:
+        killed = admin.execute(
+            "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity"  # waits, up to 10 s
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchall()
+    assert killed == [(True,)]
+    got = store.get("anna")
+    assert got is not None
+    assert got.attributes == {"Name": "Anna"}
+    store.close()

@@ -45,7 +45,12 @@ from typing import Any
 from facelens.history.sql_audit import SqlAuditLog
 from facelens.history.sql_dialect import Lease, Tables
 from facelens.history.sql_ledger import SqlLedger
-from facelens.postgres import PostgresConnection, Psycopg, QmarkConnection
+from facelens.postgres import (
+    PostgresConnection,
+    Psycopg,
+    QmarkConnection,
+    create_missing_tables,
+)
 
 SCHEMA_LOCK = 0x66_6C_68_69_73_74_72_31
 """``pg_advisory_xact_lock`` key ("flhistr1") held while history tables are created."""
@@ -167,21 +172,7 @@ class PostgresDialect:
             self._db.close()
 
     def _ensure_tables(self, conn: Psycopg) -> None:
-        if self._missing(conn):
-            with conn.transaction():
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
-                for statement in self._schema:
-                    conn.execute(statement)
-
-    def _missing(self, conn: Psycopg) -> bool:
-        """Whether one of the tables is missing (then every statement runs again, under the
-        lock: they are all ``IF NOT EXISTS``)."""
-        row = conn.execute(
-            "SELECT COUNT(*) FROM pg_catalog.pg_tables"
-            " WHERE tablename = ANY(%s) AND schemaname = ANY (current_schemas(false))",
-            (self._tables,),
-        ).fetchone()
-        return row is None or int(row[0]) < len(self._tables)
+        create_missing_tables(conn, tables=self._tables, schema=self._schema, lock=SCHEMA_LOCK)
 
 
 class PostgresLedger(SqlLedger):

@@ -11,10 +11,13 @@ import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from facelens.errors import InvalidParameterException, ServiceUnavailableException, StorageError
+from psycopg.types.json import Jsonb
+
+from facelens.errors import InvalidParameterException, StorageError
 from facelens.pagination import decode_token, encode_token
+from facelens.postgres import PostgresConnection, Psycopg, create_missing_tables
 from facelens.profiles.types import (
     MAX_ITEM_BYTES,
     Profile,
@@ -24,58 +27,62 @@ from facelens.profiles.types import (
     served_item,
 )
 
-if TYPE_CHECKING:
-    import psycopg
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS facelens_profiles (
+_TABLE = "facelens_profiles"
+_SCHEMA = (
+    f"""CREATE TABLE IF NOT EXISTS {_TABLE} (
     profile_id TEXT PRIMARY KEY,
     item JSONB NOT NULL,
     updated_at TIMESTAMPTZ NOT NULL
+)""",
 )
-"""
+SCHEMA_LOCK = 0x66_6C_70_72_6F_66_6C_31
+"""``pg_advisory_xact_lock`` key ("flprofl1") held while the profile table is created."""
 _SCOPE = "profiles"
 _COLUMNS = "profile_id, item, updated_at"
 
 
 class PostgresProfileStore:
-    """:class:`~facelens.profiles.store.ProfileStore` on PostgreSQL; connects on first use."""
+    """:class:`~facelens.profiles.store.ProfileStore` on PostgreSQL; connects on first use.
+
+    Its connection is :class:`facelens.postgres.PostgresConnection` (how it
+    opens, lives and fails: one that died while idle is replaced once,
+    silently), serialised by a lock: one store serves a process's threads.
+    ``connect_timeout``: seconds libpq waits for the server.
+    """
 
     def __init__(self, url: str, *, connect_timeout: int = 5) -> None:
-        self._url = url
-        self._connect_timeout = connect_timeout
         self._lock = threading.Lock()
-        self._conn: psycopg.Connection[tuple[Any, ...]] | None = None
+        self._db = PostgresConnection(
+            url,
+            prepare=_ensure_table,
+            what="The profile store",
+            connect_timeout_s=connect_timeout,
+        )
 
     def put(self, profile_id: str, attributes: Mapping[str, Any]) -> Profile:
-        from psycopg.types.json import Jsonb
-
         item = make_item(profile_id, attributes)
-        with self._cursor() as cur:
-            cur.execute(
-                f"INSERT INTO facelens_profiles VALUES (%s, %s, %s) ON CONFLICT (profile_id)"
+        with self._transaction() as conn:
+            row = conn.execute(
+                f"INSERT INTO {_TABLE} VALUES (%s, %s, %s) ON CONFLICT (profile_id)"
                 f" DO UPDATE SET item = EXCLUDED.item, updated_at = EXCLUDED.updated_at"
                 f" RETURNING {_COLUMNS}",
                 (profile_id, Jsonb(item), datetime.now(UTC)),
-            )
-            return _profile(cur.fetchone())
+            ).fetchone()
+        return _profile(row)
 
     def update(self, profile_id: str, attributes: Mapping[str, Any]) -> Profile:
         """Merges in the database; the merged item is held to the 400 KB limit there too
         (jsonb's text is ``json.dumps``' layout: the same bytes :func:`make_item` counts)."""
-        from psycopg.types.json import Jsonb
-
         item = make_item(profile_id, attributes)
-        with self._cursor() as cur:
-            cur.execute(
-                f"INSERT INTO facelens_profiles VALUES (%s, %s, %s) ON CONFLICT (profile_id)"
-                f" DO UPDATE SET item = facelens_profiles.item || EXCLUDED.item,"
+        with self._transaction() as conn:
+            row = conn.execute(
+                f"INSERT INTO {_TABLE} VALUES (%s, %s, %s) ON CONFLICT (profile_id)"
+                f" DO UPDATE SET item = {_TABLE}.item || EXCLUDED.item,"
                 f" updated_at = EXCLUDED.updated_at"
-                f" WHERE octet_length((facelens_profiles.item || EXCLUDED.item)::text) <= %s"
+                f" WHERE octet_length(({_TABLE}.item || EXCLUDED.item)::text) <= %s"
                 f" RETURNING {_COLUMNS}",
                 (profile_id, Jsonb(item), datetime.now(UTC), MAX_ITEM_BYTES),
-            )
-            row = cur.fetchone()
+            ).fetchone()
         if row is None:  # the WHERE refused the merge: nothing was written
             raise InvalidParameterException(
                 f"The merged item would be over {MAX_ITEM_BYTES} bytes of JSON"
@@ -84,31 +91,29 @@ class PostgresProfileStore:
 
     def get(self, profile_id: str) -> Profile | None:
         check_profile_id(profile_id)
-        with self._cursor() as cur:
-            cur.execute(
-                f"SELECT {_COLUMNS} FROM facelens_profiles WHERE profile_id = %s", (profile_id,)
-            )
-            row = cur.fetchone()
+        with self._transaction() as conn:
+            row = conn.execute(
+                f"SELECT {_COLUMNS} FROM {_TABLE} WHERE profile_id = %s", (profile_id,)
+            ).fetchone()
         return None if row is None else _profile(row)
 
     def delete(self, profile_id: str) -> bool:
         check_profile_id(profile_id)
-        with self._cursor() as cur:
-            cur.execute("DELETE FROM facelens_profiles WHERE profile_id = %s", (profile_id,))
-            return cur.rowcount > 0
+        with self._transaction() as conn:
+            cursor = conn.execute(f"DELETE FROM {_TABLE} WHERE profile_id = %s", (profile_id,))
+        return cursor.rowcount > 0
 
     def list(self, *, max_results: int = 100, next_token: str | None = None) -> ProfilePage:
         if max_results < 1:
             raise InvalidParameterException("MaxResults must be at least 1")
         after = "" if next_token is None else decode_token(next_token, scope=_SCOPE, key="id")
-        with self._cursor() as cur:
+        with self._transaction() as conn:
             # COLLATE "C": byte order, the same order SQLite's keyset pages walk.
-            cur.execute(
-                f'SELECT {_COLUMNS} FROM facelens_profiles WHERE profile_id COLLATE "C" > %s'
+            rows = conn.execute(
+                f'SELECT {_COLUMNS} FROM {_TABLE} WHERE profile_id COLLATE "C" > %s'
                 f' ORDER BY profile_id COLLATE "C" LIMIT %s',
                 (after, max_results + 1),
-            )
-            rows = cur.fetchall()
+            ).fetchall()
         token = None
         if len(rows) > max_results:
             rows = rows[:max_results]
@@ -118,54 +123,23 @@ class PostgresProfileStore:
     def purge_deleted(self) -> bool:
         """A plain VACUUM of the table; False: until a VACUUM FULL (the operator's call: an
         exclusive lock) PostgreSQL's files may still hold deleted profiles' bytes."""
-        import psycopg
-
         with self._lock:
-            try:
-                self._connect().execute("VACUUM facelens_profiles")
-            except psycopg.OperationalError as exc:
-                self._drop_connection()
-                raise ServiceUnavailableException(f"PostgreSQL is unreachable: {exc}") from exc
-            except psycopg.Error as exc:
-                raise StorageError(f"The PostgreSQL profile store failed: {exc}") from exc
+            self._db.run(f"VACUUM {_TABLE}")
         return False
 
     def close(self) -> None:
         with self._lock:
-            conn, self._conn = self._conn, None
-            if conn is not None:
-                conn.close()
+            self._db.close()
 
     @contextmanager
-    def _cursor(self) -> Iterator[psycopg.Cursor[tuple[Any, ...]]]:
-        import psycopg
+    def _transaction(self) -> Iterator[Psycopg]:
+        """BEGIN ... COMMIT under the lock, rolled back on any exception."""
+        with self._lock, self._db.transaction() as conn:
+            yield conn
 
-        with self._lock:
-            try:
-                conn = self._connect()
-                with conn.transaction(), conn.cursor() as cur:
-                    yield cur
-            except psycopg.OperationalError as exc:
-                self._drop_connection()
-                raise ServiceUnavailableException(f"PostgreSQL is unreachable: {exc}") from exc
-            except psycopg.Error as exc:
-                raise StorageError(f"The PostgreSQL profile store failed: {exc}") from exc
 
-    def _connect(self) -> psycopg.Connection[tuple[Any, ...]]:
-        import psycopg
-
-        if self._conn is None or self._conn.closed:
-            conn = psycopg.connect(
-                self._url, autocommit=True, connect_timeout=self._connect_timeout
-            )
-            conn.execute(_SCHEMA)
-            self._conn = conn
-        return self._conn
-
-    def _drop_connection(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            conn.close()
+def _ensure_table(conn: Psycopg) -> None:
+    create_missing_tables(conn, tables=(_TABLE,), schema=_SCHEMA, lock=SCHEMA_LOCK)
 
 
 def _profile(row: tuple[Any, ...] | None) -> Profile:
