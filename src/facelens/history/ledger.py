@@ -77,6 +77,18 @@ class RecognitionLedger(Protocol):
         InvalidParameterException (:mod:`facelens.history.nul`)."""
         ...
 
+    def drop_abandoned_claims(self, ended_seconds: float, *, dry_run: bool = False) -> int:
+        """Deletes the claims whose lease ended more than ``ended_seconds`` ago (by the clock
+        leases are timed by); how many (in a dry run: how many are due, nothing deleted).
+
+        Why: a claim is ended by recording its outcome, so one taken but never
+        recorded (its worker crashed, or gave the event up) would stay forever.
+        Dropping it changes nobody's right to the event (a claim whose lease has
+        run out is free to take already); it only ends the trace of who took it,
+        and until when. A held claim (its lease not ended) is never dropped.
+        ``ended_seconds`` below 0 (or NaN) is InvalidParameterException."""
+        ...
+
     def record(self, recognition: Recognition) -> bool:
         """Stores the outcome, atomically; False when that recognition id was already there
         (whichever process or host recorded it first). InvalidParameterException, and nothing

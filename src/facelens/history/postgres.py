@@ -43,7 +43,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from facelens.history.sql_audit import SqlAuditLog
-from facelens.history.sql_dialect import Lease, Tables
+from facelens.history.sql_dialect import Moment, Tables
 from facelens.history.sql_ledger import SqlLedger
 from facelens.postgres import (
     PostgresConnection,
@@ -143,12 +143,8 @@ class PostgresDialect:
         moment: datetime = value
         return moment.astimezone(UTC)
 
-    def lease(self, seconds: float) -> Lease:
-        return Lease(
-            ends="clock_timestamp() + make_interval(secs => ?)",
-            now="clock_timestamp()",
-            parameters=(seconds,),
-        )
+    def from_now(self, seconds: float) -> Moment:
+        return Moment("clock_timestamp() + make_interval(secs => ?)", (seconds,))
 
     @contextmanager
     def transaction(self) -> Iterator[QmarkConnection]:

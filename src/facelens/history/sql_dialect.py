@@ -33,13 +33,11 @@ class Tables:
 
 
 @dataclass(frozen=True, slots=True)
-class Lease:
-    """How a claim's lease is timed in SQL: ``ends`` (the value stored as the lease's end)
-    and ``now`` (what an expired lease's end is below), with ``parameters`` bound in that
-    order."""
+class Moment:
+    """A time in SQL, by the clock claims' leases are timed by: ``sql`` (a value to compare
+    with or store in ``claims.until``), with ``parameters`` bound in order."""
 
-    ends: str
-    now: str
+    sql: str
     parameters: tuple[Any, ...]
 
 
@@ -110,8 +108,8 @@ class Dialect(Protocol):
         """A time the ledger stored (:meth:`time`), in UTC."""
         ...
 
-    def lease(self, seconds: float) -> Lease:
-        """A lease of ``seconds`` from now, by the clock every claimant sees."""
+    def from_now(self, seconds: float) -> Moment:
+        """The time ``seconds`` from now (negative: ago), by the clock every claimant sees."""
         ...
 
     def transaction(self) -> AbstractContextManager[Connection]:

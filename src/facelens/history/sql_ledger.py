@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from facelens.errors import InvalidParameterException
 from facelens.history import nul
 from facelens.history.ledger import (
     CROP_DELETED,
@@ -61,16 +62,16 @@ class SqlLedger:
 
     def claim(self, recognition_id: str, owner: str, *, lease_seconds: float) -> bool:
         """See :meth:`~facelens.history.ledger.RecognitionLedger.claim` and the module's
-        docstring; the lease is timed by the dialect's clock (:meth:`Dialect.lease`)."""
+        docstring; the lease is timed by the dialect's clock (:meth:`Dialect.from_now`)."""
         nul.refuse(recognition_id=recognition_id, owner=owner)
-        lease = self._sql.lease(lease_seconds)
+        ends, now = self._sql.from_now(lease_seconds), self._sql.from_now(0)
         with self._sql.transaction() as conn:
             taken = conn.execute(
-                f"INSERT INTO {self._claims} AS c VALUES (?, ?, {lease.ends})"
+                f"INSERT INTO {self._claims} AS c VALUES (?, ?, {ends.sql})"
                 " ON CONFLICT (recognition_id) DO UPDATE"
                 " SET owner = excluded.owner, until = excluded.until"
-                f" WHERE c.owner = excluded.owner OR c.until < {lease.now}",
-                (recognition_id, owner, *lease.parameters),
+                f" WHERE c.owner = excluded.owner OR c.until < {now.sql}",
+                (recognition_id, owner, *ends.parameters, *now.parameters),
             )
             if taken.rowcount <= 0:
                 return False
@@ -81,6 +82,24 @@ class SqlLedger:
                 self._end_claim(conn, recognition_id)
                 return False
         return True
+
+    def drop_abandoned_claims(self, ended_seconds: float, *, dry_run: bool = False) -> int:
+        """See :meth:`~facelens.history.ledger.RecognitionLedger.drop_abandoned_claims`; timed
+        by the clock leases are (:meth:`Dialect.from_now`). A claim taken again meanwhile has
+        a lease in the future, so it is never dropped (SQLite's ``BEGIN IMMEDIATE`` holds the
+        file; PostgreSQL's DELETE waits for the row and checks it again)."""
+        if not ended_seconds >= 0:  # also NaN: a negative age would drop live claims
+            raise InvalidParameterException(
+                f"A claim's lease ends at least 0 seconds ago, not {ended_seconds}"
+            )
+        before = self._sql.from_now(-ended_seconds)
+        where = f"FROM {self._claims} WHERE until < {before.sql}"
+        with self._sql.transaction() as conn:
+            if dry_run:
+                row = conn.execute(f"SELECT COUNT(*) {where}", before.parameters).fetchone()
+                return 0 if row is None else int(row[0])
+            cursor = conn.execute(f"DELETE {where}", before.parameters)
+        return cursor.rowcount
 
     def record(self, recognition: Recognition) -> bool:
         """Stores the outcome and ends its claim; False when that recognition id was already

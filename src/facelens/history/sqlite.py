@@ -30,7 +30,7 @@ from typing import Any
 
 from facelens.history.ledger import stamp
 from facelens.history.sql_audit import SqlAuditLog
-from facelens.history.sql_dialect import Lease, Tables
+from facelens.history.sql_dialect import Moment, Tables
 from facelens.history.sql_ledger import SqlLedger
 from facelens.sql import Connection
 from facelens.sqlite import SqliteDatabase
@@ -60,7 +60,8 @@ CREATE TABLE IF NOT EXISTS claims (
 );
 """
 """``claims.until``: Unix seconds when the claim's lease ends (a row goes when its outcome is
-recorded). A file of an older facelens gets the table on first open."""
+recorded, or when retention drops it, abandoned). A file of an older facelens gets the table on
+first open."""
 
 AUDIT_SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit (
@@ -111,9 +112,8 @@ class SqliteDialect:
     def read_time(self, value: Any) -> datetime:
         return datetime.fromisoformat(value)
 
-    def lease(self, seconds: float) -> Lease:
-        now = time.time()
-        return Lease(ends="?", now="?", parameters=(now + seconds, now))
+    def from_now(self, seconds: float) -> Moment:
+        return Moment("?", (time.time() + seconds,))  # claims.until: Unix seconds
 
     def transaction(self) -> AbstractContextManager[Connection]:
         return self._db.transaction()

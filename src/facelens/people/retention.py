@@ -13,6 +13,11 @@ and their sightings) are forgotten once not seen for ``strangers_hours``, throug
 the same :class:`~facelens.people.forget.Forgetter` as ``facelens forget``, so
 nothing of them is left in any file either.
 
+Each run also drops the ledger's abandoned claims: events a worker claimed
+but never recorded an outcome for (it crashed, or gave the event up), whose
+lease ended more than :data:`ABANDONED_CLAIM_S` ago; recording is what ends
+a claim, so without this their rows would stay forever.
+
 Ages count from the recognition (``recognized_at``), or for a crop without a
 record from the object's ``last_modified``. A deleted crop's record stays (the
 history), with bucket and key NULL and ``CropDeleted`` in its message, so a
@@ -44,6 +49,16 @@ BATCH = 500
 """Records or objects handled per query or listing page."""
 STRANGER_STATUSES = [Status.UNKNOWN, Status.ERROR]
 """Crops kept for ``stranger_crops_hours``: unknown faces and dead letters."""
+ABANDONED_CLAIM_S = 86_400.0
+"""Seconds (a day) after its lease ended that a claim no outcome ended is dropped.
+
+Why a day: dropping it changes nothing about who may handle the event (a
+claim whose lease ended is free to take already), so the age only decides how
+long the trace of who took it stays. A day is far beyond any lease (a lease is
+the event source's ``events.visibility_timeout``: 30 s by default, at most 12 h
+on SQS), so a redelivered event has long been claimed again, and it leaves the
+morning after a crash to see which host held what; the table stays the size
+of one day's abandoned events."""
 
 
 class StrangerExpiry(Protocol):
@@ -68,6 +83,8 @@ class RetentionReport:
     """The deleted (or due) crops' keys, oldest record first, then the orphans."""
     forgotten_strangers: tuple[str, ...] = ()
     """Anonymous persons forgotten whole (not seen for ``strangers_hours``)."""
+    abandoned_claims: int = 0
+    """The ledger's claims dropped, abandoned (:data:`ABANDONED_CLAIM_S`)."""
 
     @property
     def deleted(self) -> int:
@@ -82,13 +99,16 @@ class RetentionReport:
             "Failed": self.failed,
             "Keys": list(self.keys),
             "ForgottenStrangers": list(self.forgotten_strangers),
+            "AbandonedClaims": self.abandoned_claims,
         }
 
 
 @dataclass
 class _Tally:
     dry_run: bool
-    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(("i", "s", "o", "f"), 0))
+    counts: dict[str, int] = field(
+        default_factory=lambda: dict.fromkeys(("i", "s", "o", "f", "c"), 0)
+    )
     keys: list[str] = field(default_factory=list)
     strangers: list[str] = field(default_factory=list)
 
@@ -102,6 +122,7 @@ class _Tally:
             self.dry_run,
             tuple(self.keys),
             tuple(self.strangers),
+            c["c"],
         )
 
 
@@ -137,12 +158,19 @@ class RetentionJob:
         self.batch = batch
 
     def run_once(self, now: datetime | None = None, *, dry_run: bool = False) -> RetentionReport:
-        """Deletes every crop due at ``now`` (default: the current time); never raises a
-        back end's error (it is logged, and what is left is due again next run)."""
+        """Deletes every crop due at ``now`` (default: the current time) and drops the
+        abandoned claims (timed by the ledger's clock, as their leases are, not by ``now``);
+        never raises a back end's error (it is logged, and what is left is due again next
+        run)."""
         now = now or datetime.now(UTC)
         s = self.settings
         tally = _Tally(dry_run)
         try:
+            # First, as it needs the ledger only: an object store that is down stops the
+            # run, and these rows would wait for it.
+            tally.counts["c"] = self.ledger.drop_abandoned_claims(
+                ABANDONED_CLAIM_S, dry_run=dry_run
+            )
             if s.strangers_hours is not None and self.strangers is not None:
                 # First: a forgotten stranger's crops go with them, whatever their age.
                 cutoff = now - timedelta(hours=s.strangers_hours)
@@ -163,13 +191,15 @@ class RetentionJob:
         verb = "would delete" if dry_run else "deleted"
         _log.info(
             "retention: %s %d identified, %d stranger crops (and %d never recognized); "
-            "%d strangers forgotten",
+            "%d strangers forgotten; %d abandoned claims",
             verb,
             report.identified,
             report.strangers,
             report.orphans,
             len(report.forgotten_strangers),
+            report.abandoned_claims,
         )
+        # A dropped claim is the ledger's bookkeeping, no one's data: alone, it is not audited.
         changed = report.deleted or report.forgotten_strangers
         if self.audit is not None and changed and not dry_run:
             self._record(self.audit, report)

@@ -129,6 +129,34 @@ def test_a_claim_is_one_owner_s_until_recorded_or_its_lease_runs_out(
     assert b.claim("r1", "host-b", lease_seconds=LONG_LEASE_S)
 
 
+def test_claims_whose_lease_ended_long_ago_are_dropped_and_no_other(
+    open_ledger_on: OpenLedger,
+) -> None:
+    """Retention's sweep of claims never ended by an outcome; a negative lease is one that
+    ended that long ago (by the clock leases are timed by, the database's on PostgreSQL)."""
+    a, b = open_ledger_on(), open_ledger_on()
+    assert a.claim("abandoned", "host-a", lease_seconds=-120)
+    assert a.claim("lapsed", "host-a", lease_seconds=-1)  # ended, but not long ago
+    assert a.claim("held", "host-a", lease_seconds=LONG_LEASE_S)
+    assert a.claim("done", "host-a", lease_seconds=LONG_LEASE_S)
+    assert a.record(outcome("done"))  # its claim ended with it
+
+    assert b.drop_abandoned_claims(60, dry_run=True) == 1
+    assert b.drop_abandoned_claims(0, dry_run=True) == 2
+    assert b.drop_abandoned_claims(60) == 1
+    assert b.drop_abandoned_claims(60) == 0
+    assert b.drop_abandoned_claims(0) == 1  # "lapsed"; never "held"
+    assert b.drop_abandoned_claims(0, dry_run=True) == 0
+    # Nothing changed hands: a lapsed claim was free already, a held one still is not.
+    assert not b.claim("held", "host-b", lease_seconds=LONG_LEASE_S)
+    assert b.claim("abandoned", "host-b", lease_seconds=LONG_LEASE_S)
+    assert not a.claim("abandoned", "host-a", lease_seconds=LONG_LEASE_S)
+    assert not b.claim("done", "host-b", lease_seconds=LONG_LEASE_S)
+    for age in (-1.0, float("nan")):
+        with pytest.raises(InvalidParameterException):
+            b.drop_abandoned_claims(age)
+
+
 def test_owners_racing_for_one_claim_get_it_once(open_ledger_on: OpenLedger) -> None:
     ledgers = [open_ledger_on() for _ in range(4)]
     for n in range(10):

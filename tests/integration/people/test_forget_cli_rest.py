@@ -60,6 +60,7 @@ def test_forget_and_retention_commands(
         "Failed": 0,
         "Keys": [old_unknown],
         "ForgottenStrangers": [],
+        "AbandonedClaims": 0,
     }
     done = out(facelens("retention", "run", env=cli_env))
     assert (done["DryRun"], done["StrangerCrops"], done["Keys"]) == (False, 1, [old_unknown])

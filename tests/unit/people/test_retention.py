@@ -16,7 +16,12 @@ from facelens.config import RetentionSettings
 from facelens.errors import ServiceUnavailableException
 from facelens.history.ledger import CROP_DELETED, Recognition, RecognitionLedger, Status
 from facelens.history.sqlite import SqliteLedger
-from facelens.people.retention import RetentionJob, RetentionRunner, start_retention
+from facelens.people.retention import (
+    ABANDONED_CLAIM_S,
+    RetentionJob,
+    RetentionRunner,
+    start_retention,
+)
 from facelens.storage.local import LocalObjectStore
 
 BUCKET = "facelens"
@@ -192,6 +197,27 @@ def test_a_store_that_is_down_is_retried_next_run(
     store.up = True
     assert job.run_once(NOW).deleted == 4
     assert [k for k in crops["due"] if world.exists(k)] == []
+
+
+def test_claims_abandoned_long_ago_are_dropped_and_counted(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A claim no outcome ended (its worker crashed): a negative lease ended that long ago."""
+    ledger = world.ledger
+    assert ledger.claim("crashed", "host-a", lease_seconds=-(ABANDONED_CLAIM_S + 60))
+    assert ledger.claim("lapsed", "host-a", lease_seconds=-(ABANDONED_CLAIM_S - 60))
+    assert ledger.claim("held", "host-a", lease_seconds=60)
+    job = world.job(RetentionSettings())  # whatever the crops' settings: the claims go
+    due = job.run_once(NOW, dry_run=True)
+    assert (due.abandoned_claims, due.as_json()["AbandonedClaims"]) == (1, 1)
+    assert ledger.drop_abandoned_claims(0, dry_run=True) == 2  # a dry run dropped nothing
+    with caplog.at_level(logging.INFO, logger="facelens.people.retention"):
+        report = job.run_once(NOW)
+    assert (report.abandoned_claims, report.deleted, report.failed) == (1, 0, 0)
+    assert "strangers forgotten; 1 abandoned claims" in caplog.text
+    assert ledger.drop_abandoned_claims(0, dry_run=True) == 1  # "lapsed" stays, for now
+    assert job.run_once(NOW).abandoned_claims == 0
+    assert not ledger.claim("held", "host-b", lease_seconds=60)
 
 
 def test_more_than_one_batch(world: World) -> None:
