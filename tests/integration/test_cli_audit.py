@@ -68,3 +68,35 @@ def test_enrol_and_forget_from_the_cli(cli_env: dict[str, str], testdata: Path) 
     assert user_id not in str(entries)
     assert face_id not in str(entries)
     assert out(facelens("audit", "--target", user_id, env=cli_env))["Entries"] == []
+
+
+@pytest.mark.slow
+def test_the_profile_enroll_prints_and_user_changes_are_recorded(
+    cli_env: dict[str, str], testdata: Path
+) -> None:
+    enrolled = out(
+        facelens(
+            "enroll",
+            str(testdata / "people/obama/obama_1.jpg"),
+            "--name",
+            "Barack Obama",
+            env=cli_env,
+        )
+    )
+    user_id, (face_id,) = enrolled["UserId"], enrolled["FaceIds"]
+    assert enrolled["Profile"]["Name"] == "Barack Obama"
+    user = ("--collection-id", "faces", "--user-id", user_id)
+    facelens("users", "disassociate", *user, "--face-ids", face_id, env=cli_env)
+    facelens("users", "create", "--collection-id", "faces", "--user-id", "joe", env=cli_env)
+
+    entries = out(facelens("audit", env=cli_env))["Entries"]
+    me = f"cli:{getpass.getuser()}"
+    assert [(e["Action"], e["Target"], e["Actor"]) for e in reversed(entries)] == [
+        ("enrol", user_id, me),
+        ("profile-read", user_id, me),
+        ("disassociate", user_id, me),
+        ("create-user", "joe", me),
+    ]
+    assert entries[2]["Details"] == {"Via": "enroll"}
+    assert entries[2]["CollectionId"] == "faces"
+    assert entries[1]["Details"] == {"FaceIds": [face_id]}

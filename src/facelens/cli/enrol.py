@@ -4,7 +4,8 @@ Indexes each photo's largest face into the recognizer's collection (made on
 first use), creates or extends the user named after the person, and writes
 the profile (``Name`` plus any ``--attr``). A folder shows a progress bar;
 a photo without a usable face is reported, not fatal, unless none had one.
-The enrolment records itself in the audit log as ``cli:<os user>``.
+The enrolment records itself in the audit log as ``cli:<os user>``, and so
+does the read of the profile it prints.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from facelens.config import Settings
 from facelens.enrolment import Photo, enrol_person
 from facelens.errors import InvalidParameterException, ResourceNotFoundException
 from facelens.history.audit import cli_actor
-from facelens.wiring.people import enrolment
+from facelens.wiring.people import enrolment, profile_service
 from facelens.wiring.stores import open_audit, open_collections, open_profiles
 
 
@@ -46,20 +47,25 @@ def enroll(
     def action(stack: ExitStack) -> dict[str, Any]:
         attributes = parse_attrs(attrs or [])
         photos = _photos(path)
+        actor = cli_actor()
         profiles = open_profiles(settings, stack)
-        parts = enrolment(open_collections(settings, stack), profiles, open_audit(settings, stack))
+        audit = open_audit(settings, stack)
+        parts = enrolment(open_collections(settings, stack), profiles, audit)
         with Progress(transient=True, disable=len(photos) < 2) as progress:
             task = progress.add_task(f"Enrolling {name}", total=len(photos))
             report = enrol_person(
                 parts,
-                cli_actor(),
+                actor,
                 collection,
                 name,
                 [Photo(label=p.name, body=p) for p in photos],  # each read when its turn comes
                 attributes=attributes,
                 advance=lambda: progress.advance(task),
             )
-        profile = profiles.get(report.user_id)
+        # The profile printed is a read of it, recorded as such (the enrolment is not one).
+        profile = profile_service(profiles, audit).get(
+            actor, report.user_id, collection_id=collection, context={"Via": "enroll"}
+        )
         out: dict[str, Any] = {
             "CollectionId": collection,
             "UserId": report.user_id,

@@ -1,6 +1,7 @@
 """`facelens users create|associate|disassociate|list|delete|search`.
 
-Associating faces and deleting a user go through :class:`facelens.people.gallery.Gallery`,
+Creating a user, associating and disassociating faces and deleting a user go through
+:class:`facelens.people.gallery.Gallery`,
 ``delete --delete-faces`` through :class:`facelens.people.forget.Forgetter`; both record
 what they did in the audit log as ``cli:<os user>``.
 """
@@ -43,7 +44,7 @@ def create(collection_id: CollectionId, user_id: UserIdOpt) -> None:
     settings = Settings()
 
     def action(stack: ExitStack) -> dict[str, Any]:
-        open_collections(settings, stack).users.create_user(collection_id, user_id)
+        open_gallery(settings, stack).create_user(cli_actor(), collection_id, user_id)
         return {}
 
     run(action)
@@ -78,8 +79,8 @@ def disassociate(collection_id: CollectionId, user_id: UserIdOpt, face_ids: Face
     settings = Settings()
     run(
         lambda stack: rekognition_json.disassociate_faces(
-            open_collections(settings, stack).users.disassociate_faces(
-                collection_id, user_id, split_ids(face_ids)
+            open_gallery(settings, stack).disassociate_faces(
+                cli_actor(), collection_id, user_id, split_ids(face_ids)
             )
         )
     )

@@ -88,6 +88,8 @@ LOCAL = Actor("local")
 
 class AuditAction(StrEnum):
     ENROL = "enrol"
+    CREATE_USER = "create-user"
+    DISASSOCIATE = "disassociate"
     DELETE_FACE = "delete-face"
     DELETE_USER = "delete-user"
     DELETE_COLLECTION = "delete-collection"

@@ -6,10 +6,11 @@ API, the Rekognition endpoint, the CLI) calls these methods with its
 :class:`~facelens.history.audit.Actor`, and the method records the entry
 itself, right after the change succeeded (:mod:`facelens.history.audit`):
 one operation reads alike in the log whichever way it came, and no front end
-can change the gallery unrecorded. What holds no biometric data of anyone
-(creating a collection or an empty user, searching, listing, taking a face
-off a user) is not recorded, and front ends call the collection services
-for it directly.
+can change the gallery unrecorded. Creating a user and taking faces off one
+are recorded too: they hold no face, but they change whom faces are said to
+belong to, which is what an identification answers. What changes nobody's
+data (creating a collection, searching, listing) is not recorded, and front
+ends call the collection services for it directly.
 
 Enrolling a person in one step (user, faces and profile) is
 :mod:`facelens.enrolment`; forgetting one is :mod:`facelens.people.forget`.
@@ -27,6 +28,7 @@ from facelens.collection.analysis import FaceAnalyzer, ImageInput
 from facelens.collection.models import (
     AssociateFacesResult,
     DeleteFacesResult,
+    DisassociateFacesResult,
     IndexFacesResult,
     QualityFilter,
 )
@@ -195,6 +197,20 @@ class Gallery:
         )
 
     # -- users --
+    def create_user(
+        self, actor: Actor, collection_id: str, user_id: str, *, context: Context | None = None
+    ) -> None:
+        """CreateUser; recorded: the user is whom faces associated later will belong to."""
+        self.users.create_user(collection_id, user_id)
+        record_as(
+            self.audit,
+            actor,
+            AuditAction.CREATE_USER,
+            user_id,
+            collection_id=collection_id,
+            context=context,
+        )
+
     def associate_faces(
         self,
         actor: Actor,
@@ -220,6 +236,31 @@ class Gallery:
             details=details,
             context=context,
         )
+        return result
+
+    def disassociate_faces(
+        self,
+        actor: Actor,
+        collection_id: str,
+        user_id: str,
+        face_ids: Sequence[str],
+        *,
+        context: Context | None = None,
+    ) -> DisassociateFacesResult:
+        """DisassociateFaces (the faces stay in the collection, nobody's); recorded, with the
+        FaceIds taken off the user, when any was."""
+        result = self.users.disassociate_faces(collection_id, user_id, face_ids)
+        ids = list(result.disassociated_face_ids)
+        if ids:
+            record_as(
+                self.audit,
+                actor,
+                AuditAction.DISASSOCIATE,
+                user_id,
+                collection_id=collection_id,
+                details={"FaceIds": ids},
+                context=context,
+            )
         return result
 
     def delete_user(self, actor: Actor, collection_id: str, user_id: str) -> None:

@@ -56,16 +56,22 @@ class ProfileService:
         profile = self.store.get(profile_id)
         if profile is not None or record_miss:
             details = {"Found": profile is not None} if record_miss else {}
-            record_as(
-                self.audit,
-                actor,
-                AuditAction.PROFILE_READ,
-                profile_id,
-                collection_id=collection_id,
-                details=details,
-                context=context,
-            )
+            self._read(actor, profile_id, collection_id, details, context)
         return profile
+
+    def get_many(
+        self, actor: Actor, profile_ids: Sequence[str], *, context: Context | None = None
+    ) -> dict[str, Profile]:
+        """The profiles of ``profile_ids`` that exist, by id, recorded as
+        :meth:`read_together`: a page that shows everyone's name (the dashboard's people
+        list) is one read, and one entry, however many people it names."""
+        found: dict[str, Profile] = {}
+        for profile_id in dict.fromkeys(profile_ids):
+            profile = self.store.get(profile_id)
+            if profile is not None:
+                found[profile_id] = profile
+        self.read_together(actor, list(found.values()), context=context)
+        return found
 
     def list(
         self,
@@ -122,6 +128,24 @@ class ProfileService:
         )
         return profile
 
+    def put_returning_old(
+        self,
+        actor: Actor,
+        profile_id: str,
+        attributes: Mapping[str, Any],
+        *,
+        context: Context | None = None,
+    ) -> Profile | None:
+        """Stores ``attributes`` as the profile (:meth:`put`) and hands back the one it
+        replaced (None: there was none), as DynamoDB's PutItem with ``ReturnValues`` ALL_OLD
+        does; the old profile is recorded as read once the write succeeded, before it
+        leaves (a failed write hands nothing out)."""
+        old = self.store.get(profile_id)
+        self.put(actor, profile_id, attributes, context=context)
+        if old is not None:
+            self._read(actor, profile_id, None, {}, context)
+        return old
+
     def delete(
         self,
         actor: Actor,
@@ -145,3 +169,38 @@ class ProfileService:
                 context=context,
             )
         return deleted
+
+    def delete_returning_old(
+        self,
+        actor: Actor,
+        profile_id: str,
+        *,
+        context: Context | None = None,
+        record_miss: bool = False,
+    ) -> Profile | None:
+        """Deletes the profile (:meth:`delete`) and hands it back (None: there was none), as
+        DynamoDB's DeleteItem with ``ReturnValues`` ALL_OLD does; the profile deleted is
+        recorded as read too, after the deletion and before it leaves."""
+        old = self.store.get(profile_id)
+        self.delete(actor, profile_id, context=context, record_miss=record_miss)
+        if old is not None:
+            self._read(actor, profile_id, None, {}, context)
+        return old
+
+    def _read(
+        self,
+        actor: Actor,
+        profile_id: str,
+        collection_id: str | None,
+        details: Mapping[str, Any],
+        context: Context | None,
+    ) -> None:
+        record_as(
+            self.audit,
+            actor,
+            AuditAction.PROFILE_READ,
+            profile_id,
+            collection_id=collection_id,
+            details=details,
+            context=context,
+        )

@@ -187,7 +187,7 @@ def test_forgetting_a_person_leaves_only_a_pseudonym(api_server: ApiServer, test
         json={"FaceIds": [face_id]},
     )
     rest(api_server, "PUT", "/profiles/barack", json={"Name": "Barack Obama"})
-    assert len(audit(api_server, target="barack")) == 2
+    assert len(audit(api_server, target="barack")) == 3
 
     rest(api_server, "DELETE", f"/collections/{COLLECTION}/users/barack", params={"forget": "true"})
 
@@ -205,6 +205,7 @@ def test_forgetting_a_person_leaves_only_a_pseudonym(api_server: ApiServer, test
         "forget",
         "profile-write",
         "enrol",
+        "create-user",
     ]
 
 
@@ -231,3 +232,84 @@ def test_the_dashboard_names_the_logged_in_key(api_server: ApiServer, testdata: 
     (read,) = audit(api_server, action="profile-read")
     assert read["Actor"] == "dashboard:test-reader"
     assert read["Target"] == "barack"
+
+
+def test_rest_create_user_is_recorded(api_server: ApiServer) -> None:
+    rest(api_server, "POST", "/collections", json={"CollectionId": COLLECTION}, expect=201)
+    rest(
+        api_server,
+        "POST",
+        f"/collections/{COLLECTION}/users",
+        json={"UserId": "barack"},
+        expect=201,
+    )
+    (created,) = audit(api_server, action="create-user")
+    assert (created["Actor"], created["Target"]) == ("api-key:test-admin", "barack")
+    assert created["CollectionId"] == COLLECTION
+
+
+@pytest.mark.slow
+def test_sdk_user_changes_and_old_items_are_recorded(api_server: ApiServer, testdata: Path) -> None:
+    rekognition = client(api_server, "rekognition")
+    rekognition.create_collection(CollectionId=COLLECTION)
+    indexed = rekognition.index_faces(
+        CollectionId=COLLECTION, Image={"Bytes": photo(testdata, "biden")}, MaxFaces=1
+    )
+    face_id = indexed["FaceRecords"][0]["Face"]["FaceId"]
+    rekognition.create_user(CollectionId=COLLECTION, UserId="joe")
+    rekognition.associate_faces(CollectionId=COLLECTION, UserId="joe", FaceIds=[face_id])
+    rekognition.disassociate_faces(CollectionId=COLLECTION, UserId="joe", FaceIds=[face_id])
+
+    dynamodb = client(api_server, "dynamodb")
+    dynamodb.create_table(
+        TableName="people",
+        KeySchema=[{"AttributeName": "FaceId", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "FaceId", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    key = {"FaceId": {"S": face_id}}
+    dynamodb.put_item(TableName="people", Item={**key, "Name": {"S": "Joe"}})
+    replaced = dynamodb.put_item(
+        TableName="people", Item={**key, "Name": {"S": "Joe Biden"}}, ReturnValues="ALL_OLD"
+    )
+    assert replaced["Attributes"]["Name"] == {"S": "Joe"}
+    deleted = dynamodb.delete_item(TableName="people", Key=key, ReturnValues="ALL_OLD")
+    assert deleted["Attributes"]["Name"] == {"S": "Joe Biden"}
+
+    entries = audit(api_server, actor="access-key:test-sdk")
+    assert [(e["Action"], e["Target"]) for e in reversed(entries)] == [
+        ("enrol", face_id),
+        ("create-user", "joe"),
+        ("enrol", "joe"),
+        ("disassociate", "joe"),
+        ("profile-write", face_id),
+        ("profile-write", face_id),
+        ("profile-read", face_id),  # the old item PutItem handed back
+        ("profile-delete", face_id),
+        ("profile-read", face_id),  # the item DeleteItem handed back
+    ]
+    assert entries[5]["Details"] == {"Via": "DisassociateFaces", "FaceIds": [face_id]}
+    assert entries[2]["Details"] == {"Table": "people", "Via": "PutItem"}
+    assert entries[0]["Details"] == {"Table": "people", "Via": "DeleteItem"}
+
+
+def test_the_dashboards_lists_of_names_are_one_read_each(api_server: ApiServer) -> None:
+    rest(api_server, "POST", "/collections", json={"CollectionId": "faces"}, expect=201)
+    for user in ("barack", "joe"):
+        rest(api_server, "POST", "/collections/faces/users", json={"UserId": user}, expect=201)
+    rest(api_server, "PUT", "/profiles/barack", json={"Name": "Barack Obama"})
+
+    session = login(api_server, api_server.reader_token)
+    page = page_call(api_server, "/ui/people", headers={"Cookie": session})
+    assert page.status == 200, page.text
+    assert "Barack Obama" in page.text
+    # The names to pick from, for an unknown face and for a stranger.
+    for path in ("/ui/unknown", "/ui/strangers"):
+        page = page_call(api_server, path, headers={"Cookie": session})
+        assert page.status == 200, page.text
+
+    reads = audit(api_server, action="profile-read")
+    assert [(e["Actor"], e["Target"], e["Details"]) for e in reversed(reads)] == [
+        ("dashboard:test-reader", "*", {"Via": f"dashboard {name}", "ProfileIds": ["barack"]})
+        for name in ("people", "unknown", "strangers")
+    ]

@@ -50,7 +50,7 @@ def test_each_change_is_recorded_once_as_the_actor(
         ME, CID, photo(testdata, "obama", "obama_2.jpg"), max_faces=1, context={"Via": "IndexFaces"}
     )
     [other_id] = [r.face.face_id for r in second.face_records]
-    gallery.users.create_user(CID, "barack")  # holds no biometric data: not recorded
+    gallery.users.create_user(CID, "barack")  # past the gallery: not recorded
     gallery.associate_faces(ME, CID, "barack", [face_id])
     gallery.delete_user(ME, CID, "barack")
     gallery.delete_faces(ME, CID, [other_id, "00000000-0000-4000-8000-000000000000"])
@@ -78,3 +78,24 @@ def test_what_did_not_happen_is_not_recorded(
     with pytest.raises(ResourceNotFoundException):
         gallery.index_faces(ME, "no-such-collection", photo(testdata, "obama", "obama_1.jpg"))
     assert entries(audit) == []
+
+
+def test_creating_a_user_and_taking_faces_off_one_are_recorded(
+    gallery: Gallery, audit: SqliteAuditLog, testdata: Path
+) -> None:
+    obama = photo(testdata, "obama", "obama_1.jpg")
+    [face_id] = [r.face.face_id for r in gallery.collections.index_faces(CID, obama).face_records]
+    via = {"Via": "CreateUser"}
+    gallery.create_user(ME, CID, "barack", context=via)
+    gallery.users.associate_faces(CID, "barack", [face_id])  # past the gallery: not recorded
+    nobody = "00000000-0000-4000-8000-000000000000"
+    result = gallery.disassociate_faces(ME, CID, "barack", [face_id, nobody])
+    assert result.disassociated_face_ids == [face_id]
+    # Nothing taken off: nothing recorded.
+    assert gallery.disassociate_faces(ME, CID, "barack", [nobody]).disassociated_face_ids == []
+
+    got = [(e.actor, e.action, e.target, e.collection_id, dict(e.details)) for e in entries(audit)]
+    assert got == [
+        ("cli:tester", AuditAction.CREATE_USER, "barack", CID, via),
+        ("cli:tester", AuditAction.DISASSOCIATE, "barack", CID, {"FaceIds": [face_id]}),
+    ]

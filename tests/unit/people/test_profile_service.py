@@ -101,3 +101,41 @@ def test_the_entry_points_context_goes_beside_the_operations_own_details(
     read, written = entries(audit)
     assert (read.collection_id, dict(read.details)) == ("faces", {"Via": "identify"})
     assert dict(written.details) == {"Via": "PutItem", "Attributes": ["Name"], "Merge": False}
+
+
+def test_a_page_of_names_is_one_entry_naming_the_profiles_found(
+    service: ProfileService, audit: SqliteAuditLog
+) -> None:
+    for person in ("anna", "ben"):
+        service.store.put(person, {"Name": person.title()})
+    found = service.get_many(ANNA, ["ben", "nobody", "anna", "ben"], context={"Via": "list"})
+    assert {k: p.attributes["Name"] for k, p in found.items()} == {"ben": "Ben", "anna": "Anna"}
+    assert service.get_many(ANNA, ["nobody"]) == {}  # nothing read: nothing recorded
+    [listed] = entries(audit)
+    assert (listed.action, listed.target) == (AuditAction.PROFILE_READ, EVERYONE)
+    assert dict(listed.details) == {"Via": "list", "ProfileIds": ["ben", "anna"]}
+
+
+def test_an_old_profile_handed_back_is_recorded_as_read_after_the_change(
+    service: ProfileService, audit: SqliteAuditLog
+) -> None:
+    put = {"Table": "people", "Via": "PutItem"}
+    assert service.put_returning_old(ANNA, "ben", {"Name": "Ben"}, context=put) is None
+    old = service.put_returning_old(ANNA, "ben", {"Name": "Benjamin"}, context=put)
+    assert old is not None
+    assert old.attributes == {"Name": "Ben"}
+    delete = {"Table": "people", "Via": "DeleteItem"}
+    gone = service.delete_returning_old(ANNA, "ben", context=delete, record_miss=True)
+    assert gone is not None
+    assert gone.attributes == {"Name": "Benjamin"}
+    assert service.delete_returning_old(ANNA, "ben", context=delete, record_miss=True) is None
+
+    got = [(e.action, e.target, dict(e.details)) for e in entries(audit)]
+    assert got == [
+        (AuditAction.PROFILE_WRITE, "ben", {**put, "Attributes": ["Name"], "Merge": False}),
+        (AuditAction.PROFILE_WRITE, "ben", {**put, "Attributes": ["Name"], "Merge": False}),
+        (AuditAction.PROFILE_READ, "ben", put),
+        (AuditAction.PROFILE_DELETE, "ben", {**delete, "Found": True}),
+        (AuditAction.PROFILE_READ, "ben", delete),
+        (AuditAction.PROFILE_DELETE, "ben", {**delete, "Found": False}),
+    ]

@@ -25,7 +25,8 @@ Role: reading (DescribeTable, ListTables, GetItem, Scan) needs ``read``;
 everything else ``admin``. Items are read and written through
 :class:`facelens.people.profiles.ProfileService` as the signing key's actor,
 which records each read and write in the audit log (the table and the
-operation as its context).
+operation as its context); the old item ``ReturnValues`` ALL_OLD hands back
+is recorded as read too.
 """
 
 from __future__ import annotations
@@ -148,8 +149,11 @@ def put_item(t: ProfileTables, p: Json, caller: Caller) -> Json:
     table = t.catalogue.require(p.get("TableName"))
     all_old = _all_old(p)
     profile_id, attributes = item_id(table, p.get("Item"))
-    old = t.profiles.get(profile_id) if all_old else None
-    caller.profiles.put(caller.actor, profile_id, attributes, context=_context(table, "PutItem"))
+    context = _context(table, "PutItem")
+    if not all_old:
+        caller.profiles.put(caller.actor, profile_id, attributes, context=context)
+        return {}
+    old = caller.profiles.put_returning_old(caller.actor, profile_id, attributes, context=context)
     return {} if old is None else {"Attributes": typed_item(table, old)}
 
 
@@ -170,9 +174,12 @@ def delete_item(t: ProfileTables, p: Json, caller: Caller) -> Json:
     table = t.catalogue.require(p.get("TableName"))
     all_old = _all_old(p)
     profile_id = key_id(table, p.get("Key"))
-    old = t.profiles.get(profile_id) if all_old else None
-    caller.profiles.delete(
-        caller.actor, profile_id, context=_context(table, "DeleteItem"), record_miss=True
+    context = _context(table, "DeleteItem")
+    if not all_old:
+        caller.profiles.delete(caller.actor, profile_id, context=context, record_miss=True)
+        return {}
+    old = caller.profiles.delete_returning_old(
+        caller.actor, profile_id, context=context, record_miss=True
     )
     return {} if old is None else {"Attributes": typed_item(table, old)}
 

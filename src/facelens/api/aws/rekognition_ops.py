@@ -5,7 +5,8 @@ Rekognition's names and types (:class:`Params`), call
 :class:`~facelens.collection.service.CollectionService` or
 :class:`~facelens.collection.users.UserService` (the :class:`RekognitionParts`
 the route hands them), or, for a change the audit log records (IndexFaces,
-DeleteFaces, AssociateFaces, DeleteUser, DeleteCollection), the
+DeleteFaces, CreateUser, AssociateFaces, DisassociateFaces, DeleteUser,
+DeleteCollection), the
 :class:`~facelens.people.gallery.Gallery` acting for the :class:`Caller`,
 and shape the answer with :mod:`facelens.rendering.rekognition_json`.
 They are synchronous and CPU-bound (decoding, detection, embedding): the
@@ -309,8 +310,10 @@ def compare_faces(i: ImageParts, p: Params) -> Json:
 # -- users --
 
 
-def create_user(c: RekognitionParts, p: Params, _caller: Caller) -> Json:
-    c.users.create_user(p.string("CollectionId"), p.string("UserId"))
+def create_user(c: RekognitionParts, p: Params, caller: Caller) -> Json:
+    caller.gallery.create_user(
+        caller.actor, p.string("CollectionId"), p.string("UserId"), context={"Via": "CreateUser"}
+    )
     return {}
 
 
@@ -340,9 +343,13 @@ def associate_faces(c: RekognitionParts, p: Params, caller: Caller) -> Json:
     return rekognition_json.associate_faces(result)
 
 
-def disassociate_faces(c: RekognitionParts, p: Params, _caller: Caller) -> Json:
-    result = c.users.disassociate_faces(
-        p.string("CollectionId"), p.string("UserId"), p.strings("FaceIds")
+def disassociate_faces(c: RekognitionParts, p: Params, caller: Caller) -> Json:
+    result = caller.gallery.disassociate_faces(
+        caller.actor,
+        p.string("CollectionId"),
+        p.string("UserId"),
+        p.strings("FaceIds"),
+        context={"Via": "DisassociateFaces"},
     )
     return rekognition_json.disassociate_faces(result)
 

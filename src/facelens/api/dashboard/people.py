@@ -41,14 +41,25 @@ from facelens.api.context import (
 )
 from facelens.api.dashboard.enrol import name_unknown
 from facelens.api.dashboard.sightings import corrections_of, sightings, with_corrections
-from facelens.api.dashboard.web import Editor, Viewer, back, form_text, name_of, page
+from facelens.api.dashboard.web import (
+    Editor,
+    Viewer,
+    back,
+    form_text,
+    name_of,
+    page,
+    shown_name,
+)
+from facelens.collection.models import UserInfo
 from facelens.collection.stores.store import CollectionStore
 from facelens.collection.users import UserService
 from facelens.config import RecognizerSettings
 from facelens.enrolment import Photo, enrol_person, remove_face
 from facelens.errors import FacelensError, InvalidParameterException, ResourceNotFoundException
+from facelens.history.audit import Actor
 from facelens.history.ledger import Status
 from facelens.people.matching import MatchPolicy, open_set_rule, summarise
+from facelens.people.profiles import ProfileService
 from facelens.profiles.store import ProfileStore
 from facelens.profiles.types import key_attribute
 from facelens.rendering.rule import rule_sentences
@@ -75,21 +86,32 @@ class Person:
         return "".join(w[0] for w in words[:2]).upper() or "?"
 
 
-def _people(users: UserService, profiles: ProfileStore, collection_id: str) -> list[Person]:
-    found: list[Person] = []
+def _people(
+    users: UserService,
+    profiles: ProfileService,
+    actor: Actor,
+    collection_id: str,
+    *,
+    via: str,
+) -> list[Person]:
+    """Everyone enrolled, by name. The names are one read of their profiles, recorded once
+    for the page (``via``: which one) with every id it shows."""
+    listed: list[UserInfo] = []
     token: str | None = None
     try:
         for _ in range(MAX_PEOPLE_PAGES):
-            listed = users.list_users(collection_id, max_results=500, next_token=token)
-            found += [
-                Person(u.user_id, name_of(profiles, u.user_id), u.face_count) for u in listed.users
-            ]
-            token = listed.next_token
+            page = users.list_users(collection_id, max_results=500, next_token=token)
+            listed += page.users
+            token = page.next_token
             if token is None:
                 break
     except ResourceNotFoundException:  # no collection yet: nobody is enrolled
         return []
-    return sorted(found, key=lambda p: (p.name.casefold(), p.user_id))
+    found = profiles.get_many(actor, [u.user_id for u in listed], context={"Via": via})
+    people = [
+        Person(u.user_id, shown_name(found.get(u.user_id), u.user_id), u.face_count) for u in listed
+    ]
+    return sorted(people, key=lambda p: (p.name.casefold(), p.user_id))
 
 
 def _person_path(user_id: str) -> str:
@@ -138,10 +160,11 @@ def people(
     _who: Viewer,
     ctx: Context,
     users: Users,
-    profiles: Profiles,
+    profiles: ProfileAccess,
     policy: Policy,
 ) -> Response:
-    found = _people(users, profiles, ctx.collection_id)
+    actor = request_actor(request)
+    found = _people(users, profiles, actor, ctx.collection_id, via="dashboard people")
     note = _rule_note(policy, ctx.recognizer, ctx.collection_id, found)
     return page(request, "people.html", people=found, rule=note, active="people")
 
@@ -334,14 +357,15 @@ def unknown(
     ctx: Context,
     ledger: Ledger,
     users: Users,
-    profiles: Profiles,
+    profiles: ProfileAccess,
 ) -> Response:
     records = ledger.history(limit=UNKNOWN_SHOWN, status=Status.UNKNOWN)
+    actor = request_actor(request)
     return page(
         request,
         "unknown.html",
         sightings=sightings(ctx.crops, records),
-        people=_people(users, profiles, ctx.collection_id),
+        people=_people(users, profiles, actor, ctx.collection_id, via="dashboard unknown"),
         active="unknown",
     )
 

@@ -35,13 +35,22 @@ from facelens.api.context import (
     Curation,
     Forget,
     Ledger,
+    ProfileAccess,
     Profiles,
     Store,
     Strangers,
     Users,
 )
 from facelens.api.dashboard.sightings import Sighting, crop_url, sightings
-from facelens.api.dashboard.web import Editor, Viewer, back, form_text, name_of, page
+from facelens.api.dashboard.web import (
+    Editor,
+    Viewer,
+    back,
+    form_text,
+    name_of,
+    page,
+    shown_name,
+)
 from facelens.api.parts import CropPlace
 from facelens.collection.stores.store import CollectionStore
 from facelens.enrolment import person_id
@@ -116,15 +125,20 @@ def strangers(
     _who: Viewer,
     ctx: Context,
     users: Users,
-    profiles: Profiles,
+    profiles: ProfileAccess,
     service: Strangers,
 ) -> Response:
     names: list[str] = []
     try:
         listed = users.list_users(ctx.collection_id, max_results=500)
-        names = sorted({name_of(profiles, u.user_id) for u in listed.users}, key=str.casefold)
     except ResourceNotFoundException:
         pass
+    else:
+        # The names offered to choose from: one recorded read of the people they name.
+        ids = [u.user_id for u in listed.users]
+        actor = request_actor(request)
+        found = profiles.get_many(actor, ids, context={"Via": "dashboard strangers"})
+        names = sorted({shown_name(found.get(i), i) for i in ids}, key=str.casefold)
     cards = _cards(service, ctx.crops, ctx.collection_id)
     return page(request, "strangers.html", strangers=cards, names=names, active="strangers")
 

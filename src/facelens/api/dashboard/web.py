@@ -36,6 +36,7 @@ from facelens.errors import (
     UnrecognizedClientException,
 )
 from facelens.profiles.store import ProfileStore
+from facelens.profiles.types import Profile
 
 HERE = Path(__file__).parent
 TEMPLATES = HERE / "templates"
@@ -209,7 +210,11 @@ def _uuid_or_none(text: str | None) -> str | None:
 
 def name_of(profiles: ProfileStore, person_id: str) -> str:
     """The profile's ``Name`` of a person (UserId or FaceId), else the id itself."""
-    profile = profiles.get(person_id)
+    return shown_name(profiles.get(person_id), person_id)
+
+
+def shown_name(profile: Profile | None, person_id: str) -> str:
+    """The ``Name`` of ``profile`` (the person's, already read), else the person's id."""
     name = profile.attributes.get("Name") if profile is not None else None
     return str(name) if name else person_id
 

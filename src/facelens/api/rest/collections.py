@@ -181,12 +181,13 @@ def list_users(
     **_ANSWER,
 )
 def create_user(
+    request: Request,
     _: Admin,
-    users: Users,
+    gallery: GalleryChanges,
     collection_id: str,
     user_id: Annotated[str, Body(embed=True, alias="UserId")],
 ) -> dict[str, Any]:
-    users.create_user(collection_id, user_id)
+    gallery.create_user(request_actor(request), collection_id, user_id)
     return {"UserId": user_id}
 
 
