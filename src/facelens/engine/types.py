@@ -120,11 +120,3 @@ class FaceDetail:
     def pixel_size(self) -> float:
         """The shorter side of the face box in pixels (what SMALL_BOUNDING_BOX checks)."""
         return min(self.face.box.width, self.face.box.height)
-
-
-@dataclass(frozen=True, slots=True)
-class AnalyzedFace:
-    """A face with its embedding: what collections store and search with."""
-
-    detail: FaceDetail
-    embedding: Embedding
