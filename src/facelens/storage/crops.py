@@ -20,18 +20,31 @@ TRACK = "track-id"
 CAPTURED = "captured-at"
 CONFIDENCE = "confidence"
 FRAME_BOX = "frame-box"
+VISIT = "visit-id"
+LOOK = "look"
+LOOK_QUALITY = "look-quality"
 
 
 @dataclass(frozen=True)
 class CropMetadata:
     """camera: the edge runner's thing name; captured_at: frame time (aware, UTC);
-    confidence: detection confidence 0-1; frame_box: the face in the full frame, pixels."""
+    confidence: detection confidence 0-1; frame_box: the face in the full frame, pixels.
+
+    visit_id: the visit (one person continuously in view of this camera) the crop is a
+    look of (:mod:`facelens.history.visits`); look: its number within the visit, 0 for
+    the first; look_quality: how identifiable the edge judged it, 0-1, the weight the
+    recognizer fuses it with. A crop without a visit id (another uploader's) is a visit
+    of one look.
+    """
 
     camera: str | None = None
     captured_at: datetime | None = None
     track_id: str | None = None
     confidence: float | None = None
     frame_box: PixelBox | None = None
+    visit_id: str | None = None
+    look: int | None = None
+    look_quality: float | None = None
 
     def to_metadata(self) -> dict[str, str]:
         out: dict[str, str] = {}
@@ -46,6 +59,12 @@ class CropMetadata:
         if self.frame_box is not None:
             b = self.frame_box
             out[FRAME_BOX] = f"{b.left:.1f},{b.top:.1f},{b.right:.1f},{b.bottom:.1f}"
+        if self.visit_id is not None:
+            out[VISIT] = self.visit_id
+        if self.look is not None:
+            out[LOOK] = str(self.look)
+        if self.look_quality is not None:
+            out[LOOK_QUALITY] = f"{self.look_quality:.4f}"
         return out
 
     @classmethod
@@ -57,6 +76,9 @@ class CropMetadata:
             track_id=meta.get(TRACK) or None,
             confidence=_number(meta.get(CONFIDENCE)),
             frame_box=_box(meta.get(FRAME_BOX)),
+            visit_id=_visit(meta.get(VISIT)),
+            look=_count(meta.get(LOOK)),
+            look_quality=_unit(meta.get(LOOK_QUALITY)),
         )
 
 
@@ -82,3 +104,27 @@ def _box(text: str | None) -> PixelBox | None:
         return None
     left, top, right, bottom = (p for p in parts if p is not None)
     return PixelBox(left, top, right, bottom) if right > left and bottom > top else None
+
+
+_VISIT_MAX = 128
+"""Characters a visit id may have (the edge's are 32-character hex UUIDs)."""
+
+
+def _visit(text: str | None) -> str | None:
+    """A visit id as read: printable, without NUL, bounded; anything else is no visit."""
+    if not text or len(text) > _VISIT_MAX or not text.isprintable():
+        return None
+    return text
+
+
+def _count(text: str | None) -> int | None:
+    try:
+        value = int(text) if text is not None else None
+    except ValueError:
+        return None
+    return value if value is not None and 0 <= value < 1_000_000 else None
+
+
+def _unit(text: str | None) -> float | None:
+    value = _number(text)
+    return value if value is not None and 0.0 <= value <= 1.0 else None
