@@ -45,6 +45,7 @@ from typing import Any
 from facelens.history.sql_audit import SqlAuditLog
 from facelens.history.sql_dialect import Moment, Tables
 from facelens.history.sql_ledger import SqlLedger
+from facelens.history.sql_visits import SqlVisitLedger
 from facelens.postgres import (
     PostgresConnection,
     Psycopg,
@@ -62,8 +63,11 @@ _TABLES = Tables(
     recognitions="facelens_recognitions",
     claims="facelens_recognition_claims",
     audit="facelens_audit",
+    visits="facelens_visits",
+    looks="facelens_visit_looks",
 )
 _R, _C, _A = _TABLES.recognitions, _TABLES.claims, _TABLES.audit
+_V, _L = _TABLES.visits, _TABLES.looks
 LEDGER_SCHEMA = (
     f"""CREATE TABLE IF NOT EXISTS {_R} (
     recognition_id TEXT COLLATE "C" PRIMARY KEY, status TEXT NOT NULL,
@@ -78,6 +82,23 @@ LEDGER_SCHEMA = (
     recognition_id TEXT COLLATE "C" PRIMARY KEY, owner TEXT NOT NULL,
     until TIMESTAMPTZ NOT NULL)""",
 )
+VISITS_SCHEMA = (
+    f"""CREATE TABLE IF NOT EXISTS {_V} (
+    visit_id TEXT COLLATE "C" PRIMARY KEY, revision INTEGER NOT NULL,
+    recognition_id TEXT COLLATE "C" NOT NULL, status TEXT NOT NULL, message JSON NOT NULL,
+    camera TEXT, looks INTEGER NOT NULL, first_seen TIMESTAMPTZ NOT NULL,
+    updated_at TIMESTAMPTZ NOT NULL)""",
+    f"CREATE INDEX IF NOT EXISTS {_V}_updated ON {_V} (updated_at, visit_id)",
+    f"CREATE INDEX IF NOT EXISTS {_V}_answer ON {_V} (recognition_id)",
+    f"""CREATE TABLE IF NOT EXISTS {_L} (
+    recognition_id TEXT COLLATE "C" PRIMARY KEY, visit_id TEXT COLLATE "C" NOT NULL,
+    seen_at TIMESTAMPTZ NOT NULL, weight DOUBLE PRECISION NOT NULL, embedding BYTEA,
+    subject TEXT, similarity DOUBLE PRECISION)""",
+    f"CREATE INDEX IF NOT EXISTS {_L}_visit ON {_L} (visit_id, weight)",
+)
+"""The visits' tables (:mod:`facelens.history.sql_visits`), beside the ledger's; a database of
+an older facelens gets them on first use. Weights and similarities are doubles, as SQLite's
+REAL, so both give back the float they were given."""
 AUDIT_SCHEMA = (
     f"""CREATE TABLE IF NOT EXISTS {_A} (
     id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, at DOUBLE PRECISION NOT NULL,
@@ -130,6 +151,9 @@ class PostgresDialect:
     def field(self, name: str) -> str:
         return f"(message ->> '{name}')"  # parenthesised: COLLATE binds tighter than ->>
 
+    def text(self, *path: str) -> str:
+        return f"(message #>> '{{{','.join(path)}}}')"
+
     def number(self, *path: str) -> str:
         return f"(message #>> '{{{','.join(path)}}}')::float8"
 
@@ -179,6 +203,16 @@ class PostgresLedger(SqlLedger):
             PostgresDialect(
                 url, tables=(_R, _C), schema=LEDGER_SCHEMA, what="The recognizer ledger"
             )
+        )
+
+
+class PostgresVisitLedger(SqlVisitLedger):
+    """The visits in PostgreSQL, every host's; connects on first use (``url`` goes to libpq
+    unchanged)."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(
+            PostgresDialect(url, tables=(_V, _L), schema=VISITS_SCHEMA, what="The visit ledger")
         )
 
 

@@ -1,4 +1,4 @@
-"""Opens the ledger and the audit log where the collections URL says: one setting, no guessing.
+"""Opens the ledger, the visits and the audit log where the collections URL says.
 
 History goes where the collections are, so that hosts sharing collections
 share what happened to them: ``postgresql://`` (or ``postgres://``) puts both
@@ -16,6 +16,7 @@ from urllib.parse import urlparse
 from facelens.errors import ConfigurationError
 from facelens.history.audit import AuditLog
 from facelens.history.ledger import RecognitionLedger
+from facelens.history.visits import VisitLedger
 
 LEDGER_FILE = "recognizer.db"
 AUDIT_FILE = "audit.db"
@@ -34,6 +35,19 @@ def open_ledger(database_url: str, home: Path) -> RecognitionLedger:
     from facelens.history.sqlite import SqliteLedger
 
     return SqliteLedger(home / LEDGER_FILE)
+
+
+def open_visits(database_url: str, home: Path) -> VisitLedger:
+    """The visits for collections at ``database_url``: beside the ledger (in its SQLite file,
+    or in the same PostgreSQL database), so the looks of one visit that reach different
+    workers, or hosts, are fused together."""
+    if _shared(database_url):
+        from facelens.history.postgres import PostgresVisitLedger
+
+        return PostgresVisitLedger(database_url)
+    from facelens.history.sqlite import SqliteVisitLedger
+
+    return SqliteVisitLedger(home / LEDGER_FILE)
 
 
 def open_audit_log(database_url: str, home: Path) -> AuditLog:

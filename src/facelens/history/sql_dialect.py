@@ -1,7 +1,8 @@
 """What the history needs from a SQL database: the small part that differs.
 
-Why a module of its own: the ledger (:mod:`facelens.history.sql_ledger`) and
-the audit log (:mod:`facelens.history.sql_audit`) are written once, in
+Why a module of its own: the ledger (:mod:`facelens.history.sql_ledger`), the
+visits (:mod:`facelens.history.sql_visits`) and the audit log
+(:mod:`facelens.history.sql_audit`) are written once, in
 qmark-style SQL (:mod:`facelens.sql`), against this interface; each database
 is one module that implements it (:mod:`facelens.history.sqlite`,
 :mod:`facelens.history.postgres`) with its schema, so a behaviour is fixed
@@ -30,6 +31,10 @@ class Tables:
     recognitions: str
     claims: str
     audit: str
+    visits: str
+    """A visit's current answer, one row per visit (:mod:`facelens.history.visits`)."""
+    looks: str
+    """A visit's looks (embeddings), one row per look's recognition id."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +95,11 @@ class Dialect(Protocol):
     def field(self, name: str) -> str:
         """The SQL for the text of the ledger message's top-level field ``name`` (NULL when
         it has none)."""
+        ...
+
+    def text(self, *path: str) -> str:
+        """The SQL for the text at ``path`` inside a row's ``message`` (NULL when absent):
+        :meth:`field` for a field nested in an object (a revision's ``Revises``)."""
         ...
 
     def number(self, *path: str) -> str:

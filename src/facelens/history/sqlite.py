@@ -1,5 +1,7 @@
 """The history in SQLite files under the host's home: ``recognizer.db`` and ``audit.db``.
 
+``recognizer.db`` holds the ledger and the visits (:mod:`facelens.history.visits`).
+
 The default (collections in SQLite, or in AWS Rekognition): no server to run.
 Several processes on one host share each file (WAL, ``BEGIN IMMEDIATE``:
 :mod:`facelens.sqlite`); hosts do not share them, so each keeps its own
@@ -32,6 +34,7 @@ from facelens.history.ledger import stamp
 from facelens.history.sql_audit import SqlAuditLog
 from facelens.history.sql_dialect import Moment, Tables
 from facelens.history.sql_ledger import SqlLedger
+from facelens.history.sql_visits import SqlVisitLedger
 from facelens.sql import Connection
 from facelens.sqlite import SqliteDatabase
 
@@ -63,6 +66,35 @@ CREATE TABLE IF NOT EXISTS claims (
 recorded, or when retention drops it, abandoned). A file of an older facelens gets the table on
 first open."""
 
+VISITS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS visits (
+    visit_id TEXT PRIMARY KEY,
+    revision INTEGER NOT NULL,
+    recognition_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    message TEXT NOT NULL,
+    camera TEXT,
+    looks INTEGER NOT NULL,
+    first_seen TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS visits_updated ON visits (updated_at, visit_id);
+CREATE INDEX IF NOT EXISTS visits_answer ON visits (recognition_id);
+CREATE TABLE IF NOT EXISTS visit_looks (
+    recognition_id TEXT PRIMARY KEY,
+    visit_id TEXT NOT NULL,
+    seen_at TEXT NOT NULL,
+    weight REAL NOT NULL,
+    embedding BLOB,
+    subject TEXT,
+    similarity REAL
+);
+CREATE INDEX IF NOT EXISTS visit_looks_visit ON visit_looks (visit_id, weight);
+"""
+"""The visits' tables (:mod:`facelens.history.sql_visits`), in the ledger's file
+(``recognizer.db``): a file of an older facelens gets them on first open, its other tables
+untouched. ``visit_looks.embedding``: the look's float32 vector, bytes as given."""
+
 AUDIT_SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -83,7 +115,13 @@ class SqliteDialect:
     """:class:`~facelens.history.sql_dialect.Dialect` of one SQLite file, made by
     ``schema``; ``what`` names it in errors, ``fsync`` as :class:`SqliteDatabase`."""
 
-    tables = Tables(recognitions="recognitions", claims="claims", audit="audit")
+    tables = Tables(
+        recognitions="recognitions",
+        claims="claims",
+        audit="audit",
+        visits="visits",
+        looks="visit_looks",
+    )
     in_list = "IN (SELECT value FROM json_each(?))"
     row_lock = ""  # BEGIN IMMEDIATE holds the file's write lock already
     byte_order = ""  # SQLite's default collation (BINARY) is byte order
@@ -99,6 +137,9 @@ class SqliteDialect:
 
     def field(self, name: str) -> str:
         return f"json_extract(message, '$.{name}')"
+
+    def text(self, *path: str) -> str:
+        return f"json_extract(message, '$.{'.'.join(path)}')"
 
     def number(self, *path: str) -> str:
         return f"json_extract(message, '$.{'.'.join(path)}')"
@@ -136,6 +177,14 @@ class SqliteLedger(SqlLedger):
 
     def __init__(self, path: Path | str) -> None:
         super().__init__(SqliteDialect(path, schema=LEDGER_SCHEMA, what="The recognizer ledger"))
+
+
+class SqliteVisitLedger(SqlVisitLedger):
+    """The visits in the ledger's SQLite file (``<home>/recognizer.db``), on a connection of
+    their own: one host's visits, shared by its processes."""
+
+    def __init__(self, path: Path | str) -> None:
+        super().__init__(SqliteDialect(path, schema=VISITS_SCHEMA, what="The visit ledger"))
 
 
 class SqliteAuditLog(SqlAuditLog):

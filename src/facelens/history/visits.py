@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from facelens.history.ledger import Status
+from facelens.history.ledger import Status, stamp
 
 
 @dataclass(frozen=True)
@@ -138,3 +138,8 @@ class VisitLedger(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+def visit_cursor(answer: VisitAnswer) -> tuple[str, str]:
+    """The paging cursor after ``answer`` for :meth:`VisitLedger.visits` (``before``)."""
+    return stamp(answer.updated_at), answer.visit_id

@@ -27,6 +27,8 @@ from facelens.history.audit import AuditLog
 from facelens.history.ledger import RecognitionLedger
 from facelens.history.registry import open_audit_log
 from facelens.history.registry import open_ledger as open_ledger_in
+from facelens.history.registry import open_visits as open_visits_in
+from facelens.history.visits import VisitLedger
 from facelens.profiles.registry import open_profile_store
 from facelens.profiles.store import ProfileStore
 from facelens.storage.notifications import EventSink, NotificationRule, NotifyingObjectStore
@@ -139,10 +141,12 @@ def notifying_objects(
 @dataclass(frozen=True)
 class History:
     """What happened, where the collections are (PostgreSQL's is every host's), else in the
-    home: the recognizer's ledger and the audit log."""
+    home: the recognizer's ledger, the audit log and the visits (their looks and answers,
+    beside the ledger)."""
 
     ledger: RecognitionLedger
     audit: AuditLog
+    visits: VisitLedger
 
 
 def open_ledger(settings: Settings, stack: ExitStack) -> RecognitionLedger:
@@ -160,8 +164,18 @@ def open_audit(settings: Settings, stack: ExitStack) -> AuditLog:
     return audit
 
 
+def open_visits(settings: Settings, stack: ExitStack) -> VisitLedger:
+    """The visits, where the ledger is (opened on first use, like it)."""
+    make_home(settings)
+    visits = open_visits_in(settings.database_url(), settings.home)
+    close_later(stack, visits.close)
+    return visits
+
+
 def open_history(settings: Settings, stack: ExitStack) -> History:
-    return History(open_ledger(settings, stack), open_audit(settings, stack))
+    return History(
+        open_ledger(settings, stack), open_audit(settings, stack), open_visits(settings, stack)
+    )
 
 
 @dataclass(frozen=True)
