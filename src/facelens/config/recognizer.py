@@ -10,6 +10,71 @@ from pydantic import Field
 from facelens.config.section import Section
 
 
+class VisitSettings(Section):
+    """How the looks of one visit (one person continuously in view of one camera) are fused
+    into one answer, and how sure a change must be before the answer is revised.
+
+    The defaults are a starting point: ``bench/`` measures fusion and these factors offline
+    on LFW identities and end to end through ``facelens up``, and they may move with it.
+    """
+
+    max_looks: int = Field(
+        default=8,
+        ge=1,
+        le=100,
+        description=(
+            "Looks of a visit fused into its answer: the heaviest (best look quality) this "
+            "many. A template's noise falls as 1/sqrt(n), so past a handful a look adds "
+            "little, while each one is an embedding kept until the visit goes idle."
+        ),
+    )
+    revise_factor: float = Field(
+        default=0.5,
+        gt=0,
+        le=1,
+        description=(
+            "Open-set rule: a visit's answer is revised to a (different) name only when the "
+            "fused looks name that person at max_false_identification_rate times this "
+            "(stricter than the first answer's bound): a revision overrides what was already "
+            "published, so it must be surer than the answer it replaces. Lower: fewer, surer "
+            "revisions."
+        ),
+    )
+    keep_factor: float = Field(
+        default=4.0,
+        ge=1,
+        le=100,
+        description=(
+            "Open-set rule: a name already given is withdrawn (the visit becomes unknown) only "
+            "when the fused looks no longer name that person even at "
+            "max_false_identification_rate times this (looser than the first answer's bound). "
+            "The gap between this and revise_factor is the hysteresis that keeps one noisy "
+            "look from flipping an answer back and forth."
+        ),
+    )
+    similarity_margin: float = Field(
+        default=5.0,
+        ge=0,
+        le=50,
+        description=(
+            "Similarity rule (and AWS Rekognition): the same hysteresis in similarity points "
+            "(0-100): a revision to a name needs face_match_threshold plus this, a name is "
+            "withdrawn only below face_match_threshold minus this (Rekognition: never "
+            "withdrawn, it hands out no embeddings to fuse)."
+        ),
+    )
+    max_revisions: int = Field(
+        default=3,
+        ge=0,
+        le=100,
+        description=(
+            "Revisions at most per visit after its first answer: a visit whose looks keep "
+            "disagreeing stops changing its answer (and alerting) rather than flapping. "
+            "0: the first answer is final."
+        ),
+    )
+
+
 class RecognizerSettings(Section):
     """What the recognizer searches and where it publishes."""
 
@@ -78,5 +143,13 @@ class RecognizerSettings(Section):
             "Similarity 0-100 an unknown face needs to a stranger's faces (RMS distance) to "
             "join that stranger. Lower merges different people into one stranger, higher "
             "splits one person into several; 95 was best on LFW (bench/strangers_lfw.py)."
+        ),
+    )
+    visits: VisitSettings = Field(
+        default_factory=VisitSettings,
+        description=(
+            "Visits: crops carrying a visit id (the edge runner's looks of one person) are "
+            "fused into one answer per visit, published first at once and again only when it "
+            "changes (FACELENS_RECOGNIZER__VISITS__<FIELD>)."
         ),
     )

@@ -20,6 +20,7 @@ sighting is identified, and deletes it from the companion collection.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import uuid
 from collections.abc import Mapping, Sequence
@@ -133,6 +134,26 @@ class StrangerService:
             face_id=face.face_id,
             similarity=similarity(distance) if joined else None,
         )
+
+    def take_back(self, collection_id: str, face_id: str) -> bool:
+        """Removes the face ``observe`` added (its ``StrangerMatch.face_id``), wherever a merge
+        or split has moved it, and the stranger with it when that was its only face: the
+        recognizer's undo, when the visit that face came from turns out to be someone
+        enrolled (a look later named them). False when the face is gone already (the
+        stranger was named, or the cap evicted it): nothing to take back."""
+        with self._lock:
+            companion = self._companion(collection_id, create=False)
+            if companion is None:
+                return False
+            face = self.store.get_faces(companion, [face_id]).get(face_id)
+            if face is None:
+                return False
+            self.store.delete_faces(companion, [face_id])
+            if face.user_id is not None and not sf.faces_of(self.store, companion, face.user_id):
+                # Removed meanwhile (named, merged) by another process: nothing left to do.
+                with contextlib.suppress(ResourceNotFoundException):
+                    self.store.delete_user(companion, face.user_id)
+        return True
 
     # -- reading --
     def list(self, collection_id: str) -> list[Stranger]:

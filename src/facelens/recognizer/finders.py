@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from facelens.collection.analysis import FaceAnalyzer
 from facelens.collection.models import QualityFilter
@@ -77,6 +77,22 @@ class FaceFinder(Protocol):
         ...
 
 
+@runtime_checkable
+class ProbeSearch(Protocol):
+    """A finder that can search an embedding of its own making again under a rule of the
+    caller's: what a visit's fused looks are judged with (:mod:`facelens.recognizer.visits`).
+    facelens' engine can; Rekognition hands out no embeddings, so it cannot."""
+
+    def search_within(
+        self, embedding: Embedding, *, max_fpir: float | None, threshold: float
+    ) -> Identity | None:
+        """Who ``embedding`` is under the open-set rule at bound ``max_fpir`` (share of
+        strangers, 0-1), or, when None or the engine is uncalibrated, the similarity rule at
+        ``threshold`` (0-100); the same matching rule (corrections, per-person thresholds) as
+        :meth:`FaceFinder.find`."""
+        ...
+
+
 class EngineFinder:
     """facelens' own engine and collections, under ``policy``: the one matching rule,
     with corrections (negative examples) and per-person thresholds
@@ -113,17 +129,17 @@ class EngineFinder:
 
     def search(self, embedding: Embedding) -> Identity | None:
         o = self.options
-        rule = (
-            None
-            if o.max_false_identification_rate is None
-            else OpenSetRule(o.max_false_identification_rate, o.max_faces)
+        return self.search_within(
+            embedding, max_fpir=o.max_false_identification_rate, threshold=o.face_match_threshold
         )
+
+    def search_within(
+        self, embedding: Embedding, *, max_fpir: float | None, threshold: float
+    ) -> Identity | None:
+        o = self.options
+        rule = None if max_fpir is None else OpenSetRule(max_fpir, o.max_faces)
         return self.policy.identify(
-            o.collection_id,
-            embedding,
-            threshold=o.face_match_threshold,
-            max_faces=o.max_faces,
-            rule=rule,
+            o.collection_id, embedding, threshold=threshold, max_faces=o.max_faces, rule=rule
         )
 
 

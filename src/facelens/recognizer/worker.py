@@ -28,6 +28,9 @@ class WorkerStats:
     unknown: int = 0
     dead_letters: int = 0
     duplicates: int = 0
+    unchanged: int = 0
+    """Looks of a visit that changed its answer in nothing: recorded, not published (and
+    not counted as identified or unknown, which count published answers)."""
     skipped: int = 0
     retried: int = 0
     outcomes: list[Outcome] = field(default_factory=list, repr=False)
@@ -106,6 +109,9 @@ class RecognizerWorker:
             self.stats.outcomes.append(outcome)
         if outcome.duplicate:
             self.stats.duplicates += 1
+            return
+        if not outcome.published:
+            self.stats.unchanged += 1
             return
         status = outcome.recognition.status.value
         if status == "identified":

@@ -19,6 +19,7 @@ from facelens.people.matching import MatchPolicy
 from facelens.people.retention import RetentionJob, start_retention
 from facelens.recognizer.finders import EngineFinder, FaceFinder, RekognitionFinder, SearchOptions
 from facelens.recognizer.service import Recognizer, RecognizerOptions
+from facelens.recognizer.visits import VisitRules
 from facelens.recognizer.worker import RecognizerWorker
 from facelens.wiring.bus import Publication, open_event_source, open_notifier
 from facelens.wiring.lifetime import close_later
@@ -36,6 +37,21 @@ def search_options(settings: Settings) -> SearchOptions:
         max_false_identification_rate=(
             r.max_false_identification_rate if r.rule == "open-set" else None
         ),
+    )
+
+
+def visit_rules(settings: Settings) -> VisitRules:
+    """How a visit's looks are judged: the finder's own rule (:func:`search_options`, so the
+    two cannot drift) and the visit's bars around it."""
+    o, v = search_options(settings), settings.recognizer.visits
+    return VisitRules(
+        max_fpir=o.max_false_identification_rate,
+        threshold=o.face_match_threshold,
+        revise_factor=v.revise_factor,
+        keep_factor=v.keep_factor,
+        similarity_margin=v.similarity_margin,
+        max_revisions=v.max_revisions,
+        max_looks=v.max_looks,
     )
 
 
@@ -97,6 +113,8 @@ def open_recognizer(
         notifier=notifier,
         options=options,
         strangers=people.strangers if r.strangers and people is not None else None,
+        visits=stores.history.visits,
+        visit_rules=visit_rules(settings),
     )
     retention = retention_job(settings, stores.history, stores.objects, people)
     return RecognizerParts(recognizer, retention, notifier)

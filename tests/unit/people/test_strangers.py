@@ -358,6 +358,9 @@ class _Broken:
     def observe(self, *args: object, **kwargs: object) -> StrangerMatch:
         raise InvalidParameterException("no")
 
+    def take_back(self, collection_id: str, face_id: str) -> bool:
+        raise InvalidParameterException("no")
+
 
 def _recognize(
     ledger: RecognitionLedger, finder: _Finder, strangers: StrangerObserver | None, n: int = 2
