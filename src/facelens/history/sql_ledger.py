@@ -192,15 +192,18 @@ class SqlLedger:
         if stranger_face_ids:
             clauses.append(f"{field('StrangerFaceId')} {in_list}")
             params.append(self._sql.id_list(stranger_face_ids))
-        if user_id is not None:
-            clauses.append(f"{field('UserId')} = ?")
-            params.append(user_id)
-        if face_ids:
-            clauses.append(f"{field('FaceId')} {in_list}")
-            params.append(self._sql.id_list(face_ids))
-        if stranger_id is not None:
-            clauses.append(f"{field('StrangerId')} = ?")
-            params.append(stranger_id)
+        # At the top, and in a visit's revision the answer it replaced (``Revises``): a
+        # correction of a name of theirs still names them.
+        for path in ((), ("Revises",)):
+            if user_id is not None:
+                clauses.append(f"{self._sql.text(*path, 'UserId')} = ?")
+                params.append(user_id)
+            if face_ids:
+                clauses.append(f"{self._sql.text(*path, 'FaceId')} {in_list}")
+                params.append(self._sql.id_list(face_ids))
+            if stranger_id is not None:
+                clauses.append(f"{self._sql.text(*path, 'StrangerId')} = ?")
+                params.append(stranger_id)
         if not clauses:
             return []
         return self._select(f"WHERE {' OR '.join(clauses)} {_OLDEST_FIRST}", params)

@@ -14,6 +14,10 @@ companion collection ``<collection>.strangers``). What goes:
   that stranger's earlier sightings too;
 * every crop a ledger record names (identified as them, or a sighting of the
   stranger: the unknown message's ``StrangerId``), then those records;
+* the visits (:mod:`facelens.history.visits`) whose answer named them (or, in a
+  revision's ``Revises``, had named them), or that hold a look or an answer of
+  one of those records, with all their looks (embeddings): a visit is one
+  person, so a look of theirs makes the whole visit theirs;
 * the profiles of the UserId and of each FaceId;
 * in the audit log, their ids (replaced by a pseudonym), after the forgetting
   itself is recorded under that pseudonym with the actor who asked.
@@ -52,6 +56,7 @@ from facelens.collection.users import UserService
 from facelens.errors import ResourceNotFoundException
 from facelens.history.audit import Actor, AuditLog, Context, with_context
 from facelens.history.ledger import Recognition, RecognitionLedger
+from facelens.history.visits import VisitLedger
 from facelens.people.matching import NEGATIVES_SUFFIX
 from facelens.people.stranger_model import STRANGERS_SUFFIX
 from facelens.profiles.store import ProfileStore
@@ -92,6 +97,8 @@ class ForgetReport:
     former_stranger_ids: tuple[str, ...] = ()
     """The stranger ids a named user was seen as; their sightings went too."""
     purged: bool = True
+    deleted_visits: int = 0
+    """Visits (answers with their looks) that named them or held a look of theirs."""
 
     def ids(self) -> list[str]:
         """Every id that named them: for the audit log's redaction."""
@@ -120,6 +127,7 @@ class _Person:
 class Forgetter:
     """Forgets people of ``collection_id`` (the default; each call may name another), and
     records each forgetting in ``audit`` (redacting the person from earlier entries).
+    ``visits``: the visits' looks and answers (None: no visits to forget).
     """
 
     def __init__(
@@ -131,6 +139,7 @@ class Forgetter:
         objects: ObjectStore,
         collection_id: str,
         audit: AuditLog,
+        visits: VisitLedger | None = None,
     ) -> None:
         self.users = users
         self.store = users.store
@@ -139,6 +148,7 @@ class Forgetter:
         self.objects = objects
         self.collection_id = collection_id
         self.audit = audit
+        self.visits = visits
 
     def forget(
         self,
@@ -159,11 +169,12 @@ class Forgetter:
         cid = collection_id or self.collection_id
         found = self._resolve(cid, person, users_only=users_only)
         crops: list[str] = []
-        records = self._sweep(found, crops)
+        visits = [0]
+        records = self._sweep(found, crops, visits)
         negatives = self._delete_negatives(cid, found.ids)
         faces = self._delete_faces(cid, found)
         stranger_faces = self._delete_stranger(cid, found)
-        records += self._sweep(found, crops)  # sightings recorded meanwhile
+        records += self._sweep(found, crops, visits)  # sightings recorded meanwhile
         profiles = tuple(pid for pid in dict.fromkeys(found.ids) if self._delete_profile(pid))
         purged = self._purge(cid)
         report = ForgetReport(
@@ -179,6 +190,7 @@ class Forgetter:
             deleted_negatives=tuple(negatives),
             former_stranger_ids=tuple(found.former_strangers),
             purged=purged,
+            deleted_visits=visits[0],
         )
         self._record(actor, report, found, context)
         _log.info(
@@ -227,6 +239,7 @@ class Forgetter:
         if (
             self.profiles.get(person) is None
             and not self._records(remains)
+            and not self._visits(remains, [])
             and not self._negatives(cid, [person])
         ):
             raise ResourceNotFoundException(
@@ -291,13 +304,32 @@ class Forgetter:
         return [f.face_id for f in faces if f.external_image_id in wanted]
 
     # -- deleting --
-    def _sweep(self, found: _Person, crops: list[str]) -> int:
-        """Deletes the crops of their records, then the records; how many records."""
+    def _visits(self, found: _Person, recognition_ids: list[str]) -> list[str]:
+        """The ids of the visits that named them, or hold a look or an answer of theirs."""
+        if self.visits is None:
+            return []
+        visits = self.visits.naming(
+            user_id=found.user_id,
+            face_ids=found.faces,
+            stranger_id=found.stranger_id,
+            recognition_ids=recognition_ids,
+        )
+        for former in found.former_strangers:
+            visits += self.visits.naming(user_id=None, face_ids=[], stranger_id=former)
+        return list(dict.fromkeys(v.visit_id for v in visits))
+
+    def _sweep(self, found: _Person, crops: list[str], visits: list[int]) -> int:
+        """Deletes the crops of their records, their visits (while the records that lead to
+        them still exist), then the records; how many records (``visits[0]`` counts the
+        visits)."""
         records = self._records(found)
         for record in records:
             if record.bucket is not None and record.key is not None:
                 self.objects.delete_object(record.bucket, record.key)
                 crops.append(record.key)
+        ids = self._visits(found, [r.recognition_id for r in records])
+        if ids and self.visits is not None:
+            visits[0] += self.visits.delete(ids)
         return self.ledger.delete([r.recognition_id for r in records]) if records else 0
 
     def _delete_negatives(self, cid: str, ids: list[str]) -> list[str]:
@@ -335,7 +367,9 @@ class Forgetter:
             purged = self.store.purge_deleted(companions)
         else:
             purged = False
-        for part in (self.ledger, self.profiles):
+        for part in (self.ledger, self.visits, self.profiles):
+            if part is None:
+                continue
             if isinstance(part, _Purge):
                 purged = part.purge_deleted() and purged
             elif part is self.profiles:
@@ -355,6 +389,7 @@ class Forgetter:
             "Negatives": len(report.deleted_negatives),
             "Crops": len(report.deleted_crops),
             "Records": report.deleted_records,
+            "Visits": report.deleted_visits,
             "Profiles": len(report.deleted_profiles),
         }
         person = found.user_id or found.stranger_id or report.person

@@ -26,6 +26,7 @@ def forget_json(report: ForgetReport) -> dict[str, Any]:
         "DeletedProfiles": list(report.deleted_profiles),
         "DeletedCrops": list(report.deleted_crops),
         "DeletedRecords": report.deleted_records,
+        "DeletedVisits": report.deleted_visits,
         "FormerStrangerIds": list(report.former_stranger_ids),
         "Purged": report.purged,
     }

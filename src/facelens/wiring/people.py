@@ -131,6 +131,7 @@ def forgetter(
         objects=objects,
         collection_id=settings.recognizer.collection_id,
         audit=history.audit,
+        visits=history.visits,
     )
 
 

@@ -229,6 +229,23 @@ def test_naming_finds_one_person_s_records_and_delete_removes_them(
     ledger.purge_deleted()  # True only where verifiable (SQLite); it must not fail on either
 
 
+def test_naming_finds_a_revision_that_corrected_a_name_of_theirs(
+    ledger: RecognitionLedger,
+) -> None:
+    """A visit's revision names whom its answer replaced (``Revises``): forgetting that
+    person takes it too."""
+    before = {"RecognitionId": "r1", "Status": "identified", "UserId": "anna", "FaceId": "f1"}
+    ledger.record(outcome("r1", T0, UserId="anna", FaceId="f1"))
+    ledger.record(outcome("r2", T0 + timedelta(1), UserId="ben", Revises=before))
+    stranger = {"RecognitionId": "r3", "Status": "unknown", "StrangerId": "s-1"}
+    ledger.record(outcome("r4", T0 + timedelta(2), UserId="ben", Revises=stranger))
+    ledger.record(outcome("r5", T0 + timedelta(3), UserId="ben", Revises=None))
+    assert ids(ledger.naming(user_id="anna", face_ids=[])) == ["r1", "r2"]
+    assert ids(ledger.naming(user_id=None, face_ids=["f1"])) == ["r1", "r2"]
+    assert ids(ledger.naming(user_id=None, face_ids=[], stranger_id="s-1")) == ["r4"]
+    assert ids(ledger.naming(user_id="ben", face_ids=[])) == ["r2", "r4", "r5"]
+
+
 def test_retention_pages_through_old_crops_and_marks_them_deleted(
     ledger: RecognitionLedger,
 ) -> None:

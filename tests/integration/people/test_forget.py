@@ -29,6 +29,7 @@ from facelens.engine.protocol import FaceEngine
 from facelens.errors import ResourceNotFoundException
 from facelens.history.audit import Actor
 from facelens.history.ledger import Recognition, Status
+from facelens.history.visits import VisitAnswer, VisitLook
 from facelens.people.forget import ForgetReport
 from facelens.recognizer.worker import RecognizerWorker
 from facelens.storage.crops import CropMetadata
@@ -332,3 +333,50 @@ def test_forget_a_named_stranger_takes_their_sightings_as_a_stranger(home: Home)
     assert not [k for k in home.crop_files() if "stranger-3" in k]
     needles = needles_of(vectors, "joe", "stranger-3", *report.deleted_faces)
     assert home.holding(needles) == []
+
+
+def visit_of(visit_id: str, rid: str, **message: object) -> VisitAnswer:
+    at = datetime.now(UTC)
+    body = {"RecognitionId": rid, "VisitId": visit_id, "Revision": 0, **message}
+    return VisitAnswer(visit_id, 0, rid, Status.IDENTIFIED, body, "door", 1, at, at)
+
+
+@pytest.mark.slow
+def test_forget_takes_the_visits_that_named_them_with_their_looks(home: Home) -> None:
+    """A visit is one person: the visits whose answer named them, whose revision corrected
+    a name of theirs, or that hold a look of one of their records go whole, embeddings and
+    all; another person's visit stays."""
+    visits = home.c.stores.history.visits
+    seen = home.recognize("obama", "obama_2.jpg")
+    rng = np.random.default_rng(7)
+    embeddings = [rng.standard_normal(128).astype("<f4").tobytes() for _ in range(3)]
+    now = datetime.now(UTC)
+    looks = [
+        VisitLook("named-look", "v-named", now, 0.9, embeddings[0], "obama", 98.0),
+        VisitLook(seen.recognition_id, "v-their-look", now, 0.8, embeddings[1]),
+        VisitLook("other-look", "v-other", now, 0.7, embeddings[2], "brad", 97.0),
+    ]
+    for look in looks:
+        visits.add_look(look, keep=5)
+    visits.revise(
+        visit_of("v-named", "named-look", UserId="obama", Name="Barack Obama"), expected=None
+    )
+    visits.revise(visit_of("v-their-look", "their-answer", UserId="brad"), expected=None)
+    revises = {"RecognitionId": "x", "Status": "identified", "UserId": "obama"}
+    visits.revise(visit_of("v-corrected", "y", UserId="brad", Revises=revises), expected=None)
+    visits.revise(visit_of("v-other", "other-look", UserId="brad"), expected=None)
+    assert home.holding({"look": embeddings[0]})  # the check below would see it
+
+    report = home.c.people.forgetter.forget("obama", actor=TESTER)
+
+    assert report.deleted_visits >= 3  # and any visit the recognizer itself kept for them
+    for gone in ("v-named", "v-their-look", "v-corrected"):
+        assert visits.answer(gone) is None
+    kept = visits.answer("v-other")
+    assert kept is not None
+    assert kept.message["UserId"] == "brad"
+    left = {"first look": embeddings[0], "their record's look": embeddings[1]}
+    assert home.holding({**left, "Barack Obama": b"Barack Obama"}) == []
+    assert home.holding({"brad's look": embeddings[2]})
+    [forget] = home.c.stores.history.audit.entries(action="forget").entries
+    assert forget.details["Visits"] == report.deleted_visits

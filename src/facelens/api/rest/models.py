@@ -367,6 +367,7 @@ class ForgetReport(Answer):
     DeletedProfiles: list[str]
     DeletedCrops: list[str]
     DeletedRecords: int
+    DeletedVisits: int
     FormerStrangerIds: list[str]
     Purged: bool
 
