@@ -1,4 +1,5 @@
-"""``Settings.retention`` (``FACELENS_RETENTION__*``): how long crops and strangers are kept."""
+"""``Settings.retention`` (``FACELENS_RETENTION__*``): how long crops, strangers and visits'
+looks are kept."""
 
 from __future__ import annotations
 
@@ -45,6 +46,19 @@ class RetentionSettings(Section):
             "comes back within it keeps their id). None: kept until named or forgotten."
         ),
     )
+    visit_look_seconds: float | None = Field(
+        default=600.0,
+        gt=0,
+        description=(
+            "Seconds a visit may stay idle (no new look, no new answer) before its looks are "
+            "dropped: the embeddings of one person's faces that the recognizer fuses into the "
+            "visit's answer (default 600: ten minutes, far longer than anyone stands at a "
+            "camera, so a visit that goes on is never cut short). They serve only the visit "
+            "in progress, and an embedding is biometric data: kept no longer than that use "
+            "needs. The visit's answer stays, as history, as the recognition records do. "
+            "Dropped up to interval_seconds late. None: kept until forgotten."
+        ),
+    )
     interval_seconds: float = Field(
         default=600.0,
         ge=1,
@@ -63,5 +77,6 @@ class RetentionSettings(Section):
                 self.identified_crops_hours,
                 self.stranger_crops_hours,
                 self.strangers_hours,
+                self.visit_look_seconds,
             )
         )

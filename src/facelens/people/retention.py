@@ -13,6 +13,10 @@ and their sightings) are forgotten once not seen for ``strangers_hours``, throug
 the same :class:`~facelens.people.forget.Forgetter` as ``facelens forget``, so
 nothing of them is left in any file either.
 
+Each run also drops the looks (embeddings) of visits idle for longer than
+``visit_look_seconds`` (:meth:`~facelens.history.visits.VisitLedger.drop_idle_looks`):
+they serve only the visit in progress; its answer stays, as history.
+
 Each run also drops the ledger's abandoned claims: events a worker claimed
 but never recorded an outcome for (it crashed, or gave the event up), whose
 lease ended more than :data:`ABANDONED_CLAIM_S` ago; recording is what ends
@@ -39,6 +43,7 @@ from facelens.config import RetentionSettings
 from facelens.errors import FacelensError
 from facelens.history.audit import RECOGNIZER, AuditAction, AuditLog
 from facelens.history.ledger import Recognition, RecognitionLedger, Status, cursor_of
+from facelens.history.visits import VisitLedger
 from facelens.people.forget import Forgetter
 from facelens.people.strangers import StrangerService
 from facelens.storage.protocol import ObjectStore
@@ -85,6 +90,8 @@ class RetentionReport:
     """Anonymous persons forgotten whole (not seen for ``strangers_hours``)."""
     abandoned_claims: int = 0
     """The ledger's claims dropped, abandoned (:data:`ABANDONED_CLAIM_S`)."""
+    visit_looks: int = 0
+    """Looks (embeddings) of idle visits dropped (``visit_look_seconds``)."""
 
     @property
     def deleted(self) -> int:
@@ -100,6 +107,7 @@ class RetentionReport:
             "Keys": list(self.keys),
             "ForgottenStrangers": list(self.forgotten_strangers),
             "AbandonedClaims": self.abandoned_claims,
+            "VisitLooks": self.visit_looks,
         }
 
 
@@ -107,7 +115,7 @@ class RetentionReport:
 class _Tally:
     dry_run: bool
     counts: dict[str, int] = field(
-        default_factory=lambda: dict.fromkeys(("i", "s", "o", "f", "c"), 0)
+        default_factory=lambda: dict.fromkeys(("i", "s", "o", "f", "c", "v"), 0)
     )
     keys: list[str] = field(default_factory=list)
     strangers: list[str] = field(default_factory=list)
@@ -123,6 +131,7 @@ class _Tally:
             tuple(self.keys),
             tuple(self.strangers),
             c["c"],
+            c["v"],
         )
 
 
@@ -134,6 +143,7 @@ class RetentionJob:
     their own bucket. ``audit``: where a run that deleted something is recorded
     (action ``retention``, actor ``recognizer``). ``strangers``: forgets anonymous
     persons not seen for ``settings.strangers_hours`` (None: strangers are not expired).
+    ``visits``: whose idle visits lose their looks after ``settings.visit_look_seconds``.
     """
 
     def __init__(
@@ -146,6 +156,7 @@ class RetentionJob:
         prefix: str,
         audit: AuditLog | None = None,
         strangers: StrangerExpiry | None = None,
+        visits: VisitLedger | None = None,
         batch: int = BATCH,
     ) -> None:
         self.ledger = ledger
@@ -155,6 +166,7 @@ class RetentionJob:
         self.prefix = prefix
         self.audit = audit
         self.strangers = strangers
+        self.visits = visits
         self.batch = batch
 
     def run_once(self, now: datetime | None = None, *, dry_run: bool = False) -> RetentionReport:
@@ -171,6 +183,12 @@ class RetentionJob:
             tally.counts["c"] = self.ledger.drop_abandoned_claims(
                 ABANDONED_CLAIM_S, dry_run=dry_run
             )
+            if s.visit_look_seconds is not None and self.visits is not None:
+                # Timed by this host's clock, not ``now``: idleness is measured from the
+                # visit's latest look, as the recognizer stored it.
+                tally.counts["v"] = self.visits.drop_idle_looks(
+                    s.visit_look_seconds, dry_run=dry_run
+                )
             if s.strangers_hours is not None and self.strangers is not None:
                 # First: a forgotten stranger's crops go with them, whatever their age.
                 cutoff = now - timedelta(hours=s.strangers_hours)
@@ -191,15 +209,18 @@ class RetentionJob:
         verb = "would delete" if dry_run else "deleted"
         _log.info(
             "retention: %s %d identified, %d stranger crops (and %d never recognized); "
-            "%d strangers forgotten; %d abandoned claims",
+            "%d strangers forgotten; %d abandoned claims; %d looks of idle visits",
             verb,
             report.identified,
             report.strangers,
             report.orphans,
             len(report.forgotten_strangers),
             report.abandoned_claims,
+            report.visit_looks,
         )
         # A dropped claim is the ledger's bookkeeping, no one's data: alone, it is not audited.
+        # Nor are a visit's looks dropped alone: the recognizer's working copy of faces
+        # already recorded, dropped on every run of a busy camera; counted when audited.
         changed = report.deleted or report.forgotten_strangers
         if self.audit is not None and changed and not dry_run:
             self._record(self.audit, report)
@@ -249,6 +270,7 @@ class RetentionJob:
             "StrangerCrops": report.strangers,
             "OrphanCrops": report.orphans,
             "ForgottenStrangers": len(report.forgotten_strangers),
+            "VisitLooks": report.visit_looks,
         }
         try:
             audit.record(RECOGNIZER.label, AuditAction.RETENTION, self.bucket, details=details)

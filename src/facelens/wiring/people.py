@@ -196,6 +196,7 @@ def retention_job(
         prefix=r.prefix,
         audit=history.audit,
         strangers=expiry,
+        visits=history.visits,
     )
 
 

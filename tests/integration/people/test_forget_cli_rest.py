@@ -61,6 +61,7 @@ def test_forget_and_retention_commands(
         "Keys": [old_unknown],
         "ForgottenStrangers": [],
         "AbandonedClaims": 0,
+        "VisitLooks": 0,
     }
     done = out(facelens("retention", "run", env=cli_env))
     assert (done["DryRun"], done["StrangerCrops"], done["Keys"]) == (False, 1, [old_unknown])

@@ -15,7 +15,8 @@ import pytest
 from facelens.config import RetentionSettings
 from facelens.errors import ServiceUnavailableException
 from facelens.history.ledger import CROP_DELETED, Recognition, RecognitionLedger, Status
-from facelens.history.sqlite import SqliteLedger
+from facelens.history.sqlite import SqliteLedger, SqliteVisitLedger
+from facelens.history.visits import VisitAnswer, VisitLook
 from facelens.people.retention import (
     ABANDONED_CLAIM_S,
     RetentionJob,
@@ -150,9 +151,13 @@ def test_none_keeps_a_class_forever_and_orphans_too(world: World) -> None:
     assert all(world.exists(k) for k in crops["due"][:2] + crops["kept"][:2])
     assert world.exists("faces/never-recognized.jpg")
     off = RetentionSettings(
-        identified_crops_hours=None, stranger_crops_hours=None, strangers_hours=None
+        identified_crops_hours=None,
+        stranger_crops_hours=None,
+        strangers_hours=None,
+        visit_look_seconds=None,
     )
     assert not off.enabled
+    assert RetentionSettings(**{**off.model_dump(), "visit_look_seconds": 600}).enabled
     assert start_retention(world.job(off), off) is None
 
 
@@ -253,5 +258,34 @@ def test_a_run_that_deleted_something_is_audited(world: World, tmp_path: Path) -
         "StrangerCrops": 2,
         "OrphanCrops": 0,
         "ForgottenStrangers": 0,
+        "VisitLooks": 0,
     }
     audit.close()
+
+
+def test_idle_visits_lose_their_looks_and_keep_their_answers(world: World, tmp_path: Path) -> None:
+    visits = SqliteVisitLedger(tmp_path / "recognizer.db")  # beside the ledger, as wired
+    try:
+        now = datetime.now(UTC)
+        old, recent = now - timedelta(seconds=900), now - timedelta(seconds=60)
+        for rid, visit, at in (("a1", "gone", old), ("a2", "gone", old), ("b1", "here", recent)):
+            visits.add_look(VisitLook(rid, visit, at, 0.5, b"\x01\x02"), keep=5)
+        first = {"RecognitionId": "a1", "VisitId": "gone", "Revision": 0}
+        answer = VisitAnswer("gone", 0, "a1", Status.UNKNOWN, first, "door", 2, old, old)
+        assert visits.revise(answer, expected=None)
+        job = world.job(RetentionSettings(visit_look_seconds=600), visits=visits)
+        due = job.run_once(NOW, dry_run=True)
+        assert (due.visit_looks, due.as_json()["VisitLooks"]) == (2, 2)
+        assert job.run_once(NOW).visit_looks == 2
+        assert job.run_once(NOW).visit_looks == 0
+        assert visits.answer("gone") == answer  # the answer stays, as history
+        assert [
+            x.recognition_id for x in visits.add_look(VisitLook("b2", "here", now, 0.5), keep=5)
+        ] == [
+            "b1",
+            "b2",
+        ]
+        kept = world.job(RetentionSettings(visit_look_seconds=None), visits=visits)
+        assert kept.run_once(NOW + timedelta(days=1)).visit_looks == 0
+    finally:
+        visits.close()
