@@ -45,41 +45,134 @@ class EdgeSettings(Section):
     verify_crops: bool = Field(
         default=True,
         description=(
-            "Run the recognizer's detector on each chosen crop and upload it only if it finds "
-            "the face (the next-best candidate otherwise): no wasted uploads or dead letters, "
-            "at one small detection per upload."
+            "The quality gate's last check: run the recognizer's detector on a look about to "
+            "be sent and upload it only if it finds the face (no wasted uploads or dead "
+            "letters, at one small detection per look). On the walking-crowd test clip this "
+            "is what refuses backs of heads, whose landmarks on hair look no more turned "
+            "than a face."
+        ),
+    )
+    min_eye_distance: float = Field(
+        default=16.0,
+        ge=0,
+        description=(
+            "Quality gate: fewest full-frame pixels between the eyes (the detector's landmarks) "
+            "for a look to be uploaded. On the test clips faces the recognizer can use have "
+            "16 px and more (a 1080p crowd at 10 m: 16-45; a 640x360 stage: 20-42); under "
+            "that are side-on or distant faces (8-15 px) whose crops the embedder upsamples "
+            "into mush. A person walking up passes it a few steps later."
+        ),
+    )
+    max_yaw: float = Field(
+        default=45.0,
+        ge=0,
+        le=90,
+        description=(
+            "Quality gate: most head turn left or right (degrees, from the landmarks, about "
+            "±10° accurate) for a look to be uploaded. Profiles on the test clips measure "
+            "50-85° and embed poorly; faces at a three-quarter view (up to ~40°) still match."
+        ),
+    )
+    max_pitch: float = Field(
+        default=30.0,
+        ge=0,
+        le=90,
+        description=(
+            "Quality gate: most head tilt up or down (degrees) for a look to be uploaded. "
+            "Walkers looking at a phone measure 15-25° and are still recognisable; past 30° "
+            "the camera sees the top of the head."
+        ),
+    )
+    min_sharpness: float = Field(
+        default=8.0,
+        ge=0,
+        le=100,
+        description=(
+            "Quality gate: least sharpness (0-100, variance of the Laplacian on the face "
+            "scaled to 112 px) for a look to be uploaded. Out-of-focus faces in the "
+            "background of the stage clip measure 1-5; in-focus faces, even small or dim "
+            "ones, 10 and up."
+        ),
+    )
+    jpeg_quality: int = Field(default=90, ge=10, le=100, description="JPEG quality of crops.")
+    max_looks: int = Field(
+        default=4,
+        ge=1,
+        description=(
+            "Looks (crops) a visit uploads at most before its long-visit interval "
+            "(reupload_seconds): the first at once, then later ones only when better or from "
+            "another angle. More looks make the recognizer's fused answer surer, each at an "
+            "upload and a recognizer call."
+        ),
+    )
+    min_look_seconds: float = Field(
+        default=0.5,
+        ge=0,
+        description=(
+            "Least time (seconds of video) between two looks of one visit: consecutive "
+            "frames are near copies that add little to the recognizer's fused answer."
+        ),
+    )
+    better_look_margin: float = Field(
+        default=0.25,
+        ge=0,
+        description=(
+            "A later look is sent when its quality score (0-1: size, sharpness, frontality, "
+            "confidence) beats the best look sent for the visit by this fraction (0.25: 25% "
+            "better), or..."
+        ),
+    )
+    new_pose_degrees: float = Field(
+        default=20.0,
+        gt=0,
+        description=(
+            "...when its yaw differs from every look sent by at least this many degrees: "
+            "the recognizer sees the face from another side."
         ),
     )
     unknown_retries: int = Field(
         default=2,
         ge=0,
+        deprecated=(
+            "Ignored: later looks (max_looks) do this job for every visit; accepted so "
+            "existing configuration files still load."
+        ),
         description=(
-            "When the recognizer answers 'unknown' for a track's crop, upload the next best "
-            "crop of the same window, up to this many times per track (small faces are often "
-            "named on a second look)."
+            "Deprecated and ignored (was: upload runner-up crops when the recognizer "
+            "answered unknown). Later looks (max_looks, better_look_margin, new_pose_degrees) "
+            "do this for every visit."
         ),
     )
-    jpeg_quality: int = Field(default=90, ge=10, le=100, description="JPEG quality of crops.")
     best_of_seconds: float = Field(
         default=0.5,
         ge=0,
+        deprecated=(
+            "Ignored: a visit's first look is uploaded as soon as it passes the quality "
+            "gate; accepted so existing configuration files still load."
+        ),
         description=(
-            "A new track's crop is the best (sharp, large, frontal) seen in this many seconds "
-            "of video after it appears; 0 uploads as soon as the track is confirmed (its second "
-            "detection)."
+            "Deprecated and ignored (was: wait this long for the best crop of a new track). "
+            "A visit's first look is now uploaded in the frame it passes the quality gate, "
+            "and later looks bring the better pictures."
         ),
     )
     reupload_seconds: float = Field(
         default=30.0,
         gt=0,
-        description="A person who stays in view is uploaded again every this many seconds.",
+        description=(
+            "A person who stays in view sends another look every this many seconds, once "
+            "max_looks are spent (and at least this often in any case)."
+        ),
     )
     track_timeout_seconds: float = Field(
-        default=1.0,
+        default=1.5,
         gt=0,
         description=(
-            "A track ends when its face has not been detected for this long (seconds of "
-            "video); a person who returns later starts a new track (and a new upload)."
+            "A track (and its visit) ends when its face has not been detected for this long "
+            "(seconds of video): a head turned away, a detector miss or someone walking "
+            "in front is bridged by the tracker's motion prediction and appearance cue; a "
+            "person who returns later is a new visit. 1.5 s keeps the walkers of the crowd "
+            "clip one visit each where 1.0 s split them (bench/edge_visits.py)."
         ),
     )
     iou_threshold: float = Field(

@@ -6,7 +6,8 @@ deliberate changes: the time is UTC (a fleet of cameras in several zones
 files into one tree), and ``timestamp`` is Unix time in milliseconds
 rather than seconds, so two uploads in one second cannot overwrite each
 other. ``index`` counts this runner's uploads. Several cameras writing to
-one bucket can add ``{thing}`` to the template.
+one bucket can add ``{thing}`` to the template; ``{visit}`` (the visit id) and
+``{look}`` (its number in the visit) file a visit's looks together.
 """
 
 from __future__ import annotations
@@ -21,7 +22,18 @@ from facelens.errors import ConfigurationError, EngineError
 from facelens.storage.crops import CropMetadata
 
 DEFAULT_KEY_TEMPLATE = "faces/{month}_{day}/{hour}_{minute}/{timestamp}_{index}.jpg"
-_FIELDS = {"month", "day", "hour", "minute", "timestamp", "index", "thing", "track"}
+_FIELDS = {
+    "month",
+    "day",
+    "hour",
+    "minute",
+    "timestamp",
+    "index",
+    "thing",
+    "track",
+    "visit",
+    "look",
+}
 
 
 @dataclass(frozen=True, eq=False)
@@ -61,6 +73,8 @@ def crop_key(crop: ChosenCrop, *, thing: str, index: int, template: str) -> str:
         index=index,
         thing=thing,
         track=crop.track_id,
+        visit=crop.visit_id,
+        look=crop.look,
     )
 
 
@@ -77,6 +91,9 @@ def encode_crop(
         track_id=str(crop.track_id),
         confidence=crop.face.confidence / 100.0,
         frame_box=crop.face.box,
+        visit_id=crop.visit_id,
+        look=crop.look,
+        look_quality=min(max(crop.score, 0.0), 1.0),
     )
     return PendingCrop(
         key=crop_key(crop, thing=thing, index=index, template=template),

@@ -17,7 +17,6 @@ import cv2
 import numpy as np
 
 from facelens.config import Settings
-from facelens.edge.picking import ChosenCrop
 from facelens.edge.types import BGRImage
 from facelens.engine.protocol import Detector
 from facelens.engine.types import DetectedFace
@@ -122,10 +121,10 @@ class CropCheck:
     def prepare(self) -> None:
         self.detector.prepare()
 
-    def __call__(self, crop: ChosenCrop) -> bool:
-        ok, encoded = cv2.imencode(
-            ".jpg", crop.image, [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality]
-        )
+    def __call__(self, image: BGRImage, face: DetectedFace, region: PixelBox) -> bool:
+        """Whether the detector finds ``face`` (frame pixels) in ``image``, the crop cut
+        from ``region`` of the frame."""
+        ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality])
         if not ok:
             return False
         decoded = cv2.imdecode(encoded, cv2.IMREAD_COLOR)
@@ -133,15 +132,15 @@ class CropCheck:
             return False
         rgb = np.ascontiguousarray(cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB), dtype=np.uint8)
         expected = PixelBox(
-            crop.face.box.left - crop.region.left,
-            crop.face.box.top - crop.region.top,
-            crop.face.box.right - crop.region.left,
-            crop.face.box.bottom - crop.region.top,
+            face.box.left - region.left,
+            face.box.top - region.top,
+            face.box.right - region.left,
+            face.box.bottom - region.top,
         )
         self.checked += 1
-        for face in self.detector.detect(rgb):
-            cx = (face.box.left + face.box.right) / 2
-            cy = (face.box.top + face.box.bottom) / 2
+        for found in self.detector.detect(rgb):
+            cx = (found.box.left + found.box.right) / 2
+            cy = (found.box.top + found.box.bottom) / 2
             if expected.left <= cx <= expected.right and expected.top <= cy <= expected.bottom:
                 return True
         self.failed += 1

@@ -1,60 +1,66 @@
-"""One crop per person per track: the best of a short window, then again every N seconds.
+"""Looks of a visit: the first identifiable one at once, a few better or different ones after.
 
-The original recipe uploaded every face of every frame: dozens of
-near-identical crops per second per person, each a recognizer call. Here a
-track's first upload is the best crop seen in its first ``best_of`` seconds
-(sharp, large, frontal, confidently detected), so the recognizer gets one
-good picture rather than the first, often blurred or turned, one; while the
-person stays in view another window opens every ``reupload`` seconds. A
-track that ends before its window closes still uploads what it had, once it
-was seen twice (a single detection is more often a false positive than a
-person who crossed the frame in one frame's time).
+A visit is one person continuously in view (one track, :mod:`facelens.edge.tracking`);
+it gets a ``VisitId`` when its track starts, and every crop uploaded for it is a
+*look* of it (its metadata carries the visit id, the look's number and its
+quality, :class:`facelens.storage.crops.CropMetadata`), which the recognizer fuses.
 
-Before a crop goes, ``verify`` (the recognizer's own detector, run on the
-crop) must find the face in it: a crop the recognizer cannot find a face
-in is a wasted upload and a dead letter, and this is also where a hand or
-a logo that the fast frame detector took for a face is caught. The window
-keeps its best few candidates, so a rejected best is replaced by the next.
+- **First look at once**: the first look that passes the quality gate
+  (:mod:`facelens.edge.quality_gate`) is chosen in the frame it is seen, with no
+  waiting window: the recognizer can answer while the person is still
+  walking up, and later looks make the answer surer. A track must have been seen
+  ``min_hits`` times first (two: a single detection is more often a false
+  positive than a person; at 25-30 fps this costs one frame, 33-40 ms).
+- **Later looks**: at most ``max_looks`` in all, at least ``min_look_seconds``
+  apart, and only a look whose score beats the best sent so far by
+  ``better_by`` (relative), or whose yaw differs from every look sent by
+  ``new_pose_degrees`` (a turned head shows the recognizer what the first look
+  could not). On a long visit, one more every ``reupload_seconds``, as before.
+
+The old half-second best-of window is gone: it made every first answer wait, and
+later looks give the recognizer the better picture anyway. So are "unknown
+retries" (uploading a runner-up when the recognizer answered unknown): later
+looks, better or from another angle, do that job for every visit, named or not,
+and the recognizer's fusion decides.
 """
 
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-import cv2
 import numpy as np
 
+from facelens.edge.quality_gate import QualityGate
 from facelens.edge.types import BGRImage, Frame
-from facelens.engine.quality import estimate_pose, estimate_quality
 from facelens.engine.types import DetectedFace
 from facelens.errors import InvalidParameterException
 from facelens.values.boxes import PixelBox
 
 MIN_HITS = 2
-"""Detections a track needs before its first upload."""
-_KEEP = 3
-_RUNNERS_UP_TRACKS = 256
-"""Tracks whose unused candidates are kept for a retry (the most recent ones)."""
-"""Candidates a window keeps, best first, in case verification rejects the best."""
-_SIZE_HALF = 80.0
-"""Face size (shorter side, pixels) scoring half of the size term; larger saturates towards 1."""
+"""Detections a track needs before its first look is sent."""
+_RECHECK_S = 0.1
+"""After the crop check refused a track's look (no face found: a back of a head, mostly),
+seconds of video before its next look is put to the check: the check is one detection
+(milliseconds), and a back of a head stays one for a while."""
 
 
 @dataclass(frozen=True, eq=False)
 class ChosenCrop:
-    """A crop chosen for upload.
+    """A look chosen for upload.
 
     image: the face with its margin, full-resolution BGR pixels; region: where
     it was cut from the frame; face: the detection in frame pixels; score:
-    0-1 (see :func:`crop_score`); upload: 0 for a track's first upload.
+    0-1, the look's quality (:func:`facelens.edge.quality_gate.look_score`);
+    visit_id: its visit; look: 0 for a visit's first look, then 1, 2...
     """
 
     track_id: int
-    upload: int
+    visit_id: str
+    look: int
     image: BGRImage
     region: PixelBox
     face: DetectedFace
@@ -62,6 +68,39 @@ class ChosenCrop:
     frame_index: int
     captured_at: datetime
     captured_monotonic: float
+
+
+@dataclass(frozen=True)
+class LookPolicy:
+    """When a visit sends another look (see the module's docstring); seconds of video."""
+
+    max_looks: int = 4
+    min_look_seconds: float = 0.5
+    better_by: float = 0.25
+    new_pose_degrees: float = 20.0
+    reupload_seconds: float = 30.0
+    min_hits: int = MIN_HITS
+
+    def __post_init__(self) -> None:
+        if self.max_looks < 1 or self.min_hits < 1:
+            raise InvalidParameterException("max_looks and min_hits must be at least 1")
+        if self.min_look_seconds < 0 or self.better_by < 0 or self.new_pose_degrees <= 0:
+            raise InvalidParameterException(
+                "min_look_seconds and better_by must not be negative, new_pose_degrees positive"
+            )
+        if self.reupload_seconds <= 0:
+            raise InvalidParameterException("reupload_seconds must be positive")
+
+
+@dataclass
+class _Visit:
+    visit_id: str
+    hits: int = 0
+    looks: int = 0
+    best: float = 0.0
+    yaws: list[float] = field(default_factory=list)
+    last_look: float = -math.inf
+    recheck_at: float = -math.inf
 
 
 def crop_region(box: PixelBox, *, margin: float, width: int, height: int) -> PixelBox:
@@ -84,161 +123,102 @@ def cut(image: BGRImage, region: PixelBox) -> BGRImage:
     return np.ascontiguousarray(image[top:bottom, left:right])
 
 
-def crop_score(crop: BGRImage, face: DetectedFace, region: PixelBox) -> float:
-    """How good a picture of the face this crop is, 0-1: size x sharpness x frontality x
-    confidence, each mapped to 0-1.
-
-    The product makes any one bad property (tiny, blurred, turned away)
-    sink the score. Frontality is squared: a face turned 40° embeds
-    measurably worse, whereas sharpness only matters once it is poor.
-    """
-    local = DetectedFace(
-        box=PixelBox(
-            face.box.left - region.left,
-            face.box.top - region.top,
-            face.box.right - region.left,
-            face.box.bottom - region.top,
-        ),
-        landmarks=face.landmarks,  # unused by the quality estimate
-        confidence=face.confidence,
-    )
-    rgb = np.ascontiguousarray(cv2.cvtColor(crop, cv2.COLOR_BGR2RGB), dtype=np.uint8)
-    sharpness = estimate_quality(rgb, local).sharpness / 100.0
-    pose = estimate_pose(face.landmarks)
-    frontal = max(0.0, math.cos(math.radians(pose.yaw)) * math.cos(math.radians(pose.pitch)))
-    side = min(face.box.width, face.box.height)
-    size = side / (side + _SIZE_HALF)
-    confidence = min(max(face.confidence / 100.0, 0.0), 1.0)
-    return size * (0.4 + 0.6 * sharpness) * frontal**2 * (0.5 + 0.5 * confidence)
-
-
-@dataclass
-class _Window:
-    start: float
-    candidates: list[ChosenCrop] = field(default_factory=list)
-    uploads: int = 0
-    total_hits: int = 0
-
-
 class CropPicker:
-    """Decides, frame by frame, which crops to upload.
+    """Decides, frame by frame, which looks of which visits to upload.
 
-    best_of: seconds a window stays open collecting candidates (0: upload at
-    the first chance); reupload: seconds between windows while a track lives;
-    margin: crop margin as a fraction of the face box on each side; verify:
-    whether a crop is fit to upload (None: every crop is).
+    gate: the quality gate every look must pass; policy: when a visit sends
+    another look; margin: crop margin as a fraction of the face box on each side;
+    new_visit_id: makes a visit id (a random UUID's hex; tests pass their own).
     """
 
     def __init__(
         self,
         *,
-        best_of: float = 0.5,
-        reupload: float = 30.0,
+        gate: QualityGate | None = None,
+        policy: LookPolicy | None = None,
         margin: float = 0.3,
-        verify: Callable[[ChosenCrop], bool] | None = None,
-        unknown_retries: int = 2,
+        new_visit_id: Callable[[], str] = lambda: uuid.uuid4().hex,
     ) -> None:
-        if best_of < 0 or reupload <= 0 or margin < 0:
-            raise InvalidParameterException(
-                "best_of and margin must not be negative and reupload must be positive"
-            )
-        self.best_of = best_of
-        self.reupload = reupload
+        if margin < 0:
+            raise InvalidParameterException("margin must not be negative")
+        self.gate = gate or QualityGate()
+        self.policy = policy or LookPolicy()
         self.margin = margin
-        self._verify = verify
-        self._unknown_retries = unknown_retries
-        self._windows: dict[int, _Window] = {}
-        self._runners_up: OrderedDict[int, list[ChosenCrop]] = OrderedDict()
-        self._retries: dict[int, int] = {}
-        self.rejected = 0
-        """Windows whose every candidate failed verification (nothing uploaded for them)."""
+        self._new_visit_id = new_visit_id
+        self._visits: dict[int, _Visit] = {}
+        self.visits_started = 0
+        self.looks_sent = 0
 
-    def observe(self, frame: Frame, track_id: int, face: DetectedFace) -> None:
-        """A detection of ``track_id`` in ``frame``: a candidate if its window is open."""
-        window = self._windows.setdefault(track_id, _Window(start=frame.media_time))
-        window.total_hits += 1
-        if frame.media_time < window.start:
-            return
+    def visit_of(self, track_id: int) -> str | None:
+        """The visit id of a live track (None once it ended, or for an unknown track)."""
+        visit = self._visits.get(track_id)
+        return visit.visit_id if visit else None
+
+    def observe(self, frame: Frame, track_id: int, face: DetectedFace) -> list[ChosenCrop]:
+        """A detection of ``track_id`` in ``frame``: the look to send now, if this is one."""
+        visit = self._visits.get(track_id)
+        if visit is None:
+            visit = self._visits[track_id] = _Visit(self._new_visit_id())
+            self.visits_started += 1
+        visit.hits += 1
+        policy, now = self.policy, frame.media_time
+        if visit.hits < policy.min_hits or now < visit.recheck_at:
+            return []
+        if visit.looks and not self._may_look(visit, now):
+            return []
         region = crop_region(face.box, margin=self.margin, width=frame.width, height=frame.height)
         if region.width < 2 or region.height < 2:
-            return
-        candidates = window.candidates
-        image = cut(frame.image, region)
-        score = crop_score(image, face, region)
-        if len(candidates) >= _KEEP and score <= candidates[-1].score:
-            return
-        candidates.append(
-            ChosenCrop(
-                track_id=track_id,
-                upload=window.uploads,
-                image=image,
-                region=region,
-                face=face,
-                score=score,
-                frame_index=frame.index,
-                captured_at=frame.captured_at,
-                captured_monotonic=frame.monotonic,
-            )
-        )
-        candidates.sort(key=lambda c: c.score, reverse=True)
-        del candidates[_KEEP:]
-
-    def due(self, media_time: float) -> list[ChosenCrop]:
-        """Crops whose window has closed by ``media_time``; their tracks' next windows open."""
-        chosen = []
-        for window in self._windows.values():
-            if not window.candidates or media_time < window.start + self.best_of:
-                continue
-            if window.total_hits < MIN_HITS:
-                continue
-            crop = self._pick(window)
-            window.uploads += 1
-            window.start = max(window.start + self.reupload, media_time)
-            if crop is not None:
-                chosen.append(crop)
-        return chosen
-
-    def end(self, track_ids: list[int]) -> list[ChosenCrop]:
-        """Tracks that ended: the crop of a window still open, if the track was confirmed."""
-        chosen = []
-        for track_id in track_ids:
-            window = self._windows.pop(track_id, None)
-            if window is None or not window.candidates or window.total_hits < MIN_HITS:
-                continue
-            crop = self._pick(window)
-            if crop is not None:
-                chosen.append(crop)
-        return chosen
-
-    def retry(self, track_id: int) -> list[ChosenCrop]:
-        """The recognizer could not name ``track_id``'s crop: its next candidate, if any is
-        left and the track has retries left (``unknown_retries``)."""
-        used = self._retries.get(track_id, 0)
-        if used >= self._unknown_retries:
             return []
-        candidates = self._runners_up.get(track_id, [])
-        while candidates:
-            candidate = candidates.pop(0)
-            if self._verify is None or self._verify(candidate):
-                self._retries[track_id] = used + 1
-                return [candidate]
-        return []
+        image = cut(frame.image, region)
+        measured = self.gate.assess(image, face, region)
+        if not measured.passed:
+            return []
+        if visit.looks and not self._worth_it(visit, now, measured.score, measured.yaw):
+            return []
+        if not self.gate.confirm(image, face, region):
+            visit.recheck_at = now + _RECHECK_S
+            return []
+        crop = ChosenCrop(
+            track_id=track_id,
+            visit_id=visit.visit_id,
+            look=visit.looks,
+            image=image,
+            region=region,
+            face=face,
+            score=measured.score,
+            frame_index=frame.index,
+            captured_at=frame.captured_at,
+            captured_monotonic=frame.monotonic,
+        )
+        visit.looks += 1
+        visit.best = max(visit.best, measured.score)
+        visit.yaws.append(measured.yaw)
+        visit.last_look = now
+        self.looks_sent += 1
+        return [crop]
 
-    def _pick(self, window: _Window) -> ChosenCrop | None:
-        """The best candidate that passes verification; the rest are kept for a retry."""
-        candidates, window.candidates = window.candidates, []
-        track_id = candidates[0].track_id if candidates else None
-        for n, candidate in enumerate(candidates):
-            if self._verify is None or self._verify(candidate):
-                if track_id is not None:
-                    self._keep_runners_up(track_id, candidates[n + 1 :])
-                return candidate
-        self.rejected += 1
-        return None
+    def end(self, track_ids: list[int]) -> list[str]:
+        """Tracks that ended: their visits end too; the visit ids (of tracks it knew)."""
+        ended = []
+        for track_id in track_ids:
+            visit = self._visits.pop(track_id, None)
+            if visit is not None:
+                ended.append(visit.visit_id)
+        return ended
 
-    def _keep_runners_up(self, track_id: int, candidates: list[ChosenCrop]) -> None:
-        self._runners_up[track_id] = candidates
-        self._runners_up.move_to_end(track_id)
-        while len(self._runners_up) > _RUNNERS_UP_TRACKS:
-            gone, _ = self._runners_up.popitem(last=False)
-            self._retries.pop(gone, None)
+    def _may_look(self, visit: _Visit, now: float) -> bool:
+        """Whether the visit may send a later look at all now (before measuring one)."""
+        since = now - visit.last_look
+        if since >= self.policy.reupload_seconds:
+            return True
+        return visit.looks < self.policy.max_looks and since >= self.policy.min_look_seconds
+
+    def _worth_it(self, visit: _Visit, now: float, score: float, yaw: float) -> bool:
+        """Whether a measured, identifiable later look adds something: better by the margin,
+        or a new angle; any look, once ``reupload_seconds`` have passed."""
+        policy = self.policy
+        if now - visit.last_look >= policy.reupload_seconds:
+            return True
+        if score >= visit.best * (1.0 + policy.better_by):
+            return True
+        return all(abs(yaw - sent) >= policy.new_pose_degrees for sent in visit.yaws)

@@ -1,4 +1,4 @@
-"""The frame loop: frames in; detections, tracks, chosen crops, labels and the live view out.
+"""The frame loop: frames in; detections, tracks, visits' looks, labels and the live view out.
 
 Only CPU work happens on the loop's thread: reading frames (the feed's
 thread), uploading (the uploader's), publishing (the MQTT publisher's) and
@@ -22,7 +22,8 @@ from facelens.edge.crops import DEFAULT_KEY_TEMPLATE, encode_crop
 from facelens.edge.detection import CropCheck, FrameDetector
 from facelens.edge.metrics import format_stats
 from facelens.edge.names import NameBoard, RecognitionListener
-from facelens.edge.picking import ChosenCrop, CropPicker
+from facelens.edge.picking import ChosenCrop, CropPicker, LookPolicy
+from facelens.edge.quality_gate import GateLimits, QualityGate
 from facelens.edge.reporting import EdgeStatus
 from facelens.edge.server import ViewServer
 from facelens.edge.tracking import Tracker
@@ -114,11 +115,15 @@ class EdgeRunner:
             iou_threshold=settings.iou_threshold, timeout=settings.track_timeout_seconds
         )
         self.picker = CropPicker(
-            best_of=settings.best_of_seconds,
-            reupload=settings.reupload_seconds,
+            gate=QualityGate(GateLimits.from_settings(settings), confirm=check),
+            policy=LookPolicy(
+                max_looks=settings.max_looks,
+                min_look_seconds=settings.min_look_seconds,
+                better_by=settings.better_look_margin,
+                new_pose_degrees=settings.new_pose_degrees,
+                reupload_seconds=settings.reupload_seconds,
+            ),
             margin=settings.margin,
-            verify=check,
-            unknown_retries=settings.unknown_retries,
         )
         self._stop = threading.Event()
         self._counters = _Counters()
@@ -166,11 +171,9 @@ class EdgeRunner:
         stats_every = self.settings.stats_seconds
         next_stats = time.monotonic() + stats_every
         while not self._stop.is_set():
-            for track_id in self.names.take_unknown():
-                self._submit(self.picker.retry(track_id))
             if self.status.source_lost.is_set():
                 self.status.source_lost.clear()
-                self._submit(self.picker.end(self.tracker.end_all()))
+                self.picker.end(self.tracker.end_all())
             frame = self.feed.next(_POLL_S)
             if frame is not None:
                 self.process(frame)
@@ -182,7 +185,7 @@ class EdgeRunner:
             if now >= next_stats:
                 self._tick(now)
                 next_stats = now + stats_every
-        self._submit(self.picker.end(self.tracker.end_all()))
+        self.picker.end(self.tracker.end_all())
 
     def process(self, frame: Frame) -> list[TrackedFace]:
         """One frame through detection, tracking and crop picking; the faces it shows."""
@@ -195,11 +198,12 @@ class EdgeRunner:
         c.faces += len(found.faces)
         c.detect_seconds += found.seconds
         c.detect_calls += 1
-        update = self.tracker.update(found.faces, frame.media_time)
+        update = self.tracker.update(found.faces, frame.media_time, frame.image)
+        self.picker.end(update.ended)
         for assignment in update.assignments:
-            self.picker.observe(frame, assignment.track_id, assignment.face)
-        self._submit(self.picker.end(update.ended))
-        self._submit(self.picker.due(frame.media_time))
+            # A look that passes is sent in the frame it is seen: the first answer's latency
+            # is this frame's detection plus the upload, not a waiting window.
+            self._submit(self.picker.observe(frame, assignment.track_id, assignment.face))
         faces = [
             TrackedFace(
                 a.track_id, a.face.box, a.face.confidence, name=self.names.name_of(a.track_id)
@@ -225,7 +229,7 @@ class EdgeRunner:
                 _log.error("Could not encode the crop of track %d: %s", crop.track_id, exc)
                 continue
             self._counters.crops += 1
-            self.names.remember(pending.key, crop.track_id)
+            self.names.remember(pending.key, crop.track_id, crop.visit_id)
             self.uploader.submit(pending)
 
     def _tick(self, now: float) -> None:

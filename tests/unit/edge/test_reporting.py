@@ -86,13 +86,31 @@ def test_display_name(message: dict[str, str], name: str | None) -> None:
     assert display_name(message) == name
 
 
-def test_unknown_answers_are_taken_once_and_names_are_not() -> None:
+def test_a_visit_shows_its_latest_revision_and_ignores_older_ones() -> None:
     board = NameBoard()
-    board.remember("faces/a.jpg", 1)
-    board.remember("faces/b.jpg", 2)
-    board.apply({"Status": "unknown", "Key": "faces/a.jpg"})
-    board.apply({"Status": "identified", "Key": "faces/b.jpg", "Name": "Ada"})
-    assert board.take_unknown() == [1]
-    assert board.take_unknown() == []
-    board.apply({"Status": "unknown", "Key": "faces/b.jpg"})  # named already: no retry
-    assert board.take_unknown() == []
+    board.remember("faces/a.jpg", 1, "v1")
+    board.remember("faces/b.jpg", 1, "v1")  # a later look of the same visit
+    first = {"Status": "unknown", "Key": "faces/a.jpg", "VisitId": "v1", "Revision": 0}
+    assert board.apply(first) == 1
+    assert board.name_of(1) == UNKNOWN
+    # Revision 1 answers for a later look (another key): it names the visit's track.
+    named = {
+        "Status": "identified",
+        "Key": "faces/b.jpg",
+        "VisitId": "v1",
+        "Revision": 1,
+        "Name": "Ada",
+    }
+    assert board.apply(named) == 1
+    assert board.name_of(1) == "Ada"
+    board.apply(first)  # revision 0 arriving late changes nothing
+    assert board.name_of(1) == "Ada"
+    # A revision may also take a name back: the recognizer's hysteresis decided.
+    board.apply({"Status": "identified", "VisitId": "v1", "Revision": 2, "Name": "Bea"})
+    assert board.name_of(1) == "Bea"
+    board.apply({"Status": "unknown", "VisitId": "v1", "Revision": 3})
+    assert board.name_of(1) == UNKNOWN
+    # Another runner's visit, or none at all: nothing to name.
+    assert (
+        board.apply({"Status": "identified", "VisitId": "v9", "Revision": 0, "Name": "X"}) is None
+    )
