@@ -92,14 +92,18 @@ def test_put_a_crop_then_drain_the_recognizer(
         (people / "obama/obama_3.jpg", "snapshots/not-a-crop.jpg"),
     ]
     for path, key in uploads:
+        # The first is a look of a visit (as an edge runner uploads it); the others are not.
+        visit = ["--metadata", "visit-id=porch-1"] if key.endswith("/1_0.jpg") else []
         put = out(
-            facelens("objects", "put", str(path), key, "--metadata", "thing=porch", env=cli_env)
+            facelens(
+                "objects", "put", str(path), key, "--metadata", "thing=porch", *visit, env=cli_env
+            )
         )
         assert put["Key"] == key
     listed = out(facelens("objects", "list", "--prefix", "faces/", env=cli_env))
     assert [o["Key"] for o in listed["Contents"]] == [k for _, k in uploads[:3]]
     head = out(facelens("objects", "head", "faces/11_26/10_30/1_0.jpg", env=cli_env))
-    assert head["Metadata"] == {"thing": "porch"}
+    assert head["Metadata"] == {"thing": "porch", "visit-id": "porch-1"}
 
     stats = out(facelens("recognizer", "--drain", env=cli_env))
     assert stats == {
@@ -111,7 +115,12 @@ def test_put_a_crop_then_drain_the_recognizer(
         "Skipped": 0,
         "Retried": 0,
     }
-    recent = out(facelens("recognizer", "recent", env=cli_env))["Recognitions"]
+    shown = out(facelens("recognizer", "recent", env=cli_env))
+    # One row per visit, its current answer; crops without a visit are no visit.
+    [visit] = shown["Visits"]
+    assert (visit["VisitId"], visit["Camera"], visit["Who"]) == ("porch-1", "porch", "Barack Obama")
+    assert (visit["Revision"], visit["Looks"], visit["Status"]) == (0, 1, "identified")
+    recent = shown["Recognitions"]
     by_key = {r["Message"]["Key"]: r for r in recent}
     seen = by_key["faces/11_26/10_30/1_0.jpg"]
     assert seen["Topic"] == "rekognition"
@@ -160,6 +169,7 @@ def test_put_a_crop_then_drain_the_recognizer(
         "DeletedProfiles": [face_id],
         "DeletedCrops": ["faces/11_26/10_30/1_0.jpg"],
         "DeletedRecords": 1,
+        "DeletedVisits": 1,
         "FormerStrangerIds": [],
         "Purged": True,
     }
@@ -170,5 +180,8 @@ def test_put_a_crop_then_drain_the_recognizer(
     assert error(facelens("profiles", "get", face_id, env=cli_env, check=False))["Code"] == (
         "ResourceNotFoundException"
     )
-    left = out(facelens("recognizer", "recent", env=cli_env))["Recognitions"]
-    assert "faces/11_26/10_30/1_0.jpg" not in {r["Message"].get("Key") for r in left}
+    shown = out(facelens("recognizer", "recent", env=cli_env))
+    assert "faces/11_26/10_30/1_0.jpg" not in {
+        r["Message"].get("Key") for r in shown["Recognitions"]
+    }
+    assert shown["Visits"] == []

@@ -41,6 +41,7 @@ from facelens.api.rest import audit, collections, forget, identifications, ident
 from facelens.api.rest import corrections as rest_corrections
 from facelens.api.rest import profiles as rest_profiles
 from facelens.api.rest import strangers as rest_strangers
+from facelens.api.rest import visits as rest_visits
 from facelens.api.security import Authenticator, FailureLimiter, Sessions, require
 
 REST_V1 = "/api/v1"
@@ -75,6 +76,7 @@ def create_app(context: ServerContext, parts: ServerParts, *, open_access: bool)
         collections,
         rest_profiles,
         identifications,
+        rest_visits,
         audit,
         forget,
         rest_corrections,

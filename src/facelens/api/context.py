@@ -28,6 +28,7 @@ from facelens.config import RecognizerSettings, ServeSettings
 from facelens.enrolment import EnrolmentParts
 from facelens.history.audit import AuditLog
 from facelens.history.ledger import RecognitionLedger
+from facelens.history.visits import VisitLedger
 from facelens.people.corrections import CorrectionService
 from facelens.people.forget import Forgetter
 from facelens.people.gallery import Gallery
@@ -76,6 +77,7 @@ Analyzer = Annotated[FaceAnalyzer, _provided(lambda p: p.analyzer)]
 Objects = Annotated[ObjectStore, _provided(lambda p: p.objects)]
 Profiles = Annotated[ProfileStore, _provided(lambda p: p.profiles)]
 Ledger = Annotated[RecognitionLedger, _provided(lambda p: p.ledger)]
+Visits = Annotated[VisitLedger, _provided(lambda p: p.visits)]
 Audit = Annotated[AuditLog, _provided(lambda p: p.audit)]
 Policy = Annotated[MatchPolicy, _provided(lambda p: p.policy)]
 Corrections = Annotated[CorrectionService, _provided(lambda p: p.corrections)]

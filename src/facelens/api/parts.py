@@ -32,6 +32,7 @@ from facelens.collection.users import UserService
 from facelens.enrolment import EnrolmentParts
 from facelens.history.audit import AuditLog
 from facelens.history.ledger import RecognitionLedger
+from facelens.history.visits import VisitLedger
 from facelens.people.corrections import CorrectionService
 from facelens.people.forget import Forgetter
 from facelens.people.gallery import Gallery
@@ -68,6 +69,7 @@ class ServerParts:
     """The object store without event notifications: crops are read from it, never put."""
     profiles: Callable[[], ProfileStore]
     ledger: Callable[[], RecognitionLedger]
+    visits: Callable[[], VisitLedger]
     audit: Callable[[], AuditLog]
     """Read by the audit log's own route; the services below write it."""
     gallery: Callable[[], Gallery]

@@ -88,6 +88,7 @@ def build_server(
         objects=b.objects,
         profiles=b.profiles,
         ledger=lambda: b.history().ledger,
+        visits=lambda: b.history().visits,
         audit=lambda: b.history().audit,
         gallery=once(lambda: gallery(b.collections(), b.history().audit)),
         profile_access=once(lambda: profile_service(b.profiles(), b.history().audit)),

@@ -2,9 +2,9 @@
 
 ``facelens recognizer`` runs until SIGINT/SIGTERM (finishing the event in
 hand); ``--drain`` stops once no event has arrived for a second, for
-scripts and tests. ``recent`` and ``dead-letters`` read the ledger. A
-long-running recognizer also runs the retention job (``settings.retention``)
-on a thread of its own.
+scripts and tests. ``recent`` reads the visits and the ledger, ``dead-letters``
+the ledger. A long-running recognizer also runs the retention job
+(``settings.retention``) on a thread of its own.
 """
 
 from __future__ import annotations
@@ -20,11 +20,12 @@ import typer
 from facelens.cli.output import run
 from facelens.config import Settings
 from facelens.history.ledger import Recognition, Status
+from facelens.rendering.visits import visit_json
 from facelens.wiring.bus import open_publication
 from facelens.wiring.people import people_of
 from facelens.wiring.process import process_role
 from facelens.wiring.recognizer import open_recognizer, start_worker
-from facelens.wiring.stores import open_ledger, open_stores
+from facelens.wiring.stores import open_ledger, open_stores, open_visits
 
 app = typer.Typer(help="The recognizer: crops in, identifications out.")
 
@@ -79,12 +80,18 @@ def _record(r: Recognition) -> dict[str, Any]:
 
 @app.command()
 def recent(limit: Limit = 20) -> None:
-    """The latest identifications, unknowns and dead letters, newest first."""
+    """The latest visits, one row each with its current answer (``Visits``: who, camera,
+    revision, looks; the most recently updated first), and the latest outcomes of single
+    objects (``Recognitions``: every look's record and the dead letters, newest first)."""
     settings = Settings()
 
     def action(stack: ExitStack) -> dict[str, Any]:
+        visits = open_visits(settings, stack).visits(limit=limit)
         recent = open_ledger(settings, stack).recent(limit=limit)
-        return {"Recognitions": [_record(r) for r in recent]}
+        return {
+            "Visits": [visit_json(v) for v in visits],
+            "Recognitions": [_record(r) for r in recent],
+        }
 
     run(action)
 

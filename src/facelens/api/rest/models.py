@@ -302,6 +302,35 @@ class RecognitionList(Answer):
     NextToken: str | None = None
 
 
+# -- visits --
+
+
+class Visit(Answer):
+    """One visit's current answer (:mod:`facelens.rendering.visits`): ``Who`` is the name,
+    UserId or FaceId, else the StrangerId or ``unknown``; ``Revision`` 0 is the first answer;
+    ``Looks``: looks of the visit stored so far; ``Message``: what was published at this
+    revision."""
+
+    VisitId: str
+    Camera: str | None
+    Status: str
+    Who: str
+    UserId: str | None
+    FaceId: str | None
+    StrangerId: str | None
+    Revision: int
+    Looks: int
+    RecognitionId: str
+    FirstSeen: str
+    UpdatedAt: str
+    Message: JsonObject
+
+
+class VisitList(Answer):
+    Visits: list[Visit]
+    NextToken: str | None = None
+
+
 # -- audit --
 
 
