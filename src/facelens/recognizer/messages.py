@@ -186,7 +186,10 @@ def identified(
         "GallerySize": identity.gallery_size,
         "BoundingBox": _box(box),
     }
-    return {**profile, **own, **(visit or _single(crop)).fields()}
+    # A profile attribute named like one of ours is dropped, not just overwritten: the
+    # fields an answer may leave out (Published, StrangerId...) must not be forged by one.
+    attributes = {k: v for k, v in profile.items() if k not in RESERVED}
+    return {**attributes, **own, **(visit or _single(crop)).fields()}
 
 
 def unknown(

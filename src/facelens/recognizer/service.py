@@ -591,10 +591,10 @@ class Recognizer:
         self.publisher.publish(recognition.topic, recognition.message)
         self.ledger.record(recognition)
         if self.notifier is not None and recognition.status is not Status.ERROR:
-            self.notifier.notify(_alert(recognition))
+            self.notifier.notify(alert_for(recognition))
 
 
-def _alert(recognition: Recognition) -> Alert:
+def alert_for(recognition: Recognition) -> Alert:
     """One alert per visit: its first answer, then a correction for each revision (titled
     so, saying what it replaces); looks that change nothing are never published or alerted."""
     m = recognition.message

@@ -76,10 +76,27 @@ class Pipeline:
     counter: int = 0
     source: EventSource | None = None
 
-    def put_crop(self, body: bytes, *, camera: str = "front-door", key: str | None = None) -> str:
+    def put_crop(
+        self,
+        body: bytes,
+        *,
+        camera: str = "front-door",
+        key: str | None = None,
+        visit: str | None = None,
+        look: int | None = None,
+        quality: float | None = None,
+    ) -> str:
+        """Uploads a crop; ``visit``/``look``/``quality``: as the edge marks a visit's looks."""
         self.counter += 1
         key = key or f"faces/11_26/10_30/1764150000{self.counter:03d}_0.jpg"
-        meta = CropMetadata(camera=camera, captured_at=datetime.now(UTC), track_id="1")
+        meta = CropMetadata(
+            camera=camera,
+            captured_at=datetime.now(UTC),
+            track_id="1",
+            visit_id=visit,
+            look=look,
+            look_quality=quality,
+        )
         self.wired.objects.put_object(
             self.wired.settings.bucket,
             key,
