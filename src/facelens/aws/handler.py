@@ -19,6 +19,16 @@ What Lambda is told, so nothing is lost:
   and not published twice by a warm container; a fresh container publishes
   them again under the same RecognitionId (at least once, as everywhere).
 
+Visits (looks of one person the edge marked with one ``visit-id``) are
+fused and revised as everywhere, through the visit ledger of the container's
+history: SQLite under ``FACELENS_HOME`` (``/tmp``), one per container, unless
+``FACELENS_COLLECTIONS_URL`` is PostgreSQL. So, on SQLite, looks of one visit
+that Lambda hands to two containers fuse only within each: each container
+publishes a first answer (Revision 0) of its own for the visit. One answer
+per visit across containers needs the shared database (PostgreSQL), or a
+concurrency of one. With ``rekognition://`` there are no embeddings to fuse:
+later looks revise to a name in score space only, never withdraw one.
+
 Settings come from ``FACELENS_*`` environment variables, read once per
 container on the first invocation (``deploy/aws/template.yaml`` sets them):
 on AWS typically ``FACELENS_COLLECTIONS_URL=rekognition://``,
@@ -85,6 +95,7 @@ class LambdaRecognizer:
             "unknown": stats.unknown,
             "deadLetters": stats.dead_letters,
             "duplicates": stats.duplicates,
+            "unchanged": stats.unchanged,
             "skipped": stats.skipped,
             "retried": len(source.released),
         }

@@ -30,6 +30,7 @@ from facelens.collection.analysis import FaceAnalyzer
 from facelens.config import NotifyChannel, NotifyRule, Settings
 from facelens.engine.protocol import FaceEngine
 from facelens.errors import ServiceUnavailableException
+from facelens.storage.crops import CropMetadata
 from facelens.storage.protocol import ObjectStore
 from facelens.wiring.bus import open_publication
 from facelens.wiring.people import people_of
@@ -88,6 +89,7 @@ def crops(engine: FaceEngine, testdata: Path) -> dict[str, bytes]:
     people = testdata / "people"
     return {
         "brad": make_crop(engine, people / "brad_pitt" / "brad_pitt_2.jpg"),
+        "brad_3": make_crop(engine, people / "brad_pitt" / "brad_pitt_3.jpg"),
         "biden": make_crop(engine, people / "biden" / "biden_1.jpg"),
         "no_face": sorted((testdata / "noface").glob("*.jpg"))[0].read_bytes(),
     }
@@ -250,3 +252,29 @@ def test_alerts_go_to_an_sns_topic_before_the_invocation_returns(
     alerts = sqs.receive_message(QueueUrl=inbox, WaitTimeSeconds=1).get("Messages", [])
     assert len(alerts) == 1
     assert "faces/stranger.jpg" in json.loads(alerts[0]["Body"])["Message"]
+
+
+def test_looks_of_one_visit_in_one_container_publish_one_answer(
+    aws: Aws, function: Function, crops: dict[str, bytes]
+) -> None:
+    """Two looks of Brad at the door (the edge's visit-id on both): the first is published,
+    the second confirms it and is only recorded (the container's own visit ledger)."""
+    for look, key in enumerate(["faces/visit/0.jpg", "faces/visit/1.jpg"]):
+        meta = CropMetadata(camera="front-door", visit_id="visit-1", look=look, look_quality=0.8)
+        aws.client("s3").put_object(
+            Bucket=aws.bucket,
+            Key=key,
+            Body=crops["brad"] if look == 0 else crops["brad_3"],
+            ContentType="image/jpeg",
+            Metadata=meta.to_metadata(),
+        )
+    records = [r for m in aws.s3_events(2) for r in json.loads(m["Body"])["Records"]]
+    records.sort(key=lambda r: str(r["s3"]["object"]["key"]))
+    before = len(iot_messages())
+
+    summary = function.lambda_.handle({"Records": records})
+
+    assert (summary["identified"], summary["unchanged"]) == (1, 1)
+    ((topic, answer),) = iot_messages()[before:]
+    assert topic == "rekognition"
+    assert (answer["Name"], answer["VisitId"], answer["Revision"]) == ("Brad Pitt", "visit-1", 0)
