@@ -12,7 +12,10 @@ dashboard on a LAN without internet works, and the CSP allows only 'self'.
 The live feed is Server-Sent Events: ``/ui/feed`` polls the recognizer's
 ledger every ``FEED_POLL_SECONDS`` (in the thread pool: SQLite blocks) and
 sends each new sighting as a rendered HTML fragment; the page's script puts
-it at the top of the list. Polling the ledger rather than subscribing to
+it at the top of the list. A visit (:mod:`facelens.history.visits`) is one
+row, keyed by its VisitId: each answer published for it (its first, then each
+revision) replaces that row and moves it to the top; a look that changed
+nothing (``"Published": false``) is not sent. Polling the ledger rather than subscribing to
 MQTT works with every deployment (no broker needed) and sees exactly what
 the ledger's history API pages through.
 """
@@ -39,7 +42,7 @@ from facelens.api.context import (
     Objects,
     ServerContext,
 )
-from facelens.api.dashboard.sightings import sightings, with_corrections
+from facelens.api.dashboard.sightings import one_per_visit, published, sightings, with_corrections
 from facelens.api.dashboard.web import STATIC, Viewer, origin_of, page, public_url, templates
 from facelens.api.security import require
 from facelens.errors import (
@@ -52,7 +55,10 @@ from facelens.history.ledger import RecognitionLedger, Status
 router = APIRouter(include_in_schema=False)
 
 FEED_SIZE = 40
-"""Sightings the feed page starts with."""
+"""Rows the feed page starts with: one per visit (its current answer), one per crop of no
+visit."""
+FEED_ROWS_READ = 4 * FEED_SIZE
+"""Records read to fill them: a visit may have several (its revisions, its looks)."""
 FEED_POLL_SECONDS = 0.5
 FEED_LOOKBACK_SECONDS = 10.0
 """Each poll re-reads this far behind the newest sighting sent, so a record written late
@@ -81,7 +87,7 @@ def live(
     corrections: Corrections,
     collections: Collections,
 ) -> Response:
-    records = ledger.history(limit=FEED_SIZE + 10)
+    records = one_per_visit(ledger.history(limit=FEED_ROWS_READ))
     shown = sightings(ctx.crops, [r for r in records if r.status is not Status.ERROR][:FEED_SIZE])
     shown = with_corrections(corrections, shown)
     newest = shown[0].seen_iso if shown else datetime.now(UTC).isoformat()
@@ -134,7 +140,7 @@ async def _events(
         fresh = [
             r
             for r in reversed(records)
-            if r.recognition_id not in sent and r.status is not Status.ERROR
+            if r.recognition_id not in sent and r.status is not Status.ERROR and published(r)
         ]
         for s in sightings(ctx.crops, fresh):
             sent[s.recognition_id] = None
@@ -142,7 +148,11 @@ async def _events(
                 sent.popitem(last=False)
             newest = max(newest, s.seen_at)
             html = fragment.render(s=s, can_edit=can_edit, here="/ui/")
-            data = json.dumps({"id": s.recognition_id, "html": html})
+            # row: the page replaces the row of that id (a visit's), so a revision updates
+            # its visit in place; revision: an older answer arriving late replaces nothing.
+            data = json.dumps(
+                {"id": s.recognition_id, "row": s.row_id, "revision": s.revision, "html": html}
+            )
             yield f"id: {s.seen_iso}\nevent: sighting\ndata: {data}\n\n"
         quiet = 0.0 if fresh else quiet + FEED_POLL_SECONDS
         if quiet >= KEEPALIVE_SECONDS:

@@ -35,6 +35,17 @@ class Sighting:
     """The correction id in force that says this identification was wrong (None: none)."""
     expected_fpir: float | None = None
     """How sure the name was: the share of strangers (0-1) expected to score as high."""
+    visit_id: str | None = None
+    """The visit this answer is for (None: a crop of no visit, its own row)."""
+    revision: int = 0
+    """The visit's revision this answer made (0: its first answer)."""
+    looks: int | None = None
+    """Looks fused into this answer (None: the message does not say)."""
+
+    @property
+    def row_id(self) -> str:
+        """The feed row it fills: one per visit, so a revision replaces its visit's row."""
+        return f"v-{self.visit_id}" if self.visit_id else f"s-{self.recognition_id}"
 
     @property
     def person_id(self) -> str | None:
@@ -78,7 +89,31 @@ def sighting(record: Recognition, crops: CropPlace) -> Sighting:
         expected_fpir=float(fpir)
         if isinstance(fpir := message.get("ExpectedFPIR"), int | float)
         else None,
+        visit_id=_text_or_none(message.get("VisitId")),
+        revision=revision if isinstance(revision := message.get("Revision"), int) else 0,
+        looks=looks if isinstance(looks := message.get("Looks"), int) else None,
     )
+
+
+def published(record: Recognition) -> bool:
+    """Whether the record's message was published: a visit's look that changed nothing is
+    recorded (``"Published": false``) but is no new answer, so no feed shows it."""
+    return record.message.get("Published") is not False
+
+
+def one_per_visit(records: list[Recognition]) -> list[Recognition]:
+    """``records`` (newest first) with only the newest published answer of each visit: the
+    feed's rows, one per visit (records of no visit each keep their own)."""
+    seen: set[str] = set()
+    rows = []
+    for record in records:
+        visit = record.message.get("VisitId")
+        if not published(record) or (isinstance(visit, str) and visit in seen):
+            continue
+        if isinstance(visit, str):
+            seen.add(visit)
+        rows.append(record)
+    return rows
 
 
 def crop_url(crops: CropPlace, bucket: str | None, key: str | None) -> str | None:

@@ -38,13 +38,18 @@
     };
     source.addEventListener("sighting", function (event) {
       var data = JSON.parse(event.data);
-      if (document.getElementById("s-" + data.id)) return;
+      // One row per visit: a revision replaces its visit's row (and moves it to the top);
+      // the same answer again, or an older revision arriving late, changes nothing.
+      var existing = document.getElementById(data.row || ("s-" + data.id));
+      if (existing && (existing.getAttribute("data-id") === data.id ||
+          Number(existing.getAttribute("data-revision") || 0) > Number(data.revision || 0))) return;
       var holder = document.createElement("ol");
       holder.innerHTML = data.html; // rendered and escaped by the server's templates
       var item = holder.firstElementChild;
       if (!item) return;
       item.classList.add("sighting--new");
       localTimes(item);
+      if (existing) existing.parentNode.removeChild(existing);
       list.insertBefore(item, list.firstChild);
       while (list.children.length > MAX_FEED) list.removeChild(list.lastElementChild);
       var empty = document.getElementById("feed-empty");
