@@ -63,10 +63,12 @@ def identification_line(message: Mapping[str, Any]) -> str | None:
         return None
     at = _clock(message.get("CapturedAt")) or _clock(message.get("RecognizedAt")) or "--:--:--"
     camera = message.get("Camera") or "?"
+    # A visit's revision replaces the line printed for it before: say so.
+    fix = "correction: " if isinstance(message.get("Revises"), Mapping) else ""
     if status == "unknown":
-        return f"{at}  {camera}  unknown face  ({message.get('Key')})"
+        return f"{at}  {camera}  {fix}unknown face  ({message.get('Key')})"
     name = display_name(message)
-    who = f"{name} ({message.get('UserId') or message.get('FaceId')})"
+    who = f"{fix}{name} ({message.get('UserId') or message.get('FaceId')})"
     extras = [
         f"{k}={v}"
         for k, v in message.items()

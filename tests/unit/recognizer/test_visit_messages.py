@@ -9,6 +9,7 @@ from facelens.recognizer import messages
 from facelens.recognizer.messages import VisitPart
 from facelens.recognizer.service import alert_for
 from facelens.storage.crops import CropMetadata
+from facelens.up import identification_line
 from facelens.values.boxes import BoundingBox
 from facelens.values.events import ObjectCreated
 from facelens.values.identity import Identity
@@ -113,3 +114,21 @@ def test_alerts_say_correction_for_a_revision_and_nothing_else_for_a_first_answe
     assert alert.title == "Correction: Unknown person at door"
     assert alert.person is None
     assert "earlier: Bob" in alert.body
+
+
+def test_facelens_up_prints_a_revision_as_a_correction() -> None:
+    first = messages.unknown("r1", EVENT, CropMetadata(camera="door"), T0, box=BOX)
+    revised = messages.identified(
+        "r2",
+        EVENT,
+        CropMetadata(camera="door"),
+        T0,
+        identity=ANNA,
+        profile={"Name": "Anna"},
+        box=BOX,
+        visit=VisitPart("v", 1, first, looks=2),
+    )
+    assert "correction" not in (identification_line(first) or "")
+    line = identification_line(revised) or ""
+    assert "correction: Anna (anna)" in line
+    assert "Revision" not in line  # the visit's fields are facelens' own, not profile extras
