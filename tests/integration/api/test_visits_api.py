@@ -10,6 +10,7 @@ import requests
 
 from facelens.history.ledger import Status
 from facelens.history.visits import VisitAnswer, VisitLook
+from facelens.pagination import encode_token
 from tests.servers.facelens_api import ApiServer
 
 START = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -74,3 +75,19 @@ def test_visits_page_filter_and_a_revision_updates_its_row(api_server: ApiServer
         call(api_server, expect=400, **bad)
     response = requests.get(f"{api_server.url}/api/v1/visits", timeout=10)
     assert response.status_code in (401, 403)
+
+
+def test_bad_tokens_are_invalid_never_a_5xx(api_server: ApiServer) -> None:
+    key = "updated_at,visit_id"
+    for after in (
+        "[" * 5000,
+        '["0001-01-01T00:00:00+01:00", "v"]',
+        '["9999-12-31T23:59:59-01:00", "v"]',
+        '["not a time", "v"]',
+        '[1, "v"]',
+        '["2026-01-01T00:00:00+00:00"]',
+    ):
+        bad = call(api_server, expect=400, next_token=encode_token("visits", key, after))
+        assert bad["__type"] == "InvalidParameterException"
+    other = encode_token("identifications", key, '["2026-01-01T00:00:00+00:00", "v"]')
+    assert call(api_server, expect=400, next_token=other)["__type"] == "InvalidParameterException"

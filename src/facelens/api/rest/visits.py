@@ -17,6 +17,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
+from facelens import json_limits
 from facelens.api.context import Visits
 from facelens.api.rest import models
 from facelens.api.rest.params import MaxResults, Reader, Token
@@ -62,8 +63,8 @@ def _cursor(token: str) -> tuple[str, str]:
     """The ledger's cursor in a ``NextToken`` of ours (the time is checked by the ledger)."""
     after = decode_token(token, scope=_SCOPE, key=_KEY)
     try:
-        at, visit_id = json.loads(after)
-    except (ValueError, TypeError) as exc:
+        at, visit_id = json_limits.loads(after, max_depth=1)
+    except (ValueError, TypeError) as exc:  # TooDeepError is a ValueError
         raise InvalidParameterException("Invalid next_token") from exc
     if not isinstance(at, str) or not isinstance(visit_id, str):
         raise InvalidParameterException("Invalid next_token")
