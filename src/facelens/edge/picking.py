@@ -170,7 +170,7 @@ class CropPicker:
         if region.width < 2 or region.height < 2:
             return []
         image = cut(frame.image, region)
-        measured = self.gate.assess(image, face, region)
+        measured = self.gate.assess(image, face, region, frame_size=(frame.width, frame.height))
         if not measured.passed:
             return []
         if visit.looks and not self._worth_it(visit, now, measured.score, measured.yaw):

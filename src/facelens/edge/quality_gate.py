@@ -7,6 +7,9 @@ back of the room) costs an upload, a recognizer call and, worse, an
 considered, four cheap measures from the frame detector's own output must
 pass (in this order, the first failure being the reason):
 
+- ``cut``: the face box reaches the frame's edge: part of the face is out of
+  the picture, and landmarks on a half face are guesses (a close-up profile at
+  the stage clip's edge measured 8° of yaw);
 - ``small``: the eyes (the detector's landmarks, full-frame pixels) are
   closer than ``min_eye_distance``; the embedder has too few pixels;
 - ``turned``: ``|yaw|`` (:func:`facelens.engine.quality.estimate_pose`) over
@@ -52,6 +55,7 @@ _SIZE_HALF = 80.0
 class Refusal(StrEnum):
     """Why a look was not identifiable (the value is what reports and benchmarks print)."""
 
+    CUT = "cut"
     SMALL = "small"
     TURNED = "turned"
     TILTED = "tilted"
@@ -116,6 +120,18 @@ def look_score(
     return size * (0.4 + 0.6 * sharp) * frontal**2 * (0.5 + 0.5 * conf)
 
 
+_EDGE_SHARE = 0.05
+"""A box closer to the frame's edge than this share of its own size (and 1 px) counts as
+cut by it: the frame detector clips boxes to the frame, and a face running off it is
+often boxed a few pixels short of the edge."""
+
+
+def _at_edge(box: PixelBox, width: int, height: int) -> bool:
+    dx = max(1.0, box.width * _EDGE_SHARE)
+    dy = max(1.0, box.height * _EDGE_SHARE)
+    return box.left <= dx or box.top <= dy or box.right >= width - dx or box.bottom >= height - dy
+
+
 class QualityGate:
     """Measures looks and refuses the unidentifiable; counts refusals by reason.
 
@@ -136,9 +152,17 @@ class QualityGate:
         self.passed = 0
         """Looks that passed every check they were put to."""
 
-    def assess(self, crop: BGRImage, face: DetectedFace, region: PixelBox) -> Assessment:
+    def assess(
+        self,
+        crop: BGRImage,
+        face: DetectedFace,
+        region: PixelBox,
+        *,
+        frame_size: tuple[int, int] | None = None,
+    ) -> Assessment:
         """The cheap measures of ``face`` (frame pixels), whose crop ``crop`` was cut from
-        ``region`` of the frame. A refusal is counted here; a pass only once confirmed."""
+        ``region`` of the frame (``frame_size``: its width and height, None when unknown:
+        then no ``cut`` check). A refusal is counted here; a pass only once confirmed."""
         limits = self.limits
         marks = face.landmarks
         eyes = math.hypot(
@@ -158,7 +182,9 @@ class QualityGate:
         rgb = np.ascontiguousarray(cv2.cvtColor(crop, cv2.COLOR_BGR2RGB), dtype=np.uint8)
         sharpness = estimate_quality(rgb, local).sharpness
         refusal = None
-        if eyes < limits.min_eye_distance:
+        if frame_size is not None and _at_edge(face.box, *frame_size):
+            refusal = Refusal.CUT
+        elif eyes < limits.min_eye_distance:
             refusal = Refusal.SMALL
         elif abs(pose.yaw) > limits.max_yaw:
             refusal = Refusal.TURNED

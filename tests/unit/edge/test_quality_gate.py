@@ -65,6 +65,17 @@ def test_unidentifiable_looks_are_refused_with_their_reason(
     assert gate.refused == {reason: 1}
 
 
+def test_a_face_cut_by_the_frames_edge_is_refused() -> None:
+    gate = QualityGate()
+    f = face(left=520)  # its box reaches x = 640
+    region = crop_region(f.box, margin=0.3, width=640, height=360)
+    measured = gate.assess(cut(IMAGE, region), f, region, frame_size=(640, 360))
+    assert measured.refusal == Refusal.CUT
+    inside = face(left=500)
+    region = crop_region(inside.box, margin=0.3, width=640, height=360)
+    assert gate.assess(cut(IMAGE, region), inside, region, frame_size=(640, 360)).passed
+
+
 def test_a_blurred_face_is_refused() -> None:
     blurred = np.asarray(cv2.GaussianBlur(IMAGE, (0, 0), 6), dtype=np.uint8)
     assert assess(QualityGate(), face(), blurred) == Refusal.BLURRED
