@@ -17,12 +17,13 @@ How:
   enrolled and visit with ``--looks`` of theirs; other identities are
   enrolled from one photo each until the gallery holds ``--gallery``
   people, so a stranger has someone to be mistaken for.
-* **The video** (:func:`render`): each visit's photos shown one after the
-  other, ``--look-seconds`` each, at one place on a plain grey frame,
-  drifting two pixels a frame (a person turning in front of the camera);
-  visits are separated by ``--gap-seconds`` of empty frames, longer than the
-  edge's track timeout (1 s), so each visit is a new track. Written with
-  OpenCV's VideoWriter (MJPG) in a temporary folder.
+* **The video** (:func:`render`): each visit's photos (their central part,
+  :data:`PHOTO_SIDE`) shown one after the other, ``--look-seconds`` each, at
+  one place on a plain grey frame, drifting two pixels a frame (a person
+  turning in front of the camera); visits are separated by ``--gap-seconds``
+  of empty frames, longer than the edge's track timeout (1 s), so each visit
+  is a new track. Written with OpenCV's VideoWriter (MJPG) in a temporary
+  folder.
 * **The run**: ``facelens up --source <video> --realtime --once --no-serve
   --mqtt <broker>`` in a fresh home, publishing to a Mosquitto on loopback;
   a subscriber keeps every message on ``<topic>/#``. Real-time playback makes
@@ -88,8 +89,11 @@ TOPIC = "rekognition"
 on /errors."""
 FRAME_SIZE = (640, 480)
 """Width, height of the video: a doorway camera's modest resolution."""
-PHOTO_SIDE = 250
-"""LFW photos are 250 x 250 px, the face about 110 px wide in the middle."""
+PHOTO_SIDE = 170
+"""What is shown of each photo: its central 170 x 170 px. LFW photos are 250 x 250 px with
+the person's face, about 110 px wide, in the middle; their edges often hold other people's
+faces (a crowd, a bystander), which would be visits of their own, neither this person's nor
+anyone planned. The offline protocol likewise embeds each photo's central face."""
 DRIFT_PX = 2.0
 """How far the photo moves per frame, to the right (pixels)."""
 LEAD_IN_S = 1.0
@@ -178,6 +182,17 @@ def frame_count(plan: Plan) -> int:
     return math.ceil(plan.duration_s * plan.fps)
 
 
+def central(image: npt.NDArray[np.uint8], side: int) -> npt.NDArray[np.uint8]:
+    """The central ``side`` x ``side`` pixels of ``image`` (padded grey where it is smaller)."""
+    height, width = image.shape[:2]
+    out = np.full((side, side, 3), 128, dtype=np.uint8)
+    top, left = max(0, (height - side) // 2), max(0, (width - side) // 2)
+    part = image[top : top + side, left : left + side]
+    y, x = (side - part.shape[0]) // 2, (side - part.shape[1]) // 2
+    out[y : y + part.shape[0], x : x + part.shape[1]] = part
+    return out
+
+
 def render(plan: Plan, out: Path) -> int:
     """Writes the plan's video (MJPG) to ``out``; how many frames."""
     import cv2
@@ -201,9 +216,7 @@ def render(plan: Plan, out: Path) -> int:
                     image = cv2.imread(photo, cv2.IMREAD_COLOR)
                     if image is None:
                         raise RuntimeError(f"cannot read {photo}")
-                    images[photo] = np.asarray(
-                        cv2.resize(image, (PHOTO_SIDE, PHOTO_SIDE)), dtype=np.uint8
-                    )
+                    images[photo] = central(np.asarray(image, dtype=np.uint8), PHOTO_SIDE)
                 moved = int(DRIFT_PX * round((t - visit.start_s) * plan.fps))
                 x = (width - PHOTO_SIDE) // 2 - 30 + moved
                 y = (height - PHOTO_SIDE) // 2
