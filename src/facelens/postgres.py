@@ -52,11 +52,17 @@ def create_missing_tables(
     IF NOT EXISTS`` (one fails on the catalog's unique index); under the lock
     the second finds the tables made. A database whose tables exist costs one
     small query and needs no CREATE privilege, so a role limited to reading
-    and writing rows works once they exist.
+    and writing rows works once they exist. The check is made again under the
+    lock (each statement sees what committed before it): a host that waited
+    there while another created the tables must not run the schema again,
+    whose ``CREATE INDEX IF NOT EXISTS`` takes share locks on the tables in
+    an order that deadlocks with the first host's writes to them.
     """
     if _missing(conn, tables):
         with conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock,))
+            if not _missing(conn, tables):
+                return
             for statement in schema:
                 conn.execute(statement)
 

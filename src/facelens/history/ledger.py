@@ -179,7 +179,9 @@ class RecognitionLedger(Protocol):
         ...
 
     def strangers_seen(self, stranger_ids: Sequence[str] | None = None) -> dict[str, StrangerSeen]:
-        """Count, first and last sighting per StrangerId (of these ids, or of every one)."""
+        """Count, first and last sighting per StrangerId (of these ids, or of every one). A
+        sighting is a visit: the records of one ``VisitId`` count once (a crop without one
+        counts alone); first and last are over every record."""
         ...
 
     def close(self) -> None: ...

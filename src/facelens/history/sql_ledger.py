@@ -295,8 +295,12 @@ class SqlLedger:
 
     def strangers_seen(self, stranger_ids: Sequence[str] | None = None) -> dict[str, StrangerSeen]:
         sid = self._sql.field("StrangerId")
+        # A sighting is a visit: the looks of one visit (records sharing a VisitId, all
+        # carrying its StrangerId) count once; a crop without a visit counts alone.
+        sighting = f"COALESCE({self._sql.field('VisitId')}, recognition_id)"
         sql = (
-            f"SELECT {sid} AS sid, COUNT(*), MIN(recognized_at), MAX(recognized_at)"
+            f"SELECT {sid} AS sid, COUNT(DISTINCT {sighting}), MIN(recognized_at),"
+            " MAX(recognized_at)"
             f" FROM {self._table} WHERE "
         )
         params: list[Any] = []

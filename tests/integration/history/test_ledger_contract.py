@@ -310,6 +310,24 @@ def test_sightings_and_strangers_seen(ledger: RecognitionLedger) -> None:
     assert ledger.strangers_seen(["stranger-2", "nobody"]) == {"stranger-2": seen["stranger-2"]}
 
 
+def test_a_stranger_s_visit_is_one_sighting_however_many_looks(ledger: RecognitionLedger) -> None:
+    for n in range(3):  # three looks of one visit, all carrying the visit's stranger
+        ledger.record(
+            outcome(
+                f"v{n}",
+                T0 + timedelta(seconds=n),
+                status=Status.UNKNOWN,
+                StrangerId="stranger-1",
+                VisitId="visit-a",
+            )
+        )
+    ledger.record(
+        outcome("lone", T0 + timedelta(minutes=5), status=Status.UNKNOWN, StrangerId="stranger-1")
+    )
+    seen = ledger.strangers_seen(["stranger-1"])["stranger-1"]
+    assert seen == StrangerSeen(2, T0, T0 + timedelta(minutes=5))
+
+
 def test_two_instances_share_one_history(open_ledger_on: OpenLedger) -> None:
     first, second = open_ledger_on(), open_ledger_on()
     first.record(outcome("r1", T0, status=Status.UNKNOWN, StrangerId="s-1"))
