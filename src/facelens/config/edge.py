@@ -53,14 +53,14 @@ class EdgeSettings(Section):
         ),
     )
     min_eye_distance: float = Field(
-        default=16.0,
+        default=8.0,
         ge=0,
         description=(
             "Quality gate: fewest full-frame pixels between the eyes (the detector's landmarks) "
-            "for a look to be uploaded. On the test clips faces the recognizer can use have "
-            "16 px and more (a 1080p crowd at 10 m: 16-45; a 640x360 stage: 20-42); under "
-            "that are side-on or distant faces (8-15 px) whose crops the embedder upsamples "
-            "into mush. A person walking up passes it a few steps later."
+            "for a look to be uploaded. The recognizer still names the pianist at the edge of "
+            "the stage clip at 9-10 px (tests/integration/test_up.py); under 8 px the "
+            "embedder gets a face of a dozen pixels, upsampled into mush. Raise it where "
+            "people walk up to the camera anyway: their later looks are larger."
         ),
     )
     max_yaw: float = Field(

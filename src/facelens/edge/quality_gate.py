@@ -68,7 +68,7 @@ class GateLimits:
     """The gate's thresholds: eye distance in full-frame pixels, angles in degrees, sharpness
     0-100 (see :class:`facelens.config.EdgeSettings` for why the defaults are what they are)."""
 
-    min_eye_distance: float = 16.0
+    min_eye_distance: float = 8.0
     max_yaw: float = 45.0
     max_pitch: float = 30.0
     min_sharpness: float = 8.0

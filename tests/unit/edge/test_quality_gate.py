@@ -54,7 +54,7 @@ def test_a_frontal_face_passes() -> None:
         (face(nose_x=0.78), Refusal.TURNED),  # nose past the eye: a profile
         (face(nose_x=0.22), Refusal.TURNED),
         (face(nose_y=0.72), Refusal.TILTED),  # nose near the mouth: head bent down
-        (face(size=30), Refusal.SMALL),  # 12 px between the eyes
+        (face(size=18), Refusal.SMALL),  # 7.2 px between the eyes
     ],
 )
 def test_unidentifiable_looks_are_refused_with_their_reason(
