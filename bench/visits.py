@@ -52,7 +52,7 @@ final = latest. Latency is not measured here (``bench.up_latency`` does).
 Run from the repository root (needs Mosquitto)::
 
     python -m bench.visits [--enrolled 24] [--strangers 24] [--gallery 80] [--looks 4]
-                           [--seed 0] [--label NAME]
+                           [--seed 0] [--label NAME] [--env FACELENS_NAME=VALUE ...]
 
 About 4-5 minutes on 2 cores (the video plays in real time: about 3 minutes).
 Writes bench/results/visits.json (or visits_<label>.json).
@@ -534,12 +534,13 @@ def analyse(
     return report
 
 
-def run(plan: Plan, workdir: Path) -> dict[str, Any]:
-    """Enrols, renders, plays the video through ``facelens up`` and summarises."""
+def run(plan: Plan, workdir: Path, extra_env: Mapping[str, str]) -> dict[str, Any]:
+    """Enrols, renders, plays the video through ``facelens up`` (its environment plus
+    ``extra_env``) and summarises."""
     from tests.servers.mosquitto import Subscriber, running_broker
 
     home = workdir / "home"
-    env = {**base_env(home), "FACELENS_EDGE__VIEW_PORT": "0"}
+    env = {**base_env(home), "FACELENS_EDGE__VIEW_PORT": "0", **extra_env}
     if "PYTHONPATH" in os.environ:
         env["PYTHONPATH"] = os.environ["PYTHONPATH"]
     started = time.perf_counter()
@@ -596,8 +597,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fps", type=float, default=15.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--label", default=None, help="writes visits_<label>.json")
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="FACELENS_NAME=VALUE",
+        help="a setting for facelens up and enroll (repeatable), e.g. "
+        "FACELENS_RECOGNIZER__VISITS__REVISE_FACTOR=0.1",
+    )
     parser.add_argument("--enrol-from", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    extra_env: dict[str, str] = {}
+    for assignment in args.env:
+        key, sep, value = assignment.partition("=")
+        if not sep or not key.startswith("FACELENS_"):
+            parser.error(f"--env {assignment!r}: expected FACELENS_NAME=VALUE")
+        extra_env[key] = value
     if args.enrol_from is not None:  # the child that enrols (under the code being measured)
         enrol_in_process(json.loads(args.enrol_from.read_text()))
         return
@@ -621,7 +636,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     machine = machine_facts()
     with tempfile.TemporaryDirectory(prefix="facelens-visits-") as tmp:
-        report = run(plan, Path(tmp))
+        report = run(plan, Path(tmp), extra_env)
     write_result(
         name,
         {
@@ -637,6 +652,7 @@ def main(argv: list[str] | None = None) -> None:
                 "gap_seconds": args.gap_seconds,
                 "fps": args.fps,
                 "frame_size": list(FRAME_SIZE),
+                "env": extra_env,
             },
             **report,
             "plan_visits": [asdict(v) for v in plan.visits],
