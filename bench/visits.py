@@ -319,16 +319,26 @@ def parse_answer(payload: bytes, received_at: float) -> Answer | None:
 
 
 def first_and_final(answers: Sequence[Answer]) -> tuple[Answer, Answer] | None:
-    """The visit's first answer (lowest Revision, then earliest arrival) and its final one
-    (highest Revision, then latest arrival); messages without Revision order by arrival."""
+    """A planned visit's first answer and its final one.
+
+    Within one VisitId the first is the lowest Revision (then the earliest arrival) and the
+    final the highest (then the latest). The edge may split one person's visit into several
+    VisitIds (a lost track): then the first answer is that of the VisitId answered first and
+    the final one that of the VisitId answered last, as a user watching the door sees them.
+    Messages without a VisitId (code from before visits) are one group, ordered by arrival.
+    """
     if not answers:
         return None
 
     def key(a: Answer) -> tuple[int, float]:
         return (a.revision if a.revision is not None else 0, a.received_at)
 
-    ordered = sorted(answers, key=key)
-    return ordered[0], ordered[-1]
+    groups: dict[str | None, list[Answer]] = {}
+    for a in answers:
+        groups.setdefault(a.visit_id, []).append(a)
+    opened = min(groups.values(), key=lambda g: min(a.received_at for a in g))
+    closed = max(groups.values(), key=lambda g: max(a.received_at for a in g))
+    return min(opened, key=key), max(closed, key=key)
 
 
 def verdict(visit: PlannedVisit, answer: Answer | None) -> str:
@@ -393,6 +403,9 @@ def summarise(
                 "enrolled": visit.enrolled,
                 "window_s": [round(visit.start_s, 2), round(visit.end_s, 2)],
                 "messages": len(by_visit.get(visit.index, [])),
+                "visit_ids": len(
+                    {a.visit_id for a in by_visit.get(visit.index, []) if a.visit_id is not None}
+                ),
                 "uploads": uploads.get(visit.index, 0),
                 "first": v_first,
                 "first_name": first.name if first else None,
@@ -422,6 +435,7 @@ def summarise(
     counts = sorted(uploads.get(v.index, 0) for v in plan.visits)
     total = sum(counts)
     report["changed"] = changed
+    report["visits_split"] = sum(1 for row in rows if row["visit_ids"] > 1)
     report["uploads_per_visit"] = {
         "total": total,
         "mean": round(total / len(counts), 2) if counts else None,
@@ -585,6 +599,20 @@ def run(plan: Plan, workdir: Path, extra_env: Mapping[str, str]) -> dict[str, An
     return report
 
 
+def reanalyse(path: Path) -> None:
+    """Recomputes a written document's figures from its ``raw`` part (no rerun), in place."""
+    document = json.loads(path.read_text())
+    visits = tuple(
+        PlannedVisit(**{**v, "looks": tuple(v["looks"])}) for v in document["plan_visits"]
+    )
+    p = document["plan"]
+    plan = Plan(visits, {}, p["fps"], p["look_seconds"], p["gap_seconds"], visits[-1].end_s)
+    raw = document["raw"]
+    answers = [Answer(**a) for a in raw["answers"]]
+    document.update(analyse(plan, answers, raw["uploads_captured_at"], raw["dead_letters"]))
+    write_result(path.stem, document)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--images", type=Path, default=None, help="default: <testdata>/lfw/images")
@@ -605,6 +633,12 @@ def main(argv: list[str] | None = None) -> None:
         help="a setting for facelens up and enroll (repeatable), e.g. "
         "FACELENS_RECOGNIZER__VISITS__REVISE_FACTOR=0.1",
     )
+    parser.add_argument(
+        "--reanalyse",
+        type=Path,
+        default=None,
+        help="recompute a written visits*.json from its raw answers (no run)",
+    )
     parser.add_argument("--enrol-from", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     extra_env: dict[str, str] = {}
@@ -613,6 +647,9 @@ def main(argv: list[str] | None = None) -> None:
         if not sep or not key.startswith("FACELENS_"):
             parser.error(f"--env {assignment!r}: expected FACELENS_NAME=VALUE")
         extra_env[key] = value
+    if args.reanalyse is not None:
+        reanalyse(args.reanalyse)
+        return
     if args.enrol_from is not None:  # the child that enrols (under the code being measured)
         enrol_in_process(json.loads(args.enrol_from.read_text()))
         return

@@ -112,6 +112,16 @@ def test_first_is_revision_zero_and_final_the_highest_revision() -> None:
     assert pair is not None
     assert (pair[0].name, pair[1].name) == (None, "Ann")
     assert first_and_final([]) is None
+    # One person's visit split by the edge into two VisitIds: the first answer is the first
+    # VisitId's, the final one the last VisitId's, whatever their revisions.
+    split = [
+        answer(None, 1.0, 0, visit_id="a"),
+        answer("Ann", 2.0, 1, visit_id="a"),
+        answer(None, 3.0, 0, visit_id="b"),
+    ]
+    pair = first_and_final(split)
+    assert pair is not None
+    assert (pair[0].name, pair[1].name, pair[1].visit_id) == (None, None, "b")
 
 
 def visit(index: int, enrolled: bool, name: str = "Ann") -> PlannedVisit:
