@@ -66,8 +66,8 @@ class VisitRules:
 
     max_fpir: float | None = 0.01
     threshold: float = 80.0
-    revise_factor: float = 0.5
-    keep_factor: float = 4.0
+    revise_factor: float = 0.1
+    keep_factor: float = 1.0
     similarity_margin: float = 5.0
     max_revisions: int = 3
     max_looks: int = 8

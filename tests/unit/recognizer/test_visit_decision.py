@@ -27,7 +27,8 @@ from facelens.recognizer.visits import (
 from facelens.values.identity import Identity
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
-RULES = VisitRules(max_fpir=0.01, threshold=80.0)
+RULES = VisitRules(max_fpir=0.01, threshold=80.0, revise_factor=0.5, keep_factor=4.0)
+"""Bars far apart, so each test can place a look clearly between or beyond them."""
 BOUND = BOUND_MARGIN * 0.01
 """The expected FPIR the first answer (today's single crop) must reach."""
 
