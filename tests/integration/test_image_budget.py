@@ -64,6 +64,7 @@ class WatchedEngine:
     def __init__(self, inner: FaceEngine) -> None:
         self.inner = inner
         self.model_version = inner.model_version
+        self.dimension = inner.dimension
         self.budget: PixelBudget | None = None
         self.held_at_calls: list[int] = []
         self._lock = threading.Lock()

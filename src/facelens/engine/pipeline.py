@@ -30,6 +30,7 @@ class PipelineEngine:
         self.embedder = embedder
         self.detect_max_side = detect_max_side
         self.model_version = embedder.model_version
+        self.dimension = embedder.dimension
 
     def prepare(self) -> None:
         self.detector.prepare()

@@ -68,6 +68,8 @@ class FaceEngine(Protocol):
 
     model_version: str
     """Identifies the embedding space; collections refuse embeddings from another."""
+    dimension: int
+    """Length of its embeddings."""
 
     def prepare(self) -> None: ...
 
