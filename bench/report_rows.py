@@ -339,22 +339,50 @@ def edge_rows(doc: dict[str, Any]) -> list[Row]:
 
 
 def latency_rows(doc: dict[str, Any]) -> list[Row]:
+    """``facelens up`` on the stage clip: a visit's first answer against issue 19's targets
+    (p50 <= 100 ms, p95 <= 200 ms), else (a document from before visits) every
+    identification against the mission's "well under a second"; and every outcome's p95."""
     rows = []
     for label, result in doc.get("results", {}).items():
-        ident = result["identifications"]
-        if ident["p50_ms_median_of_runs"] is None:
-            continue
-        median = ident["p50_ms_median_of_runs"]
-        rows.append(
-            Row(
-                "end to end (facelens up)",
-                f"frame to identification on MQTT, p50, {label}",
-                "ms",
-                Figure(median, ident["p50_ms_min"], ident["p50_ms_max"]),
-                target="< 1000 ms",
-                met=median < 1000,
+        first = result.get("first_answer")
+        if first is not None and first.get("p50_ms_median_of_runs") is not None:
+            median = first["p50_ms_median_of_runs"]
+            p95 = first["pooled"]["p95_ms"]
+            rows.append(
+                Row(
+                    "end to end (facelens up)",
+                    f"frame to a visit's first answer on MQTT, p50, {label}",
+                    "ms",
+                    Figure(median, first["p50_ms_min"], first["p50_ms_max"]),
+                    target="<= 100 ms",
+                    met=median <= 100,
+                )
             )
-        )
+            rows.append(
+                Row(
+                    "end to end (facelens up)",
+                    f"frame to a visit's first answer on MQTT, p95 (pooled), {label}",
+                    "ms",
+                    Figure(p95),
+                    target="<= 200 ms",
+                    met=p95 <= 200,
+                )
+            )
+        else:
+            ident = result["identifications"]
+            if ident["p50_ms_median_of_runs"] is None:
+                continue
+            median = ident["p50_ms_median_of_runs"]
+            rows.append(
+                Row(
+                    "end to end (facelens up)",
+                    f"frame to identification on MQTT, p50, {label}",
+                    "ms",
+                    Figure(median, ident["p50_ms_min"], ident["p50_ms_max"]),
+                    target="< 1000 ms",
+                    met=median < 1000,
+                )
+            )
         pooled = result["all_outcomes"]["pooled"]
         if pooled.get("n"):
             rows.append(

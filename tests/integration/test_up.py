@@ -151,8 +151,8 @@ def test_up_names_both_people_on_stdout_api_and_mqtt(
         {
             "what": (
                 "facelens up on short_hamilton_clip.mp4 at its frame rate (--realtime), YuNet, "
-                "best_of_seconds 0.5: from a frame's capture to its recognizer message arriving "
-                "at an MQTT subscriber (Mosquitto on loopback)"
+                "default settings (a visit's first look sent at once): from a frame's capture "
+                "to its recognizer message arriving at an MQTT subscriber (Mosquitto on loopback)"
             ),
             "all_outcomes": summarize_ms(latencies),
             "identifications": summarize_ms(identified),

@@ -102,6 +102,24 @@ def test_readers_pick_headlines_and_targets() -> None:
         }
     )
     assert [r.met for r in latency] == [False]
+    visits = latency_rows(
+        {
+            "results": {
+                "default": {
+                    "first_answer": {
+                        "p50_ms_median_of_runs": 60.0,
+                        "p50_ms_min": 52.0,
+                        "p50_ms_max": 66.0,
+                        "pooled": {"n": 20, "p95_ms": 230.0},
+                    },
+                    "identifications": {"p50_ms_median_of_runs": 60.0},
+                    "all_outcomes": {"pooled": {"n": 0}},
+                }
+            }
+        }
+    )
+    # A visit's first answer is held to issue 19's targets: p50 <= 100 ms, p95 <= 200 ms.
+    assert [(r.target, r.met) for r in visits] == [("<= 100 ms", True), ("<= 200 ms", False)]
 
 
 def test_identify_rows_put_the_peer_beside_us_and_check_the_fpir_bound() -> None:
