@@ -37,8 +37,9 @@ from typing import Any
 
 from facelens.errors import InvalidParameterException
 from facelens.history import nul
-from facelens.history.ledger import Status, encode_message, parse_time
+from facelens.history.ledger import Status, encode_message
 from facelens.history.sql_dialect import Dialect
+from facelens.history.sql_pages import page_query
 from facelens.history.visits import VisitAnswer, VisitLook
 from facelens.sql import Connection
 
@@ -173,28 +174,19 @@ class SqlVisitLedger:
         before: tuple[str, str] | None = None,
         after: str | None = None,
     ) -> list[VisitAnswer]:
-        clauses: list[str] = []
-        params: list[Any] = []
-        if status is not None:
-            clauses.append("status = ?")
-            params.append(status.value)
-        if camera is not None:
-            clauses.append(f"{self._sql.field('Camera')} = ?")
-            params.append(camera)
-        if user_id is not None:
-            clauses.append(f"{self._sql.field('UserId')} = ?")
-            params.append(user_id)
-        if before is not None:
-            at = self._sql.time(parse_time(before[0]))
-            clauses.append("(updated_at < ? OR (updated_at = ? AND visit_id > ?))")
-            params += [at, at, nul.before_nul(before[1])]
-        if after is not None:
-            clauses.append("updated_at > ?")
-            params.append(self._sql.time(parse_time(after)))
-        if nul.holds_nul(camera) or nul.holds_nul(user_id):
-            return []  # only now: a time that is not ISO is refused whatever else was asked
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        return self._select(f"{where} {_NEWEST_FIRST} LIMIT ?", [*params, limit])
+        page = page_query(
+            self._sql,
+            time_column="updated_at",
+            id_column="visit_id",
+            status=status,
+            camera=camera,
+            user_id=user_id,
+            before=before,
+            after=after,
+        )
+        if page.empty:
+            return []
+        return self._select(f"{page.where} {_NEWEST_FIRST} LIMIT ?", [*page.parameters, limit])
 
     def naming(
         self,
