@@ -34,6 +34,14 @@ How:
   each crop and message falls in one window (or is counted unmatched).
   Messages that carry a ``VisitId`` are grouped by it and the group goes to
   the visit of its earliest ``CapturedAt``.
+* **Whose answer**: an LFW photo's central part can still show the edge of
+  another face (a crowd, a neighbour): a person of their own, with a track
+  of their own. The answers in a visit's window are grouped by VisitId (by
+  the crop's ``track-id`` in code from before visits); groups whose faces
+  (the crops' ``frame-box``) are at least :data:`OWN_FACE_SHARE` as wide as
+  the widest are the visitor's, the others bystanders, counted apart
+  (``bystanders``: tracks, and how many were given a name). Two groups of
+  the visitor's are one person split by the edge (``visits_split``).
 * **Per visit**: the FIRST answer (``Revision`` 0, else the earliest message)
   and the FINAL one (the highest ``Revision``, else the latest message), each
   right (its own name), wrong (someone else's name; any name for a stranger)
@@ -291,6 +299,23 @@ class Answer:
     visit_id: str | None
     revision: int | None
     looks: int | None
+    key: str | None = None
+    """The crop's object key: what ties the answer to its crop's metadata (track, face box)."""
+
+
+@dataclass(frozen=True)
+class CropFacts:
+    """What an uploaded crop's metadata says about its face: the edge's track (a visit's, in
+    code with visits, and a track's before) and the face's width in the frame (pixels)."""
+
+    track: str | None
+    width: float | None
+
+
+OWN_FACE_SHARE = 0.6
+"""A track in a visit's window is the visitor's own when its faces are at least this share
+as wide as the widest track's there; narrower ones are bystanders: the shown photo's face
+is 85-105 px wide, faces at an LFW photo's edge (a crowd, a neighbour) 23-56 px."""
 
 
 def parse_answer(payload: bytes, received_at: float) -> Answer | None:
@@ -307,6 +332,7 @@ def parse_answer(payload: bytes, received_at: float) -> Answer | None:
     if status == "identified":  # the profile's Name; its UserId when it has none
         name = str(body.get("Name") or body.get("UserId"))
     visit_id, revision, looks = body.get("VisitId"), body.get("Revision"), body.get("Looks")
+    key = body.get("Key")
     return Answer(
         captured_at=captured,
         received_at=received_at,
@@ -315,6 +341,7 @@ def parse_answer(payload: bytes, received_at: float) -> Answer | None:
         visit_id=visit_id if isinstance(visit_id, str) else None,
         revision=revision if isinstance(revision, int) else None,
         looks=looks if isinstance(looks, int) else None,
+        key=key if isinstance(key, str) else None,
     )
 
 
@@ -339,6 +366,47 @@ def first_and_final(answers: Sequence[Answer]) -> tuple[Answer, Answer] | None:
     opened = min(groups.values(), key=lambda g: min(a.received_at for a in g))
     closed = max(groups.values(), key=lambda g: max(a.received_at for a in g))
     return min(opened, key=key), max(closed, key=key)
+
+
+def track_of(answer: Answer, facts: Mapping[str, CropFacts]) -> str | None:
+    """The answer's visit: its VisitId, else its crop's track (code from before visits)."""
+    if answer.visit_id is not None:
+        return answer.visit_id
+    crop = facts.get(answer.key or "")
+    return None if crop is None else crop.track
+
+
+def own_and_bystanders(
+    answers: Sequence[Answer], facts: Mapping[str, CropFacts]
+) -> tuple[list[Answer], list[list[Answer]]]:
+    """A visit window's answers split into the visitor's own (tracks whose faces are at least
+    OWN_FACE_SHARE as wide as the widest there) and each bystander track's. Without crop
+    facts (a document from before this split) every answer is the visitor's."""
+    groups: dict[str | None, list[Answer]] = {}
+    for a in answers:
+        groups.setdefault(track_of(a, facts), []).append(a)
+
+    def width(group: Sequence[Answer]) -> float | None:
+        widths = [w for a in group if (w := facts.get(a.key or "", _NO_FACTS).width) is not None]
+        return max(widths) if widths else None
+
+    widths = {track: width(group) for track, group in groups.items()}
+    known = [w for w in widths.values() if w is not None]
+    if not known:
+        return list(answers), []
+    widest = max(known)
+    own: list[Answer] = []
+    bystanders: list[list[Answer]] = []
+    for track, group in groups.items():
+        w = widths[track]
+        if w is None or w >= OWN_FACE_SHARE * widest:
+            own.extend(group)
+        else:
+            bystanders.append(group)
+    return own, bystanders
+
+
+_NO_FACTS = CropFacts(None, None)
 
 
 def verdict(visit: PlannedVisit, answer: Answer | None) -> str:
@@ -377,6 +445,7 @@ def summarise(
     by_visit: Mapping[int, Sequence[Answer]],
     uploads: Mapping[int, int],
     dead_letters: int,
+    facts: Mapping[str, CropFacts] | None = None,
 ) -> dict[str, Any]:
     """The figures (module docstring) and one row per visit."""
     rows: list[dict[str, Any]] = []
@@ -387,8 +456,12 @@ def summarise(
         "final_strangers": Counter(),
     }
     changed = 0
+    bystander_tracks = bystanders_named = 0
     for visit in plan.visits:
-        pair = first_and_final(by_visit.get(visit.index, []))
+        own, bystanders = own_and_bystanders(by_visit.get(visit.index, []), facts or {})
+        bystander_tracks += len(bystanders)
+        bystanders_named += sum(1 for g in bystanders if any(a.name is not None for a in g))
+        pair = first_and_final(own)
         first, final = (None, None) if pair is None else pair
         who = "enrolled" if visit.enrolled else "strangers"
         v_first, v_final = verdict(visit, first), verdict(visit, final)
@@ -402,10 +475,9 @@ def summarise(
                 "identity": visit.identity,
                 "enrolled": visit.enrolled,
                 "window_s": [round(visit.start_s, 2), round(visit.end_s, 2)],
-                "messages": len(by_visit.get(visit.index, [])),
-                "visit_ids": len(
-                    {a.visit_id for a in by_visit.get(visit.index, []) if a.visit_id is not None}
-                ),
+                "messages": len(own),
+                "visit_ids": len({a.visit_id for a in own if a.visit_id is not None}),
+                "bystander_tracks": len(bystanders),
                 "uploads": uploads.get(visit.index, 0),
                 "first": v_first,
                 "first_name": first.name if first else None,
@@ -436,6 +508,9 @@ def summarise(
     total = sum(counts)
     report["changed"] = changed
     report["visits_split"] = sum(1 for row in rows if row["visit_ids"] > 1)
+    # Faces at a photo's edge are people of their own, not the visitor: counted apart (a
+    # name given to one is a name given to someone unplanned, most likely a wrong one).
+    report["bystanders"] = {"tracks": bystander_tracks, "named": bystanders_named}
     report["uploads_per_visit"] = {
         "total": total,
         "mean": round(total / len(counts), 2) if counts else None,
@@ -449,20 +524,34 @@ def summarise(
     return report
 
 
-def crops(home: Path) -> list[dict[str, str]]:
+def crops(home: Path) -> dict[str, dict[str, str]]:
     """The user metadata of every crop in the home's local object store (sidecars under
-    ``objects/<bucket>/meta/``): what the edge uploaded."""
-    out: list[dict[str, str]] = []
-    for sidecar in (home / "objects").glob("*/meta/**/*"):
-        if not sidecar.is_file():
-            continue
-        try:
-            metadata = json.loads(sidecar.read_text())["metadata"]
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
-        if isinstance(metadata, dict) and "captured-at" in metadata:
-            out.append({str(k): str(v) for k, v in metadata.items()})
+    ``objects/<bucket>/meta/``), by object key: what the edge uploaded."""
+    out: dict[str, dict[str, str]] = {}
+    for bucket in (home / "objects").iterdir() if (home / "objects").is_dir() else ():
+        meta = bucket / "meta"
+        for sidecar in meta.glob("**/*"):
+            if not sidecar.is_file():
+                continue
+            try:
+                metadata = json.loads(sidecar.read_text())["metadata"]
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+            if isinstance(metadata, dict) and "captured-at" in metadata:
+                key = sidecar.relative_to(meta).as_posix()
+                out[key] = {str(k): str(v) for k, v in metadata.items()}
     return out
+
+
+def crop_facts(metadata: Mapping[str, str]) -> CropFacts:
+    """A crop's track and face width from its metadata (``track-id``, ``frame-box``)."""
+    width: float | None = None
+    try:
+        left, _, right, _ = (float(x) for x in metadata.get("frame-box", "").split(","))
+        width = right - left
+    except ValueError:
+        width = None
+    return CropFacts(metadata.get("track-id"), width)
 
 
 def lfw_photos(images: Path) -> dict[str, list[str]]:
@@ -523,10 +612,14 @@ def code_under_test() -> dict[str, Any]:
 
 
 def analyse(
-    plan: Plan, answers: Sequence[Answer], captured: Sequence[float], dead_letters: int
+    plan: Plan,
+    answers: Sequence[Answer],
+    captured: Sequence[float],
+    dead_letters: int,
+    facts: Mapping[str, CropFacts] | None = None,
 ) -> dict[str, Any]:
     """The figures from what a run collected: its answers, the CapturedAt (Unix seconds) of
-    every uploaded crop, and how many dead letters."""
+    every uploaded crop, how many dead letters, and each crop's facts by key."""
     windows = [(v.start_s, v.end_s) for v in plan.visits]
     start = estimate_start(captured or [a.captured_at for a in answers], windows)
     reach = 0.45 * plan.gap_s
@@ -539,7 +632,7 @@ def analyse(
         else:
             per_visit_uploads[i] += 1
     by_visit, unmatched_answers = assign(answers, start, windows, reach)
-    report = summarise(plan, by_visit, per_visit_uploads, dead_letters)
+    report = summarise(plan, by_visit, per_visit_uploads, dead_letters, facts)
     report["unmatched"] = {
         "uploads": len(stray),
         "answers": unmatched_answers,
@@ -577,8 +670,10 @@ def run(plan: Plan, workdir: Path, extra_env: Mapping[str, str]) -> dict[str, An
         messages = everything.messages
     answers = [a for m in messages if (a := parse_answer(m.payload, m.received_at)) is not None]
     dead = sum(1 for m in messages if m.topic == f"{TOPIC}/errors")
-    captured = [datetime.fromisoformat(c["captured-at"]).timestamp() for c in crops(home)]
-    report = analyse(plan, answers, captured, dead)
+    uploaded = crops(home)
+    captured = [datetime.fromisoformat(c["captured-at"]).timestamp() for c in uploaded.values()]
+    facts = {key: crop_facts(metadata) for key, metadata in uploaded.items()}
+    report = analyse(plan, answers, captured, dead, facts)
     report["messages"] = {
         "answers": len(answers),
         "all": len(messages),
@@ -589,6 +684,7 @@ def run(plan: Plan, workdir: Path, extra_env: Mapping[str, str]) -> dict[str, An
         "answers": [asdict(a) for a in answers],
         "uploads_captured_at": captured,
         "dead_letters": dead,
+        "crops": {key: asdict(f) for key, f in facts.items()},
     }
     report["run"] = {
         "frames": frames,
@@ -609,7 +705,8 @@ def reanalyse(path: Path) -> None:
     plan = Plan(visits, {}, p["fps"], p["look_seconds"], p["gap_seconds"], visits[-1].end_s)
     raw = document["raw"]
     answers = [Answer(**a) for a in raw["answers"]]
-    document.update(analyse(plan, answers, raw["uploads_captured_at"], raw["dead_letters"]))
+    facts = {key: CropFacts(**f) for key, f in raw.get("crops", {}).items()}
+    document.update(analyse(plan, answers, raw["uploads_captured_at"], raw["dead_letters"], facts))
     write_result(path.stem, document)
 
 

@@ -8,11 +8,14 @@ import json
 import pytest
 from bench.visits import (
     Answer,
+    CropFacts,
     Plan,
     PlannedVisit,
     assign,
+    crop_facts,
     estimate_start,
     first_and_final,
+    own_and_bystanders,
     parse_answer,
     plan_visits,
     summarise,
@@ -161,3 +164,29 @@ def test_a_visit_id_group_follows_its_earliest_look() -> None:
     by_visit, unmatched = assign([early, late, alone], start, WINDOWS, 0.9)
     assert by_visit == {0: [early, late]}
     assert unmatched == 1
+
+
+def test_a_face_at_a_photo_s_edge_is_a_bystander_not_a_split_of_the_visitor() -> None:
+    facts = {
+        "own-0.jpg": crop_facts({"track-id": "1", "frame-box": "250,180,340,270"}),  # 90 px
+        "own-1.jpg": CropFacts("1", 95.0),
+        "edge.jpg": crop_facts({"track-id": "2", "frame-box": "200,210,242,252"}),  # 42 px
+        "old.jpg": CropFacts("3", None),  # no frame-box: counted as the visitor's
+    }
+    first = answer(None, 1.0, key="own-0.jpg")
+    named = answer("Ann", 2.0, key="own-1.jpg")
+    bystander = answer("Bob", 3.0, key="edge.jpg")
+    own, bystanders = own_and_bystanders([first, named, bystander], facts)
+    assert own == [first, named]
+    assert bystanders == [[bystander]]
+    # Code with visits: grouped by VisitId, sized by their crops all the same.
+    v_own = answer(None, 1.0, visit_id="a", key="own-0.jpg")
+    v_edge = answer(None, 2.0, visit_id="b", key="edge.jpg")
+    assert own_and_bystanders([v_own, v_edge], facts) == ([v_own], [[v_edge]])
+    # Without crop facts (a document written before them) everything is the visitor's.
+    assert own_and_bystanders([first, bystander], {}) == ([first, bystander], [])
+    plan = Plan((visit(0, True),), {"Ann": "a0.jpg"}, 15.0, 0.4, 2.0, 4.0)
+    report = summarise(plan, {0: [first, named, bystander]}, {0: 3}, 0, facts)
+    assert report["final"]["wrong_names"] == 0
+    assert report["final"]["enrolled"]["right"] == 1
+    assert report["bystanders"] == {"tracks": 1, "named": 1}
