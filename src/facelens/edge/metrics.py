@@ -92,6 +92,15 @@ class EdgeCollector(Collector):
         )
         latency.add_metric(labels, stats.crop_latency_count, stats.crop_latency_seconds_sum)
         yield latency
+        refused = CounterMetricFamily(
+            PREFIX + "looks_refused",
+            "Looks the quality gate kept on the camera, by reason (looks): cut by the frame's "
+            "edge, small, turned, tilted, blurred, or no face found by the recognizer's detector.",
+            labels=[*LABELS, "reason"],
+        )
+        for reason, count in sorted(stats.looks_refused.items()):
+            refused.add_metric([*labels, reason], float(count))
+        yield refused
 
 
 def _gauge(name: str, help_text: str, labels: list[str], value: float) -> GaugeMetricFamily:
@@ -110,7 +119,8 @@ def render_prometheus(stats: EdgeStats) -> bytes:
 def format_stats(stats: EdgeStats) -> str:
     """One compact log line, e.g.
     ``fps 9.8 | detect 12.3 ms | frames 1200 read, 4 dropped | tracks 2 | crops 10 up, 0 queued
-    | buffer 0 (0 dropped) | upload failures 0 | viewers 1 | source up | mqtt up``.
+    | looks refused 31 | buffer 0 (0 dropped) | upload failures 0 | viewers 1 | source up
+    | mqtt up``.
 
     detect is the mean detection time since start (``-`` before the first);
     mqtt is left out when the runner has no MQTT connection at all.
@@ -125,6 +135,7 @@ def format_stats(stats: EdgeStats) -> str:
         f"frames {stats.frames_read} read, {stats.frames_dropped} dropped",
         f"tracks {stats.active_tracks}",
         f"crops {stats.crops_uploaded} up, {stats.crops_queued} queued",
+        f"looks refused {sum(stats.looks_refused.values())}",
         f"buffer {stats.buffer_depth} ({stats.buffer_dropped} dropped)",
         f"upload failures {stats.upload_failures}",
         f"viewers {stats.viewers}",

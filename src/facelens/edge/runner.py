@@ -289,6 +289,8 @@ class EdgeRunner:
             source_reconnects=self.feed.reconnects,
             mqtt_connected=self._mqtt_connected(),
             viewers=self.view.viewers if self.view is not None else 0,
+            # A copy made in one step under the GIL: the frame loop adds to the counter.
+            looks_refused={str(reason): n for reason, n in dict(self.picker.gate.refused).items()},
         )
 
     def summary(self) -> RunSummary:

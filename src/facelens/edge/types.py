@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
@@ -116,3 +117,6 @@ class EdgeStats:
     source_reconnects: int
     mqtt_connected: bool | None
     viewers: int
+    looks_refused: Mapping[str, int] = field(default_factory=dict)
+    """Looks the quality gate kept on the camera, by reason (``cut``, ``small``, ``turned``,
+    ``tilted``, ``blurred``, ``no-face``): why a camera that sees people uploads nothing."""

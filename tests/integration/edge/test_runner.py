@@ -346,6 +346,8 @@ def test_profiles_and_blurred_faces_are_followed_but_not_uploaded(
     assert refused[Refusal.TURNED] >= 10
     assert refused[Refusal.BLURRED] >= 10
     assert refused[Refusal.CUT] >= 1
+    # What an operator sees of it: the stats (log line, /metrics) say why nothing went.
+    assert stats.looks_refused == {str(reason): n for reason, n in refused.items()}
 
 
 @pytest.mark.slow

@@ -314,7 +314,9 @@ def test_stop_returns_while_a_client_is_still_watching(view: LiveView, feeder: F
 
 
 def test_every_metric_is_rendered_with_its_thing_label() -> None:
-    stats = replace(STATS, frames_read=42, mqtt_connected=False)
+    stats = replace(
+        STATS, frames_read=42, mqtt_connected=False, looks_refused={"turned": 3, "no-face": 1}
+    )
     families = {
         family.name: family
         for family in text_string_to_metric_families(render_prometheus(stats).decode())
@@ -330,6 +332,7 @@ def test_every_metric_is_rendered_with_its_thing_label() -> None:
         "upload_failures",
         "buffer_dropped",
         "source_reconnects",
+        "looks_refused",
     ]
     gauges = [
         "fps",
@@ -349,19 +352,28 @@ def test_every_metric_is_rendered_with_its_thing_label() -> None:
     for family in families.values():
         assert "(" in family.documentation, f"{family.name}: HELP states the unit"
         for sample in family.samples:
-            assert sample.labels == {"thing": THING}
+            if family.name == "facelens_edge_looks_refused":
+                assert sample.labels == {"thing": THING, "reason": sample.labels["reason"]}
+            else:
+                assert sample.labels == {"thing": THING}
     values = {s.name: s.value for f in families.values() for s in f.samples}
     assert values["facelens_edge_frames_read_total"] == 42
     assert values["facelens_edge_source_connected"] == 1
     assert values["facelens_edge_mqtt_connected"] == 0
     assert values["facelens_edge_detect_seconds_sum"] == 1.25
     assert values["facelens_edge_detect_seconds_count"] == 100
+    refused = {
+        s.labels["reason"]: s.value
+        for s in families["facelens_edge_looks_refused"].samples
+        if s.name.endswith("_total")
+    }
+    assert refused == {"turned": 3, "no-face": 1}
 
 
 def test_stats_log_line() -> None:
     line = format_stats(replace(STATS, frames_read=1200, frames_dropped=4, fps=9.84))
     assert line.startswith("fps 9.8 | detect 12.5 ms | frames 1200 read, 4 dropped | tracks 2")
-    assert "crops 2 up, 3 queued" in line
+    assert "crops 2 up, 3 queued | looks refused 0" in line
     assert "buffer 1 (0 dropped)" in line
     assert "upload failures 1" in line
     assert line.endswith("viewers 0 | source up"), "no MQTT: not mentioned"
