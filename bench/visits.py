@@ -38,8 +38,8 @@ How:
   another face (a crowd, a neighbour): a person of their own, with a track
   of their own. The answers in a visit's window are grouped by VisitId (by
   the crop's ``track-id`` in code from before visits); groups whose faces
-  (the crops' ``frame-box``) are at least :data:`OWN_FACE_SHARE` as wide as
-  the widest are the visitor's, the others bystanders, counted apart
+  (the crops' ``frame-box``) overlap the window's widest face by
+  :data:`OWN_FACE_OVERLAP` are the visitor's, the others bystanders, counted apart
   (``bystanders``: tracks, and how many were given a name). Two groups of
   the visitor's are one person split by the edge (``visits_split``).
 * **Per visit**: the FIRST answer (``Revision`` 0, else the earliest message)
@@ -306,16 +306,23 @@ class Answer:
 @dataclass(frozen=True)
 class CropFacts:
     """What an uploaded crop's metadata says about its face: the edge's track (a visit's, in
-    code with visits, and a track's before) and the face's width in the frame (pixels)."""
+    code with visits, and a track's before) and the face's box in the frame (left, top,
+    right, bottom, pixels)."""
 
     track: str | None
-    width: float | None
+    box: tuple[float, float, float, float] | None
+
+    @property
+    def width(self) -> float | None:
+        return None if self.box is None else self.box[2] - self.box[0]
 
 
-OWN_FACE_SHARE = 0.6
-"""A track in a visit's window is the visitor's own when its faces are at least this share
-as wide as the widest track's there; narrower ones are bystanders: the shown photo's face
-is 85-105 px wide, faces at an LFW photo's edge (a crowd, a neighbour) 23-56 px."""
+OWN_FACE_OVERLAP = 0.3
+"""A track in a visit's window is the visitor's own when its widest face overlaps (IoU) the
+widest face of the window by at least this: the visitor stays where the photos are shown,
+so a track the edge split off them is in the same place; a face at an LFW photo's edge (a
+crowd, a neighbour, up to 70 px wide beside the visitor's 85-110) is beside it, overlapping
+0-0.1."""
 
 
 def parse_answer(payload: bytes, received_at: float) -> Answer | None:
@@ -386,27 +393,39 @@ def own_and_bystanders(
     for a in answers:
         groups.setdefault(track_of(a, facts), []).append(a)
 
-    def width(group: Sequence[Answer]) -> float | None:
-        widths = [w for a in group if (w := facts.get(a.key or "", _NO_FACTS).width) is not None]
-        return max(widths) if widths else None
+    def widest(group: Sequence[Answer]) -> CropFacts | None:
+        known = [f for a in group if (f := facts.get(a.key or "")) is not None and f.box]
+        return max(known, key=lambda f: f.width or 0.0) if known else None
 
-    widths = {track: width(group) for track, group in groups.items()}
-    known = [w for w in widths.values() if w is not None]
+    faces = {track: widest(group) for track, group in groups.items()}
+    known = [f for f in faces.values() if f is not None and f.box is not None]
     if not known:
         return list(answers), []
-    widest = max(known)
+    anchor = max(known, key=lambda f: f.width or 0.0).box
     own: list[Answer] = []
     bystanders: list[list[Answer]] = []
     for track, group in groups.items():
-        w = widths[track]
-        if w is None or w >= OWN_FACE_SHARE * widest:
+        face = faces[track]
+        if (
+            face is None
+            or face.box is None
+            or anchor is None
+            or _iou(face.box, anchor) >= OWN_FACE_OVERLAP
+        ):
             own.extend(group)
         else:
             bystanders.append(group)
     return own, bystanders
 
 
-_NO_FACTS = CropFacts(None, None)
+def _iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
+    width = min(a[2], b[2]) - max(a[0], b[0])
+    height = min(a[3], b[3]) - max(a[1], b[1])
+    if width <= 0 or height <= 0:
+        return 0.0
+    inter = width * height
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
 
 
 def verdict(visit: PlannedVisit, answer: Answer | None) -> str:
@@ -544,14 +563,12 @@ def crops(home: Path) -> dict[str, dict[str, str]]:
 
 
 def crop_facts(metadata: Mapping[str, str]) -> CropFacts:
-    """A crop's track and face width from its metadata (``track-id``, ``frame-box``)."""
-    width: float | None = None
+    """A crop's track and face box from its metadata (``track-id``, ``frame-box``)."""
     try:
-        left, _, right, _ = (float(x) for x in metadata.get("frame-box", "").split(","))
-        width = right - left
+        left, top, right, bottom = (float(x) for x in metadata.get("frame-box", "").split(","))
     except ValueError:
-        width = None
-    return CropFacts(metadata.get("track-id"), width)
+        return CropFacts(metadata.get("track-id"), None)
+    return CropFacts(metadata.get("track-id"), (left, top, right, bottom))
 
 
 def lfw_photos(images: Path) -> dict[str, list[str]]:
@@ -705,7 +722,10 @@ def reanalyse(path: Path) -> None:
     plan = Plan(visits, {}, p["fps"], p["look_seconds"], p["gap_seconds"], visits[-1].end_s)
     raw = document["raw"]
     answers = [Answer(**a) for a in raw["answers"]]
-    facts = {key: CropFacts(**f) for key, f in raw.get("crops", {}).items()}
+    facts = {
+        key: CropFacts(f["track"], tuple(f["box"]) if f.get("box") else None)
+        for key, f in raw.get("crops", {}).items()
+    }
     document.update(analyse(plan, answers, raw["uploads_captured_at"], raw["dead_letters"], facts))
     write_result(path.stem, document)
 

@@ -168,9 +168,10 @@ def test_a_visit_id_group_follows_its_earliest_look() -> None:
 
 def test_a_face_at_a_photo_s_edge_is_a_bystander_not_a_split_of_the_visitor() -> None:
     facts = {
-        "own-0.jpg": crop_facts({"track-id": "1", "frame-box": "250,180,340,270"}),  # 90 px
-        "own-1.jpg": CropFacts("1", 95.0),
-        "edge.jpg": crop_facts({"track-id": "2", "frame-box": "200,210,242,252"}),  # 42 px
+        "own-0.jpg": crop_facts({"track-id": "1", "frame-box": "250,180,340,270"}),
+        "own-1.jpg": CropFacts("1", (255.0, 180.0, 350.0, 275.0)),
+        # A neighbour in the photo, nearly as wide, but beside the visitor.
+        "edge.jpg": crop_facts({"track-id": "2", "frame-box": "347,186,418,257"}),
         "old.jpg": CropFacts("3", None),  # no frame-box: counted as the visitor's
     }
     first = answer(None, 1.0, key="own-0.jpg")
@@ -179,10 +180,12 @@ def test_a_face_at_a_photo_s_edge_is_a_bystander_not_a_split_of_the_visitor() ->
     own, bystanders = own_and_bystanders([first, named, bystander], facts)
     assert own == [first, named]
     assert bystanders == [[bystander]]
-    # Code with visits: grouped by VisitId, sized by their crops all the same.
+    # Code with visits: grouped by VisitId, placed by their crops all the same; a second
+    # VisitId where the visitor is (the edge lost and restarted the track) is theirs: a split.
     v_own = answer(None, 1.0, visit_id="a", key="own-0.jpg")
     v_edge = answer(None, 2.0, visit_id="b", key="edge.jpg")
-    assert own_and_bystanders([v_own, v_edge], facts) == ([v_own], [[v_edge]])
+    v_split = answer("Ann", 3.0, visit_id="c", key="own-1.jpg")
+    assert own_and_bystanders([v_own, v_edge, v_split], facts) == ([v_own, v_split], [[v_edge]])
     # Without crop facts (a document written before them) everything is the visitor's.
     assert own_and_bystanders([first, bystander], {}) == ([first, bystander], [])
     plan = Plan((visit(0, True),), {"Ann": "a0.jpg"}, 15.0, 0.4, 2.0, 4.0)
