@@ -15,10 +15,9 @@ one core with OpenCV limited to one thread. fps counts from the first
 frame to the last (model loading excluded).
 
 Latency: the Hamilton clip played at its frame rate (``--realtime``), with
-the time from a frame's capture to its crop being in the store; reported
-with the default ``best_of_seconds`` 0.5 (the runner waits up to half a
-second for a better crop of a new face, by design) and with 0 (upload on the
-track's second detection: the pipeline's own latency).
+the time from a frame's capture to its crop being in the store, with the
+default settings (a visit's first identifiable look goes in the frame it is
+seen; before visits, a half-second best-of window made every first crop wait).
 
 Run from the repository root::
 
@@ -67,9 +66,7 @@ def write_clip(out: Path, size: tuple[int, int], clips: list[Path]) -> int:
     return frames
 
 
-def _one_run(
-    video: str, home: str, detector: str, realtime: bool, best_of: float, queue: Any
-) -> None:
+def _one_run(video: str, home: str, detector: str, realtime: bool, queue: Any) -> None:
     """In a child pinned to CPU 0: one runner over ``video``; its figures onto ``queue``."""
     os.sched_setaffinity(0, {0})
     import cv2
@@ -85,7 +82,7 @@ def _one_run(
         home=Path(home),
         models_dir=models_dir(),
         detector=detector,
-        edge=EdgeSettings(view_port=None, best_of_seconds=best_of, stats_seconds=3600),
+        edge=EdgeSettings(view_port=None, stats_seconds=3600),
     )
     with ExitStack() as stack:  # the process role edge-bench, as `facelens edge --thing bench`
         edge = open_edge(settings, stack, source=video, thing="bench", realtime=realtime)
@@ -116,14 +113,12 @@ def _one_run(
     )
 
 
-def run_once(
-    video: Path, detector: str, *, realtime: bool = False, best_of: float = 0.5
-) -> dict[str, Any]:
+def run_once(video: Path, detector: str, *, realtime: bool = False) -> dict[str, Any]:
     context = mp.get_context("spawn")
     queue = context.Queue()
     with tempfile.TemporaryDirectory() as home:
         process = context.Process(
-            target=_one_run, args=(str(video), home, detector, realtime, best_of, queue)
+            target=_one_run, args=(str(video), home, detector, realtime, queue)
         )
         process.start()
         result: dict[str, Any] = queue.get(timeout=1200)
@@ -168,19 +163,17 @@ def main(argv: list[str] | None = None) -> None:
                 print(throughput[-1])
         hamilton = clips[0]
         for detector in [] if args.no_latency else detectors:
-            for best_of in (0.5, 0.0):
-                result = run_once(hamilton, detector, realtime=True, best_of=best_of)
-                latency.append(
-                    {
-                        "detector": detector,
-                        "size": "640x360",
-                        "best_of_seconds": best_of,
-                        "crops": result["crops"],
-                        "frames_dropped": result["dropped"],
-                        "frame_to_store": result["frame_to_store"],
-                    }
-                )
-                print(latency[-1])
+            result = run_once(hamilton, detector, realtime=True)
+            latency.append(
+                {
+                    "detector": detector,
+                    "size": "640x360",
+                    "crops": result["crops"],
+                    "frames_dropped": result["dropped"],
+                    "frame_to_store": result["frame_to_store"],
+                }
+            )
+            print(latency[-1])
     write_result(
         "edge_fps",
         {
