@@ -21,6 +21,10 @@ from typing import Any
 
 import numpy as np
 
+from facelens.errors import FacelensError
+from facelens.storage.crops import CropMetadata
+from facelens.storage.local import LocalObjectStore
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = REPO_ROOT / "bench" / "results"
 
@@ -109,3 +113,37 @@ def write_result(name: str, document: dict[str, Any]) -> Path:
     print(text)
     print(f"wrote {path}")
     return path
+
+
+def stored_crops(home: Path) -> dict[str, CropMetadata]:
+    """Every object in ``home``'s local object store (``<home>/objects``, every bucket) with
+    the edge's crop metadata, by key: what a ``facelens up`` run uploaded. Read through the
+    store itself (its listing and HeadObject), not its files, so the layout stays its own."""
+    root = home / "objects"
+    store = LocalObjectStore(root)
+    out: dict[str, CropMetadata] = {}
+    for bucket in sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else ():
+        token: str | None = None
+        while True:
+            page = store.list_objects(bucket, next_token=token)
+            for info in page.objects:
+                crop = crop_metadata(home, bucket, info.key, store=store)
+                if crop is not None and crop.captured_at is not None:
+                    out[info.key] = crop
+            token = page.next_token
+            if token is None:
+                break
+    return out
+
+
+def crop_metadata(
+    home: Path, bucket: str, key: str, *, store: LocalObjectStore | None = None
+) -> CropMetadata | None:
+    """The crop metadata of one object in ``home``'s local object store; None when it is not
+    there (or the bucket or key is not one the store takes)."""
+    store = store or LocalObjectStore(home / "objects")
+    try:
+        info = store.head_object(bucket, key)
+    except FacelensError:
+        return None
+    return CropMetadata.from_metadata(info.metadata)

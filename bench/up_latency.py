@@ -63,7 +63,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench._common import machine_facts, summarize_ms, testdata_dir, write_result
+from bench._common import (
+    crop_metadata,
+    machine_facts,
+    summarize_ms,
+    testdata_dir,
+    write_result,
+)
 from bench.edge_fps import models_dir
 
 PEOPLE = {
@@ -119,17 +125,6 @@ class VisitTiming:
     changed: bool
 
 
-def crop_track(home: Path, bucket: str, key: str) -> str | None:
-    """The ``track-id`` the edge wrote on a crop (its sidecar in the home's local object
-    store), None when it cannot be read."""
-    sidecar = home / "objects" / bucket / "meta" / key
-    try:
-        track = json.loads(sidecar.read_text())["metadata"].get("track-id")
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return None
-    return str(track) if track else None
-
-
 def published(body: Mapping[str, Any], received_at: float, home: Path) -> Published | None:
     """The answer a message gives (None for a dead letter or a message without CapturedAt)."""
     status = body.get("Status")
@@ -141,7 +136,8 @@ def published(body: Mapping[str, Any], received_at: float, home: Path) -> Publis
         return None
     visit = body.get("VisitId")
     if not isinstance(visit, str):
-        track = crop_track(home, str(body.get("Bucket")), str(body.get("Key")))
+        crop = crop_metadata(home, str(body.get("Bucket")), str(body.get("Key")))
+        track = None if crop is None else crop.track_id
         visit = f"track:{track}" if track else f"message:{body.get('RecognitionId')}"
     revision = body.get("Revision")
     answer = body.get("Name") or body.get("UserId") if status == "identified" else None

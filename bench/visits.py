@@ -89,8 +89,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from bench._common import machine_facts, percentile, testdata_dir, write_result
+from bench._common import machine_facts, percentile, stored_crops, testdata_dir, write_result
 from bench.up_latency import base_env
+from facelens.edge.tracking import iou
+from facelens.storage.crops import CropMetadata
+from facelens.values.boxes import PixelBox
 
 TOPIC = "rekognition"
 """The recognizer's default topic: identifications here, unknowns on /unknown, dead letters
@@ -386,9 +389,9 @@ def track_of(answer: Answer, facts: Mapping[str, CropFacts]) -> str | None:
 def own_and_bystanders(
     answers: Sequence[Answer], facts: Mapping[str, CropFacts]
 ) -> tuple[list[Answer], list[list[Answer]]]:
-    """A visit window's answers split into the visitor's own (tracks whose faces are at least
-    OWN_FACE_SHARE as wide as the widest there) and each bystander track's. Without crop
-    facts (a document from before this split) every answer is the visitor's."""
+    """A visit window's answers split into the visitor's own (tracks whose widest face
+    overlaps the window's widest by OWN_FACE_OVERLAP) and each bystander track's. Without
+    crop facts (a document from before this split) every answer is the visitor's."""
     groups: dict[str | None, list[Answer]] = {}
     for a in answers:
         groups.setdefault(track_of(a, facts), []).append(a)
@@ -410,22 +413,12 @@ def own_and_bystanders(
             face is None
             or face.box is None
             or anchor is None
-            or _iou(face.box, anchor) >= OWN_FACE_OVERLAP
+            or iou(PixelBox(*face.box), PixelBox(*anchor)) >= OWN_FACE_OVERLAP
         ):
             own.extend(group)
         else:
             bystanders.append(group)
     return own, bystanders
-
-
-def _iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
-    width = min(a[2], b[2]) - max(a[0], b[0])
-    height = min(a[3], b[3]) - max(a[1], b[1])
-    if width <= 0 or height <= 0:
-        return 0.0
-    inter = width * height
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def verdict(visit: PlannedVisit, answer: Answer | None) -> str:
@@ -543,32 +536,12 @@ def summarise(
     return report
 
 
-def crops(home: Path) -> dict[str, dict[str, str]]:
-    """The user metadata of every crop in the home's local object store (sidecars under
-    ``objects/<bucket>/meta/``), by object key: what the edge uploaded."""
-    out: dict[str, dict[str, str]] = {}
-    for bucket in (home / "objects").iterdir() if (home / "objects").is_dir() else ():
-        meta = bucket / "meta"
-        for sidecar in meta.glob("**/*"):
-            if not sidecar.is_file():
-                continue
-            try:
-                metadata = json.loads(sidecar.read_text())["metadata"]
-            except (OSError, ValueError, KeyError, TypeError):
-                continue
-            if isinstance(metadata, dict) and "captured-at" in metadata:
-                key = sidecar.relative_to(meta).as_posix()
-                out[key] = {str(k): str(v) for k, v in metadata.items()}
-    return out
-
-
-def crop_facts(metadata: Mapping[str, str]) -> CropFacts:
-    """A crop's track and face box from its metadata (``track-id``, ``frame-box``)."""
-    try:
-        left, top, right, bottom = (float(x) for x in metadata.get("frame-box", "").split(","))
-    except ValueError:
-        return CropFacts(metadata.get("track-id"), None)
-    return CropFacts(metadata.get("track-id"), (left, top, right, bottom))
+def crop_facts(crop: CropMetadata) -> CropFacts:
+    """A crop's track and face box, as the facts kept in a document's ``raw``."""
+    box = crop.frame_box
+    return CropFacts(
+        crop.track_id, None if box is None else (box.left, box.top, box.right, box.bottom)
+    )
 
 
 def lfw_photos(images: Path) -> dict[str, list[str]]:
@@ -687,9 +660,9 @@ def run(plan: Plan, workdir: Path, extra_env: Mapping[str, str]) -> dict[str, An
         messages = everything.messages
     answers = [a for m in messages if (a := parse_answer(m.payload, m.received_at)) is not None]
     dead = sum(1 for m in messages if m.topic == f"{TOPIC}/errors")
-    uploaded = crops(home)
-    captured = [datetime.fromisoformat(c["captured-at"]).timestamp() for c in uploaded.values()]
-    facts = {key: crop_facts(metadata) for key, metadata in uploaded.items()}
+    uploaded = stored_crops(home)
+    captured = [c.captured_at.timestamp() for c in uploaded.values() if c.captured_at]
+    facts = {key: crop_facts(crop) for key, crop in uploaded.items()}
     report = analyse(plan, answers, captured, dead, facts)
     report["messages"] = {
         "answers": len(answers),

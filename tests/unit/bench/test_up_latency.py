@@ -3,11 +3,12 @@ the crop's track) and the first- and final-answer latencies (no broker, no video
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 from bench.up_latency import Published, parse_also, per_visit, published
+
+from facelens.storage.local import LocalObjectStore
 
 
 def body(**fields: object) -> dict[str, object]:
@@ -24,9 +25,10 @@ CAPTURED = 1767225610.0  # 2026-01-01T00:00:10Z
 
 
 def test_a_message_belongs_to_its_visit_else_to_its_crops_track(tmp_path: Path) -> None:
-    sidecar = tmp_path / "objects" / "facelens" / "meta" / "faces" / "cam" / "1.jpg"
-    sidecar.parent.mkdir(parents=True)
-    sidecar.write_text(json.dumps({"metadata": {"track-id": "7"}}))
+    # The crop as the edge leaves it: in the home's local object store, with its metadata.
+    store = LocalObjectStore(tmp_path / "objects")
+    store.create_bucket("facelens")
+    store.put_object("facelens", "faces/cam/1.jpg", b"jpeg", metadata={"track-id": "7"})
     new = published(body(Status="identified", Name="Ann", VisitId="v1", Revision=2), 11.0, tmp_path)
     assert new == Published("v1", CAPTURED, 11.0, 2, "Ann")
     old = published(body(Status="unknown"), 11.0, tmp_path)

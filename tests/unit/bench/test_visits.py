@@ -23,6 +23,8 @@ from bench.visits import (
     window_of,
 )
 
+from facelens.storage.crops import CropMetadata
+
 PHOTOS = {
     f"P{i}": [f"P{i}/{j}.jpg" for j in range(n)]
     for i, n in enumerate([6, 6, 5, 5, 5, 1, 2, 3, 1, 1, 1, 1])
@@ -168,10 +170,14 @@ def test_a_visit_id_group_follows_its_earliest_look() -> None:
 
 def test_a_face_at_a_photo_s_edge_is_a_bystander_not_a_split_of_the_visitor() -> None:
     facts = {
-        "own-0.jpg": crop_facts({"track-id": "1", "frame-box": "250,180,340,270"}),
+        "own-0.jpg": crop_facts(
+            CropMetadata.from_metadata({"track-id": "1", "frame-box": "250,180,340,270"})
+        ),
         "own-1.jpg": CropFacts("1", (255.0, 180.0, 350.0, 275.0)),
         # A neighbour in the photo, nearly as wide, but beside the visitor.
-        "edge.jpg": crop_facts({"track-id": "2", "frame-box": "347,186,418,257"}),
+        "edge.jpg": crop_facts(
+            CropMetadata.from_metadata({"track-id": "2", "frame-box": "347,186,418,257"})
+        ),
         "old.jpg": CropFacts("3", None),  # no frame-box: counted as the visitor's
     }
     first = answer(None, 1.0, key="own-0.jpg")
